@@ -1,0 +1,191 @@
+//! Taking the lock, waiting for it if asked: no blind polling. A waiter subscribes to the lock's
+//! release channel on every server, tries, and when busy sleeps until a release notice or until
+//! the holder's lease would run out (plus jitter), whichever comes first.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+
+use crate::duration::human;
+use crate::exit::{Failure, Kind};
+use crate::lock::{Attempt, Holder, HolderInfo, Lock};
+use crate::run::Event;
+use crate::signals;
+
+/// How often an idle subscriber thread checks whether it is still wanted (no Redis traffic).
+const SUBSCRIBER_POLL: Duration = Duration::from_millis(250);
+/// Retry interval when the holder's key has no expiry, which redlock itself never leaves.
+const NO_EXPIRY_RETRY: Duration = Duration::from_secs(5);
+
+/// A granted lease.
+pub struct Granted {
+    pub fence: u64,
+    pub sent: Instant,
+    pub lease_end: Instant,
+}
+
+/// Takes the lock, waiting up to `wait` for it. Stale events are drained and ignored.
+pub fn acquire(
+    lock: &mut Lock,
+    me: &HolderInfo,
+    name: &str,
+    wait: Duration,
+    timeout: Duration,
+    events: (&Sender<Event>, &Receiver<Event>),
+) -> Result<Granted, Failure> {
+    let started = Instant::now();
+    let deadline = started + wait;
+    let mut subscription: Option<Subscription> = None;
+    loop {
+        let holder = match lock.try_acquire(me, timeout) {
+            Ok(Attempt::Acquired { fence, sent, lease_end }) => {
+                return Ok(Granted { fence, sent, lease_end });
+            }
+            Ok(Attempt::Busy(holder)) => holder,
+            Err(e) => return Err(Failure::new(Kind::Unavailable, e.context("cannot take the lock"))),
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            let waited = if wait.is_zero() { String::new() } else { format!("gave up after {}: ", human(wait)) };
+            return Err(Failure::new(Kind::Busy, anyhow!("{waited}{}", busy_message(name, &holder))));
+        }
+        if subscription.is_none() {
+            // Subscribing wakes us once more when it is confirmed, so that a release between
+            // the attempt above and the subscription is not missed.
+            subscription = Some(Subscription::start(lock, events.0.clone()));
+        }
+        let retry_at = match holder.remaining {
+            Some(remaining) => now + remaining + jitter(remaining),
+            None => now + NO_EXPIRY_RETRY,
+        };
+        sleep_until(retry_at.min(deadline), events.1)?;
+    }
+}
+
+/// Sleeps until `until` or a release notice; a signal ends the wait as it would have ended us.
+fn sleep_until(until: Instant, events: &Receiver<Event>) -> Result<(), Failure> {
+    loop {
+        match events.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(Event::Released) | Err(RecvTimeoutError::Timeout) => return Ok(()),
+            Ok(Event::Signal(caught)) => {
+                let name = signals::name(caught.signal);
+                return Err(Failure::new(
+                    Kind::Signal(caught.signal),
+                    anyhow!("interrupted by {name} while waiting for the lock"),
+                ));
+            }
+            Ok(_) => continue,
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+}
+
+/// Up to a tenth of the wait, at most 50 ms: contenders waking on expiry do not all collide.
+fn jitter(remaining: Duration) -> Duration {
+    let span = (remaining / 10).min(Duration::from_millis(50)).as_micros() as u64;
+    let random = RandomState::new().hash_one(Instant::now());
+    Duration::from_micros(if span == 0 { 0 } else { random % span })
+}
+
+/// `lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s`
+pub fn busy_message(name: &str, holder: &Holder) -> String {
+    let mut text = format!("lock '{name}' is held by ");
+    if holder.host.is_empty() {
+        text.push_str("an unknown holder");
+    } else {
+        text.push_str(&format!("{} (pid {}, {})", holder.host, holder.pid, holder.command));
+    }
+    if let Some(age) = holder.age {
+        text.push_str(&format!(" for {}", human(age)));
+    }
+    match holder.remaining {
+        Some(remaining) => text.push_str(&format!("; expires in {}", human(remaining))),
+        None => text.push_str("; the key has no expiry"),
+    }
+    text
+}
+
+/// Release-notice listeners, one thread and connection per server; they stop when dropped.
+struct Subscription {
+    stop: Arc<AtomicBool>,
+}
+
+impl Subscription {
+    fn start(lock: &Lock, events: Sender<Event>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        for server in &lock.servers {
+            let (server, channel) = (server.clone_target(), lock.keys.channel.clone());
+            let (stop, events) = (stop.clone(), events.clone());
+            // A subscriber that cannot connect only costs us the prompt wake-up: the timed
+            // retry still runs, and reports the server if it stays unreachable.
+            let _ = thread::Builder::new().name("subscriber".into()).spawn(move || {
+                let Ok(mut connection) = server.connect() else { return };
+                let mut pubsub = connection.as_pubsub();
+                if pubsub.subscribe(&channel).is_err()
+                    || pubsub.set_read_timeout(Some(SUBSCRIBER_POLL)).is_err()
+                    || events.send(Event::Released).is_err()
+                {
+                    return;
+                }
+                while !stop.load(Ordering::Relaxed) {
+                    match pubsub.get_message() {
+                        Ok(_) => {
+                            if events.send(Event::Released).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) if e.is_timeout() => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+        Subscription { stop }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_message_names_the_holder() {
+        let holder = Holder {
+            host: "db2".into(),
+            pid: "4242".into(),
+            user: "backup".into(),
+            command: "./backup.sh".into(),
+            age: Some(Duration::from_secs(192)),
+            remaining: Some(Duration::from_secs(27)),
+        };
+        assert_eq!(
+            busy_message("backup", &holder),
+            "lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s"
+        );
+        let unknown = Holder { remaining: None, ..Holder::default() };
+        assert_eq!(
+            busy_message("x", &unknown),
+            "lock 'x' is held by an unknown holder; the key has no expiry"
+        );
+    }
+
+    #[test]
+    fn jitter_stays_small() {
+        for _ in 0..100 {
+            assert!(jitter(Duration::from_secs(30)) < Duration::from_millis(50));
+            assert!(jitter(Duration::from_millis(100)) < Duration::from_millis(10));
+        }
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+    }
+}

@@ -1,0 +1,118 @@
+//! Exit statuses: redlock's own, documented in the README and man page, and the command's.
+
+use std::fmt;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+/// Usage error: bad flag, duration, URL or an unsafe combination (EX_USAGE).
+pub const USAGE: u8 = 64;
+/// Redis unavailable before the command ran: connect, auth, timeout, key in the way (EX_UNAVAILABLE).
+pub const UNAVAILABLE: u8 = 69;
+/// Internal error (EX_SOFTWARE).
+pub const INTERNAL: u8 = 70;
+/// Busy: not acquired within `--wait` (EX_TEMPFAIL); `-E` changes it.
+pub const BUSY: u8 = 75;
+/// The lease was lost while the command ran, and the command was terminated.
+pub const LOCK_LOST: u8 = 76;
+/// The command exists but could not be executed.
+pub const CANNOT_EXECUTE: u8 = 126;
+/// The command was not found.
+pub const NOT_FOUND: u8 = 127;
+
+/// What went wrong, as far as a calling script needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Usage,
+    Unavailable,
+    Busy,
+    CannotExecute,
+    NotFound,
+    /// Interrupted by signal N before the command started: exit as if killed by it.
+    Signal(i32),
+    Internal,
+}
+
+/// An error that ends redlock, with the status it exits with.
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: Kind,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn new(kind: Kind, error: impl Into<anyhow::Error>) -> Self {
+        Failure { kind, error: error.into() }
+    }
+
+    /// The exit status; `busy_code` is the one chosen with `-E`.
+    pub fn exit_code(&self, busy_code: u8) -> u8 {
+        match self.kind {
+            Kind::Usage => USAGE,
+            Kind::Unavailable => UNAVAILABLE,
+            Kind::Busy => busy_code,
+            Kind::CannotExecute => CANNOT_EXECUTE,
+            Kind::NotFound => NOT_FOUND,
+            Kind::Signal(n) => signal_code(n),
+            Kind::Internal => INTERNAL,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+/// Attaches an exit kind to any error.
+pub trait Classify<T> {
+    fn kind(self, kind: Kind) -> Result<T, Failure>;
+}
+
+impl<T, E: Into<anyhow::Error>> Classify<T> for Result<T, E> {
+    fn kind(self, kind: Kind) -> Result<T, Failure> {
+        self.map_err(|e| Failure::new(kind, e))
+    }
+}
+
+/// The command's status as a shell reports it: its exit code, else 128 + the signal.
+pub fn status_code(status: ExitStatus) -> u8 {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(signal)) => signal_code(signal),
+        // Stopped or continued: waitpid without WUNTRACED never reports these.
+        (None, None) => INTERNAL,
+    }
+}
+
+fn signal_code(signal: i32) -> u8 {
+    (128 + signal).clamp(0, 255) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_pass_through() {
+        for code in [0, 1, 42, 255] {
+            assert_eq!(status_code(ExitStatus::from_raw(code << 8)), code as u8);
+        }
+    }
+
+    #[test]
+    fn signals_map_to_128_plus_n() {
+        assert_eq!(status_code(ExitStatus::from_raw(9)), 137);
+        assert_eq!(status_code(ExitStatus::from_raw(15)), 143);
+        // A core dump sets bit 7; the signal is still the low bits.
+        assert_eq!(status_code(ExitStatus::from_raw(0x80 | 11)), 139);
+    }
+
+    #[test]
+    fn busy_code_is_configurable() {
+        let busy = Failure::new(Kind::Busy, anyhow::anyhow!("busy"));
+        assert_eq!(busy.exit_code(BUSY), 75);
+        assert_eq!(busy.exit_code(0), 0);
+        assert_eq!(Failure::new(Kind::Signal(2), anyhow::anyhow!("x")).exit_code(BUSY), 130);
+    }
+}

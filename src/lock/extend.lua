@@ -1,0 +1,9 @@
+-- Extend the lease only if it is still ours; never re-create a missing key.
+-- KEYS: 1 lock, 2 holder details.  ARGV: 1 token, 2 ttl in ms.
+-- Returns 1 when extended, 0 when the lock is gone or held by another token.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1

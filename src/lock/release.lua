@@ -1,0 +1,15 @@
+-- Release the lock only if it is still ours, and tell waiters at once.
+-- KEYS: 1 lock, 2 holder details.  ARGV: 1 token, 2 ms to keep it (--min-hold), 3 channel.
+-- Returns 1 when deleted, 2 when left to expire after ARGV[2] ms, 0 when it was not ours.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+local keep = tonumber(ARGV[2])
+if keep > 0 then
+  redis.call('PEXPIRE', KEYS[1], keep)
+  redis.call('PEXPIRE', KEYS[2], keep)
+  return 2
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 1

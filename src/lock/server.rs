@@ -1,0 +1,216 @@
+//! One Redis server: its address, a lazily opened connection, and the three lock scripts.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use redis::{Client, Connection, ConnectionAddr, IntoConnectionInfo, Script, Value};
+
+use super::keys::Keys;
+
+static ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("acquire.lua")));
+static EXTEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("extend.lua")));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
+
+/// How long to wait for a TCP (and TLS) connection and its handshake.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A connection target; the connection itself is opened on first use and re-opened after an error.
+pub struct Server {
+    client: Client,
+    /// `host:port` or the socket path: safe to print, never the password.
+    pub address: String,
+    connection: Option<Connection>,
+}
+
+/// What the holder of a busy lock told us about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holder {
+    pub host: String,
+    pub pid: String,
+    pub user: String,
+    pub command: String,
+    /// How long it has held the lock, when the holder wrote its details.
+    pub age: Option<Duration>,
+    /// Time left on its lease; `None` when the key has no expiry.
+    pub remaining: Option<Duration>,
+}
+
+/// One server's answer to an acquire.
+#[derive(Debug)]
+pub enum Acquired {
+    Yes { fence: u64 },
+    Busy(Holder),
+}
+
+/// Details written next to the lock for `status` and for busy messages.
+pub struct HolderInfo {
+    pub host: String,
+    pub pid: u32,
+    pub user: String,
+    pub command: String,
+}
+
+impl HolderInfo {
+    /// Describes this process and the command it is about to run.
+    pub fn current(command: &[std::ffi::OsString]) -> Self {
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| format!("uid {}", nix::unistd::getuid()));
+        let mut command = command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
+        if command.len() > MAX_COMMAND {
+            let cut = (0..=MAX_COMMAND).rev().find(|&i| command.is_char_boundary(i)).unwrap_or(0);
+            command.truncate(cut);
+            command.push_str("...");
+        }
+        HolderInfo { host, pid: std::process::id(), user, command }
+    }
+}
+
+/// The command line is stored for people to read; a long one is cut.
+const MAX_COMMAND: usize = 200;
+
+impl Server {
+    /// Validates the URL (scheme, TLS support, database number) without connecting.
+    pub fn parse(url: &str) -> Result<Self> {
+        let info = url
+            .into_connection_info()
+            .map_err(|e| anyhow!("invalid Redis URL: {}", e.detail().unwrap_or("unrecognised")))?;
+        let address = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+            ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port} (TLS)"),
+            ConnectionAddr::Unix(path) => path.display().to_string(),
+            other => format!("{other:?}"),
+        };
+        // CLIENT SETINFO would cost a round trip on every start for no benefit to a lock.
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let info = info.set_redis_settings(settings);
+        let client = Client::open(info).map_err(|e| anyhow!("invalid Redis URL: {e}"))?;
+        Ok(Server { client, address, connection: None })
+    }
+
+    /// The same server, without our connection: for a thread that needs its own.
+    pub fn clone_target(&self) -> Server {
+        Server { client: self.client.clone(), address: self.address.clone(), connection: None }
+    }
+
+    /// Opens a fresh connection, separate from the one used for lock commands.
+    pub fn connect(&self) -> Result<Connection> {
+        self.client
+            .get_connection_with_timeout(CONNECT_TIMEOUT)
+            .map_err(|e| describe(&e))
+            .with_context(|| format!("cannot connect to Redis at {}", self.address))
+    }
+
+    pub fn acquire(
+        &mut self,
+        keys: &Keys,
+        token: &str,
+        ttl: Duration,
+        me: &HolderInfo,
+        timeout: Duration,
+    ) -> Result<Acquired> {
+        let mut call = ACQUIRE.prepare_invoke();
+        call.key(&keys.lock).key(&keys.holder).key(&keys.fence);
+        call.arg(token).arg(ms(ttl)).arg(&me.host).arg(me.pid).arg(&me.user).arg(&me.command);
+        let reply: Vec<Value> = self.request(timeout, |con| call.invoke(con))?;
+        match reply.as_slice() {
+            [Value::Int(1), Value::Int(fence)] => Ok(Acquired::Yes { fence: *fence as u64 }),
+            [Value::Int(0), Value::Int(pttl), Value::Int(age), host, pid, user, command] => {
+                Ok(Acquired::Busy(Holder {
+                    host: text(host),
+                    pid: text(pid),
+                    user: text(user),
+                    command: text(command),
+                    age: (*age >= 0).then(|| Duration::from_millis(*age as u64)),
+                    remaining: (*pttl >= 0).then(|| Duration::from_millis(*pttl as u64)),
+                }))
+            }
+            _ => bail!("unexpected reply from the acquire script: {reply:?}"),
+        }
+    }
+
+    /// Returns whether the lease was still ours (and is now extended).
+    pub fn extend(&mut self, keys: &Keys, token: &str, ttl: Duration, timeout: Duration) -> Result<bool> {
+        let mut call = EXTEND.prepare_invoke();
+        call.key(&keys.lock).key(&keys.holder).arg(token).arg(ms(ttl));
+        let extended: i64 = self.request(timeout, |con| call.invoke(con))?;
+        Ok(extended == 1)
+    }
+
+    /// Returns whether the lock was still ours. With `keep` it is left to expire after `keep`.
+    pub fn release(&mut self, keys: &Keys, token: &str, keep: Duration, timeout: Duration) -> Result<bool> {
+        let mut call = RELEASE.prepare_invoke();
+        call.key(&keys.lock).key(&keys.holder);
+        call.arg(token).arg(ms(keep)).arg(&keys.channel);
+        let released: i64 = self.request(timeout, |con| call.invoke(con))?;
+        Ok(released != 0)
+    }
+
+    /// Runs one request with a deadline, connecting first if needed. After any error the
+    /// connection is dropped: a late reply must never be read as the answer to the next request.
+    fn request<T>(
+        &mut self,
+        timeout: Duration,
+        op: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
+        let timeout = timeout.max(Duration::from_millis(1));
+        if self.connection.is_none() {
+            let connection = self
+                .client
+                .get_connection_with_timeout(timeout.min(CONNECT_TIMEOUT))
+                .map_err(|e| describe(&e))
+                .with_context(|| format!("cannot connect to Redis at {}", self.address))?;
+            self.connection = Some(connection);
+        }
+        let connection = self.connection.as_mut().expect("connected above");
+        let result = connection
+            .set_read_timeout(Some(timeout))
+            .and_then(|()| connection.set_write_timeout(Some(timeout)))
+            .and_then(|()| op(connection));
+        result.map_err(|e| {
+            self.connection = None;
+            anyhow!(describe(&e)).context(format!("Redis at {}", self.address))
+        })
+    }
+}
+
+/// A one-line description of a Redis error, with the usual causes named.
+pub fn describe(error: &redis::RedisError) -> anyhow::Error {
+    let text = error.to_string();
+    if error.is_timeout() {
+        anyhow!("timed out")
+    } else if error.is_connection_refusal() {
+        anyhow!("connection refused")
+    } else if text.contains("WRONGPASS") || text.contains("invalid password") {
+        anyhow!("authentication failed: wrong username or password")
+    } else if text.contains("NOAUTH") {
+        anyhow!("authentication required: give the password in the URL (redis://:PASSWORD@host)")
+    } else if text.contains("WRONGTYPE") || text.contains("not an integer") {
+        anyhow!("a key of another type is in the way (delete it, or choose another --prefix): {}",
+            one_line(&text))
+    } else {
+        anyhow!("{}", one_line(&text))
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Value::SimpleString(s) => s.clone(),
+        Value::Int(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Redis takes whole milliseconds; a sub-millisecond remainder is dropped.
+pub fn ms(duration: Duration) -> u64 {
+    duration.as_millis() as u64
+}

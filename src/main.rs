@@ -1,0 +1,57 @@
+//! redlock: run a command under a distributed lock held in Redis.
+
+mod acquire;
+mod child;
+mod cli;
+mod duration;
+mod exit;
+mod heartbeat;
+mod lock;
+mod run;
+mod settings;
+mod signals;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use crate::cli::{Cli, Command};
+use crate::exit::Kind;
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.payload_as_str().unwrap_or("unknown panic");
+        eprintln!("redlock: internal error: {message}");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("redlock: {}", usage_line(&e));
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    match cli.command {
+        Command::Run(args) => match run::run(&args) {
+            Ok(code) => ExitCode::from(code),
+            Err(failure) => {
+                if !(failure.kind == Kind::Busy && args.quiet) {
+                    eprintln!("redlock: {failure}");
+                }
+                ExitCode::from(failure.exit_code(args.conflict_exit_code))
+            }
+        },
+    }
+}
+
+/// clap's message fits on one line once its "error: " label and tips are taken away.
+fn usage_line(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let first = rendered.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first} (see 'redlock --help')")
+}

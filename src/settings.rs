@@ -1,0 +1,139 @@
+//! The run's settings, checked before anything touches Redis: a bad or unsafe value is a usage
+//! error with a message that says why.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use crate::cli::RunArgs;
+use crate::duration::human;
+use crate::lock::{Server, Timing};
+
+/// Longest lock name; Redis would take more, but a name is a label, not a payload.
+const MAX_NAME: usize = 200;
+
+/// Lease timings that keep the command inside its lease.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease {
+    pub timing: Timing,
+    pub heartbeat: Duration,
+    pub kill_after: Duration,
+}
+
+impl Lease {
+    /// Defaults: heartbeat a third of the TTL, kill-after a quarter.
+    pub fn new(ttl: Duration, heartbeat: Option<Duration>, kill_after: Option<Duration>) -> Result<Self> {
+        let timing = Timing::new(ttl);
+        let heartbeat = heartbeat.unwrap_or(ttl / 3);
+        let kill_after = kill_after.unwrap_or(ttl / 4);
+        // The command must be dead by the end of the lease: SIGTERM goes out `kill_after`
+        // before it, so that much must fit inside the TTL less the drift allowance.
+        let usable = ttl.saturating_sub(timing.drift);
+        if kill_after >= usable {
+            bail!(
+                "--kill-after {} must be shorter than --ttl {} minus the clock-drift allowance of {}",
+                human(kill_after), human(ttl), human(timing.drift)
+            );
+        }
+        // Between an extension and the moment the command must be signalled there must be room
+        // for the next heartbeat and at least one retry of it.
+        let room = (usable - kill_after) / 2;
+        if heartbeat > room {
+            bail!(
+                "--heartbeat {} leaves no time to retry a failed extension: with --ttl {} and \
+                 --kill-after {} it must be at most {}",
+                human(heartbeat), human(ttl), human(kill_after), human(room)
+            );
+        }
+        if heartbeat < Duration::from_millis(1) || ttl < Duration::from_millis(10) {
+            bail!("--ttl {} is too short to be kept alive: use at least 10ms", human(ttl));
+        }
+        Ok(Lease { timing, heartbeat, kill_after })
+    }
+}
+
+/// Checks a lock name or key prefix: it becomes part of a key and of a hash tag.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        bail!("{what} must not be empty");
+    }
+    if name.len() > MAX_NAME {
+        bail!("{what} is {} bytes long; the limit is {MAX_NAME}", name.len());
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control() || *c == '{' || *c == '}') {
+        bail!("{what} {name:?} contains {c:?}: braces and control characters are not allowed");
+    }
+    Ok(())
+}
+
+/// Parses every `--redis` URL; the same server twice would count twice towards the majority.
+pub fn servers(urls: &[String]) -> Result<Vec<Server>> {
+    let mut servers: Vec<Server> = Vec::new();
+    for url in urls {
+        let server = Server::parse(url.trim())?;
+        if servers.iter().any(|s| s.address == server.address) {
+            bail!("the Redis server {} is given twice", server.address);
+        }
+        servers.push(server);
+    }
+    if servers.is_empty() {
+        bail!("no Redis server given");
+    }
+    Ok(servers)
+}
+
+/// Checks what `RunArgs` cannot check by type alone; returns the lease timings.
+pub fn check_run(args: &RunArgs) -> Result<Lease> {
+    check_name("the lock name", &args.name)?;
+    check_name("the key prefix", &args.prefix)?;
+    if args.command.first().is_none_or(|c| c.is_empty()) {
+        bail!("no command given: redlock run --name NAME -- COMMAND [ARGS...]");
+    }
+    Lease::new(args.ttl, args.heartbeat, args.kill_after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        for ttl in [Duration::from_millis(100), s(1), s(30), s(3600)] {
+            let lease = Lease::new(ttl, None, None).unwrap();
+            assert_eq!(lease.heartbeat, ttl / 3);
+            assert_eq!(lease.kill_after, ttl / 4);
+        }
+    }
+
+    #[test]
+    fn kill_after_must_fit_in_the_lease() {
+        let err = Lease::new(s(10), None, Some(s(10))).unwrap_err().to_string();
+        assert!(err.contains("--kill-after"), "{err}");
+        assert!(Lease::new(s(10), Some(s(1)), Some(s(9))).is_err());
+    }
+
+    #[test]
+    fn heartbeat_must_leave_room_for_a_retry() {
+        let err = Lease::new(s(30), Some(s(20)), None).unwrap_err().to_string();
+        assert!(err.contains("at most 11.0s") || err.contains("at most 11"), "{err}");
+        assert!(Lease::new(s(30), Some(s(11)), None).is_ok());
+    }
+
+    #[test]
+    fn tiny_ttls_are_refused() {
+        assert!(Lease::new(Duration::from_millis(5), None, None).is_err());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("name", "backup-db.daily").is_ok());
+        assert!(check_name("name", "").is_err());
+        assert!(check_name("name", "a{b}").is_err());
+        assert!(check_name("name", "a\nb").is_err());
+        assert!(check_name("name", &"x".repeat(201)).is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! Which signals redlock forwards to the command, and why.
+//!
+//! The command runs in its own process group, so that on a lost lease one `killpg` reaches
+//! everything it started. The price is that signals aimed at redlock (by `kill`, by systemd, by
+//! a shell killing a job) no longer reach the command on their own, so redlock catches the ones
+//! that mean "shut down" or "do something" and passes them to the command's group:
+//! TERM, INT, HUP, QUIT, USR1 and USR2. redlock itself does not die of them: it keeps the lease
+//! alive while the command shuts down, then releases the lock and exits with the command's status.
+//!
+//! A terminal is different: when redlock runs in the foreground of a terminal it hands the
+//! terminal to the command's group (see `child.rs`), so Ctrl-C and Ctrl-\ go straight to the
+//! command. A signal the terminal generated is therefore not forwarded again when the command's
+//! group is the terminal's foreground group: the command would see it twice.
+//!
+//! SIGKILL and SIGSTOP cannot be caught; for a SIGKILLed redlock the command gets SIGKILL from
+//! the kernel through `PR_SET_PDEATHSIG`.
+
+use std::sync::mpsc::Sender;
+use std::thread;
+
+use anyhow::{Context, Result};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::{Pid, tcgetpgrp};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::low_level::siginfo::Cause;
+
+use crate::run::Event;
+
+pub const FORWARDED: [i32; 6] = [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
+
+/// A caught signal: its number, and whether the kernel (a terminal) generated it.
+#[derive(Debug, Clone, Copy)]
+pub struct Caught {
+    pub signal: i32,
+    pub from_kernel: bool,
+}
+
+/// Catches the forwarded signals from now on and reports each on `events`, from a dedicated
+/// thread: nothing but the self-pipe write happens inside the handler.
+pub fn listen(events: Sender<Event>) -> Result<()> {
+    let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED).context("cannot install signal handlers")?;
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for origin in signals.forever() {
+                let caught = Caught { signal: origin.signal, from_kernel: origin.cause == Cause::Kernel };
+                if events.send(Event::Signal(caught)).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+/// Passes a caught signal to the command's process group, unless it has it already.
+pub fn forward(group: Pid, caught: Caught) {
+    let delivered_by_terminal = caught.from_kernel && tcgetpgrp(std::io::stdin()).ok() == Some(group);
+    if delivered_by_terminal {
+        return;
+    }
+    if let Ok(signal) = Signal::try_from(caught.signal) {
+        // ESRCH: the group is already gone, which is what the signal asked for.
+        let _ = killpg(group, signal);
+    }
+}
+
+/// The signal's name for messages: `SIGINT`.
+pub fn name(signal: i32) -> String {
+    Signal::try_from(signal).map(|s| s.as_str().to_string()).unwrap_or_else(|_| format!("signal {signal}"))
+}
