@@ -43,16 +43,36 @@ pub fn acquire(
     let mut subscription: Option<Subscription> = None;
     loop {
         let holder = match lock.try_acquire(me, timeout) {
-            Ok(Attempt::Acquired { fence, sent, lease_end }) => {
-                return Ok(Granted { fence, sent, lease_end });
+            Ok(Attempt::Acquired {
+                fence,
+                sent,
+                lease_end,
+            }) => {
+                return Ok(Granted {
+                    fence,
+                    sent,
+                    lease_end,
+                });
             }
             Ok(Attempt::Busy(holder)) => holder,
-            Err(e) => return Err(Failure::new(Kind::Unavailable, e.context("cannot take the lock"))),
+            Err(e) => {
+                return Err(Failure::new(
+                    Kind::Unavailable,
+                    e.context("cannot take the lock"),
+                ));
+            }
         };
         let now = Instant::now();
         if now >= deadline {
-            let waited = if wait.is_zero() { String::new() } else { format!("gave up after {}: ", human(wait)) };
-            return Err(Failure::new(Kind::Busy, anyhow!("{waited}{}", busy_message(name, &holder))));
+            let waited = if wait.is_zero() {
+                String::new()
+            } else {
+                format!("gave up after {}: ", human(wait))
+            };
+            return Err(Failure::new(
+                Kind::Busy,
+                anyhow!("{waited}{}", busy_message(name, &holder)),
+            ));
         }
         if subscription.is_none() {
             // Subscribing wakes us once more when it is confirmed, so that a release between
@@ -98,7 +118,10 @@ pub fn busy_message(name: &str, holder: &Holder) -> String {
     if holder.host.is_empty() {
         text.push_str("an unknown holder");
     } else {
-        text.push_str(&format!("{} (pid {}, {})", holder.host, holder.pid, holder.command));
+        text.push_str(&format!(
+            "{} (pid {}, {})",
+            holder.host, holder.pid, holder.command
+        ));
     }
     if let Some(age) = holder.age {
         text.push_str(&format!(" for {}", human(age)));
@@ -123,27 +146,31 @@ impl Subscription {
             let (stop, events) = (stop.clone(), events.clone());
             // A subscriber that cannot connect only costs us the prompt wake-up: the timed
             // retry still runs, and reports the server if it stays unreachable.
-            let _ = thread::Builder::new().name("subscriber".into()).spawn(move || {
-                let Ok(mut connection) = server.connect() else { return };
-                let mut pubsub = connection.as_pubsub();
-                if pubsub.subscribe(&channel).is_err()
-                    || pubsub.set_read_timeout(Some(SUBSCRIBER_POLL)).is_err()
-                    || events.send(Event::Released).is_err()
-                {
-                    return;
-                }
-                while !stop.load(Ordering::Relaxed) {
-                    match pubsub.get_message() {
-                        Ok(_) => {
-                            if events.send(Event::Released).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) if e.is_timeout() => {}
-                        Err(_) => return,
+            let _ = thread::Builder::new()
+                .name("subscriber".into())
+                .spawn(move || {
+                    let Ok(mut connection) = server.connect() else {
+                        return;
+                    };
+                    let mut pubsub = connection.as_pubsub();
+                    if pubsub.subscribe(&channel).is_err()
+                        || pubsub.set_read_timeout(Some(SUBSCRIBER_POLL)).is_err()
+                        || events.send(Event::Released).is_err()
+                    {
+                        return;
                     }
-                }
-            });
+                    while !stop.load(Ordering::Relaxed) {
+                        match pubsub.get_message() {
+                            Ok(_) => {
+                                if events.send(Event::Released).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) if e.is_timeout() => {}
+                            Err(_) => return,
+                        }
+                    }
+                });
         }
         Subscription { stop }
     }
@@ -173,7 +200,10 @@ mod tests {
             busy_message("backup", &holder),
             "lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s"
         );
-        let unknown = Holder { remaining: None, ..Holder::default() };
+        let unknown = Holder {
+            remaining: None,
+            ..Holder::default()
+        };
         assert_eq!(
             busy_message("x", &unknown),
             "lock 'x' is held by an unknown holder; the key has no expiry"

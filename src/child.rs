@@ -21,7 +21,10 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)]) -> Result<(Child, bool),
     // and Ctrl-C reaches the command directly.
     let take_terminal = io::stdin().is_terminal() && tcgetpgrp(io::stdin()).ok() == Some(getpgrp());
     let mut command = Command::new(&argv[0]);
-    command.args(&argv[1..]).envs(env.iter().map(|(k, v)| (k, v))).process_group(0);
+    command
+        .args(&argv[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .process_group(0);
     // SAFETY: only async-signal-safe calls (prctl, getppid, kill, sigprocmask, tcsetpgrp)
     // run between fork and exec.
     unsafe {
@@ -39,8 +42,15 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)]) -> Result<(Child, bool),
     }
     let child = command.spawn().map_err(|e| {
         let program = argv[0].to_string_lossy();
-        let kind = if e.kind() == io::ErrorKind::NotFound { Kind::NotFound } else { Kind::CannotExecute };
-        Failure::new(kind, anyhow::anyhow!("cannot run '{program}': {}", describe_spawn(&e)))
+        let kind = if e.kind() == io::ErrorKind::NotFound {
+            Kind::NotFound
+        } else {
+            Kind::CannotExecute
+        };
+        Failure::new(
+            kind,
+            anyhow::anyhow!("cannot run '{program}': {}", describe_spawn(&e)),
+        )
     })?;
     if take_terminal {
         // Also from this side, as shells do: whichever runs first wins the race with exec.

@@ -48,7 +48,12 @@ pub struct RunArgs {
     pub redis: Vec<String>,
 
     /// Prefix of every key redlock writes.
-    #[arg(long, value_name = "PREFIX", env = "REDLOCK_PREFIX", default_value = "redlock")]
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        env = "REDLOCK_PREFIX",
+        default_value = "redlock"
+    )]
     pub prefix: String,
 
     /// Length of the lease: how long a crashed holder can block the lock.
@@ -73,7 +78,7 @@ pub struct RunArgs {
 
     /// Exit status when the lock is busy.
     #[arg(short = 'E', long, value_name = "N", default_value_t = crate::exit::BUSY,
-          value_parser = clap::value_parser!(u8))]
+          value_parser = clap::value_parser!(u8), allow_negative_numbers = true)]
     pub conflict_exit_code: u8,
 
     /// Print nothing when the lock is busy.

@@ -13,8 +13,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     let duration = match text.parse::<f64>() {
         // flock(1) and timeout(1) take plain seconds; so do we.
-        Ok(seconds) if seconds.is_finite() => Duration::try_from_secs_f64(seconds)
-            .map_err(|_| format!("'{text}' is out of range"))?,
+        Ok(seconds) if seconds.is_finite() => {
+            Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{text}' is out of range"))?
+        }
         _ => humantime::parse_duration(text)
             .map_err(|e| format!("expected a duration like 30s, 1m30s or 250ms ({e})"))?,
     };

@@ -41,7 +41,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(kind: Kind, error: impl Into<anyhow::Error>) -> Self {
-        Failure { kind, error: error.into() }
+        Failure {
+            kind,
+            error: error.into(),
+        }
     }
 
     /// The exit status; `busy_code` is the one chosen with `-E`.
@@ -113,6 +116,9 @@ mod tests {
         let busy = Failure::new(Kind::Busy, anyhow::anyhow!("busy"));
         assert_eq!(busy.exit_code(BUSY), 75);
         assert_eq!(busy.exit_code(0), 0);
-        assert_eq!(Failure::new(Kind::Signal(2), anyhow::anyhow!("x")).exit_code(BUSY), 130);
+        assert_eq!(
+            Failure::new(Kind::Signal(2), anyhow::anyhow!("x")).exit_code(BUSY),
+            130
+        );
     }
 }

@@ -30,10 +30,14 @@ impl Heartbeat {
         verbose: bool,
     ) -> std::io::Result<Self> {
         let (stop, stopped) = channel();
-        let thread = thread::Builder::new().name("heartbeat".into()).spawn(move || {
-            beat(&mut lock, lease, sent, lease_end, &stopped, &events, verbose);
-            lock
-        })?;
+        let thread = thread::Builder::new()
+            .name("heartbeat".into())
+            .spawn(move || {
+                beat(
+                    &mut lock, lease, sent, lease_end, &stopped, &events, verbose,
+                );
+                lock
+            })?;
         Ok(Heartbeat { stop, thread })
     }
 
@@ -73,7 +77,7 @@ fn beat(
         match lock.extend(signal_at - now) {
             Extension::Confirmed { lease_end } => {
                 if verbose {
-                    eprintln!("redlock: extended '{}' in {}", lock.keys.lock, human(now.elapsed()));
+                    eprintln!("redlock: extended the lease in {}", human(now.elapsed()));
                 }
                 sent = now;
                 signal_at = lease_end - lease.kill_after;

@@ -30,6 +30,10 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("redlock: missing subcommand (see 'redlock --help')");
+            return ExitCode::from(exit::USAGE);
+        }
         Err(e) => {
             eprintln!("redlock: {}", usage_line(&e));
             return ExitCode::from(exit::USAGE);
@@ -48,10 +52,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// clap's message fits on one line once its "error: " label and tips are taken away.
+/// clap's message fits on one line once its "error: " label, usage and tips are taken away;
+/// a list (of missing arguments) is folded into that line.
 fn usage_line(error: &clap::Error) -> String {
     let rendered = error.render().to_string();
-    let first = rendered.lines().next().unwrap_or_default();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    format!("{first} (see 'redlock --help')")
+    let mut lines = rendered.lines();
+    let first = lines.next().unwrap_or_default();
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    if line.ends_with(':') {
+        let items: Vec<&str> = lines
+            .map_while(|l| l.strip_prefix("  "))
+            .map(str::trim)
+            .collect();
+        line = format!("{} {}", line, items.join(", "));
+    }
+    format!("{line} (see 'redlock --help')")
 }

@@ -42,11 +42,20 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     // A reply later than this could not leave time to run the command safely.
     let usable = lease.timing.ttl - lease.timing.drift - lease.kill_after;
     let timeout = REQUEST_TIMEOUT.min(usable);
-    let granted = acquire::acquire(&mut lock, &me, &args.name, args.wait, timeout, (&sender, &events))?;
+    let granted = acquire::acquire(
+        &mut lock,
+        &me,
+        &args.name,
+        args.wait,
+        timeout,
+        (&sender, &events),
+    )?;
     if args.verbose {
         eprintln!(
             "redlock: acquired '{}' (fence {}) in {}",
-            args.name, granted.fence, human(granted.sent.elapsed())
+            args.name,
+            granted.fence,
+            human(granted.sent.elapsed())
         );
     }
 
@@ -72,8 +81,15 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             let _ = exit_sender.send(Event::Exited(child.wait()));
         })
         .kind(Kind::Internal)?;
-    let heartbeat = Heartbeat::start(lock, lease, granted.sent, granted.lease_end, sender, args.verbose)
-        .kind(Kind::Internal)?;
+    let heartbeat = Heartbeat::start(
+        lock,
+        lease,
+        granted.sent,
+        granted.lease_end,
+        sender,
+        args.verbose,
+    )
+    .kind(Kind::Internal)?;
 
     let (status, lost) = supervise(group, lease, &events);
     if took_terminal {
@@ -84,13 +100,20 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     match (status, lost) {
         (_, Some(_)) => Ok(exit::LOCK_LOST),
         (Ok(status), None) => Ok(exit::status_code(status)),
-        (Err(e), None) => Err(Failure::new(Kind::Internal, anyhow::anyhow!("cannot wait for the command: {e}"))),
+        (Err(e), None) => Err(Failure::new(
+            Kind::Internal,
+            anyhow::anyhow!("cannot wait for the command: {e}"),
+        )),
     }
 }
 
 /// Waits for the command to end, forwarding signals, and stopping it if the lease is lost.
 /// Returns its status and, if the lease was lost, why.
-fn supervise(group: Pid, lease: Lease, events: &Receiver<Event>) -> (std::io::Result<ExitStatus>, Option<String>) {
+fn supervise(
+    group: Pid,
+    lease: Lease,
+    events: &Receiver<Event>,
+) -> (std::io::Result<ExitStatus>, Option<String>) {
     let mut lost: Option<String> = None;
     // Set once the command was sent SIGTERM for a lost lease: when SIGKILL follows.
     let mut kill_at: Option<Instant> = None;
@@ -114,7 +137,9 @@ fn supervise(group: Pid, lease: Lease, events: &Receiver<Event>) -> (std::io::Re
                 kill_at = None;
             }
             Err(RecvTimeoutError::Disconnected) => {
-                break Err(std::io::Error::other("the waiter thread ended without a status"));
+                break Err(std::io::Error::other(
+                    "the waiter thread ended without a status",
+                ));
             }
         }
     };
@@ -137,8 +162,20 @@ fn release(lock: &mut Lock, args: &RunArgs, granted: &Granted) {
             human(lock.timing.ttl)
         );
     } else if args.verbose {
-        let how = if keep.is_zero() { String::new() } else { format!(", kept for {} more", human(keep)) };
-        let held = if released > 0 { "" } else { " (it was no longer ours)" };
-        eprintln!("redlock: released '{}'{held}{how} in {}", args.name, human(started.elapsed()));
+        let how = if keep.is_zero() {
+            String::new()
+        } else {
+            format!(", kept for {} more", human(keep))
+        };
+        let held = if released > 0 {
+            ""
+        } else {
+            " (it was no longer ours)"
+        };
+        eprintln!(
+            "redlock: released '{}'{held}{how} in {}",
+            args.name,
+            human(started.elapsed())
+        );
     }
 }

@@ -22,7 +22,11 @@ pub struct Lease {
 
 impl Lease {
     /// Defaults: heartbeat a third of the TTL, kill-after a quarter.
-    pub fn new(ttl: Duration, heartbeat: Option<Duration>, kill_after: Option<Duration>) -> Result<Self> {
+    pub fn new(
+        ttl: Duration,
+        heartbeat: Option<Duration>,
+        kill_after: Option<Duration>,
+    ) -> Result<Self> {
         let timing = Timing::new(ttl);
         let heartbeat = heartbeat.unwrap_or(ttl / 3);
         let kill_after = kill_after.unwrap_or(ttl / 4);
@@ -32,7 +36,9 @@ impl Lease {
         if kill_after >= usable {
             bail!(
                 "--kill-after {} must be shorter than --ttl {} minus the clock-drift allowance of {}",
-                human(kill_after), human(ttl), human(timing.drift)
+                human(kill_after),
+                human(ttl),
+                human(timing.drift)
             );
         }
         // Between an extension and the moment the command must be signalled there must be room
@@ -42,13 +48,23 @@ impl Lease {
             bail!(
                 "--heartbeat {} leaves no time to retry a failed extension: with --ttl {} and \
                  --kill-after {} it must be at most {}",
-                human(heartbeat), human(ttl), human(kill_after), human(room)
+                human(heartbeat),
+                human(ttl),
+                human(kill_after),
+                human(room)
             );
         }
         if heartbeat < Duration::from_millis(1) || ttl < Duration::from_millis(10) {
-            bail!("--ttl {} is too short to be kept alive: use at least 10ms", human(ttl));
+            bail!(
+                "--ttl {} is too short to be kept alive: use at least 10ms",
+                human(ttl)
+            );
         }
-        Ok(Lease { timing, heartbeat, kill_after })
+        Ok(Lease {
+            timing,
+            heartbeat,
+            kill_after,
+        })
     }
 }
 
@@ -58,9 +74,15 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
         bail!("{what} must not be empty");
     }
     if name.len() > MAX_NAME {
-        bail!("{what} is {} bytes long; the limit is {MAX_NAME}", name.len());
+        bail!(
+            "{what} is {} bytes long; the limit is {MAX_NAME}",
+            name.len()
+        );
     }
-    if let Some(c) = name.chars().find(|c| c.is_control() || *c == '{' || *c == '}') {
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_control() || *c == '{' || *c == '}')
+    {
         bail!("{what} {name:?} contains {c:?}: braces and control characters are not allowed");
     }
     Ok(())
@@ -111,15 +133,22 @@ mod tests {
 
     #[test]
     fn kill_after_must_fit_in_the_lease() {
-        let err = Lease::new(s(10), None, Some(s(10))).unwrap_err().to_string();
+        let err = Lease::new(s(10), None, Some(s(10)))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--kill-after"), "{err}");
         assert!(Lease::new(s(10), Some(s(1)), Some(s(9))).is_err());
     }
 
     #[test]
     fn heartbeat_must_leave_room_for_a_retry() {
-        let err = Lease::new(s(30), Some(s(20)), None).unwrap_err().to_string();
-        assert!(err.contains("at most 11.0s") || err.contains("at most 11"), "{err}");
+        let err = Lease::new(s(30), Some(s(20)), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("at most 11.0s") || err.contains("at most 11"),
+            "{err}"
+        );
         assert!(Lease::new(s(30), Some(s(11)), None).is_ok());
     }
 

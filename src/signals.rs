@@ -40,12 +40,16 @@ pub struct Caught {
 /// Catches the forwarded signals from now on and reports each on `events`, from a dedicated
 /// thread: nothing but the self-pipe write happens inside the handler.
 pub fn listen(events: Sender<Event>) -> Result<()> {
-    let mut signals = SignalsInfo::<WithOrigin>::new(FORWARDED).context("cannot install signal handlers")?;
+    let mut signals =
+        SignalsInfo::<WithOrigin>::new(FORWARDED).context("cannot install signal handlers")?;
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for origin in signals.forever() {
-                let caught = Caught { signal: origin.signal, from_kernel: origin.cause == Cause::Kernel };
+                let caught = Caught {
+                    signal: origin.signal,
+                    from_kernel: origin.cause == Cause::Kernel,
+                };
                 if events.send(Event::Signal(caught)).is_err() {
                     break;
                 }
@@ -57,7 +61,8 @@ pub fn listen(events: Sender<Event>) -> Result<()> {
 
 /// Passes a caught signal to the command's process group, unless it has it already.
 pub fn forward(group: Pid, caught: Caught) {
-    let delivered_by_terminal = caught.from_kernel && tcgetpgrp(std::io::stdin()).ok() == Some(group);
+    let delivered_by_terminal =
+        caught.from_kernel && tcgetpgrp(std::io::stdin()).ok() == Some(group);
     if delivered_by_terminal {
         return;
     }
@@ -69,5 +74,7 @@ pub fn forward(group: Pid, caught: Caught) {
 
 /// The signal's name for messages: `SIGINT`.
 pub fn name(signal: i32) -> String {
-    Signal::try_from(signal).map(|s| s.as_str().to_string()).unwrap_or_else(|_| format!("signal {signal}"))
+    Signal::try_from(signal)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {signal}"))
 }

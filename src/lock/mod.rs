@@ -22,7 +22,10 @@ pub struct Timing {
 
 impl Timing {
     pub fn new(ttl: Duration) -> Self {
-        Timing { ttl, drift: ttl / 100 + Duration::from_millis(2) }
+        Timing {
+            ttl,
+            drift: ttl / 100 + Duration::from_millis(2),
+        }
     }
 
     /// The last instant the lease is ours, for a request that was sent at `sent`.
@@ -35,7 +38,11 @@ impl Timing {
 #[derive(Debug)]
 pub enum Attempt {
     /// A majority is ours until `lease_end`.
-    Acquired { fence: u64, sent: Instant, lease_end: Instant },
+    Acquired {
+        fence: u64,
+        sent: Instant,
+        lease_end: Instant,
+    },
     /// Enough servers are held by others that no majority is possible; one holder's details.
     Busy(Holder),
 }
@@ -43,7 +50,9 @@ pub enum Attempt {
 /// What an extension found.
 #[derive(Debug)]
 pub enum Extension {
-    Confirmed { lease_end: Instant },
+    Confirmed {
+        lease_end: Instant,
+    },
     /// Enough servers no longer hold our token that the lease can never be confirmed again.
     Lost(String),
     /// Neither confirmed nor lost (errors, time-outs): worth retrying until the deadline.
@@ -60,7 +69,12 @@ pub struct Lock {
 impl Lock {
     pub fn new(servers: Vec<Server>, keys: Keys, timing: Timing) -> Self {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        Lock { servers, keys, token, timing }
+        Lock {
+            servers,
+            keys,
+            token,
+            timing,
+        }
     }
 
     fn quorum(&self) -> usize {
@@ -71,7 +85,9 @@ impl Lock {
     pub fn try_acquire(&mut self, me: &HolderInfo, timeout: Duration) -> anyhow::Result<Attempt> {
         let (keys, token, ttl) = (&self.keys, self.token.as_str(), self.timing.ttl);
         let sent = Instant::now();
-        let answers = fan_out(&mut self.servers, |s| s.acquire(keys, token, ttl, me, timeout));
+        let answers = fan_out(&mut self.servers, |s| {
+            s.acquire(keys, token, ttl, me, timeout)
+        });
         let lease_end = self.timing.lease_end(sent);
         let mut fence = 0;
         let (mut ours, mut busy, mut errors) = (0, Vec::new(), Vec::new());
@@ -86,7 +102,11 @@ impl Lock {
             }
         }
         if ours >= self.quorum() && Instant::now() < lease_end {
-            return Ok(Attempt::Acquired { fence, sent, lease_end });
+            return Ok(Attempt::Acquired {
+                fence,
+                sent,
+                lease_end,
+            });
         }
         if ours > 0 {
             // A minority (or a majority that came too late) is worthless and would block others.
@@ -97,7 +117,9 @@ impl Lock {
         }
         match busy.into_iter().max_by_key(|h| h.remaining) {
             Some(holder) => Ok(Attempt::Busy(holder)),
-            None => Err(anyhow!("the lease was granted too late to be of use; raise --ttl")),
+            None => Err(anyhow!(
+                "the lease was granted too late to be of use; raise --ttl"
+            )),
         }
     }
 
@@ -152,8 +174,14 @@ fn fan_out<R: Send>(servers: &mut [Server], op: impl Fn(&mut Server) -> R + Sync
     }
     thread::scope(|scope| {
         let op = &op;
-        let handles: Vec<_> = servers.iter_mut().map(|s| scope.spawn(move || op(s))).collect();
-        handles.into_iter().map(|h| h.join().expect("a server request panicked")).collect()
+        let handles: Vec<_> = servers
+            .iter_mut()
+            .map(|s| scope.spawn(move || op(s)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a server request panicked"))
+            .collect()
     })
 }
 

@@ -60,13 +60,25 @@ impl HolderInfo {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             .unwrap_or_else(|_| format!("uid {}", nix::unistd::getuid()));
-        let mut command = command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ");
+        let mut command = command
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
         if command.len() > MAX_COMMAND {
-            let cut = (0..=MAX_COMMAND).rev().find(|&i| command.is_char_boundary(i)).unwrap_or(0);
+            let cut = (0..=MAX_COMMAND)
+                .rev()
+                .find(|&i| command.is_char_boundary(i))
+                .unwrap_or(0);
             command.truncate(cut);
             command.push_str("...");
         }
-        HolderInfo { host, pid: std::process::id(), user, command }
+        HolderInfo {
+            host,
+            pid: std::process::id(),
+            user,
+            command,
+        }
     }
 }
 
@@ -76,9 +88,23 @@ const MAX_COMMAND: usize = 200;
 impl Server {
     /// Validates the URL (scheme, TLS support, database number) without connecting.
     pub fn parse(url: &str) -> Result<Self> {
+        let Some((scheme, _)) = url.split_once("://") else {
+            bail!(
+                "invalid Redis URL: expected redis://HOST[:PORT][/DB], rediss://... or redis+unix:///PATH"
+            );
+        };
+        if !matches!(
+            scheme,
+            "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys"
+        ) {
+            bail!(
+                "invalid Redis URL: unsupported scheme '{scheme}' (use redis://, rediss:// or redis+unix://)"
+            );
+        }
+        // The redis crate's messages may quote the URL, password included: keep them out.
         let info = url
             .into_connection_info()
-            .map_err(|e| anyhow!("invalid Redis URL: {}", e.detail().unwrap_or("unrecognised")))?;
+            .map_err(|_| anyhow!("invalid Redis URL for a {scheme}:// server: check the host, port and database number"))?;
         let address = match info.addr() {
             ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
             ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port} (TLS)"),
@@ -89,12 +115,20 @@ impl Server {
         let settings = info.redis_settings().clone().set_skip_set_lib_name();
         let info = info.set_redis_settings(settings);
         let client = Client::open(info).map_err(|e| anyhow!("invalid Redis URL: {e}"))?;
-        Ok(Server { client, address, connection: None })
+        Ok(Server {
+            client,
+            address,
+            connection: None,
+        })
     }
 
     /// The same server, without our connection: for a thread that needs its own.
     pub fn clone_target(&self) -> Server {
-        Server { client: self.client.clone(), address: self.address.clone(), connection: None }
+        Server {
+            client: self.client.clone(),
+            address: self.address.clone(),
+            connection: None,
+        }
     }
 
     /// Opens a fresh connection, separate from the one used for lock commands.
@@ -115,34 +149,62 @@ impl Server {
     ) -> Result<Acquired> {
         let mut call = ACQUIRE.prepare_invoke();
         call.key(&keys.lock).key(&keys.holder).key(&keys.fence);
-        call.arg(token).arg(ms(ttl)).arg(&me.host).arg(me.pid).arg(&me.user).arg(&me.command);
+        call.arg(token)
+            .arg(ms(ttl))
+            .arg(&me.host)
+            .arg(me.pid)
+            .arg(&me.user)
+            .arg(&me.command);
         let reply: Vec<Value> = self.request(timeout, |con| call.invoke(con))?;
         match reply.as_slice() {
-            [Value::Int(1), Value::Int(fence)] => Ok(Acquired::Yes { fence: *fence as u64 }),
-            [Value::Int(0), Value::Int(pttl), Value::Int(age), host, pid, user, command] => {
-                Ok(Acquired::Busy(Holder {
-                    host: text(host),
-                    pid: text(pid),
-                    user: text(user),
-                    command: text(command),
-                    age: (*age >= 0).then(|| Duration::from_millis(*age as u64)),
-                    remaining: (*pttl >= 0).then(|| Duration::from_millis(*pttl as u64)),
-                }))
-            }
+            [Value::Int(1), Value::Int(fence)] => Ok(Acquired::Yes {
+                fence: *fence as u64,
+            }),
+            [
+                Value::Int(0),
+                Value::Int(pttl),
+                Value::Int(age),
+                host,
+                pid,
+                user,
+                command,
+            ] => Ok(Acquired::Busy(Holder {
+                host: text(host),
+                pid: text(pid),
+                user: text(user),
+                command: text(command),
+                age: (*age >= 0).then(|| Duration::from_millis(*age as u64)),
+                remaining: (*pttl >= 0).then(|| Duration::from_millis(*pttl as u64)),
+            })),
             _ => bail!("unexpected reply from the acquire script: {reply:?}"),
         }
     }
 
     /// Returns whether the lease was still ours (and is now extended).
-    pub fn extend(&mut self, keys: &Keys, token: &str, ttl: Duration, timeout: Duration) -> Result<bool> {
+    pub fn extend(
+        &mut self,
+        keys: &Keys,
+        token: &str,
+        ttl: Duration,
+        timeout: Duration,
+    ) -> Result<bool> {
         let mut call = EXTEND.prepare_invoke();
-        call.key(&keys.lock).key(&keys.holder).arg(token).arg(ms(ttl));
+        call.key(&keys.lock)
+            .key(&keys.holder)
+            .arg(token)
+            .arg(ms(ttl));
         let extended: i64 = self.request(timeout, |con| call.invoke(con))?;
         Ok(extended == 1)
     }
 
     /// Returns whether the lock was still ours. With `keep` it is left to expire after `keep`.
-    pub fn release(&mut self, keys: &Keys, token: &str, keep: Duration, timeout: Duration) -> Result<bool> {
+    pub fn release(
+        &mut self,
+        keys: &Keys,
+        token: &str,
+        keep: Duration,
+        timeout: Duration,
+    ) -> Result<bool> {
         let mut call = RELEASE.prepare_invoke();
         call.key(&keys.lock).key(&keys.holder);
         call.arg(token).arg(ms(keep)).arg(&keys.channel);
@@ -187,11 +249,13 @@ pub fn describe(error: &redis::RedisError) -> anyhow::Error {
         anyhow!("connection refused")
     } else if text.contains("WRONGPASS") || text.contains("invalid password") {
         anyhow!("authentication failed: wrong username or password")
-    } else if text.contains("NOAUTH") {
+    } else if text.contains("NOAUTH") || text.contains("unauthenticated") {
         anyhow!("authentication required: give the password in the URL (redis://:PASSWORD@host)")
     } else if text.contains("WRONGTYPE") || text.contains("not an integer") {
-        anyhow!("a key of another type is in the way (delete it, or choose another --prefix): {}",
-            one_line(&text))
+        anyhow!(
+            "a key of another type is in the way (delete it, or choose another --prefix): {}",
+            one_line(&text)
+        )
     } else {
         anyhow!("{}", one_line(&text))
     }

@@ -1,0 +1,303 @@
+//! Every bad input: one line on stderr starting with `redlock:`, a documented status, no panic.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use crate::support::{RedisServer, redlock};
+
+/// Runs redlock with `args`, expects `code` and a single `redlock:` line containing `needle`.
+fn rejects(url: &str, args: &[&str], code: i32, needle: &str) {
+    let output = redlock(url).args(args).output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?}: not one line: {stderr}"
+    );
+    assert!(stderr.starts_with("redlock: "), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: expected {needle:?} in {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.stdout.is_empty(), "{args:?}: the command ran");
+}
+
+/// Usage errors never reach Redis: this URL has nothing listening.
+const NOWHERE: &str = "redis://127.0.0.1:1";
+
+#[test]
+fn usage_errors_exit_64() {
+    let long_name = "x".repeat(201);
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "--", "echo", "x"], "--name"),
+        (
+            &["run", "-n", "", "--", "echo", "x"],
+            "the lock name must not be empty",
+        ),
+        (
+            &["run", "-n", &long_name, "--", "echo", "x"],
+            "the limit is 200",
+        ),
+        (&["run", "-n", "a{b}", "--", "echo", "x"], "braces"),
+        (&["run", "-n", "x"], "COMMAND"),
+        (&["run", "-n", "x", "--", ""], "no command given"),
+        (
+            &["run", "-n", "x", "--ttl", "soon", "--", "echo", "x"],
+            "--ttl",
+        ),
+        (
+            &["run", "-n", "x", "--ttl", "0", "--", "echo", "x"],
+            "at least 1ms",
+        ),
+        (
+            &["run", "-n", "x", "--ttl", "0s", "--", "echo", "x"],
+            "at least 1ms",
+        ),
+        (
+            &["run", "-n", "x", "--heartbeat", "0ms", "--", "echo", "x"],
+            "at least 1ms",
+        ),
+        (
+            &["run", "-n", "x", "--kill-after", "0", "--", "echo", "x"],
+            "at least 1ms",
+        ),
+        (
+            &["run", "-n", "x", "--wait=-5s", "--", "echo", "x"],
+            "negative",
+        ),
+        (
+            &["run", "-n", "x", "--ttl=-1", "--", "echo", "x"],
+            "negative",
+        ),
+        (
+            &["run", "-n", "x", "--min-hold", "forever", "--", "echo", "x"],
+            "--min-hold",
+        ),
+        (
+            &["run", "-n", "x", "--wait", "400d", "--", "echo", "x"],
+            "maximum",
+        ),
+        (&["run", "-n", "x", "-E", "256", "--", "echo", "x"], "256"),
+        (
+            &["run", "-n", "x", "-E", "-1", "--", "echo", "x"],
+            "conflict-exit-code",
+        ),
+        (&["run", "-n", "x", "-E", "busy", "--", "echo", "x"], "busy"),
+        (
+            &["run", "-n", "x", "--frobnicate", "--", "echo", "x"],
+            "--frobnicate",
+        ),
+        (&["frobnicate"], "frobnicate"),
+        (&[], "missing subcommand"),
+        (
+            &[
+                "run",
+                "-n",
+                "x",
+                "--ttl",
+                "10s",
+                "--kill-after",
+                "10s",
+                "--",
+                "echo",
+                "x",
+            ],
+            "--kill-after 10.0s must be shorter",
+        ),
+        (
+            &[
+                "run",
+                "-n",
+                "x",
+                "--ttl",
+                "30s",
+                "--heartbeat",
+                "20s",
+                "--",
+                "echo",
+                "x",
+            ],
+            "--heartbeat 20s leaves no time",
+        ),
+        (
+            &["run", "-n", "x", "--ttl", "5ms", "--", "echo", "x"],
+            "--heartbeat",
+        ),
+        (
+            &[
+                "run",
+                "-n",
+                "x",
+                "--redis",
+                "http://127.0.0.1:1",
+                "--",
+                "echo",
+                "x",
+            ],
+            "unsupported scheme 'http'",
+        ),
+        (
+            &[
+                "run",
+                "-n",
+                "x",
+                "--redis",
+                "redis://127.0.0.1:99999",
+                "--",
+                "echo",
+                "x",
+            ],
+            "invalid Redis URL",
+        ),
+        (
+            &["run", "-n", "x", "--redis", "not a url", "--", "echo", "x"],
+            "invalid Redis URL",
+        ),
+        (
+            &[
+                "run",
+                "-n",
+                "x",
+                "--redis",
+                "redis://127.0.0.1:1/notadb",
+                "--",
+                "echo",
+                "x",
+            ],
+            "invalid Redis URL",
+        ),
+        (
+            &["run", "-n", "x", "--prefix", "", "--", "echo", "x"],
+            "the key prefix must not be empty",
+        ),
+    ];
+    for (args, needle) in cases {
+        rejects(NOWHERE, args, 64, needle);
+    }
+}
+
+#[test]
+fn help_and_version_succeed() {
+    for args in [&["--help"][..], &["run", "--help"], &["--version"]] {
+        let output = redlock(NOWHERE).args(args).output().unwrap();
+        assert!(output.status.success());
+        assert!(!output.stdout.is_empty());
+    }
+}
+
+#[test]
+fn nothing_listening_is_unavailable() {
+    rejects(
+        NOWHERE,
+        &["run", "-n", "x", "--", "echo", "x"],
+        69,
+        "cannot connect to Redis at 127.0.0.1:1: connection refused",
+    );
+}
+
+#[test]
+fn a_server_that_never_answers_times_out() {
+    // The kernel completes the handshake for a listening socket nobody accepts from, so only the
+    // request timeout (3 s) can end this.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let started = Instant::now();
+    rejects(
+        &url,
+        &["run", "-n", "x", "--", "echo", "x"],
+        69,
+        "timed out",
+    );
+    // Generous: the point is that it is bounded, not how fast it is.
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+#[test]
+fn a_frozen_server_is_unavailable() {
+    let server = RedisServer::start();
+    server.freeze();
+    rejects(
+        &server.url(),
+        &["run", "-n", "x", "--ttl", "2s", "--", "echo", "x"],
+        69,
+        "timed out",
+    );
+    server.thaw();
+}
+
+#[test]
+fn wrong_or_missing_password_is_unavailable() {
+    let server = RedisServer::start_with(&["--requirepass", "s3cret"]);
+    let wrong = format!("redis://:wrong@127.0.0.1:{}", server.port);
+    rejects(
+        &wrong,
+        &["run", "-n", "x", "--", "echo", "x"],
+        69,
+        "authentication failed",
+    );
+    let output = redlock(&wrong)
+        .args(["run", "-n", "x", "--", "echo", "x"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains("wrong@"),
+        "the password was printed"
+    );
+    let missing = format!("redis://127.0.0.1:{}", server.port);
+    rejects(
+        &missing,
+        &["run", "-n", "x", "--", "echo", "x"],
+        69,
+        "authentication required",
+    );
+    let right = format!("redis://:s3cret@127.0.0.1:{}/3", server.port);
+    let output = redlock(&right)
+        .args(["run", "-n", "x", "--", "echo", "x"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn a_key_of_the_wrong_type_in_the_way_is_unavailable() {
+    let server = RedisServer::start();
+    let _: () = server.cmd(&["HSET", "redlock:{typed}", "field", "value"]);
+    rejects(
+        &server.url(),
+        &["run", "-n", "typed", "--", "echo", "x"],
+        69,
+        "a key of another type is in the way",
+    );
+    let _: () = server.cmd(&["SET", "redlock:{counter}:fence", "not-a-number"]);
+    rejects(
+        &server.url(),
+        &["run", "-n", "counter", "--", "echo", "x"],
+        69,
+        "a key of another type is in the way",
+    );
+}
+
+#[test]
+fn unix_socket_urls_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("redis.sock");
+    let server = RedisServer::start_with(&["--unixsocket", socket.to_str().unwrap()]);
+    let url = format!("redis+unix://{}", socket.display());
+    let output = redlock(&url)
+        .args(["run", "-n", "x", "--", "echo", "via-socket"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, b"via-socket\n");
+    drop(server);
+}

@@ -1,0 +1,10 @@
+//! One test binary for everything that needs a real `redis-server`.
+
+mod support;
+
+mod bad_input;
+mod busy;
+mod lease;
+mod run;
+mod signals;
+mod waiting;

@@ -1,0 +1,138 @@
+//! Lease safety: the heartbeat keeps a short lease alive, and a lost lease stops the command
+//! before the lease could end on the server.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+
+use crate::support::{Holder, RedisServer, is_dead, read_pid, redlock, wait_until};
+
+#[test]
+fn a_one_second_ttl_is_kept_alive_for_several_seconds() {
+    let server = RedisServer::start();
+    let output = redlock(&server.url())
+        .args([
+            "run", "-v", "-n", "short", "--ttl", "1s", "--", "sleep", "3.5",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    // One extension every third of a second over 3.5 s.
+    let extensions = stderr.matches("redlock: extended the lease").count();
+    assert!(extensions >= 8, "only {extensions} extensions:\n{stderr}");
+    assert!(!stderr.contains("lost"), "{stderr}");
+}
+
+#[test]
+fn an_overwritten_key_stops_the_command_and_is_left_alone() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["-n", "stolen", "--ttl", "3s"]);
+    let command = holder.command_pid();
+    let _: () = server.cmd(&["SET", "redlock:{stolen}", "another-owner", "PX", "60000"]);
+    let (status, stderr) = holder.wait();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert!(
+        stderr.contains("redlock: lock lost: the lock was deleted or taken by another holder"),
+        "{stderr}"
+    );
+    assert!(is_dead(command));
+    let value: String = server.cmd(&["GET", "redlock:{stolen}"]);
+    assert_eq!(value, "another-owner");
+    assert!(server.cmd::<i64>(&["PTTL", "redlock:{stolen}"]) > 50_000);
+}
+
+#[test]
+fn a_deleted_key_is_a_lost_lock() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["-n", "gone", "--ttl", "2s"]);
+    let _: () = server.cmd(&["DEL", "redlock:{gone}"]);
+    let (status, stderr) = holder.wait();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    // Extend never re-creates the key.
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{gone}"]), 0);
+}
+
+#[test]
+fn a_frozen_server_gets_the_command_killed_before_the_lease_ends() {
+    let server = RedisServer::start();
+    let ttl = Duration::from_secs(3);
+    let mut holder = Holder::start(&server.url(), &["-n", "frozen", "--ttl", "3s"]);
+    let command = holder.command_pid();
+    let frozen = Instant::now();
+    server.freeze();
+    // Whatever extension the server accepted was sent before `frozen`, so the lease ends on the
+    // server no later than frozen + ttl. The command must be dead by then.
+    wait_until("the command is stopped", || is_dead(command));
+    let stopped = frozen.elapsed();
+    let (status, stderr) = holder.wait();
+    server.thaw();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert!(
+        stopped < ttl,
+        "the command outlived its lease: stopped {stopped:?} after the freeze"
+    );
+    assert!(
+        stderr.contains("redlock: lock lost: the lease could not be extended"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn grandchildren_are_stopped_when_the_lock_is_lost() {
+    let server = RedisServer::start();
+    // One grandchild stops on SIGTERM; the other ignores it and needs the SIGKILL.
+    let script = "sleep 1000 & echo $! > soft.pid; (trap '' TERM; exec sleep 1000) & echo $! > hard.pid; \
+                  echo $$ > pid; echo ready; wait";
+    let mut holder = Holder::start_script(&server.url(), &["-n", "tree", "--ttl", "2s"], script);
+    let soft = read_pid(&holder.path("soft.pid"));
+    let hard = read_pid(&holder.path("hard.pid"));
+    let _: () = server.cmd(&["SET", "redlock:{tree}", "thief"]);
+    let (status, stderr) = holder.wait();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert!(is_dead(soft), "the grandchild survived");
+    assert!(is_dead(hard), "the TERM-ignoring grandchild survived");
+}
+
+#[test]
+fn grandchildren_left_behind_are_stopped_before_release() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let status = redlock(&server.url())
+        .args([
+            "run",
+            "-n",
+            "orphans",
+            "--",
+            "sh",
+            "-c",
+            "sleep 1000 & echo $! > orphan.pid",
+        ])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let orphan = read_pid(&dir.path().join("orphan.pid"));
+    wait_until("the orphan is stopped", || is_dead(orphan));
+}
+
+#[test]
+fn a_killed_redlock_takes_its_command_down_and_the_lock_expires() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["-n", "crash", "--ttl", "2s"]);
+    let command = holder.command_pid();
+    kill(holder.redlock_pid(), Signal::SIGKILL).unwrap();
+    let killed = Instant::now();
+    holder.process.wait().unwrap();
+    wait_until("the command dies with redlock", || is_dead(command));
+    wait_until("the lock expires", || {
+        server.cmd::<i64>(&["EXISTS", "redlock:{crash}"]) == 0
+    });
+    // The last extension was sent before the kill, so the key ends within the TTL of it.
+    assert!(killed.elapsed() < Duration::from_secs(2) + Duration::from_millis(500));
+    let status = redlock(&server.url())
+        .args(["run", "-n", "crash", "--", "true"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

@@ -1,0 +1,190 @@
+//! The basics: the command runs with its I/O untouched and its status reported.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use crate::support::{RedisServer, expiring_keys, redlock};
+
+#[test]
+fn passes_stdin_stdout_and_stderr_through() {
+    let server = RedisServer::start();
+    let mut child = redlock(&server.url())
+        .args([
+            "run",
+            "--name",
+            "io",
+            "--",
+            "sh",
+            "-c",
+            "cat; echo to-stderr >&2",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"line one\n\x00binary\xff\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(output.stdout, b"line one\n\x00binary\xff\n");
+    assert_eq!(output.stderr, b"to-stderr\n");
+}
+
+#[test]
+fn exit_status_of_the_command_is_kept() {
+    let server = RedisServer::start();
+    for code in [0, 1, 42, 255] {
+        let status = redlock(&server.url())
+            .args([
+                "run",
+                "-n",
+                "codes",
+                "--",
+                "sh",
+                "-c",
+                &format!("exit {code}"),
+            ])
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(code));
+    }
+}
+
+#[test]
+fn a_command_killed_by_a_signal_gives_128_plus_n() {
+    let server = RedisServer::start();
+    for (signal, code) in [("TERM", 143), ("KILL", 137), ("SEGV", 139)] {
+        let status = redlock(&server.url())
+            .args([
+                "run",
+                "-n",
+                "sig",
+                "--",
+                "sh",
+                "-c",
+                &format!("kill -{signal} $$"),
+            ])
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(code), "SIG{signal}");
+    }
+}
+
+#[test]
+fn command_not_found_is_127_and_not_executable_is_126() {
+    let server = RedisServer::start();
+    let output = redlock(&server.url())
+        .args(["run", "-n", "x", "--", "no-such-command-xyz"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(127));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "redlock: cannot run 'no-such-command-xyz': command not found\n"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("not-executable.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    let output = redlock(&server.url())
+        .args(["run", "-n", "x", "--"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(126));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("permission denied"));
+    // Neither left the lock behind.
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{x}"]), 0);
+}
+
+#[test]
+fn the_command_gets_name_token_and_fence() {
+    let server = RedisServer::start();
+    let run = || {
+        let output = redlock(&server.url())
+            .args([
+                "run",
+                "-n",
+                "env",
+                "--",
+                "sh",
+                "-c",
+                "echo $REDLOCK_NAME $REDLOCK_TOKEN $REDLOCK_FENCE",
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let text = String::from_utf8(output.stdout).unwrap();
+        let fields: Vec<String> = text.split_whitespace().map(String::from).collect();
+        assert_eq!(fields.len(), 3, "{text}");
+        (
+            fields[0].clone(),
+            fields[1].clone(),
+            fields[2].parse::<u64>().unwrap(),
+        )
+    };
+    let (name, first_token, first_fence) = run();
+    let (_, second_token, second_fence) = run();
+    assert_eq!(name, "env");
+    assert_eq!(first_token.len(), 32);
+    assert_ne!(first_token, second_token);
+    assert!(second_fence > first_fence);
+}
+
+#[test]
+fn leaves_only_the_fencing_counter_behind() {
+    let server = RedisServer::start();
+    let status = redlock(&server.url())
+        .args(["run", "-n", "tidy", "--prefix", "jobs", "--", "true"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let keys: Vec<String> = server.cmd(&["KEYS", "*"]);
+    assert_eq!(keys, ["jobs:{tidy}:fence"]);
+    assert!(expiring_keys(&server).is_empty());
+}
+
+#[test]
+fn verbose_reports_acquire_extend_and_release() {
+    let server = RedisServer::start();
+    let output = redlock(&server.url())
+        .args([
+            "run", "-v", "-n", "loud", "--ttl", "300ms", "--", "sleep", "0.5",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("redlock: acquired 'loud' (fence 1) in "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("redlock: extended the lease in "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("redlock: released 'loud' in "), "{stderr}");
+}
+
+#[test]
+fn min_hold_keeps_the_lock_after_the_command_ends() {
+    let server = RedisServer::start();
+    let status = redlock(&server.url())
+        .args(["run", "-n", "daily", "--min-hold", "20s", "--", "true"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // redlock has exited; the lock lives on for what remains of the 20 s.
+    let pttl: i64 = server.cmd(&["PTTL", "redlock:{daily}"]);
+    assert!((1..=20_000).contains(&pttl), "pttl {pttl}");
+    let output = redlock(&server.url())
+        .args(["run", "-n", "daily", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(75));
+}

@@ -1,0 +1,303 @@
+//! Test fixtures: real `redis-server` processes on free loopback ports, and event-based waits.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+
+/// Generous bound for things that normally take milliseconds: only a broken build waits it out.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A `redis-server` of our own, on a free port, without persistence; killed by PID on drop.
+pub struct RedisServer {
+    process: Child,
+    pub port: u16,
+    dir: TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra arguments, e.g. `["--requirepass", "secret"]`.
+    pub fn start_with(extra: &[&str]) -> Self {
+        // Another test may take the port between our probe and redis' bind: try again then.
+        for _ in 0..10 {
+            let port = free_port();
+            let dir = tempfile::tempdir().expect("temp dir");
+            let process = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args([
+                    "--dir",
+                    dir.path().to_str().unwrap(),
+                    "--logfile",
+                    "redis.log",
+                ])
+                .args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (see README)");
+            let mut server = RedisServer { process, port, dir };
+            if server.wait_ready(extra.contains(&"--requirepass")) {
+                return server;
+            }
+        }
+        panic!("could not start redis-server");
+    }
+
+    fn wait_ready(&mut self, needs_auth: bool) -> bool {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if self.process.try_wait().unwrap().is_some() {
+                return false;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && (needs_auth || self.try_ping())
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    fn try_ping(&self) -> bool {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok()
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.process.id() as i32)
+    }
+
+    /// A connection for the test's own inspection and fault injection.
+    pub fn connection(&self) -> redis::Connection {
+        let client = redis::Client::open(self.url()).unwrap();
+        let connection = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap();
+        connection
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        connection
+    }
+
+    pub fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let mut command = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            command.arg(*arg);
+        }
+        command.query(&mut self.connection()).unwrap()
+    }
+
+    /// A partition, as far as the client can tell: the process stops answering.
+    pub fn freeze(&self) {
+        kill(self.pid(), Signal::SIGSTOP).unwrap();
+    }
+
+    pub fn thaw(&self) {
+        kill(self.pid(), Signal::SIGCONT).unwrap();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = kill(self.pid(), Signal::SIGCONT);
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- redis-server log (port {}) ---\n{}",
+                self.port,
+                self.log()
+            );
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `redlock` against `url`, with no REDLOCK_* variables inherited from the caller.
+pub fn redlock(url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_redlock"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("REDLOCK_") {
+            command.env_remove(key);
+        }
+    }
+    command.env("REDLOCK_URL", url);
+    command
+}
+
+/// Polls `condition` until it holds; panics with `what` after `PATIENCE`.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether a process is gone (or a zombie nobody reaped yet: it runs no code either).
+pub fn is_dead(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+pub fn read_pid(path: &Path) -> i32 {
+    wait_until("the pid file is written", || {
+        std::fs::read_to_string(path).is_ok_and(|s| s.ends_with('\n'))
+    });
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A `redlock run` in the background whose command says `ready` and then holds the lock until
+/// its stdin is closed (`finish`) or it is killed.
+pub struct Holder {
+    pub process: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    pub dir: TempDir,
+}
+
+/// The holder's default command: the shell's PID goes to `pid`, `ready` to stdout, then it
+/// waits for its stdin to close.
+pub const HOLD: &str = "echo $$ > pid; echo ready; read line; echo done";
+
+impl Holder {
+    pub fn start(url: &str, args: &[&str]) -> Self {
+        Self::start_script(url, args, HOLD)
+    }
+
+    pub fn start_script(url: &str, args: &[&str], script: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut process = redlock(url)
+            .arg("run")
+            .args(args)
+            .args(["--", "sh", "-c", script])
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = process.stdin.take();
+        let mut stdout = BufReader::new(process.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(
+            line,
+            "ready\n",
+            "the holder did not start: {}",
+            stderr_of(&mut process)
+        );
+        Holder {
+            process,
+            stdin,
+            stdout,
+            dir,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The command's PID (the shell run by redlock).
+    pub fn command_pid(&self) -> i32 {
+        read_pid(&self.path("pid"))
+    }
+
+    pub fn redlock_pid(&self) -> Pid {
+        Pid::from_raw(self.process.id() as i32)
+    }
+
+    pub fn send(&mut self, text: &str) {
+        self.stdin
+            .as_mut()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+
+    /// Lets the command end; returns redlock's status and stderr.
+    pub fn finish(&mut self) -> (ExitStatus, String) {
+        drop(self.stdin.take());
+        self.wait()
+    }
+
+    /// Waits for redlock to end by itself; returns its status and stderr.
+    pub fn wait(&mut self) -> (ExitStatus, String) {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut self.stdout, &mut rest);
+        let status = self.process.wait().unwrap();
+        (status, stderr_of(&mut self.process))
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn stderr_of(process: &mut Child) -> String {
+    let mut text = String::new();
+    if let Some(mut stderr) = process.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+    }
+    text
+}
+
+/// Keys in the database that have an expiry: after a clean run there must be none.
+pub fn expiring_keys(server: &RedisServer) -> Vec<String> {
+    let keys: Vec<String> = server.cmd(&["KEYS", "*"]);
+    keys.into_iter()
+        .filter(|k| server.cmd::<i64>(&["PTTL", k]) >= 0)
+        .collect()
+}

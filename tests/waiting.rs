@@ -1,0 +1,123 @@
+//! --wait: take over on a release notice, give up at the deadline, never overlap.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::{Holder, RedisServer, expiring_keys, redlock, wait_until};
+
+#[test]
+fn a_waiter_takes_over_on_release_not_on_expiry() {
+    let server = RedisServer::start();
+    // The holder's lease is 60 s: a waiter that only retried on expiry would wait that long.
+    let mut holder = Holder::start(&server.url(), &["-n", "w", "--ttl", "60s"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut waiter = redlock(&server.url())
+        .args([
+            "run",
+            "-n",
+            "w",
+            "--wait",
+            "120s",
+            "--",
+            "sh",
+            "-c",
+            "echo took-over > took-over",
+        ])
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The waiter is subscribed once Redis counts a subscriber on the lock's channel.
+    wait_until("the waiter subscribes", || {
+        let counts: Vec<redis::Value> = server.cmd(&["PUBSUB", "NUMSUB", "redlock:{w}:released"]);
+        counts.get(1) == Some(&redis::Value::Int(1))
+    });
+    assert!(!dir.path().join("took-over").exists());
+    let released = Instant::now();
+    assert!(holder.finish().0.success());
+    let status = waiter.wait().unwrap();
+    // Measured in milliseconds normally (see bench/); 20 s only rules out waiting for expiry.
+    assert!(released.elapsed() < Duration::from_secs(20));
+    assert!(status.success());
+    assert!(dir.path().join("took-over").exists());
+}
+
+#[test]
+fn wait_times_out_with_busy() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["-n", "w"]);
+    let started = Instant::now();
+    let output = redlock(&server.url())
+        .args(["run", "-n", "w", "--wait", "1s", "--", "echo", "ran"])
+        .output()
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(output.status.code(), Some(75));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with("redlock: gave up after 1.0s: lock 'w' is held by "),
+        "{stderr}"
+    );
+    holder.finish();
+}
+
+#[test]
+fn waiting_for_an_expiring_lock_succeeds() {
+    let server = RedisServer::start();
+    // A crashed holder: no release notice will come, only the expiry.
+    let _: () = server.cmd(&["SET", "redlock:{crashed}", "dead-holder", "PX", "500"]);
+    let output = redlock(&server.url())
+        .args(["run", "-n", "crashed", "--wait", "30s", "--", "echo", "ran"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, b"ran\n");
+}
+
+/// 6 shell loops × 15 runs on one name: the critical sections never overlap, and each sees a
+/// larger fencing token than the one before it.
+#[test]
+fn concurrent_loops_never_overlap_and_fences_increase() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let redlock = env!("CARGO_BIN_EXE_redlock");
+    // mkdir is atomic: it fails if another critical section is inside.
+    let critical = "mkdir inside || echo OVERLAP >> log; echo \"start $REDLOCK_FENCE\" >> log; \
+                    echo \"end $REDLOCK_FENCE\" >> log; rmdir inside";
+    let script = format!(
+        "for i in $(seq 15); do '{redlock}' run -n shared --wait 120s -- sh -c '{critical}' || echo FAILED $? >> log; done"
+    );
+    let loops: Vec<_> = (0..6)
+        .map(|_| {
+            std::process::Command::new("sh")
+                .args(["-c", &script])
+                .env("REDLOCK_URL", server.url())
+                .current_dir(dir.path())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut shell in loops {
+        assert!(shell.wait().unwrap().success());
+    }
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 6 * 15 * 2, "{log}");
+    let mut last_fence = 0;
+    for pair in lines.chunks(2) {
+        let start: u64 = pair[0].strip_prefix("start ").expect(&log).parse().unwrap();
+        let end: u64 = pair[1].strip_prefix("end ").expect(&log).parse().unwrap();
+        assert_eq!(start, end, "another run got in between:\n{log}");
+        assert!(
+            start > last_fence,
+            "fence went from {last_fence} to {start}:\n{log}"
+        );
+        last_fence = start;
+    }
+    assert!(expiring_keys(&server).is_empty());
+}
