@@ -104,7 +104,7 @@ fn usage_errors_exit_64() {
                 "echo",
                 "x",
             ],
-            "--kill-after 10.0s must be shorter",
+            "--kill-after 10s must be shorter than --ttl 10s",
         ),
         (
             &[
