@@ -39,17 +39,19 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    match cli.command {
-        Command::Run(args) => match run::run(&args) {
-            Ok(code) => ExitCode::from(code),
+    // A bug must still end in one line and a documented status (the hook above printed it).
+    let outcome = std::panic::catch_unwind(|| match &cli.command {
+        Command::Run(args) => match run::run(args) {
+            Ok(code) => code,
             Err(failure) => {
                 if !(failure.kind == Kind::Busy && args.quiet) {
                     eprintln!("redlock: {failure}");
                 }
-                ExitCode::from(failure.exit_code(args.conflict_exit_code))
+                failure.exit_code(args.conflict_exit_code)
             }
         },
-    }
+    });
+    ExitCode::from(outcome.unwrap_or(exit::INTERNAL))
 }
 
 /// clap's message fits on one line once its "error: " label, usage and tips are taken away;

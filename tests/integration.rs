@@ -4,6 +4,7 @@ mod support;
 
 mod bad_input;
 mod busy;
+mod connection;
 mod lease;
 mod run;
 mod signals;

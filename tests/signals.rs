@@ -1,8 +1,12 @@
 //! Signals sent to redlock reach the command; its status is kept and the lock is freed at once.
 
-use nix::sys::signal::{Signal, kill};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
 
-use crate::support::{Holder, RedisServer};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::support::{Holder, RedisServer, redlock, wait_until};
 
 #[test]
 fn each_forwarded_signal_reaches_the_command() {
@@ -51,4 +55,76 @@ fn a_signal_that_kills_the_command_gives_128_plus_n() {
     let (status, _) = holder.wait();
     assert_eq!(status.code(), Some(143));
     assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{sig}"]), 0);
+}
+
+#[test]
+fn a_signal_while_waiting_ends_the_wait_with_128_plus_n() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["-n", "queue"]);
+    let waiter = redlock(&server.url())
+        .args(["run", "-n", "queue", "--wait", "5m", "--", "echo", "ran"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the waiter subscribes", || {
+        let counts: Vec<redis::Value> =
+            server.cmd(&["PUBSUB", "NUMSUB", "redlock:{queue}:released"]);
+        counts.get(1) == Some(&redis::Value::Int(1))
+    });
+    kill(Pid::from_raw(waiter.id() as i32), Signal::SIGINT).unwrap();
+    let output = waiter.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    assert!(output.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "redlock: interrupted by SIGINT while waiting for the lock\n"
+    );
+    assert!(holder.finish().0.success());
+}
+
+/// In a terminal the command gets the terminal: it can read it (a background process group
+/// would be stopped by SIGTTIN), and Ctrl-C reaches it directly. `script` provides the terminal.
+#[test]
+fn in_a_terminal_the_command_reads_it_and_gets_ctrl_c() {
+    let server = RedisServer::start();
+    let redlock = env!("CARGO_BIN_EXE_redlock");
+    let inner = format!(
+        "'{redlock}' run -n tty -- sh -c 'read line; echo \"got $line\"; echo ready; sleep 1000'; echo \"status $?\""
+    );
+    // timeout(1) turns a hang (a command stopped by SIGTTIN) into a failure.
+    let mut terminal = Command::new("timeout")
+        .args(["60", "script", "-qec", &inner, "/dev/null"])
+        .env("REDLOCK_URL", server.url())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    let mut input = terminal.stdin.take().unwrap();
+    let mut output = BufReader::new(terminal.stdout.take().unwrap());
+    input.write_all(b"typed\n").unwrap();
+    let mut seen = String::new();
+    while !seen.contains("ready") {
+        let mut line = String::new();
+        assert!(
+            output.read_line(&mut line).unwrap() > 0,
+            "no 'ready' in: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    assert!(seen.contains("got typed"), "{seen}");
+    // Ctrl-C, as typed at the terminal.
+    input.write_all(b"\x03").unwrap();
+    while !seen.contains("status") {
+        let mut line = String::new();
+        assert!(
+            output.read_line(&mut line).unwrap() > 0,
+            "no status in: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    assert!(seen.contains("status 130"), "{seen}");
+    drop(input);
+    terminal.wait().unwrap();
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{tty}"]), 0);
 }

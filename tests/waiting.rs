@@ -121,3 +121,50 @@ fn concurrent_loops_never_overlap_and_fences_increase() {
     }
     assert!(expiring_keys(&server).is_empty());
 }
+
+/// An idle waiter sleeps on the release channel: while the holder's lease runs it sends nothing.
+#[test]
+fn an_idle_waiter_sends_no_commands() {
+    let server = RedisServer::start();
+    // A 60 s lease extended every 20 s: no extension falls in the window below either.
+    let mut holder = Holder::start(&server.url(), &["-n", "idle", "--ttl", "60s"]);
+    let mut waiter = redlock(&server.url())
+        .args(["run", "-n", "idle", "--wait", "5m", "--", "true"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the waiter subscribes", || {
+        let counts: Vec<redis::Value> =
+            server.cmd(&["PUBSUB", "NUMSUB", "redlock:{idle}:released"]);
+        counts.get(1) == Some(&redis::Value::Int(1))
+    });
+    let before = script_calls(&server);
+    // The observation window: any polling at all would show up within 2 s.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        script_calls(&server),
+        before,
+        "the idle waiter sent commands"
+    );
+    assert!(holder.finish().0.success());
+    assert!(waiter.wait().unwrap().success());
+}
+
+/// How many scripts the server has run (acquire, extend, release are all scripts).
+fn script_calls(server: &RedisServer) -> u64 {
+    let stats: String = server.cmd(&["INFO", "commandstats"]);
+    stats
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .map(|l| {
+            l.split("calls=")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
+}

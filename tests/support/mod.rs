@@ -29,49 +29,56 @@ impl RedisServer {
 
     /// Starts a server with extra arguments, e.g. `["--requirepass", "secret"]`.
     pub fn start_with(extra: &[&str]) -> Self {
+        // A plain PING cannot get through a password: a TCP connect must do then.
+        let connect_only = extra.contains(&"--requirepass");
+        Self::launch(
+            |port| {
+                [&["--port", &port.to_string()][..], extra]
+                    .concat()
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect()
+            },
+            connect_only,
+        )
+    }
+
+    /// Starts redis-server on a free port with the arguments `args(port)` gives.
+    fn launch(args: impl Fn(u16) -> Vec<String>, connect_only: bool) -> Self {
         // Another test may take the port between our probe and redis' bind: try again then.
         for _ in 0..10 {
             let port = free_port();
             let dir = tempfile::tempdir().expect("temp dir");
             let process = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args([
                     "--dir",
                     dir.path().to_str().unwrap(),
                     "--logfile",
                     "redis.log",
                 ])
-                .args(extra)
+                .args(args(port))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("redis-server must be installed (see README)");
             let mut server = RedisServer { process, port, dir };
-            if server.wait_ready(extra.contains(&"--requirepass")) {
+            if server.wait_ready(connect_only) {
                 return server;
             }
         }
         panic!("could not start redis-server");
     }
 
-    fn wait_ready(&mut self, needs_auth: bool) -> bool {
+    fn wait_ready(&mut self, connect_only: bool) -> bool {
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
             if self.process.try_wait().unwrap().is_some() {
                 return false;
             }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && (needs_auth || self.try_ping())
+                && (connect_only || self.try_ping())
             {
                 return true;
             }
@@ -85,6 +92,89 @@ impl RedisServer {
             .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
             .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
             .is_ok()
+    }
+
+    /// A server that speaks only TLS on its port, with a certificate for 127.0.0.1 signed by a
+    /// CA of its own; returns it with the directory that holds the CA's `ca.crt`.
+    pub fn start_tls() -> (Self, TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path();
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(certs)
+                .stderr(Stdio::null())
+                .status();
+            assert!(
+                status.expect("openssl must be installed").success(),
+                "openssl {args:?}"
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=redlock test CA",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(certs.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ]);
+        let path = |name: &str| certs.join(name).to_str().unwrap().to_string();
+        let (crt, key, ca) = (path("server.crt"), path("server.key"), path("ca.crt"));
+        let tls_args = |port: u16| -> Vec<String> {
+            let port = port.to_string();
+            [
+                "--port",
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                &crt,
+                "--tls-key-file",
+                &key,
+            ]
+            .into_iter()
+            .chain(["--tls-ca-cert-file", &ca, "--tls-auth-clients", "no"])
+            .map(String::from)
+            .collect()
+        };
+        (Self::launch(tls_args, true), dir)
     }
 
     pub fn url(&self) -> String {
