@@ -29,15 +29,31 @@ pub struct Granted {
     pub lease_end: Instant,
 }
 
-/// Takes the lock, waiting up to `wait` for it. Stale events are drained and ignored.
+/// How to take the lock.
+pub struct Policy<'a> {
+    /// The lock's name, for messages.
+    pub name: &'a str,
+    /// How long to wait for a busy lock.
+    pub wait: Duration,
+    /// Bound on each request to the servers.
+    pub timeout: Duration,
+    /// Say when we start waiting, and for whom.
+    pub verbose: bool,
+}
+
+/// Takes the lock, waiting up to `policy.wait` for it. Stale events are drained and ignored.
 pub fn acquire(
     lock: &mut Lock,
     me: &HolderInfo,
-    name: &str,
-    wait: Duration,
-    timeout: Duration,
+    policy: &Policy,
     events: (&Sender<Event>, &Receiver<Event>),
 ) -> Result<Granted, Failure> {
+    let Policy {
+        name,
+        wait,
+        timeout,
+        verbose,
+    } = *policy;
     let started = Instant::now();
     let deadline = started + wait;
     let mut subscription: Option<Subscription> = None;
@@ -75,6 +91,13 @@ pub fn acquire(
             ));
         }
         if subscription.is_none() {
+            if verbose {
+                eprintln!(
+                    "redlock: waiting up to {}: {}",
+                    human(wait),
+                    busy_message(name, &holder)
+                );
+            }
             // Subscribing wakes us once more when it is confirmed, so that a release between
             // the attempt above and the subscription is not missed.
             subscription = Some(Subscription::start(lock, events.0.clone()));

@@ -59,7 +59,7 @@ fn beat(
 ) {
     // The command must have had SIGTERM by then, so that SIGKILL lands before the lease ends.
     let mut signal_at = lease_end - lease.kill_after;
-    let mut next = sent + lease.heartbeat;
+    let mut next = (sent + lease.heartbeat).min(signal_at);
     loop {
         match stopped.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Err(RecvTimeoutError::Timeout) => {}
@@ -81,7 +81,7 @@ fn beat(
                 }
                 sent = now;
                 signal_at = lease_end - lease.kill_after;
-                next = now + lease.heartbeat;
+                next = (now + lease.heartbeat).min(signal_at);
             }
             Extension::Lost(reason) => {
                 let _ = events.send(Event::Lost(reason));

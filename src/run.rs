@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 
-use crate::acquire::{self, Granted};
+use crate::acquire::{self, Granted, Policy};
 use crate::child;
 use crate::cli::RunArgs;
 use crate::duration::human;
@@ -40,16 +40,14 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let mut lock = Lock::new(servers, Keys::new(&args.prefix, &args.name), lease.timing);
     let me = HolderInfo::current(&args.command);
     // A reply later than this could not leave time to run the command safely.
-    let usable = lease.timing.ttl - lease.timing.drift - lease.kill_after;
-    let timeout = REQUEST_TIMEOUT.min(usable);
-    let granted = acquire::acquire(
-        &mut lock,
-        &me,
-        &args.name,
-        args.wait,
-        timeout,
-        (&sender, &events),
-    )?;
+    let usable = lease.timing.ttl - lease.timing.drift - lease.timing.min_validity;
+    let policy = Policy {
+        name: &args.name,
+        wait: args.wait,
+        timeout: REQUEST_TIMEOUT.min(usable),
+        verbose: args.verbose,
+    };
+    let granted = acquire::acquire(&mut lock, &me, &policy, (&sender, &events))?;
     if args.verbose {
         eprintln!(
             "redlock: acquired '{}' (fence {}) in {}",

@@ -27,9 +27,11 @@ impl Lease {
         heartbeat: Option<Duration>,
         kill_after: Option<Duration>,
     ) -> Result<Self> {
-        let timing = Timing::new(ttl);
         let heartbeat = heartbeat.unwrap_or(ttl / 3);
         let kill_after = kill_after.unwrap_or(ttl / 4);
+        // Enough left after a slow acquire for the first heartbeat to come before the command
+        // would have to be signalled.
+        let timing = Timing::new(ttl, kill_after + heartbeat);
         // The command must be dead by the end of the lease: SIGTERM goes out `kill_after`
         // before it, so that much must fit inside the TTL less the drift allowance.
         let usable = ttl.saturating_sub(timing.drift);

@@ -91,6 +91,13 @@ fn tls_with_a_private_ca() {
         .unwrap();
     assert_eq!(output.status.code(), Some(69));
     assert!(String::from_utf8_lossy(&output.stderr).contains("certificate"));
+    // `#insecure` skips the check, as the redis crate documents.
+    let output = redlock(&format!("{url}/#insecure"))
+        .env("SSL_CERT_FILE", "/dev/null")
+        .args(["run", "-n", "tls", "--", "echo", "unchecked"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
 #[test]

@@ -18,13 +18,16 @@ pub struct Timing {
     pub ttl: Duration,
     /// Allowance for clock drift between us and the servers: 1% of the TTL + 2 ms.
     pub drift: Duration,
+    /// A lease granted with less than this left is given back: too little to run safely.
+    pub min_validity: Duration,
 }
 
 impl Timing {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration, min_validity: Duration) -> Self {
         Timing {
             ttl,
             drift: ttl / 100 + Duration::from_millis(2),
+            min_validity,
         }
     }
 
@@ -101,7 +104,7 @@ impl Lock {
                 Err(e) => errors.push(format!("{e:#}")),
             }
         }
-        if ours >= self.quorum() && Instant::now() < lease_end {
+        if ours >= self.quorum() && Instant::now() + self.timing.min_validity < lease_end {
             return Ok(Attempt::Acquired {
                 fence,
                 sent,
@@ -191,7 +194,7 @@ mod tests {
 
     #[test]
     fn drift_is_one_percent_plus_two_ms() {
-        let timing = Timing::new(Duration::from_secs(30));
+        let timing = Timing::new(Duration::from_secs(30), Duration::ZERO);
         assert_eq!(timing.drift, Duration::from_millis(302));
         let now = Instant::now();
         assert_eq!(timing.lease_end(now) - now, Duration::from_millis(29_698));
