@@ -1,21 +1,40 @@
-//! The command: spawned in its own process group, tied to redlock's life, and stopped with
-//! TERM, a grace period, then KILL.
+//! The command: spawned in its own process group, tied to redlock's life, watched for exit
+//! and job-control stops, and stopped with TERM, a grace period, then KILL.
 
 use std::ffi::OsString;
 use std::io::{self, IsTerminal};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitStatus};
+use std::sync::mpsc::Sender;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::libc;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, killpg, pthread_sigmask};
+use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid, getppid, tcgetpgrp, tcsetpgrp};
 
 use crate::exit::{Failure, Kind};
+use crate::run::Event;
+
+/// The running command: its process group (its PID) and whether it was given the terminal.
+#[derive(Debug, Clone, Copy)]
+pub struct Spawned {
+    pub group: Pid,
+    pub has_terminal: bool,
+}
+
+/// Makes redlock the reaper of orphans its command leaves (instead of init), so that they can be
+/// waited for and reaped when they are stopped: a zombie nobody reaps still counts as a member of
+/// the process group (PR_SET_CHILD_SUBREAPER, prctl(2)).
+pub fn adopt_orphans() -> nix::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true)
+}
 
 /// Spawns the command. Call this from the main thread: `PR_SET_PDEATHSIG` fires when the
 /// *thread* that forked the child exits (prctl(2)), and the main thread lives as long as redlock.
-pub fn spawn(argv: &[OsString], env: &[(&str, String)]) -> Result<(Child, bool), Failure> {
+pub fn spawn(argv: &[OsString], env: &[(&str, String)]) -> Result<Spawned, Failure> {
     let parent = getpid();
     // Hand the terminal to the command only if redlock holds it: then the command can read it,
     // and Ctrl-C reaches the command directly.
@@ -52,16 +71,68 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)]) -> Result<(Child, bool),
             anyhow::anyhow!("cannot run '{program}': {}", describe_spawn(&e)),
         )
     })?;
+    let group = Pid::from_raw(child.id() as i32);
     if take_terminal {
         // Also from this side, as shells do: whichever runs first wins the race with exec.
-        let _ = with_sigttou_blocked(|| tcsetpgrp(io::stdin(), Pid::from_raw(child.id() as i32)));
+        give_terminal(group);
     }
-    Ok((child, take_terminal))
+    // `child` is dropped without waiting: `watch` reaps it, with the stops std does not report.
+    Ok(Spawned {
+        group,
+        has_terminal: take_terminal,
+    })
+}
+
+/// Reports the command's stops, continues and exit on `events`, from a thread of its own.
+pub fn watch(pid: Pid, events: Sender<Event>) -> io::Result<()> {
+    thread::Builder::new()
+        .name("waiter".into())
+        .spawn(move || {
+            let flags = WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED;
+            loop {
+                let mut raw = 0;
+                // SAFETY: waitpid on our own child with a valid pointer to the status.
+                let reaped = unsafe { libc::waitpid(pid.as_raw(), &mut raw, flags.bits()) };
+                let event = if reaped < 0 {
+                    if Errno::last() == Errno::EINTR {
+                        continue;
+                    }
+                    Event::Exited(Err(io::Error::last_os_error()))
+                } else if libc::WIFSTOPPED(raw) {
+                    Event::Stopped
+                } else if libc::WIFCONTINUED(raw) {
+                    Event::Continued
+                } else {
+                    Event::Exited(Ok(ExitStatus::from_raw(raw)))
+                };
+                let done = matches!(event, Event::Exited(_));
+                if events.send(event).is_err() || done {
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Gives the terminal to the command's group.
+pub fn give_terminal(group: Pid) {
+    let _ = with_sigttou_blocked(|| tcsetpgrp(io::stdin(), group));
 }
 
 /// Takes the terminal back after the command's group had it.
 pub fn reclaim_terminal() {
     let _ = with_sigttou_blocked(|| tcsetpgrp(io::stdin(), getpgrp()));
+}
+
+/// The command was stopped from the terminal (Ctrl-Z): stop redlock too, as a shell expects of
+/// a job, and carry on where we were when the shell continues us (`fg`, `bg`). The lease is
+/// not extended while we are stopped: a stop longer than it loses the lock, as any pause does.
+pub fn suspend_with(spawned: Spawned) {
+    reclaim_terminal();
+    let _ = kill(getpid(), Signal::SIGSTOP);
+    // Running again.
+    give_terminal(spawned.group);
+    let _ = killpg(spawned.group, Signal::SIGCONT);
 }
 
 /// A background group that calls tcsetpgrp gets SIGTTOU unless it is blocked (tcsetpgrp(3)).
@@ -88,17 +159,36 @@ pub fn signal_group(group: Pid, signal: Signal) -> bool {
     killpg(group, signal) != Err(Errno::ESRCH)
 }
 
-/// Stops whatever is left of a group whose leader has exited and been reaped: TERM, then KILL
-/// at `deadline`. Its members are not our children, so we poll for them with signal 0.
-pub fn stop_leftovers(group: Pid, deadline: Instant) {
+/// How long to wait for SIGKILLed processes to disappear before giving up on them.
+const KILL_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Stops whatever is left of a group whose leader has exited and been reaped: TERM (and CONT,
+/// for stopped ones), then KILL at `deadline`. Returns whether anything was left. The members
+/// are orphans we adopted (see `adopt_orphans`), or their children: we reap the former and poll
+/// for the rest with signal 0.
+pub fn stop_leftovers(group: Pid, deadline: Instant) -> bool {
     if !signal_group(group, Signal::SIGTERM) {
-        return;
+        return false;
     }
-    while Instant::now() < deadline {
-        if killpg(group, None) == Err(Errno::ESRCH) {
-            return;
+    signal_group(group, Signal::SIGCONT);
+    let mut killed = false;
+    loop {
+        while let Ok(status) = waitpid(Pid::from_raw(-group.as_raw()), Some(WaitPidFlag::WNOHANG)) {
+            if status == nix::sys::wait::WaitStatus::StillAlive {
+                break;
+            }
         }
-        std::thread::sleep(Duration::from_millis(5));
+        if killpg(group, None) == Err(Errno::ESRCH) {
+            return true;
+        }
+        if !killed && Instant::now() >= deadline {
+            signal_group(group, Signal::SIGKILL);
+            killed = true;
+        }
+        // Only a process stuck in the kernel outlives SIGKILL this long; it dies on its way out.
+        if killed && Instant::now() >= deadline + KILL_PATIENCE {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(2));
     }
-    signal_group(group, Signal::SIGKILL);
 }

@@ -2,14 +2,13 @@
 
 use std::process::ExitStatus;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::thread;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 
-use crate::acquire::{self, Granted, Policy};
-use crate::child;
+use crate::acquire::{self, Policy};
+use crate::child::{self, Spawned};
 use crate::cli::RunArgs;
 use crate::duration::human;
 use crate::exit::{self, Classify, Failure, Kind};
@@ -25,6 +24,9 @@ pub enum Event {
     /// A release notice (or a subscription confirmed): worth trying the lock again.
     Released,
     Exited(std::io::Result<ExitStatus>),
+    /// The command was stopped (SIGTSTP, SIGSTOP...), or continued after that.
+    Stopped,
+    Continued,
     Lost(String),
 }
 
@@ -36,6 +38,9 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let servers = settings::servers(&args.redis).kind(Kind::Usage)?;
     let (sender, events) = channel();
     signals::listen(sender.clone()).kind(Kind::Internal)?;
+    child::adopt_orphans()
+        .context("cannot become the reaper of the command's orphans")
+        .kind(Kind::Internal)?;
 
     let mut lock = Lock::new(servers, Keys::new(&args.prefix, &args.name), lease.timing);
     let me = HolderInfo::current(&args.command);
@@ -63,22 +68,15 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         ("REDLOCK_TOKEN", lock.token.clone()),
         ("REDLOCK_FENCE", granted.fence.to_string()),
     ];
-    let (child, took_terminal) = match child::spawn(&args.command, &env) {
+    let spawned = match child::spawn(&args.command, &env) {
         Ok(spawned) => spawned,
         Err(failure) => {
-            release(&mut lock, args, &granted);
+            // The command never ran: --min-hold has nothing to protect.
+            release(&mut lock, args, Duration::ZERO, false);
             return Err(failure);
         }
     };
-    let group = Pid::from_raw(child.id() as i32);
-    let exit_sender = sender.clone();
-    let mut child = child;
-    thread::Builder::new()
-        .name("waiter".into())
-        .spawn(move || {
-            let _ = exit_sender.send(Event::Exited(child.wait()));
-        })
-        .kind(Kind::Internal)?;
+    child::watch(spawned.group, sender.clone()).kind(Kind::Internal)?;
     let heartbeat = Heartbeat::start(
         lock,
         lease,
@@ -89,12 +87,14 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     )
     .kind(Kind::Internal)?;
 
-    let (status, lost) = supervise(group, lease, &events);
-    if took_terminal {
+    let (status, lost) = supervise(spawned, lease, &events, args.verbose);
+    if spawned.has_terminal {
         child::reclaim_terminal();
     }
     let mut lock = heartbeat.stop();
-    release(&mut lock, args, &granted);
+    // --min-hold: leave the lock to expire on its own when the command ended early.
+    let keep = args.min_hold.saturating_sub(granted.sent.elapsed());
+    release(&mut lock, args, keep, lost.is_some());
     match (status, lost) {
         (_, Some(_)) => Ok(exit::LOCK_LOST),
         (Ok(status), None) => Ok(exit::status_code(status)),
@@ -105,14 +105,17 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     }
 }
 
-/// Waits for the command to end, forwarding signals, and stopping it if the lease is lost.
-/// Returns its status and, if the lease was lost, why.
+/// Waits for the command to end, forwarding signals, following job control, and stopping it if
+/// the lease is lost. Returns its status and, if the lease was lost, why.
 fn supervise(
-    group: Pid,
+    spawned: Spawned,
     lease: Lease,
     events: &Receiver<Event>,
+    verbose: bool,
 ) -> (std::io::Result<ExitStatus>, Option<String>) {
+    let group = spawned.group;
     let mut lost: Option<String> = None;
+    let mut stopped = false;
     // Set once the command was sent SIGTERM for a lost lease: when SIGKILL follows.
     let mut kill_at: Option<Instant> = None;
     let status = loop {
@@ -122,10 +125,14 @@ fn supervise(
         };
         match event {
             Ok(Event::Exited(status)) => break status,
-            Ok(Event::Signal(caught)) => signals::forward(group, caught),
+            Ok(Event::Signal(caught)) => signals::forward(group, caught, stopped),
+            Ok(Event::Stopped) if spawned.has_terminal => child::suspend_with(spawned),
+            Ok(Event::Stopped) => stopped = true,
+            Ok(Event::Continued) => stopped = false,
             Ok(Event::Lost(reason)) if lost.is_none() => {
                 eprintln!("redlock: lock lost: {reason}; stopping the command");
                 child::signal_group(group, Signal::SIGTERM);
+                child::signal_group(group, Signal::SIGCONT);
                 kill_at = Some(Instant::now() + lease.kill_after);
                 lost = Some(reason);
             }
@@ -143,16 +150,18 @@ fn supervise(
     };
     // What the command left behind in its group must not outlive the lease either.
     let deadline = kill_at.unwrap_or_else(|| Instant::now() + lease.kill_after);
-    child::stop_leftovers(group, deadline);
+    if child::stop_leftovers(group, deadline) && verbose {
+        eprintln!("redlock: stopped the processes the command left in its process group");
+    }
     (status, lost)
 }
 
-fn release(lock: &mut Lock, args: &RunArgs, granted: &Granted) {
+/// Releases the lock, or with `keep` leaves it to expire then. After a lost lease there is
+/// normally nothing left to release, so failures are only reported when `verbose`.
+fn release(lock: &mut Lock, args: &RunArgs, keep: Duration, lost: bool) {
     let started = Instant::now();
-    // --min-hold: leave the lock to expire on its own when the command ended early.
-    let keep = args.min_hold.saturating_sub(granted.sent.elapsed());
     let (released, errors) = lock.release(keep, REQUEST_TIMEOUT);
-    if !errors.is_empty() {
+    if !errors.is_empty() && (!lost || args.verbose) {
         eprintln!(
             "redlock: could not release '{}' ({}); it expires within {}",
             args.name,
@@ -160,20 +169,20 @@ fn release(lock: &mut Lock, args: &RunArgs, granted: &Granted) {
             human(lock.timing.ttl)
         );
     } else if args.verbose {
-        let how = if keep.is_zero() {
-            String::new()
-        } else {
-            format!(", kept for {} more", human(keep))
-        };
         let held = if released > 0 {
             ""
         } else {
             " (it was no longer ours)"
         };
-        eprintln!(
-            "redlock: released '{}'{held}{how} in {}",
+        eprint!(
+            "redlock: released '{}'{held} in {}",
             args.name,
             human(started.elapsed())
         );
+        if keep.is_zero() {
+            eprintln!();
+        } else {
+            eprintln!("; --min-hold keeps it locked for {} more", human(keep));
+        }
     }
 }

@@ -59,16 +59,25 @@ pub fn listen(events: Sender<Event>) -> Result<()> {
     Ok(())
 }
 
-/// Passes a caught signal to the command's process group, unless it has it already.
-pub fn forward(group: Pid, caught: Caught) {
+/// Passes a caught signal to the command's process group, unless it has it already. A stopped
+/// command cannot act on a request to end, so it is continued after one (as systemd does).
+pub fn forward(group: Pid, caught: Caught, stopped: bool) {
     let delivered_by_terminal =
         caught.from_kernel && tcgetpgrp(std::io::stdin()).ok() == Some(group);
     if delivered_by_terminal {
         return;
     }
-    if let Ok(signal) = Signal::try_from(caught.signal) {
-        // ESRCH: the group is already gone, which is what the signal asked for.
-        let _ = killpg(group, signal);
+    let Ok(signal) = Signal::try_from(caught.signal) else {
+        return;
+    };
+    // ESRCH: the group is already gone, which is what the signal asked for.
+    let _ = killpg(group, signal);
+    let ends = matches!(
+        signal,
+        Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT
+    );
+    if stopped && ends {
+        let _ = killpg(group, Signal::SIGCONT);
     }
 }
 

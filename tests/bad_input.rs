@@ -215,16 +215,30 @@ fn a_server_that_never_answers_times_out() {
 }
 
 #[test]
-fn a_frozen_server_is_unavailable() {
+fn a_frozen_server_is_unavailable_and_the_late_lock_is_given_back() {
     let server = RedisServer::start();
+    // A first run loads the scripts, so that the late EVALSHA below is executed, not refused.
+    let status = redlock(&server.url())
+        .args(["run", "-n", "x", "--", "true"])
+        .status()
+        .unwrap();
+    assert!(status.success());
     server.freeze();
     rejects(
         &server.url(),
-        &["run", "-n", "x", "--ttl", "2s", "--", "echo", "x"],
+        &["run", "-n", "x", "--ttl", "60s", "--", "echo", "x"],
         69,
         "timed out",
     );
     server.thaw();
+    // The server executes the acquire it received while frozen, then the release that followed:
+    // the lock is free long before its 60 s TTL.
+    crate::support::wait_until("the acquire is executed", || {
+        server.cmd::<Option<i64>>(&["GET", "redlock:{x}:fence"]) == Some(2)
+    });
+    crate::support::wait_until("the late lock is released", || {
+        server.cmd::<i64>(&["EXISTS", "redlock:{x}"]) == 0
+    });
 }
 
 #[test]

@@ -97,7 +97,11 @@ fn tls_with_a_private_ca() {
         .args(["run", "-n", "tls", "--", "echo", "unchecked"])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]

@@ -111,8 +111,9 @@ impl Lock {
                 lease_end,
             });
         }
-        if ours > 0 {
-            // A minority (or a majority that came too late) is worthless and would block others.
+        if ours > 0 || !errors.is_empty() {
+            // A minority (or a majority that came too late) is worthless and would block others;
+            // a server that timed out may still execute our request once it wakes up.
             self.release(Duration::ZERO, timeout);
         }
         if errors.len() > self.servers.len() - self.quorum() {
