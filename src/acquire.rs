@@ -58,7 +58,17 @@ pub fn acquire(
     let deadline = started + wait;
     let mut subscription: Option<Subscription> = None;
     loop {
-        let holder = match lock.try_acquire(me, timeout) {
+        let attempt = lock.try_acquire(me, timeout);
+        let (signal, released_meanwhile) = drain(events.1);
+        // A signal that came in during the request ends the run as it would have ended a wait;
+        // a lease granted meanwhile is given back before any command started.
+        if let Some(signal) = signal {
+            if let Ok(Attempt::Acquired { .. }) = attempt {
+                lock.release(Duration::ZERO, timeout);
+            }
+            return Err(interrupted(signal));
+        }
+        let holder = match attempt {
             Ok(Attempt::Acquired {
                 fence,
                 sent,
@@ -102,6 +112,9 @@ pub fn acquire(
             // the attempt above and the subscription is not missed.
             subscription = Some(Subscription::start(lock, events.0.clone()));
         }
+        if released_meanwhile {
+            continue;
+        }
         let retry_at = match holder.remaining {
             Some(remaining) => now + remaining + jitter(remaining),
             None => now + NO_EXPIRY_RETRY,
@@ -115,17 +128,33 @@ fn sleep_until(until: Instant, events: &Receiver<Event>) -> Result<(), Failure> 
     loop {
         match events.recv_timeout(until.saturating_duration_since(Instant::now())) {
             Ok(Event::Released) | Err(RecvTimeoutError::Timeout) => return Ok(()),
-            Ok(Event::Signal(caught)) => {
-                let name = signals::name(caught.signal);
-                return Err(Failure::new(
-                    Kind::Signal(caught.signal),
-                    anyhow!("interrupted by {name} while waiting for the lock"),
-                ));
-            }
+            Ok(Event::Signal(caught)) => return Err(interrupted(caught.signal)),
             Ok(_) => continue,
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
     }
+}
+
+/// Takes the events that came in during a request: the first signal, if any, and whether a
+/// release notice (or a confirmed subscription) asks for another try at once.
+fn drain(events: &Receiver<Event>) -> (Option<i32>, bool) {
+    let mut released = false;
+    while let Ok(event) = events.try_recv() {
+        match event {
+            Event::Signal(caught) => return (Some(caught.signal), released),
+            Event::Released => released = true,
+            _ => {}
+        }
+    }
+    (None, released)
+}
+
+fn interrupted(signal: i32) -> Failure {
+    let name = signals::name(signal);
+    Failure::new(
+        Kind::Signal(signal),
+        anyhow!("interrupted by {name} while waiting for the lock"),
+    )
 }
 
 /// Up to a tenth of the wait, at most 50 ms: contenders waking on expiry do not all collide.

@@ -13,9 +13,10 @@ use nix::errno::Errno;
 use nix::libc;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, killpg, pthread_sigmask};
 use nix::sys::wait::{WaitPidFlag, waitpid};
-use nix::unistd::{Pid, getpgrp, getpid, getppid, tcgetpgrp, tcsetpgrp};
+use nix::unistd::{Pid, getpgrp, getpid, tcgetpgrp, tcsetpgrp};
 
 use crate::exit::{Failure, Kind};
+use crate::guard::{self, Lifeline};
 use crate::run::Event;
 
 /// The running command: its process group (its PID) and whether it was given the terminal.
@@ -32,10 +33,14 @@ pub fn adopt_orphans() -> nix::Result<()> {
     nix::sys::prctl::set_child_subreaper(true)
 }
 
-/// Spawns the command. Call this from the main thread: `PR_SET_PDEATHSIG` fires when the
-/// *thread* that forked the child exits (prctl(2)), and the main thread lives as long as redlock.
-pub fn spawn(argv: &[OsString], env: &[(&str, String)]) -> Result<Spawned, Failure> {
-    let parent = getpid();
+/// Spawns the command under a guard (see `guard.rs`) that leads its process group and kills
+/// the group when `lifeline` reports that redlock has died.
+pub fn spawn(
+    argv: &[OsString],
+    env: &[(&str, String)],
+    lifeline: &Lifeline,
+) -> Result<Spawned, Failure> {
+    let lifeline = lifeline.read_fd();
     // Hand the terminal to the command only if redlock holds it: then the command can read it,
     // and Ctrl-C reaches the command directly.
     let take_terminal = io::stdin().is_terminal() && tcgetpgrp(io::stdin()).ok() == Some(getpgrp());
@@ -44,19 +49,18 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)]) -> Result<Spawned, Failu
         .args(&argv[1..])
         .envs(env.iter().map(|(k, v)| (k, v)))
         .process_group(0);
-    // SAFETY: only async-signal-safe calls (prctl, getppid, kill, sigprocmask, tcsetpgrp)
-    // run between fork and exec.
+    // SAFETY: only async-signal-safe calls (sigprocmask, tcsetpgrp, and in `guard::split`
+    // fork, prctl, poll, waitpid, kill) run between fork and exec.
     unsafe {
         command.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            // redlock may have died before the line above: then nothing would kill us later.
-            if getppid() != parent {
-                let _ = kill(getpid(), Signal::SIGKILL);
-            }
+            // redlock blocks the signals it forwards (see signals.rs); std does not reset the
+            // mask, and a command must start with nothing blocked.
+            pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
             if take_terminal {
-                with_sigttou_blocked(|| tcsetpgrp(io::stdin(), getpid()))?;
+                // Best effort: the parent does the same, and either is enough.
+                let _ = with_sigttou_blocked(|| tcsetpgrp(io::stdin(), getpid()));
             }
-            Ok(())
+            guard::split(lifeline)
         });
     }
     let child = command.spawn().map_err(|e| {

@@ -5,6 +5,7 @@ mod child;
 mod cli;
 mod duration;
 mod exit;
+mod guard;
 mod heartbeat;
 mod lock;
 mod run;

@@ -12,7 +12,8 @@ use crate::child::{self, Spawned};
 use crate::cli::RunArgs;
 use crate::duration::human;
 use crate::exit::{self, Classify, Failure, Kind};
-use crate::heartbeat::Heartbeat;
+use crate::guard::Lifeline;
+use crate::heartbeat::{Heartbeat, LeaseEnd};
 use crate::lock::{HolderInfo, Keys, Lock};
 use crate::settings::{self, Lease};
 use crate::signals::{self, Caught};
@@ -41,6 +42,10 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     child::adopt_orphans()
         .context("cannot become the reaper of the command's orphans")
         .kind(Kind::Internal)?;
+    // Open for as long as redlock lives: the command's guard kills the command when it closes.
+    let lifeline = Lifeline::new()
+        .context("cannot create the command's lifeline")
+        .kind(Kind::Internal)?;
 
     let mut lock = Lock::new(servers, Keys::new(&args.prefix, &args.name), lease.timing);
     let me = HolderInfo::current(&args.command);
@@ -68,7 +73,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         ("REDLOCK_TOKEN", lock.token.clone()),
         ("REDLOCK_FENCE", granted.fence.to_string()),
     ];
-    let spawned = match child::spawn(&args.command, &env) {
+    let spawned = match child::spawn(&args.command, &env, &lifeline) {
         Ok(spawned) => spawned,
         Err(failure) => {
             // The command never ran: --min-hold has nothing to protect.
@@ -87,7 +92,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     )
     .kind(Kind::Internal)?;
 
-    let (status, lost) = supervise(spawned, lease, &events, args.verbose);
+    let (status, lost) = supervise(spawned, lease, &heartbeat.lease_end, &events, args.verbose);
     if spawned.has_terminal {
         child::reclaim_terminal();
     }
@@ -105,51 +110,83 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     }
 }
 
-/// Waits for the command to end, forwarding signals, following job control, and stopping it if
-/// the lease is lost. Returns its status and, if the lease was lost, why.
+/// Waits for the command to end, forwarding signals, following job control, and stopping it
+/// if the lease is lost: SIGTERM `kill_after` before the lease ends (or at once, when an
+/// extension finds the lock gone), SIGKILL when it ends. Returns the command's status and, if
+/// the lease was lost, why.
 fn supervise(
     spawned: Spawned,
     lease: Lease,
+    lease_end: &LeaseEnd,
     events: &Receiver<Event>,
     verbose: bool,
 ) -> (std::io::Result<ExitStatus>, Option<String>) {
     let group = spawned.group;
     let mut lost: Option<String> = None;
     let mut stopped = false;
-    // Set once the command was sent SIGTERM for a lost lease: when SIGKILL follows.
+    // Once the lease is lost: when the command gets SIGKILL (None once it has).
     let mut kill_at: Option<Instant> = None;
     let status = loop {
-        let event = match kill_at {
-            None => events.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(at) => events.recv_timeout(at.saturating_duration_since(Instant::now())),
+        let wake = match (&lost, kill_at) {
+            (None, _) => lease_end.get() - lease.kill_after,
+            (Some(_), Some(at)) => at,
+            // SIGKILL is out: only the exit is left to wait for.
+            (Some(_), None) => Instant::now() + Duration::from_secs(3600),
         };
-        match event {
+        let event = events.recv_timeout(wake.saturating_duration_since(Instant::now()));
+        let reason = match event {
             Ok(Event::Exited(status)) => break status,
-            Ok(Event::Signal(caught)) => signals::forward(group, caught, stopped),
-            Ok(Event::Stopped) if spawned.has_terminal => child::suspend_with(spawned),
-            Ok(Event::Stopped) => stopped = true,
-            Ok(Event::Continued) => stopped = false,
-            Ok(Event::Lost(reason)) if lost.is_none() => {
-                eprintln!("redlock: lock lost: {reason}; stopping the command");
-                child::signal_group(group, Signal::SIGTERM);
-                child::signal_group(group, Signal::SIGCONT);
-                kill_at = Some(Instant::now() + lease.kill_after);
-                lost = Some(reason);
+            Ok(Event::Signal(caught)) => {
+                signals::forward(group, caught, stopped);
+                continue;
             }
-            Ok(_) => {}
-            Err(RecvTimeoutError::Timeout) => {
+            Ok(Event::Stopped) if spawned.has_terminal => {
+                child::suspend_with(spawned);
+                continue;
+            }
+            Ok(Event::Stopped) => {
+                stopped = true;
+                continue;
+            }
+            Ok(Event::Continued) => {
+                stopped = false;
+                continue;
+            }
+            Ok(Event::Lost(reason)) if lost.is_none() => reason,
+            Ok(_) => continue,
+            Err(RecvTimeoutError::Timeout) if lost.is_some() => {
                 child::signal_group(group, Signal::SIGKILL);
                 kill_at = None;
+                continue;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let end = lease_end.get();
+                if Instant::now() < end - lease.kill_after {
+                    continue; // extended meanwhile
+                }
+                format!(
+                    "the lease could not be extended before {} of it was left",
+                    human(lease.kill_after)
+                )
             }
             Err(RecvTimeoutError::Disconnected) => {
                 break Err(std::io::Error::other(
                     "the waiter thread ended without a status",
                 ));
             }
-        }
+        };
+        eprintln!("redlock: lock lost: {reason}; stopping the command");
+        child::signal_group(group, Signal::SIGTERM);
+        child::signal_group(group, Signal::SIGCONT);
+        kill_at = Some((Instant::now() + lease.kill_after).min(lease_end.get()));
+        lost = Some(reason);
     };
     // What the command left behind in its group must not outlive the lease either.
-    let deadline = kill_at.unwrap_or_else(|| Instant::now() + lease.kill_after);
+    let deadline = match (&lost, kill_at) {
+        (Some(_), Some(at)) => at,
+        (Some(_), None) => Instant::now(),
+        (None, _) => Instant::now() + lease.kill_after,
+    };
     if child::stop_leftovers(group, deadline) && verbose {
         eprintln!("redlock: stopped the processes the command left in its process group");
     }

@@ -19,7 +19,7 @@ use std::sync::mpsc::Sender;
 use std::thread;
 
 use anyhow::{Context, Result};
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{SigSet, Signal, killpg};
 use nix::unistd::{Pid, tcgetpgrp};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::SignalsInfo;
@@ -39,12 +39,23 @@ pub struct Caught {
 
 /// Catches the forwarded signals from now on and reports each on `events`, from a dedicated
 /// thread: nothing but the self-pipe write happens inside the handler.
+///
+/// Call this before starting any other thread. The signals are blocked in the calling thread,
+/// and so in every thread it starts later, and only the signal thread takes them: a handler
+/// that ran on another thread would cut short its blocking read on a Redis socket with EINTR,
+/// which a socket with a timeout does not restart (signal(7)). The command gets a clean mask:
+/// std resets it between fork and exec.
 pub fn listen(events: Sender<Event>) -> Result<()> {
     let mut signals =
         SignalsInfo::<WithOrigin>::new(FORWARDED).context("cannot install signal handlers")?;
+    let mask = forwarded_set();
+    mask.thread_block().context("cannot block signals")?;
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
+            if mask.thread_unblock().is_err() {
+                return;
+            }
             for origin in signals.forever() {
                 let caught = Caught {
                     signal: origin.signal,
@@ -57,6 +68,14 @@ pub fn listen(events: Sender<Event>) -> Result<()> {
         })
         .context("cannot start the signal thread")?;
     Ok(())
+}
+
+fn forwarded_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in FORWARDED {
+        set.add(Signal::try_from(signal).expect("a valid signal number"));
+    }
+    set
 }
 
 /// Passes a caught signal to the command's process group, unless it has it already. A stopped

@@ -119,12 +119,16 @@ fn grandchildren_left_behind_are_stopped_before_release() {
 #[test]
 fn a_killed_redlock_takes_its_command_down_and_the_lock_expires() {
     let server = RedisServer::start();
-    let mut holder = Holder::start(&server.url(), &["-n", "crash", "--ttl", "2s"]);
+    // The command's own children must go too, not only the command.
+    let script = "sleep 1000 & echo $! > background.pid; echo $$ > pid; echo ready; sleep 1000";
+    let mut holder = Holder::start_script(&server.url(), &["-n", "crash", "--ttl", "2s"], script);
     let command = holder.command_pid();
+    let background = read_pid(&holder.path("background.pid"));
     kill(holder.redlock_pid(), Signal::SIGKILL).unwrap();
     let killed = Instant::now();
     holder.process.wait().unwrap();
     wait_until("the command dies with redlock", || is_dead(command));
+    wait_until("its background child dies too", || is_dead(background));
     wait_until("the lock expires", || {
         server.cmd::<i64>(&["EXISTS", "redlock:{crash}"]) == 0
     });

@@ -188,3 +188,25 @@ fn min_hold_keeps_the_lock_after_the_command_ends() {
         .unwrap();
     assert_eq!(output.status.code(), Some(75));
 }
+
+#[test]
+fn the_command_starts_with_no_signal_blocked() {
+    let server = RedisServer::start();
+    let output = redlock(&server.url())
+        .args([
+            "run",
+            "-n",
+            "mask",
+            "--",
+            "grep",
+            "^SigBlk",
+            "/proc/self/status",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "SigBlk:\t0000000000000000\n"
+    );
+}

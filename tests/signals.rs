@@ -1,12 +1,11 @@
 //! Signals sent to redlock reach the command; its status is kept and the lock is freed at once.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::support::{Holder, RedisServer, redlock, wait_until};
+use crate::support::{Holder, RedisServer, Terminal, redlock, wait_until};
 
 #[test]
 fn each_forwarded_signal_reaches_the_command() {
@@ -84,7 +83,7 @@ fn a_signal_while_waiting_ends_the_wait_with_128_plus_n() {
 }
 
 /// In a terminal the command gets the terminal: it can read it (a background process group
-/// would be stopped by SIGTTIN), and Ctrl-C reaches it directly. `script` provides the terminal.
+/// would be stopped by SIGTTIN), and Ctrl-C reaches it directly.
 #[test]
 fn in_a_terminal_the_command_reads_it_and_gets_ctrl_c() {
     let server = RedisServer::start();
@@ -92,39 +91,37 @@ fn in_a_terminal_the_command_reads_it_and_gets_ctrl_c() {
     let inner = format!(
         "'{redlock}' run -n tty -- sh -c 'read line; echo \"got $line\"; echo ready; sleep 1000'; echo \"status $?\""
     );
-    // timeout(1) turns a hang (a command stopped by SIGTTIN) into a failure.
-    let mut terminal = Command::new("timeout")
-        .args(["60", "script", "-qec", &inner, "/dev/null"])
-        .env("REDLOCK_URL", server.url())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("script(1) from util-linux");
-    let mut input = terminal.stdin.take().unwrap();
-    let mut output = BufReader::new(terminal.stdout.take().unwrap());
-    input.write_all(b"typed\n").unwrap();
-    let mut seen = String::new();
-    while !seen.contains("ready") {
-        let mut line = String::new();
-        assert!(
-            output.read_line(&mut line).unwrap() > 0,
-            "no 'ready' in: {seen}"
-        );
-        seen.push_str(&line);
-    }
-    assert!(seen.contains("got typed"), "{seen}");
-    // Ctrl-C, as typed at the terminal.
-    input.write_all(b"\x03").unwrap();
-    while !seen.contains("status") {
-        let mut line = String::new();
-        assert!(
-            output.read_line(&mut line).unwrap() > 0,
-            "no status in: {seen}"
-        );
-        seen.push_str(&line);
-    }
-    assert!(seen.contains("status 130"), "{seen}");
-    drop(input);
-    terminal.wait().unwrap();
+    let mut terminal = Terminal::start(&inner, &server.url());
+    terminal.type_in("typed\n");
+    terminal.expect("got typed");
+    terminal.expect("ready");
+    terminal.type_in("\x03"); // Ctrl-C
+    terminal.expect("status 130");
     assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{tty}"]), 0);
+}
+
+/// Ctrl-Z stops the command and redlock with it, as a job; `fg` brings both back.
+#[test]
+fn ctrl_z_suspends_the_job_and_fg_resumes_it() {
+    let server = RedisServer::start();
+    let redlock = env!("CARGO_BIN_EXE_redlock");
+    let mut terminal = Terminal::start("bash --norc --noprofile -i", &server.url());
+    terminal.type_in(&format!(
+        "'{redlock}' run -n job -- sh -c 'echo rea''dy; read line; echo \"got $line\"'\n"
+    ));
+    terminal.expect("ready");
+    terminal.type_in("\x1a"); // Ctrl-Z
+    terminal.expect("Stopped");
+    assert_eq!(
+        server.cmd::<i64>(&["EXISTS", "redlock:{job}"]),
+        1,
+        "a suspended job keeps its lease"
+    );
+    terminal.type_in("fg\n");
+    terminal.type_in("typed\n");
+    terminal.expect("got typed");
+    terminal.type_in("echo \"sta\"\"tus $?\"\n");
+    terminal.expect("status 0");
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{job}"]), 0);
+    terminal.type_in("exit\n");
 }

@@ -391,3 +391,77 @@ pub fn expiring_keys(server: &RedisServer) -> Vec<String> {
         .filter(|k| server.cmd::<i64>(&["PTTL", k]) >= 0)
         .collect()
 }
+
+/// A terminal for a command, through script(1): what is typed goes to the terminal, what the
+/// terminal shows comes back. timeout(1) ends it if a test leaves it hanging.
+pub struct Terminal {
+    process: Child,
+    input: ChildStdin,
+    screen: std::sync::mpsc::Receiver<u8>,
+    /// Everything shown so far.
+    pub seen: String,
+}
+
+impl Terminal {
+    pub fn start(command: &str, url: &str) -> Self {
+        let mut process = Command::new("timeout")
+            .args(["60", "script", "-qec", command, "/dev/null"])
+            .env("REDLOCK_URL", url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux");
+        let input = process.stdin.take().unwrap();
+        let mut output = process.stdout.take().unwrap();
+        let (sender, screen) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut byte = [0u8; 1];
+            while std::io::Read::read(&mut output, &mut byte).unwrap_or(0) == 1 {
+                if sender.send(byte[0]).is_err() {
+                    break;
+                }
+            }
+        });
+        Terminal {
+            process,
+            input,
+            screen,
+            seen: String::new(),
+        }
+    }
+
+    pub fn type_in(&mut self, text: &str) {
+        self.input.write_all(text.as_bytes()).unwrap();
+        self.input.flush().unwrap();
+    }
+
+    /// Waits until the terminal has shown `text` since the last call; panics after `PATIENCE`.
+    pub fn expect(&mut self, text: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        let start = self.seen.len();
+        let mut bytes = Vec::new();
+        while !self.seen[start..].contains(text) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.screen.recv_timeout(left) {
+                Ok(byte) => {
+                    bytes.push(byte);
+                    if let Ok(text) = std::str::from_utf8(&bytes) {
+                        self.seen.push_str(text);
+                        bytes.clear();
+                    }
+                }
+                Err(_) => panic!(
+                    "the terminal never showed {text:?}; it showed:\n{}",
+                    self.seen
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
