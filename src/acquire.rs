@@ -166,16 +166,19 @@ fn jitter(remaining: Duration) -> Duration {
 
 /// `lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s`
 pub fn busy_message(name: &str, holder: &Holder) -> String {
-    let mut text = format!("lock '{name}' is held by ");
-    if holder.host.is_empty() {
-        text.push_str("an unknown holder");
+    let who = if holder.host.is_empty() {
+        "an unknown holder".to_string()
     } else {
-        text.push_str(&format!(
-            "{} (pid {}, {})",
-            holder.host, holder.pid, holder.command
-        ));
-    }
-    if let Some(age) = holder.age {
+        format!("{} (pid {}, {})", holder.host, holder.pid, holder.command)
+    };
+    let mut text = match holder.ended {
+        Some(ago) => format!(
+            "lock '{name}' is kept by --min-hold: {who} finished {} ago",
+            human(ago)
+        ),
+        None => format!("lock '{name}' is held by {who}"),
+    };
+    if let (Some(age), None) = (holder.age, holder.ended) {
         text.push_str(&format!(" for {}", human(age)));
     }
     match holder.remaining {
@@ -247,10 +250,20 @@ mod tests {
             command: "./backup.sh".into(),
             age: Some(Duration::from_secs(192)),
             remaining: Some(Duration::from_secs(27)),
+            ended: None,
         };
         assert_eq!(
             busy_message("backup", &holder),
             "lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s"
+        );
+        let kept = Holder {
+            ended: Some(Duration::from_secs(3)),
+            ..holder.clone()
+        };
+        assert_eq!(
+            busy_message("backup", &kept),
+            "lock 'backup' is kept by --min-hold: db2 (pid 4242, ./backup.sh) finished 3.0s ago; \
+             expires in 27s"
         );
         let unknown = Holder {
             remaining: None,

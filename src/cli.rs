@@ -25,7 +25,8 @@ pub enum Command {
     #[command(long_about = "Run COMMAND while holding the lock NAME.\n\n\
         The lock is taken with a lease of --ttl, kept alive every --heartbeat while the command runs, \
         and released when it exits. If the lease cannot be kept, the command's process group is \
-        terminated before the lease can run out and redlock exits with the lock-lost status.")]
+        terminated before the lease can run out and redlock exits with the lock-lost status.",
+        after_long_help = RUN_AFTER_HELP)]
     Run(RunArgs),
 }
 
@@ -36,7 +37,7 @@ pub struct RunArgs {
     pub name: String,
 
     /// Redis server URL: redis://, rediss:// (TLS) or redis+unix://, with optional
-    /// user:password@ and /DB. Repeat it (or give a comma-separated list) for several servers.
+    /// user:password@ and /DB.
     #[arg(
         long = "redis",
         value_name = "URL",
@@ -52,28 +53,29 @@ pub struct RunArgs {
         long,
         value_name = "PREFIX",
         env = "REDLOCK_PREFIX",
-        default_value = "redlock"
+        default_value = "redlock",
+        hide_env_values = true
     )]
     pub prefix: String,
 
     /// Length of the lease: how long a crashed holder can block the lock.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive, allow_hyphen_values = true)]
     pub ttl: Duration,
 
     /// How long to wait for a busy lock before giving up (0: try once).
-    #[arg(short, long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    #[arg(short, long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub wait: Duration,
 
     /// Interval between lease extensions [default: a third of --ttl].
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive, allow_hyphen_values = true)]
     pub heartbeat: Option<Duration>,
 
     /// Grace between SIGTERM and SIGKILL when the lease is lost [default: a quarter of --ttl].
-    #[arg(long, value_name = "DURATION", value_parser = parse_positive)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive, allow_hyphen_values = true)]
     pub kill_after: Option<Duration>,
 
     /// Keep the lock at least this long after acquiring it, even if the command ends sooner.
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub min_hold: Duration,
 
     /// Exit status when the lock is busy.
@@ -93,6 +95,26 @@ pub struct RunArgs {
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }
+
+/// The end of `redlock run --help`: what scripts need to know.
+const RUN_AFTER_HELP: &str = "\
+Exit status:
+  the command's  the command ran and exited with it
+  128+N          the command was killed by signal N (or redlock, while waiting, got signal N)
+  75             busy: not acquired within --wait; the command did not run (-E changes it)
+  69             Redis unavailable before the command ran
+  64             usage error
+  76             the lock was lost while the command ran, and the command was stopped
+  126, 127       the command could not be executed / was not found
+  70             internal error
+
+The command's environment:
+  REDLOCK_NAME   the lock name
+  REDLOCK_TOKEN  this run's token (the lock key's value)
+  REDLOCK_FENCE  fencing token: strictly increasing for each acquisition of NAME
+
+Example:
+  redlock run --name backup --wait 10m -- ./backup.sh";
 
 #[cfg(test)]
 mod tests {

@@ -15,7 +15,7 @@ mod signals;
 use std::process::ExitCode;
 
 use clap::Parser;
-use clap::error::ErrorKind;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use crate::cli::{Cli, Command};
 use crate::exit::Kind;
@@ -69,5 +69,15 @@ fn usage_line(error: &clap::Error) -> String {
             .collect();
         line = format!("{} {}", line, items.join(", "));
     }
-    format!("{line} (see 'redlock --help')")
+    // `redlock run -n x echo hi`: the command must come after `--`.
+    let stray_word = error.kind() == ErrorKind::UnknownArgument
+        && matches!(error.get(ContextKind::InvalidArg),
+                    Some(ContextValue::String(arg)) if !arg.starts_with('-'));
+    if stray_word {
+        line.push_str("; put the command after '--'");
+    }
+    match std::env::args().nth(1).as_deref() {
+        Some("run") => format!("{line} (see 'redlock run --help')"),
+        _ => format!("{line} (see 'redlock --help')"),
+    }
 }

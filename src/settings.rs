@@ -11,6 +11,8 @@ use crate::lock::{Server, Timing};
 
 /// Longest lock name; Redis would take more, but a name is a label, not a payload.
 const MAX_NAME: usize = 200;
+/// Shortest lease: Redis counts in milliseconds, and a lease must outlast a few round trips.
+const MIN_TTL: Duration = Duration::from_millis(100);
 
 /// Lease timings that keep the command inside its lease.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +29,13 @@ impl Lease {
         heartbeat: Option<Duration>,
         kill_after: Option<Duration>,
     ) -> Result<Self> {
+        if ttl < MIN_TTL {
+            bail!(
+                "--ttl {} is too short: the minimum is {}",
+                human(ttl),
+                human(MIN_TTL)
+            );
+        }
         let heartbeat = heartbeat.unwrap_or(ttl / 3);
         let kill_after = kill_after.unwrap_or(ttl / 4);
         // Enough left after a slow acquire for the first heartbeat to come before the command
@@ -54,12 +63,6 @@ impl Lease {
                 human(ttl),
                 human(kill_after),
                 human(room)
-            );
-        }
-        if heartbeat < Duration::from_millis(1) || ttl < Duration::from_millis(10) {
-            bail!(
-                "--ttl {} is too short to be kept alive: use at least 10ms",
-                human(ttl)
             );
         }
         Ok(Lease {
@@ -156,7 +159,10 @@ mod tests {
 
     #[test]
     fn tiny_ttls_are_refused() {
-        assert!(Lease::new(Duration::from_millis(5), None, None).is_err());
+        let err = Lease::new(Duration::from_millis(99), None, None)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "--ttl 99ms is too short: the minimum is 100ms");
     }
 
     #[test]

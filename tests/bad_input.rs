@@ -90,6 +90,15 @@ fn usage_errors_exit_64() {
             "--frobnicate",
         ),
         (&["frobnicate"], "frobnicate"),
+        (
+            &["run", "-n", "x", "echo", "x"],
+            "put the command after '--'",
+        ),
+        (
+            &["run", "-n", "x", "--ttl", "-5s", "--", "echo", "x"],
+            "negative",
+        ),
+        (&["run", "-n", "x", "--bogus"], "(see 'redlock run --help')"),
         (&[], "missing subcommand"),
         (
             &[
@@ -123,7 +132,7 @@ fn usage_errors_exit_64() {
         ),
         (
             &["run", "-n", "x", "--ttl", "5ms", "--", "echo", "x"],
-            "--heartbeat",
+            "the minimum is 100ms",
         ),
         (
             &[
@@ -282,11 +291,19 @@ fn wrong_or_missing_password_is_unavailable() {
 fn a_key_of_the_wrong_type_in_the_way_is_unavailable() {
     let server = RedisServer::start();
     let _: () = server.cmd(&["HSET", "redlock:{typed}", "field", "value"]);
+    let output = redlock(&server.url())
+        .args(["run", "-n", "typed", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("redlock:{typed} or redlock:{typed}:fence holds a value")
+    );
     rejects(
         &server.url(),
         &["run", "-n", "typed", "--", "echo", "x"],
         69,
-        "a key of another type is in the way",
+        "a key of another type is in the way at 127.0.0.1:",
     );
     let _: () = server.cmd(&["SET", "redlock:{counter}:fence", "not-a-number"]);
     rejects(
@@ -323,4 +340,35 @@ fn an_internal_error_is_70() {
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1);
+}
+
+#[test]
+fn a_server_that_is_not_redis_is_unavailable() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "redis://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let _ = std::io::Write::write_all(&mut stream, b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        }
+    });
+    rejects(
+        &url,
+        &["run", "-n", "x", "--", "echo", "x"],
+        69,
+        "does not answer like Redis",
+    );
+}
+
+#[test]
+fn a_missing_unix_socket_is_unavailable() {
+    rejects(
+        "redis+unix:///nonexistent/redis.sock",
+        &["run", "-n", "x", "--", "echo", "x"],
+        69,
+        "cannot connect to Redis at /nonexistent/redis.sock: no such socket",
+    );
 }

@@ -187,6 +187,34 @@ fn min_hold_keeps_the_lock_after_the_command_ends() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(75));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with("redlock: lock 'daily' is kept by --min-hold: "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("(pid ") && stderr.contains(", true) finished "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn min_hold_does_not_keep_a_lock_whose_command_never_ran() {
+    let server = RedisServer::start();
+    let output = redlock(&server.url())
+        .args([
+            "run",
+            "-n",
+            "typo",
+            "--min-hold",
+            "1h",
+            "--",
+            "no-such-command-xyz",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(127));
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{typo}"]), 0);
 }
 
 #[test]

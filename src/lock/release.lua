@@ -6,6 +6,8 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then
 end
 local keep = tonumber(ARGV[2])
 if keep > 0 then
+  local now = redis.call('TIME')
+  redis.call('HSET', KEYS[2], 'ended', now[1] * 1000 + math.floor(now[2] / 1000))
   redis.call('PEXPIRE', KEYS[1], keep)
   redis.call('PEXPIRE', KEYS[2], keep)
   return 2

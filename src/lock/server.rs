@@ -1,16 +1,67 @@
 //! One Redis server: its address, a lazily opened connection, and the three lock scripts.
 
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use redis::{Client, Connection, ConnectionAddr, IntoConnectionInfo, Script, Value};
+use redis::{
+    Client, Cmd, Connection, ConnectionAddr, ErrorKind, FromRedisValue, IntoConnectionInfo, Script,
+    ServerErrorKind, ToRedisArgs, Value,
+};
 
 use super::keys::Keys;
 
-static ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("acquire.lua")));
-static EXTEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("extend.lua")));
-static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
+/// A Lua script, run by its hash (EVALSHA) and sent in full (EVAL, which also caches it) only
+/// when the server does not know it yet. `Script::invoke` does the same with a SCRIPT LOAD in
+/// between, but then a request could take three round trips, each with the whole time-out.
+struct Lua {
+    script: Script,
+    code: &'static str,
+}
+
+impl Lua {
+    fn new(code: &'static str) -> Self {
+        Lua {
+            script: Script::new(code),
+            code,
+        }
+    }
+
+    fn command(&self, by_hash: bool, keys: &[&str], args: &[Vec<u8>]) -> Cmd {
+        let mut cmd = if by_hash {
+            redis::cmd("EVALSHA")
+        } else {
+            redis::cmd("EVAL")
+        };
+        cmd.arg(if by_hash {
+            self.script.get_hash()
+        } else {
+            self.code
+        });
+        cmd.arg(keys.len()).arg(keys).arg(args);
+        cmd
+    }
+}
+
+static ACQUIRE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("acquire.lua")));
+static EXTEND: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("extend.lua")));
+static RELEASE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("release.lua")));
+
+/// Encodes script arguments.
+fn args(values: &[&dyn ToRedisArgsDyn]) -> Vec<Vec<u8>> {
+    values.iter().flat_map(|v| v.encode()).collect()
+}
+
+/// `ToRedisArgs` is not object-safe; this is the part of it `args` needs.
+trait ToRedisArgsDyn {
+    fn encode(&self) -> Vec<Vec<u8>>;
+}
+
+impl<T: ToRedisArgs> ToRedisArgsDyn for T {
+    fn encode(&self) -> Vec<Vec<u8>> {
+        self.to_redis_args()
+    }
+}
 
 /// How long to wait for a TCP (and TLS) connection and its handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -34,6 +85,8 @@ pub struct Holder {
     pub age: Option<Duration>,
     /// Time left on its lease; `None` when the key has no expiry.
     pub remaining: Option<Duration>,
+    /// How long ago its command ended, when `--min-hold` keeps the lock after that.
+    pub ended: Option<Duration>,
 }
 
 /// One server's answer to an acquire.
@@ -147,15 +200,21 @@ impl Server {
         me: &HolderInfo,
         timeout: Duration,
     ) -> Result<Acquired> {
-        let mut call = ACQUIRE.prepare_invoke();
-        call.key(&keys.lock).key(&keys.holder).key(&keys.fence);
-        call.arg(token)
-            .arg(ms(ttl))
-            .arg(&me.host)
-            .arg(me.pid)
-            .arg(&me.user)
-            .arg(&me.command);
-        let reply: Vec<Value> = self.request(timeout, |con| call.invoke(con))?;
+        let names = [keys.lock.as_str(), &keys.holder, &keys.fence];
+        let args = args(&[&token, &ms(ttl), &me.host, &me.pid, &me.user, &me.command]);
+        let reply: Vec<Value> = self.eval(&ACQUIRE, &names, &args, timeout).map_err(|e| {
+            if format!("{e:#}").contains(WRONG_TYPE) {
+                anyhow!(
+                    "{WRONG_TYPE} at {}: {} or {} holds a value redlock did not write \
+                     (delete it, or choose another --prefix)",
+                    self.address,
+                    keys.lock,
+                    keys.fence
+                )
+            } else {
+                e
+            }
+        })?;
         match reply.as_slice() {
             [Value::Int(1), Value::Int(fence)] => Ok(Acquired::Yes {
                 fence: *fence as u64,
@@ -168,6 +227,7 @@ impl Server {
                 pid,
                 user,
                 command,
+                Value::Int(ended),
             ] => Ok(Acquired::Busy(Holder {
                 host: text(host),
                 pid: text(pid),
@@ -175,6 +235,7 @@ impl Server {
                 command: text(command),
                 age: (*age >= 0).then(|| Duration::from_millis(*age as u64)),
                 remaining: (*pttl >= 0).then(|| Duration::from_millis(*pttl as u64)),
+                ended: (*ended >= 0).then(|| Duration::from_millis(*ended as u64)),
             })),
             _ => bail!("unexpected reply from the acquire script: {reply:?}"),
         }
@@ -188,12 +249,8 @@ impl Server {
         ttl: Duration,
         timeout: Duration,
     ) -> Result<bool> {
-        let mut call = EXTEND.prepare_invoke();
-        call.key(&keys.lock)
-            .key(&keys.holder)
-            .arg(token)
-            .arg(ms(ttl));
-        let extended: i64 = self.request(timeout, |con| call.invoke(con))?;
+        let keys = [keys.lock.as_str(), &keys.holder];
+        let extended: i64 = self.eval(&EXTEND, &keys, &args(&[&token, &ms(ttl)]), timeout)?;
         Ok(extended == 1)
     }
 
@@ -205,39 +262,65 @@ impl Server {
         keep: Duration,
         timeout: Duration,
     ) -> Result<bool> {
-        let mut call = RELEASE.prepare_invoke();
-        call.key(&keys.lock).key(&keys.holder);
-        call.arg(token).arg(ms(keep)).arg(&keys.channel);
-        let released: i64 = self.request(timeout, |con| call.invoke(con))?;
+        let args = args(&[&token, &ms(keep), &keys.channel]);
+        let keys = [keys.lock.as_str(), &keys.holder];
+        let released: i64 = self.eval(&RELEASE, &keys, &args, timeout)?;
         Ok(released != 0)
     }
 
-    /// Runs one request with a deadline, connecting first if needed. After any error the
-    /// connection is dropped: a late reply must never be read as the answer to the next request.
-    fn request<T>(
+    /// Runs a script within `timeout`, all round trips and a connect included. After any error
+    /// the connection is dropped: a late reply must never be read as the answer to the next
+    /// request.
+    fn eval<T: FromRedisValue>(
         &mut self,
+        lua: &Lua,
+        keys: &[&str],
+        args: &[Vec<u8>],
         timeout: Duration,
-        op: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T> {
-        let timeout = timeout.max(Duration::from_millis(1));
-        if self.connection.is_none() {
-            let connection = self
-                .client
-                .get_connection_with_timeout(timeout.min(CONNECT_TIMEOUT))
-                .map_err(|e| describe(&e))
-                .with_context(|| format!("cannot connect to Redis at {}", self.address))?;
-            self.connection = Some(connection);
-        }
-        let connection = self.connection.as_mut().expect("connected above");
-        let result = connection
-            .set_read_timeout(Some(timeout))
-            .and_then(|()| connection.set_write_timeout(Some(timeout)))
-            .and_then(|()| op(connection));
+        let deadline = Instant::now() + timeout;
+        let address = self.address.clone();
+        let connection = self
+            .connected(deadline)
+            .map_err(|e| describe(&e).context(format!("cannot connect to Redis at {address}")))?;
+        let by_hash = arm(connection, deadline)
+            .and_then(|()| lua.command(true, keys, args).query(connection));
+        let result = match by_hash {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                arm(connection, deadline)
+                    .and_then(|()| lua.command(false, keys, args).query(connection))
+            }
+            other => other,
+        };
         result.map_err(|e| {
             self.connection = None;
-            anyhow!(describe(&e)).context(format!("Redis at {}", self.address))
+            describe(&e).context(format!("Redis at {address}"))
         })
     }
+
+    /// Our connection, opened first if needed, before `deadline`.
+    fn connected(&mut self, deadline: Instant) -> redis::RedisResult<&mut Connection> {
+        if self.connection.is_none() {
+            let left = remaining(deadline)?.min(CONNECT_TIMEOUT);
+            self.connection = Some(self.client.get_connection_with_timeout(left)?);
+        }
+        Ok(self.connection.as_mut().expect("connected above"))
+    }
+}
+
+/// Sets the socket time-outs to what is left before `deadline`.
+fn arm(connection: &Connection, deadline: Instant) -> redis::RedisResult<()> {
+    let left = remaining(deadline)?;
+    connection.set_read_timeout(Some(left))?;
+    connection.set_write_timeout(Some(left))
+}
+
+fn remaining(deadline: Instant) -> redis::RedisResult<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left < Duration::from_millis(1) {
+        return Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into());
+    }
+    Ok(left)
 }
 
 /// A one-line description of a Redis error, with the usual causes named.
@@ -245,6 +328,8 @@ pub fn describe(error: &redis::RedisError) -> anyhow::Error {
     let text = error.to_string();
     if error.is_timeout() {
         anyhow!("timed out")
+    } else if text.contains("No such file or directory") {
+        anyhow!("no such socket")
     } else if error.is_connection_refusal() {
         anyhow!("connection refused")
     } else if text.contains("WRONGPASS") || text.contains("invalid password") {
@@ -252,14 +337,15 @@ pub fn describe(error: &redis::RedisError) -> anyhow::Error {
     } else if text.contains("NOAUTH") || text.contains("unauthenticated") {
         anyhow!("authentication required: give the password in the URL (redis://:PASSWORD@host)")
     } else if text.contains("WRONGTYPE") || text.contains("not an integer") {
-        anyhow!(
-            "a key of another type is in the way (delete it, or choose another --prefix): {}",
-            one_line(&text)
-        )
+        anyhow!("{WRONG_TYPE}")
+    } else if error.kind() == ErrorKind::Parse {
+        anyhow!("the server does not answer like Redis (is this the right port?)")
     } else {
         anyhow!("{}", one_line(&text))
     }
 }
+
+const WRONG_TYPE: &str = "a key of another type is in the way";
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")

@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -29,22 +30,27 @@ impl RedisServer {
 
     /// Starts a server with extra arguments, e.g. `["--requirepass", "secret"]`.
     pub fn start_with(extra: &[&str]) -> Self {
-        // A plain PING cannot get through a password: a TCP connect must do then.
-        let connect_only = extra.contains(&"--requirepass");
-        Self::launch(
-            |port| {
-                [&["--port", &port.to_string()][..], extra]
-                    .concat()
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect()
-            },
-            connect_only,
-        )
+        let password = extra
+            .iter()
+            .position(|a| *a == "--requirepass")
+            .map(|i| extra[i + 1]);
+        let ready_url = move |port: u16| match password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{port}"),
+            None => format!("redis://127.0.0.1:{port}"),
+        };
+        let args = |port: u16| {
+            [&["--port", &port.to_string()][..], extra]
+                .concat()
+                .iter()
+                .map(|a| a.to_string())
+                .collect()
+        };
+        Self::launch(args, ready_url)
     }
 
-    /// Starts redis-server on a free port with the arguments `args(port)` gives.
-    fn launch(args: impl Fn(u16) -> Vec<String>, connect_only: bool) -> Self {
+    /// Starts redis-server on a free port with the arguments `args(port)` gives; it is ready
+    /// when `ready_url(port)` reaches it, and it is ours (not another test's on the same port).
+    fn launch(args: impl Fn(u16) -> Vec<String>, ready_url: impl Fn(u16) -> String) -> Self {
         // Another test may take the port between our probe and redis' bind: try again then.
         for _ in 0..10 {
             let port = free_port();
@@ -64,34 +70,41 @@ impl RedisServer {
                 .spawn()
                 .expect("redis-server must be installed (see README)");
             let mut server = RedisServer { process, port, dir };
-            if server.wait_ready(connect_only) {
+            if server.wait_ready(&ready_url(port)) {
                 return server;
             }
         }
         panic!("could not start redis-server");
     }
 
-    fn wait_ready(&mut self, connect_only: bool) -> bool {
+    fn wait_ready(&mut self, url: &str) -> bool {
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
             if self.process.try_wait().unwrap().is_some() {
-                return false;
+                return false; // could not bind: the caller tries another port
             }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && (connect_only || self.try_ping())
-            {
-                return true;
+            match self.server_pid(url) {
+                Some(pid) if pid == self.process.id() => return true,
+                Some(_) => return false, // someone else's server on this port
+                None => std::thread::sleep(Duration::from_millis(10)),
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
         false
     }
 
-    fn try_ping(&self) -> bool {
-        redis::Client::open(self.url())
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-            .is_ok()
+    /// The PID of the server answering at `url`, from INFO.
+    fn server_pid(&self, url: &str) -> Option<u32> {
+        let client = redis::Client::open(url).ok()?;
+        let mut connection = client
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok()?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut connection)
+            .ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|p| p.trim().parse().ok())
     }
 
     /// A server that speaks only TLS on its port, with a certificate for 127.0.0.1 signed by a
@@ -174,7 +187,8 @@ impl RedisServer {
             .map(String::from)
             .collect()
         };
-        (Self::launch(tls_args, true), dir)
+        let ready_url = |port: u16| format!("rediss://127.0.0.1:{port}/#insecure");
+        (Self::launch(tls_args, ready_url), dir)
     }
 
     pub fn url(&self) -> String {
@@ -407,6 +421,7 @@ impl Terminal {
         let mut process = Command::new("timeout")
             .args(["60", "script", "-qec", command, "/dev/null"])
             .env("REDLOCK_URL", url)
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -461,7 +476,8 @@ impl Terminal {
 
 impl Drop for Terminal {
     fn drop(&mut self) {
-        let _ = self.process.kill();
+        // script(1) and what runs in the terminal: the terminal's hang-up ends the rest.
+        let _ = nix::sys::signal::killpg(Pid::from_raw(self.process.id() as i32), Signal::SIGKILL);
         let _ = self.process.wait();
     }
 }
