@@ -140,3 +140,59 @@ fn a_killed_redlock_takes_its_command_down_and_the_lock_expires() {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn a_command_that_ignores_sigterm_is_killed_before_the_lease_ends() {
+    let server = RedisServer::start();
+    let ttl = Duration::from_secs(3);
+    let script = "trap '' TERM; echo $$ > pid; echo ready; while :; do sleep 0.1; done";
+    let mut holder =
+        Holder::start_script(&server.url(), &["-n", "stubborn", "--ttl", "3s"], script);
+    let command = holder.command_pid();
+    let frozen = Instant::now();
+    server.freeze();
+    wait_until("the command is killed", || is_dead(command));
+    let stopped = frozen.elapsed();
+    let (status, stderr) = holder.wait();
+    server.thaw();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert!(
+        stopped < ttl,
+        "the command outlived its lease: killed {stopped:?} after the freeze"
+    );
+}
+
+#[test]
+fn kill_after_is_the_grace_given_to_leftovers() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A leftover that ignores SIGTERM holds redlock up for exactly the grace period.
+    let script = "(trap '' TERM; exec sleep 1000) & echo $! > hard.pid";
+    let run = |grace: &str| {
+        let started = Instant::now();
+        let status = redlock(&server.url())
+            .args([
+                "run",
+                "-n",
+                "grace",
+                "--ttl",
+                "60s",
+                "--kill-after",
+                grace,
+                "--",
+                "sh",
+                "-c",
+                script,
+            ])
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(is_dead(read_pid(&dir.path().join("hard.pid"))));
+        started.elapsed()
+    };
+    // 3 s against the default of 15 s (a quarter of the TTL): far apart on any machine.
+    let short = run("3s");
+    assert!(short >= Duration::from_secs(3), "{short:?}");
+    assert!(short < Duration::from_secs(14), "{short:?}");
+}

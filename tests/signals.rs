@@ -125,3 +125,47 @@ fn ctrl_z_suspends_the_job_and_fg_resumes_it() {
     assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{job}"]), 0);
     terminal.type_in("exit\n");
 }
+
+/// Ctrl-C in a terminal reaches the command once: from the terminal, not again from redlock.
+#[test]
+fn ctrl_c_in_a_terminal_is_delivered_once() {
+    let server = RedisServer::start();
+    let redlock = env!("CARGO_BIN_EXE_redlock");
+    let inner = format!(
+        "'{redlock}' run -n once -- bash -c 'trap \"echo got-INT\" INT; echo ready; read -r line; echo \"line $line\"'; echo \"status $?\""
+    );
+    let mut terminal = Terminal::start(&inner, &server.url());
+    terminal.expect("ready");
+    terminal.type_in("\x03");
+    terminal.expect("got-INT");
+    terminal.type_in("one\n");
+    terminal.expect("status 0");
+    assert_eq!(
+        terminal.seen.matches("got-INT").count(),
+        1,
+        "{}",
+        terminal.seen
+    );
+}
+
+/// A job stopped for longer than its lease has lost the lock: once continued, it is stopped.
+#[test]
+fn a_job_stopped_longer_than_its_lease_loses_the_lock() {
+    let server = RedisServer::start();
+    let redlock = env!("CARGO_BIN_EXE_redlock");
+    let mut terminal = Terminal::start("bash --norc --noprofile -i", &server.url());
+    terminal.type_in(&format!(
+        "'{redlock}' run -n nap --ttl 1s -- sh -c 'echo rea''dy; read line'\n"
+    ));
+    terminal.expect("ready");
+    terminal.type_in("\x1a"); // Ctrl-Z
+    terminal.expect("Stopped");
+    wait_until("the lease runs out", || {
+        server.cmd::<i64>(&["EXISTS", "redlock:{nap}"]) == 0
+    });
+    terminal.type_in("fg\n");
+    terminal.expect("redlock: lock lost: ");
+    terminal.type_in("echo \"sta\"\"tus $?\"\n");
+    terminal.expect("status 76");
+    terminal.type_in("exit\n");
+}
