@@ -89,14 +89,13 @@ fn in_a_terminal_the_command_reads_it_and_gets_ctrl_c() {
     let server = RedisServer::start();
     let redlock = env!("CARGO_BIN_EXE_redlock");
     let inner = format!(
-        "'{redlock}' run -n tty -- sh -c 'read line; echo \"got $line\"; echo ready; sleep 1000'; echo \"status $?\""
+        "'{redlock}' run -n tty -- sh -c 'read line; echo \"got $line\"; echo ready; exec sleep 1000'; echo \"status $?\""
     );
     let mut terminal = Terminal::start(&inner, &server.url());
     terminal.type_in("typed\n");
     terminal.expect("got typed");
     terminal.expect("ready");
-    terminal.type_in("\x03"); // Ctrl-C
-    terminal.expect("status 130");
+    terminal.press_until("\x03", "status 130"); // Ctrl-C
     assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{tty}"]), 0);
 }
 
@@ -110,8 +109,7 @@ fn ctrl_z_suspends_the_job_and_fg_resumes_it() {
         "'{redlock}' run -n job -- sh -c 'echo rea''dy; read line; echo \"got $line\"'\n"
     ));
     terminal.expect("ready");
-    terminal.type_in("\x1a"); // Ctrl-Z
-    terminal.expect("Stopped");
+    terminal.press_until("\x1a", "Stopped"); // Ctrl-Z
     assert_eq!(
         server.cmd::<i64>(&["EXISTS", "redlock:{job}"]),
         1,
@@ -136,8 +134,7 @@ fn ctrl_c_in_a_terminal_is_delivered_once() {
     );
     let mut terminal = Terminal::start(&inner, &server.url());
     terminal.expect("ready");
-    terminal.type_in("\x03");
-    terminal.expect("got-INT");
+    terminal.press_until("\x03", "got-INT");
     terminal.type_in("one\n");
     terminal.expect("status 0");
     assert_eq!(
@@ -158,13 +155,14 @@ fn a_job_stopped_longer_than_its_lease_loses_the_lock() {
         "'{redlock}' run -n nap --ttl 1s -- sh -c 'echo rea''dy; read line'\n"
     ));
     terminal.expect("ready");
-    terminal.type_in("\x1a"); // Ctrl-Z
-    terminal.expect("Stopped");
+    terminal.press_until("\x1a", "Stopped"); // Ctrl-Z
     wait_until("the lease runs out", || {
         server.cmd::<i64>(&["EXISTS", "redlock:{nap}"]) == 0
     });
     terminal.type_in("fg\n");
     terminal.expect("redlock: lock lost: ");
+    // Type only at the prompt: until then the command may still be reading the terminal.
+    terminal.expect("# ");
     terminal.type_in("echo \"sta\"\"tus $?\"\n");
     terminal.expect("status 76");
     terminal.type_in("exit\n");
