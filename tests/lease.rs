@@ -167,7 +167,9 @@ fn kill_after_is_the_grace_given_to_leftovers() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     // A leftover that ignores SIGTERM holds redlock up for exactly the grace period.
-    let script = "(trap '' TERM; exec sleep 1000) & echo $! > hard.pid";
+    // The command ends only once the leftover ignores SIGTERM (it writes its pid after the trap).
+    let script = "sh -c 'trap \"\" TERM; echo $$ > hard.pid.tmp; mv hard.pid.tmp hard.pid; exec sleep 1000' & \
+                  while [ ! -e hard.pid ]; do sleep 0.01; done";
     let run = |grace: &str| {
         let started = Instant::now();
         let status = redlock(&server.url())
