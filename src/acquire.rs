@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Moment;
 
 use anyhow::anyhow;
 
@@ -25,8 +27,8 @@ const NO_EXPIRY_RETRY: Duration = Duration::from_secs(5);
 /// A granted lease.
 pub struct Granted {
     pub fence: u64,
-    pub sent: Instant,
-    pub lease_end: Instant,
+    pub sent: Moment,
+    pub lease_end: Moment,
 }
 
 /// How to take the lock.
@@ -54,7 +56,7 @@ pub fn acquire(
         timeout,
         verbose,
     } = *policy;
-    let started = Instant::now();
+    let started = Moment::now();
     let deadline = started + wait;
     let mut subscription: Option<Subscription> = None;
     loop {
@@ -88,7 +90,7 @@ pub fn acquire(
                 ));
             }
         };
-        let now = Instant::now();
+        let now = Moment::now();
         if now >= deadline {
             let waited = if wait.is_zero() {
                 String::new()
@@ -124,9 +126,9 @@ pub fn acquire(
 }
 
 /// Sleeps until `until` or a release notice; a signal ends the wait as it would have ended us.
-fn sleep_until(until: Instant, events: &Receiver<Event>) -> Result<(), Failure> {
+fn sleep_until(until: Moment, events: &Receiver<Event>) -> Result<(), Failure> {
     loop {
-        match events.recv_timeout(until.saturating_duration_since(Instant::now())) {
+        match events.recv_timeout(until.saturating_duration_since(Moment::now())) {
             Ok(Event::Released) | Err(RecvTimeoutError::Timeout) => return Ok(()),
             Ok(Event::Signal(caught)) => return Err(interrupted(caught.signal)),
             Ok(_) => continue,
@@ -160,7 +162,7 @@ fn interrupted(signal: i32) -> Failure {
 /// Up to a tenth of the wait, at most 50 ms: contenders waking on expiry do not all collide.
 fn jitter(remaining: Duration) -> Duration {
     let span = (remaining / 10).min(Duration::from_millis(50)).as_micros() as u64;
-    let random = RandomState::new().hash_one(Instant::now());
+    let random = RandomState::new().hash_one(Moment::now());
     Duration::from_micros(if span == 0 { 0 } else { random % span })
 }
 

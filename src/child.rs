@@ -7,7 +7,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
 use std::sync::mpsc::Sender;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::libc;
@@ -15,6 +15,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, killpg, pthread_sigmask
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid, tcgetpgrp, tcsetpgrp};
 
+use crate::clock::Moment;
 use crate::exit::{Failure, Kind};
 use crate::guard::{self, Lifeline};
 use crate::run::Event;
@@ -170,7 +171,7 @@ const KILL_PATIENCE: Duration = Duration::from_secs(5);
 /// for stopped ones), then KILL at `deadline`. Returns whether anything was left. The members
 /// are orphans we adopted (see `adopt_orphans`), or their children: we reap the former and poll
 /// for the rest with signal 0.
-pub fn stop_leftovers(group: Pid, deadline: Instant) -> bool {
+pub fn stop_leftovers(group: Pid, deadline: Moment) -> bool {
     if !signal_group(group, Signal::SIGTERM) {
         return false;
     }
@@ -185,12 +186,12 @@ pub fn stop_leftovers(group: Pid, deadline: Instant) -> bool {
         if killpg(group, None) == Err(Errno::ESRCH) {
             return true;
         }
-        if !killed && Instant::now() >= deadline {
+        if !killed && Moment::now() >= deadline {
             signal_group(group, Signal::SIGKILL);
             killed = true;
         }
         // Only a process stuck in the kernel outlives SIGKILL this long; it dies on its way out.
-        if killed && Instant::now() >= deadline + KILL_PATIENCE {
+        if killed && Moment::now() >= deadline + KILL_PATIENCE {
             return true;
         }
         thread::sleep(Duration::from_millis(2));

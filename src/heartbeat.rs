@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::clock::Moment;
+use crate::deadman::DeadMan;
 use crate::duration::human;
 use crate::lock::{Extension, Lock};
 use crate::run::Event;
@@ -18,30 +20,45 @@ use crate::settings::Lease;
 /// Pause between retries of a failed extension.
 const RETRY: Duration = Duration::from_millis(100);
 
-/// The end of the lease as last confirmed, shared between threads.
+/// The end of the lease as last confirmed, shared between threads. Publishing a new end also
+/// re-arms the dead-man switch, `margin` / 2 before it.
 pub struct LeaseEnd {
-    base: Instant,
-    nanos: AtomicU64,
+    since_boot_nanos: AtomicU64,
+    deadman: DeadMan,
+    margin: Duration,
 }
 
 impl LeaseEnd {
-    fn new(end: Instant) -> Self {
-        let base = Instant::now().min(end);
+    pub fn new(end: Moment, deadman: DeadMan, margin: Duration) -> Self {
         let lease_end = LeaseEnd {
-            base,
-            nanos: AtomicU64::new(0),
+            since_boot_nanos: AtomicU64::new(0),
+            deadman,
+            margin,
         };
         lease_end.set(end);
         lease_end
     }
 
-    fn set(&self, end: Instant) {
-        let nanos = end.saturating_duration_since(self.base).as_nanos() as u64;
-        self.nanos.store(nanos, Ordering::Release);
+    fn set(&self, end: Moment) {
+        self.since_boot_nanos
+            .store(end.since_boot().as_nanos() as u64, Ordering::Release);
+        self.deadman.arm(end - self.margin / 2);
     }
 
-    pub fn get(&self) -> Instant {
-        self.base + Duration::from_nanos(self.nanos.load(Ordering::Acquire))
+    pub fn get(&self) -> Moment {
+        Moment::from_since_boot(Duration::from_nanos(
+            self.since_boot_nanos.load(Ordering::Acquire),
+        ))
+    }
+
+    /// The last moment to SIGKILL the command: `margin` before the end, ahead of the dead-man.
+    pub fn kill_by(&self) -> Moment {
+        self.get() - self.margin
+    }
+
+    /// Once the command and what it left behind are gone, nothing needs stopping in time.
+    pub fn command_gone(&self) {
+        self.deadman.disarm();
     }
 }
 
@@ -56,13 +73,13 @@ impl Heartbeat {
     pub fn start(
         mut lock: Lock,
         lease: Lease,
-        sent: Instant,
-        lease_end: Instant,
+        sent: Moment,
+        lease_end: Arc<LeaseEnd>,
         events: Sender<Event>,
         verbose: bool,
     ) -> std::io::Result<Self> {
         let (stop, stopped) = channel();
-        let shared = Arc::new(LeaseEnd::new(lease_end));
+        let shared = lease_end;
         let published = shared.clone();
         let thread = thread::Builder::new()
             .name("heartbeat".into())
@@ -89,7 +106,7 @@ impl Heartbeat {
 fn beat(
     lock: &mut Lock,
     lease: Lease,
-    sent: Instant,
+    sent: Moment,
     lease_end: &LeaseEnd,
     stopped: &Receiver<()>,
     events: &Sender<Event>,
@@ -100,11 +117,11 @@ fn beat(
     let signal_at = || lease_end.get() - lease.kill_after;
     let mut next = (sent + lease.heartbeat).min(signal_at());
     loop {
-        match stopped.recv_timeout(next.saturating_duration_since(Instant::now())) {
+        match stopped.recv_timeout(next.saturating_duration_since(Moment::now())) {
             Err(RecvTimeoutError::Timeout) => {}
             _ => return,
         }
-        let now = Instant::now();
+        let now = Moment::now();
         if now >= signal_at() {
             // The main thread stops the command: it watches the same deadline.
             return;
@@ -125,7 +142,7 @@ fn beat(
                 if verbose {
                     eprintln!("redlock: extension failed, retrying: {error:#}");
                 }
-                next = (Instant::now() + RETRY).min(signal_at());
+                next = (Moment::now() + RETRY).min(signal_at());
             }
         }
     }

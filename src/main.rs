@@ -3,6 +3,8 @@
 mod acquire;
 mod child;
 mod cli;
+mod clock;
+mod deadman;
 mod duration;
 mod exit;
 mod guard;

@@ -1,8 +1,11 @@
 //! `redlock run`: acquire → spawn → wait for {exit | lost lease | signal} → release → exit code.
 
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Moment;
 
 use anyhow::Context;
 use nix::sys::signal::Signal;
@@ -10,6 +13,7 @@ use nix::sys::signal::Signal;
 use crate::acquire::{self, Policy};
 use crate::child::{self, Spawned};
 use crate::cli::RunArgs;
+use crate::deadman::DeadMan;
 use crate::duration::human;
 use crate::exit::{self, Classify, Failure, Kind};
 use crate::guard::Lifeline;
@@ -46,6 +50,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let lifeline = Lifeline::new()
         .context("cannot create the command's lifeline")
         .kind(Kind::Internal)?;
+    let deadman = DeadMan::new().kind(Kind::Internal)?;
 
     let mut lock = Lock::new(servers, Keys::new(&args.prefix, &args.name), lease.timing);
     let me = HolderInfo::current(&args.command);
@@ -73,9 +78,16 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         ("REDLOCK_TOKEN", lock.token.clone()),
         ("REDLOCK_FENCE", granted.fence.to_string()),
     ];
+    // Armed before the command starts: from here the kernel kills us if we stop running.
+    let lease_end = Arc::new(LeaseEnd::new(
+        granted.lease_end,
+        deadman,
+        lease.kill_margin(),
+    ));
     let spawned = match child::spawn(&args.command, &env, &lifeline) {
         Ok(spawned) => spawned,
         Err(failure) => {
+            lease_end.command_gone();
             // The command never ran: --min-hold has nothing to protect.
             release(&mut lock, args, Duration::ZERO, false);
             return Err(failure);
@@ -86,7 +98,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         lock,
         lease,
         granted.sent,
-        granted.lease_end,
+        lease_end.clone(),
         sender,
         args.verbose,
     )
@@ -125,15 +137,15 @@ fn supervise(
     let mut lost: Option<String> = None;
     let mut stopped = false;
     // Once the lease is lost: when the command gets SIGKILL (None once it has).
-    let mut kill_at: Option<Instant> = None;
+    let mut kill_at: Option<Moment> = None;
     let status = loop {
         let wake = match (&lost, kill_at) {
             (None, _) => lease_end.get() - lease.kill_after,
             (Some(_), Some(at)) => at,
             // SIGKILL is out: only the exit is left to wait for.
-            (Some(_), None) => Instant::now() + Duration::from_secs(3600),
+            (Some(_), None) => Moment::now() + Duration::from_secs(3600),
         };
-        let event = events.recv_timeout(wake.saturating_duration_since(Instant::now()));
+        let event = events.recv_timeout(wake.saturating_duration_since(Moment::now()));
         let reason = match event {
             Ok(Event::Exited(status)) => break status,
             Ok(Event::Signal(caught)) => {
@@ -161,7 +173,7 @@ fn supervise(
             }
             Err(RecvTimeoutError::Timeout) => {
                 let end = lease_end.get();
-                if Instant::now() < end - lease.kill_after {
+                if Moment::now() < end - lease.kill_after {
                     continue; // extended meanwhile
                 }
                 format!(
@@ -178,25 +190,26 @@ fn supervise(
         eprintln!("redlock: lock lost: {reason}; stopping the command");
         child::signal_group(group, Signal::SIGTERM);
         child::signal_group(group, Signal::SIGCONT);
-        kill_at = Some((Instant::now() + lease.kill_after).min(lease_end.get()));
+        kill_at = Some((Moment::now() + lease.kill_after).min(lease_end.kill_by()));
         lost = Some(reason);
     };
     // What the command left behind in its group must not outlive the lease either.
     let deadline = match (&lost, kill_at) {
         (Some(_), Some(at)) => at,
-        (Some(_), None) => Instant::now(),
-        (None, _) => Instant::now() + lease.kill_after,
+        (Some(_), None) => Moment::now(),
+        (None, _) => Moment::now() + lease.kill_after,
     };
     if child::stop_leftovers(group, deadline) && verbose {
         eprintln!("redlock: stopped the processes the command left in its process group");
     }
+    lease_end.command_gone();
     (status, lost)
 }
 
 /// Releases the lock, or with `keep` leaves it to expire then. After a lost lease there is
 /// normally nothing left to release, so failures are only reported when `verbose`.
 fn release(lock: &mut Lock, args: &RunArgs, keep: Duration, lost: bool) {
-    let started = Instant::now();
+    let started = Moment::now();
     let (released, errors) = lock.release(keep, REQUEST_TIMEOUT);
     if !errors.is_empty() && (!lost || args.verbose) {
         eprintln!(

@@ -73,6 +73,14 @@ impl Lease {
     }
 }
 
+impl Lease {
+    /// How long before the end of the lease the command is SIGKILLed at the latest; the
+    /// dead-man switch fires half-way through this margin if redlock failed to.
+    pub fn kill_margin(&self) -> Duration {
+        (self.kill_after / 2).min(Duration::from_secs(1))
+    }
+}
+
 /// Checks a lock name or key prefix: it becomes part of a key and of a hash tag.
 pub fn check_name(what: &str, name: &str) -> Result<()> {
     if name.is_empty() {

@@ -1,6 +1,7 @@
 //! Lease safety: the heartbeat keeps a short lease alive, and a lost lease stops the command
 //! before the lease could end on the server.
 
+use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -197,4 +198,47 @@ fn kill_after_is_the_grace_given_to_leftovers() {
     let short = run("3s");
     assert!(short >= Duration::from_secs(3), "{short:?}");
     assert!(short < Duration::from_secs(14), "{short:?}");
+}
+
+/// A redlock frozen with SIGSTOP cannot stop its command, so the kernel's dead-man timer kills
+/// redlock and the guard kills the command, before the lease ends: a contender waiting for the
+/// lock never finds the old command still running.
+#[test]
+fn a_frozen_redlock_and_its_command_die_before_the_lease_ends() {
+    let server = RedisServer::start();
+    let script = "echo $$ > pid; echo ready; while :; do sleep 0.05; done";
+    let mut holder =
+        Holder::start_script(&server.url(), &["-n", "frozen-self", "--ttl", "2s"], script);
+    let command = holder.command_pid();
+    kill(holder.redlock_pid(), Signal::SIGSTOP).unwrap();
+    // A zombie waiting for init to reap it runs no code: it counts as gone.
+    let check = format!(
+        "if grep -qs '^State:.*[RSD]' /proc/{command}/status; then echo still-running; else echo gone; fi"
+    );
+    let output = redlock(&server.url())
+        .args([
+            "run",
+            "-n",
+            "frozen-self",
+            "--wait",
+            "30s",
+            "--",
+            "sh",
+            "-c",
+            &check,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "gone\n");
+    let status = holder.process.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "redlock itself was killed by its dead-man timer"
+    );
 }

@@ -5,7 +5,9 @@ mod keys;
 mod server;
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Moment;
 
 use anyhow::anyhow;
 
@@ -32,7 +34,7 @@ impl Timing {
     }
 
     /// The last instant the lease is ours, for a request that was sent at `sent`.
-    pub fn lease_end(&self, sent: Instant) -> Instant {
+    pub fn lease_end(&self, sent: Moment) -> Moment {
         sent + self.ttl - self.drift
     }
 }
@@ -43,8 +45,8 @@ pub enum Attempt {
     /// A majority is ours until `lease_end`.
     Acquired {
         fence: u64,
-        sent: Instant,
-        lease_end: Instant,
+        sent: Moment,
+        lease_end: Moment,
     },
     /// Enough servers are held by others that no majority is possible; one holder's details.
     Busy(Holder),
@@ -54,7 +56,7 @@ pub enum Attempt {
 #[derive(Debug)]
 pub enum Extension {
     Confirmed {
-        lease_end: Instant,
+        lease_end: Moment,
     },
     /// Enough servers no longer hold our token that the lease can never be confirmed again.
     Lost(String),
@@ -87,7 +89,7 @@ impl Lock {
     /// Tries once to take the lock on every server. `Err` means too few servers answered.
     pub fn try_acquire(&mut self, me: &HolderInfo, timeout: Duration) -> anyhow::Result<Attempt> {
         let (keys, token, ttl) = (&self.keys, self.token.as_str(), self.timing.ttl);
-        let sent = Instant::now();
+        let sent = Moment::now();
         let answers = fan_out(&mut self.servers, |s| {
             s.acquire(keys, token, ttl, me, timeout)
         });
@@ -104,7 +106,7 @@ impl Lock {
                 Err(e) => errors.push(format!("{e:#}")),
             }
         }
-        if ours >= self.quorum() && Instant::now() + self.timing.min_validity < lease_end {
+        if ours >= self.quorum() && Moment::now() + self.timing.min_validity < lease_end {
             return Ok(Attempt::Acquired {
                 fence,
                 sent,
@@ -130,7 +132,7 @@ impl Lock {
     /// Extends the lease on every server; `timeout` bounds each request.
     pub fn extend(&mut self, timeout: Duration) -> Extension {
         let (keys, token, ttl) = (&self.keys, self.token.as_str(), self.timing.ttl);
-        let sent = Instant::now();
+        let sent = Moment::now();
         let answers = fan_out(&mut self.servers, |s| s.extend(keys, token, ttl, timeout));
         let lease_end = self.timing.lease_end(sent);
         let (mut ours, mut gone, mut errors) = (0, 0, Vec::new());
@@ -141,7 +143,7 @@ impl Lock {
                 Err(e) => errors.push(format!("{e:#}")),
             }
         }
-        if ours >= self.quorum() && Instant::now() < lease_end {
+        if ours >= self.quorum() && Moment::now() < lease_end {
             Extension::Confirmed { lease_end }
         } else if gone > self.servers.len() - self.quorum() {
             Extension::Lost("the lock was deleted or taken by another holder".into())
@@ -197,7 +199,7 @@ mod tests {
     fn drift_is_one_percent_plus_two_ms() {
         let timing = Timing::new(Duration::from_secs(30), Duration::ZERO);
         assert_eq!(timing.drift, Duration::from_millis(302));
-        let now = Instant::now();
+        let now = Moment::now();
         assert_eq!(timing.lease_end(now) - now, Duration::from_millis(29_698));
     }
 }

@@ -1,0 +1,73 @@
+//! The clock leases are measured on: `CLOCK_BOOTTIME`. Like `CLOCK_MONOTONIC` (Rust's
+//! `Instant`) it never jumps with the wall clock, but unlike it, it keeps counting while the
+//! machine is suspended, as the servers' clocks do: a lease must not seem longer to us than
+//! it is to Redis because our laptop slept.
+
+use std::ops::{Add, Sub};
+use std::time::Duration;
+
+use nix::time::{ClockId, clock_gettime};
+
+/// A point in time since boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Moment(Duration);
+
+impl Moment {
+    pub fn now() -> Self {
+        let now = clock_gettime(ClockId::CLOCK_BOOTTIME).expect("CLOCK_BOOTTIME exists on Linux");
+        Moment(Duration::from(now))
+    }
+
+    pub fn elapsed(self) -> Duration {
+        Moment::now().saturating_duration_since(self)
+    }
+
+    pub fn saturating_duration_since(self, earlier: Moment) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// Since boot, for absolute timers on the same clock.
+    pub fn since_boot(self) -> Duration {
+        self.0
+    }
+
+    pub fn from_since_boot(duration: Duration) -> Self {
+        Moment(duration)
+    }
+}
+
+impl Add<Duration> for Moment {
+    type Output = Moment;
+    fn add(self, duration: Duration) -> Moment {
+        Moment(self.0 + duration)
+    }
+}
+
+impl Sub<Duration> for Moment {
+    type Output = Moment;
+    fn sub(self, duration: Duration) -> Moment {
+        Moment(self.0.saturating_sub(duration))
+    }
+}
+
+impl Sub<Moment> for Moment {
+    type Output = Duration;
+    fn sub(self, earlier: Moment) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moves_forward_and_does_arithmetic() {
+        let a = Moment::now();
+        let b = a + Duration::from_millis(5);
+        assert!(b > a);
+        assert_eq!(b - a, Duration::from_millis(5));
+        assert_eq!(a - b, Duration::ZERO);
+        assert!(Moment::now() >= a);
+    }
+}
