@@ -15,12 +15,14 @@ use anyhow::anyhow;
 
 use crate::duration::human;
 use crate::exit::{Failure, Kind};
-use crate::lock::{Attempt, Holder, HolderInfo, Lock};
+use crate::lock::{Attempt, Everywhere, Holder, HolderInfo, Lock};
 use crate::run::Event;
 use crate::signals;
 
 /// How often an idle subscriber thread checks whether it is still wanted (no Redis traffic).
 const SUBSCRIBER_POLL: Duration = Duration::from_millis(250);
+/// Longest random pause before retrying after a split vote.
+const SPLIT_RETRY: Duration = Duration::from_millis(50);
 /// Retry interval when the holder's key has no expiry, which redlock itself never leaves.
 const NO_EXPIRY_RETRY: Duration = Duration::from_secs(5);
 
@@ -66,11 +68,11 @@ pub fn acquire(
         // a lease granted meanwhile is given back before any command started.
         if let Some(signal) = signal {
             if let Ok(Attempt::Acquired { .. }) = attempt {
-                lock.release(Duration::ZERO, timeout);
+                lock.release(Duration::ZERO, timeout, Everywhere::Yes);
             }
             return Err(interrupted(signal));
         }
-        let holder = match attempt {
+        let (holder, split) = match attempt {
             Ok(Attempt::Acquired {
                 fence,
                 sent,
@@ -82,7 +84,7 @@ pub fn acquire(
                     lease_end,
                 });
             }
-            Ok(Attempt::Busy(holder)) => holder,
+            Ok(Attempt::Busy { holder, split }) => (holder, split),
             Err(e) => {
                 return Err(Failure::new(
                     Kind::Unavailable,
@@ -118,6 +120,9 @@ pub fn acquire(
             continue;
         }
         let retry_at = match holder.remaining {
+            // Contenders split the votes and are giving their minorities back: try again
+            // after a random pause, so that they do not split them again (no livelock).
+            _ if split => now + jitter(SPLIT_RETRY * 10),
             Some(remaining) => now + remaining + jitter(remaining),
             None => now + NO_EXPIRY_RETRY,
         };
@@ -198,8 +203,8 @@ struct Subscription {
 impl Subscription {
     fn start(lock: &Lock, events: Sender<Event>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        for server in &lock.servers {
-            let (server, channel) = (server.clone_target(), lock.keys.channel.clone());
+        for server in lock.targets() {
+            let channel = lock.keys.channel.clone();
             let (stop, events) = (stop.clone(), events.clone());
             // A subscriber that cannot connect only costs us the prompt wake-up: the timed
             // retry still runs, and reports the server if it stays unreachable.
@@ -253,6 +258,7 @@ mod tests {
             age: Some(Duration::from_secs(192)),
             remaining: Some(Duration::from_secs(27)),
             ended: None,
+            token: "t".into(),
         };
         assert_eq!(
             busy_message("backup", &holder),

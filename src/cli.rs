@@ -37,7 +37,8 @@ pub struct RunArgs {
     pub name: String,
 
     /// Redis server URL: redis://, rediss:// (TLS) or redis+unix://, with optional
-    /// user:password@ and /DB.
+    /// user:password@ and /DB. Repeat it (or give a comma-separated list) for several
+    /// independent servers: the lock then needs a majority of them (the Redlock algorithm).
     #[arg(
         long = "redis",
         value_name = "URL",
@@ -77,6 +78,11 @@ pub struct RunArgs {
     /// Keep the lock at least this long after acquiring it, even if the command ends sooner.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub min_hold: Duration,
+
+    /// Replicas that must confirm each acquire and extension (WAIT N) before it counts, for a
+    /// primary with replicas: a failover then cannot lose a lock the primary granted.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub wait_replicas: u32,
 
     /// Exit status when the lock is busy.
     #[arg(short = 'E', long, value_name = "N", default_value_t = crate::exit::BUSY,

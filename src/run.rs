@@ -18,7 +18,7 @@ use crate::duration::human;
 use crate::exit::{self, Classify, Failure, Kind};
 use crate::guard::Lifeline;
 use crate::heartbeat::{Heartbeat, LeaseEnd};
-use crate::lock::{HolderInfo, Keys, Lock};
+use crate::lock::{Everywhere, HolderInfo, Keys, Lock};
 use crate::settings::{self, Lease};
 use crate::signals::{self, Caught};
 
@@ -40,7 +40,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let lease = settings::check_run(args).kind(Kind::Usage)?;
-    let servers = settings::servers(&args.redis).kind(Kind::Usage)?;
+    let servers = settings::servers(&args.redis, args.wait_replicas).kind(Kind::Usage)?;
     let (sender, events) = channel();
     signals::listen(sender.clone()).kind(Kind::Internal)?;
     child::adopt_orphans()
@@ -59,7 +59,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let policy = Policy {
         name: &args.name,
         wait: args.wait,
-        timeout: REQUEST_TIMEOUT.min(usable),
+        timeout: request_timeout(lease.timing.ttl, usable, args.redis.len()),
         verbose: args.verbose,
     };
     let granted = acquire::acquire(&mut lock, &me, &policy, (&sender, &events))?;
@@ -208,9 +208,19 @@ fn supervise(
 
 /// Releases the lock, or with `keep` leaves it to expire then. After a lost lease there is
 /// normally nothing left to release, so failures are only reported when `verbose`.
+/// How long one server may take to answer while we take the lock. With several servers it is
+/// kept small next to the TTL: a slow server must not eat the lease the others granted.
+fn request_timeout(ttl: Duration, usable: Duration, servers: usize) -> Duration {
+    let timeout = REQUEST_TIMEOUT.min(usable);
+    match servers {
+        1 => timeout,
+        _ => timeout.min((ttl / 10).max(Duration::from_millis(50))),
+    }
+}
+
 fn release(lock: &mut Lock, args: &RunArgs, keep: Duration, lost: bool) {
     let started = Moment::now();
-    let (released, errors) = lock.release(keep, REQUEST_TIMEOUT);
+    let (released, errors) = lock.release(keep, REQUEST_TIMEOUT, Everywhere::No);
     if !errors.is_empty() && (!lost || args.verbose) {
         eprintln!(
             "redlock: could not release '{}' ({}); it expires within {}",

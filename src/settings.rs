@@ -102,10 +102,11 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
 }
 
 /// Parses every `--redis` URL; the same server twice would count twice towards the majority.
-pub fn servers(urls: &[String]) -> Result<Vec<Server>> {
+pub fn servers(urls: &[String], replicas: u32) -> Result<Vec<Server>> {
     let mut servers: Vec<Server> = Vec::new();
     for url in urls {
-        let server = Server::parse(url.trim())?;
+        let mut server = Server::parse(url.trim())?;
+        server.replicas = replicas;
         if servers.iter().any(|s| s.address == server.address) {
             bail!("the Redis server {} is given twice", server.address);
         }

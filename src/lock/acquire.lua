@@ -2,7 +2,7 @@
 -- KEYS: 1 lock, 2 holder details, 3 fencing counter
 -- ARGV: 1 token, 2 ttl in ms, 3 host, 4 pid, 5 user, 6 command line
 -- Returns {1, fence} when acquired (or already ours), else
--- {0, pttl, age_ms, host, pid, user, command, ended_ms_ago} describing the holder
+-- {0, pttl, age_ms, host, pid, user, command, ended_ms_ago, token} describing the holder
 -- (age and ended are -1 when unknown; ended is set once a --min-hold release kept the lock).
 local now = redis.call('TIME')
 local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
@@ -25,7 +25,8 @@ if current then
     -- Details of an older holder, or none at all: do not attribute the lock to them.
     h = {false, false, false, false, false, false, false}
   end
-  return {0, redis.call('PTTL', KEYS[1]), age, h[3] or '', h[4] or '', h[5] or '', h[6] or '', ended}
+  return {0, redis.call('PTTL', KEYS[1]), age, h[3] or '', h[4] or '', h[5] or '', h[6] or '',
+    ended, current}
 end
 local fence = redis.call('INCR', KEYS[3])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])

@@ -4,12 +4,13 @@
 mod keys;
 mod server;
 
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;
 use std::time::Duration;
 
 use crate::clock::Moment;
 
-use anyhow::anyhow;
+use anyhow::{Result, anyhow};
 
 pub use keys::Keys;
 pub use server::{Acquired, Holder, HolderInfo, Server};
@@ -48,8 +49,9 @@ pub enum Attempt {
         sent: Moment,
         lease_end: Moment,
     },
-    /// Enough servers are held by others that no majority is possible; one holder's details.
-    Busy(Holder),
+    /// Held by others: the details of the holder with the most servers. `split` when no one
+    /// holds a majority (contenders took a few servers each and are giving them back).
+    Busy { holder: Holder, split: bool },
 }
 
 /// What an extension found.
@@ -64,8 +66,33 @@ pub enum Extension {
     Unconfirmed(anyhow::Error),
 }
 
+/// One server, shared with the threads that talk to it. A request still in flight on a slow
+/// server keeps it locked; later requests do not queue up behind it (see `Wait`).
+type Shared = Arc<Mutex<Server>>;
+
+/// Whether a release must reach every server before it returns.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Everywhere {
+    /// Giving back a lease that was not granted: a server that executes our acquire late
+    /// must get the release after it, so wait for that.
+    Yes,
+    /// The end of a run: a majority answering frees the lock.
+    No,
+}
+
+/// Whether a request waits for a server that is still busy with the previous one.
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    /// Acquire and extend: a server still busy simply does not answer this time.
+    Never,
+    /// Release: every server must get it, after whatever it is still doing.
+    Always,
+}
+
 pub struct Lock {
-    pub servers: Vec<Server>,
+    servers: Vec<Shared>,
+    /// Addresses, in the order of `servers`, for messages.
+    pub addresses: Vec<String>,
     pub keys: Keys,
     pub token: String,
     pub timing: Timing,
@@ -75,11 +102,23 @@ impl Lock {
     pub fn new(servers: Vec<Server>, keys: Keys, timing: Timing) -> Self {
         let token = uuid::Uuid::new_v4().simple().to_string();
         Lock {
-            servers,
+            addresses: servers.iter().map(|s| s.address.clone()).collect(),
+            servers: servers
+                .into_iter()
+                .map(|s| Arc::new(Mutex::new(s)))
+                .collect(),
             keys,
             token,
             timing,
         }
+    }
+
+    /// The servers, for threads that open connections of their own.
+    pub fn targets(&self) -> Vec<Server> {
+        self.servers
+            .iter()
+            .map(|s| lock(s).clone_target())
+            .collect()
     }
 
     fn quorum(&self) -> usize {
@@ -87,65 +126,100 @@ impl Lock {
     }
 
     /// Tries once to take the lock on every server. `Err` means too few servers answered.
-    pub fn try_acquire(&mut self, me: &HolderInfo, timeout: Duration) -> anyhow::Result<Attempt> {
-        let (keys, token, ttl) = (&self.keys, self.token.as_str(), self.timing.ttl);
+    pub fn try_acquire(&mut self, me: &HolderInfo, timeout: Duration) -> Result<Attempt> {
+        let (keys, token, ttl) = (self.keys.clone(), self.token.clone(), self.timing.ttl);
+        let me = me.clone();
         let sent = Moment::now();
-        let answers = fan_out(&mut self.servers, |s| {
-            s.acquire(keys, token, ttl, me, timeout)
-        });
+        let quorum = self.quorum();
+        let answers = self.fan_out(
+            Wait::Never,
+            move |s| s.acquire(&keys, &token, ttl, &me, timeout),
+            |answers| decided(answers, quorum, |a| matches!(a, Ok(Acquired::Yes { .. }))),
+        );
         let lease_end = self.timing.lease_end(sent);
-        let mut fence = 0;
-        let (mut ours, mut busy, mut errors) = (0, Vec::new(), Vec::new());
-        for answer in answers {
+        let mut fences = Vec::new();
+        let mut busy = Vec::new();
+        let mut errors = Vec::new();
+        for (address, answer) in self.addresses.iter().zip(answers) {
             match answer {
-                Ok(Acquired::Yes { fence: f }) => {
-                    ours += 1;
-                    fence = fence.max(f);
-                }
-                Ok(Acquired::Busy(holder)) => busy.push(holder),
-                Err(e) => errors.push(format!("{e:#}")),
+                Some(Ok(Acquired::Yes { fence })) => fences.push(fence),
+                Some(Ok(Acquired::Busy(holder))) => busy.push(holder),
+                Some(Err(e)) => errors.push(format!("{e:#}")),
+                None => errors.push(format!("Redis at {address}: no answer in time")),
             }
         }
-        if ours >= self.quorum() && Moment::now() + self.timing.min_validity < lease_end {
+        let fence = fences.iter().copied().max().unwrap_or(0);
+        let min_validity = self.timing.min_validity;
+        let in_time = || Moment::now() + min_validity < lease_end;
+        // Only a counter a majority holds is sure to be exceeded by the next holder's: when the
+        // servers disagree, the largest is written back before the command may use it.
+        let fence_agreed = || fences.iter().all(|&f| f == fence) || self.raise_fence(fence, timeout);
+        if fences.len() >= quorum && in_time() && fence_agreed() && in_time() {
             return Ok(Attempt::Acquired {
                 fence,
                 sent,
                 lease_end,
             });
         }
-        if ours > 0 || !errors.is_empty() {
+        if !fences.is_empty() || !errors.is_empty() {
             // A minority (or a majority that came too late) is worthless and would block others;
             // a server that timed out may still execute our request once it wakes up.
-            self.release(Duration::ZERO, timeout);
+            self.release(Duration::ZERO, timeout, Everywhere::Yes);
         }
-        if errors.len() > self.servers.len() - self.quorum() {
-            return Err(anyhow!(errors.join("; ")));
+        let n = self.servers.len();
+        if errors.len() > n - quorum {
+            let answered = n - errors.len();
+            return Err(match n {
+                1 => anyhow!(errors.join("; ")),
+                _ => anyhow!(
+                    "only {answered} of {n} Redis servers answered: {}",
+                    errors.join("; ")
+                ),
+            });
         }
-        match busy.into_iter().max_by_key(|h| h.remaining) {
-            Some(holder) => Ok(Attempt::Busy(holder)),
-            None => Err(anyhow!(
-                "the lease was granted too late to be of use; raise --ttl"
-            )),
+        if busy.is_empty() {
+            return Err(anyhow!(
+                "the lock was granted too late to be of use; raise --ttl"
+            ));
         }
+        Ok(busiest(busy, quorum))
+    }
+
+    /// Writes `fence` back to every server whose counter is lower; true once a majority has it.
+    fn raise_fence(&mut self, fence: u64, timeout: Duration) -> bool {
+        let (keys, token) = (self.keys.clone(), self.token.clone());
+        let quorum = self.quorum();
+        let answers = self.fan_out(
+            Wait::Never,
+            move |s| s.raise_fence(&keys, &token, fence, timeout),
+            |answers| decided(answers, quorum, |a| a.is_ok()),
+        );
+        answers.iter().filter(|a| matches!(a, Some(Ok(())))).count() >= quorum
     }
 
     /// Extends the lease on every server; `timeout` bounds each request.
     pub fn extend(&mut self, timeout: Duration) -> Extension {
-        let (keys, token, ttl) = (&self.keys, self.token.as_str(), self.timing.ttl);
+        let (keys, token, ttl) = (self.keys.clone(), self.token.clone(), self.timing.ttl);
         let sent = Moment::now();
-        let answers = fan_out(&mut self.servers, |s| s.extend(keys, token, ttl, timeout));
+        let quorum = self.quorum();
+        let answers = self.fan_out(
+            Wait::Never,
+            move |s| s.extend(&keys, &token, ttl, timeout),
+            |answers| decided(answers, quorum, |a| matches!(a, Ok(true))),
+        );
         let lease_end = self.timing.lease_end(sent);
         let (mut ours, mut gone, mut errors) = (0, 0, Vec::new());
-        for answer in answers {
+        for (address, answer) in self.addresses.iter().zip(answers) {
             match answer {
-                Ok(true) => ours += 1,
-                Ok(false) => gone += 1,
-                Err(e) => errors.push(format!("{e:#}")),
+                Some(Ok(true)) => ours += 1,
+                Some(Ok(false)) => gone += 1,
+                Some(Err(e)) => errors.push(format!("{e:#}")),
+                None => errors.push(format!("Redis at {address}: no answer in time")),
             }
         }
-        if ours >= self.quorum() && Moment::now() < lease_end {
+        if ours >= quorum && Moment::now() < lease_end {
             Extension::Confirmed { lease_end }
-        } else if gone > self.servers.len() - self.quorum() {
+        } else if gone > self.servers.len() - quorum {
             Extension::Lost("the lock was deleted or taken by another holder".into())
         } else if errors.is_empty() {
             Extension::Unconfirmed(anyhow!("the extension was confirmed too late"))
@@ -156,13 +230,25 @@ impl Lock {
 
     /// Releases our token on every server (whatever it answered before: a paused server may
     /// still execute an old request). With `keep`, the lock is left to expire after `keep`.
-    /// Returns how many servers still held our token, and the errors.
-    pub fn release(&mut self, keep: Duration, timeout: Duration) -> (usize, Vec<String>) {
-        let (keys, token) = (&self.keys, self.token.as_str());
-        let answers = fan_out(&mut self.servers, |s| s.release(keys, token, keep, timeout));
+    /// With `Everywhere::No` it returns once a majority has answered: the lock is free then,
+    /// and a slow server's copy expires on its own. Returns how many servers still held our
+    /// token, and the errors.
+    pub fn release(
+        &self,
+        keep: Duration,
+        timeout: Duration,
+        everywhere: Everywhere,
+    ) -> (usize, Vec<String>) {
+        let (keys, token) = (self.keys.clone(), self.token.clone());
+        let quorum = self.quorum();
+        let answers = self.fan_out(
+            Wait::Always,
+            move |s| s.release(&keys, &token, keep, timeout),
+            |answers| everywhere == Everywhere::No && answers.iter().flatten().count() >= quorum,
+        );
         let mut released = 0;
         let mut errors = Vec::new();
-        for answer in answers {
+        for answer in answers.into_iter().flatten() {
             match answer {
                 Ok(true) => released += 1,
                 Ok(false) => {}
@@ -171,24 +257,84 @@ impl Lock {
         }
         (released, errors)
     }
+
+    /// Runs `op` on every server at once and collects the answers until `done` says the
+    /// outcome is known (or all have answered): `None` for a server that has not answered.
+    /// With one server it runs on this thread, with no thread to start.
+    fn fan_out<R: Send + 'static>(
+        &self,
+        wait: Wait,
+        op: impl Fn(&mut Server) -> Result<R> + Send + Sync + 'static,
+        done: impl Fn(&[Option<Result<R>>]) -> bool,
+    ) -> Vec<Option<Result<R>>> {
+        if let [only] = self.servers.as_slice() {
+            return vec![Some(op(&mut lock(only)))];
+        }
+        let op = Arc::new(op);
+        let (sender, answers_in) = mpsc::channel();
+        for (index, server) in self.servers.iter().enumerate() {
+            let (server, op, answer_to) = (server.clone(), op.clone(), sender.clone());
+            let started = thread::Builder::new().name("redis".into()).spawn(move || {
+                let answer = match wait {
+                    Wait::Always => op(&mut lock(&server)),
+                    Wait::Never => match server.try_lock() {
+                        Ok(mut server) => op(&mut server),
+                        Err(_) => Err(anyhow!("the previous request is still unanswered")),
+                    },
+                };
+                let _ = answer_to.send((index, answer));
+            });
+            if let Err(e) = started {
+                let _ = sender.send((index, Err(anyhow!("cannot start a thread: {e}"))));
+            }
+        }
+        drop(sender);
+        let mut answers: Vec<Option<Result<R>>> = self.servers.iter().map(|_| None).collect();
+        while let Ok((index, answer)) = answers_in.recv() {
+            answers[index] = Some(answer);
+            if done(&answers) {
+                break;
+            }
+        }
+        answers
+    }
 }
 
-/// Runs `op` on every server at once; with one server, on this thread (no spawn cost).
-fn fan_out<R: Send>(servers: &mut [Server], op: impl Fn(&mut Server) -> R + Sync) -> Vec<R> {
-    if let [only] = servers {
-        return vec![op(only)];
+/// Whether the answers so far settle the outcome: `yes` reached a majority, or so many
+/// answered otherwise that it never can.
+fn decided<R>(
+    answers: &[Option<Result<R>>],
+    quorum: usize,
+    yes: impl Fn(&Result<R>) -> bool,
+) -> bool {
+    let (mut ayes, mut noes) = (0, 0);
+    for answer in answers.iter().flatten() {
+        if yes(answer) {
+            ayes += 1;
+        } else {
+            noes += 1;
+        }
     }
-    thread::scope(|scope| {
-        let op = &op;
-        let handles: Vec<_> = servers
-            .iter_mut()
-            .map(|s| scope.spawn(move || op(s)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a server request panicked"))
-            .collect()
-    })
+    ayes >= quorum || noes > answers.len() - quorum
+}
+
+/// The busy answer to report: the holder on the most servers, and whether anyone has a majority.
+fn busiest(busy: Vec<Holder>, quorum: usize) -> Attempt {
+    let count = |token: &str| busy.iter().filter(|h| h.token == token).count();
+    let best = busy
+        .iter()
+        .max_by_key(|h| (count(&h.token), h.remaining))
+        .expect("busy is not empty")
+        .clone();
+    let split = count(&best.token) < quorum;
+    Attempt::Busy {
+        holder: best,
+        split,
+    }
+}
+
+fn lock(server: &Shared) -> MutexGuard<'_, Server> {
+    server.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

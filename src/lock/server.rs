@@ -46,6 +46,7 @@ impl Lua {
 static ACQUIRE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("acquire.lua")));
 static EXTEND: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("extend.lua")));
 static RELEASE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("release.lua")));
+static FENCE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("fence.lua")));
 
 /// Encodes script arguments.
 fn args(values: &[&dyn ToRedisArgsDyn]) -> Vec<Vec<u8>> {
@@ -72,6 +73,8 @@ pub struct Server {
     /// `host:port` or the socket path: safe to print, never the password.
     pub address: String,
     connection: Option<Connection>,
+    /// `--wait-replicas`: how many replicas must confirm each acquire and extension.
+    pub replicas: u32,
 }
 
 /// What the holder of a busy lock told us about itself.
@@ -87,6 +90,8 @@ pub struct Holder {
     pub remaining: Option<Duration>,
     /// How long ago its command ended, when `--min-hold` keeps the lock after that.
     pub ended: Option<Duration>,
+    /// Its token: the value of the lock key.
+    pub token: String,
 }
 
 /// One server's answer to an acquire.
@@ -97,6 +102,7 @@ pub enum Acquired {
 }
 
 /// Details written next to the lock for `status` and for busy messages.
+#[derive(Debug, Clone)]
 pub struct HolderInfo {
     pub host: String,
     pub pid: u32,
@@ -169,6 +175,7 @@ impl Server {
         let info = info.set_redis_settings(settings);
         let client = Client::open(info).map_err(|e| anyhow!("invalid Redis URL: {e}"))?;
         Ok(Server {
+            replicas: 0,
             client,
             address,
             connection: None,
@@ -181,6 +188,7 @@ impl Server {
             client: self.client.clone(),
             address: self.address.clone(),
             connection: None,
+            replicas: self.replicas,
         }
     }
 
@@ -200,6 +208,7 @@ impl Server {
         me: &HolderInfo,
         timeout: Duration,
     ) -> Result<Acquired> {
+        let deadline = Instant::now() + timeout;
         let names = [keys.lock.as_str(), &keys.holder, &keys.fence];
         let args = args(&[&token, &ms(ttl), &me.host, &me.pid, &me.user, &me.command]);
         let reply: Vec<Value> = self.eval(&ACQUIRE, &names, &args, timeout).map_err(|e| {
@@ -216,9 +225,12 @@ impl Server {
             }
         })?;
         match reply.as_slice() {
-            [Value::Int(1), Value::Int(fence)] => Ok(Acquired::Yes {
-                fence: *fence as u64,
-            }),
+            [Value::Int(1), Value::Int(fence)] => {
+                self.replicated(deadline)?;
+                Ok(Acquired::Yes {
+                    fence: *fence as u64,
+                })
+            }
             [
                 Value::Int(0),
                 Value::Int(pttl),
@@ -228,6 +240,7 @@ impl Server {
                 user,
                 command,
                 Value::Int(ended),
+                token,
             ] => Ok(Acquired::Busy(Holder {
                 host: text(host),
                 pid: text(pid),
@@ -236,9 +249,23 @@ impl Server {
                 age: (*age >= 0).then(|| Duration::from_millis(*age as u64)),
                 remaining: (*pttl >= 0).then(|| Duration::from_millis(*pttl as u64)),
                 ended: (*ended >= 0).then(|| Duration::from_millis(*ended as u64)),
+                token: text(token),
             })),
             _ => bail!("unexpected reply from the acquire script: {reply:?}"),
         }
+    }
+
+    /// Raises the fencing counter to `fence` if it is lower.
+    pub fn raise_fence(
+        &mut self,
+        keys: &Keys,
+        token: &str,
+        fence: u64,
+        timeout: Duration,
+    ) -> Result<()> {
+        let names = [keys.fence.as_str(), &keys.holder, &keys.lock];
+        let _: i64 = self.eval(&FENCE, &names, &args(&[&fence, &token]), timeout)?;
+        Ok(())
     }
 
     /// Returns whether the lease was still ours (and is now extended).
@@ -250,7 +277,11 @@ impl Server {
         timeout: Duration,
     ) -> Result<bool> {
         let keys = [keys.lock.as_str(), &keys.holder];
+        let deadline = Instant::now() + timeout;
         let extended: i64 = self.eval(&EXTEND, &keys, &args(&[&token, &ms(ttl)]), timeout)?;
+        if extended == 1 {
+            self.replicated(deadline)?;
+        }
         Ok(extended == 1)
     }
 
@@ -296,6 +327,36 @@ impl Server {
             self.connection = None;
             describe(&e).context(format!("Redis at {address}"))
         })
+    }
+
+    /// With `--wait-replicas N`: waits (WAIT N) until N replicas have the last write, or fails.
+    fn replicated(&mut self, deadline: Instant) -> Result<()> {
+        if self.replicas == 0 {
+            return Ok(());
+        }
+        let wanted = self.replicas;
+        let address = self.address.clone();
+        let result = (|| {
+            let connection = self.connected(deadline)?;
+            // The server answers WAIT when its own time-out ends; ours ends a little later.
+            let left = remaining(deadline)?;
+            arm(connection, deadline)?;
+            let wait_ms = (left.as_millis() as u64 * 9 / 10).max(1);
+            redis::cmd("WAIT")
+                .arg(wanted)
+                .arg(wait_ms)
+                .query::<u32>(connection)
+        })();
+        match result {
+            Ok(acked) if acked >= wanted => Ok(()),
+            Ok(acked) => bail!(
+                "Redis at {address}: only {acked} of {wanted} replicas confirmed the write in time"
+            ),
+            Err(e) => {
+                self.connection = None;
+                Err(describe(&e).context(format!("Redis at {address}")))
+            }
+        }
     }
 
     /// Our connection, opened first if needed, before `deadline`.
