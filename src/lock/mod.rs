@@ -153,7 +153,8 @@ impl Lock {
         let in_time = || Moment::now() + min_validity < lease_end;
         // Only a counter a majority holds is sure to be exceeded by the next holder's: when the
         // servers disagree, the largest is written back before the command may use it.
-        let fence_agreed = || fences.iter().all(|&f| f == fence) || self.raise_fence(fence, timeout);
+        let fence_agreed =
+            || fences.iter().all(|&f| f == fence) || self.raise_fence(fence, timeout);
         if fences.len() >= quorum && in_time() && fence_agreed() && in_time() {
             return Ok(Attempt::Acquired {
                 fence,
@@ -186,7 +187,7 @@ impl Lock {
     }
 
     /// Writes `fence` back to every server whose counter is lower; true once a majority has it.
-    fn raise_fence(&mut self, fence: u64, timeout: Duration) -> bool {
+    fn raise_fence(&self, fence: u64, timeout: Duration) -> bool {
         let (keys, token) = (self.keys.clone(), self.token.clone());
         let quorum = self.quorum();
         let answers = self.fan_out(
