@@ -120,13 +120,19 @@ pub fn acquire(
             continue;
         }
         let retry_at = match holder.remaining {
-            // Contenders split the votes and are giving their minorities back: try again
-            // after a random pause, so that they do not split them again (no livelock).
-            _ if split => now + jitter(SPLIT_RETRY * 10),
             Some(remaining) => now + remaining + jitter(remaining),
             None => now + NO_EXPIRY_RETRY,
         };
         sleep_until(retry_at.min(deadline), events.1)?;
+        if split {
+            // Contenders split the votes and are giving their minorities back (the notices
+            // that woke us): try again after a random pause, so that they do not all come
+            // back at once and split them again (no livelock).
+            sleep_until(
+                (Moment::now() + random_below(SPLIT_RETRY)).min(deadline),
+                events.1,
+            )?;
+        }
     }
 }
 
@@ -166,7 +172,11 @@ fn interrupted(signal: i32) -> Failure {
 
 /// Up to a tenth of the wait, at most 50 ms: contenders waking on expiry do not all collide.
 fn jitter(remaining: Duration) -> Duration {
-    let span = (remaining / 10).min(Duration::from_millis(50)).as_micros() as u64;
+    random_below((remaining / 10).min(Duration::from_millis(50)))
+}
+
+fn random_below(limit: Duration) -> Duration {
+    let span = limit.as_micros() as u64;
     let random = RandomState::new().hash_one(Moment::now());
     Duration::from_micros(if span == 0 { 0 } else { random % span })
 }

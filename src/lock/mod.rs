@@ -173,7 +173,7 @@ impl Lock {
             return Err(match n {
                 1 => anyhow!(errors.join("; ")),
                 _ => anyhow!(
-                    "only {answered} of {n} Redis servers answered: {}",
+                    "only {answered} of {n} Redis servers answered; {}",
                     errors.join("; ")
                 ),
             });
@@ -301,22 +301,14 @@ impl Lock {
     }
 }
 
-/// Whether the answers so far settle the outcome: `yes` reached a majority, or so many
-/// answered otherwise that it never can.
+/// Whether the answers so far settle the outcome: `yes` reached a majority. A failure waits for
+/// every answer (each bounded by its time-out): its message says what each server said.
 fn decided<R>(
     answers: &[Option<Result<R>>],
     quorum: usize,
     yes: impl Fn(&Result<R>) -> bool,
 ) -> bool {
-    let (mut ayes, mut noes) = (0, 0);
-    for answer in answers.iter().flatten() {
-        if yes(answer) {
-            ayes += 1;
-        } else {
-            noes += 1;
-        }
-    }
-    ayes >= quorum || noes > answers.len() - quorum
+    answers.iter().flatten().filter(|a| yes(a)).count() >= quorum
 }
 
 /// The busy answer to report: the holder on the most servers, and whether anyone has a majority.

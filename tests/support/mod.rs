@@ -228,6 +228,47 @@ impl RedisServer {
         kill(self.pid(), Signal::SIGCONT).unwrap();
     }
 
+    /// A crash and a restart without persistence: the same port, an empty dataset.
+    pub fn restart_empty(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let port = self.port.to_string();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            self.process = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port,
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args([
+                    "--dir",
+                    self.dir.path().to_str().unwrap(),
+                    "--logfile",
+                    "redis.log",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            if self.wait_ready(&self.url()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "could not restart redis-server on {port}"
+            );
+            let _ = self.process.kill();
+            let _ = self.process.wait();
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
     }
@@ -507,4 +548,18 @@ impl Drop for Terminal {
         let _ = nix::sys::signal::killpg(Pid::from_raw(self.process.id() as i32), Signal::SIGKILL);
         let _ = self.process.wait();
     }
+}
+
+/// The URLs of several servers, as REDLOCK_URL takes them.
+pub fn urls(servers: &[RedisServer]) -> String {
+    servers
+        .iter()
+        .map(RedisServer::url)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `n` servers of our own.
+pub fn start_servers(n: usize) -> Vec<RedisServer> {
+    (0..n).map(|_| RedisServer::start()).collect()
 }

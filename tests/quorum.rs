@@ -1,0 +1,345 @@
+//! Several independent servers: the lock needs a majority of them (the Redlock algorithm).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    Holder, RedisServer, expiring_keys, is_dead, redlock, start_servers, urls, wait_until,
+};
+
+fn lock_value(server: &RedisServer, name: &str) -> Option<String> {
+    server.cmd(&["GET", &format!("redlock:{{{name}}}")])
+}
+
+#[test]
+fn three_and_five_servers_hold_the_lock_on_every_server() {
+    for n in [3, 5] {
+        let servers = start_servers(n);
+        let url = urls(&servers);
+        let mut holder = Holder::start(&url, &["-n", "many"]);
+        let token = lock_value(&servers[0], "many").expect("the lock is on the first server");
+        for server in &servers {
+            assert_eq!(lock_value(server, "many").as_deref(), Some(token.as_str()));
+        }
+        let output = redlock(&url)
+            .args(["run", "-n", "many", "--", "echo", "ran"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(75), "{n} servers");
+        assert!(output.stdout.is_empty());
+        assert!(holder.finish().0.success());
+        for server in &servers {
+            assert_eq!(lock_value(server, "many"), None);
+            assert!(expiring_keys(server).is_empty());
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum State {
+    Free,
+    Taken,
+    Frozen,
+}
+
+/// Every way of taking or freezing some of three servers: the lock is acquired exactly when a
+/// majority is free, and a failed attempt leaves nothing of ours behind.
+#[test]
+fn quorum_mask_over_three_servers() {
+    let servers = start_servers(3);
+    let url = urls(&servers);
+    let states = [State::Free, State::Taken, State::Frozen];
+    for a in states {
+        for b in states {
+            for c in states {
+                let mask = [a, b, c];
+                for (server, state) in servers.iter().zip(mask) {
+                    let _: () = server.cmd(&["FLUSHALL"]);
+                    if state == State::Taken {
+                        let _: () =
+                            server.cmd(&["SET", "redlock:{mask}", "foreign", "PX", "60000"]);
+                    }
+                }
+                for (server, state) in servers.iter().zip(mask) {
+                    if state == State::Frozen {
+                        server.freeze();
+                    }
+                }
+                let output = redlock(&url)
+                    .args(["run", "-n", "mask", "--ttl", "2s", "--", "echo", "ran"])
+                    .output()
+                    .unwrap();
+                for server in &servers {
+                    server.thaw();
+                }
+                let free = mask.iter().filter(|s| **s == State::Free).count();
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                if free >= 2 {
+                    assert_eq!(output.status.code(), Some(0), "{mask:?}: {stderr}");
+                    assert_eq!(output.stdout, b"ran\n");
+                } else {
+                    let taken = mask.iter().filter(|s| **s == State::Taken).count();
+                    let expected = if taken >= 2 || (taken == 1 && free == 1) {
+                        75
+                    } else {
+                        69
+                    };
+                    assert_eq!(output.status.code(), Some(expected), "{mask:?}: {stderr}");
+                    assert!(output.stdout.is_empty(), "{mask:?}: the command ran");
+                    assert!(stderr.starts_with("redlock: "), "{stderr}");
+                    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+                }
+                // Nothing of ours is left, also where a frozen server ran our request late.
+                for (server, state) in servers.iter().zip(mask) {
+                    let expected = (state == State::Taken).then(|| "foreign".to_string());
+                    if free < 2 {
+                        wait_until("only foreign locks are left", || {
+                            lock_value(server, "mask") == expected
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn one_frozen_server_does_not_slow_the_lock_down() {
+    let servers = start_servers(3);
+    servers[2].freeze();
+    let started = Instant::now();
+    // With --ttl 30s a server may take 3 s to answer; waiting for the frozen one would show.
+    let output = redlock(&urls(&servers))
+        .args(["run", "-n", "fast", "--ttl", "30s", "--", "true"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    servers[2].thaw();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[test]
+fn too_few_servers_is_unavailable_and_names_them() {
+    let servers = start_servers(1);
+    let url = format!(
+        "{},redis://127.0.0.1:1,redis://:secret@127.0.0.1:2",
+        servers[0].url()
+    );
+    let output = redlock(&url)
+        .args(["run", "-n", "x", "--", "echo", "ran"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(69));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with("redlock: cannot take the lock: only 1 of 3 Redis servers answered; "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("127.0.0.1:1: connection refused"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("127.0.0.1:2: connection refused"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret"), "{stderr}");
+}
+
+#[test]
+fn a_frozen_majority_gets_the_command_killed_before_the_lease_ends() {
+    let servers = start_servers(3);
+    let ttl = Duration::from_secs(3);
+    let mut holder = Holder::start(&urls(&servers), &["-n", "split", "--ttl", "3s"]);
+    let command = holder.command_pid();
+    let frozen = Instant::now();
+    servers[0].freeze();
+    servers[1].freeze();
+    wait_until("the command is stopped", || is_dead(command));
+    let stopped = frozen.elapsed();
+    let (status, stderr) = holder.wait();
+    servers[0].thaw();
+    servers[1].thaw();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert!(stopped < ttl, "the command outlived its lease: {stopped:?}");
+}
+
+#[test]
+fn a_frozen_minority_does_not_disturb_the_holder() {
+    let servers = start_servers(3);
+    let mut holder = Holder::start(&urls(&servers), &["-v", "-n", "minority", "--ttl", "1s"]);
+    servers[2].freeze();
+    // Three leases' worth of time: the lease must be extended on the other two all along.
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, stderr) = holder.finish();
+    servers[2].thaw();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.matches("redlock: extended the lease").count() >= 6,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("lost"), "{stderr}");
+}
+
+/// Documented behaviour: a server that restarts without its data has forgotten our lock. If that
+/// leaves us without a majority, the lease is lost and the command is stopped.
+#[test]
+fn a_server_restarted_empty_under_a_bare_majority_loses_the_lock() {
+    let mut servers = start_servers(3);
+    // The third server is someone else's, so we hold exactly the first two.
+    let _: () = servers[2].cmd(&["SET", "redlock:{bare}", "foreign", "PX", "60000"]);
+    let mut holder = Holder::start(&urls(&servers), &["-n", "bare", "--ttl", "3s"]);
+    let command = holder.command_pid();
+    servers[1].restart_empty();
+    let (status, stderr) = holder.wait();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert!(
+        stderr.contains("lock lost: the lock was deleted or taken by another holder"),
+        "{stderr}"
+    );
+    assert!(is_dead(command));
+}
+
+/// The fencing token keeps increasing while a different server is down for each run: the
+/// largest counter is written back to a majority before the command gets it.
+#[test]
+fn fences_increase_while_servers_come_and_go() {
+    let servers = start_servers(3);
+    let url = urls(&servers);
+    let mut last = 0;
+    for round in 0..6 {
+        let down = &servers[round % 3];
+        down.freeze();
+        // A frozen server may run our last acquire late, after we released elsewhere: that
+        // stale copy blocks a majority until it expires, so wait for it.
+        let output = redlock(&url)
+            .args([
+                "run",
+                "-n",
+                "fenced",
+                "--ttl",
+                "2s",
+                "--wait",
+                "30s",
+                "--",
+                "sh",
+                "-c",
+                "echo $REDLOCK_FENCE",
+            ])
+            .output()
+            .unwrap();
+        down.thaw();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let fence: u64 = String::from_utf8(output.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(fence > last, "round {round}: fence {fence} after {last}");
+        last = fence;
+    }
+}
+
+/// 5 shell loops × 10 runs over 5 servers: never two at once, fences strictly increasing.
+#[test]
+fn contention_over_five_servers() {
+    let servers = start_servers(5);
+    let dir = tempfile::tempdir().unwrap();
+    let redlock = env!("CARGO_BIN_EXE_redlock");
+    let critical = "mkdir inside || echo OVERLAP >> log; echo \"start $REDLOCK_FENCE\" >> log; \
+                    echo \"end $REDLOCK_FENCE\" >> log; rmdir inside";
+    let script = format!(
+        "for i in $(seq 10); do '{redlock}' run -n shared --wait 120s -- sh -c '{critical}' || echo FAILED $? >> log; done"
+    );
+    let loops: Vec<_> = (0..5)
+        .map(|_| {
+            Command::new("sh")
+                .args(["-c", &script])
+                .env("REDLOCK_URL", urls(&servers))
+                .current_dir(dir.path())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut shell in loops {
+        assert!(shell.wait().unwrap().success());
+    }
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 5 * 10 * 2, "{log}");
+    let mut last_fence = 0;
+    for pair in lines.chunks(2) {
+        let start: u64 = pair[0].strip_prefix("start ").expect(&log).parse().unwrap();
+        let end: u64 = pair[1].strip_prefix("end ").expect(&log).parse().unwrap();
+        assert_eq!(start, end, "another run got in between:\n{log}");
+        assert!(
+            start > last_fence,
+            "fence went from {last_fence} to {start}:\n{log}"
+        );
+        last_fence = start;
+    }
+}
+
+/// --wait-replicas: a write only counts once the replica has it.
+#[test]
+fn wait_replicas_needs_the_replica() {
+    let primary = RedisServer::start();
+    let port = primary.port.to_string();
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    wait_until("the replica is in sync", || {
+        primary
+            .cmd::<String>(&["INFO", "replication"])
+            .contains("state=online")
+    });
+    let output = redlock(&primary.url())
+        .args([
+            "run",
+            "-n",
+            "replicated",
+            "--wait-replicas",
+            "1",
+            "--",
+            "echo",
+            "ran",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    replica.freeze();
+    let output = redlock(&primary.url())
+        .args([
+            "run",
+            "-n",
+            "replicated",
+            "--ttl",
+            "2s",
+            "--wait-replicas",
+            "1",
+            "--",
+            "echo",
+            "ran",
+        ])
+        .output()
+        .unwrap();
+    replica.thaw();
+    assert_eq!(output.status.code(), Some(69));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("only 0 of 1 replicas confirmed the write in time"),
+        "{stderr}"
+    );
+}
