@@ -342,4 +342,14 @@ fn wait_replicas_needs_the_replica() {
         stderr.contains("only 0 of 1 replicas confirmed the write in time"),
         "{stderr}"
     );
+
+    // A replica that stops confirming also fails the extensions: the lease is lost.
+    let mut holder = Holder::start(
+        &primary.url(),
+        &["-n", "replicated", "--ttl", "2s", "--wait-replicas", "1"],
+    );
+    replica.freeze();
+    let (status, stderr) = holder.wait();
+    replica.thaw();
+    assert_eq!(status.code(), Some(76), "{stderr}");
 }
