@@ -1,10 +1,9 @@
 //! Several independent servers: the lock needs a majority of them (the Redlock algorithm).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, RedisServer, expiring_keys, is_dead, redlock, start_servers, urls, wait_until,
+    Holder, RedisServer, contend, expiring_keys, is_dead, redlock, start_servers, urls, wait_until,
 };
 
 fn lock_value(server: &RedisServer, name: &str) -> Option<String> {
@@ -253,39 +252,9 @@ fn fences_increase_while_servers_come_and_go() {
 #[test]
 fn contention_over_five_servers() {
     let servers = start_servers(5);
-    let dir = tempfile::tempdir().unwrap();
-    let redlock = env!("CARGO_BIN_EXE_redlock");
-    let critical = "mkdir inside || echo OVERLAP >> log; echo \"start $REDLOCK_FENCE\" >> log; \
-                    echo \"end $REDLOCK_FENCE\" >> log; rmdir inside";
-    let script = format!(
-        "for i in $(seq 10); do '{redlock}' run -n shared --wait 120s -- sh -c '{critical}' || echo FAILED $? >> log; done"
-    );
-    let loops: Vec<_> = (0..5)
-        .map(|_| {
-            Command::new("sh")
-                .args(["-c", &script])
-                .env("REDLOCK_URL", urls(&servers))
-                .current_dir(dir.path())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut shell in loops {
-        assert!(shell.wait().unwrap().success());
-    }
-    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
-    let lines: Vec<&str> = log.lines().collect();
-    assert_eq!(lines.len(), 5 * 10 * 2, "{log}");
-    let mut last_fence = 0;
-    for pair in lines.chunks(2) {
-        let start: u64 = pair[0].strip_prefix("start ").expect(&log).parse().unwrap();
-        let end: u64 = pair[1].strip_prefix("end ").expect(&log).parse().unwrap();
-        assert_eq!(start, end, "another run got in between:\n{log}");
-        assert!(
-            start > last_fence,
-            "fence went from {last_fence} to {start}:\n{log}"
-        );
-        last_fence = start;
+    contend(&urls(&servers), 5, 10);
+    for server in &servers {
+        assert!(expiring_keys(server).is_empty());
     }
 }
 

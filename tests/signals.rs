@@ -5,7 +5,9 @@ use std::process::Stdio;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::support::{Holder, RedisServer, Terminal, is_dead, read_pid, redlock, wait_until};
+use crate::support::{
+    Holder, RedisServer, Terminal, is_dead, read_pid, redlock, wait_for_subscriber, wait_until,
+};
 
 #[test]
 fn each_forwarded_signal_reaches_the_command() {
@@ -66,11 +68,7 @@ fn a_signal_while_waiting_ends_the_wait_with_128_plus_n() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until("the waiter subscribes", || {
-        let counts: Vec<redis::Value> =
-            server.cmd(&["PUBSUB", "NUMSUB", "redlock:{queue}:released"]);
-        counts.get(1) == Some(&redis::Value::Int(1))
-    });
+    wait_for_subscriber(&server, "queue");
     kill(Pid::from_raw(waiter.id() as i32), Signal::SIGINT).unwrap();
     let output = waiter.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130));

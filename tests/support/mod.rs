@@ -563,3 +563,53 @@ pub fn urls(servers: &[RedisServer]) -> String {
 pub fn start_servers(n: usize) -> Vec<RedisServer> {
     (0..n).map(|_| RedisServer::start()).collect()
 }
+
+/// Waits until a waiter is subscribed to the release channel of lock `name`.
+pub fn wait_for_subscriber(server: &RedisServer, name: &str) {
+    let channel = format!("redlock:{{{name}}}:released");
+    wait_until("a waiter subscribes", || {
+        let counts: Vec<redis::Value> = server.cmd(&["PUBSUB", "NUMSUB", &channel]);
+        counts.get(1) == Some(&redis::Value::Int(1))
+    });
+}
+
+/// `loops` shell loops of `runs` runs each on one lock name, all with `--wait`: checks that the
+/// critical sections never overlap and that each sees a larger fencing token than the last.
+pub fn contend(url: &str, loops: usize, runs: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let redlock = env!("CARGO_BIN_EXE_redlock");
+    // mkdir is atomic: it fails if another critical section is inside.
+    let critical = "mkdir inside || echo OVERLAP >> log; echo \"start $REDLOCK_FENCE\" >> log; \
+                    echo \"end $REDLOCK_FENCE\" >> log; rmdir inside";
+    let script = format!(
+        "for i in $(seq {runs}); do '{redlock}' run -n shared --wait 120s -- sh -c '{critical}' \
+         || echo FAILED $? >> log; done"
+    );
+    let shells: Vec<_> = (0..loops)
+        .map(|_| {
+            Command::new("sh")
+                .args(["-c", &script])
+                .env("REDLOCK_URL", url)
+                .current_dir(dir.path())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut shell in shells {
+        assert!(shell.wait().unwrap().success());
+    }
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), loops * runs * 2, "{log}");
+    let mut last_fence = 0;
+    for pair in lines.chunks(2) {
+        let start: u64 = pair[0].strip_prefix("start ").expect(&log).parse().unwrap();
+        let end: u64 = pair[1].strip_prefix("end ").expect(&log).parse().unwrap();
+        assert_eq!(start, end, "another run got in between:\n{log}");
+        assert!(
+            start > last_fence,
+            "fence went from {last_fence} to {start}:\n{log}"
+        );
+        last_fence = start;
+    }
+}
