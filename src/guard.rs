@@ -96,7 +96,13 @@ unsafe fn guard(command: libc::pid_t, lifeline: RawFd) -> ! {
         // Keep only the lifeline, as fd 0: the guard must not hold the command's pipes or
         // terminal open after the command has closed them.
         libc::dup2(lifeline, 0);
-        libc::syscall(libc::SYS_close_range, 1, libc::c_uint::MAX, 0);
+        if libc::syscall(libc::SYS_close_range, 1, libc::c_uint::MAX, 0) != 0 {
+            // Before Linux 5.9. std's exec-error pipe is among these: left open, it would
+            // keep redlock waiting in spawn until the command ends.
+            for fd in 1..libc::sysconf(libc::_SC_OPEN_MAX).clamp(1024, 65536) as libc::c_int {
+                libc::close(fd);
+            }
+        }
         let exited = libc::syscall(libc::SYS_pidfd_open, command, 0) as libc::c_int;
         let mut fds = [
             libc::pollfd {

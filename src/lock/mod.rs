@@ -91,6 +91,8 @@ enum Wait {
 
 pub struct Lock {
     servers: Vec<Shared>,
+    /// Connection-less copies of the servers.
+    targets: Vec<Server>,
     /// Addresses, in the order of `servers`, for messages.
     pub addresses: Vec<String>,
     pub keys: Keys,
@@ -103,6 +105,7 @@ impl Lock {
         let token = uuid::Uuid::new_v4().simple().to_string();
         Lock {
             addresses: servers.iter().map(|s| s.address.clone()).collect(),
+            targets: servers.iter().map(Server::clone_target).collect(),
             servers: servers
                 .into_iter()
                 .map(|s| Arc::new(Mutex::new(s)))
@@ -113,12 +116,10 @@ impl Lock {
         }
     }
 
-    /// The servers, for threads that open connections of their own.
+    /// The servers, for threads that open connections of their own. Taken without locking:
+    /// a request still in flight must not hold this up.
     pub fn targets(&self) -> Vec<Server> {
-        self.servers
-            .iter()
-            .map(|s| lock(s).clone_target())
-            .collect()
+        self.targets.iter().map(Server::clone_target).collect()
     }
 
     fn quorum(&self) -> usize {
