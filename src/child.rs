@@ -2,6 +2,7 @@
 //! and job-control stops, and stopped with TERM, a grace period, then KILL.
 
 use std::ffi::OsString;
+use std::fs::File;
 use std::io::{self, IsTerminal};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
@@ -40,8 +41,9 @@ pub fn spawn(
     argv: &[OsString],
     env: &[(&str, String)],
     lifeline: &Lifeline,
+    grace: Duration,
 ) -> Result<Spawned, Failure> {
-    let lifeline = lifeline.read_fd();
+    let (lifeline, report) = lifeline.guard_fds();
     // Hand the terminal to the command only if redlock holds it: then the command can read it,
     // and Ctrl-C reaches the command directly.
     let take_terminal = io::stdin().is_terminal() && tcgetpgrp(io::stdin()).ok() == Some(getpgrp());
@@ -61,7 +63,7 @@ pub fn spawn(
                 // Best effort: the parent does the same, and either is enough.
                 let _ = with_sigttou_blocked(|| tcsetpgrp(io::stdin(), getpid()));
             }
-            guard::split(lifeline)
+            guard::split(lifeline, report, grace)
         });
     }
     let child = command.spawn().map_err(|e| {
@@ -88,8 +90,10 @@ pub fn spawn(
     })
 }
 
-/// Reports the command's stops, continues and exit on `events`, from a thread of its own.
-pub fn watch(pid: Pid, events: Sender<Event>) -> io::Result<()> {
+/// Reports the command's stops, continues and exit on `events`, from a thread of its own. The
+/// guard (the process we wait for) reports the command's status on `report` before it stops
+/// what the command left behind; its own status stands in when it was killed before that.
+pub fn watch(pid: Pid, events: Sender<Event>, mut report: Option<File>) -> io::Result<()> {
     thread::Builder::new()
         .name("waiter".into())
         .spawn(move || {
@@ -108,7 +112,8 @@ pub fn watch(pid: Pid, events: Sender<Event>) -> io::Result<()> {
                 } else if libc::WIFCONTINUED(raw) {
                     Event::Continued
                 } else {
-                    Event::Exited(Ok(ExitStatus::from_raw(raw)))
+                    let reported = report.as_mut().and_then(guard::reported_status);
+                    Event::Exited(Ok(reported.unwrap_or(ExitStatus::from_raw(raw))))
                 };
                 let done = matches!(event, Event::Exited(_));
                 if events.send(event).is_err() || done {
@@ -124,19 +129,24 @@ pub fn give_terminal(group: Pid) {
     let _ = with_sigttou_blocked(|| tcsetpgrp(io::stdin(), group));
 }
 
-/// Takes the terminal back after the command's group had it.
-pub fn reclaim_terminal() {
-    let _ = with_sigttou_blocked(|| tcsetpgrp(io::stdin(), getpgrp()));
+/// Takes the terminal back if the command's group has it (after `bg` it does not, and then
+/// taking it would steal it from the shell).
+pub fn reclaim_terminal(group: Pid) {
+    if tcgetpgrp(io::stdin()).ok() == Some(group) {
+        let _ = with_sigttou_blocked(|| tcsetpgrp(io::stdin(), getpgrp()));
+    }
 }
 
 /// The command was stopped from the terminal (Ctrl-Z): stop redlock too, as a shell expects of
 /// a job, and carry on where we were when the shell continues us (`fg`, `bg`). The lease is
 /// not extended while we are stopped: a stop longer than it loses the lock, as any pause does.
 pub fn suspend_with(spawned: Spawned) {
-    reclaim_terminal();
+    reclaim_terminal(spawned.group);
     let _ = kill(getpid(), Signal::SIGSTOP);
-    // Running again.
-    give_terminal(spawned.group);
+    // Running again: in the foreground after `fg`, in the background after `bg`.
+    if tcgetpgrp(io::stdin()).ok() == Some(getpgrp()) {
+        give_terminal(spawned.group);
+    }
     let _ = killpg(spawned.group, Signal::SIGCONT);
 }
 

@@ -14,7 +14,9 @@ use nix::time::ClockId;
 
 use crate::clock::Moment;
 
-pub struct DeadMan(Mutex<Timer>);
+/// The timer, and whether the command is gone (after which it is never armed again: an
+/// extension still in flight at that moment must not bring it back).
+pub struct DeadMan(Mutex<(Timer, bool)>);
 
 // SAFETY: a POSIX timer id may be used from any thread of the process that created it.
 unsafe impl Send for DeadMan {}
@@ -28,23 +30,28 @@ impl DeadMan {
         });
         let timer = Timer::new(ClockId::CLOCK_BOOTTIME, kill)
             .context("cannot create the dead-man timer")?;
-        Ok(DeadMan(Mutex::new(timer)))
+        Ok(DeadMan(Mutex::new((timer, false))))
     }
 
     /// Kills this process at `at`, unless re-armed or disarmed before.
     pub fn arm(&self, at: Moment) {
         // A zero expiry would disarm the timer instead: a deadline already past fires at once.
         let at = TimeSpec::from(at.since_boot().max(std::time::Duration::from_nanos(1)));
-        let mut timer = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = timer.set(
-            Expiration::OneShot(at),
-            TimerSetTimeFlags::TFD_TIMER_ABSTIME,
-        );
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (timer, retired) = &mut *guard;
+        if !*retired {
+            let _ = timer.set(
+                Expiration::OneShot(at),
+                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+            );
+        }
     }
 
-    /// Once the command is gone there is nothing left to stop in time.
+    /// Once the command is gone there is nothing left to stop in time: disarmed for good.
     pub fn disarm(&self) {
-        let mut timer = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (timer, retired) = &mut *guard;
+        *retired = true;
         let _ = timer.set(
             Expiration::OneShot(TimeSpec::new(0, 0)),
             TimerSetTimeFlags::empty(),

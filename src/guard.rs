@@ -8,45 +8,75 @@
 //! holds the read end of a pipe whose write end only redlock has; when redlock dies for any
 //! reason the pipe reports end-of-file, and the guard SIGKILLs its process group, which is the
 //! command's. While the command runs the guard ignores the signals redlock forwards (they
-//! reach the whole group), and when the command ends it exits the same way, so redlock sees
-//! the command's status as the guard's.
+//! reach the whole group).
+//!
+//! When the command ends, the guard reports its status to redlock on a second pipe and stays,
+//! still watching the lifeline, while it stops what the command left behind in the group
+//! (SIGTERM, SIGKILL after the grace): those processes must not run on unguarded either. It is
+//! their reaper (`PR_SET_CHILD_SUBREAPER`), so it knows when none is left, and then exits.
 //!
 //! Everything here runs in a forked child of a multi-threaded process: only async-signal-safe
 //! system calls, no allocation, no locks.
 
-use std::io;
+use std::fs::File;
+use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::Duration;
 
 use nix::libc;
 
-/// redlock's end of the guard's pipe: held open for as long as redlock lives.
+/// redlock's ends of the guard's pipes: the lifeline, held open for as long as redlock lives,
+/// and the report on which the guard sends the command's exit status.
 pub struct Lifeline {
     _write: OwnedFd,
     read: OwnedFd,
+    report_read: Option<File>,
+    report_write: Option<OwnedFd>,
 }
 
 impl Lifeline {
     pub fn new() -> io::Result<Self> {
-        // Close-on-exec both ends: the command must not hold either.
+        // Close-on-exec everywhere: the command must not hold any of these.
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         Ok(Lifeline {
             _write: write,
             read,
+            report_read: Some(report_read.into()),
+            report_write: Some(report_write),
         })
     }
 
-    /// The fd the guard watches.
-    pub fn read_fd(&self) -> RawFd {
-        self.read.as_raw_fd()
+    /// The fds the guard inherits: the lifeline's read end and the report's write end.
+    pub fn guard_fds(&self) -> (RawFd, RawFd) {
+        let report = self.report_write.as_ref().map_or(-1, |fd| fd.as_raw_fd());
+        (self.read.as_raw_fd(), report)
+    }
+
+    /// Once the guard has its copy of the report's write end (ours would keep the report open
+    /// after the guard is gone): the report's read end, for `reported_status`.
+    pub fn spawned(&mut self) -> Option<File> {
+        self.report_write = None;
+        self.report_read.take()
     }
 }
 
+/// After the guard has exited: the command's status, if the guard lived to report it.
+pub fn reported_status(report: &mut File) -> Option<ExitStatus> {
+    let mut raw = [0u8; 4];
+    report.read_exact(&mut raw).ok()?;
+    Some(ExitStatus::from_raw(i32::from_ne_bytes(raw)))
+}
+
 /// Called between fork and exec. Returns in the process that is to exec the command; the
-/// process it was called in becomes the guard and never returns.
+/// process it was called in becomes the guard and never returns. `grace` is how long the
+/// command's leftovers get between SIGTERM and SIGKILL.
 ///
 /// # Safety
 /// Only in a `pre_exec` hook, after the process group is set.
-pub unsafe fn split(lifeline: RawFd) -> io::Result<()> {
+pub unsafe fn split(lifeline: RawFd, report: RawFd, grace: Duration) -> io::Result<()> {
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut old: libc::sigset_t = std::mem::zeroed();
@@ -70,7 +100,7 @@ pub unsafe fn split(lifeline: RawFd) -> io::Result<()> {
                 libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
                 Ok(())
             }
-            command => guard(command, lifeline),
+            command => guard(command, lifeline, report, grace),
         }
     }
 }
@@ -85,7 +115,11 @@ const FORWARDED: [libc::c_int; 6] = [
     libc::SIGUSR2,
 ];
 
-unsafe fn guard(command: libc::pid_t, lifeline: RawFd) -> ! {
+/// The guard's fds after it has tidied up.
+const LIFELINE: libc::c_int = 0;
+const REPORT: libc::c_int = 1;
+
+unsafe fn guard(command: libc::pid_t, lifeline: RawFd, report: RawFd, grace: Duration) -> ! {
     unsafe {
         for signal in FORWARDED {
             libc::signal(signal, libc::SIG_IGN);
@@ -93,20 +127,37 @@ unsafe fn guard(command: libc::pid_t, lifeline: RawFd) -> ! {
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-        // Keep only the lifeline, as fd 0: the guard must not hold the command's pipes or
-        // terminal open after the command has closed them.
-        libc::dup2(lifeline, 0);
-        if libc::syscall(libc::SYS_close_range, 1, libc::c_uint::MAX, 0) != 0 {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        // Keep only the two pipes, as fds 0 and 1: the guard must not hold the command's pipes
+        // or terminal open after the command has closed them.
+        let (lifeline, report) = (
+            libc::fcntl(lifeline, libc::F_DUPFD, 3),
+            libc::fcntl(report, libc::F_DUPFD, 3),
+        );
+        libc::dup2(lifeline, LIFELINE);
+        libc::dup2(report, REPORT);
+        if libc::syscall(libc::SYS_close_range, 2, libc::c_uint::MAX, 0) != 0 {
             // Before Linux 5.9. std's exec-error pipe is among these: left open, it would
             // keep redlock waiting in spawn until the command ends.
-            for fd in 1..libc::sysconf(libc::_SC_OPEN_MAX).clamp(1024, 65536) as libc::c_int {
+            for fd in 2..libc::sysconf(libc::_SC_OPEN_MAX).clamp(1024, 65536) as libc::c_int {
                 libc::close(fd);
             }
         }
+        let status = wait_for_command(command);
+        let bytes = status.to_ne_bytes();
+        libc::write(REPORT, bytes.as_ptr().cast(), bytes.len());
+        libc::close(REPORT);
+        stop_leftovers(grace)
+    }
+}
+
+/// Waits for the command to end, or for redlock to die (then it kills the group, itself too).
+unsafe fn wait_for_command(command: libc::pid_t) -> libc::c_int {
+    unsafe {
         let exited = libc::syscall(libc::SYS_pidfd_open, command, 0) as libc::c_int;
         let mut fds = [
             libc::pollfd {
-                fd: 0,
+                fd: LIFELINE,
                 events: libc::POLLIN,
                 revents: 0,
             },
@@ -126,27 +177,50 @@ unsafe fn guard(command: libc::pid_t, lifeline: RawFd) -> ! {
             }
             let mut status = 0;
             if libc::waitpid(command, &mut status, libc::WNOHANG) == command {
-                exit_like(status);
+                return status;
             }
         }
     }
 }
 
-/// Ends the guard the way the command ended.
-unsafe fn exit_like(status: libc::c_int) -> ! {
+/// SIGTERM to what is left of the group, SIGKILL (to the guard too) after `grace` or as soon
+/// as redlock dies; exits once the guard has no child left in its group.
+unsafe fn stop_leftovers(grace: Duration) -> ! {
     unsafe {
-        if libc::WIFSIGNALED(status) {
-            let signal = libc::WTERMSIG(status);
-            // The command may have dumped core; the guard must not add its own.
-            let no_core = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-            libc::signal(signal, libc::SIG_DFL);
-            libc::kill(libc::getpid(), signal);
-            libc::_exit(128 + signal);
+        libc::kill(0, libc::SIGTERM);
+        libc::kill(0, libc::SIGCONT);
+        let deadline = now() + grace.as_millis() as i64;
+        let mut lifeline = libc::pollfd {
+            fd: LIFELINE,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            loop {
+                let reaped = libc::waitpid(0, std::ptr::null_mut(), libc::WNOHANG);
+                if reaped == 0 {
+                    break;
+                }
+                if reaped < 0 {
+                    // ECHILD: no child of ours is left in the group.
+                    libc::_exit(0);
+                }
+            }
+            if now() >= deadline {
+                libc::kill(0, libc::SIGKILL);
+            }
+            if libc::poll(&mut lifeline, 1, 5) > 0 {
+                libc::kill(0, libc::SIGKILL);
+            }
         }
-        libc::_exit(libc::WEXITSTATUS(status));
+    }
+}
+
+/// Milliseconds on the monotonic clock.
+unsafe fn now() -> i64 {
+    unsafe {
+        let mut time: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut time);
+        time.tv_sec * 1000 + time.tv_nsec / 1_000_000
     }
 }

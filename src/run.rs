@@ -47,7 +47,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         .context("cannot become the reaper of the command's orphans")
         .kind(Kind::Internal)?;
     // Open for as long as redlock lives: the command's guard kills the command when it closes.
-    let lifeline = Lifeline::new()
+    let mut lifeline = Lifeline::new()
         .context("cannot create the command's lifeline")
         .kind(Kind::Internal)?;
     let deadman = DeadMan::new().kind(Kind::Internal)?;
@@ -84,7 +84,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         deadman,
         lease.kill_margin(),
     ));
-    let spawned = match child::spawn(&args.command, &env, &lifeline) {
+    let spawned = match child::spawn(&args.command, &env, &lifeline, lease.kill_after) {
         Ok(spawned) => spawned,
         Err(failure) => {
             lease_end.command_gone();
@@ -93,7 +93,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             return Err(failure);
         }
     };
-    child::watch(spawned.group, sender.clone()).kind(Kind::Internal)?;
+    child::watch(spawned.group, sender.clone(), lifeline.spawned()).kind(Kind::Internal)?;
     let heartbeat = Heartbeat::start(
         lock,
         lease,
@@ -106,7 +106,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
 
     let (status, lost) = supervise(spawned, lease, &heartbeat.lease_end, &events, args.verbose);
     if spawned.has_terminal {
-        child::reclaim_terminal();
+        child::reclaim_terminal(spawned.group);
     }
     let mut lock = heartbeat.stop();
     // --min-hold: leave the lock to expire on its own when the command ended early.

@@ -8,10 +8,13 @@ local now = redis.call('TIME')
 local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] then
-  -- A retry reached a server that had already executed our SET: keep it.
+  -- A retry reached a server that had already executed our SET: keep it, but count it as a
+  -- new grant, so that the fence of this attempt exceeds any given since on this server.
+  local fence = redis.call('INCR', KEYS[3])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('HSET', KEYS[2], 'fence', fence)
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  return {1, tonumber(redis.call('HGET', KEYS[2], 'fence')) or 0}
+  return {1, fence}
 end
 if current then
   local h = redis.call('HMGET', KEYS[2], 'token', 'start', 'host', 'pid', 'user', 'cmd', 'ended')

@@ -80,6 +80,9 @@ pub enum Everywhere {
     No,
 }
 
+/// How long a release waits for the servers after a majority: they are normally a moment behind.
+const RELEASE_LINGER: Duration = Duration::from_millis(200);
+
 /// Whether a request waits for a server that is still busy with the previous one.
 #[derive(Clone, Copy, PartialEq)]
 enum Wait {
@@ -180,9 +183,11 @@ impl Lock {
             });
         }
         if busy.is_empty() {
-            return Err(anyhow!(
+            return Err(anyhow!(if fences.len() >= quorum && in_time() {
+                "the fencing token could not be recorded on a majority of the servers"
+            } else {
                 "the lock was granted too late to be of use; raise --ttl"
-            ));
+            }));
         }
         Ok(busiest(busy, quorum))
     }
@@ -292,10 +297,23 @@ impl Lock {
         }
         drop(sender);
         let mut answers: Vec<Option<Result<R>>> = self.servers.iter().map(|_| None).collect();
-        while let Ok((index, answer)) = answers_in.recv() {
+        let mut linger_until: Option<Moment> = None;
+        loop {
+            let next = match linger_until {
+                None => answers_in.recv().ok(),
+                Some(until) => answers_in.recv_timeout(until - Moment::now()).ok(),
+            };
+            let Some((index, answer)) = next else {
+                break; // everyone answered, or the linger is over
+            };
             answers[index] = Some(answer);
-            if done(&answers) {
-                break;
+            if linger_until.is_none() && done(&answers) {
+                if wait == Wait::Never {
+                    break;
+                }
+                // A release: the other servers are normally a moment behind, and a copy left
+                // there would block others for a TTL; a frozen one is not waited for.
+                linger_until = Some(Moment::now() + RELEASE_LINGER);
             }
         }
         answers
