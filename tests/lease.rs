@@ -5,6 +5,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 use crate::support::{Holder, RedisServer, is_dead, read_pid, redlock, wait_until};
 
@@ -241,4 +242,43 @@ fn a_frozen_redlock_and_its_command_die_before_the_lease_ends() {
         Some(9),
         "redlock itself was killed by its dead-man timer"
     );
+}
+
+/// While redlock waits for the command's leftovers to stop, the guard still watches it: if
+/// redlock is killed then, the leftovers die at once instead of running on without a lease.
+#[test]
+fn leftovers_die_with_redlock_during_their_grace() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let script = "sh -c 'trap \"\" TERM; echo $$ > hard.pid.tmp; mv hard.pid.tmp hard.pid; exec sleep 1000' & \
+                  while [ ! -e hard.pid ]; do sleep 0.01; done; echo $$ > pid";
+    let mut run = redlock(&server.url())
+        .args([
+            "run",
+            "-n",
+            "grace-kill",
+            "--ttl",
+            "60s",
+            "--kill-after",
+            "50s",
+            "--heartbeat",
+            "2s",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .current_dir(dir.path())
+        .spawn()
+        .unwrap();
+    let command = read_pid(&dir.path().join("pid"));
+    let leftover = read_pid(&dir.path().join("hard.pid"));
+    wait_until("the command has exited", || is_dead(command));
+    assert!(
+        !is_dead(leftover),
+        "the leftover ignores SIGTERM and is inside its grace"
+    );
+    kill(Pid::from_raw(run.id() as i32), Signal::SIGKILL).unwrap();
+    run.wait().unwrap();
+    wait_until("the leftover dies with redlock", || is_dead(leftover));
 }

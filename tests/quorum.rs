@@ -16,9 +16,15 @@ fn three_and_five_servers_hold_the_lock_on_every_server() {
         let servers = start_servers(n);
         let url = urls(&servers);
         let mut holder = Holder::start(&url, &["-n", "many"]);
-        let token = lock_value(&servers[0], "many").expect("the lock is on the first server");
+        // redlock goes ahead on a majority; the others follow a moment later.
+        wait_until("the lock is on the first server", || {
+            lock_value(&servers[0], "many").is_some()
+        });
+        let token = lock_value(&servers[0], "many").unwrap();
         for server in &servers {
-            assert_eq!(lock_value(server, "many").as_deref(), Some(token.as_str()));
+            wait_until("the lock is on every server", || {
+                lock_value(server, "many").as_deref() == Some(token.as_str())
+            });
         }
         let output = redlock(&url)
             .args(["run", "-n", "many", "--", "echo", "ran"])

@@ -160,11 +160,37 @@ fn a_job_stopped_longer_than_its_lease_is_killed() {
     let command = read_pid(&pid_file);
     terminal.press_until("\x1a", "Stopped"); // Ctrl-Z
     wait_until("the stopped command is killed", || is_dead(command));
-    // The lease ran out on the server no earlier than the command died.
+    // (That this happens before the lease ends is checked with a contender in lease.rs.)
     wait_until("the lease runs out", || {
         server.cmd::<i64>(&["EXISTS", "redlock:{nap}"]) == 0
     });
     terminal.type_in("\n");
     terminal.expect("Killed");
+    terminal.type_in("exit\n");
+}
+
+/// After Ctrl-Z and `bg` the job runs on in the background, and the shell keeps its terminal.
+#[test]
+fn bg_leaves_the_terminal_to_the_shell() {
+    let server = RedisServer::start();
+    let redlock = env!("CARGO_BIN_EXE_redlock");
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let mut terminal = Terminal::start("bash --norc --noprofile -i", &server.url());
+    terminal.type_in(&format!(
+        "'{redlock}' run -n bgjob -- sh -c 'echo rea''dy; while [ ! -e {} ]; do sleep 0.05; done; echo cmd''-done'\n",
+        go.display()
+    ));
+    terminal.expect("ready");
+    terminal.press_until("\x1a", "Stopped"); // Ctrl-Z
+    terminal.type_in("bg\n");
+    terminal.expect("# ");
+    std::fs::write(&go, "").unwrap();
+    terminal.expect("cmd-done");
+    terminal.type_in("echo \"shell-\"\"alive\"\n");
+    terminal.expect("shell-alive");
+    wait_until("the lock is released", || {
+        server.cmd::<i64>(&["EXISTS", "redlock:{bgjob}"]) == 0
+    });
     terminal.type_in("exit\n");
 }
