@@ -16,7 +16,24 @@ use crate::duration::{parse_duration, parse_positive};
 #[command(name = "redlock", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+
+    /// Print the man page or shell completions generated from this definition ("all" writes
+    /// every one of them under man/ and completions/).
+    #[arg(long, value_name = "WHAT", hide = true, value_enum)]
+    pub generate: Option<Generate>,
+}
+
+/// What `--generate` produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generate {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+    All,
 }
 
 #[derive(Debug, Subcommand)]
@@ -28,14 +45,86 @@ pub enum Command {
         terminated before the lease can run out and redlock exits with the lock-lost status.",
         after_long_help = RUN_AFTER_HELP)]
     Run(RunArgs),
+
+    /// Show who holds the lock NAME (exit 0), or that it is free (exit 1).
+    #[command(
+        long_about = "Show who holds the lock NAME: host, pid, user, command line, start \
+        time, age, time left, fencing token and token, and with several servers the view of each \
+        server and whether a majority agrees.\n\n\
+        Exit status: 0 when held, 1 when free (like `systemctl is-active`), 69 when Redis is \
+        unavailable."
+    )]
+    Status(StatusArgs),
+
+    /// List the held locks, optionally those whose name matches PATTERN.
+    #[command(
+        long_about = "List the held locks under the key prefix, one line each: name, holder, \
+        age and time left. PATTERN is a Redis glob on the lock name (`backup-*`). The keys are \
+        found with SCAN, never KEYS, so a large database is not blocked."
+    )]
+    List(ListArgs),
+
+    /// Break the lock NAME (needs --force).
+    #[command(
+        long_about = "Break the lock NAME: delete it and tell waiters at once. Without \
+        --force it only says what it would do. With --token it deletes the lock only if it still \
+        holds that token. The holder's heartbeat then finds its lock gone, stops its command and \
+        exits with the lock-lost status (76).\n\n\
+        Exit status: 0 when broken, 1 when there was nothing to break (free, or another token), \
+        64 without --force, 69 when Redis is unavailable."
+    )]
+    Release(ReleaseArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Name of the lock (the same name on every host means the same lock).
+pub struct StatusArgs {
+    /// Name of the lock.
     #[arg(short, long, value_name = "NAME")]
     pub name: String,
 
+    /// Print JSON (the fields are listed in the README).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub servers: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only locks whose name matches this Redis glob pattern.
+    #[arg(value_name = "PATTERN", default_value = "*")]
+    pub pattern: String,
+
+    /// Print JSON (the fields are listed in the README).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub servers: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// Name of the lock.
+    #[arg(short, long, value_name = "NAME")]
+    pub name: String,
+
+    /// Really break the lock; without it, only say what would be done.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Only if the lock still holds this token (see `status`).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    #[command(flatten)]
+    pub servers: ServerArgs,
+}
+
+/// Where the locks are: shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
     /// Redis server URL: redis://, rediss:// (TLS) or redis+unix://, with optional
     /// user:password@ and /DB. Repeat it (or give a comma-separated list) for several
     /// independent servers: the lock then needs a majority of them (the Redlock algorithm).
@@ -58,6 +147,16 @@ pub struct RunArgs {
         hide_env_values = true
     )]
     pub prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Name of the lock (the same name on every host means the same lock).
+    #[arg(short, long, value_name = "NAME")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub servers: ServerArgs,
 
     /// Length of the lease: how long a crashed holder can block the lock.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive, allow_hyphen_values = true)]
@@ -136,7 +235,9 @@ mod tests {
     fn run_takes_everything_after_the_separator() {
         let cli = Cli::try_parse_from(["redlock", "run", "-n", "x", "--", "ls", "-l", "--", "-n"])
             .unwrap();
-        let Command::Run(run) = cli.command;
+        let Some(Command::Run(run)) = cli.command else {
+            panic!("parsed as run")
+        };
         assert_eq!(run.command, ["ls", "-l", "--", "-n"]);
         assert_eq!(run.ttl, Duration::from_secs(30));
     }

@@ -7,12 +7,16 @@ mod clock;
 mod deadman;
 mod duration;
 mod exit;
+mod generate;
 mod guard;
 mod heartbeat;
+mod list;
 mod lock;
+mod release;
 mod run;
 mod settings;
 mod signals;
+mod status;
 
 use std::process::ExitCode;
 
@@ -42,17 +46,36 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
+    if let Some(what) = cli.generate {
+        return match generate::generate(what) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("redlock: {e:#}");
+                ExitCode::from(exit::INTERNAL)
+            }
+        };
+    }
+    let Some(command) = cli.command else {
+        eprintln!("redlock: missing subcommand (see 'redlock --help')");
+        return ExitCode::from(exit::USAGE);
+    };
     // A bug must still end in one line and a documented status (the hook above printed it).
-    let outcome = std::panic::catch_unwind(|| match &cli.command {
-        Command::Run(args) => match run::run(args) {
+    let outcome = std::panic::catch_unwind(|| {
+        let (result, quiet_busy, busy_code) = match &command {
+            Command::Run(args) => (run::run(args), args.quiet, args.conflict_exit_code),
+            Command::Status(args) => (status::status(args), false, exit::BUSY),
+            Command::List(args) => (list::list(args), false, exit::BUSY),
+            Command::Release(args) => (release::release(args), false, exit::BUSY),
+        };
+        match result {
             Ok(code) => code,
             Err(failure) => {
-                if !(failure.kind == Kind::Busy && args.quiet) {
+                if !(failure.kind == Kind::Busy && quiet_busy) {
                     eprintln!("redlock: {failure}");
                 }
-                failure.exit_code(args.conflict_exit_code)
+                failure.exit_code(busy_code)
             }
-        },
+        }
     });
     ExitCode::from(outcome.unwrap_or(exit::INTERNAL))
 }

@@ -40,7 +40,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let lease = settings::check_run(args).kind(Kind::Usage)?;
-    let servers = settings::servers(&args.redis, args.wait_replicas).kind(Kind::Usage)?;
+    let servers = settings::servers(&args.servers.redis, args.wait_replicas).kind(Kind::Usage)?;
     let (sender, events) = channel();
     signals::listen(sender.clone()).kind(Kind::Internal)?;
     child::adopt_orphans()
@@ -52,14 +52,18 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         .kind(Kind::Internal)?;
     let deadman = DeadMan::new().kind(Kind::Internal)?;
 
-    let mut lock = Lock::new(servers, Keys::new(&args.prefix, &args.name), lease.timing);
+    let mut lock = Lock::new(
+        servers,
+        Keys::new(&args.servers.prefix, &args.name),
+        lease.timing,
+    );
     let me = HolderInfo::current(&args.command);
     // A reply later than this could not leave time to run the command safely.
     let usable = lease.timing.ttl - lease.timing.drift - lease.timing.min_validity;
     let policy = Policy {
         name: &args.name,
         wait: args.wait,
-        timeout: request_timeout(lease.timing.ttl, usable, args.redis.len()),
+        timeout: request_timeout(lease.timing.ttl, usable, args.servers.redis.len()),
         verbose: args.verbose,
     };
     let granted = acquire::acquire(&mut lock, &me, &policy, (&sender, &events))?;

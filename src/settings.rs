@@ -121,7 +121,7 @@ pub fn servers(urls: &[String], replicas: u32) -> Result<Vec<Server>> {
 /// Checks what `RunArgs` cannot check by type alone; returns the lease timings.
 pub fn check_run(args: &RunArgs) -> Result<Lease> {
     check_name("the lock name", &args.name)?;
-    check_name("the key prefix", &args.prefix)?;
+    check_name("the key prefix", &args.servers.prefix)?;
     if args.command.first().is_none_or(|c| c.is_empty()) {
         bail!("no command given: redlock run --name NAME -- COMMAND [ARGS...]");
     }

@@ -6,6 +6,7 @@ mod bad_input;
 mod busy;
 mod connection;
 mod lease;
+mod operators;
 mod quorum;
 mod run;
 mod signals;

@@ -3,6 +3,7 @@
 
 mod keys;
 mod server;
+pub mod view;
 
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread;

@@ -14,13 +14,13 @@ use super::keys::Keys;
 /// A Lua script, run by its hash (EVALSHA) and sent in full (EVAL, which also caches it) only
 /// when the server does not know it yet. `Script::invoke` does the same with a SCRIPT LOAD in
 /// between, but then a request could take three round trips, each with the whole time-out.
-struct Lua {
+pub(super) struct Lua {
     script: Script,
     code: &'static str,
 }
 
 impl Lua {
-    fn new(code: &'static str) -> Self {
+    pub(super) fn new(code: &'static str) -> Self {
         Lua {
             script: Script::new(code),
             code,
@@ -48,13 +48,30 @@ static EXTEND: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("extend.lu
 static RELEASE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("release.lua")));
 static FENCE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("fence.lua")));
 
+/// A command or a pipeline: what `Server::query` sends.
+pub trait Request {
+    fn send<T: FromRedisValue>(&self, connection: &mut Connection) -> redis::RedisResult<T>;
+}
+
+impl Request for Cmd {
+    fn send<T: FromRedisValue>(&self, connection: &mut Connection) -> redis::RedisResult<T> {
+        self.query(connection)
+    }
+}
+
+impl Request for redis::Pipeline {
+    fn send<T: FromRedisValue>(&self, connection: &mut Connection) -> redis::RedisResult<T> {
+        self.query(connection)
+    }
+}
+
 /// Encodes script arguments.
-fn args(values: &[&dyn ToRedisArgsDyn]) -> Vec<Vec<u8>> {
+pub(super) fn args(values: &[&dyn ToRedisArgsDyn]) -> Vec<Vec<u8>> {
     values.iter().flat_map(|v| v.encode()).collect()
 }
 
 /// `ToRedisArgs` is not object-safe; this is the part of it `args` needs.
-trait ToRedisArgsDyn {
+pub(super) trait ToRedisArgsDyn {
     fn encode(&self) -> Vec<Vec<u8>>;
 }
 
@@ -116,9 +133,17 @@ impl HolderInfo {
         let host = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into());
+        let uid = nix::unistd::getuid();
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| format!("uid {}", nix::unistd::getuid()));
+            .ok()
+            .or_else(|| {
+                nix::unistd::User::from_uid(uid)
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
+            .unwrap_or_else(|| format!("uid {uid}"));
         let mut command = command
             .iter()
             .map(|a| a.to_string_lossy())
@@ -299,31 +324,51 @@ impl Server {
         Ok(released != 0)
     }
 
-    /// Runs a script within `timeout`, all round trips and a connect included. After any error
-    /// the connection is dropped: a late reply must never be read as the answer to the next
-    /// request.
-    fn eval<T: FromRedisValue>(
+    /// Runs a script within `timeout`, all round trips and a connect included.
+    pub(super) fn eval<T: FromRedisValue>(
         &mut self,
         lua: &Lua,
         keys: &[&str],
         args: &[Vec<u8>],
         timeout: Duration,
     ) -> Result<T> {
+        self.call(timeout, |connection, deadline| {
+            let by_hash = arm(connection, deadline)
+                .and_then(|()| lua.command(true, keys, args).query(connection));
+            match by_hash {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    arm(connection, deadline)
+                        .and_then(|()| lua.command(false, keys, args).query(connection))
+                }
+                other => other,
+            }
+        })
+    }
+
+    /// Runs one command or pipeline within `timeout`, a connect included.
+    pub fn query<T: FromRedisValue>(
+        &mut self,
+        request: &impl Request,
+        timeout: Duration,
+    ) -> Result<T> {
+        self.call(timeout, |connection, deadline| {
+            arm(connection, deadline).and_then(|()| request.send(connection))
+        })
+    }
+
+    /// Runs `op` on our connection before a deadline `timeout` away. After any error the
+    /// connection is dropped: a late reply must never be read as the answer to the next request.
+    fn call<T>(
+        &mut self,
+        timeout: Duration,
+        op: impl FnOnce(&mut Connection, Instant) -> redis::RedisResult<T>,
+    ) -> Result<T> {
         let deadline = Instant::now() + timeout;
         let address = self.address.clone();
         let connection = self
             .connected(deadline)
             .map_err(|e| describe(&e).context(format!("cannot connect to Redis at {address}")))?;
-        let by_hash = arm(connection, deadline)
-            .and_then(|()| lua.command(true, keys, args).query(connection));
-        let result = match by_hash {
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                arm(connection, deadline)
-                    .and_then(|()| lua.command(false, keys, args).query(connection))
-            }
-            other => other,
-        };
-        result.map_err(|e| {
+        op(connection, deadline).map_err(|e| {
             self.connection = None;
             describe(&e).context(format!("Redis at {address}"))
         })

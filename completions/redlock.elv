@@ -1,0 +1,98 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[redlock] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'redlock'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'redlock'= {
+            cand --generate 'Print the man page or shell completions generated from this definition ("all" writes every one of them under man/ and completions/)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand run 'Run COMMAND while holding the lock NAME'
+            cand status 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)'
+            cand list 'List the held locks, optionally those whose name matches PATTERN'
+            cand release 'Break the lock NAME (needs --force)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'redlock;run'= {
+            cand -n 'Name of the lock (the same name on every host means the same lock)'
+            cand --name 'Name of the lock (the same name on every host means the same lock)'
+            cand --redis 'Redis server URL: redis://, rediss:// (TLS) or redis+unix://, with optional user:password@ and /DB. Repeat it (or give a comma-separated list) for several independent servers: the lock then needs a majority of them (the Redlock algorithm)'
+            cand --prefix 'Prefix of every key redlock writes'
+            cand --ttl 'Length of the lease: how long a crashed holder can block the lock'
+            cand -w 'How long to wait for a busy lock before giving up (0: try once)'
+            cand --wait 'How long to wait for a busy lock before giving up (0: try once)'
+            cand --heartbeat 'Interval between lease extensions [default: a third of --ttl]'
+            cand --kill-after 'Grace between SIGTERM and SIGKILL when the lease is lost [default: a quarter of --ttl]'
+            cand --min-hold 'Keep the lock at least this long after acquiring it, even if the command ends sooner'
+            cand --wait-replicas 'Replicas that must confirm each acquire and extension (WAIT N) before it counts, for a primary with replicas: a failover then cannot lose a lock the primary granted'
+            cand -E 'Exit status when the lock is busy'
+            cand --conflict-exit-code 'Exit status when the lock is busy'
+            cand -q 'Print nothing when the lock is busy'
+            cand --quiet 'Print nothing when the lock is busy'
+            cand -v 'Report acquire, extend and release events with their timings on stderr'
+            cand --verbose 'Report acquire, extend and release events with their timings on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'redlock;status'= {
+            cand -n 'Name of the lock'
+            cand --name 'Name of the lock'
+            cand --redis 'Redis server URL: redis://, rediss:// (TLS) or redis+unix://, with optional user:password@ and /DB. Repeat it (or give a comma-separated list) for several independent servers: the lock then needs a majority of them (the Redlock algorithm)'
+            cand --prefix 'Prefix of every key redlock writes'
+            cand --json 'Print JSON (the fields are listed in the README)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'redlock;list'= {
+            cand --redis 'Redis server URL: redis://, rediss:// (TLS) or redis+unix://, with optional user:password@ and /DB. Repeat it (or give a comma-separated list) for several independent servers: the lock then needs a majority of them (the Redlock algorithm)'
+            cand --prefix 'Prefix of every key redlock writes'
+            cand --json 'Print JSON (the fields are listed in the README)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'redlock;release'= {
+            cand -n 'Name of the lock'
+            cand --name 'Name of the lock'
+            cand --token 'Only if the lock still holds this token (see `status`)'
+            cand --redis 'Redis server URL: redis://, rediss:// (TLS) or redis+unix://, with optional user:password@ and /DB. Repeat it (or give a comma-separated list) for several independent servers: the lock then needs a majority of them (the Redlock algorithm)'
+            cand --prefix 'Prefix of every key redlock writes'
+            cand --force 'Really break the lock; without it, only say what would be done'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'redlock;help'= {
+            cand run 'Run COMMAND while holding the lock NAME'
+            cand status 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)'
+            cand list 'List the held locks, optionally those whose name matches PATTERN'
+            cand release 'Break the lock NAME (needs --force)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'redlock;help;run'= {
+        }
+        &'redlock;help;status'= {
+        }
+        &'redlock;help;list'= {
+        }
+        &'redlock;help;release'= {
+        }
+        &'redlock;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,105 @@
+//! `redlock list`: the held locks under the prefix, found with SCAN (never KEYS).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::cli::ListArgs;
+use crate::duration::human;
+use crate::exit::{Failure, Kind};
+use crate::lock::Keys;
+use crate::lock::view::ServerView;
+use crate::status::{self, TIMEOUT, describe, ms};
+
+/// One held lock; its field names are the documented JSON.
+#[derive(Debug, Serialize)]
+struct Listed {
+    name: String,
+    /// How many servers hold it (with several servers).
+    servers: usize,
+    #[serde(flatten)]
+    view: ServerView,
+}
+
+pub fn list(args: &ListArgs) -> Result<u8, Failure> {
+    let servers = status::open(&args.servers)?;
+    let prefix = &args.servers.prefix;
+    let total = servers.len();
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    let mut failed = Vec::new();
+    for mut server in servers {
+        match scan(&mut server, prefix, &args.pattern) {
+            Ok(found) => found
+                .into_iter()
+                .for_each(|name| *names.entry(name).or_default() += 1),
+            Err(e) => failed.push(format!("{e:#}")),
+        }
+    }
+    if failed.len() > total - (total / 2 + 1) {
+        return Err(Failure::new(
+            Kind::Unavailable,
+            anyhow::anyhow!("{}", failed.join("; ")),
+        ));
+    }
+    let mut listed = Vec::new();
+    for (name, count) in names {
+        let views = status::views(status::open(&args.servers)?, &Keys::new(prefix, &name));
+        if let Some(view) = views.into_iter().find(|v| v.held) {
+            listed.push(Listed {
+                name,
+                servers: count,
+                view,
+            });
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&listed).expect("plain data")
+        );
+    } else {
+        for lock in &listed {
+            let age = lock.view.age_ms.map_or("?".into(), |a| human(ms(a)));
+            let ttl = lock.view.ttl_ms.map_or("?".into(), |t| human(ms(t)));
+            println!(
+                "{}\t{}\tfor {age}\texpires in {ttl}",
+                lock.name,
+                describe(&lock.view)
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// The names of the locks on one server whose name matches `pattern`.
+fn scan(
+    server: &mut crate::lock::Server,
+    prefix: &str,
+    pattern: &str,
+) -> anyhow::Result<Vec<String>> {
+    // The lock key itself is `PREFIX:{NAME}`; its companions end after the brace.
+    let matching = format!("{prefix}:{{{pattern}}}");
+    let mut names = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor)
+            .arg("MATCH")
+            .arg(&matching)
+            .arg("COUNT")
+            .arg(1000);
+        let (next, keys): (u64, Vec<String>) = server.query(&scan, TIMEOUT)?;
+        for key in keys {
+            let name = key
+                .strip_prefix(&format!("{prefix}:{{"))
+                .and_then(|rest| rest.strip_suffix('}'));
+            if let Some(name) = name.filter(|n| !n.contains('{') && !n.contains('}')) {
+                names.push(name.to_string());
+            }
+        }
+        if next == 0 {
+            return Ok(names);
+        }
+        cursor = next;
+    }
+}

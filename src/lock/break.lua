@@ -1,0 +1,13 @@
+-- Break a lock on an operator's order, and tell waiters at once.
+-- KEYS: 1 lock, 2 holder details.  ARGV: 1 channel, 2 the token it must hold ('' for any).
+-- Returns 1 when deleted, 0 when there was no lock, -1 when another token holds it.
+local current = redis.call('GET', KEYS[1])
+if not current then
+  return 0
+end
+if ARGV[2] ~= '' and current ~= ARGV[2] then
+  return -1
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('PUBLISH', ARGV[1], current)
+return 1

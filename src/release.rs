@@ -1,0 +1,67 @@
+//! `redlock release`: break a lock on an operator's order.
+
+use anyhow::anyhow;
+
+use crate::cli::ReleaseArgs;
+use crate::exit::{Classify, Failure, Kind};
+use crate::lock::Keys;
+use crate::lock::view::{Broken, break_lock};
+use crate::settings;
+use crate::status::{self, TIMEOUT, describe};
+
+pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
+    settings::check_name("the lock name", &args.name).kind(Kind::Usage)?;
+    let keys = Keys::new(&args.servers.prefix, &args.name);
+    let servers = status::open(&args.servers)?;
+    let total = servers.len();
+    if !args.force {
+        let views = status::views(servers, &keys);
+        let holder = views
+            .iter()
+            .find(|v| v.held)
+            .map_or("nobody".to_string(), describe);
+        return Err(Failure::new(
+            Kind::Usage,
+            anyhow!(
+                "not breaking lock '{}' without --force: it would delete {} (held by {holder}) on \
+                 {total} server(s) and wake its waiters; its holder would stop its command",
+                args.name,
+                keys.lock
+            ),
+        ));
+    }
+    let mut outcomes = Vec::new();
+    let mut errors = Vec::new();
+    for mut server in servers {
+        match break_lock(&mut server, &keys, args.token.as_deref(), TIMEOUT) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    if errors.len() > total - (total / 2 + 1) {
+        return Err(Failure::new(
+            Kind::Unavailable,
+            anyhow!("{}", errors.join("; ")),
+        ));
+    }
+    let deleted = outcomes.iter().filter(|o| **o == Broken::Deleted).count();
+    if deleted > 0 {
+        eprintln!(
+            "redlock: broke lock '{}' on {deleted} of {total} server(s)",
+            args.name
+        );
+        return Ok(0);
+    }
+    if outcomes.contains(&Broken::OtherToken) {
+        eprintln!(
+            "redlock: lock '{}' holds another token; nothing was broken",
+            args.name
+        );
+    } else {
+        eprintln!(
+            "redlock: lock '{}' is not held; nothing to break",
+            args.name
+        );
+    }
+    Ok(1)
+}

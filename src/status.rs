@@ -1,0 +1,168 @@
+//! `redlock status`: who holds a lock, as each server sees it, and whether a majority agrees.
+
+use std::thread;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::anyhow;
+use serde::Serialize;
+
+use crate::cli::{ServerArgs, StatusArgs};
+use crate::duration::human;
+use crate::exit::{Classify, Failure, Kind};
+use crate::lock::view::{ServerView, view};
+use crate::lock::{Keys, Server};
+use crate::settings;
+
+/// Bound on each server's answer.
+pub const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The whole answer; its field names are the documented JSON.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub name: String,
+    /// A majority of the servers hold the lock with the same token.
+    pub held: bool,
+    /// The majority's view, when held: token, holder details, time left, fence.
+    pub holder: Option<ServerView>,
+    /// How many servers must agree, and how many do.
+    pub quorum: usize,
+    pub agreeing: usize,
+    pub servers: Vec<ServerView>,
+}
+
+/// Checks the shared options and opens the servers.
+pub fn open(args: &ServerArgs) -> Result<Vec<Server>, Failure> {
+    settings::check_name("the key prefix", &args.prefix).kind(Kind::Usage)?;
+    settings::servers(&args.redis, 0).kind(Kind::Usage)
+}
+
+/// Every server's view of the lock, read in parallel.
+pub fn views(servers: Vec<Server>, keys: &Keys) -> Vec<ServerView> {
+    thread::scope(|scope| {
+        let reads: Vec<_> = servers
+            .into_iter()
+            .map(|mut server| scope.spawn(move || view(&mut server, keys, TIMEOUT)))
+            .collect();
+        reads
+            .into_iter()
+            .map(|r| r.join().expect("a status read panicked"))
+            .collect()
+    })
+}
+
+pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
+    settings::check_name("the lock name", &args.name).kind(Kind::Usage)?;
+    let servers = open(&args.servers)?;
+    let keys = Keys::new(&args.servers.prefix, &args.name);
+    let views = views(servers, &keys);
+    let status = summarize(&args.name, views)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).expect("plain data")
+        );
+    } else {
+        print!("{}", text(&status));
+    }
+    Ok(if status.held { 0 } else { 1 })
+}
+
+/// Decides who holds the lock; too few answers is Redis being unavailable.
+fn summarize(name: &str, servers: Vec<ServerView>) -> Result<Status, Failure> {
+    let quorum = servers.len() / 2 + 1;
+    let failed: Vec<&ServerView> = servers.iter().filter(|v| v.error.is_some()).collect();
+    if failed.len() > servers.len() - quorum {
+        let errors: Vec<&str> = failed.iter().filter_map(|v| v.error.as_deref()).collect();
+        return Err(Failure::new(
+            Kind::Unavailable,
+            anyhow!("{}", errors.join("; ")),
+        ));
+    }
+    let agreeing = |token: &Option<String>| {
+        servers
+            .iter()
+            .filter(|v| v.held && &v.token == token)
+            .count()
+    };
+    let best = servers
+        .iter()
+        .filter(|v| v.held)
+        .max_by_key(|v| agreeing(&v.token));
+    let count = best.map_or(0, |v| agreeing(&v.token));
+    let held = count >= quorum;
+    Ok(Status {
+        name: name.to_string(),
+        held,
+        holder: held.then(|| best.cloned()).flatten(),
+        quorum,
+        agreeing: count,
+        servers,
+    })
+}
+
+fn text(status: &Status) -> String {
+    let mut out = String::new();
+    match &status.holder {
+        None => out.push_str(&format!("lock '{}' is free\n", status.name)),
+        Some(h) => {
+            out.push_str(&format!(
+                "lock '{}' is held by {}\n",
+                status.name,
+                describe(h)
+            ));
+            if let Some(started) = h.started_ms {
+                let at = UNIX_EPOCH + Duration::from_millis(started.max(0) as u64);
+                out.push_str(&format!(
+                    "  since    {}",
+                    humantime::format_rfc3339_seconds(at)
+                ));
+                if let Some(age) = h.age_ms {
+                    out.push_str(&format!(" ({} ago)", human(ms(age))));
+                }
+                out.push('\n');
+            }
+            if let Some(ttl) = h.ttl_ms {
+                out.push_str(&format!("  expires  in {}\n", human(ms(ttl))));
+            }
+            if let Some(fence) = h.fence {
+                out.push_str(&format!("  fence    {fence}\n"));
+            }
+            if let Some(token) = &h.token {
+                out.push_str(&format!("  token    {token}\n"));
+            }
+        }
+    }
+    if status.servers.len() > 1 {
+        out.push_str(&format!(
+            "  servers  {} of {} agree ({} needed)\n",
+            status.agreeing,
+            status.servers.len(),
+            status.quorum
+        ));
+        for server in &status.servers {
+            let state = match (&server.error, &server.token) {
+                (Some(error), _) => format!("unavailable: {error}"),
+                (None, None) => "free".to_string(),
+                (None, Some(token)) => format!("held by token {token}"),
+            };
+            out.push_str(&format!("    {}  {state}\n", server.address));
+        }
+    }
+    out
+}
+
+/// `db2 (pid 4242, user root, ./backup.sh)`
+pub fn describe(view: &ServerView) -> String {
+    match (&view.host, view.pid) {
+        (Some(host), Some(pid)) => format!(
+            "{host} (pid {pid}, user {}, {})",
+            view.user.as_deref().unwrap_or("?"),
+            view.command.as_deref().unwrap_or("?")
+        ),
+        _ => "an unknown holder".to_string(),
+    }
+}
+
+pub fn ms(millis: i64) -> Duration {
+    Duration::from_millis(millis.max(0) as u64)
+}
