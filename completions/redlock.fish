@@ -38,33 +38,33 @@ complete -c redlock -n "__fish_redlock_needs_command" -f -a "status" -d 'Show wh
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "list" -d 'List the held locks, optionally those whose name matches PATTERN'
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "release" -d 'Break the lock NAME (needs --force)'
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c redlock -n "__fish_redlock_using_subcommand run" -s n -l name -d 'Name of the lock (the same name on every host means the same lock)' -r
-complete -c redlock -n "__fish_redlock_using_subcommand run" -l redis -d 'Redis server URL: redis://, rediss:// (TLS) or redis+unix://, with optional user:password@ and /DB. Repeat it (or give a comma-separated list) for several independent servers: the lock then needs a majority of them (the Redlock algorithm)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -s n -l name -d 'Name of the lock' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l prefix -d 'Prefix of every key redlock writes' -r
-complete -c redlock -n "__fish_redlock_using_subcommand run" -l ttl -d 'Length of the lease: how long a crashed holder can block the lock' -r
-complete -c redlock -n "__fish_redlock_using_subcommand run" -s w -l wait -d 'How long to wait for a busy lock before giving up (0: try once)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l ttl -d 'Length of the lease' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -s w -l wait -d 'How long to wait for a busy lock (0: try once)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l heartbeat -d 'Interval between lease extensions [default: a third of --ttl]' -r
-complete -c redlock -n "__fish_redlock_using_subcommand run" -l kill-after -d 'Grace between SIGTERM and SIGKILL when the lease is lost [default: a quarter of --ttl]' -r
-complete -c redlock -n "__fish_redlock_using_subcommand run" -l min-hold -d 'Keep the lock at least this long after acquiring it, even if the command ends sooner' -r
-complete -c redlock -n "__fish_redlock_using_subcommand run" -l wait-replicas -d 'Replicas that must confirm each acquire and extension (WAIT N) before it counts, for a primary with replicas: a failover then cannot lose a lock the primary granted' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l kill-after -d 'Grace between SIGTERM and SIGKILL [default: a quarter of --ttl]' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l min-hold -d 'Keep the lock at least this long after acquiring it' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l wait-replicas -d 'Replicas that must confirm each acquire and extension' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s q -l quiet -d 'Print nothing when the lock is busy'
-complete -c redlock -n "__fish_redlock_using_subcommand run" -s v -l verbose -d 'Report acquire, extend and release events with their timings on stderr'
+complete -c redlock -n "__fish_redlock_using_subcommand run" -s v -l verbose -d 'Report what happens, with timings, on stderr'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand status" -s n -l name -d 'Name of the lock' -r
-complete -c redlock -n "__fish_redlock_using_subcommand status" -l redis -d 'Redis server URL: redis://, rediss:// (TLS) or redis+unix://, with optional user:password@ and /DB. Repeat it (or give a comma-separated list) for several independent servers: the lock then needs a majority of them (the Redlock algorithm)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand status" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand status" -l prefix -d 'Prefix of every key redlock writes' -r
-complete -c redlock -n "__fish_redlock_using_subcommand status" -l json -d 'Print JSON (the fields are listed in the README)'
+complete -c redlock -n "__fish_redlock_using_subcommand status" -l json -d 'Print JSON'
 complete -c redlock -n "__fish_redlock_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c redlock -n "__fish_redlock_using_subcommand list" -l redis -d 'Redis server URL: redis://, rediss:// (TLS) or redis+unix://, with optional user:password@ and /DB. Repeat it (or give a comma-separated list) for several independent servers: the lock then needs a majority of them (the Redlock algorithm)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand list" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand list" -l prefix -d 'Prefix of every key redlock writes' -r
-complete -c redlock -n "__fish_redlock_using_subcommand list" -l json -d 'Print JSON (the fields are listed in the README)'
+complete -c redlock -n "__fish_redlock_using_subcommand list" -l json -d 'Print JSON'
 complete -c redlock -n "__fish_redlock_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -s n -l name -d 'Name of the lock' -r
-complete -c redlock -n "__fish_redlock_using_subcommand release" -l token -d 'Only if the lock still holds this token (see `status`)' -r
-complete -c redlock -n "__fish_redlock_using_subcommand release" -l redis -d 'Redis server URL: redis://, rediss:// (TLS) or redis+unix://, with optional user:password@ and /DB. Repeat it (or give a comma-separated list) for several independent servers: the lock then needs a majority of them (the Redlock algorithm)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand release" -l token -d 'Only if the lock still holds this token' -r
+complete -c redlock -n "__fish_redlock_using_subcommand release" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l prefix -d 'Prefix of every key redlock writes' -r
-complete -c redlock -n "__fish_redlock_using_subcommand release" -l force -d 'Really break the lock; without it, only say what would be done'
+complete -c redlock -n "__fish_redlock_using_subcommand release" -l force -d 'Really break the lock'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release help" -f -a "run" -d 'Run COMMAND while holding the lock NAME'
 complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release help" -f -a "status" -d 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)'

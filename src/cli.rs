@@ -78,11 +78,16 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Name of the lock.
+    /// Name of the lock
+    ///
+    /// As given to `redlock run --name`.
     #[arg(short, long, value_name = "NAME")]
     pub name: String,
 
-    /// Print JSON (the fields are listed in the README).
+    /// Print JSON
+    ///
+    /// An object with name, held, holder, quorum, agreeing and servers; the fields are listed
+    /// in the README and stay stable.
     #[arg(long)]
     pub json: bool,
 
@@ -92,11 +97,16 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only locks whose name matches this Redis glob pattern.
+    /// Only locks whose name matches this pattern
+    ///
+    /// A Redis glob (`*`, `?`, `[abc]`) on the lock name.
     #[arg(value_name = "PATTERN", default_value = "*")]
     pub pattern: String,
 
-    /// Print JSON (the fields are listed in the README).
+    /// Print JSON
+    ///
+    /// An array of locks, each with name, servers and the fields of a status view; listed in
+    /// the README.
     #[arg(long)]
     pub json: bool,
 
@@ -106,15 +116,21 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
-    /// Name of the lock.
+    /// Name of the lock
+    ///
+    /// As given to `redlock run --name`.
     #[arg(short, long, value_name = "NAME")]
     pub name: String,
 
-    /// Really break the lock; without it, only say what would be done.
+    /// Really break the lock
+    ///
+    /// Without it, release only says what it would do, and exits with 64.
     #[arg(long)]
     pub force: bool,
 
-    /// Only if the lock still holds this token (see `status`).
+    /// Only if the lock still holds this token
+    ///
+    /// The token `redlock status` shows: a lock taken again since is left alone.
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
 
@@ -125,9 +141,13 @@ pub struct ReleaseArgs {
 /// Where the locks are: shared by every subcommand.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// Redis server URL: redis://, rediss:// (TLS) or redis+unix://, with optional
-    /// user:password@ and /DB. Repeat it (or give a comma-separated list) for several
-    /// independent servers: the lock then needs a majority of them (the Redlock algorithm).
+    /// Redis server URL (repeat it for several independent servers)
+    ///
+    /// redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss://... for TLS (SSL_CERT_FILE names a
+    /// private CA; /#insecure skips the check), or redis+unix:///PATH. Checked before anything
+    /// runs; messages never show the password. Repeat it, or give REDLOCK_URL a comma-separated
+    /// list, for several independent servers: the lock then needs a majority of them (the
+    /// Redlock algorithm).
     #[arg(
         long = "redis",
         value_name = "URL",
@@ -138,7 +158,10 @@ pub struct ServerArgs {
     )]
     pub redis: Vec<String>,
 
-    /// Prefix of every key redlock writes.
+    /// Prefix of every key redlock writes
+    ///
+    /// The lock NAME lives in PREFIX:{NAME}, its holder's details in PREFIX:{NAME}:holder and its
+    /// fencing counter in PREFIX:{NAME}:fence. No braces or control characters.
     #[arg(
         long,
         value_name = "PREFIX",
@@ -151,52 +174,84 @@ pub struct ServerArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Name of the lock (the same name on every host means the same lock).
+    /// Name of the lock
+    ///
+    /// The same name on every host means the same lock. At most 200 bytes; no braces or control
+    /// characters.
     #[arg(short, long, value_name = "NAME")]
     pub name: String,
 
     #[command(flatten)]
     pub servers: ServerArgs,
 
-    /// Length of the lease: how long a crashed holder can block the lock.
+    /// Length of the lease
+    ///
+    /// How long a crashed holder can block the lock, at most. The heartbeat keeps it alive while
+    /// the command runs. At least 100ms. Durations: 30s, 1m30s, 250ms, or plain seconds.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive, allow_hyphen_values = true)]
     pub ttl: Duration,
 
-    /// How long to wait for a busy lock before giving up (0: try once).
+    /// How long to wait for a busy lock (0: try once)
+    ///
+    /// A waiter sleeps until a release notice or the holder's expiry, not in a polling loop, and
+    /// takes over at once. When the time is up it exits with the busy status.
     #[arg(short, long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub wait: Duration,
 
-    /// Interval between lease extensions [default: a third of --ttl].
+    /// Interval between lease extensions [default: a third of --ttl]
+    ///
+    /// Must leave room for a retry before the command would have to be signalled: at most half
+    /// of (ttl - drift - kill-after), where drift is 1% of the TTL + 2ms.
     #[arg(long, value_name = "DURATION", value_parser = parse_positive, allow_hyphen_values = true)]
     pub heartbeat: Option<Duration>,
 
-    /// Grace between SIGTERM and SIGKILL when the lease is lost [default: a quarter of --ttl].
+    /// Grace between SIGTERM and SIGKILL [default: a quarter of --ttl]
+    ///
+    /// When the lease cannot be kept, the command's process group gets SIGTERM this long before
+    /// the lease ends and SIGKILL before it ends. Also the grace given to processes the command
+    /// leaves behind. Must be shorter than the TTL less the drift allowance.
     #[arg(long, value_name = "DURATION", value_parser = parse_positive, allow_hyphen_values = true)]
     pub kill_after: Option<Duration>,
 
-    /// Keep the lock at least this long after acquiring it, even if the command ends sooner.
+    /// Keep the lock at least this long after acquiring it
+    ///
+    /// Even if the command ends sooner, so that the same cron entry on a host whose clock is
+    /// behind does not run the job again. On release the lease is shortened to what remains;
+    /// redlock does not stay alive for it. Not applied when the command could not be started.
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub min_hold: Duration,
 
-    /// Replicas that must confirm each acquire and extension (WAIT N) before it counts, for a
-    /// primary with replicas: a failover then cannot lose a lock the primary granted.
+    /// Replicas that must confirm each acquire and extension
+    ///
+    /// For a primary with replicas: each acquire and extension is followed by WAIT N and counts
+    /// only when N replicas confirm it, so a failover cannot lose a lock the primary granted.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub wait_replicas: u32,
 
-    /// Exit status when the lock is busy.
+    /// Exit status when the lock is busy
+    ///
+    /// 0 to 255. Choose one the command never uses, so that a script can tell them apart;
+    /// -E 0 -q makes a busy lock a silent success.
     #[arg(short = 'E', long, value_name = "N", default_value_t = crate::exit::BUSY,
           value_parser = clap::value_parser!(u8), allow_negative_numbers = true)]
     pub conflict_exit_code: u8,
 
-    /// Print nothing when the lock is busy.
+    /// Print nothing when the lock is busy
+    ///
+    /// cron mails any output; other errors are still printed.
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// Report acquire, extend and release events with their timings on stderr.
+    /// Report what happens, with timings, on stderr
+    ///
+    /// Waiting (and for whom), acquire, each extension, retries and release.
     #[arg(short, long)]
     pub verbose: bool,
 
-    /// The command to run, and its arguments.
+    /// The command to run, and its arguments
+    ///
+    /// Everything after --. It runs in its own process group with its stdin, stdout and stderr
+    /// untouched, and REDLOCK_NAME, REDLOCK_TOKEN and REDLOCK_FENCE in its environment.
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }
@@ -229,6 +284,35 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every option has a one-line help and a longer explanation for --help.
+    #[test]
+    fn every_option_explains_itself() {
+        let cli = Cli::command();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || arg.is_hide_set() {
+                    continue;
+                }
+                let short = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                let long = arg
+                    .get_long_help()
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                assert!(
+                    !short.is_empty() && !short.contains('\n'),
+                    "{} {id}: {short:?}",
+                    sub.get_name()
+                );
+                assert!(
+                    long.len() > short.len(),
+                    "{} {id}: no longer help",
+                    sub.get_name()
+                );
+            }
+        }
     }
 
     #[test]
