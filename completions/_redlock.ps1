@@ -21,7 +21,6 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'redlock' {
-            [CompletionResult]::new('--generate', '--generate', [CompletionResultType]::ParameterName, 'Print the man page or shell completions generated from this definition ("all" writes every one of them under man/ and completions/)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')

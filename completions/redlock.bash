@@ -53,16 +53,12 @@ _redlock() {
 
     case "${cmd}" in
         redlock)
-            opts="-h -V --generate --help --version run status list release help"
+            opts="-h -V --help --version run status list release help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --generate)
-                    COMPREPLY=($(compgen -W "man bash zsh fish elvish powershell all" -- "${cur}"))
-                    return 0
-                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -18,7 +18,6 @@ set edit:completion:arg-completer[redlock] = {|@words|
     }
     var completions = [
         &'redlock'= {
-            cand --generate 'Print the man page or shell completions generated from this definition ("all" writes every one of them under man/ and completions/)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'

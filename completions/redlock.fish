@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_redlock_global_optspecs
-    string join \n generate= h/help V/version
+    string join \n h/help V/version
 end
 
 function __fish_redlock_needs_command
@@ -24,13 +24,6 @@ function __fish_redlock_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c redlock -n "__fish_redlock_needs_command" -l generate -d 'Print the man page or shell completions generated from this definition ("all" writes every one of them under man/ and completions/)' -r -f -a "man\t''
-bash\t''
-zsh\t''
-fish\t''
-elvish\t''
-powershell\t''
-all\t''"
 complete -c redlock -n "__fish_redlock_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_needs_command" -s V -l version -d 'Print version'
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "run" -d 'Run COMMAND while holding the lock NAME'

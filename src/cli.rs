@@ -16,24 +16,7 @@ use crate::duration::{parse_duration, parse_positive};
 #[command(name = "redlock", version, about, long_about, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
-
-    /// Print the man page or shell completions generated from this definition ("all" writes
-    /// every one of them under man/ and completions/).
-    #[arg(long, value_name = "WHAT", hide = true, value_enum)]
-    pub generate: Option<Generate>,
-}
-
-/// What `--generate` produces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Generate {
-    Man,
-    Bash,
-    Zsh,
-    Fish,
-    Elvish,
-    Powershell,
-    All,
+    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,7 +52,8 @@ pub enum Command {
         long_about = "Break the lock NAME: delete it and tell waiters at once. Without \
         --force it only says what it would do. With --token it deletes the lock only if it still \
         holds that token. The holder's heartbeat then finds its lock gone, stops its command and \
-        exits with the lock-lost status (76).\n\n\
+        exits with the lock-lost status (76); until its next extension (at most --heartbeat) \
+        its command still runs, alongside a waiter that took the lock at once.\n\n\
         Exit status: 0 when broken, 1 when there was nothing to break (free, or another token), \
         64 without --force, 69 when Redis is unavailable."
     )]
@@ -86,8 +70,11 @@ pub struct StatusArgs {
 
     /// Print JSON
     ///
-    /// An object with name, held, holder, quorum, agreeing and servers; the fields are listed
-    /// in the README and stay stable.
+    /// An object: name, held (a majority holds it with one token), holder (that majority's
+    /// view, or null), quorum (servers needed), agreeing (servers holding that token) and servers
+    /// (one view each). A view: address, held, token, ttl_ms (-1: no expiry), fence, host, pid,
+    /// user, command, started_ms (ms since the epoch, server clock), age_ms, ended_ms (when
+    /// --min-hold keeps a finished command's lock) and error. The fields are stable.
     #[arg(long)]
     pub json: bool,
 
@@ -105,8 +92,9 @@ pub struct ListArgs {
 
     /// Print JSON
     ///
-    /// An array of locks, each with name, servers and the fields of a status view; listed in
-    /// the README.
+    /// An array of the held locks, each with name, servers (how many hold it) and the fields of
+    /// a `redlock status` view: address, held, token, ttl_ms (-1: no expiry), fence, host, pid,
+    /// user, command, started_ms, age_ms, ended_ms and error. The fields are stable.
     #[arg(long)]
     pub json: bool,
 
@@ -319,7 +307,7 @@ mod tests {
     fn run_takes_everything_after_the_separator() {
         let cli = Cli::try_parse_from(["redlock", "run", "-n", "x", "--", "ls", "-l", "--", "-n"])
             .unwrap();
-        let Some(Command::Run(run)) = cli.command else {
+        let Command::Run(run) = cli.command else {
             panic!("parsed as run")
         };
         assert_eq!(run.command, ["ls", "-l", "--", "-n"]);

@@ -8,17 +8,20 @@ use anyhow::{Context, Result};
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::cli::{Cli, Generate};
+use crate::cli::Cli;
 
-/// Prints one output, or with `all` writes every file under the current directory.
-pub fn generate(what: Generate) -> Result<()> {
+/// `redlock --generate WHAT`: kept out of the clap definition, so that no completion offers it.
+pub const FLAG: &str = "--generate";
+
+/// Prints one output (`man`, `bash`, `zsh`, `fish`, `elvish`, `powershell`), or with `all`
+/// writes every file under the current directory.
+pub fn generate(what: &str) -> Result<()> {
     let shell = match what {
-        Generate::Man => {
-            return std::io::stdout()
-                .write_all(&man_page(&Cli::command(), true)?)
-                .map_err(Into::into);
+        "man" => {
+            let page = man_page(&Cli::command(), Page::Main)?;
+            return std::io::stdout().write_all(&page).map_err(Into::into);
         }
-        Generate::All => {
+        "all" => {
             for (path, contents) in files()? {
                 std::fs::create_dir_all(path.parent().expect("a directory"))?;
                 std::fs::write(&path, contents)
@@ -26,14 +29,25 @@ pub fn generate(what: Generate) -> Result<()> {
             }
             return Ok(());
         }
-        Generate::Bash => Shell::Bash,
-        Generate::Zsh => Shell::Zsh,
-        Generate::Fish => Shell::Fish,
-        Generate::Elvish => Shell::Elvish,
-        Generate::Powershell => Shell::PowerShell,
+        "bash" => Shell::Bash,
+        "zsh" => Shell::Zsh,
+        "fish" => Shell::Fish,
+        "elvish" => Shell::Elvish,
+        "powershell" => Shell::PowerShell,
+        other => anyhow::bail!(
+            "cannot generate {other:?}: man, bash, zsh, fish, elvish, powershell or all"
+        ),
     };
     std::io::stdout().write_all(&completion(shell))?;
     Ok(())
+}
+
+/// Which man page: the sections differ.
+#[derive(Clone, Copy, PartialEq)]
+enum Page {
+    Main,
+    Run,
+    Operator,
 }
 
 /// Every generated file, with its path in the repository.
@@ -49,12 +63,20 @@ pub fn files() -> Result<Vec<(PathBuf, Vec<u8>)>> {
         files.push((PathBuf::from("completions").join(name), completion(shell)));
     }
     let cli = Cli::command();
-    files.push((PathBuf::from("man/redlock.1"), man_page(&cli, true)?));
+    files.push((PathBuf::from("man/redlock.1"), man_page(&cli, Page::Main)?));
     for sub in cli.get_subcommands() {
-        // clap names are 'static; four short strings in a one-off generator may leak.
-        let name: &'static str = format!("redlock-{}", sub.get_name()).leak();
-        let page = man_page(&sub.clone().name(name).display_name(name), false)?;
-        files.push((PathBuf::from(format!("man/{name}.1")), page));
+        // clap names are 'static; a few short strings in a one-off generator may leak.
+        let file: &'static str = format!("redlock-{}", sub.get_name()).leak();
+        let shown: &'static str = format!("redlock {}", sub.get_name()).leak();
+        let page = match sub.get_name() {
+            "run" => Page::Run,
+            _ => Page::Operator,
+        };
+        let cmd = sub.clone().name(file).display_name(file).bin_name(shown);
+        files.push((
+            PathBuf::from(format!("man/{file}.1")),
+            man_page(&cmd, page)?,
+        ));
     }
     Ok(files)
 }
@@ -66,7 +88,7 @@ fn completion(shell: Shell) -> Vec<u8> {
 }
 
 /// A man page: what clap_mangen renders, plus the sections scripts and operators need.
-fn man_page(cmd: &clap::Command, main: bool) -> Result<Vec<u8>> {
+fn man_page(cmd: &clap::Command, page: Page) -> Result<Vec<u8>> {
     let man = clap_mangen::Man::new(cmd.clone())
         .manual("redlock manual")
         .source(format!("redlock {}", env!("CARGO_PKG_VERSION")));
@@ -79,9 +101,15 @@ fn man_page(cmd: &clap::Command, main: bool) -> Result<Vec<u8>> {
     if cmd.get_subcommands().next().is_some() {
         man.render_subcommands_section(&mut out)?;
     }
-    out.extend_from_slice(EXIT_STATUS.as_bytes());
+    out.extend_from_slice(b".SH \"EXIT STATUS\"\n");
+    if page != Page::Operator {
+        out.extend_from_slice(EXIT_STATUS_RUN.as_bytes());
+    }
+    if page != Page::Run {
+        out.extend_from_slice(EXIT_STATUS_OPERATORS.as_bytes());
+    }
     out.extend_from_slice(ENVIRONMENT.as_bytes());
-    if main {
+    if page == Page::Main {
         out.extend_from_slice(EXAMPLES.as_bytes());
     }
     out.extend_from_slice(SEE_ALSO.as_bytes());
@@ -91,8 +119,7 @@ fn man_page(cmd: &clap::Command, main: bool) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-const EXIT_STATUS: &str = r#".SH "EXIT STATUS"
-.SS "redlock run"
+const EXIT_STATUS_RUN: &str = r#".SS "redlock run"
 .TP
 the command's
 The command ran and exited: its status, unchanged.
@@ -120,7 +147,9 @@ The command was not found.
 .TP
 70
 Internal error (EX_SOFTWARE).
-.SS "redlock status, list, release"
+"#;
+
+const EXIT_STATUS_OPERATORS: &str = r#".SS "redlock status, list, release"
 .TP
 0
 status: the lock is held; list: done; release: the lock was broken.

@@ -22,17 +22,22 @@ struct Listed {
 }
 
 pub fn list(args: &ListArgs) -> Result<u8, Failure> {
-    let servers = status::open(&args.servers)?;
+    let (mut servers, addresses) = status::targets(&args.servers)?;
     let prefix = &args.servers.prefix;
     let total = servers.len();
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     let mut failed = Vec::new();
-    for mut server in servers {
-        match scan(&mut server, prefix, &args.pattern) {
+    for slot in servers.iter_mut() {
+        let server = slot.as_mut().expect("all servers are still there");
+        match scan(server, prefix, &args.pattern) {
             Ok(found) => found
                 .into_iter()
                 .for_each(|name| *names.entry(name).or_default() += 1),
-            Err(e) => failed.push(format!("{e:#}")),
+            Err(e) => {
+                failed.push(format!("{e:#}"));
+                // Not asked again for every lock: it would cost a time-out each.
+                *slot = None;
+            }
         }
     }
     if failed.len() > total - (total / 2 + 1) {
@@ -42,12 +47,18 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
         ));
     }
     let mut listed = Vec::new();
-    for (name, count) in names {
-        let views = status::views(status::open(&args.servers)?, &Keys::new(prefix, &name));
-        if let Some(view) = views.into_iter().find(|v| v.held) {
+    for name in names.into_keys() {
+        let views = status::views(&mut servers, &addresses, &Keys::new(prefix, &name));
+        // Held means what `status` means: a majority with one token.
+        if let Ok(status::Status {
+            holder: Some(view),
+            agreeing,
+            ..
+        }) = status::summarize(&name, views)
+        {
             listed.push(Listed {
                 name,
-                servers: count,
+                servers: agreeing,
                 view,
             });
         }
@@ -60,12 +71,11 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
     } else {
         for lock in &listed {
             let age = lock.view.age_ms.map_or("?".into(), |a| human(ms(a)));
-            let ttl = lock.view.ttl_ms.map_or("?".into(), |t| human(ms(t)));
-            println!(
-                "{}\t{}\tfor {age}\texpires in {ttl}",
-                lock.name,
-                describe(&lock.view)
-            );
+            let ttl = match lock.view.ttl_ms {
+                Some(t) if t >= 0 => format!("expires in {}", human(ms(t))),
+                _ => "never expires".to_string(),
+            };
+            println!("{}\t{}\tfor {age}\t{ttl}", lock.name, describe(&lock.view));
         }
     }
     Ok(0)
@@ -78,7 +88,7 @@ fn scan(
     pattern: &str,
 ) -> anyhow::Result<Vec<String>> {
     // The lock key itself is `PREFIX:{NAME}`; its companions end after the brace.
-    let matching = format!("{prefix}:{{{pattern}}}");
+    let matching = format!("{}:{{{pattern}}}", escape_glob(prefix));
     let mut names = Vec::new();
     let mut cursor: u64 = 0;
     loop {
@@ -101,5 +111,26 @@ fn scan(
             return Ok(names);
         }
         cursor = next;
+    }
+}
+
+/// The prefix is matched literally: its glob characters are escaped for SCAN MATCH.
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::new();
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prefixes_are_matched_literally() {
+        assert_eq!(super::escape_glob("team[a]*"), "team\\[a\\]\\*");
+        assert_eq!(super::escape_glob("redlock"), "redlock");
     }
 }

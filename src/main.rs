@@ -31,6 +31,19 @@ fn main() -> ExitCode {
         let message = info.payload_as_str().unwrap_or("unknown panic");
         eprintln!("redlock: internal error: {message}");
     }));
+    // args_os: a command's arguments need not be UTF-8.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).take(3).collect();
+    if let [flag, what] = args.as_slice()
+        && flag == generate::FLAG
+    {
+        return match generate::generate(&what.to_string_lossy()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("redlock: {e:#}");
+                ExitCode::from(exit::USAGE)
+            }
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
@@ -46,19 +59,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::USAGE);
         }
     };
-    if let Some(what) = cli.generate {
-        return match generate::generate(what) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("redlock: {e:#}");
-                ExitCode::from(exit::INTERNAL)
-            }
-        };
-    }
-    let Some(command) = cli.command else {
-        eprintln!("redlock: missing subcommand (see 'redlock --help')");
-        return ExitCode::from(exit::USAGE);
-    };
+    let command = cli.command;
     // A bug must still end in one line and a documented status (the hook above printed it).
     let outcome = std::panic::catch_unwind(|| {
         let (result, quiet_busy, busy_code) = match &command {
@@ -94,15 +95,19 @@ fn usage_line(error: &clap::Error) -> String {
             .collect();
         line = format!("{} {}", line, items.join(", "));
     }
+    let subcommand = std::env::args_os()
+        .nth(1)
+        .and_then(|a| a.into_string().ok())
+        .filter(|a| ["run", "status", "list", "release"].contains(&a.as_str()));
     // `redlock run -n x echo hi`: the command must come after `--`.
     let stray_word = error.kind() == ErrorKind::UnknownArgument
         && matches!(error.get(ContextKind::InvalidArg),
                     Some(ContextValue::String(arg)) if !arg.starts_with('-'));
-    if stray_word {
+    if stray_word && subcommand.as_deref() == Some("run") {
         line.push_str("; put the command after '--'");
     }
-    match std::env::args().nth(1).as_deref() {
-        Some("run") => format!("{line} (see 'redlock run --help')"),
-        _ => format!("{line} (see 'redlock --help')"),
+    match subcommand {
+        Some(name) => format!("{line} (see 'redlock {name} --help')"),
+        None => format!("{line} (see 'redlock --help')"),
     }
 }

@@ -11,14 +11,21 @@ use crate::status::{self, TIMEOUT, describe};
 
 pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     settings::check_name("the lock name", &args.name).kind(Kind::Usage)?;
+    if args.token.as_deref() == Some("") {
+        return Err(Failure::new(
+            Kind::Usage,
+            anyhow!("--token must not be empty"),
+        ));
+    }
     let keys = Keys::new(&args.servers.prefix, &args.name);
-    let servers = status::open(&args.servers)?;
+    let (mut servers, addresses) = status::targets(&args.servers)?;
     let total = servers.len();
     if !args.force {
-        let views = status::views(servers, &keys);
-        let holder = views
-            .iter()
-            .find(|v| v.held)
+        let views = status::views(&mut servers, &addresses, &keys);
+        let status = status::summarize(&args.name, views)?;
+        let holder = status
+            .holder
+            .as_ref()
             .map_or("nobody".to_string(), describe);
         return Err(Failure::new(
             Kind::Usage,
@@ -32,25 +39,29 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     }
     let mut outcomes = Vec::new();
     let mut errors = Vec::new();
-    for mut server in servers {
-        match break_lock(&mut server, &keys, args.token.as_deref(), TIMEOUT) {
+    for server in servers.iter_mut().flatten() {
+        match break_lock(server, &keys, args.token.as_deref(), TIMEOUT) {
             Ok(outcome) => outcomes.push(outcome),
             Err(e) => errors.push(format!("{e:#}")),
         }
+    }
+    let deleted = outcomes.iter().filter(|o| **o == Broken::Deleted).count();
+    if deleted > 0 {
+        let unreached = match errors.is_empty() {
+            true => String::new(),
+            false => format!("; not reached: {}", errors.join("; ")),
+        };
+        eprintln!(
+            "redlock: broke lock '{}' on {deleted} of {total} server(s){unreached}",
+            args.name
+        );
+        return Ok(0);
     }
     if errors.len() > total - (total / 2 + 1) {
         return Err(Failure::new(
             Kind::Unavailable,
             anyhow!("{}", errors.join("; ")),
         ));
-    }
-    let deleted = outcomes.iter().filter(|o| **o == Broken::Deleted).count();
-    if deleted > 0 {
-        eprintln!(
-            "redlock: broke lock '{}' on {deleted} of {total} server(s)",
-            args.name
-        );
-        return Ok(0);
     }
     if outcomes.contains(&Broken::OtherToken) {
         eprintln!(

@@ -225,7 +225,9 @@ fn request_timeout(ttl: Duration, usable: Duration, servers: usize) -> Duration 
 fn release(lock: &mut Lock, args: &RunArgs, keep: Duration, lost: bool) {
     let started = Moment::now();
     let (released, errors) = lock.release(keep, REQUEST_TIMEOUT, Everywhere::No);
-    if !errors.is_empty() && (!lost || args.verbose) {
+    // With several servers, a majority releasing frees the lock: the rest is for --verbose.
+    let freed = released >= lock.quorum();
+    if !errors.is_empty() && ((!lost && !freed) || args.verbose) {
         eprintln!(
             "redlock: could not release '{}' ({}); it expires within {}",
             args.name,

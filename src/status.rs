@@ -36,12 +36,19 @@ pub fn open(args: &ServerArgs) -> Result<Vec<Server>, Failure> {
     settings::servers(&args.redis, 0).kind(Kind::Usage)
 }
 
-/// Every server's view of the lock, read in parallel.
-pub fn views(servers: Vec<Server>, keys: &Keys) -> Vec<ServerView> {
+/// Every server's view of the lock, read in parallel; a server that already failed (`None` in
+/// `servers`) is reported as such instead of being asked again.
+pub fn views(servers: &mut [Option<Server>], addresses: &[String], keys: &Keys) -> Vec<ServerView> {
     thread::scope(|scope| {
         let reads: Vec<_> = servers
-            .into_iter()
-            .map(|mut server| scope.spawn(move || view(&mut server, keys, TIMEOUT)))
+            .iter_mut()
+            .zip(addresses)
+            .map(|(server, address)| {
+                scope.spawn(move || match server {
+                    Some(server) => view(server, keys, TIMEOUT),
+                    None => ServerView::unreachable(address, "did not answer before".into()),
+                })
+            })
             .collect();
         reads
             .into_iter()
@@ -50,11 +57,18 @@ pub fn views(servers: Vec<Server>, keys: &Keys) -> Vec<ServerView> {
     })
 }
 
+/// The servers, each in an `Option` for `views`, and their addresses.
+pub fn targets(args: &ServerArgs) -> Result<(Vec<Option<Server>>, Vec<String>), Failure> {
+    let servers = open(args)?;
+    let addresses = servers.iter().map(|s| s.address.clone()).collect();
+    Ok((servers.into_iter().map(Some).collect(), addresses))
+}
+
 pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
     settings::check_name("the lock name", &args.name).kind(Kind::Usage)?;
-    let servers = open(&args.servers)?;
+    let (mut servers, addresses) = targets(&args.servers)?;
     let keys = Keys::new(&args.servers.prefix, &args.name);
-    let views = views(servers, &keys);
+    let views = views(&mut servers, &addresses, &keys);
     let status = summarize(&args.name, views)?;
     if args.json {
         println!(
@@ -68,7 +82,7 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
 }
 
 /// Decides who holds the lock; too few answers is Redis being unavailable.
-fn summarize(name: &str, servers: Vec<ServerView>) -> Result<Status, Failure> {
+pub fn summarize(name: &str, servers: Vec<ServerView>) -> Result<Status, Failure> {
     let quorum = servers.len() / 2 + 1;
     let failed: Vec<&ServerView> = servers.iter().filter(|v| v.error.is_some()).collect();
     if failed.len() > servers.len() - quorum {
@@ -121,8 +135,18 @@ fn text(status: &Status) -> String {
                 }
                 out.push('\n');
             }
-            if let Some(ttl) = h.ttl_ms {
-                out.push_str(&format!("  expires  in {}\n", human(ms(ttl))));
+            if let Some(ended) = h.ended_ms {
+                let ago = h.started_ms.zip(h.age_ms).map(|(s, a)| s + a - ended);
+                let ago = ago.map_or(String::new(), |a| format!(" {} ago", human(ms(a))));
+                out.push_str(&format!(
+                    "  kept     by --min-hold: its command finished{ago}\n"
+                ));
+            }
+            match h.ttl_ms {
+                Some(ttl) if ttl >= 0 => {
+                    out.push_str(&format!("  expires  in {}\n", human(ms(ttl))))
+                }
+                _ => out.push_str("  expires  never: the key has no expiry\n"),
             }
             if let Some(fence) = h.fence {
                 out.push_str(&format!("  fence    {fence}\n"));
@@ -153,13 +177,14 @@ fn text(status: &Status) -> String {
 
 /// `db2 (pid 4242, user root, ./backup.sh)`
 pub fn describe(view: &ServerView) -> String {
-    match (&view.host, view.pid) {
-        (Some(host), Some(pid)) => format!(
-            "{host} (pid {pid}, user {}, {})",
+    match &view.host {
+        Some(host) => format!(
+            "{host} (pid {}, user {}, {})",
+            view.pid.map_or("?".to_string(), |p| p.to_string()),
             view.user.as_deref().unwrap_or("?"),
             view.command.as_deref().unwrap_or("?")
         ),
-        _ => "an unknown holder".to_string(),
+        None => "an unknown holder".to_string(),
     }
 }
 

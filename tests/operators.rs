@@ -289,3 +289,86 @@ fn completions_parse_and_man_pages_render_cleanly() {
         }
     }
 }
+
+#[test]
+fn operators_on_odd_locks() {
+    let server = RedisServer::start();
+    // A key someone set by hand, without expiry or holder details.
+    let _: () = server.cmd(&["SET", "redlock:{manual}", "someone"]);
+    let output = redlock(&server.url())
+        .args(["status", "-n", "manual"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.starts_with("lock 'manual' is held by an unknown holder\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  expires  never: the key has no expiry\n"),
+        "{text}"
+    );
+
+    // A lock kept by --min-hold after its command ended says so.
+    let status = redlock(&server.url())
+        .args(["run", "-n", "kept", "--min-hold", "1m", "--", "true"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = redlock(&server.url())
+        .args(["status", "-n", "kept", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(json["holder"]["ended_ms"].as_i64().is_some(), "{json}");
+    let output = redlock(&server.url())
+        .args(["status", "-n", "kept"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stdout)
+            .contains("  kept     by --min-hold: its command finished")
+    );
+
+    // An empty --token would match any lock: refused.
+    let output = redlock(&server.url())
+        .args(["release", "-n", "kept", "--force", "--token", ""])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "redlock: --token must not be empty\n"
+    );
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{kept}"]), 1);
+}
+
+#[test]
+fn list_takes_the_prefix_literally_and_counts_only_majorities() {
+    let servers = start_servers(3);
+    let url = urls(&servers);
+    let mut holder = Holder::start(&url, &["-n", "real", "--prefix", "team[a]"]);
+    let output = redlock(&url)
+        .args(["list", "--prefix", "team[a]"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.starts_with("real\t"), "{text}");
+    // A lock on one server of three is nobody's lock.
+    let _: () = servers[0].cmd(&["SET", "team[a]:{minority}", "someone", "PX", "60000"]);
+    let output = redlock(&url)
+        .args(["list", "--prefix", "team[a]", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["real"]);
+    assert_eq!(json[0]["servers"], 3);
+    holder.finish();
+}

@@ -238,3 +238,20 @@ fn the_command_starts_with_no_signal_blocked() {
         "SigBlk:\t0000000000000000\n"
     );
 }
+
+#[test]
+fn arguments_that_are_not_utf8_pass_through() {
+    use std::os::unix::ffi::OsStrExt;
+    let server = RedisServer::start();
+    let output = redlock(&server.url())
+        .args(["run", "-n", "bytes", "--", "printf", "%s"])
+        .arg(std::ffi::OsStr::from_bytes(b"\xff\xfe"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, b"\xff\xfe");
+}

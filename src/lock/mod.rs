@@ -126,7 +126,7 @@ impl Lock {
         self.targets.iter().map(Server::clone_target).collect()
     }
 
-    fn quorum(&self) -> usize {
+    pub fn quorum(&self) -> usize {
         self.servers.len() / 2 + 1
     }
 

@@ -1,6 +1,5 @@
 //! Reading a lock as it is on one server, for `status` and `list`, and breaking it.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use super::keys::Keys;
 use super::server::{Lua, Server, args};
 
 static BREAK: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("break.lua")));
+static VIEW: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("view.lua")));
 
 /// One server's view of a lock. Field names are part of the documented JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -27,6 +27,8 @@ pub struct ServerView {
     /// When the holder took the lock, in milliseconds since the Unix epoch (server clock).
     pub started_ms: Option<i64>,
     pub age_ms: Option<i64>,
+    /// When `--min-hold` keeps the lock after its command ended: when that was.
+    pub ended_ms: Option<i64>,
     pub error: Option<String>,
 }
 
@@ -44,49 +46,62 @@ impl ServerView {
             command: None,
             started_ms: None,
             age_ms: None,
+            ended_ms: None,
             error: Some(error),
         }
     }
 }
 
-/// Reads the lock, its holder's details and its fencing counter in one round trip.
+/// Reads the lock, its holder's details and its fencing counter in one reply (so that one
+/// time-out bounds it).
 pub fn view(server: &mut Server, keys: &Keys, timeout: Duration) -> ServerView {
-    let mut pipe = redis::pipe();
-    pipe.cmd("GET").arg(&keys.lock);
-    pipe.cmd("PTTL").arg(&keys.lock);
-    pipe.cmd("HGETALL").arg(&keys.holder);
-    pipe.cmd("GET").arg(&keys.fence);
-    pipe.cmd("TIME");
-    type Reply = (
-        Option<String>,
-        i64,
-        HashMap<String, String>,
-        Option<String>,
-        (u64, u64),
-    );
-    match server.query::<Reply>(&pipe, timeout) {
-        Err(e) => ServerView::unreachable(&server.address, format!("{e:#}")),
-        Ok((token, pttl, holder, counter, (secs, micros))) => {
-            let now_ms = (secs * 1000 + micros / 1000) as i64;
-            // Details of an earlier holder are not this one's.
-            let ours = token.is_some() && holder.get("token") == token.as_ref();
-            let field = |name: &str| ours.then(|| holder.get(name).cloned()).flatten();
-            let started_ms = field("start").and_then(|s| s.parse::<i64>().ok());
-            ServerView {
-                address: server.address.clone(),
-                held: token.is_some(),
-                ttl_ms: token.is_some().then_some(pttl),
-                fence: field("fence").or(counter).and_then(|f| f.parse().ok()),
-                host: field("host"),
-                pid: field("pid").and_then(|p| p.parse().ok()),
-                user: field("user"),
-                command: field("cmd"),
-                age_ms: started_ms.map(|start| now_ms - start),
-                started_ms,
-                token,
-                error: None,
-            }
+    let names = [keys.lock.as_str(), &keys.holder, &keys.fence];
+    let reply: Result<Vec<redis::Value>> = server.eval(&VIEW, &names, &[], timeout);
+    let fields = match reply {
+        Err(e) => return ServerView::unreachable(&server.address, in_the_way(e, keys)),
+        Ok(fields) => fields,
+    };
+    let text = |i: usize| match fields.get(i) {
+        Some(redis::Value::BulkString(b)) if !b.is_empty() => {
+            Some(String::from_utf8_lossy(b).into_owned())
         }
+        Some(redis::Value::Int(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let number = |i: usize| text(i).and_then(|t| t.parse::<i64>().ok());
+    let now_ms = number(3).unwrap_or(0);
+    // Written by redlock, but anyone can write a key: nonsense must not become a panic.
+    let plausible = |ms: i64| (0..=32_503_680_000_000).contains(&ms).then_some(ms);
+    let started_ms = number(4).and_then(plausible);
+    let ended_ms = number(9).and_then(plausible);
+    let token = text(0);
+    ServerView {
+        address: server.address.clone(),
+        held: token.is_some(),
+        ttl_ms: token.is_some().then(|| number(1)).flatten(),
+        fence: text(2).and_then(|f| f.parse().ok()),
+        host: text(5),
+        pid: text(6).and_then(|p| p.parse().ok()),
+        user: text(7),
+        command: text(8),
+        age_ms: started_ms.and_then(|start| now_ms.checked_sub(start)),
+        started_ms,
+        ended_ms,
+        token,
+        error: None,
+    }
+}
+
+/// Names the keys when one of another type is in the way.
+fn in_the_way(error: anyhow::Error, keys: &Keys) -> String {
+    let text = format!("{error:#}");
+    if text.contains("another type") {
+        format!(
+            "{text}: {} or {} holds a value redlock did not write",
+            keys.lock, keys.fence
+        )
+    } else {
+        text
     }
 }
 
