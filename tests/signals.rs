@@ -113,7 +113,8 @@ fn ctrl_z_suspends_the_job_and_fg_resumes_it() {
         1,
         "a suspended job keeps its lease"
     );
-    terminal.type_in("fg\n");
+    // Ctrl-U first: a repeated Ctrl-Z may have left a character on the shell's line.
+    terminal.type_in("\x15fg\n");
     terminal.type_in("typed\n");
     terminal.expect("got typed");
     terminal.type_in("echo \"sta\"\"tus $?\"\n");
@@ -183,7 +184,8 @@ fn bg_leaves_the_terminal_to_the_shell() {
     ));
     terminal.expect("ready");
     terminal.press_until("\x1a", "Stopped"); // Ctrl-Z
-    terminal.type_in("bg\n");
+    // Ctrl-U first: a repeated Ctrl-Z may have left a character on the shell's line.
+    terminal.type_in("\x15bg\n");
     terminal.expect("# ");
     std::fs::write(&go, "").unwrap();
     terminal.expect("cmd-done");

@@ -500,7 +500,8 @@ impl Terminal {
         let start = self.seen.len();
         while Instant::now() < deadline {
             self.type_in(key);
-            if self.wait_for(start, text, Duration::from_secs(2)) {
+            // Generous: on a loaded machine the shell can take seconds to report a stop.
+            if self.wait_for(start, text, Duration::from_secs(5)) {
                 return;
             }
         }
