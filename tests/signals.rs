@@ -86,14 +86,17 @@ fn a_signal_while_waiting_ends_the_wait_with_128_plus_n() {
 fn in_a_terminal_the_command_reads_it_and_gets_ctrl_c() {
     let server = RedisServer::start();
     let redlock = env!("CARGO_BIN_EXE_redlock");
+    let dir = tempfile::tempdir().unwrap();
+    let pid = dir.path().join("pid");
     let inner = format!(
-        "'{redlock}' run -n tty -- sh -c 'read line; echo \"got $line\"; echo ready; exec sleep 1000'; echo \"status $?\""
+        "'{redlock}' run -n tty -- sh -c 'echo $$ > {}; read line; echo \"got $line\"; echo ready; exec sleep 1000'; echo \"status $?\"",
+        pid.display()
     );
     let mut terminal = Terminal::start(&inner, &server.url());
     terminal.type_in("typed\n");
     terminal.expect("got typed");
     terminal.expect("ready");
-    terminal.press_until("\x03", "status 130"); // Ctrl-C
+    terminal.press_until("\x03", "status 130", &pid); // Ctrl-C
     assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{tty}"]), 0);
 }
 
@@ -102,12 +105,15 @@ fn in_a_terminal_the_command_reads_it_and_gets_ctrl_c() {
 fn ctrl_z_suspends_the_job_and_fg_resumes_it() {
     let server = RedisServer::start();
     let redlock = env!("CARGO_BIN_EXE_redlock");
+    let dir = tempfile::tempdir().unwrap();
+    let pid = dir.path().join("pid");
     let mut terminal = Terminal::start("bash --norc --noprofile -i", &server.url());
     terminal.type_in(&format!(
-        "'{redlock}' run -n job -- sh -c 'echo rea''dy; read line; echo \"got $line\"'\n"
+        "'{redlock}' run -n job -- sh -c 'echo $$ > {}; echo rea''dy; read line; echo \"got $line\"'\n",
+        pid.display()
     ));
     terminal.expect("ready");
-    terminal.press_until("\x1a", "Stopped"); // Ctrl-Z
+    terminal.press_until("\x1a", "Stopped", &pid); // Ctrl-Z
     assert_eq!(
         server.cmd::<i64>(&["EXISTS", "redlock:{job}"]),
         1,
@@ -128,12 +134,15 @@ fn ctrl_z_suspends_the_job_and_fg_resumes_it() {
 fn ctrl_c_in_a_terminal_is_delivered_once() {
     let server = RedisServer::start();
     let redlock = env!("CARGO_BIN_EXE_redlock");
+    let dir = tempfile::tempdir().unwrap();
+    let pid = dir.path().join("pid");
     let inner = format!(
-        "'{redlock}' run -n once -- bash -c 'trap \"echo got-INT\" INT; echo ready; read -r line; echo \"line $line\"'; echo \"status $?\""
+        "'{redlock}' run -n once -- bash -c 'echo $$ > {}; trap \"echo got-INT\" INT; echo ready; read -r line; echo \"line $line\"'; echo \"status $?\"",
+        pid.display()
     );
     let mut terminal = Terminal::start(&inner, &server.url());
     terminal.expect("ready");
-    terminal.press_until("\x03", "got-INT");
+    terminal.press_until("\x03", "got-INT", &pid);
     terminal.type_in("one\n");
     terminal.expect("status 0");
     assert_eq!(
@@ -159,7 +168,7 @@ fn a_job_stopped_longer_than_its_lease_is_killed() {
     ));
     terminal.expect("ready");
     let command = read_pid(&pid_file);
-    terminal.press_until("\x1a", "Stopped"); // Ctrl-Z
+    terminal.press_until("\x1a", "Stopped", &pid_file); // Ctrl-Z
     wait_until("the stopped command is killed", || is_dead(command));
     // (That this happens before the lease ends is checked with a contender in lease.rs.)
     wait_until("the lease runs out", || {
@@ -177,13 +186,15 @@ fn bg_leaves_the_terminal_to_the_shell() {
     let redlock = env!("CARGO_BIN_EXE_redlock");
     let dir = tempfile::tempdir().unwrap();
     let go = dir.path().join("go");
+    let pid = dir.path().join("pid");
     let mut terminal = Terminal::start("bash --norc --noprofile -i", &server.url());
     terminal.type_in(&format!(
-        "'{redlock}' run -n bgjob -- sh -c 'echo rea''dy; while [ ! -e {} ]; do sleep 0.05; done; echo cmd''-done'\n",
+        "'{redlock}' run -n bgjob -- sh -c 'echo $$ > {}; echo rea''dy; while [ ! -e {} ]; do sleep 0.05; done; echo cmd''-done'\n",
+        pid.display(),
         go.display()
     ));
     terminal.expect("ready");
-    terminal.press_until("\x1a", "Stopped"); // Ctrl-Z
+    terminal.press_until("\x1a", "Stopped", &pid); // Ctrl-Z
     // Ctrl-U first: a repeated Ctrl-Z may have left a character on the shell's line.
     terminal.type_in("\x15bg\n");
     terminal.expect("# ");

@@ -492,23 +492,36 @@ impl Terminal {
         self.input.flush().unwrap();
     }
 
-    /// Types a control key (Ctrl-C, Ctrl-Z) until the terminal shows `text`. In this sandbox a
-    /// pseudo-terminal now and then echoes the key without sending its signal, even with no
+    /// Types a control key (Ctrl-C or Ctrl-Z) until the terminal shows `text`. In this sandbox
+    /// a pseudo-terminal now and then echoes the key without sending its signal, even with no
     /// redlock involved (a shell under script(1) alone shows it), so one keystroke is not proof.
-    pub fn press_until(&mut self, key: &str, text: &str) {
+    /// After two tries the signal goes to the terminal's foreground group directly, as the
+    /// terminal would send it: the group of the process whose pid is in `foreground`.
+    pub fn press_until(&mut self, key: &str, text: &str, foreground: &Path) {
+        let signal = match key {
+            "\x03" => Signal::SIGINT,
+            "\x1a" => Signal::SIGTSTP,
+            other => panic!("no signal for key {other:?}"),
+        };
         let deadline = Instant::now() + PATIENCE;
         let start = self.seen.len();
-        while Instant::now() < deadline {
-            self.type_in(key);
+        for attempt in 0.. {
+            if attempt < 2 {
+                self.type_in(key);
+            } else {
+                let group = nix::unistd::getpgid(Some(Pid::from_raw(read_pid(foreground))));
+                let _ = nix::sys::signal::killpg(group.unwrap(), signal);
+            }
             // Generous: on a loaded machine the shell can take seconds to report a stop.
             if self.wait_for(start, text, Duration::from_secs(5)) {
                 return;
             }
+            assert!(
+                Instant::now() < deadline,
+                "the terminal never showed {text:?}; it showed:\n{}",
+                self.seen
+            );
         }
-        panic!(
-            "the terminal never showed {text:?}; it showed:\n{}",
-            self.seen
-        );
     }
 
     /// Waits until the terminal has shown `text` since the last call; panics after `PATIENCE`.
