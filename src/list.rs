@@ -1,6 +1,6 @@
 //! `redlock list`: the held locks under the prefix, found with SCAN (never KEYS).
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
@@ -25,14 +25,12 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
     let (mut servers, addresses) = status::targets(&args.servers)?;
     let prefix = &args.servers.prefix;
     let total = servers.len();
-    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    let mut names: BTreeSet<String> = BTreeSet::new();
     let mut failed = Vec::new();
     for slot in servers.iter_mut() {
         let server = slot.as_mut().expect("all servers are still there");
         match scan(server, prefix, &args.pattern) {
-            Ok(found) => found
-                .into_iter()
-                .for_each(|name| *names.entry(name).or_default() += 1),
+            Ok(found) => names.extend(found),
             Err(e) => {
                 failed.push(format!("{e:#}"));
                 // Not asked again for every lock: it would cost a time-out each.
@@ -47,8 +45,14 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
         ));
     }
     let mut listed = Vec::new();
-    for name in names.into_keys() {
+    for name in names {
         let views = status::views(&mut servers, &addresses, &Keys::new(prefix, &name));
+        // A server that failed once is not asked again: each lock would cost a time-out.
+        for (slot, view) in servers.iter_mut().zip(&views) {
+            if view.error.is_some() {
+                *slot = None;
+            }
+        }
         // Held means what `status` means: a majority with one token.
         if let Ok(status::Status {
             holder: Some(view),
