@@ -1,0 +1,40 @@
+//! The benchmark script must keep working: its quick mode runs every scenario once.
+
+use std::process::Command;
+
+#[test]
+fn bench_quick_mode_runs_every_scenario() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(root.join("bench/run"))
+        .args(["--quick", "--out"])
+        .arg(out.path())
+        .output()
+        .expect("bench/run needs python3");
+    assert!(
+        output.status.success(),
+        "bench/run --quick failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("results.json")).unwrap()).unwrap();
+    for scenario in [
+        "B1 overhead (median ms)",
+        "B2 hand-over (redlock)",
+        "B2 hand-over (flock)",
+        "B3 idle waiters",
+        "B4 quorum (median ms)",
+        "B5 memory and size",
+    ] {
+        assert!(
+            results.get(scenario).is_some(),
+            "no {scenario} in {results}"
+        );
+    }
+    assert_eq!(results["B2 hand-over (redlock)"]["overlaps"], 0);
+    assert!(
+        std::fs::read_to_string(out.path().join("results.md"))
+            .unwrap()
+            .contains("| B5 memory and size |")
+    );
+}
