@@ -65,7 +65,6 @@ impl LeaseEnd {
 pub struct Heartbeat {
     stop: Sender<()>,
     thread: JoinHandle<Lock>,
-    pub lease_end: Arc<LeaseEnd>,
 }
 
 impl Heartbeat {
@@ -79,21 +78,15 @@ impl Heartbeat {
         verbose: bool,
     ) -> std::io::Result<Self> {
         let (stop, stopped) = channel();
-        let shared = lease_end;
-        let published = shared.clone();
         let thread = thread::Builder::new()
             .name("heartbeat".into())
             .spawn(move || {
                 beat(
-                    &mut lock, lease, sent, &published, &stopped, &events, verbose,
+                    &mut lock, lease, sent, &lease_end, &stopped, &events, verbose,
                 );
                 lock
             })?;
-        Ok(Heartbeat {
-            stop,
-            thread,
-            lease_end: shared,
-        })
+        Ok(Heartbeat { stop, thread })
     }
 
     /// Stops the heartbeat (after the request in flight, if any) and hands the lock back.

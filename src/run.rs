@@ -108,7 +108,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     )
     .kind(Kind::Internal)?;
 
-    let (status, lost) = supervise(spawned, lease, &heartbeat.lease_end, &events, args.verbose);
+    let (status, lost) = supervise(spawned, lease, &lease_end, &events, args.verbose);
     if spawned.has_terminal {
         child::reclaim_terminal(spawned.group);
     }
