@@ -7,8 +7,8 @@ use serde::Serialize;
 use crate::cli::ListArgs;
 use crate::duration::human;
 use crate::exit::{Failure, Kind};
-use crate::lock::Keys;
 use crate::lock::view::ServerView;
+use crate::lock::{Keys, beyond_minority};
 use crate::status::{self, TIMEOUT, describe, ms};
 
 /// One held lock; its field names are the documented JSON.
@@ -38,7 +38,7 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
             }
         }
     }
-    if failed.len() > total - (total / 2 + 1) {
+    if beyond_minority(failed.len(), total) {
         return Err(Failure::new(
             Kind::Unavailable,
             anyhow::anyhow!("{}", failed.join("; ")),

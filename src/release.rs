@@ -4,8 +4,8 @@ use anyhow::anyhow;
 
 use crate::cli::ReleaseArgs;
 use crate::exit::{Classify, Failure, Kind};
-use crate::lock::Keys;
 use crate::lock::view::{Broken, break_lock};
+use crate::lock::{Keys, beyond_minority};
 use crate::settings;
 use crate::status::{self, TIMEOUT, describe};
 
@@ -57,7 +57,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
         );
         return Ok(0);
     }
-    if errors.len() > total - (total / 2 + 1) {
+    if beyond_minority(errors.len(), total) {
         return Err(Failure::new(
             Kind::Unavailable,
             anyhow!("{}", errors.join("; ")),

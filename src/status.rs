@@ -10,7 +10,7 @@ use crate::cli::{ServerArgs, StatusArgs};
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::{ServerView, view};
-use crate::lock::{Keys, Server};
+use crate::lock::{Keys, Server, beyond_minority, majority};
 use crate::settings;
 
 /// Bound on each server's answer.
@@ -83,9 +83,9 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
 
 /// Decides who holds the lock; too few answers is Redis being unavailable.
 pub fn summarize(name: &str, servers: Vec<ServerView>) -> Result<Status, Failure> {
-    let quorum = servers.len() / 2 + 1;
+    let quorum = majority(servers.len());
     let failed: Vec<&ServerView> = servers.iter().filter(|v| v.error.is_some()).collect();
-    if failed.len() > servers.len() - quorum {
+    if beyond_minority(failed.len(), servers.len()) {
         let errors: Vec<&str> = failed.iter().filter_map(|v| v.error.as_deref()).collect();
         return Err(Failure::new(
             Kind::Unavailable,

@@ -127,7 +127,7 @@ impl Lock {
     }
 
     pub fn quorum(&self) -> usize {
-        self.servers.len() / 2 + 1
+        majority(self.servers.len())
     }
 
     /// Tries once to take the lock on every server. `Err` means too few servers answered.
@@ -173,7 +173,7 @@ impl Lock {
             self.release(Duration::ZERO, timeout, Everywhere::Yes);
         }
         let n = self.servers.len();
-        if errors.len() > n - quorum {
+        if beyond_minority(errors.len(), n) {
             let answered = n - errors.len();
             return Err(match n {
                 1 => anyhow!(errors.join("; ")),
@@ -227,7 +227,7 @@ impl Lock {
         }
         if ours >= quorum && Moment::now() < lease_end {
             Extension::Confirmed { lease_end }
-        } else if gone > self.servers.len() - quorum {
+        } else if beyond_minority(gone, self.servers.len()) {
             Extension::Lost("the lock was deleted or taken by another holder".into())
         } else if errors.is_empty() {
             Extension::Unconfirmed(anyhow!("the extension was confirmed too late"))
@@ -319,6 +319,17 @@ impl Lock {
         }
         answers
     }
+}
+
+/// How many of `servers` make a majority.
+pub fn majority(servers: usize) -> usize {
+    servers / 2 + 1
+}
+
+/// Whether `count` of `servers` is more than a minority may be: with that many failed (or lost)
+/// no majority is possible.
+pub fn beyond_minority(count: usize, servers: usize) -> bool {
+    count > servers - majority(servers)
 }
 
 /// Whether the answers so far settle the outcome: `yes` reached a majority. A failure waits for
