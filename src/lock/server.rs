@@ -236,19 +236,9 @@ impl Server {
         let deadline = Instant::now() + timeout;
         let names = [keys.lock.as_str(), &keys.holder, &keys.fence];
         let args = args(&[&token, &ms(ttl), &me.host, &me.pid, &me.user, &me.command]);
-        let reply: Vec<Value> = self.eval(&ACQUIRE, &names, &args, timeout).map_err(|e| {
-            if format!("{e:#}").contains(WRONG_TYPE) {
-                anyhow!(
-                    "{WRONG_TYPE} at {}: {} or {} holds a value redlock did not write \
-                     (delete it, or choose another --prefix)",
-                    self.address,
-                    keys.lock,
-                    keys.fence
-                )
-            } else {
-                e
-            }
-        })?;
+        let reply: Vec<Value> = self
+            .eval(&ACQUIRE, &names, &args, timeout)
+            .map_err(|e| self.name_keys_in_the_way(e, keys))?;
         match reply.as_slice() {
             [Value::Int(1), Value::Int(fence)] => {
                 self.replicated(deadline)?;
@@ -278,6 +268,20 @@ impl Server {
             })),
             _ => bail!("unexpected reply from the acquire script: {reply:?}"),
         }
+    }
+
+    /// When a key of another type is in the way of a lock's script, says which keys to look at.
+    pub(super) fn name_keys_in_the_way(&self, error: anyhow::Error, keys: &Keys) -> anyhow::Error {
+        if !format!("{error:#}").contains(WRONG_TYPE) {
+            return error;
+        }
+        anyhow!(
+            "{WRONG_TYPE} at {}: {} or {} holds a value redlock did not write \
+             (delete it, or choose another --prefix)",
+            self.address,
+            keys.lock,
+            keys.fence
+        )
     }
 
     /// Raises the fencing counter to `fence` if it is lower.

@@ -58,7 +58,10 @@ pub fn view(server: &mut Server, keys: &Keys, timeout: Duration) -> ServerView {
     let names = [keys.lock.as_str(), &keys.holder, &keys.fence];
     let reply: Result<Vec<redis::Value>> = server.eval(&VIEW, &names, &[], timeout);
     let fields = match reply {
-        Err(e) => return ServerView::unreachable(&server.address, in_the_way(e, keys)),
+        Err(e) => {
+            let error = server.name_keys_in_the_way(e, keys);
+            return ServerView::unreachable(&server.address, format!("{error:#}"));
+        }
         Ok(fields) => fields,
     };
     let text = |i: usize| match fields.get(i) {
@@ -89,19 +92,6 @@ pub fn view(server: &mut Server, keys: &Keys, timeout: Duration) -> ServerView {
         ended_ms,
         token,
         error: None,
-    }
-}
-
-/// Names the keys when one of another type is in the way.
-fn in_the_way(error: anyhow::Error, keys: &Keys) -> String {
-    let text = format!("{error:#}");
-    if text.contains("another type") {
-        format!(
-            "{text}: {} or {} holds a value redlock did not write",
-            keys.lock, keys.fence
-        )
-    } else {
-        text
     }
 }
 
