@@ -55,20 +55,7 @@ impl RedisServer {
         for _ in 0..10 {
             let port = free_port();
             let dir = tempfile::tempdir().expect("temp dir");
-            let process = Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args([
-                    "--dir",
-                    dir.path().to_str().unwrap(),
-                    "--logfile",
-                    "redis.log",
-                ])
-                .args(args(port))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (see README)");
+            let process = spawn_redis(dir.path(), &args(port));
             let mut server = RedisServer { process, port, dir };
             if server.wait_ready(&ready_url(port)) {
                 return server;
@@ -235,28 +222,7 @@ impl RedisServer {
         let port = self.port.to_string();
         let deadline = Instant::now() + PATIENCE;
         loop {
-            self.process = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port,
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .args([
-                    "--dir",
-                    self.dir.path().to_str().unwrap(),
-                    "--logfile",
-                    "redis.log",
-                ])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
+            self.process = spawn_redis(self.dir.path(), &["--port".into(), port.clone()]);
             if self.wait_ready(&self.url()) {
                 return;
             }
@@ -287,6 +253,19 @@ impl Drop for RedisServer {
             );
         }
     }
+}
+
+/// A redis-server without persistence, logging to `dir`, with `args` (the port among them).
+fn spawn_redis(dir: &Path, args: &[String]) -> Child {
+    Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--dir", dir.to_str().unwrap(), "--logfile", "redis.log"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (see README)")
 }
 
 fn free_port() -> u16 {
