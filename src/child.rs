@@ -2,7 +2,6 @@
 //! and job-control stops, and stopped with TERM, a grace period, then KILL.
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::{self, IsTerminal};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
@@ -18,12 +17,15 @@ use nix::unistd::{Pid, getpgrp, getpid, tcgetpgrp, tcsetpgrp};
 
 use crate::clock::Moment;
 use crate::exit::{Failure, Kind};
-use crate::guard::{self, Lifeline};
+use crate::guard::Guard;
 use crate::run::Event;
+use crate::signals;
 
-/// The running command: its process group (its PID) and whether it was given the terminal.
+/// The running command: its PID, its process group (the guard's PID), and whether it was given
+/// the terminal.
 #[derive(Debug, Clone, Copy)]
 pub struct Spawned {
+    pub pid: Pid,
     pub group: Pid,
     pub has_terminal: bool,
 }
@@ -35,15 +37,9 @@ pub fn adopt_orphans() -> nix::Result<()> {
     nix::sys::prctl::set_child_subreaper(true)
 }
 
-/// Spawns the command under a guard (see `guard.rs`) that leads its process group and kills
-/// the group when `lifeline` reports that redlock has died.
-pub fn spawn(
-    argv: &[OsString],
-    env: &[(&str, String)],
-    lifeline: &Lifeline,
-    grace: Duration,
-) -> Result<Spawned, Failure> {
-    let (lifeline, report) = lifeline.guard_fds();
+/// Spawns the command into the process group `guard` made (see `guard.rs`), which then steps
+/// out of it.
+pub fn spawn(argv: &[OsString], env: &[(&str, String)], guard: &Guard) -> Result<Spawned, Failure> {
     // Hand the terminal to the command only if redlock holds it: then the command can read it,
     // and Ctrl-C reaches the command directly.
     let take_terminal = io::stdin().is_terminal() && tcgetpgrp(io::stdin()).ok() == Some(getpgrp());
@@ -51,22 +47,22 @@ pub fn spawn(
     command
         .args(&argv[1..])
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .process_group(0);
-    // SAFETY: only async-signal-safe calls (sigprocmask, tcsetpgrp, and in `guard::split`
-    // fork, prctl, poll, waitpid, kill) run between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            // redlock blocks the signals it forwards (see signals.rs); std does not reset the
-            // mask, and a command must start with nothing blocked.
-            pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
-            if take_terminal {
+        .process_group(guard.pid().as_raw());
+    // Without a hook std starts the command with posix_spawn, which is much cheaper than a fork
+    // of redlock.
+    if take_terminal {
+        // SAFETY: only async-signal-safe calls (sigprocmask, tcsetpgrp) between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
                 // Best effort: the parent does the same, and either is enough.
-                let _ = with_sigttou_blocked(|| tcsetpgrp(io::stdin(), getpid()));
-            }
-            guard::split(lifeline, report, grace)
-        });
+                let _ = with_sigttou_blocked(|| tcsetpgrp(io::stdin(), getpgrp()));
+                Ok(())
+            });
+        }
     }
-    let child = command.spawn().map_err(|e| {
+    let started = signals::unblocked(|| command.spawn());
+    guard.step_out();
+    let child = started.map_err(|e| {
         let program = argv[0].to_string_lossy();
         let kind = if e.kind() == io::ErrorKind::NotFound {
             Kind::NotFound
@@ -78,42 +74,49 @@ pub fn spawn(
             anyhow::anyhow!("cannot run '{program}': {}", describe_spawn(&e)),
         )
     })?;
-    let group = Pid::from_raw(child.id() as i32);
+    let group = guard.pid();
     if take_terminal {
         // Also from this side, as shells do: whichever runs first wins the race with exec.
         give_terminal(group);
     }
     // `child` is dropped without waiting: `watch` reaps it, with the stops std does not report.
     Ok(Spawned {
+        pid: Pid::from_raw(child.id() as i32),
         group,
         has_terminal: take_terminal,
     })
 }
 
-/// Reports the command's stops, continues and exit on `events`, from a thread of its own. The
-/// guard (the process we wait for) reports the command's status on `report` before it stops
-/// what the command left behind; its own status stands in when it was killed before that.
-pub fn watch(pid: Pid, events: Sender<Event>, mut report: Option<File>) -> io::Result<()> {
+/// Reports the command's stops, continues and exit on `events`, from a thread of its own, and
+/// the guard's death (`Event::Unguarded`). It reaps every child, so the orphans redlock adopts
+/// while the command runs do not linger as zombies.
+pub fn watch(spawned: Spawned, guard: Pid, events: Sender<Event>) -> io::Result<()> {
     thread::Builder::new()
         .name("waiter".into())
         .spawn(move || {
             let flags = WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED;
             loop {
                 let mut raw = 0;
-                // SAFETY: waitpid on our own child with a valid pointer to the status.
-                let reaped = unsafe { libc::waitpid(pid.as_raw(), &mut raw, flags.bits()) };
+                // SAFETY: waitpid with a valid pointer to the status.
+                let reaped = unsafe { libc::waitpid(-1, &mut raw, flags.bits()) };
                 let event = if reaped < 0 {
                     if Errno::last() == Errno::EINTR {
                         continue;
                     }
                     Event::Exited(Err(io::Error::last_os_error()))
+                } else if reaped == guard.as_raw() {
+                    if libc::WIFSTOPPED(raw) || libc::WIFCONTINUED(raw) {
+                        continue;
+                    }
+                    Event::Unguarded
+                } else if reaped != spawned.pid.as_raw() {
+                    continue; // an orphan of the command's, adopted
                 } else if libc::WIFSTOPPED(raw) {
                     Event::Stopped
                 } else if libc::WIFCONTINUED(raw) {
                     Event::Continued
                 } else {
-                    let reported = report.as_mut().and_then(guard::reported_status);
-                    Event::Exited(Ok(reported.unwrap_or(ExitStatus::from_raw(raw))))
+                    Event::Exited(Ok(ExitStatus::from_raw(raw)))
                 };
                 let done = matches!(event, Event::Exited(_));
                 if events.send(event).is_err() || done {

@@ -1,226 +1,119 @@
-//! The guard: a small process that leads the command's process group and takes the whole
-//! group down with it if redlock dies.
+//! The guard: a small process that creates the command's process group and takes the whole
+//! group down if redlock dies.
 //!
-//! `PR_SET_PDEATHSIG` only reaches a direct child: if redlock is SIGKILLed, the command dies,
-//! but whatever the command started (a shell's children, a pipeline) would go on running
-//! without a lease. So the process redlock spawns forks once more, between fork and exec: the
-//! child goes on to exec the command, and the parent stays behind as the guard. The guard
-//! holds the read end of a pipe whose write end only redlock has; when redlock dies for any
-//! reason the pipe reports end-of-file, and the guard SIGKILLs its process group, which is the
-//! command's. While the command runs the guard ignores the signals redlock forwards (they
-//! reach the whole group).
+//! `PR_SET_PDEATHSIG` only reaches a direct child: if redlock is SIGKILLed, the command would
+//! die, but whatever the command started (a shell's children, a pipeline) would go on running
+//! without a lease. So before the command starts, redlock forks a guard. The guard makes a new
+//! process group whose ID is its own PID, and the command is spawned into that group; the guard
+//! then moves back to redlock's group, so that the command's group holds only the command and
+//! what it starts, and is empty once they are gone. The guard holds the read end of a pipe whose
+//! write end only redlock has; when redlock dies for any reason the pipe reports end-of-file,
+//! and the guard SIGKILLs the command's group. As long as the guard lives, its PID (the group's
+//! ID) cannot be reused, so that signal can only reach the command's group.
 //!
-//! When the command ends, the guard reports its status to redlock on a second pipe and stays,
-//! still watching the lifeline, while it stops what the command left behind in the group
-//! (SIGTERM, SIGKILL after the grace): those processes must not run on unguarded either. It is
-//! their reaper (`PR_SET_CHILD_SUBREAPER`), so it knows when none is left, and then exits.
+//! The guard is not the command's parent: redlock is, so the command can be started with
+//! `posix_spawn` (no second copy of redlock's memory) and redlock reaps it directly. If the guard
+//! dies while redlock lives, redlock kills the command (see `child::watch`): nothing would guard
+//! it any more.
 //!
-//! Everything here runs in a forked child of a multi-threaded process: only async-signal-safe
-//! system calls, no allocation, no locks.
+//! Everything in the guard runs in a forked child of a multi-threaded process: only
+//! async-signal-safe system calls, no allocation, no locks.
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::ExitStatusExt;
-use std::process::ExitStatus;
-use std::time::Duration;
 
 use nix::libc;
+use nix::unistd::Pid;
 
-/// redlock's ends of the guard's pipes: the lifeline, held open for as long as redlock lives,
-/// and the report on which the guard sends the command's exit status.
-pub struct Lifeline {
-    _write: OwnedFd,
-    read: OwnedFd,
-    report_read: Option<File>,
-    report_write: Option<OwnedFd>,
+/// redlock's side of the guard: its PID (the command's process group) and the write end of
+/// the lifeline, held open for as long as redlock lives.
+pub struct Guard {
+    pid: Pid,
+    _lifeline: OwnedFd,
 }
 
-impl Lifeline {
-    pub fn new() -> io::Result<Self> {
-        // Close-on-exec everywhere: the command must not hold any of these.
+impl Guard {
+    /// Forks the guard, leading a new process group for the command to be spawned into.
+    pub fn start() -> io::Result<Guard> {
+        // Close-on-exec: the command must not hold either end.
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        Ok(Lifeline {
-            _write: write,
-            read,
-            report_read: Some(report_read.into()),
-            report_write: Some(report_write),
-        })
-    }
-
-    /// The fds the guard inherits: the lifeline's read end and the report's write end.
-    pub fn guard_fds(&self) -> (RawFd, RawFd) {
-        let report = self.report_write.as_ref().map_or(-1, |fd| fd.as_raw_fd());
-        (self.read.as_raw_fd(), report)
-    }
-
-    /// Once the guard has its copy of the report's write end (ours would keep the report open
-    /// after the guard is gone): the report's read end, for `reported_status`.
-    pub fn spawned(&mut self) -> Option<File> {
-        self.report_write = None;
-        self.report_read.take()
-    }
-}
-
-/// After the guard has exited: the command's status, if the guard lived to report it.
-pub fn reported_status(report: &mut File) -> Option<ExitStatus> {
-    let mut raw = [0u8; 4];
-    report.read_exact(&mut raw).ok()?;
-    Some(ExitStatus::from_raw(i32::from_ne_bytes(raw)))
-}
-
-/// Called between fork and exec. Returns in the process that is to exec the command; the
-/// process it was called in becomes the guard and never returns. `grace` is how long the
-/// command's leftovers get between SIGTERM and SIGKILL.
-///
-/// # Safety
-/// Only in a `pre_exec` hook, after the process group is set.
-pub unsafe fn split(lifeline: RawFd, report: RawFd, grace: Duration) -> io::Result<()> {
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        // Until the guard ignores the forwarded signals, none may kill it.
-        libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
-        let guard_pid = libc::getpid();
-        match libc::fork() {
-            -1 => {
-                let error = io::Error::last_os_error();
-                libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-                Err(error)
+        // SAFETY: the child only runs async-signal-safe system calls (see `watch`).
+        match unsafe { libc::fork() } {
+            -1 => Err(io::Error::last_os_error()),
+            0 => unsafe { watch(read.as_raw_fd()) },
+            pid => {
+                // Also from this side, as shells do: the command may only join the group once
+                // it exists, and whichever of the two runs first makes it.
+                unsafe { libc::setpgid(pid, pid) };
+                Ok(Guard {
+                    pid: Pid::from_raw(pid),
+                    _lifeline: write,
+                })
             }
-            0 => {
-                // The command: it dies with the guard (also if that happened before prctl), and
-                // starts with the mask it was given.
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                if libc::getppid() != guard_pid {
-                    libc::kill(libc::getpid(), libc::SIGKILL);
-                }
-                libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-                Ok(())
-            }
-            command => guard(command, lifeline, report, grace),
         }
     }
+
+    /// The guard's PID, which is also the ID of the command's process group.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Once the command is in the group (or failed to start): the guard moves to redlock's own
+    /// process group, so that the command's group empties when the command and what it left
+    /// behind are gone. It still guards the group by its ID.
+    pub fn step_out(&self) {
+        // EPERM/ESRCH only if the guard is already gone, which `child::watch` reports.
+        unsafe { libc::setpgid(self.pid.as_raw(), libc::getpgrp()) };
+    }
 }
 
-/// The signals redlock forwards to the group, which are meant for the command alone.
-const FORWARDED: [libc::c_int; 6] = [
+/// Signals the guard ignores: those redlock forwards to the command's group (the guard is in it
+/// until it steps out), and the terminal's stop signals (a stopped guard could not act).
+const IGNORED: [libc::c_int; 9] = [
     libc::SIGTERM,
     libc::SIGINT,
     libc::SIGHUP,
     libc::SIGQUIT,
     libc::SIGUSR1,
     libc::SIGUSR2,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
 ];
 
-/// The guard's fds after it has tidied up.
+/// The guard's one fd after it has tidied up.
 const LIFELINE: libc::c_int = 0;
-const REPORT: libc::c_int = 1;
 
-unsafe fn guard(command: libc::pid_t, lifeline: RawFd, report: RawFd, grace: Duration) -> ! {
+/// The guard's life: waits for end-of-file on the lifeline (redlock is gone, whatever the
+/// reason), then SIGKILLs the group it made, and exits.
+unsafe fn watch(lifeline: RawFd) -> ! {
     unsafe {
-        for signal in FORWARDED {
+        let group = libc::getpid();
+        libc::setpgid(0, 0);
+        for signal in IGNORED {
             libc::signal(signal, libc::SIG_IGN);
         }
+        // redlock's threads block the signals they forward (signals.rs); they are ignored now.
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
-        // Keep only the two pipes, as fds 0 and 1: the guard must not hold the command's pipes
-        // or terminal open after the command has closed them.
-        let (lifeline, report) = (
-            libc::fcntl(lifeline, libc::F_DUPFD, 3),
-            libc::fcntl(report, libc::F_DUPFD, 3),
-        );
+        // Keep only the lifeline: the guard must not hold redlock's pipes, sockets or terminal
+        // open (a reader of redlock's output would wait for the guard too).
         libc::dup2(lifeline, LIFELINE);
-        libc::dup2(report, REPORT);
-        if libc::syscall(libc::SYS_close_range, 2, libc::c_uint::MAX, 0) != 0 {
-            // Before Linux 5.9. std's exec-error pipe is among these: left open, it would
-            // keep redlock waiting in spawn until the command ends.
-            for fd in 2..libc::sysconf(libc::_SC_OPEN_MAX).clamp(1024, 65536) as libc::c_int {
+        if libc::syscall(libc::SYS_close_range, 1, libc::c_uint::MAX, 0) != 0 {
+            // Before Linux 5.9.
+            for fd in 1..libc::sysconf(libc::_SC_OPEN_MAX).clamp(1024, 65536) as libc::c_int {
                 libc::close(fd);
             }
         }
-        let status = wait_for_command(command);
-        let bytes = status.to_ne_bytes();
-        libc::write(REPORT, bytes.as_ptr().cast(), bytes.len());
-        libc::close(REPORT);
-        stop_leftovers(grace)
-    }
-}
-
-/// Waits for the command to end, or for redlock to die (then it kills the group, itself too).
-unsafe fn wait_for_command(command: libc::pid_t) -> libc::c_int {
-    unsafe {
-        let exited = libc::syscall(libc::SYS_pidfd_open, command, 0) as libc::c_int;
-        let mut fds = [
-            libc::pollfd {
-                fd: LIFELINE,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: exited,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // Without pidfds (Linux < 5.3), look at the command ten times a second.
-        let (count, timeout) = if exited >= 0 { (2, -1) } else { (1, 100) };
-        loop {
-            let ready = libc::poll(fds.as_mut_ptr(), count, timeout);
-            if ready > 0 && fds[0].revents != 0 {
-                // redlock is gone: nothing keeps the lease alive any more.
-                libc::kill(0, libc::SIGKILL);
-            }
-            let mut status = 0;
-            if libc::waitpid(command, &mut status, libc::WNOHANG) == command {
-                return status;
-            }
-        }
-    }
-}
-
-/// SIGTERM to what is left of the group, SIGKILL (to the guard too) after `grace` or as soon
-/// as redlock dies; exits once the guard has no child left in its group.
-unsafe fn stop_leftovers(grace: Duration) -> ! {
-    unsafe {
-        libc::kill(0, libc::SIGTERM);
-        libc::kill(0, libc::SIGCONT);
-        let deadline = now() + grace.as_millis() as i64;
-        let mut lifeline = libc::pollfd {
+        let mut fds = libc::pollfd {
             fd: LIFELINE,
             events: libc::POLLIN,
             revents: 0,
         };
-        loop {
-            loop {
-                let reaped = libc::waitpid(0, std::ptr::null_mut(), libc::WNOHANG);
-                if reaped == 0 {
-                    break;
-                }
-                if reaped < 0 {
-                    // ECHILD: no child of ours is left in the group.
-                    libc::_exit(0);
-                }
-            }
-            if now() >= deadline {
-                libc::kill(0, libc::SIGKILL);
-            }
-            if libc::poll(&mut lifeline, 1, 5) > 0 {
-                libc::kill(0, libc::SIGKILL);
-            }
-        }
-    }
-}
-
-/// Milliseconds on the monotonic clock.
-unsafe fn now() -> i64 {
-    unsafe {
-        let mut time: libc::timespec = std::mem::zeroed();
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut time);
-        time.tv_sec * 1000 + time.tv_nsec / 1_000_000
+        // Only redlock's death ends this: nothing is ever written to the lifeline.
+        while libc::poll(&mut fds, 1, -1) <= 0 || fds.revents == 0 {}
+        libc::kill(-group, libc::SIGKILL);
+        libc::_exit(0)
     }
 }

@@ -62,53 +62,109 @@ impl LeaseEnd {
     }
 }
 
-pub struct Heartbeat {
-    stop: Sender<()>,
-    thread: JoinHandle<Lock>,
+/// The heartbeat thread, started only when the first extension is due: a command that ends
+/// before that (most short jobs) never needs it.
+pub enum Heartbeat {
+    Due(Box<Beat>),
+    Running {
+        stop: Sender<()>,
+        thread: JoinHandle<Lock>,
+    },
+}
+
+/// What the thread needs.
+pub struct Beat {
+    lock: Lock,
+    lease: Lease,
+    sent: Moment,
+    lease_end: Arc<LeaseEnd>,
+    events: Sender<Event>,
+    verbose: bool,
 }
 
 impl Heartbeat {
-    /// Starts extending a lease granted by a request sent at `sent`, ending at `lease_end`.
-    pub fn start(
-        mut lock: Lock,
+    /// A heartbeat for a lease granted by a request sent at `sent`, ending at `lease_end`; the
+    /// thread starts with `start_if_due`.
+    pub fn new(
+        lock: Lock,
         lease: Lease,
         sent: Moment,
         lease_end: Arc<LeaseEnd>,
         events: Sender<Event>,
         verbose: bool,
-    ) -> std::io::Result<Self> {
+    ) -> Self {
+        Heartbeat::Due(Box::new(Beat {
+            lock,
+            lease,
+            sent,
+            lease_end,
+            events,
+            verbose,
+        }))
+    }
+
+    /// When the thread must start, until it has.
+    pub fn due(&self) -> Option<Moment> {
+        match self {
+            Heartbeat::Due(beat) => Some(
+                (beat.sent + beat.lease.heartbeat)
+                    .min(beat.lease_end.get() - beat.lease.kill_after),
+            ),
+            Heartbeat::Running { .. } => None,
+        }
+    }
+
+    /// Starts the thread once it is due.
+    pub fn start_if_due(&mut self) -> std::io::Result<()> {
+        if self.due().is_none_or(|due| Moment::now() < due) {
+            return Ok(());
+        }
         let (stop, stopped) = channel();
+        // The state goes over only once the thread runs: if it cannot start, the lock stays here.
+        let (hand_over, handed) = channel::<Box<Beat>>();
         let thread = thread::Builder::new()
             .name("heartbeat".into())
             .spawn(move || {
-                beat(
-                    &mut lock, lease, sent, &lease_end, &stopped, &events, verbose,
-                );
-                lock
+                let mut state = handed
+                    .recv()
+                    .expect("the state is sent once the thread runs");
+                beat(&mut state, &stopped);
+                state.lock
             })?;
-        Ok(Heartbeat { stop, thread })
+        let Heartbeat::Due(beat) = std::mem::replace(self, Heartbeat::Running { stop, thread })
+        else {
+            unreachable!("checked above")
+        };
+        let _ = hand_over.send(beat);
+        Ok(())
     }
 
     /// Stops the heartbeat (after the request in flight, if any) and hands the lock back.
     pub fn stop(self) -> Lock {
-        let _ = self.stop.send(());
-        self.thread.join().expect("the heartbeat thread panicked")
+        match self {
+            Heartbeat::Due(beat) => beat.lock,
+            Heartbeat::Running { stop, thread } => {
+                let _ = stop.send(());
+                thread.join().expect("the heartbeat thread panicked")
+            }
+        }
     }
 }
 
-fn beat(
-    lock: &mut Lock,
-    lease: Lease,
-    sent: Moment,
-    lease_end: &LeaseEnd,
-    stopped: &Receiver<()>,
-    events: &Sender<Event>,
-    verbose: bool,
-) {
+fn beat(beat: &mut Beat, stopped: &Receiver<()>) {
+    let Beat {
+        lock,
+        lease,
+        sent,
+        lease_end,
+        events,
+        verbose,
+    } = beat;
+    let (lease, verbose) = (*lease, *verbose);
     // The command must have had SIGTERM by then, so that SIGKILL lands before the lease ends;
     // replies after it are of no use.
     let signal_at = || lease_end.get() - lease.kill_after;
-    let mut next = (sent + lease.heartbeat).min(signal_at());
+    let mut next = (*sent + lease.heartbeat).min(signal_at());
     loop {
         match stopped.recv_timeout(next.saturating_duration_since(Moment::now())) {
             Err(RecvTimeoutError::Timeout) => {}

@@ -16,7 +16,7 @@ use crate::cli::RunArgs;
 use crate::deadman::DeadMan;
 use crate::duration::human;
 use crate::exit::{self, Classify, Failure, Kind};
-use crate::guard::Lifeline;
+use crate::guard::Guard;
 use crate::heartbeat::{Heartbeat, LeaseEnd};
 use crate::lock::{Everywhere, HolderInfo, Keys, Lock};
 use crate::settings::{self, Lease};
@@ -33,6 +33,8 @@ pub enum Event {
     Stopped,
     Continued,
     Lost(String),
+    /// The guard died while redlock lives: nothing would stop the command if redlock died too.
+    Unguarded,
 }
 
 /// Upper bound for one request to the servers while taking the lock.
@@ -46,9 +48,9 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     child::adopt_orphans()
         .context("cannot become the reaper of the command's orphans")
         .kind(Kind::Internal)?;
-    // Open for as long as redlock lives: the command's guard kills the command when it closes.
-    let mut lifeline = Lifeline::new()
-        .context("cannot create the command's lifeline")
+    // Started before the lock is ours, so that taking over from a holder does not wait for it.
+    let guard = Guard::start()
+        .context("cannot start the command's guard")
         .kind(Kind::Internal)?;
     let deadman = DeadMan::new().kind(Kind::Internal)?;
 
@@ -88,7 +90,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         deadman,
         lease.kill_margin(),
     ));
-    let spawned = match child::spawn(&args.command, &env, &lifeline, lease.kill_after) {
+    let spawned = match child::spawn(&args.command, &env, &guard) {
         Ok(spawned) => spawned,
         Err(failure) => {
             lease_end.command_gone();
@@ -97,18 +99,24 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             return Err(failure);
         }
     };
-    child::watch(spawned.group, sender.clone(), lifeline.spawned()).kind(Kind::Internal)?;
-    let heartbeat = Heartbeat::start(
+    child::watch(spawned, guard.pid(), sender.clone()).kind(Kind::Internal)?;
+    let mut heartbeat = Heartbeat::new(
         lock,
         lease,
         granted.sent,
         lease_end.clone(),
         sender,
         args.verbose,
-    )
-    .kind(Kind::Internal)?;
+    );
 
-    let (status, lost) = supervise(spawned, lease, &lease_end, &events, args.verbose);
+    let (status, lost) = supervise(
+        spawned,
+        lease,
+        &lease_end,
+        &mut heartbeat,
+        &events,
+        args.verbose,
+    );
     if spawned.has_terminal {
         child::reclaim_terminal(spawned.group);
     }
@@ -134,6 +142,7 @@ fn supervise(
     spawned: Spawned,
     lease: Lease,
     lease_end: &LeaseEnd,
+    heartbeat: &mut Heartbeat,
     events: &Receiver<Event>,
     verbose: bool,
 ) -> (std::io::Result<ExitStatus>, Option<String>) {
@@ -149,6 +158,7 @@ fn supervise(
             // SIGKILL is out: only the exit is left to wait for.
             (Some(_), None) => Moment::now() + Duration::from_secs(3600),
         };
+        let wake = heartbeat.due().map_or(wake, |due| due.min(wake));
         let event = events.recv_timeout(wake.saturating_duration_since(Moment::now()));
         let reason = match event {
             Ok(Event::Exited(status)) => break status,
@@ -169,7 +179,18 @@ fn supervise(
                 continue;
             }
             Ok(Event::Lost(reason)) if lost.is_none() => reason,
+            Ok(Event::Unguarded) => {
+                eprintln!("redlock: the command's guard died; killing the command");
+                child::signal_group(group, Signal::SIGKILL);
+                continue;
+            }
             Ok(_) => continue,
+            Err(RecvTimeoutError::Timeout) if heartbeat.due().is_some() && lost.is_none() => {
+                match heartbeat.start_if_due() {
+                    Ok(()) => continue,
+                    Err(e) => format!("cannot start the heartbeat thread: {e}"),
+                }
+            }
             Err(RecvTimeoutError::Timeout) if lost.is_some() => {
                 child::signal_group(group, Signal::SIGKILL);
                 kill_at = None;

@@ -43,8 +43,8 @@ pub struct Caught {
 /// Call this before starting any other thread. The signals are blocked in the calling thread,
 /// and so in every thread it starts later, and only the signal thread takes them: a handler
 /// that ran on another thread would cut short its blocking read on a Redis socket with EINTR,
-/// which a socket with a timeout does not restart (signal(7)). The command gets a clean mask:
-/// std resets it between fork and exec.
+/// which a socket with a timeout does not restart (signal(7)). The command gets a clean mask
+/// (see `unblocked`).
 pub fn listen(events: Sender<Event>) -> Result<()> {
     let mut signals =
         SignalsInfo::<WithOrigin>::new(FORWARDED).context("cannot install signal handlers")?;
@@ -68,6 +68,17 @@ pub fn listen(events: Sender<Event>) -> Result<()> {
         })
         .context("cannot start the signal thread")?;
     Ok(())
+}
+
+/// Runs `op` with the forwarded signals unblocked on this thread: for starting the command,
+/// which inherits the mask of the thread that spawns it (std resets it only when it forks). One
+/// arriving meanwhile is caught here instead of on the signal thread, and forwarded all the same.
+pub fn unblocked<T>(op: impl FnOnce() -> T) -> T {
+    let mask = forwarded_set();
+    let _ = mask.thread_unblock();
+    let result = op();
+    let _ = mask.thread_block();
+    result
 }
 
 fn forwarded_set() -> SigSet {
