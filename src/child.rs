@@ -5,6 +5,7 @@ use std::ffi::OsString;
 use std::io::{self, IsTerminal};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::mpsc::Sender;
 use std::thread;
 use std::time::Duration;
@@ -87,44 +88,80 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)], guard: &Guard) -> Result
     })
 }
 
-/// Reports the command's stops, continues and exit on `events`, from a thread of its own, and
-/// the guard's death (`Event::Unguarded`). It reaps every child, so the orphans redlock adopts
-/// while the command runs do not linger as zombies.
-pub fn watch(spawned: Spawned, guard: Pid, events: Sender<Event>) -> io::Result<()> {
-    thread::Builder::new()
-        .name("waiter".into())
-        .spawn(move || {
-            let flags = WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED;
-            loop {
-                let mut raw = 0;
-                // SAFETY: waitpid with a valid pointer to the status.
-                let reaped = unsafe { libc::waitpid(-1, &mut raw, flags.bits()) };
-                let event = if reaped < 0 {
-                    if Errno::last() == Errno::EINTR {
-                        continue;
-                    }
-                    Event::Exited(Err(io::Error::last_os_error()))
-                } else if reaped == guard.as_raw() {
-                    if libc::WIFSTOPPED(raw) || libc::WIFCONTINUED(raw) {
-                        continue;
-                    }
-                    Event::Unguarded
-                } else if reaped != spawned.pid.as_raw() {
-                    continue; // an orphan of the command's, adopted
-                } else if libc::WIFSTOPPED(raw) {
-                    Event::Stopped
-                } else if libc::WIFCONTINUED(raw) {
-                    Event::Continued
-                } else {
-                    Event::Exited(Ok(ExitStatus::from_raw(raw)))
-                };
-                let done = matches!(event, Event::Exited(_));
-                if events.send(event).is_err() || done {
-                    return;
-                }
+/// The children redlock waits for: the guard and, once it runs, the command. The signal thread
+/// reaps them on SIGCHLD (`reap`) and reports what became of them.
+#[derive(Debug)]
+pub struct Children {
+    guard: Pid,
+    /// 0 until the command runs.
+    command: AtomicI32,
+    guard_gone: AtomicBool,
+}
+
+impl Children {
+    pub fn new(guard: Pid) -> Self {
+        Children {
+            guard,
+            command: AtomicI32::new(0),
+            guard_gone: AtomicBool::new(false),
+        }
+    }
+
+    /// From now on the command's stops, continues and exit are reported.
+    pub fn watch(&self, command: Pid) {
+        self.command.store(command.as_raw(), Ordering::Release);
+        // It may have changed already, with a SIGCHLD that found no command to look for: one
+        // more SIGCHLD has the signal thread look again. It is process-directed, so it goes to
+        // the signal thread, the only one not blocking it.
+        let _ = kill(getpid(), Signal::SIGCHLD);
+    }
+
+    pub fn guard_gone(&self) -> bool {
+        self.guard_gone.load(Ordering::Acquire)
+    }
+
+    /// Reaps what has changed and reports it on `events`: the command's stops, continues and
+    /// exit, and the guard's death (`Event::Unguarded`). Orphans of the command's that redlock
+    /// adopted are reaped too, so they do not linger as zombies. Returns false once nobody
+    /// listens any more.
+    pub fn reap(&self, events: &Sender<Event>) -> bool {
+        let command = self.command.load(Ordering::Acquire);
+        // Until the command's PID is known, any status reaped could be the command's, and
+        // would be lost: only the guard is looked at then.
+        let target = if command > 0 { -1 } else { self.guard.as_raw() };
+        let flags = WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED;
+        loop {
+            let mut raw = 0;
+            // SAFETY: waitpid with a valid pointer to the status.
+            let reaped = unsafe { libc::waitpid(target, &mut raw, flags.bits()) };
+            if reaped < 0 && Errno::last() == Errno::EINTR {
+                continue;
             }
-        })?;
-    Ok(())
+            // 0: nothing more has changed; ECHILD: no child left to wait for.
+            if reaped <= 0 {
+                return true;
+            }
+            let stopped_or_continued = libc::WIFSTOPPED(raw) || libc::WIFCONTINUED(raw);
+            let event = if reaped == self.guard.as_raw() {
+                if stopped_or_continued {
+                    continue;
+                }
+                self.guard_gone.store(true, Ordering::Release);
+                Event::Unguarded
+            } else if reaped != command {
+                continue; // an orphan of the command's, adopted
+            } else if libc::WIFSTOPPED(raw) {
+                Event::Stopped
+            } else if libc::WIFCONTINUED(raw) {
+                Event::Continued
+            } else {
+                Event::Exited(Ok(ExitStatus::from_raw(raw)))
+            };
+            if events.send(event).is_err() {
+                return false;
+            }
+        }
+    }
 }
 
 /// Gives the terminal to the command's group.

@@ -29,7 +29,7 @@ use nix::unistd::Pid;
 /// the lifeline, held open for as long as redlock lives.
 pub struct Guard {
     pid: Pid,
-    _lifeline: OwnedFd,
+    lifeline: Option<OwnedFd>,
 }
 
 impl Guard {
@@ -47,7 +47,7 @@ impl Guard {
                 unsafe { libc::setpgid(pid, pid) };
                 Ok(Guard {
                     pid: Pid::from_raw(pid),
-                    _lifeline: write,
+                    lifeline: Some(write),
                 })
             }
         }
@@ -64,6 +64,23 @@ impl Guard {
     pub fn step_out(&self) {
         // EPERM/ESRCH only if the guard is already gone, which `child::watch` reports.
         unsafe { libc::setpgid(self.pid.as_raw(), libc::getpgrp()) };
+    }
+
+    /// Once nothing of the command's is left to guard: the guard exits (it is reaped on drop).
+    pub fn dismiss(&mut self) {
+        self.lifeline = None;
+    }
+}
+
+impl Drop for Guard {
+    /// Dismisses the guard and waits for it to exit: left to init, it could stay a zombie in a
+    /// container whose first process does not reap orphans.
+    fn drop(&mut self) {
+        self.dismiss();
+        // A guard stopped along with redlock's process group would keep us waiting.
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGCONT);
+        // ECHILD when the signal thread reaped it first.
+        while nix::sys::wait::waitpid(self.pid, None) == Err(nix::errno::Errno::EINTR) {}
     }
 }
 

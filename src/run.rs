@@ -11,7 +11,7 @@ use anyhow::Context;
 use nix::sys::signal::Signal;
 
 use crate::acquire::{self, Policy};
-use crate::child::{self, Spawned};
+use crate::child::{self, Children, Spawned};
 use crate::cli::RunArgs;
 use crate::deadman::DeadMan;
 use crate::duration::human;
@@ -44,14 +44,16 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let lease = settings::check_run(args).kind(Kind::Usage)?;
     let servers = settings::servers(&args.servers.redis, args.wait_replicas).kind(Kind::Usage)?;
     let (sender, events) = channel();
-    signals::listen(sender.clone()).kind(Kind::Internal)?;
+    let handlers = signals::install().kind(Kind::Internal)?;
     child::adopt_orphans()
         .context("cannot become the reaper of the command's orphans")
         .kind(Kind::Internal)?;
     // Started before the lock is ours, so that taking over from a holder does not wait for it.
-    let guard = Guard::start()
+    let mut guard = Guard::start()
         .context("cannot start the command's guard")
         .kind(Kind::Internal)?;
+    let children = Arc::new(Children::new(guard.pid()));
+    signals::listen(handlers, sender.clone(), children.clone()).kind(Kind::Internal)?;
     let deadman = DeadMan::new().kind(Kind::Internal)?;
 
     let mut lock = Lock::new(
@@ -90,7 +92,15 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         deadman,
         lease.kill_margin(),
     ));
-    let spawned = match child::spawn(&args.command, &env, &guard) {
+    let spawned = if children.guard_gone() {
+        Err(Failure::new(
+            Kind::Internal,
+            anyhow::anyhow!("the command's guard died before the command could start"),
+        ))
+    } else {
+        child::spawn(&args.command, &env, &guard)
+    };
+    let spawned = match spawned {
         Ok(spawned) => spawned,
         Err(failure) => {
             lease_end.command_gone();
@@ -99,7 +109,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             return Err(failure);
         }
     };
-    child::watch(spawned, guard.pid(), sender.clone()).kind(Kind::Internal)?;
+    children.watch(spawned.pid);
     let mut heartbeat = Heartbeat::new(
         lock,
         lease,
@@ -117,6 +127,8 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         &events,
         args.verbose,
     );
+    // The command and what it left behind are gone: the guard can go while we release.
+    guard.dismiss();
     if spawned.has_terminal {
         child::reclaim_terminal(spawned.group);
     }
@@ -208,7 +220,7 @@ fn supervise(
             }
             Err(RecvTimeoutError::Disconnected) => {
                 break Err(std::io::Error::other(
-                    "the waiter thread ended without a status",
+                    "the signal thread ended without the command's status",
                 ));
             }
         };

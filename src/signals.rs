@@ -15,17 +15,19 @@
 //! SIGKILL and SIGSTOP cannot be caught; for a SIGKILLed redlock the command gets SIGKILL from
 //! the kernel through `PR_SET_PDEATHSIG`.
 
+use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::thread;
 
 use anyhow::{Context, Result};
 use nix::sys::signal::{SigSet, Signal, killpg};
 use nix::unistd::{Pid, tcgetpgrp};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
 use signal_hook::low_level::siginfo::Cause;
 
+use crate::child::Children;
 use crate::run::Event;
 
 pub const FORWARDED: [i32; 6] = [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
@@ -37,31 +39,48 @@ pub struct Caught {
     pub from_kernel: bool,
 }
 
-/// Catches the forwarded signals from now on and reports each on `events`, from a dedicated
-/// thread: nothing but the self-pipe write happens inside the handler.
-///
-/// Call this before starting any other thread. The signals are blocked in the calling thread,
-/// and so in every thread it starts later, and only the signal thread takes them: a handler
+/// The signal handlers, installed, before their thread starts (see `listen`).
+pub struct Handlers(SignalsInfo<WithOrigin>);
+
+/// Catches the forwarded signals and SIGCHLD from now on, and blocks them in this thread, and
+/// so in every thread it starts later: only the signal thread (`listen`) takes them. A handler
 /// that ran on another thread would cut short its blocking read on a Redis socket with EINTR,
-/// which a socket with a timeout does not restart (signal(7)). The command gets a clean mask
-/// (see `unblocked`).
-pub fn listen(events: Sender<Event>) -> Result<()> {
-    let mut signals =
-        SignalsInfo::<WithOrigin>::new(FORWARDED).context("cannot install signal handlers")?;
-    let mask = forwarded_set();
-    mask.thread_block().context("cannot block signals")?;
+/// which a socket with a timeout does not restart (signal(7)). Nothing but the self-pipe write
+/// happens inside the handler. The command gets a clean mask (see `unblocked`).
+///
+/// Call this before starting any other thread. Signals that arrive before `listen` wait in the
+/// self-pipe.
+pub fn install() -> Result<Handlers> {
+    let signals = SignalsInfo::<WithOrigin>::new(FORWARDED.iter().chain(&[SIGCHLD]))
+        .context("cannot install signal handlers")?;
+    blocked_set()
+        .thread_block()
+        .context("cannot block signals")?;
+    Ok(Handlers(signals))
+}
+
+/// Starts the signal thread: it reports each forwarded signal on `events`, and on SIGCHLD has
+/// `children` reaped. It is started late on purpose: forking the guard is cheaper while redlock
+/// has a single thread.
+pub fn listen(handlers: Handlers, events: Sender<Event>, children: Arc<Children>) -> Result<()> {
+    let Handlers(mut signals) = handlers;
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if mask.thread_unblock().is_err() {
+            if blocked_set().thread_unblock().is_err() {
                 return;
             }
             for origin in signals.forever() {
-                let caught = Caught {
-                    signal: origin.signal,
-                    from_kernel: origin.cause == Cause::Kernel,
+                let listening = if origin.signal == SIGCHLD {
+                    children.reap(&events)
+                } else {
+                    let caught = Caught {
+                        signal: origin.signal,
+                        from_kernel: origin.cause == Cause::Kernel,
+                    };
+                    events.send(Event::Signal(caught)).is_ok()
                 };
-                if events.send(Event::Signal(caught)).is_err() {
+                if !listening {
                     break;
                 }
             }
@@ -70,21 +89,22 @@ pub fn listen(events: Sender<Event>) -> Result<()> {
     Ok(())
 }
 
-/// Runs `op` with the forwarded signals unblocked on this thread: for starting the command,
-/// which inherits the mask of the thread that spawns it (std resets it only when it forks). One
-/// arriving meanwhile is caught here instead of on the signal thread, and forwarded all the same.
+/// Runs `op` with the handled signals unblocked on this thread: for starting the command, which
+/// inherits the mask of the thread that spawns it (std resets it only when it forks). One
+/// arriving meanwhile is caught here instead of on the signal thread, and handled all the same.
 pub fn unblocked<T>(op: impl FnOnce() -> T) -> T {
-    let mask = forwarded_set();
+    let mask = blocked_set();
     let _ = mask.thread_unblock();
     let result = op();
     let _ = mask.thread_block();
     result
 }
 
-fn forwarded_set() -> SigSet {
+/// The signals only the signal thread takes: the forwarded ones and SIGCHLD.
+fn blocked_set() -> SigSet {
     let mut set = SigSet::empty();
-    for signal in FORWARDED {
-        set.add(Signal::try_from(signal).expect("a valid signal number"));
+    for signal in FORWARDED.iter().chain(&[SIGCHLD]) {
+        set.add(Signal::try_from(*signal).expect("a valid signal number"));
     }
     set
 }

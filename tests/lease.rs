@@ -143,6 +143,27 @@ fn a_killed_redlock_takes_its_command_down_and_the_lock_expires() {
     assert!(status.success());
 }
 
+/// The guard is what kills the command's process group if redlock dies: if the guard itself is
+/// killed, nothing would, so redlock kills the command at once.
+#[test]
+fn a_killed_guard_takes_the_command_down() {
+    let server = RedisServer::start();
+    let script = "cut -d' ' -f5 /proc/$$/stat > group; echo $$ > pid; echo ready; sleep 1000";
+    let mut holder = Holder::start_script(&server.url(), &["-n", "unguarded"], script);
+    let command = holder.command_pid();
+    let guard = read_pid(&holder.path("group"));
+    kill(Pid::from_raw(guard), Signal::SIGKILL).unwrap();
+    wait_until("the command is killed", || is_dead(command));
+    let (status, stderr) = holder.wait();
+    assert_eq!(status.code(), Some(128 + 9), "{stderr}");
+    assert!(
+        stderr.contains("redlock: the command's guard died; killing the command"),
+        "{stderr}"
+    );
+    // The run ended normally otherwise: the lock is free.
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{unguarded}"]), 0);
+}
+
 #[test]
 fn a_command_that_ignores_sigterm_is_killed_before_the_lease_ends() {
     let server = RedisServer::start();

@@ -47,6 +47,42 @@ fn status_of_a_held_lock_in_text_and_json() {
     holder.finish();
 }
 
+/// The holder's user: USER, else LOGNAME, else the name of its uid (as cron and services often
+/// run without either variable).
+#[test]
+fn the_holder_is_named_by_user_logname_or_uid() {
+    let server = RedisServer::start();
+    let redlock_path = env!("CARGO_BIN_EXE_redlock");
+    let user_of = |env: &[(&str, &str)]| {
+        let mut run = redlock(&server.url());
+        run.env_remove("USER")
+            .env_remove("LOGNAME")
+            .envs(env.iter().copied());
+        let output = run
+            .args([
+                "run",
+                "-n",
+                "who",
+                "--",
+                redlock_path,
+                "status",
+                "-n",
+                "who",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        json["holder"]["user"].as_str().unwrap().to_string()
+    };
+    assert_eq!(user_of(&[("USER", "alice"), ("LOGNAME", "bob")]), "alice");
+    assert_eq!(user_of(&[("LOGNAME", "bob")]), "bob");
+    let uid = nix::unistd::getuid();
+    let name = nix::unistd::User::from_uid(uid).unwrap().unwrap().name;
+    assert_eq!(user_of(&[]), name);
+}
+
 #[test]
 fn status_of_a_free_lock_is_1_and_of_no_server_is_69() {
     let server = RedisServer::start();

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use crate::support::{RedisServer, expiring_keys, redlock};
+use crate::support::{RedisServer, expiring_keys, read_pid, redlock};
 
 #[test]
 fn passes_stdin_stdout_and_stderr_through() {
@@ -236,6 +236,52 @@ fn the_command_starts_with_no_signal_blocked() {
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         "SigBlk:\t0000000000000000\n"
+    );
+}
+
+/// redlock ignores SIGPIPE (Rust does), and an ignored signal survives exec: the command must
+/// get it back at its default, or `yes | head` style pipelines would never end.
+#[test]
+fn the_command_starts_with_sigpipe_at_its_default() {
+    let server = RedisServer::start();
+    let output = redlock(&server.url())
+        .args([
+            "run",
+            "-n",
+            "pipe",
+            "--",
+            "grep",
+            "^SigIgn",
+            "/proc/self/status",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let line = String::from_utf8_lossy(&output.stdout);
+    let ignored = u64::from_str_radix(line.trim().trim_start_matches("SigIgn:\t"), 16).unwrap();
+    assert_eq!(ignored & (1 << (13 - 1)), 0, "SIGPIPE is ignored: {line}");
+}
+
+/// The guard (the leader of the command's process group) is reaped before redlock exits. Left
+/// to init it would be a zombie wherever the first process does not reap orphans, as in many
+/// containers; this test process stands in for such an init.
+#[test]
+fn the_guard_does_not_outlive_redlock() {
+    nix::sys::prctl::set_child_subreaper(true).unwrap();
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Field 5 of /proc/PID/stat is the process group: the guard's PID.
+    let status = redlock(&server.url())
+        .args(["run", "-n", "reaped", "--", "sh", "-c"])
+        .arg("cut -d' ' -f5 /proc/$$/stat > group")
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let guard = read_pid(&dir.path().join("group"));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{guard}")).exists(),
+        "the guard {guard} was left behind"
     );
 }
 

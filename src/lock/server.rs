@@ -137,6 +137,7 @@ impl HolderInfo {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             .ok()
+            .or_else(|| local_user_name(uid))
             .or_else(|| {
                 nix::unistd::User::from_uid(uid)
                     .ok()
@@ -164,6 +165,20 @@ impl HolderInfo {
             command,
         }
     }
+}
+
+/// The name of `uid` in /etc/passwd, where local users (root, service accounts) are. Cron and
+/// services run without USER more often than not, and this is several times cheaper than the
+/// full name-service lookup, which first tries to reach nscd; that lookup remains the fallback.
+fn local_user_name(uid: nix::unistd::Uid) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let uid = uid.to_string();
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let _password = fields.next()?;
+        (fields.next()? == uid).then(|| name.to_string())
+    })
 }
 
 /// The command line is stored for people to read; a long one is cut.
