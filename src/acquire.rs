@@ -5,7 +5,6 @@
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::Duration;
 
@@ -14,9 +13,9 @@ use crate::clock::Moment;
 use anyhow::anyhow;
 
 use crate::duration::human;
+use crate::events::{Event, Events, Sender};
 use crate::exit::{Failure, Kind};
 use crate::lock::{Attempt, Everywhere, Holder, HolderInfo, Lock};
-use crate::run::Event;
 use crate::signals;
 
 /// How often an idle subscriber thread checks whether it is still wanted (no Redis traffic).
@@ -50,7 +49,7 @@ pub fn acquire(
     lock: &mut Lock,
     me: &HolderInfo,
     policy: &Policy,
-    events: (&Sender<Event>, &Receiver<Event>),
+    events: &mut Events,
 ) -> Result<Granted, Failure> {
     let Policy {
         name,
@@ -63,7 +62,7 @@ pub fn acquire(
     let mut subscription: Option<Subscription> = None;
     loop {
         let attempt = lock.try_acquire(me, timeout);
-        let (signal, released_meanwhile) = drain(events.1);
+        let (signal, released_meanwhile) = drain(events);
         // A signal that came in during the request ends the run as it would have ended a wait;
         // a lease granted meanwhile is given back before any command started.
         if let Some(signal) = signal {
@@ -114,7 +113,7 @@ pub fn acquire(
             }
             // Subscribing wakes us once more when it is confirmed, so that a release between
             // the attempt above and the subscription is not missed.
-            subscription = Some(Subscription::start(lock, events.0.clone()));
+            subscription = Some(Subscription::start(lock, events.sender()));
         }
         if released_meanwhile {
             continue;
@@ -123,36 +122,35 @@ pub fn acquire(
             Some(remaining) => now + remaining + jitter(remaining),
             None => now + NO_EXPIRY_RETRY,
         };
-        sleep_until(retry_at.min(deadline), events.1)?;
+        sleep_until(retry_at.min(deadline), events)?;
         if split {
             // Contenders split the votes and are giving their minorities back (the notices
             // that woke us): try again after a random pause, so that they do not all come
             // back at once and split them again (no livelock).
             sleep_until(
                 (Moment::now() + random_below(SPLIT_RETRY)).min(deadline),
-                events.1,
+                events,
             )?;
         }
     }
 }
 
 /// Sleeps until `until` or a release notice; a signal ends the wait as it would have ended us.
-fn sleep_until(until: Moment, events: &Receiver<Event>) -> Result<(), Failure> {
+fn sleep_until(until: Moment, events: &mut Events) -> Result<(), Failure> {
     loop {
         match events.recv_timeout(until.saturating_duration_since(Moment::now())) {
-            Ok(Event::Released) | Err(RecvTimeoutError::Timeout) => return Ok(()),
-            Ok(Event::Signal(caught)) => return Err(interrupted(caught.signal)),
-            Ok(_) => continue,
-            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Some(Event::Released) | None => return Ok(()),
+            Some(Event::Signal(caught)) => return Err(interrupted(caught.signal)),
+            Some(_) => continue,
         }
     }
 }
 
 /// Takes the events that came in during a request: the first signal, if any, and whether a
 /// release notice (or a confirmed subscription) asks for another try at once.
-fn drain(events: &Receiver<Event>) -> (Option<i32>, bool) {
+fn drain(events: &mut Events) -> (Option<i32>, bool) {
     let mut released = false;
-    while let Ok(event) = events.try_recv() {
+    while let Some(event) = events.try_recv() {
         match event {
             Event::Signal(caught) => return (Some(caught.signal), released),
             Event::Released => released = true,
@@ -211,7 +209,7 @@ struct Subscription {
 }
 
 impl Subscription {
-    fn start(lock: &Lock, events: Sender<Event>) -> Self {
+    fn start(lock: &Lock, events: Sender) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         for server in lock.targets() {
             let channel = lock.keys.channel.clone();

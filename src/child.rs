@@ -1,26 +1,26 @@
 //! The command: spawned in its own process group, tied to redlock's life, watched for exit
 //! and job-control stops, and stopped with TERM, a grace period, then KILL.
 
-use std::ffi::OsString;
+use std::collections::VecDeque;
+use std::ffi::{CString, OsString};
 use std::io::{self, IsTerminal};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::mpsc::Sender;
 use std::thread;
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::libc;
+use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawnp};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, killpg, pthread_sigmask};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid, tcgetpgrp, tcsetpgrp};
 
 use crate::clock::Moment;
+use crate::events::Event;
 use crate::exit::{Failure, Kind};
 use crate::guard::Guard;
-use crate::run::Event;
-use crate::signals;
 
 /// The running command: its PID, its process group (the guard's PID), and whether it was given
 /// the terminal.
@@ -44,26 +44,14 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)], guard: &Guard) -> Result
     // Hand the terminal to the command only if redlock holds it: then the command can read it,
     // and Ctrl-C reaches the command directly.
     let take_terminal = io::stdin().is_terminal() && tcgetpgrp(io::stdin()).ok() == Some(getpgrp());
-    let mut command = Command::new(&argv[0]);
-    command
-        .args(&argv[1..])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .process_group(guard.pid().as_raw());
-    // Without a hook std starts the command with posix_spawn, which is much cheaper than a fork
-    // of redlock.
-    if take_terminal {
-        // SAFETY: only async-signal-safe calls (sigprocmask, tcsetpgrp) between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                // Best effort: the parent does the same, and either is enough.
-                let _ = with_sigttou_blocked(|| tcsetpgrp(io::stdin(), getpgrp()));
-                Ok(())
-            });
-        }
-    }
-    let started = signals::unblocked(|| command.spawn());
+    let group = guard.pid();
+    let started = if take_terminal {
+        spawn_with_terminal(argv, env, group)
+    } else {
+        posix_spawn(argv, env, group)
+    };
     guard.step_out();
-    let child = started.map_err(|e| {
+    let pid = started.map_err(|e| {
         let program = argv[0].to_string_lossy();
         let kind = if e.kind() == io::ErrorKind::NotFound {
             Kind::NotFound
@@ -75,60 +63,118 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)], guard: &Guard) -> Result
             anyhow::anyhow!("cannot run '{program}': {}", describe_spawn(&e)),
         )
     })?;
-    let group = guard.pid();
     if take_terminal {
         // Also from this side, as shells do: whichever runs first wins the race with exec.
         give_terminal(group);
     }
-    // `child` is dropped without waiting: `watch` reaps it, with the stops std does not report.
     Ok(Spawned {
-        pid: Pid::from_raw(child.id() as i32),
+        pid,
         group,
         has_terminal: take_terminal,
     })
 }
 
-/// The children redlock waits for: the guard and, once it runs, the command. The signal thread
-/// reaps them on SIGCHLD (`reap`) and reports what became of them.
+/// Starts the command with posix_spawn, which unlike a fork does not copy redlock's memory.
+/// It starts as std would start it after a fork: nothing blocked (redlock blocks the signals it
+/// handles, see signals.rs) and SIGPIPE at its default (Rust ignores it, and an ignored signal
+/// stays ignored across exec).
+fn posix_spawn(argv: &[OsString], env: &[(&str, String)], group: Pid) -> io::Result<Pid> {
+    let args = argv
+        .iter()
+        .map(|arg| c_string(arg.as_bytes().to_vec()))
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut vars = std::env::vars_os()
+        .filter(|(key, _)| !env.iter().any(|(name, _)| key == name))
+        .map(|(key, value)| {
+            let mut pair = key.into_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(value.as_bytes());
+            c_string(pair)
+        })
+        .collect::<io::Result<Vec<_>>>()?;
+    for (key, value) in env {
+        vars.push(c_string(format!("{key}={value}").into_bytes())?);
+    }
+    let mut attributes = PosixSpawnAttr::init()?;
+    attributes.set_flags(
+        PosixSpawnFlags::POSIX_SPAWN_SETPGROUP
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF,
+    )?;
+    attributes.set_pgroup(group)?;
+    attributes.set_sigmask(&SigSet::empty())?;
+    let mut default = SigSet::empty();
+    default.add(Signal::SIGPIPE);
+    attributes.set_sigdefault(&default)?;
+    let actions = PosixSpawnFileActions::init()?;
+    Ok(posix_spawnp(&args[0], &actions, &attributes, &args, &vars)?)
+}
+
+fn c_string(bytes: Vec<u8>) -> io::Result<CString> {
+    CString::new(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in an argument"))
+}
+
+/// With the terminal the command must own it before it runs (reading it first would stop it
+/// with SIGTTIN), so it is forked to call tcsetpgrp before exec. std resets SIGPIPE after the
+/// fork, not the signal mask.
+fn spawn_with_terminal(argv: &[OsString], env: &[(&str, String)], group: Pid) -> io::Result<Pid> {
+    let mut command = Command::new(&argv[0]);
+    command
+        .args(&argv[1..])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .process_group(group.as_raw());
+    // SAFETY: only async-signal-safe calls (sigprocmask, tcsetpgrp) between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            // Best effort: the parent does the same, and either is enough.
+            let _ = with_sigttou_blocked(|| tcsetpgrp(io::stdin(), getpgrp()));
+            pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+            Ok(())
+        });
+    }
+    // The child is not waited for here: `Children::reap` does, with the stops std does not
+    // report.
+    Ok(Pid::from_raw(command.spawn()?.id() as i32))
+}
+
+/// The children redlock waits for: the guard and, once it runs, the command. They are reaped
+/// on SIGCHLD (`reap`), on the main thread.
 #[derive(Debug)]
 pub struct Children {
     guard: Pid,
-    /// 0 until the command runs.
-    command: AtomicI32,
-    guard_gone: AtomicBool,
+    command: Option<Pid>,
+    guard_gone: bool,
 }
 
 impl Children {
     pub fn new(guard: Pid) -> Self {
         Children {
             guard,
-            command: AtomicI32::new(0),
-            guard_gone: AtomicBool::new(false),
+            command: None,
+            guard_gone: false,
         }
     }
 
     /// From now on the command's stops, continues and exit are reported.
-    pub fn watch(&self, command: Pid) {
-        self.command.store(command.as_raw(), Ordering::Release);
-        // It may have changed already, with a SIGCHLD that found no command to look for: one
-        // more SIGCHLD has the signal thread look again. It is process-directed, so it goes to
-        // the signal thread, the only one not blocking it.
-        let _ = kill(getpid(), Signal::SIGCHLD);
+    pub fn watch(&mut self, command: Pid) {
+        self.command = Some(command);
     }
 
     pub fn guard_gone(&self) -> bool {
-        self.guard_gone.load(Ordering::Acquire)
+        self.guard_gone
     }
 
-    /// Reaps what has changed and reports it on `events`: the command's stops, continues and
+    /// Reaps what has changed and adds it to `events`: the command's stops, continues and
     /// exit, and the guard's death (`Event::Unguarded`). Orphans of the command's that redlock
-    /// adopted are reaped too, so they do not linger as zombies. Returns false once nobody
-    /// listens any more.
-    pub fn reap(&self, events: &Sender<Event>) -> bool {
-        let command = self.command.load(Ordering::Acquire);
-        // Until the command's PID is known, any status reaped could be the command's, and
-        // would be lost: only the guard is looked at then.
-        let target = if command > 0 { -1 } else { self.guard.as_raw() };
+    /// adopted are reaped too, so they do not linger as zombies.
+    pub fn reap(&mut self, events: &mut VecDeque<Event>) {
+        // Until the command's PID is known, only the guard is looked at: a status reaped then
+        // could be the command's, and would be lost.
+        let target = match self.command {
+            Some(_) => -1,
+            None => self.guard.as_raw(),
+        };
         let flags = WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED;
         loop {
             let mut raw = 0;
@@ -139,27 +185,25 @@ impl Children {
             }
             // 0: nothing more has changed; ECHILD: no child left to wait for.
             if reaped <= 0 {
-                return true;
+                return;
             }
+            let reaped = Pid::from_raw(reaped);
             let stopped_or_continued = libc::WIFSTOPPED(raw) || libc::WIFCONTINUED(raw);
-            let event = if reaped == self.guard.as_raw() {
+            events.push_back(if reaped == self.guard {
                 if stopped_or_continued {
                     continue;
                 }
-                self.guard_gone.store(true, Ordering::Release);
+                self.guard_gone = true;
                 Event::Unguarded
-            } else if reaped != command {
+            } else if Some(reaped) != self.command {
                 continue; // an orphan of the command's, adopted
             } else if libc::WIFSTOPPED(raw) {
                 Event::Stopped
             } else if libc::WIFCONTINUED(raw) {
                 Event::Continued
             } else {
-                Event::Exited(Ok(ExitStatus::from_raw(raw)))
-            };
-            if events.send(event).is_err() {
-                return false;
-            }
+                Event::Exited(ExitStatus::from_raw(raw))
+            });
         }
     }
 }

@@ -6,15 +6,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, channel};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::clock::Moment;
 use crate::deadman::DeadMan;
 use crate::duration::human;
+use crate::events::{Event, Sender};
 use crate::lock::{Extension, Lock};
-use crate::run::Event;
 use crate::settings::Lease;
 
 /// Pause between retries of a failed extension.
@@ -67,7 +67,7 @@ impl LeaseEnd {
 pub enum Heartbeat {
     Due(Box<Beat>),
     Running {
-        stop: Sender<()>,
+        stop: mpsc::Sender<()>,
         thread: JoinHandle<Lock>,
     },
 }
@@ -78,7 +78,7 @@ pub struct Beat {
     lease: Lease,
     sent: Moment,
     lease_end: Arc<LeaseEnd>,
-    events: Sender<Event>,
+    events: Sender,
     verbose: bool,
 }
 
@@ -90,7 +90,7 @@ impl Heartbeat {
         lease: Lease,
         sent: Moment,
         lease_end: Arc<LeaseEnd>,
-        events: Sender<Event>,
+        events: Sender,
         verbose: bool,
     ) -> Self {
         Heartbeat::Due(Box::new(Beat {

@@ -6,6 +6,7 @@ mod cli;
 mod clock;
 mod deadman;
 mod duration;
+mod events;
 mod exit;
 mod generate;
 mod guard;

@@ -2,7 +2,6 @@
 
 use std::process::ExitStatus;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
 
 use crate::clock::Moment;
@@ -15,27 +14,13 @@ use crate::child::{self, Children, Spawned};
 use crate::cli::RunArgs;
 use crate::deadman::DeadMan;
 use crate::duration::human;
+use crate::events::{Event, Events};
 use crate::exit::{self, Classify, Failure, Kind};
 use crate::guard::Guard;
 use crate::heartbeat::{Heartbeat, LeaseEnd};
 use crate::lock::{Everywhere, HolderInfo, Keys, Lock};
 use crate::settings::{self, Lease};
-use crate::signals::{self, Caught};
-
-/// Everything the main thread waits for, from every other thread.
-#[derive(Debug)]
-pub enum Event {
-    Signal(Caught),
-    /// A release notice (or a subscription confirmed): worth trying the lock again.
-    Released,
-    Exited(std::io::Result<ExitStatus>),
-    /// The command was stopped (SIGTSTP, SIGSTOP...), or continued after that.
-    Stopped,
-    Continued,
-    Lost(String),
-    /// The guard died while redlock lives: nothing would stop the command if redlock died too.
-    Unguarded,
-}
+use crate::signals;
 
 /// Upper bound for one request to the servers while taking the lock.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -43,8 +28,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let lease = settings::check_run(args).kind(Kind::Usage)?;
     let servers = settings::servers(&args.servers.redis, args.wait_replicas).kind(Kind::Usage)?;
-    let (sender, events) = channel();
-    let handlers = signals::install().kind(Kind::Internal)?;
     child::adopt_orphans()
         .context("cannot become the reaper of the command's orphans")
         .kind(Kind::Internal)?;
@@ -52,8 +35,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let mut guard = Guard::start()
         .context("cannot start the command's guard")
         .kind(Kind::Internal)?;
-    let children = Arc::new(Children::new(guard.pid()));
-    signals::listen(handlers, sender.clone(), children.clone()).kind(Kind::Internal)?;
+    let mut events = Events::new(Children::new(guard.pid())).kind(Kind::Internal)?;
     let deadman = DeadMan::new().kind(Kind::Internal)?;
 
     let mut lock = Lock::new(
@@ -70,7 +52,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         timeout: request_timeout(lease.timing.ttl, usable, args.servers.redis.len()),
         verbose: args.verbose,
     };
-    let granted = acquire::acquire(&mut lock, &me, &policy, (&sender, &events))?;
+    let granted = acquire::acquire(&mut lock, &me, &policy, &mut events)?;
     if args.verbose {
         eprintln!(
             "redlock: acquired '{}' (fence {}) in {}",
@@ -92,7 +74,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         deadman,
         lease.kill_margin(),
     ));
-    let spawned = if children.guard_gone() {
+    let spawned = if events.children().guard_gone() {
         Err(Failure::new(
             Kind::Internal,
             anyhow::anyhow!("the command's guard died before the command could start"),
@@ -109,13 +91,13 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             return Err(failure);
         }
     };
-    children.watch(spawned.pid);
+    events.watch(spawned.pid);
     let mut heartbeat = Heartbeat::new(
         lock,
         lease,
         granted.sent,
         lease_end.clone(),
-        sender,
+        events.sender(),
         args.verbose,
     );
 
@@ -124,7 +106,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         lease,
         &lease_end,
         &mut heartbeat,
-        &events,
+        &mut events,
         args.verbose,
     );
     // The command and what it left behind are gone: the guard can go while we release.
@@ -136,14 +118,10 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     // --min-hold: leave the lock to expire on its own when the command ended early.
     let keep = args.min_hold.saturating_sub(granted.sent.elapsed());
     release(&mut lock, args, keep, lost.is_some());
-    match (status, lost) {
-        (_, Some(_)) => Ok(exit::LOCK_LOST),
-        (Ok(status), None) => Ok(exit::status_code(status)),
-        (Err(e), None) => Err(Failure::new(
-            Kind::Internal,
-            anyhow::anyhow!("cannot wait for the command: {e}"),
-        )),
-    }
+    Ok(match lost {
+        Some(_) => exit::LOCK_LOST,
+        None => exit::status_code(status),
+    })
 }
 
 /// Waits for the command to end, forwarding signals, following job control, and stopping it
@@ -155,9 +133,9 @@ fn supervise(
     lease: Lease,
     lease_end: &LeaseEnd,
     heartbeat: &mut Heartbeat,
-    events: &Receiver<Event>,
+    events: &mut Events,
     verbose: bool,
-) -> (std::io::Result<ExitStatus>, Option<String>) {
+) -> (ExitStatus, Option<String>) {
     let group = spawned.group;
     let mut lost: Option<String> = None;
     let mut stopped = false;
@@ -173,42 +151,40 @@ fn supervise(
         let wake = heartbeat.due().map_or(wake, |due| due.min(wake));
         let event = events.recv_timeout(wake.saturating_duration_since(Moment::now()));
         let reason = match event {
-            Ok(Event::Exited(status)) => break status,
-            Ok(Event::Signal(caught)) => {
+            Some(Event::Exited(status)) => break status,
+            Some(Event::Signal(caught)) => {
                 signals::forward(group, caught, stopped);
                 continue;
             }
-            Ok(Event::Stopped) if spawned.has_terminal => {
+            Some(Event::Stopped) if spawned.has_terminal => {
                 child::suspend_with(spawned);
                 continue;
             }
-            Ok(Event::Stopped) => {
+            Some(Event::Stopped) => {
                 stopped = true;
                 continue;
             }
-            Ok(Event::Continued) => {
+            Some(Event::Continued) => {
                 stopped = false;
                 continue;
             }
-            Ok(Event::Lost(reason)) if lost.is_none() => reason,
-            Ok(Event::Unguarded) => {
+            Some(Event::Lost(reason)) if lost.is_none() => reason,
+            Some(Event::Unguarded) => {
                 eprintln!("redlock: the command's guard died; killing the command");
                 child::signal_group(group, Signal::SIGKILL);
                 continue;
             }
-            Ok(_) => continue,
-            Err(RecvTimeoutError::Timeout) if heartbeat.due().is_some() && lost.is_none() => {
-                match heartbeat.start_if_due() {
-                    Ok(()) => continue,
-                    Err(e) => format!("cannot start the heartbeat thread: {e}"),
-                }
-            }
-            Err(RecvTimeoutError::Timeout) if lost.is_some() => {
+            Some(_) => continue,
+            None if heartbeat.due().is_some() && lost.is_none() => match heartbeat.start_if_due() {
+                Ok(()) => continue,
+                Err(e) => format!("cannot start the heartbeat thread: {e}"),
+            },
+            None if lost.is_some() => {
                 child::signal_group(group, Signal::SIGKILL);
                 kill_at = None;
                 continue;
             }
-            Err(RecvTimeoutError::Timeout) => {
+            None => {
                 let end = lease_end.get();
                 if Moment::now() < end - lease.kill_after {
                     continue; // extended meanwhile
@@ -217,11 +193,6 @@ fn supervise(
                     "the lease could not be extended before {} of it was left",
                     human(lease.kill_after)
                 )
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                break Err(std::io::Error::other(
-                    "the signal thread ended without the command's status",
-                ));
             }
         };
         eprintln!("redlock: lock lost: {reason}; stopping the command");

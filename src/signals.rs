@@ -12,25 +12,23 @@
 //! command. A signal the terminal generated is therefore not forwarded again when the command's
 //! group is the terminal's foreground group: the command would see it twice.
 //!
-//! SIGKILL and SIGSTOP cannot be caught; for a SIGKILLed redlock the command gets SIGKILL from
-//! the kernel through `PR_SET_PDEATHSIG`.
-
-use std::sync::Arc;
-use std::sync::mpsc::Sender;
-use std::thread;
+//! SIGKILL and SIGSTOP cannot be caught; for a SIGKILLed redlock the command's group gets
+//! SIGKILL from the guard (see `guard.rs`).
 
 use anyhow::{Context, Result};
+use nix::libc;
 use nix::sys::signal::{SigSet, Signal, killpg};
+use nix::sys::signalfd::{SfdFlags, SignalFd, siginfo};
 use nix::unistd::{Pid, tcgetpgrp};
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
-use signal_hook::iterator::SignalsInfo;
-use signal_hook::iterator::exfiltrator::WithOrigin;
-use signal_hook::low_level::siginfo::Cause;
 
-use crate::child::Children;
-use crate::run::Event;
-
-pub const FORWARDED: [i32; 6] = [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
+pub const FORWARDED: [i32; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
 
 /// A caught signal: its number, and whether the kernel (a terminal) generated it.
 #[derive(Debug, Clone, Copy)]
@@ -39,74 +37,29 @@ pub struct Caught {
     pub from_kernel: bool,
 }
 
-/// The signal handlers, installed, before their thread starts (see `listen`).
-pub struct Handlers(SignalsInfo<WithOrigin>);
-
-/// Catches the forwarded signals and SIGCHLD from now on, and blocks them in this thread, and
-/// so in every thread it starts later: only the signal thread (`listen`) takes them. A handler
-/// that ran on another thread would cut short its blocking read on a Redis socket with EINTR,
-/// which a socket with a timeout does not restart (signal(7)). Nothing but the self-pipe write
-/// happens inside the handler. The command gets a clean mask (see `unblocked`).
+/// Blocks the forwarded signals and SIGCHLD in this thread, and so in every thread it starts
+/// later, and returns a non-blocking signalfd to read them from (see `events.rs`). No handler
+/// runs for them on any thread: a handler would cut short a blocking read on a Redis socket
+/// with EINTR, which a socket with a timeout does not restart (signal(7)). The command starts
+/// with nothing blocked (see `child::spawn`).
 ///
-/// Call this before starting any other thread. Signals that arrive before `listen` wait in the
-/// self-pipe.
-pub fn install() -> Result<Handlers> {
-    let signals = SignalsInfo::<WithOrigin>::new(FORWARDED.iter().chain(&[SIGCHLD]))
-        .context("cannot install signal handlers")?;
-    blocked_set()
-        .thread_block()
-        .context("cannot block signals")?;
-    Ok(Handlers(signals))
-}
-
-/// Starts the signal thread: it reports each forwarded signal on `events`, and on SIGCHLD has
-/// `children` reaped. It is started late on purpose: forking the guard is cheaper while redlock
-/// has a single thread.
-pub fn listen(handlers: Handlers, events: Sender<Event>, children: Arc<Children>) -> Result<()> {
-    let Handlers(mut signals) = handlers;
-    thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if blocked_set().thread_unblock().is_err() {
-                return;
-            }
-            for origin in signals.forever() {
-                let listening = if origin.signal == SIGCHLD {
-                    children.reap(&events)
-                } else {
-                    let caught = Caught {
-                        signal: origin.signal,
-                        from_kernel: origin.cause == Cause::Kernel,
-                    };
-                    events.send(Event::Signal(caught)).is_ok()
-                };
-                if !listening {
-                    break;
-                }
-            }
-        })
-        .context("cannot start the signal thread")?;
-    Ok(())
-}
-
-/// Runs `op` with the handled signals unblocked on this thread: for starting the command, which
-/// inherits the mask of the thread that spawns it (std resets it only when it forks). One
-/// arriving meanwhile is caught here instead of on the signal thread, and handled all the same.
-pub fn unblocked<T>(op: impl FnOnce() -> T) -> T {
-    let mask = blocked_set();
-    let _ = mask.thread_unblock();
-    let result = op();
-    let _ = mask.thread_block();
-    result
-}
-
-/// The signals only the signal thread takes: the forwarded ones and SIGCHLD.
-fn blocked_set() -> SigSet {
+/// Call this before starting any thread.
+pub fn take_over() -> Result<SignalFd> {
     let mut set = SigSet::empty();
-    for signal in FORWARDED.iter().chain(&[SIGCHLD]) {
+    for signal in FORWARDED.iter().chain(&[libc::SIGCHLD]) {
         set.add(Signal::try_from(*signal).expect("a valid signal number"));
     }
-    set
+    set.thread_block().context("cannot block signals")?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .context("cannot read signals")
+}
+
+/// What a signalfd read says of a signal.
+pub fn caught(info: &siginfo) -> Caught {
+    Caught {
+        signal: info.ssi_signo as i32,
+        from_kernel: info.ssi_code == libc::SI_KERNEL,
+    }
 }
 
 /// Passes a caught signal to the command's process group, unless it has it already. A stopped

@@ -1,0 +1,160 @@
+//! Everything the main thread waits for, in one queue: what other threads report (release
+//! notices, a lost lease), the signals redlock handles, and what became of its children.
+//!
+//! Signals are read from a signalfd on the main thread itself, and children are reaped there
+//! on SIGCHLD: a short run needs no thread besides the main one. Starting a thread, and handing
+//! every event from one thread to another, each cost a wake-up on another CPU; in a wrapper
+//! that runs in front of every cron job they were a good part of its overhead.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::process::ExitStatus;
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use nix::libc;
+use nix::sys::signalfd::SignalFd;
+
+use crate::child::Children;
+use crate::clock::Moment;
+use crate::signals::{self, Caught};
+
+#[derive(Debug)]
+pub enum Event {
+    Signal(Caught),
+    /// A release notice (or a subscription confirmed): worth trying the lock again.
+    Released,
+    Exited(ExitStatus),
+    /// The command was stopped (SIGTSTP, SIGSTOP...), or continued after that.
+    Stopped,
+    Continued,
+    Lost(String),
+    /// The guard died while redlock lives: nothing would stop the command if redlock died too.
+    Unguarded,
+}
+
+/// The sending side, for other threads: each event also wakes the main thread.
+#[derive(Clone)]
+pub struct Sender {
+    queue: mpsc::Sender<Event>,
+    wake: Arc<OwnedFd>,
+}
+
+impl Sender {
+    /// Fails once the main thread no longer listens.
+    pub fn send(&self, event: Event) -> Result<(), mpsc::SendError<Event>> {
+        self.queue.send(event)?;
+        // Non-blocking: a full pipe already holds a wake-up.
+        let _ = nix::unistd::write(self.wake.as_fd(), &[1]);
+        Ok(())
+    }
+}
+
+/// The main thread's side.
+pub struct Events {
+    queue: mpsc::Receiver<Event>,
+    sender: Sender,
+    wake: OwnedFd,
+    signals: SignalFd,
+    children: Children,
+    /// Events read from the signalfd, not yet handed out.
+    pending: VecDeque<Event>,
+}
+
+impl Events {
+    /// Takes over the handled signals (see `signals::take_over`): call this before starting
+    /// any thread. `children` are reaped on SIGCHLD.
+    pub fn new(children: Children) -> Result<Self> {
+        let signals = signals::take_over()?;
+        let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
+        let (wake, wake_write) = nix::unistd::pipe2(flags).context("cannot create a pipe")?;
+        let (sender, queue) = mpsc::channel();
+        Ok(Events {
+            queue,
+            sender: Sender {
+                queue: sender,
+                wake: Arc::new(wake_write),
+            },
+            wake,
+            signals,
+            children,
+            pending: VecDeque::new(),
+        })
+    }
+
+    pub fn sender(&self) -> Sender {
+        self.sender.clone()
+    }
+
+    pub fn children(&self) -> &Children {
+        &self.children
+    }
+
+    /// From now on the command's stops, continues and exit are reported, including any that
+    /// happened already.
+    pub fn watch(&mut self, command: nix::unistd::Pid) {
+        self.children.watch(command);
+        self.children.reap(&mut self.pending);
+    }
+
+    /// The next event, if one comes within `timeout`.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Event> {
+        let deadline = Moment::now() + timeout;
+        loop {
+            if let Some(event) = self.try_recv() {
+                return Some(event);
+            }
+            let left = deadline.saturating_duration_since(Moment::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.wait(left);
+        }
+    }
+
+    /// The next event, if there is one already.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        if self.pending.is_empty() {
+            self.read_signals();
+        }
+        if let Some(event) = self.pending.pop_front() {
+            return Some(event);
+        }
+        self.queue.try_recv().ok()
+    }
+
+    fn read_signals(&mut self) {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            if info.ssi_signo == libc::SIGCHLD as u32 {
+                self.children.reap(&mut self.pending);
+            } else {
+                self.pending
+                    .push_back(Event::Signal(signals::caught(&info)));
+            }
+        }
+    }
+
+    /// Sleeps until a signal or a wake-up arrives, or `timeout` passes.
+    fn wait(&mut self, timeout: Duration) {
+        let mut fds = [
+            libc::pollfd {
+                fd: self.signals.as_fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: self.wake.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // Rounded up: waking a little late is harmless, early would spin.
+        let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: poll on two valid pollfds.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, millis) } > 0 && fds[1].revents != 0 {
+            let mut drained = [0u8; 64];
+            while matches!(nix::unistd::read(&self.wake, &mut drained), Ok(n) if n > 0) {}
+        }
+    }
+}
