@@ -140,20 +140,16 @@ fn spawn_with_terminal(argv: &[OsString], env: &[(&str, String)], group: Pid) ->
 
 /// The children redlock waits for: the guard and, once it runs, the command. They are reaped
 /// on SIGCHLD (`reap`), on the main thread.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Children {
-    guard: Pid,
+    guard: Option<Pid>,
     command: Option<Pid>,
     guard_gone: bool,
 }
 
 impl Children {
-    pub fn new(guard: Pid) -> Self {
-        Children {
-            guard,
-            command: None,
-            guard_gone: false,
-        }
+    pub fn watch_guard(&mut self, guard: Pid) {
+        self.guard = Some(guard);
     }
 
     /// From now on the command's stops, continues and exit are reported.
@@ -171,9 +167,10 @@ impl Children {
     pub fn reap(&mut self, events: &mut VecDeque<Event>) {
         // Until the command's PID is known, only the guard is looked at: a status reaped then
         // could be the command's, and would be lost.
-        let target = match self.command {
-            Some(_) => -1,
-            None => self.guard.as_raw(),
+        let target = match (self.command, self.guard) {
+            (Some(_), _) => -1,
+            (None, Some(guard)) => guard.as_raw(),
+            (None, None) => return,
         };
         let flags = WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED;
         loop {
@@ -189,7 +186,7 @@ impl Children {
             }
             let reaped = Pid::from_raw(reaped);
             let stopped_or_continued = libc::WIFSTOPPED(raw) || libc::WIFCONTINUED(raw);
-            events.push_back(if reaped == self.guard {
+            events.push_back(if Some(reaped) == self.guard {
                 if stopped_or_continued {
                     continue;
                 }

@@ -12,7 +12,7 @@ use std::process::ExitStatus;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nix::libc;
 use nix::sys::signalfd::SignalFd;
 
@@ -64,11 +64,11 @@ pub struct Events {
 
 impl Events {
     /// Takes over the handled signals (see `signals::take_over`): call this before starting
-    /// any thread. `children` are reaped on SIGCHLD.
-    pub fn new(children: Children) -> Result<Self> {
+    /// any thread.
+    pub fn new() -> Result<Self> {
         let signals = signals::take_over()?;
         let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
-        let (wake, wake_write) = nix::unistd::pipe2(flags).context("cannot create a pipe")?;
+        let (wake, wake_write) = nix::unistd::pipe2(flags)?;
         let (sender, queue) = mpsc::channel();
         Ok(Events {
             queue,
@@ -78,7 +78,7 @@ impl Events {
             },
             wake,
             signals,
-            children,
+            children: Children::default(),
             pending: VecDeque::new(),
         })
     }
@@ -89,6 +89,12 @@ impl Events {
 
     pub fn children(&self) -> &Children {
         &self.children
+    }
+
+    /// From now on the guard's death is reported (`Event::Unguarded`).
+    pub fn watch_guard(&mut self, guard: nix::unistd::Pid) {
+        self.children.watch_guard(guard);
+        self.children.reap(&mut self.pending);
     }
 
     /// From now on the command's stops, continues and exit are reported, including any that

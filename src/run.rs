@@ -10,7 +10,7 @@ use anyhow::Context;
 use nix::sys::signal::Signal;
 
 use crate::acquire::{self, Policy};
-use crate::child::{self, Children, Spawned};
+use crate::child::{self, Spawned};
 use crate::cli::RunArgs;
 use crate::deadman::DeadMan;
 use crate::duration::human;
@@ -31,18 +31,23 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     child::adopt_orphans()
         .context("cannot become the reaper of the command's orphans")
         .kind(Kind::Internal)?;
-    // Started before the lock is ours, so that taking over from a holder does not wait for it.
-    let mut guard = Guard::start()
-        .context("cannot start the command's guard")
+    // Signals are blocked before any thread starts, and so in all of them.
+    let mut events = Events::new()
+        .context("cannot set up event handling")
         .kind(Kind::Internal)?;
-    let mut events = Events::new(Children::new(guard.pid())).kind(Kind::Internal)?;
-    let deadman = DeadMan::new().kind(Kind::Internal)?;
-
+    // With several servers, their threads connect while we go on.
     let mut lock = Lock::new(
         servers,
         Keys::new(&args.servers.prefix, &args.name),
         lease.timing,
     );
+    // Started before the lock is ours, so that taking over from a holder does not wait for it.
+    let mut guard = Guard::start()
+        .context("cannot start the command's guard")
+        .kind(Kind::Internal)?;
+    events.watch_guard(guard.pid());
+    let deadman = DeadMan::new().kind(Kind::Internal)?;
+
     let me = HolderInfo::current(&args.command);
     // A reply later than this could not leave time to run the command safely.
     let usable = lease.timing.ttl - lease.timing.drift - lease.timing.min_validity;

@@ -15,7 +15,7 @@
 //! SIGKILL and SIGSTOP cannot be caught; for a SIGKILLed redlock the command's group gets
 //! SIGKILL from the guard (see `guard.rs`).
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nix::libc;
 use nix::sys::signal::{SigSet, Signal, killpg};
 use nix::sys::signalfd::{SfdFlags, SignalFd, siginfo};
@@ -49,9 +49,11 @@ pub fn take_over() -> Result<SignalFd> {
     for signal in FORWARDED.iter().chain(&[libc::SIGCHLD]) {
         set.add(Signal::try_from(*signal).expect("a valid signal number"));
     }
-    set.thread_block().context("cannot block signals")?;
-    SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        .context("cannot read signals")
+    set.thread_block()?;
+    Ok(SignalFd::with_flags(
+        &set,
+        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+    )?)
 }
 
 /// What a signalfd read says of a signal.

@@ -314,7 +314,7 @@ fn a_key_of_the_wrong_type_in_the_way_is_unavailable() {
     );
 }
 
-/// Out of file descriptors, redlock cannot even start the command's guard: an internal error,
+/// Out of file descriptors, redlock cannot even set up its signal handling: an internal error,
 /// reported as one line, and the command does not run.
 #[test]
 fn an_internal_error_is_70() {
@@ -336,7 +336,7 @@ fn an_internal_error_is_70() {
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
-        stderr.starts_with("redlock: cannot start the command's guard"),
+        stderr.starts_with("redlock: cannot set up event handling: "),
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1);

@@ -4,9 +4,9 @@
 mod keys;
 mod server;
 pub mod view;
+mod worker;
 
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
-use std::thread;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use crate::clock::Moment;
@@ -15,6 +15,7 @@ use anyhow::{Result, anyhow};
 
 pub use keys::Keys;
 pub use server::{Acquired, Holder, HolderInfo, Server};
+use worker::Worker;
 
 /// The timing of a lease, checked for safety when the settings were read.
 #[derive(Debug, Clone, Copy)]
@@ -67,9 +68,14 @@ pub enum Extension {
     Unconfirmed(anyhow::Error),
 }
 
-/// One server, shared with the threads that talk to it. A request still in flight on a slow
-/// server keeps it locked; later requests do not queue up behind it (see `Wait`).
-type Shared = Arc<Mutex<Server>>;
+/// A server: talked to on the calling thread when it is the only one, else by a thread of its
+/// own (see `worker.rs`), so that a request reaches every server at once.
+enum Slot {
+    Here(Box<Server>),
+    Worker(Worker),
+    /// Its thread could not be started.
+    Broken(String),
+}
 
 /// Whether a release must reach every server before it returns.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -94,7 +100,7 @@ enum Wait {
 }
 
 pub struct Lock {
-    servers: Vec<Shared>,
+    servers: Vec<Slot>,
     /// Connection-less copies of the servers.
     targets: Vec<Server>,
     /// Addresses, in the order of `servers`, for messages.
@@ -110,10 +116,19 @@ impl Lock {
         Lock {
             addresses: servers.iter().map(|s| s.address.clone()).collect(),
             targets: servers.iter().map(Server::clone_target).collect(),
-            servers: servers
-                .into_iter()
-                .map(|s| Arc::new(Mutex::new(s)))
-                .collect(),
+            servers: match servers.len() {
+                1 => servers
+                    .into_iter()
+                    .map(|s| Slot::Here(Box::new(s)))
+                    .collect(),
+                _ => servers
+                    .into_iter()
+                    .map(|s| match Worker::start(s) {
+                        Ok(worker) => Slot::Worker(worker),
+                        Err(e) => Slot::Broken(format!("cannot start a thread: {e}")),
+                    })
+                    .collect(),
+            },
             keys,
             token,
             timing,
@@ -158,7 +173,7 @@ impl Lock {
         let in_time = || Moment::now() + min_validity < lease_end;
         // Only a counter a majority holds is sure to be exceeded by the next holder's: when the
         // servers disagree, the largest is written back before the command may use it.
-        let fence_agreed =
+        let mut fence_agreed =
             || fences.iter().all(|&f| f == fence) || self.raise_fence(fence, timeout);
         if fences.len() >= quorum && in_time() && fence_agreed() && in_time() {
             return Ok(Attempt::Acquired {
@@ -194,7 +209,7 @@ impl Lock {
     }
 
     /// Writes `fence` back to every server whose counter is lower; true once a majority has it.
-    fn raise_fence(&self, fence: u64, timeout: Duration) -> bool {
+    fn raise_fence(&mut self, fence: u64, timeout: Duration) -> bool {
         let (keys, token) = (self.keys.clone(), self.token.clone());
         let quorum = self.quorum();
         let answers = self.fan_out(
@@ -242,7 +257,7 @@ impl Lock {
     /// and a slow server's copy expires on its own. Returns how many servers still held our
     /// token, and the errors.
     pub fn release(
-        &self,
+        &mut self,
         keep: Duration,
         timeout: Duration,
         everywhere: Everywhere,
@@ -268,33 +283,38 @@ impl Lock {
 
     /// Runs `op` on every server at once and collects the answers until `done` says the
     /// outcome is known (or all have answered): `None` for a server that has not answered.
-    /// With one server it runs on this thread, with no thread to start.
+    /// With one server it runs on this thread.
     fn fan_out<R: Send + 'static>(
-        &self,
+        &mut self,
         wait: Wait,
         op: impl Fn(&mut Server) -> Result<R> + Send + Sync + 'static,
         done: impl Fn(&[Option<Result<R>>]) -> bool,
     ) -> Vec<Option<Result<R>>> {
-        if let [only] = self.servers.as_slice() {
-            return vec![Some(op(&mut lock(only)))];
+        if let [Slot::Here(only)] = self.servers.as_mut_slice() {
+            return vec![Some(op(only))];
         }
         let op = Arc::new(op);
         let (sender, answers_in) = mpsc::channel();
-        for (index, server) in self.servers.iter().enumerate() {
-            let (server, op, answer_to) = (server.clone(), op.clone(), sender.clone());
-            let started = thread::Builder::new().name("redis".into()).spawn(move || {
-                let answer = match wait {
-                    Wait::Always => op(&mut lock(&server)),
-                    Wait::Never => match server.try_lock() {
-                        Ok(mut server) => op(&mut server),
-                        Err(_) => Err(anyhow!("the previous request is still unanswered")),
-                    },
-                };
-                let _ = answer_to.send((index, answer));
-            });
-            if let Err(e) = started {
-                let _ = sender.send((index, Err(anyhow!("cannot start a thread: {e}"))));
-            }
+        for (index, slot) in self.servers.iter().enumerate() {
+            let refused = match slot {
+                Slot::Worker(worker) if wait == Wait::Never && worker.busy() => {
+                    anyhow!("the previous request is still unanswered")
+                }
+                Slot::Worker(worker) => {
+                    let (op, answer_to) = (op.clone(), sender.clone());
+                    let request = move |server: &mut Server| op(server);
+                    let answer = move |answer| {
+                        let _ = answer_to.send((index, answer));
+                    };
+                    if worker.submit(request, answer) {
+                        continue;
+                    }
+                    anyhow!("its thread has ended")
+                }
+                Slot::Broken(error) => anyhow!("{error}"),
+                Slot::Here(_) => unreachable!("only a single server is talked to here"),
+            };
+            let _ = sender.send((index, Err(refused)));
         }
         drop(sender);
         let mut answers: Vec<Option<Result<R>>> = self.servers.iter().map(|_| None).collect();
@@ -355,10 +375,6 @@ fn busiest(busy: Vec<Holder>, quorum: usize) -> Attempt {
         holder: best,
         split,
     }
-}
-
-fn lock(server: &Shared) -> MutexGuard<'_, Server> {
-    server.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

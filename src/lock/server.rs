@@ -423,6 +423,12 @@ impl Server {
         }
     }
 
+    /// Opens our connection ahead of the first request; a failure is left for that request to
+    /// meet again and report.
+    pub fn warm_up(&mut self) {
+        let _ = self.connected(Instant::now() + CONNECT_TIMEOUT);
+    }
+
     /// Our connection, opened first if needed, before `deadline`.
     fn connected(&mut self, deadline: Instant) -> redis::RedisResult<&mut Connection> {
         if self.connection.is_none() {
