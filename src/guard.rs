@@ -79,7 +79,7 @@ impl Drop for Guard {
         self.dismiss();
         // A guard stopped along with redlock's process group would keep us waiting.
         let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGCONT);
-        // ECHILD when the signal thread reaped it first.
+        // ECHILD when it was reaped already, on its SIGCHLD (see `child::Children::reap`).
         while nix::sys::wait::waitpid(self.pid, None) == Err(nix::errno::Errno::EINTR) {}
     }
 }

@@ -78,6 +78,7 @@ fn the_holder_is_named_by_user_logname_or_uid() {
     };
     assert_eq!(user_of(&[("USER", "alice"), ("LOGNAME", "bob")]), "alice");
     assert_eq!(user_of(&[("LOGNAME", "bob")]), "bob");
+    assert_eq!(user_of(&[("USER", ""), ("LOGNAME", "bob")]), "bob");
     let uid = nix::unistd::getuid();
     let name = nix::unistd::User::from_uid(uid).unwrap().unwrap().name;
     assert_eq!(user_of(&[]), name);

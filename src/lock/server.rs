@@ -134,9 +134,9 @@ impl HolderInfo {
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into());
         let uid = nix::unistd::getuid();
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .ok()
+        let from_env = |name| std::env::var(name).ok().filter(|user| !user.is_empty());
+        let user = from_env("USER")
+            .or_else(|| from_env("LOGNAME"))
             .or_else(|| local_user_name(uid))
             .or_else(|| {
                 nix::unistd::User::from_uid(uid)
