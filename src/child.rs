@@ -107,7 +107,36 @@ fn posix_spawn(argv: &[OsString], env: &[(&str, String)], group: Pid) -> io::Res
     default.add(Signal::SIGPIPE);
     attributes.set_sigdefault(&default)?;
     let actions = PosixSpawnFileActions::init()?;
-    Ok(posix_spawnp(&args[0], &actions, &attributes, &args, &vars)?)
+    match posix_spawnp(&args[0], &actions, &attributes, &args, &vars) {
+        // A script without a `#!` line: run it with /bin/sh, as execvp(3) (and so flock,
+        // timeout or a shell) would.
+        Err(Errno::ENOEXEC) => {
+            let path = found_in_path(&argv[0]).ok_or(io::Error::from(Errno::ENOEXEC))?;
+            let mut with_shell = vec![c_string(b"/bin/sh".to_vec())?, c_string(path.into_vec())?];
+            with_shell.extend_from_slice(&args[1..]);
+            Ok(posix_spawnp(
+                &with_shell[0],
+                &actions,
+                &attributes,
+                &with_shell,
+                &vars,
+            )?)
+        }
+        spawned => Ok(spawned?),
+    }
+}
+
+/// Where a command is found: itself if it names a path, else the first executable of that name
+/// in `PATH`, searched as execvp(3) does.
+fn found_in_path(program: &OsString) -> Option<OsString> {
+    if program.as_bytes().contains(&b'/') {
+        return Some(program.clone());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| nix::unistd::access(candidate, nix::unistd::AccessFlags::X_OK).is_ok())
+        .map(|found| found.into_os_string())
 }
 
 fn c_string(bytes: Vec<u8>) -> io::Result<CString> {

@@ -104,16 +104,18 @@ impl Events {
         self.children.reap(&mut self.pending);
     }
 
-    /// The next event, if one comes within `timeout`.
+    /// The next event, if one comes within `timeout`. Once `timeout` has passed this returns
+    /// `None` even with events waiting: a stream of them (a signal sent over and over) must not
+    /// keep the caller from its deadline.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Event> {
         let deadline = Moment::now() + timeout;
         loop {
-            if let Some(event) = self.try_recv() {
-                return Some(event);
-            }
             let left = deadline.saturating_duration_since(Moment::now());
             if left.is_zero() {
                 return None;
+            }
+            if let Some(event) = self.try_recv() {
+                return Some(event);
             }
             self.wait(left);
         }
@@ -162,5 +164,28 @@ impl Events {
             let mut drained = [0u8; 64];
             while matches!(nix::unistd::read(&self.wake, &mut drained), Ok(n) if n > 0) {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A caller waiting with a deadline gets `None` once it has passed, even while events keep
+    /// coming: a signal sent over and over must not keep supervise from starting the heartbeat
+    /// or from stopping the command in time.
+    #[test]
+    fn a_deadline_passed_wins_over_waiting_events() {
+        let mut events = Events::new().unwrap();
+        let sender = events.sender();
+        for _ in 0..3 {
+            sender.send(Event::Released).unwrap();
+        }
+        assert!(events.recv_timeout(Duration::ZERO).is_none());
+        assert!(matches!(
+            events.recv_timeout(Duration::from_secs(60)),
+            Some(Event::Released)
+        ));
+        assert!(events.try_recv().is_some());
     }
 }

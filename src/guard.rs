@@ -3,17 +3,22 @@
 //!
 //! `PR_SET_PDEATHSIG` only reaches a direct child: if redlock is SIGKILLed, the command would
 //! die, but whatever the command started (a shell's children, a pipeline) would go on running
-//! without a lease. So before the command starts, redlock forks a guard. The guard makes a new
-//! process group whose ID is its own PID, and the command is spawned into that group; the guard
-//! then moves back to redlock's group, so that the command's group holds only the command and
-//! what it starts, and is empty once they are gone. The guard holds the read end of a pipe whose
-//! write end only redlock has; when redlock dies for any reason the pipe reports end-of-file,
-//! and the guard SIGKILLs the command's group. As long as the guard lives, its PID (the group's
-//! ID) cannot be reused, so that signal can only reach the command's group.
+//! without a lease. So before the command starts, redlock forks a guard and makes it the leader
+//! of a new process group, whose ID is the guard's PID; the command is spawned into that group.
+//! The guard holds the read end of a pipe whose write end only redlock has. When redlock dies for
+//! any reason the pipe reports end-of-file, and the guard SIGKILLs the command's group. As long
+//! as the guard lives its PID, the group's ID, cannot be reused, so that signal can only reach
+//! the command's group.
+//!
+//! Once the command is in the group, redlock writes one byte on the pipe, and the guard moves to
+//! a process group of its own (see `leave_group`): the command's group then holds only the
+//! command and what it starts, and is empty once they are gone; and a signal sent to redlock's
+//! group (`kill -9 %1`, `timeout -s KILL`, SIGSTOP to a job) or to the command's cannot stop or
+//! kill the guard with the others.
 //!
 //! The guard is not the command's parent: redlock is, so the command can be started with
 //! `posix_spawn` (no second copy of redlock's memory) and redlock reaps it directly. If the guard
-//! dies while redlock lives, redlock kills the command (see `child::watch`): nothing would guard
+//! dies while redlock lives, redlock kills the command (`Event::Unguarded`): nothing would guard
 //! it any more.
 //!
 //! Everything in the guard runs in a forked child of a multi-threaded process: only
@@ -21,9 +26,16 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 use nix::libc;
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+
+use crate::clock::Moment;
+
+/// How long `await_step_out` waits at most.
+const STEP_OUT_PATIENCE: Duration = Duration::from_millis(100);
 
 /// redlock's side of the guard: its PID (the command's process group) and the write end of
 /// the lifeline, held open for as long as redlock lives.
@@ -42,13 +54,17 @@ impl Guard {
             -1 => Err(io::Error::last_os_error()),
             0 => unsafe { watch(read.as_raw_fd()) },
             pid => {
-                // Also from this side, as shells do: the command may only join the group once
-                // it exists, and whichever of the two runs first makes it.
-                unsafe { libc::setpgid(pid, pid) };
-                Ok(Guard {
+                let guard = Guard {
                     pid: Pid::from_raw(pid),
                     lifeline: Some(write),
-                })
+                };
+                // Only from this side: the guard never execs, so this cannot fail for a child
+                // that lives, and done by the guard it could come late and undo `step_out`.
+                // SAFETY: setpgid on our own child.
+                if unsafe { libc::setpgid(pid, pid) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(guard)
             }
         }
     }
@@ -58,12 +74,24 @@ impl Guard {
         self.pid
     }
 
-    /// Once the command is in the group (or failed to start): the guard moves to redlock's own
-    /// process group, so that the command's group empties when the command and what it left
+    /// Once the command is in the group (or failed to start): the guard moves to a process
+    /// group of its own, so that the command's group empties when the command and what it left
     /// behind are gone. It still guards the group by its ID.
     pub fn step_out(&self) {
-        // EPERM/ESRCH only if the guard is already gone, which `child::watch` reports.
-        unsafe { libc::setpgid(self.pid.as_raw(), libc::getpgrp()) };
+        if let Some(lifeline) = &self.lifeline {
+            // If the guard is gone, `Event::Unguarded` says so.
+            let _ = nix::unistd::write(lifeline, &[1]);
+        }
+    }
+
+    /// Waits until the guard has left the command's group, so that an empty group means the
+    /// command and what it left are gone. It leaves moments after `step_out`; one that is
+    /// stopped or gone is not waited for longer than `STEP_OUT_PATIENCE`.
+    pub fn await_step_out(&self) {
+        let deadline = Moment::now() + STEP_OUT_PATIENCE;
+        while nix::unistd::getpgid(Some(self.pid)) == Ok(self.pid) && Moment::now() < deadline {
+            std::thread::sleep(Duration::from_micros(50));
+        }
     }
 
     /// Once nothing of the command's is left to guard: the guard exits (it is reaped on drop).
@@ -77,9 +105,15 @@ impl Drop for Guard {
     /// container whose first process does not reap orphans.
     fn drop(&mut self) {
         self.dismiss();
-        // A guard stopped along with redlock's process group would keep us waiting.
+        // Reaped already (on its SIGCHLD, see `child::Children::reap`) when this fails: its PID
+        // may belong to another process by now, so nothing is sent to it then.
+        if nix::sys::wait::waitpid(self.pid, Some(WaitPidFlag::WNOHANG))
+            != Ok(WaitStatus::StillAlive)
+        {
+            return;
+        }
+        // Still our child, so still the guard: a stopped one would keep us waiting.
         let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGCONT);
-        // ECHILD when it was reaped already, on its SIGCHLD (see `child::Children::reap`).
         while nix::sys::wait::waitpid(self.pid, None) == Err(nix::errno::Errno::EINTR) {}
     }
 }
@@ -101,16 +135,16 @@ const IGNORED: [libc::c_int; 9] = [
 /// The guard's one fd after it has tidied up.
 const LIFELINE: libc::c_int = 0;
 
-/// The guard's life: waits for end-of-file on the lifeline (redlock is gone, whatever the
-/// reason), then SIGKILLs the group it made, and exits.
+/// The guard's life: leaves the command's group when redlock says the command is in it, and
+/// on end-of-file on the lifeline (redlock is gone, whatever the reason) SIGKILLs that group
+/// and exits.
 unsafe fn watch(lifeline: RawFd) -> ! {
     unsafe {
         let group = libc::getpid();
-        libc::setpgid(0, 0);
         for signal in IGNORED {
             libc::signal(signal, libc::SIG_IGN);
         }
-        // redlock's threads block the signals they forward (signals.rs); they are ignored now.
+        // redlock blocks the signals it takes from its signalfd; they are ignored now.
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
@@ -123,14 +157,39 @@ unsafe fn watch(lifeline: RawFd) -> ! {
                 libc::close(fd);
             }
         }
-        let mut fds = libc::pollfd {
-            fd: LIFELINE,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // Only redlock's death ends this: nothing is ever written to the lifeline.
-        while libc::poll(&mut fds, 1, -1) <= 0 || fds.revents == 0 {}
+        let mut byte = 0u8;
+        loop {
+            match libc::read(LIFELINE, (&mut byte as *mut u8).cast(), 1) {
+                1 => leave_group(),
+                -1 if *libc::__errno_location() == libc::EINTR => {}
+                // End-of-file (or an error, which only a closed pipe could cause here).
+                _ => break,
+            }
+        }
         libc::kill(-group, libc::SIGKILL);
         libc::_exit(0)
+    }
+}
+
+/// Moves the guard to a new process group of its own. Only a process's own PID can name a new
+/// group, and the guard's already names the command's: so it forks a stand-in whose PID names
+/// the new group, joins that group, and lets the stand-in go. The group lives on with the
+/// guard as its only member, and its ID cannot be reused while it does.
+unsafe fn leave_group() {
+    unsafe {
+        match libc::fork() {
+            -1 => {} // the guard stays in the command's group: still safe, only untidy
+            0 => loop {
+                libc::pause();
+            },
+            stand_in => {
+                libc::setpgid(stand_in, stand_in);
+                libc::setpgid(0, stand_in);
+                libc::kill(stand_in, libc::SIGKILL);
+                while libc::waitpid(stand_in, std::ptr::null_mut(), 0) < 0
+                    && *libc::__errno_location() == libc::EINTR
+                {}
+            }
+        }
     }
 }

@@ -108,6 +108,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
 
     let (status, lost) = supervise(
         spawned,
+        &guard,
         lease,
         &lease_end,
         &mut heartbeat,
@@ -135,6 +136,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
 /// the lease was lost, why.
 fn supervise(
     spawned: Spawned,
+    guard: &Guard,
     lease: Lease,
     lease_end: &LeaseEnd,
     heartbeat: &mut Heartbeat,
@@ -212,6 +214,7 @@ fn supervise(
         (Some(_), None) => Moment::now(),
         (None, _) => Moment::now() + lease.kill_after,
     };
+    guard.await_step_out();
     if child::stop_leftovers(group, deadline) && verbose {
         eprintln!("redlock: stopped the processes the command left in its process group");
     }

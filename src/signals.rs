@@ -12,12 +12,16 @@
 //! command. A signal the terminal generated is therefore not forwarded again when the command's
 //! group is the terminal's foreground group: the command would see it twice.
 //!
+//! A signal that was ignored when redlock started (`nohup` ignores SIGHUP, a non-interactive
+//! shell ignores SIGINT and SIGQUIT in its background jobs) stays ignored, by redlock and by the
+//! command, as it would for any program run there; it is not forwarded.
+//!
 //! SIGKILL and SIGSTOP cannot be caught; for a SIGKILLed redlock the command's group gets
 //! SIGKILL from the guard (see `guard.rs`).
 
 use anyhow::Result;
 use nix::libc;
-use nix::sys::signal::{SigSet, Signal, killpg};
+use nix::sys::signal::{SigHandler, SigSet, Signal, killpg, signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd, siginfo};
 use nix::unistd::{Pid, tcgetpgrp};
 
@@ -45,6 +49,10 @@ pub struct Caught {
 ///
 /// Call this before starting any thread.
 pub fn take_over() -> Result<SignalFd> {
+    // An ignored SIGCHLD (inherited from a parent that ignores it) would have the kernel reap
+    // the command itself, and its exit would never be seen.
+    // SAFETY: SIG_DFL installs no handler.
+    unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) }?;
     let mut set = SigSet::empty();
     for signal in FORWARDED.iter().chain(&[libc::SIGCHLD]) {
         set.add(Signal::try_from(*signal).expect("a valid signal number"));

@@ -1,10 +1,10 @@
 //! Lease safety: the heartbeat keeps a short lease alive, and a lost lease stops the command
 //! before the lease could end on the server.
 
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 use crate::support::{Holder, RedisServer, is_dead, read_pid, redlock, wait_until};
@@ -162,6 +162,47 @@ fn a_killed_guard_takes_the_command_down() {
     );
     // The run ended normally otherwise: the lock is free.
     assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{unguarded}"]), 0);
+}
+
+/// `kill -9 %1`, `timeout -s KILL` and supervisors kill a job's whole process group. The guard
+/// is in a group of its own, so it survives to take the command down with redlock.
+#[test]
+fn killing_redlocks_process_group_takes_the_command_down() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = redlock(&server.url())
+        .args(["run", "-n", "group-kill", "--ttl", "60s", "--", "sh", "-c"])
+        .arg("echo $$ > pid; exec sleep 1000")
+        .current_dir(dir.path())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let command = read_pid(&dir.path().join("pid"));
+    killpg(Pid::from_raw(run.id() as i32), Signal::SIGKILL).unwrap();
+    run.wait().unwrap();
+    wait_until("the command dies with redlock", || is_dead(command));
+}
+
+/// A job stopped as a whole (SIGSTOP to its process group) for longer than its lease: the
+/// dead-man switch kills redlock, and the guard, in a group of its own, is not stopped with
+/// the job and kills the command.
+#[test]
+fn stopping_redlocks_process_group_past_the_lease_kills_the_command() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = redlock(&server.url())
+        .args(["run", "-n", "group-stop", "--ttl", "2s", "--", "sh", "-c"])
+        .arg("echo $$ > pid; exec sleep 1000")
+        .current_dir(dir.path())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let command = read_pid(&dir.path().join("pid"));
+    let group = Pid::from_raw(run.id() as i32);
+    killpg(group, Signal::SIGSTOP).unwrap();
+    wait_until("the command is killed", || is_dead(command));
+    killpg(group, Signal::SIGCONT).unwrap();
+    assert_eq!(run.wait().unwrap().signal(), Some(9), "the dead-man timer");
 }
 
 #[test]

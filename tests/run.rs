@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use crate::support::{RedisServer, expiring_keys, read_pid, redlock};
+use crate::support::{RedisServer, expiring_keys, read_pid, redlock, wait_until};
 
 #[test]
 fn passes_stdin_stdout_and_stderr_through() {
@@ -260,6 +260,59 @@ fn the_command_starts_with_sigpipe_at_its_default() {
     let line = String::from_utf8_lossy(&output.stdout);
     let ignored = u64::from_str_radix(line.trim().trim_start_matches("SigIgn:\t"), 16).unwrap();
     assert_eq!(ignored & (1 << (13 - 1)), 0, "SIGPIPE is ignored: {line}");
+}
+
+/// A script without a `#!` line runs with /bin/sh, as execvp(3) runs it for flock, timeout or
+/// a shell: named by its path or found in PATH.
+#[test]
+fn a_script_without_a_shebang_runs_with_sh() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("plain-script");
+    std::fs::write(&script, "echo from-sh \"$@\"\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for program in [script.to_str().unwrap(), "plain-script"] {
+        let output = redlock(&server.url())
+            .args(["run", "-n", "plain", "--", program, "a b"])
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{program}: {output:?}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "from-sh a b\n");
+    }
+}
+
+/// A parent that ignores SIGCHLD passes that on across exec; redlock must still see its
+/// command exit (an ignored SIGCHLD has the kernel reap children unseen).
+#[test]
+fn an_ignored_sigchld_is_not_inherited_by_redlock() {
+    use std::os::unix::process::CommandExt;
+    let server = RedisServer::start();
+    let mut run = redlock(&server.url());
+    run.args(["run", "-n", "chld", "--", "sh", "-c", "exit 3"]);
+    // SAFETY: signal(2) only, between fork and exec.
+    unsafe {
+        run.pre_exec(|| {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGCHLD,
+                nix::sys::signal::SigHandler::SigIgn,
+            )?;
+            Ok(())
+        });
+    }
+    let mut child = run.spawn().unwrap();
+    let mut status = None;
+    wait_until("redlock exits", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert_eq!(status.unwrap().code(), Some(3));
 }
 
 /// The guard (the leader of the command's process group) is reaped before redlock exits. Left
