@@ -121,12 +121,9 @@ impl Lock {
                     .into_iter()
                     .map(|s| Slot::Here(Box::new(s)))
                     .collect(),
-                _ => servers
+                _ => Worker::start_all(servers)
                     .into_iter()
-                    .map(|s| match Worker::start(s) {
-                        Ok(worker) => Slot::Worker(worker),
-                        Err(e) => Slot::Broken(format!("cannot start a thread: {e}")),
-                    })
+                    .map(|worker| worker.map_or_else(Slot::Broken, Slot::Worker))
                     .collect(),
             },
             keys,

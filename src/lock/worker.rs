@@ -1,7 +1,7 @@
 //! With several servers, each has a thread of its own that sends it the requests one after the
-//! other, so that they reach all servers at once. The thread starts with the first request and
-//! serves the later ones (extensions, the release): a run sends at least two, and starting a
-//! thread cost more than a request to a server on the same network.
+//! other, so that they reach all servers at once. The threads start with the lock and serve all
+//! its requests (acquire, extensions, release): starting a thread per request cost more than
+//! the request itself to a server on the same network.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,20 +19,40 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the thread that talks to `server`; it connects at once, while the caller gets
-    /// on with other work, and ends when the worker is dropped, after the request in flight.
-    pub fn start(mut server: Server) -> std::io::Result<Worker> {
-        let (jobs, inbox) = mpsc::channel::<Job>();
-        thread::Builder::new().name("redis".into()).spawn(move || {
-            server.warm_up();
-            for job in inbox {
-                job(&mut server);
+    /// Starts a thread per server; each connects at once, while the caller gets on with other
+    /// work, and ends when its worker is dropped, after the request in flight. The caller starts
+    /// only the first thread, which starts the others: requests can be given to every worker at
+    /// once, and wait for their thread.
+    pub fn start_all(servers: Vec<Server>) -> Vec<Result<Worker, String>> {
+        let (workers, inboxes): (Vec<_>, Vec<_>) = servers
+            .iter()
+            .map(|_| {
+                let (jobs, inbox) = mpsc::channel::<Job>();
+                let worker = Worker {
+                    jobs,
+                    unanswered: Arc::new(AtomicUsize::new(0)),
+                };
+                (worker, inbox)
+            })
+            .unzip();
+        let mut work = servers.into_iter().zip(inboxes);
+        let (first, inbox) = work.next().expect("several servers");
+        let started = thread::Builder::new().name("redis".into()).spawn(move || {
+            // A thread that cannot start drops its inbox: requests to it then fail at once.
+            for (server, inbox) in work {
+                let _ = thread::Builder::new()
+                    .name("redis".into())
+                    .spawn(move || serve(server, inbox));
             }
-        })?;
-        Ok(Worker {
-            jobs,
-            unanswered: Arc::new(AtomicUsize::new(0)),
-        })
+            serve(first, inbox);
+        });
+        match started {
+            Ok(_) => workers.into_iter().map(Ok).collect(),
+            Err(e) => workers
+                .iter()
+                .map(|_| Err(format!("cannot start a thread: {e}")))
+                .collect(),
+        }
     }
 
     /// Whether an earlier request is still unanswered (a slow or frozen server).
@@ -56,5 +76,12 @@ impl Worker {
             answer(result);
         };
         self.jobs.send(Box::new(job)).is_ok()
+    }
+}
+
+fn serve(mut server: Server, inbox: mpsc::Receiver<Job>) {
+    server.warm_up();
+    for job in inbox {
+        job(&mut server);
     }
 }
