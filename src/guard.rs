@@ -177,11 +177,19 @@ unsafe fn watch(lifeline: RawFd) -> ! {
 /// guard as its only member, and its ID cannot be reused while it does.
 unsafe fn leave_group() {
     unsafe {
+        let guard = libc::getpid();
         match libc::fork() {
             -1 => {} // the guard stays in the command's group: still safe, only untidy
-            0 => loop {
-                libc::pause();
-            },
+            0 => {
+                // Gone with the guard, should the guard be killed before it lets it go.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != guard {
+                    libc::_exit(0);
+                }
+                loop {
+                    libc::pause();
+                }
+            }
             stand_in => {
                 libc::setpgid(stand_in, stand_in);
                 libc::setpgid(0, stand_in);
