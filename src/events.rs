@@ -104,15 +104,17 @@ impl Events {
         self.children.reap(&mut self.pending);
     }
 
-    /// The next event, if one comes within `timeout`. Once `timeout` has passed this returns
-    /// `None` even with events waiting: a stream of them (a signal sent over and over) must not
-    /// keep the caller from its deadline.
+    /// The next event, if one comes within `timeout`. Once `timeout` has passed, signals and
+    /// release notices wait (`None`) even when they are there: a stream of them (a signal sent
+    /// over and over) must not keep the caller from its deadline. Events that happen once (the
+    /// command's exit or stop, the guard's death, a lost lease) are still handed out: after a
+    /// pause (a stopped redlock), the command's exit comes before the deadlines it outlived.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Event> {
         let deadline = Moment::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Moment::now());
             if left.is_zero() {
-                return None;
+                return self.once_only();
             }
             if let Some(event) = self.try_recv() {
                 return Some(event);
@@ -130,6 +132,17 @@ impl Events {
             return Some(event);
         }
         self.queue.try_recv().ok()
+    }
+
+    /// The first waiting event that happens only once, if any (see `recv_timeout`).
+    fn once_only(&mut self) -> Option<Event> {
+        self.read_signals();
+        self.pending.extend(self.queue.try_iter());
+        let once = self
+            .pending
+            .iter()
+            .position(|event| !matches!(event, Event::Signal(_) | Event::Released))?;
+        self.pending.remove(once)
     }
 
     fn read_signals(&mut self) {
@@ -187,5 +200,25 @@ mod tests {
             Some(Event::Released)
         ));
         assert!(events.try_recv().is_some());
+    }
+
+    /// An event that happens once is not held back past the deadline: after redlock was
+    /// stopped, the command's exit must come before the deadlines redlock slept through.
+    #[test]
+    fn events_that_happen_once_are_handed_out_past_the_deadline() {
+        let mut events = Events::new().unwrap();
+        let sender = events.sender();
+        sender.send(Event::Released).unwrap();
+        sender.send(Event::Lost("gone".into())).unwrap();
+        sender.send(Event::Released).unwrap();
+        assert!(matches!(
+            events.recv_timeout(Duration::ZERO),
+            Some(Event::Lost(_))
+        ));
+        assert!(events.recv_timeout(Duration::ZERO).is_none());
+        // Nothing is lost: the notices are still there, in order.
+        assert!(matches!(events.try_recv(), Some(Event::Released)));
+        assert!(matches!(events.try_recv(), Some(Event::Released)));
+        assert!(events.try_recv().is_none());
     }
 }

@@ -118,20 +118,6 @@ impl Drop for Guard {
     }
 }
 
-/// Signals the guard ignores: those redlock forwards to the command's group (the guard is in it
-/// until it steps out), and the terminal's stop signals (a stopped guard could not act).
-const IGNORED: [libc::c_int; 9] = [
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGTSTP,
-    libc::SIGTTIN,
-    libc::SIGTTOU,
-];
-
 /// The guard's one fd after it has tidied up.
 const LIFELINE: libc::c_int = 0;
 
@@ -141,8 +127,14 @@ const LIFELINE: libc::c_int = 0;
 unsafe fn watch(lifeline: RawFd) -> ! {
     unsafe {
         let group = libc::getpid();
-        for signal in IGNORED {
-            libc::signal(signal, libc::SIG_IGN);
+        // Every signal that could end or stop it, but SIGKILL: until it leaves, the guard is in
+        // the command's group and gets whatever the command sends its group (SIGTERM, SIGALRM,
+        // a real-time signal...); a terminal's stop signals would stop it. glibc's own signals
+        // refuse, which is harmless.
+        for signal in 1..=libc::SIGRTMAX() {
+            if ![libc::SIGKILL, libc::SIGSTOP, libc::SIGCHLD].contains(&signal) {
+                libc::signal(signal, libc::SIG_IGN);
+            }
         }
         // redlock blocks the signals it takes from its signalfd; they are ignored now.
         let mut none: libc::sigset_t = std::mem::zeroed();
@@ -174,12 +166,29 @@ unsafe fn watch(lifeline: RawFd) -> ! {
 /// Moves the guard to a new process group of its own. Only a process's own PID can name a new
 /// group, and the guard's already names the command's: so it forks a stand-in whose PID names
 /// the new group, joins that group, and lets the stand-in go. The group lives on with the
-/// guard as its only member, and its ID cannot be reused while it does.
+/// guard as its only member, and its ID cannot be reused while it does. If that fails (no
+/// process to spare), the guard joins redlock's group instead: it must not stay in the
+/// command's, whose emptiness tells redlock that nothing of the command is left.
 unsafe fn leave_group() {
     unsafe {
+        if !into_group_of_its_own() {
+            libc::setpgid(0, libc::getpgid(libc::getppid()));
+        }
+    }
+}
+
+unsafe fn into_group_of_its_own() -> bool {
+    unsafe {
         let guard = libc::getpid();
-        match libc::fork() {
-            -1 => {} // the guard stays in the command's group: still safe, only untidy
+        let mut stand_in = -1;
+        for _ in 0..3 {
+            stand_in = libc::fork();
+            if stand_in != -1 || *libc::__errno_location() != libc::EAGAIN {
+                break;
+            }
+        }
+        match stand_in {
+            -1 => false,
             0 => {
                 // Gone with the guard, should the guard be killed before it lets it go.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -191,12 +200,13 @@ unsafe fn leave_group() {
                 }
             }
             stand_in => {
-                libc::setpgid(stand_in, stand_in);
-                libc::setpgid(0, stand_in);
+                let moved =
+                    libc::setpgid(stand_in, stand_in) == 0 && libc::setpgid(0, stand_in) == 0;
                 libc::kill(stand_in, libc::SIGKILL);
                 while libc::waitpid(stand_in, std::ptr::null_mut(), 0) < 0
                     && *libc::__errno_location() == libc::EINTR
                 {}
+                moved
             }
         }
     }

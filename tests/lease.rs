@@ -205,6 +205,43 @@ fn stopping_redlocks_process_group_past_the_lease_kills_the_command() {
     assert_eq!(run.wait().unwrap().signal(), Some(9), "the dead-man timer");
 }
 
+/// A redlock stopped (not past its lease) while its command ends: when it runs again, the
+/// command's exit comes first, not the deadlines it slept through, and the run ends as the
+/// command did.
+#[test]
+fn a_command_that_ended_while_redlock_was_stopped_is_not_a_lost_lock() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The first extension is due 2 s after the acquire, the command must be signalled by
+    // about 11.8 s, and the dead-man timer fires at about 19.3 s.
+    let run = redlock(&server.url())
+        .args(["run", "-n", "paused", "--ttl", "20s", "--kill-after", "8s"])
+        .args([
+            "--heartbeat",
+            "2s",
+            "--",
+            "sh",
+            "-c",
+            "echo $$ > pid; sleep 1",
+        ])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let command = read_pid(&dir.path().join("pid"));
+    let stopped = Instant::now();
+    kill(Pid::from_raw(run.id() as i32), Signal::SIGSTOP).unwrap();
+    wait_until("the command ends", || is_dead(command));
+    // The point is the length of the pause: past the first two deadlines, well before the
+    // dead-man timer (2.7 s and 4.5 s of slack, for a loaded machine).
+    std::thread::sleep(Duration::from_millis(14_500).saturating_sub(stopped.elapsed()));
+    kill(Pid::from_raw(run.id() as i32), Signal::SIGCONT).unwrap();
+    let output = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("lock lost"), "{stderr}");
+}
+
 #[test]
 fn a_command_that_ignores_sigterm_is_killed_before_the_lease_ends() {
     let server = RedisServer::start();
