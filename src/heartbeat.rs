@@ -82,6 +82,20 @@ pub struct Beat {
     verbose: bool,
 }
 
+impl Beat {
+    /// The command must have had SIGTERM by then, so that SIGKILL lands before the lease ends;
+    /// extensions confirmed after it are of no use.
+    fn signal_at(&self) -> Moment {
+        self.lease_end.get() - self.lease.kill_after
+    }
+
+    /// When the first extension is due: a heartbeat after the grant, or earlier if the lease
+    /// is that short.
+    fn first_extension(&self) -> Moment {
+        (self.sent + self.lease.heartbeat).min(self.signal_at())
+    }
+}
+
 impl Heartbeat {
     /// A heartbeat for a lease granted by a request sent at `sent`, ending at `lease_end`; the
     /// thread starts with `start_if_due`.
@@ -106,10 +120,7 @@ impl Heartbeat {
     /// When the thread must start, until it has.
     pub fn due(&self) -> Option<Moment> {
         match self {
-            Heartbeat::Due(beat) => Some(
-                (beat.sent + beat.lease.heartbeat)
-                    .min(beat.lease_end.get() - beat.lease.kill_after),
-            ),
+            Heartbeat::Due(beat) => Some(beat.first_extension()),
             Heartbeat::Running { .. } => None,
         }
     }
@@ -152,46 +163,34 @@ impl Heartbeat {
 }
 
 fn beat(beat: &mut Beat, stopped: &Receiver<()>) {
-    let Beat {
-        lock,
-        lease,
-        sent,
-        lease_end,
-        events,
-        verbose,
-    } = beat;
-    let (lease, verbose) = (*lease, *verbose);
-    // The command must have had SIGTERM by then, so that SIGKILL lands before the lease ends;
-    // replies after it are of no use.
-    let signal_at = || lease_end.get() - lease.kill_after;
-    let mut next = (*sent + lease.heartbeat).min(signal_at());
+    let mut next = beat.first_extension();
     loop {
         match stopped.recv_timeout(next.saturating_duration_since(Moment::now())) {
             Err(RecvTimeoutError::Timeout) => {}
             _ => return,
         }
         let now = Moment::now();
-        if now >= signal_at() {
+        if now >= beat.signal_at() {
             // The main thread stops the command: it watches the same deadline.
             return;
         }
-        match lock.extend(signal_at() - now) {
+        match beat.lock.extend(beat.signal_at() - now) {
             Extension::Confirmed { lease_end: end } => {
-                if verbose {
+                if beat.verbose {
                     eprintln!("redlock: extended the lease in {}", human(now.elapsed()));
                 }
-                lease_end.set(end);
-                next = (now + lease.heartbeat).min(signal_at());
+                beat.lease_end.set(end);
+                next = (now + beat.lease.heartbeat).min(beat.signal_at());
             }
             Extension::Lost(reason) => {
-                let _ = events.send(Event::Lost(reason));
+                let _ = beat.events.send(Event::Lost(reason));
                 return;
             }
             Extension::Unconfirmed(error) => {
-                if verbose {
+                if beat.verbose {
                     eprintln!("redlock: extension failed, retrying: {error:#}");
                 }
-                next = (Moment::now() + RETRY).min(signal_at());
+                next = (Moment::now() + RETRY).min(beat.signal_at());
             }
         }
     }
