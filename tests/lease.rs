@@ -164,20 +164,26 @@ fn a_killed_guard_takes_the_command_down() {
     assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{unguarded}"]), 0);
 }
 
+/// `redlock run` as a shell runs a job: in a process group of its own, whose ID is redlock's
+/// PID. Its command sleeps; returns redlock and the command's PID.
+fn job(url: &str, name: &str, ttl: &str, dir: &std::path::Path) -> (std::process::Child, i32) {
+    let run = redlock(url)
+        .args(["run", "-n", name, "--ttl", ttl, "--", "sh", "-c"])
+        .arg("echo $$ > pid; exec sleep 1000")
+        .current_dir(dir)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    (run, read_pid(&dir.join("pid")))
+}
+
 /// `kill -9 %1`, `timeout -s KILL` and supervisors kill a job's whole process group. The guard
 /// is in a group of its own, so it survives to take the command down with redlock.
 #[test]
 fn killing_redlocks_process_group_takes_the_command_down() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut run = redlock(&server.url())
-        .args(["run", "-n", "group-kill", "--ttl", "60s", "--", "sh", "-c"])
-        .arg("echo $$ > pid; exec sleep 1000")
-        .current_dir(dir.path())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let command = read_pid(&dir.path().join("pid"));
+    let (mut run, command) = job(&server.url(), "group-kill", "60s", dir.path());
     killpg(Pid::from_raw(run.id() as i32), Signal::SIGKILL).unwrap();
     run.wait().unwrap();
     wait_until("the command dies with redlock", || is_dead(command));
@@ -190,14 +196,7 @@ fn killing_redlocks_process_group_takes_the_command_down() {
 fn stopping_redlocks_process_group_past_the_lease_kills_the_command() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut run = redlock(&server.url())
-        .args(["run", "-n", "group-stop", "--ttl", "2s", "--", "sh", "-c"])
-        .arg("echo $$ > pid; exec sleep 1000")
-        .current_dir(dir.path())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let command = read_pid(&dir.path().join("pid"));
+    let (mut run, command) = job(&server.url(), "group-stop", "2s", dir.path());
     let group = Pid::from_raw(run.id() as i32);
     killpg(group, Signal::SIGSTOP).unwrap();
     wait_until("the command is killed", || is_dead(command));
