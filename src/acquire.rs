@@ -45,11 +45,13 @@ pub struct Policy<'a> {
 }
 
 /// Takes the lock, waiting up to `policy.wait` for it. Stale events are drained and ignored.
+/// `in_flight` runs while each attempt's request is on its way (see `Lock::try_acquire`).
 pub fn acquire(
     lock: &mut Lock,
     me: &HolderInfo,
     policy: &Policy,
     events: &mut Events,
+    in_flight: &mut dyn FnMut(),
 ) -> Result<Granted, Failure> {
     let Policy {
         name,
@@ -61,7 +63,7 @@ pub fn acquire(
     let deadline = started + wait;
     let mut subscription: Option<Subscription> = None;
     loop {
-        let attempt = lock.try_acquire(me, timeout);
+        let attempt = lock.try_acquire(me, timeout, in_flight);
         let (signal, released_meanwhile) = drain(events);
         // A signal that came in during the request ends the run as it would have ended a wait;
         // a lease granted meanwhile is given back before any command started.

@@ -41,11 +41,6 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         Keys::new(&args.servers.prefix, &args.name),
         lease.timing,
     );
-    // Started before the lock is ours, so that taking over from a holder does not wait for it.
-    let mut guard = Guard::start()
-        .context("cannot start the command's guard")
-        .kind(Kind::Internal)?;
-    events.watch_guard(guard.pid());
     let deadman = DeadMan::new().kind(Kind::Internal)?;
 
     let me = HolderInfo::current(&args.command);
@@ -57,7 +52,22 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         timeout: request_timeout(lease.timing.ttl, usable, args.servers.redis.len()),
         verbose: args.verbose,
     };
-    let granted = acquire::acquire(&mut lock, &me, &policy, &mut events)?;
+    // The guard is forked while the first request is on its way: the fork then costs no time.
+    // That is before the lock is ours, so taking over from a holder does not wait for it either.
+    let mut guard: Option<std::io::Result<Guard>> = None;
+    let granted = acquire::acquire(&mut lock, &me, &policy, &mut events, &mut || {
+        guard.get_or_insert_with(Guard::start);
+    })?;
+    // Not forked above only if no request could be sent (and a later attempt then succeeded).
+    let guard = guard.unwrap_or_else(Guard::start);
+    let mut guard = match guard.context("cannot start the command's guard") {
+        Ok(guard) => guard,
+        Err(e) => {
+            release(&mut lock, args, Duration::ZERO, false);
+            return Err(Failure::new(Kind::Internal, e));
+        }
+    };
+    events.watch_guard(guard.pid());
     if args.verbose {
         eprintln!(
             "redlock: acquired '{}' (fence {}) in {}",

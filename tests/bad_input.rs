@@ -342,6 +342,41 @@ fn an_internal_error_is_70() {
     assert_eq!(stderr.lines().count(), 1);
 }
 
+/// The guard is forked while the acquire is on its way: if it cannot be, the lock was granted
+/// meanwhile and is given back at once, and the command does not run.
+#[test]
+fn a_guard_that_cannot_start_gives_the_lock_back() {
+    let server = RedisServer::start();
+    let redlock = env!("CARGO_BIN_EXE_redlock");
+    // Seven descriptors: stdio, the signalfd and its wake-up pipe, and the connection; the
+    // guard's pipe is one too many. Descriptors inherited from the test runner are closed first.
+    let output = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "for fd in 3 4 5 6 7 8 9; do eval \"exec $fd>&-\"; done; ulimit -n 7; \
+                 exec '{redlock}' run -n x --ttl 60s -- echo ran"
+            ),
+        ])
+        .env("REDLOCK_URL", server.url())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(70), "{stderr}");
+    assert!(
+        stderr.starts_with("redlock: cannot start the command's guard: "),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1);
+    assert!(output.stdout.is_empty());
+    // Granted (the fencing counter moved), then released rather than left for its 60 s TTL.
+    assert_eq!(
+        server.cmd::<Option<i64>>(&["GET", "redlock:{x}:fence"]),
+        Some(1)
+    );
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{x}"]), 0);
+}
+
 #[test]
 fn a_server_that_is_not_redis_is_unavailable() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -143,15 +143,23 @@ impl Lock {
     }
 
     /// Tries once to take the lock on every server. `Err` means too few servers answered.
-    pub fn try_acquire(&mut self, me: &HolderInfo, timeout: Duration) -> Result<Attempt> {
+    /// `in_flight` runs on this thread once the request is on its way to the servers, while
+    /// their answers are awaited: unless a server could not even be sent the request.
+    pub fn try_acquire(
+        &mut self,
+        me: &HolderInfo,
+        timeout: Duration,
+        in_flight: &mut dyn FnMut(),
+    ) -> Result<Attempt> {
         let (keys, token, ttl) = (self.keys.clone(), self.token.clone(), self.timing.ttl);
         let me = me.clone();
         let sent = Moment::now();
         let quorum = self.quorum();
         let answers = self.fan_out(
             Wait::Never,
-            move |s| s.acquire(&keys, &token, ttl, &me, timeout),
+            move |s, in_flight| s.acquire(&keys, &token, ttl, &me, timeout, in_flight),
             |answers| decided(answers, quorum, |a| matches!(a, Ok(Acquired::Yes { .. }))),
+            in_flight,
         );
         let lease_end = self.timing.lease_end(sent);
         let mut fences = Vec::new();
@@ -211,8 +219,9 @@ impl Lock {
         let quorum = self.quorum();
         let answers = self.fan_out(
             Wait::Never,
-            move |s| s.raise_fence(&keys, &token, fence, timeout),
+            move |s, _| s.raise_fence(&keys, &token, fence, timeout),
             |answers| decided(answers, quorum, |a| a.is_ok()),
+            &mut || {},
         );
         answers.iter().filter(|a| matches!(a, Some(Ok(())))).count() >= quorum
     }
@@ -224,8 +233,9 @@ impl Lock {
         let quorum = self.quorum();
         let answers = self.fan_out(
             Wait::Never,
-            move |s| s.extend(&keys, &token, ttl, timeout),
+            move |s, _| s.extend(&keys, &token, ttl, timeout),
             |answers| decided(answers, quorum, |a| matches!(a, Ok(true))),
+            &mut || {},
         );
         let lease_end = self.timing.lease_end(sent);
         let (mut ours, mut gone, mut errors) = (0, 0, Vec::new());
@@ -263,8 +273,9 @@ impl Lock {
         let quorum = self.quorum();
         let answers = self.fan_out(
             Wait::Always,
-            move |s| s.release(&keys, &token, keep, timeout),
+            move |s, _| s.release(&keys, &token, keep, timeout),
             |answers| everywhere == Everywhere::No && answers.iter().flatten().count() >= quorum,
+            &mut || {},
         );
         let mut released = 0;
         let mut errors = Vec::new();
@@ -280,15 +291,17 @@ impl Lock {
 
     /// Runs `op` on every server at once and collects the answers until `done` says the
     /// outcome is known (or all have answered): `None` for a server that has not answered.
-    /// With one server it runs on this thread.
+    /// With one server it runs on this thread, and `op` runs `in_flight` once its request is
+    /// sent; with several, `in_flight` runs here once they all have their request.
     fn fan_out<R: Send + 'static>(
         &mut self,
         wait: Wait,
-        op: impl Fn(&mut Server) -> Result<R> + Send + Sync + 'static,
+        op: impl Fn(&mut Server, &mut dyn FnMut()) -> Result<R> + Send + Sync + 'static,
         done: impl Fn(&[Option<Result<R>>]) -> bool,
+        in_flight: &mut dyn FnMut(),
     ) -> Vec<Option<Result<R>>> {
         if let [Slot::Here(only)] = self.servers.as_mut_slice() {
-            return vec![Some(op(only))];
+            return vec![Some(op(only, in_flight))];
         }
         let op = Arc::new(op);
         let (sender, answers_in) = mpsc::channel();
@@ -299,7 +312,7 @@ impl Lock {
                 }
                 Slot::Worker(worker) => {
                     let (op, answer_to) = (op.clone(), sender.clone());
-                    let request = move |server: &mut Server| op(server);
+                    let request = move |server: &mut Server| op(server, &mut || {});
                     let answer = move |answer| {
                         let _ = answer_to.send((index, answer));
                     };
@@ -314,6 +327,7 @@ impl Lock {
             let _ = sender.send((index, Err(refused)));
         }
         drop(sender);
+        in_flight();
         let mut answers: Vec<Option<Result<R>>> = self.servers.iter().map(|_| None).collect();
         let mut linger_until: Option<Moment> = None;
         loop {

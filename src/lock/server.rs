@@ -247,12 +247,13 @@ impl Server {
         ttl: Duration,
         me: &HolderInfo,
         timeout: Duration,
+        in_flight: &mut dyn FnMut(),
     ) -> Result<Acquired> {
         let deadline = Instant::now() + timeout;
         let names = [keys.lock.as_str(), &keys.holder, &keys.fence];
         let args = args(&[&token, &ms(ttl), &me.host, &me.pid, &me.user, &me.command]);
         let reply: Vec<Value> = self
-            .eval(&ACQUIRE, &names, &args, timeout)
+            .eval_sending(&ACQUIRE, &names, &args, timeout, in_flight)
             .map_err(|e| self.name_keys_in_the_way(e, keys))?;
         match reply.as_slice() {
             [Value::Int(1), Value::Int(fence)] => {
@@ -351,9 +352,32 @@ impl Server {
         args: &[Vec<u8>],
         timeout: Duration,
     ) -> Result<T> {
+        self.eval_sending(lua, keys, args, timeout, &mut || {})
+    }
+
+    /// `eval`, running `in_flight` on this thread once the request is sent: work done while
+    /// the reply is on its way costs no time.
+    pub(super) fn eval_sending<T: FromRedisValue>(
+        &mut self,
+        lua: &Lua,
+        keys: &[&str],
+        args: &[Vec<u8>],
+        timeout: Duration,
+        in_flight: &mut dyn FnMut(),
+    ) -> Result<T> {
         self.call(timeout, |connection, deadline| {
-            let by_hash = arm(connection, deadline)
-                .and_then(|()| lua.command(true, keys, args).query(connection));
+            let by_hash = arm(connection, deadline).and_then(|()| {
+                connection
+                    .send_packed_command(&lua.command(true, keys, args).get_packed_command())?;
+                // The reply parser (memchr) asks the CPU for its features on first use, and
+                // each CPUID traps to the hypervisor in a virtual machine (4 µs each on the
+                // one BENCHMARKS.md was measured on): ask now, while the reply travels.
+                #[cfg(target_arch = "x86_64")]
+                let _ = std::arch::is_x86_feature_detected!("avx2");
+                in_flight();
+                redis::from_redis_value(connection.recv_response()?.extract_error()?)
+                    .map_err(Into::into)
+            });
             match by_hash {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     arm(connection, deadline)
