@@ -27,6 +27,14 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use crate::cli::{Cli, Command};
 use crate::exit::Kind;
 
+/// The README builds redlock against musl, whose start-up asks the CPU nothing (glibc's asks it
+/// about its caches some fifty times, and each CPUID traps to the hypervisor in a virtual
+/// machine); but musl's allocator unmaps freed memory at once, and that churn cost more than
+/// the start-up saved. dlmalloc keeps what it has (see BENCHMARKS.md).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         let message = info.payload_as_str().unwrap_or("unknown panic");
