@@ -328,3 +328,100 @@ fn wait_replicas_needs_the_replica() {
     replica.thaw();
     assert_eq!(status.code(), Some(76), "{stderr}");
 }
+
+/// With several servers, each is reached the way its URL says: a password and a database, a
+/// Unix socket, a host name. A login or a socket that fails is named in the error.
+#[test]
+fn each_of_several_servers_is_reached_its_own_way() {
+    let protected = RedisServer::start_with(&["--requirepass", "s3cret"]);
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("redis.sock");
+    let local = RedisServer::start_with(&["--unixsocket", socket.to_str().unwrap()]);
+    let named = RedisServer::start();
+    let url = format!(
+        "redis://:s3cret@127.0.0.1:{}/2,redis+unix://{},redis://localhost:{}",
+        protected.port,
+        socket.display(),
+        named.port
+    );
+    let output = redlock(&url)
+        .args(["run", "-n", "ways", "--", "echo", "ran"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(output.stdout, b"ran\n");
+    // Every server counted the acquisition, the protected one in database 2.
+    let mut connection =
+        redis::Client::open(format!("redis://:s3cret@127.0.0.1:{}/2", protected.port))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+    let fence: Option<i64> = redis::cmd("GET")
+        .arg("redlock:{ways}:fence")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(fence, Some(1));
+    assert_eq!(
+        local.cmd::<Option<i64>>(&["GET", "redlock:{ways}:fence"]),
+        Some(1)
+    );
+    assert_eq!(
+        named.cmd::<Option<i64>>(&["GET", "redlock:{ways}:fence"]),
+        Some(1)
+    );
+
+    let wrong = format!(
+        "redis://:wrong@127.0.0.1:{},redis+unix://{}/missing.sock,redis://localhost:{}",
+        protected.port,
+        dir.path().display(),
+        named.port
+    );
+    let output = redlock(&wrong)
+        .args(["run", "-n", "ways", "--", "echo", "ran"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(output.stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("only 1 of 3 Redis servers answered"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "cannot connect to Redis at 127.0.0.1:{}: authentication failed",
+            protected.port
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("missing.sock: no such socket"), "{stderr}");
+    // The one server that answered gave its lease back.
+    assert_eq!(named.cmd::<i64>(&["EXISTS", "redlock:{ways}"]), 0);
+}
+
+/// With a TLS server among several, each server gets a thread of its own (the other servers
+/// are talked to over plain sockets from one thread otherwise): the TLS server counts towards
+/// the majority like the others.
+#[test]
+fn a_tls_server_among_several() {
+    let (secure, certs) = RedisServer::start_tls();
+    let plain = start_servers(2);
+    let url = format!("rediss://127.0.0.1:{},{}", secure.port, urls(&plain));
+    // With one plain server frozen, the lock needs the TLS server's vote.
+    plain[1].freeze();
+    let output = redlock(&url)
+        .env("SSL_CERT_FILE", certs.path().join("ca.crt"))
+        .args(["run", "-n", "mixed", "--ttl", "5s", "--", "echo", "ran"])
+        .output()
+        .unwrap();
+    plain[1].thaw();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(output.stdout, b"ran\n");
+    assert_eq!(
+        plain[0].cmd::<Option<i64>>(&["GET", "redlock:{mixed}:fence"]),
+        Some(1)
+    );
+}

@@ -2,6 +2,8 @@
 //! (with one server, a majority of one). Deadlines are measured from when a request was sent.
 
 mod keys;
+mod mux;
+mod resp;
 mod server;
 pub mod view;
 mod worker;
@@ -12,9 +14,12 @@ use std::time::Duration;
 use crate::clock::Moment;
 
 use anyhow::{Result, anyhow};
+use redis::Value;
 
 pub use keys::Keys;
+use mux::Mux;
 pub use server::{Acquired, Holder, HolderInfo, Server};
+use server::{Call, acquired, integer, name_keys_in_the_way};
 use worker::Worker;
 
 /// The timing of a lease, checked for safety when the settings were read.
@@ -68,10 +73,13 @@ pub enum Extension {
     Unconfirmed(anyhow::Error),
 }
 
-/// A server: talked to on the calling thread when it is the only one, else by a thread of its
-/// own (see `worker.rs`), so that a request reaches every server at once.
+/// A server: talked to on the calling thread when it is the only one; with several, by the
+/// calling thread over non-blocking sockets (see `mux.rs`), or by a thread of its own when one
+/// of them is reached over TLS (see `worker.rs`): a request reaches every server at once.
 enum Slot {
     Here(Box<Server>),
+    /// Its connection is in `Lock::mux`.
+    Muxed,
     Worker(Worker),
     /// Its thread could not be started.
     Broken(String),
@@ -90,6 +98,9 @@ pub enum Everywhere {
 /// How long a release waits for the servers after a majority: they are normally a moment behind.
 const RELEASE_LINGER: Duration = Duration::from_millis(200);
 
+/// One server's answer to a request: `None` while it has not answered.
+type Answer<R> = Option<Result<R>>;
+
 /// Whether a request waits for a server that is still busy with the previous one.
 #[derive(Clone, Copy, PartialEq)]
 enum Wait {
@@ -101,6 +112,7 @@ enum Wait {
 
 pub struct Lock {
     servers: Vec<Slot>,
+    mux: Option<Mux>,
     /// Connection-less copies of the servers.
     targets: Vec<Server>,
     /// Addresses, in the order of `servers`, for messages.
@@ -113,19 +125,25 @@ pub struct Lock {
 impl Lock {
     pub fn new(servers: Vec<Server>, keys: Keys, timing: Timing) -> Self {
         let token = uuid::Uuid::new_v4().simple().to_string();
+        let mux = match servers.len() {
+            1 => None,
+            _ => Mux::new(&servers),
+        };
         Lock {
             addresses: servers.iter().map(|s| s.address.clone()).collect(),
             targets: servers.iter().map(Server::clone_target).collect(),
-            servers: match servers.len() {
-                1 => servers
+            servers: match (servers.len(), &mux) {
+                (1, _) => servers
                     .into_iter()
                     .map(|s| Slot::Here(Box::new(s)))
                     .collect(),
-                _ => Worker::start_all(servers)
+                (_, Some(_)) => servers.iter().map(|_| Slot::Muxed).collect(),
+                (_, None) => Worker::start_all(servers)
                     .into_iter()
                     .map(|worker| worker.map_or_else(Slot::Broken, Slot::Worker))
                     .collect(),
             },
+            mux,
             keys,
             token,
             timing,
@@ -151,13 +169,14 @@ impl Lock {
         timeout: Duration,
         in_flight: &mut dyn FnMut(),
     ) -> Result<Attempt> {
-        let (keys, token, ttl) = (self.keys.clone(), self.token.clone(), self.timing.ttl);
-        let me = me.clone();
+        let call = Call::acquire(&self.keys, &self.token, self.timing.ttl, me);
         let sent = Moment::now();
         let quorum = self.quorum();
         let answers = self.fan_out(
             Wait::Never,
-            move |s, in_flight| s.acquire(&keys, &token, ttl, &me, timeout, in_flight),
+            call,
+            timeout,
+            acquired,
             |answers| decided(answers, quorum, |a| matches!(a, Ok(Acquired::Yes { .. }))),
             in_flight,
         );
@@ -169,7 +188,10 @@ impl Lock {
             match answer {
                 Some(Ok(Acquired::Yes { fence })) => fences.push(fence),
                 Some(Ok(Acquired::Busy(holder))) => busy.push(holder),
-                Some(Err(e)) => errors.push(format!("{e:#}")),
+                Some(Err(e)) => errors.push(format!(
+                    "{:#}",
+                    name_keys_in_the_way(e, address, &self.keys)
+                )),
                 None => errors.push(format!("Redis at {address}: no answer in time")),
             }
         }
@@ -215,11 +237,13 @@ impl Lock {
 
     /// Writes `fence` back to every server whose counter is lower; true once a majority has it.
     fn raise_fence(&mut self, fence: u64, timeout: Duration) -> bool {
-        let (keys, token) = (self.keys.clone(), self.token.clone());
+        let call = Call::raise_fence(&self.keys, &self.token, fence);
         let quorum = self.quorum();
         let answers = self.fan_out(
             Wait::Never,
-            move |s, _| s.raise_fence(&keys, &token, fence, timeout),
+            call,
+            timeout,
+            |reply| integer(reply).map(drop),
             |answers| decided(answers, quorum, |a| a.is_ok()),
             &mut || {},
         );
@@ -228,12 +252,14 @@ impl Lock {
 
     /// Extends the lease on every server; `timeout` bounds each request.
     pub fn extend(&mut self, timeout: Duration) -> Extension {
-        let (keys, token, ttl) = (self.keys.clone(), self.token.clone(), self.timing.ttl);
+        let call = Call::extend(&self.keys, &self.token, self.timing.ttl);
         let sent = Moment::now();
         let quorum = self.quorum();
         let answers = self.fan_out(
             Wait::Never,
-            move |s, _| s.extend(&keys, &token, ttl, timeout),
+            call,
+            timeout,
+            |reply| Ok(integer(reply)? == 1),
             |answers| decided(answers, quorum, |a| matches!(a, Ok(true))),
             &mut || {},
         );
@@ -269,11 +295,13 @@ impl Lock {
         timeout: Duration,
         everywhere: Everywhere,
     ) -> (usize, Vec<String>) {
-        let (keys, token) = (self.keys.clone(), self.token.clone());
+        let call = Call::release(&self.keys, &self.token, keep);
         let quorum = self.quorum();
         let answers = self.fan_out(
             Wait::Always,
-            move |s, _| s.release(&keys, &token, keep, timeout),
+            call,
+            timeout,
+            |reply| Ok(integer(reply)? != 0),
             |answers| everywhere == Everywhere::No && answers.iter().flatten().count() >= quorum,
             &mut || {},
         );
@@ -289,20 +317,28 @@ impl Lock {
         (released, errors)
     }
 
-    /// Runs `op` on every server at once and collects the answers until `done` says the
-    /// outcome is known (or all have answered): `None` for a server that has not answered.
-    /// With one server it runs on this thread, and `op` runs `in_flight` once its request is
-    /// sent; with several, `in_flight` runs here once they all have their request.
+    /// Sends `call` to every server at once, each bounded by `timeout`, and collects the
+    /// answers (`read` from the replies) until `done` says the outcome is known (or all have
+    /// answered): `None` for a server that has not answered. `in_flight` runs on this thread
+    /// once every server has been sent the request.
     fn fan_out<R: Send + 'static>(
         &mut self,
         wait: Wait,
-        op: impl Fn(&mut Server, &mut dyn FnMut()) -> Result<R> + Send + Sync + 'static,
+        call: Call,
+        timeout: Duration,
+        read: fn(Value) -> Result<R>,
         done: impl Fn(&[Option<Result<R>>]) -> bool,
         in_flight: &mut dyn FnMut(),
     ) -> Vec<Option<Result<R>>> {
         if let [Slot::Here(only)] = self.servers.as_mut_slice() {
-            return vec![Some(op(only, in_flight))];
+            return vec![Some(only.perform(&call, timeout, in_flight).and_then(read))];
         }
+        if let Some(mux) = &mut self.mux {
+            return mux.fan_out(wait, &call, timeout, &read, &done, in_flight);
+        }
+        let call = Arc::new(call);
+        let op =
+            move |server: &mut Server| server.perform(&call, timeout, &mut || {}).and_then(read);
         let op = Arc::new(op);
         let (sender, answers_in) = mpsc::channel();
         for (index, slot) in self.servers.iter().enumerate() {
@@ -312,7 +348,7 @@ impl Lock {
                 }
                 Slot::Worker(worker) => {
                     let (op, answer_to) = (op.clone(), sender.clone());
-                    let request = move |server: &mut Server| op(server, &mut || {});
+                    let request = move |server: &mut Server| op(server);
                     let answer = move |answer| {
                         let _ = answer_to.send((index, answer));
                     };
@@ -322,7 +358,7 @@ impl Lock {
                     anyhow!("its thread has ended")
                 }
                 Slot::Broken(error) => anyhow!("{error}"),
-                Slot::Here(_) => unreachable!("only a single server is talked to here"),
+                Slot::Here(_) | Slot::Muxed => unreachable!("talked to above"),
             };
             let _ = sender.send((index, Err(refused)));
         }

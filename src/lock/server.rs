@@ -240,108 +240,26 @@ impl Server {
             .with_context(|| format!("cannot connect to Redis at {}", self.address))
     }
 
-    pub fn acquire(
+    /// Runs `call` within `timeout`, and with `--wait-replicas` waits for replicas to confirm
+    /// the lease it wrote. `in_flight` runs once the script is sent (see `eval_sending`).
+    pub(super) fn perform(
         &mut self,
-        keys: &Keys,
-        token: &str,
-        ttl: Duration,
-        me: &HolderInfo,
+        call: &Call,
         timeout: Duration,
         in_flight: &mut dyn FnMut(),
-    ) -> Result<Acquired> {
+    ) -> Result<Value> {
         let deadline = Instant::now() + timeout;
-        let names = [keys.lock.as_str(), &keys.holder, &keys.fence];
-        let args = args(&[&token, &ms(ttl), &me.host, &me.pid, &me.user, &me.command]);
-        let reply: Vec<Value> = self
-            .eval_sending(&ACQUIRE, &names, &args, timeout, in_flight)
-            .map_err(|e| self.name_keys_in_the_way(e, keys))?;
-        match reply.as_slice() {
-            [Value::Int(1), Value::Int(fence)] => {
-                self.replicated(deadline)?;
-                Ok(Acquired::Yes {
-                    fence: *fence as u64,
-                })
-            }
-            [
-                Value::Int(0),
-                Value::Int(pttl),
-                Value::Int(age),
-                host,
-                pid,
-                user,
-                command,
-                Value::Int(ended),
-                token,
-            ] => Ok(Acquired::Busy(Holder {
-                host: text(host),
-                pid: text(pid),
-                user: text(user),
-                command: text(command),
-                age: (*age >= 0).then(|| Duration::from_millis(*age as u64)),
-                remaining: (*pttl >= 0).then(|| Duration::from_millis(*pttl as u64)),
-                ended: (*ended >= 0).then(|| Duration::from_millis(*ended as u64)),
-                token: text(token),
-            })),
-            _ => bail!("unexpected reply from the acquire script: {reply:?}"),
-        }
-    }
-
-    /// When a key of another type is in the way of a lock's script, says which keys to look at.
-    pub(super) fn name_keys_in_the_way(&self, error: anyhow::Error, keys: &Keys) -> anyhow::Error {
-        if !format!("{error:#}").contains(WRONG_TYPE) {
-            return error;
-        }
-        anyhow!(
-            "{WRONG_TYPE} at {}: {} or {} holds a value redlock did not write \
-             (delete it, or choose another --prefix)",
-            self.address,
-            keys.lock,
-            keys.fence
-        )
-    }
-
-    /// Raises the fencing counter to `fence` if it is lower.
-    pub fn raise_fence(
-        &mut self,
-        keys: &Keys,
-        token: &str,
-        fence: u64,
-        timeout: Duration,
-    ) -> Result<()> {
-        let names = [keys.fence.as_str(), &keys.holder, &keys.lock];
-        let _: i64 = self.eval(&FENCE, &names, &args(&[&fence, &token]), timeout)?;
-        Ok(())
-    }
-
-    /// Returns whether the lease was still ours (and is now extended).
-    pub fn extend(
-        &mut self,
-        keys: &Keys,
-        token: &str,
-        ttl: Duration,
-        timeout: Duration,
-    ) -> Result<bool> {
-        let keys = [keys.lock.as_str(), &keys.holder];
-        let deadline = Instant::now() + timeout;
-        let extended: i64 = self.eval(&EXTEND, &keys, &args(&[&token, &ms(ttl)]), timeout)?;
-        if extended == 1 {
+        let keys: Vec<&str> = call.keys.iter().map(String::as_str).collect();
+        let reply: Value = self.eval_sending(call.lua, &keys, &call.args, timeout, in_flight)?;
+        if (call.wrote)(&reply) {
             self.replicated(deadline)?;
         }
-        Ok(extended == 1)
+        Ok(reply)
     }
 
-    /// Returns whether the lock was still ours. With `keep` it is left to expire after `keep`.
-    pub fn release(
-        &mut self,
-        keys: &Keys,
-        token: &str,
-        keep: Duration,
-        timeout: Duration,
-    ) -> Result<bool> {
-        let args = args(&[&token, &ms(keep), &keys.channel]);
-        let keys = [keys.lock.as_str(), &keys.holder];
-        let released: i64 = self.eval(&RELEASE, &keys, &args, timeout)?;
-        Ok(released != 0)
+    /// The connection settings, for `mux.rs`, which opens connections of its own.
+    pub(super) fn info(&self) -> &redis::ConnectionInfo {
+        self.client.get_connection_info()
     }
 
     /// Runs a script within `timeout`, all round trips and a connect included.
@@ -463,6 +381,123 @@ impl Server {
     }
 }
 
+/// One lock script to run on a server: what `Lock` sends to each of its servers.
+pub(super) struct Call {
+    pub lua: &'static Lua,
+    pub keys: Vec<String>,
+    pub args: Vec<Vec<u8>>,
+    /// Whether the reply says the script wrote the lease: `--wait-replicas` must then see it
+    /// confirmed by the replicas.
+    pub wrote: fn(&Value) -> bool,
+}
+
+impl Call {
+    /// The command, by hash (EVALSHA) or in full (EVAL).
+    pub(super) fn packed(&self, by_hash: bool) -> Vec<u8> {
+        let keys: Vec<&str> = self.keys.iter().map(String::as_str).collect();
+        self.lua
+            .command(by_hash, &keys, &self.args)
+            .get_packed_command()
+    }
+
+    /// Takes the lock, or describes its holder (see `acquired`).
+    pub(super) fn acquire(keys: &Keys, token: &str, ttl: Duration, me: &HolderInfo) -> Call {
+        Call {
+            lua: &ACQUIRE,
+            keys: vec![keys.lock.clone(), keys.holder.clone(), keys.fence.clone()],
+            args: args(&[&token, &ms(ttl), &me.host, &me.pid, &me.user, &me.command]),
+            wrote: |reply| matches!(reply, Value::Array(items) if items.first() == Some(&Value::Int(1))),
+        }
+    }
+
+    /// Raises the fencing counter to `fence` if it is lower; the reply is of no interest.
+    pub(super) fn raise_fence(keys: &Keys, token: &str, fence: u64) -> Call {
+        Call {
+            lua: &FENCE,
+            keys: vec![keys.fence.clone(), keys.holder.clone(), keys.lock.clone()],
+            args: args(&[&fence, &token]),
+            wrote: |_| false,
+        }
+    }
+
+    /// Extends the lease if it is still ours: 1 if so, else 0.
+    pub(super) fn extend(keys: &Keys, token: &str, ttl: Duration) -> Call {
+        Call {
+            lua: &EXTEND,
+            keys: vec![keys.lock.clone(), keys.holder.clone()],
+            args: args(&[&token, &ms(ttl)]),
+            wrote: |reply| reply == &Value::Int(1),
+        }
+    }
+
+    /// Releases the lock if it is still ours (non-zero if so); with `keep`, leaves it to
+    /// expire after `keep`.
+    pub(super) fn release(keys: &Keys, token: &str, keep: Duration) -> Call {
+        Call {
+            lua: &RELEASE,
+            keys: vec![keys.lock.clone(), keys.holder.clone()],
+            args: args(&[&token, &ms(keep), &keys.channel]),
+            wrote: |_| false,
+        }
+    }
+}
+
+/// What an acquire script's reply says: ours, with the fencing token, or the holder's details.
+pub(super) fn acquired(reply: Value) -> Result<Acquired> {
+    let Value::Array(reply) = reply else {
+        bail!("unexpected reply from the acquire script: {reply:?}");
+    };
+    match reply.as_slice() {
+        [Value::Int(1), Value::Int(fence)] => Ok(Acquired::Yes {
+            fence: *fence as u64,
+        }),
+        [
+            Value::Int(0),
+            Value::Int(pttl),
+            Value::Int(age),
+            host,
+            pid,
+            user,
+            command,
+            Value::Int(ended),
+            token,
+        ] => Ok(Acquired::Busy(Holder {
+            host: text(host),
+            pid: text(pid),
+            user: text(user),
+            command: text(command),
+            age: (*age >= 0).then(|| Duration::from_millis(*age as u64)),
+            remaining: (*pttl >= 0).then(|| Duration::from_millis(*pttl as u64)),
+            ended: (*ended >= 0).then(|| Duration::from_millis(*ended as u64)),
+            token: text(token),
+        })),
+        _ => bail!("unexpected reply from the acquire script: {reply:?}"),
+    }
+}
+
+/// An integer reply.
+pub(super) fn integer(reply: Value) -> Result<i64> {
+    Ok(redis::from_redis_value(reply)?)
+}
+
+/// When a key of another type is in the way of a lock's script, says which keys to look at.
+pub(super) fn name_keys_in_the_way(
+    error: anyhow::Error,
+    address: &str,
+    keys: &Keys,
+) -> anyhow::Error {
+    if !format!("{error:#}").contains(WRONG_TYPE) {
+        return error;
+    }
+    anyhow!(
+        "{WRONG_TYPE} at {}: {} or {} holds a value redlock did not write \
+         (delete it, or choose another --prefix)",
+        address,
+        keys.lock,
+        keys.fence
+    )
+}
+
 /// Sets the socket time-outs to what is left before `deadline`.
 fn arm(connection: &Connection, deadline: Instant) -> redis::RedisResult<()> {
     let left = remaining(deadline)?;
@@ -487,18 +522,38 @@ pub fn describe(error: &redis::RedisError) -> anyhow::Error {
         anyhow!("no such socket")
     } else if error.is_connection_refusal() {
         anyhow!("connection refused")
-    } else if text.contains("WRONGPASS") || text.contains("invalid password") {
+    } else if error.kind() == ErrorKind::Parse {
+        anyhow!("{NOT_REDIS}")
+    } else {
+        describe_reply(&text)
+    }
+}
+
+/// A one-line description of an error a server answered, with the usual causes named.
+pub(super) fn describe_reply(text: &str) -> anyhow::Error {
+    if text.contains("WRONGPASS") || text.contains("invalid password") {
         anyhow!("authentication failed: wrong username or password")
     } else if text.contains("NOAUTH") || text.contains("unauthenticated") {
         anyhow!("authentication required: give the password in the URL (redis://:PASSWORD@host)")
     } else if text.contains("WRONGTYPE") || text.contains("not an integer") {
         anyhow!("{WRONG_TYPE}")
-    } else if error.kind() == ErrorKind::Parse {
-        anyhow!("the server does not answer like Redis (is this the right port?)")
     } else {
-        anyhow!("{}", one_line(&text))
+        anyhow!("{}", one_line(text))
     }
 }
+
+/// A one-line description of a failed connection or socket operation.
+pub(super) fn describe_io(error: &std::io::Error) -> anyhow::Error {
+    match error.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => anyhow!("timed out"),
+        std::io::ErrorKind::NotFound => anyhow!("no such socket"),
+        std::io::ErrorKind::ConnectionRefused => anyhow!("connection refused"),
+        _ => anyhow!("{}", one_line(&error.to_string())),
+    }
+}
+
+pub(super) const NOT_REDIS: &str =
+    "the server does not answer like Redis (is this the right port?)";
 
 const WRONG_TYPE: &str = "a key of another type is in the way";
 

@@ -59,7 +59,7 @@ pub fn view(server: &mut Server, keys: &Keys, timeout: Duration) -> ServerView {
     let reply: Result<Vec<redis::Value>> = server.eval(&VIEW, &names, &[], timeout);
     let fields = match reply {
         Err(e) => {
-            let error = server.name_keys_in_the_way(e, keys);
+            let error = super::server::name_keys_in_the_way(e, &server.address, keys);
             return ServerView::unreachable(&server.address, format!("{error:#}"));
         }
         Ok(fields) => fields,

@@ -1,4 +1,5 @@
-//! With several servers, each has a thread of its own that sends it the requests one after the
+//! With several servers, when any of them is reached over TLS (otherwise one thread talks to
+//! them all, see `mux.rs`), each has a thread of its own that sends it the requests one after the
 //! other, so that they reach all servers at once. The threads start with the lock and serve all
 //! its requests (acquire, extensions, release): starting a thread per request cost more than
 //! the request itself to a server on the same network.

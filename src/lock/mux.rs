@@ -1,0 +1,592 @@
+//! With several servers over plain TCP or Unix sockets, the calling thread talks to all of them
+//! at once: each request is written to every server without waiting, and the replies are read
+//! as they arrive (poll). A thread per server cost more than the requests themselves on the
+//! benchmark's two cores (BENCHMARKS.md); TLS servers still get one each (`worker.rs`).
+//!
+//! A request left unanswered when the caller stopped waiting (a majority had answered) stays
+//! on its connection until its deadline: its reply is read and dropped later, and never taken
+//! for the answer to a later request. Past that deadline the connection is closed.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrStorage, sockopt};
+use redis::{ConnectionAddr, Value};
+
+use super::resp::{self, Reply};
+use super::server::{Call, NOT_REDIS, Server, describe_io, describe_reply};
+use super::{Answer, RELEASE_LINGER, Wait};
+
+/// Where a server is, and how to log in.
+struct Target {
+    address: String,
+    place: Place,
+    /// AUTH and SELECT, sent ahead of the first request on each connection.
+    hello: Vec<Vec<u8>>,
+    replicas: u32,
+}
+
+enum Place {
+    Tcp(String, u16),
+    Unix(PathBuf),
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+}
+
+/// A reply still to come on a connection, in the order they will come.
+enum Expect {
+    /// The answer to AUTH or SELECT.
+    Hello,
+    /// The answer to a request nobody waits for any more.
+    Stale,
+    /// The script, sent by hash (EVALSHA) or in full (EVAL).
+    Script { by_hash: bool },
+    /// WAIT, after a script that wrote the lease.
+    Replicated,
+}
+
+/// The request a connection is answering.
+struct Current {
+    deadline: Instant,
+    /// The script's reply, while WAIT is awaited.
+    reply: Option<Value>,
+}
+
+struct Conn {
+    target: Target,
+    /// The host's addresses not tried yet, while connecting.
+    addresses: VecDeque<std::net::SocketAddr>,
+    stream: Option<Stream>,
+    /// Still connecting: writable means connected (or failed).
+    connecting: bool,
+    /// Logging in (AUTH, SELECT) failed: reported as a failure to connect.
+    connecting_failed: bool,
+    out: Vec<u8>,
+    input: Vec<u8>,
+    expect: VecDeque<Expect>,
+    current: Option<Current>,
+}
+
+/// What a connection has to say after some I/O.
+enum Outcome {
+    Nothing,
+    Answer(Result<Value>),
+}
+
+pub(super) struct Mux {
+    conns: Vec<Conn>,
+}
+
+impl Mux {
+    /// A multiplexer for these servers, if all of them can be: none over TLS. Connections are
+    /// opened at once, without waiting for them.
+    pub(super) fn new(servers: &[Server]) -> Option<Mux> {
+        let mut conns = Vec::new();
+        for server in servers {
+            let info = server.info();
+            let place = match info.addr() {
+                ConnectionAddr::Tcp(host, port) => Place::Tcp(host.clone(), *port),
+                ConnectionAddr::Unix(path) => Place::Unix(path.clone()),
+                _ => return None,
+            };
+            let settings = info.redis_settings();
+            let mut hello = Vec::new();
+            if let Some(password) = settings.password() {
+                let mut auth = redis::cmd("AUTH");
+                if let Some(user) = settings.username() {
+                    auth.arg(user);
+                }
+                hello.push(auth.arg(password).get_packed_command());
+            }
+            if settings.db() != 0 {
+                hello.push(redis::cmd("SELECT").arg(settings.db()).get_packed_command());
+            }
+            conns.push(Conn {
+                target: Target {
+                    address: server.address.clone(),
+                    place,
+                    hello,
+                    replicas: server.replicas,
+                },
+                addresses: VecDeque::new(),
+                stream: None,
+                connecting: false,
+                connecting_failed: false,
+                out: Vec::new(),
+                input: Vec::new(),
+                expect: VecDeque::new(),
+                current: None,
+            });
+        }
+        let mut mux = Mux { conns };
+        for conn in &mut mux.conns {
+            // A failure is met again, and reported, by the first request.
+            let _ = conn.open();
+        }
+        Some(mux)
+    }
+
+    /// Sends `call` to every server and collects the answers, as `Lock::fan_out` does:
+    /// `read` turns a script's reply into an answer, `done` says when enough are in.
+    pub(super) fn fan_out<R>(
+        &mut self,
+        wait: Wait,
+        call: &Call,
+        timeout: Duration,
+        read: &dyn Fn(Value) -> Result<R>,
+        done: &dyn Fn(&[Answer<R>]) -> bool,
+        in_flight: &mut dyn FnMut(),
+    ) -> Vec<Answer<R>> {
+        let now = Instant::now();
+        let deadline = now + timeout;
+        let mut answers: Vec<Answer<R>> = self.conns.iter().map(|_| None).collect();
+        for (conn, answer) in self.conns.iter_mut().zip(answers.iter_mut()) {
+            conn.settle(now);
+            if conn.current.is_some() {
+                if wait == Wait::Never {
+                    *answer = Some(Err(anyhow!("the previous request is still unanswered")));
+                    continue;
+                }
+                // A release goes after whatever the server is still doing, on the same
+                // connection, so that it runs after it.
+                conn.abandon();
+            }
+            if let Err(e) = conn.send(call, deadline) {
+                *answer = Some(Err(e));
+            }
+        }
+        in_flight();
+        let mut linger_until: Option<Instant> = None;
+        loop {
+            let waiting: Vec<usize> = (0..self.conns.len())
+                .filter(|&i| answers[i].is_none() && self.conns[i].current.is_some())
+                .collect();
+            if waiting.is_empty() {
+                break;
+            }
+            let now = Instant::now();
+            let mut until = waiting
+                .iter()
+                .map(|&i| self.conns[i].current.as_ref().expect("waiting").deadline)
+                .min()
+                .expect("waiting");
+            if let Some(linger) = linger_until {
+                if now >= linger {
+                    break;
+                }
+                until = until.min(linger);
+            }
+            let ready = self.wait_ready(&waiting, until.saturating_duration_since(now));
+            let now = Instant::now();
+            for &i in &waiting {
+                let conn = &mut self.conns[i];
+                let outcome = if ready.contains(&i) {
+                    conn.on_ready(call)
+                } else {
+                    Outcome::Nothing
+                };
+                let outcome = match outcome {
+                    Outcome::Nothing
+                        if conn.current.as_ref().is_some_and(|c| now >= c.deadline) =>
+                    {
+                        conn.close();
+                        Outcome::Answer(Err(anyhow!("timed out")
+                            .context(format!("Redis at {}", conn.target.address))))
+                    }
+                    other => other,
+                };
+                if let Outcome::Answer(reply) = outcome {
+                    answers[i] = Some(reply.and_then(read));
+                }
+            }
+            if linger_until.is_none() && done(&answers) {
+                if wait == Wait::Never {
+                    break;
+                }
+                // A release: the other servers are normally a moment behind, and a copy left
+                // there would block others for a TTL; a frozen one is not waited for.
+                linger_until = Some(Instant::now() + RELEASE_LINGER);
+            }
+        }
+        answers
+    }
+
+    /// The indexes among `waiting` whose connection can be read or written, within `timeout`.
+    fn wait_ready(&self, waiting: &[usize], timeout: Duration) -> Vec<usize> {
+        let mut fds = Vec::new();
+        let mut owners = Vec::new();
+        for &i in waiting {
+            let conn = &self.conns[i];
+            if let Some(stream) = &conn.stream {
+                let mut flags = PollFlags::POLLIN;
+                if conn.connecting || !conn.out.is_empty() {
+                    flags |= PollFlags::POLLOUT;
+                }
+                fds.push(PollFd::new(stream.fd(), flags));
+                owners.push(i);
+            }
+        }
+        // Rounded up: a time-out that rounds down to 0 would spin until the deadline.
+        let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(_) => fds
+                .iter()
+                .zip(owners)
+                .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
+                .map(|(_, i)| i)
+                .collect(),
+            // EINTR and the like: look again.
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl Conn {
+    /// Starts connecting, without waiting for the connection to be made.
+    fn open(&mut self) -> Result<()> {
+        let stream = match &self.target.place {
+            Place::Unix(path) => {
+                let stream = UnixStream::connect(path).map_err(|e| self.cannot_connect(&e))?;
+                stream
+                    .set_nonblocking(true)
+                    .map_err(|e| self.cannot_connect(&e))?;
+                Stream::Unix(stream)
+            }
+            Place::Tcp(host, port) => {
+                self.addresses = (host.as_str(), *port)
+                    .to_socket_addrs()
+                    .map_err(|e| self.cannot_connect(&e))?
+                    .collect();
+                let no_address =
+                    io::Error::new(io::ErrorKind::AddrNotAvailable, "the host has no address");
+                self.connect_next(no_address)
+                    .map_err(|e| self.cannot_connect(&e))?
+            }
+        };
+        self.stream = Some(stream);
+        for hello in &self.target.hello {
+            self.out.extend_from_slice(hello);
+            self.expect.push_back(Expect::Hello);
+        }
+        Ok(())
+    }
+
+    /// Starts connecting to the next of the host's addresses, as redis-rs tries them in turn:
+    /// `localhost` may name ::1 first, where the server may not listen. `Err`: the last error.
+    fn connect_next(&mut self, mut last: io::Error) -> io::Result<Stream> {
+        while let Some(address) = self.addresses.pop_front() {
+            match start_connect(address) {
+                Ok((stream, pending)) => {
+                    self.connecting = pending;
+                    return Ok(Stream::Tcp(stream));
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn cannot_connect(&self, error: &io::Error) -> anyhow::Error {
+        describe_io(error).context(format!(
+            "cannot connect to Redis at {}",
+            self.target.address
+        ))
+    }
+
+    fn close(&mut self) {
+        self.stream = None;
+        self.connecting = false;
+        self.connecting_failed = false;
+        self.out.clear();
+        self.input.clear();
+        self.expect.clear();
+        self.current = None;
+    }
+
+    /// Reads what has come for an earlier request, and closes the connection if that request
+    /// is past its deadline: a late reply must never be read as the answer to the next one.
+    fn settle(&mut self, now: Instant) {
+        if self.current.is_none() {
+            return;
+        }
+        let mut budget = self.expect.len() + 1;
+        while self.current.is_some() && budget > 0 {
+            budget -= 1;
+            // Whatever it answers, nobody waits for it any more.
+            match self.on_ready_abandoned() {
+                Outcome::Answer(_) => {}
+                Outcome::Nothing => break,
+            }
+        }
+        if self.current.as_ref().is_some_and(|c| now >= c.deadline) {
+            self.close();
+        }
+    }
+
+    /// Gives up on the current request: its replies will be read and dropped.
+    fn abandon(&mut self) {
+        for expect in self.expect.iter_mut() {
+            if !matches!(expect, Expect::Hello) {
+                *expect = Expect::Stale;
+            }
+        }
+        self.current = None;
+    }
+
+    /// Queues `call` (by hash) and writes what can be written now.
+    fn send(&mut self, call: &Call, deadline: Instant) -> Result<()> {
+        if self.stream.is_none() {
+            self.open()?;
+        }
+        self.out.extend_from_slice(&call.packed(true));
+        self.expect.push_back(Expect::Script { by_hash: true });
+        self.current = Some(Current {
+            deadline,
+            reply: None,
+        });
+        self.flush().map_err(|e| {
+            self.close();
+            e.context(format!("Redis at {}", self.target.address))
+        })
+    }
+
+    /// Writes what is queued, as far as the socket takes it. The error names no server: the
+    /// caller does.
+    fn flush(&mut self) -> Result<()> {
+        if self.connecting {
+            return Ok(());
+        }
+        let stream = self.stream.as_mut().expect("connected");
+        while !self.out.is_empty() {
+            match stream.write(&self.out) {
+                Ok(0) => return Err(describe_io(&io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(describe_io(&e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// After poll: finishes connecting, writes, reads, and answers if the reply is complete.
+    fn on_ready(&mut self, call: &Call) -> Outcome {
+        match self.progress(Some(call)) {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let connecting = self.connecting || self.connecting_failed;
+                self.close();
+                Outcome::Answer(Err(if connecting {
+                    e.context(format!(
+                        "cannot connect to Redis at {}",
+                        self.target.address
+                    ))
+                } else {
+                    e.context(format!("Redis at {}", self.target.address))
+                }))
+            }
+        }
+    }
+
+    /// As `on_ready`, for a request nobody waits for: no fallback to EVAL, no WAIT.
+    fn on_ready_abandoned(&mut self) -> Outcome {
+        match self.progress(None) {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                self.close();
+                Outcome::Answer(Err(anyhow!("closed")))
+            }
+        }
+    }
+
+    fn progress(&mut self, call: Option<&Call>) -> Result<Outcome> {
+        if self.connecting {
+            let stream = self.stream.as_ref().expect("connecting");
+            let ready = nix::poll::poll(
+                &mut [PollFd::new(stream.fd(), PollFlags::POLLOUT)],
+                PollTimeout::ZERO,
+            )
+            .unwrap_or(0);
+            if ready == 0 {
+                return Ok(Outcome::Nothing);
+            }
+            match socket::getsockopt(&stream.fd(), sockopt::SocketError) {
+                Ok(0) => self.connecting = false,
+                Ok(errno) => {
+                    // Nothing was written yet: what is queued goes to the next address.
+                    let error = io::Error::from_raw_os_error(errno);
+                    let next = self.connect_next(error).map_err(|e| describe_io(&e))?;
+                    self.stream = Some(next);
+                    if self.connecting {
+                        return Ok(Outcome::Nothing);
+                    }
+                }
+                Err(e) => return Err(describe_io(&e.into())),
+            }
+        }
+        self.flush()?;
+        let stream = self.stream.as_mut().expect("connected");
+        let mut chunk = [0u8; 4096];
+        let mut closed = false;
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => self.input.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(describe_io(&e)),
+            }
+        }
+        // What came before the end is read first: a server that refuses a login answers why,
+        // then hangs up.
+        while let Some((reply, used)) = resp::parse(&self.input).map_err(|_| not_redis())? {
+            self.input.drain(..used);
+            if let Outcome::Answer(answer) = self.on_reply(reply, call)? {
+                if closed {
+                    self.close();
+                }
+                return Ok(Outcome::Answer(answer));
+            }
+        }
+        if closed {
+            return Err(anyhow!("the server closed the connection"));
+        }
+        Ok(Outcome::Nothing)
+    }
+
+    /// Matches one reply to what was expected. `Err` when the connection cannot go on.
+    fn on_reply(&mut self, reply: Reply, call: Option<&Call>) -> Result<Outcome> {
+        let Some(expect) = self.expect.pop_front() else {
+            return Err(not_redis());
+        };
+        match (expect, reply) {
+            (Expect::Stale, _) => Ok(Outcome::Nothing),
+            (Expect::Hello, Reply::Error(text)) => {
+                // Logging in is part of connecting, as redis-rs reports it.
+                self.connecting_failed = true;
+                Err(describe_reply(&text))
+            }
+            (Expect::Hello, Reply::Value(_)) => Ok(Outcome::Nothing),
+            (Expect::Script { by_hash: true }, Reply::Error(text))
+                if text.starts_with("NOSCRIPT") && call.is_some() =>
+            {
+                let call = call.expect("checked");
+                self.out.extend_from_slice(&call.packed(false));
+                self.expect.push_back(Expect::Script { by_hash: false });
+                self.flush()?;
+                Ok(Outcome::Nothing)
+            }
+            (Expect::Script { .. }, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
+            (Expect::Script { .. }, Reply::Value(value)) => match call {
+                Some(call) if self.target.replicas > 0 && (call.wrote)(&value) => {
+                    let left = self.current.as_ref().map_or(Duration::ZERO, |c| {
+                        c.deadline.saturating_duration_since(Instant::now())
+                    });
+                    // The server answers WAIT when its own time-out ends; ours ends a little later.
+                    let wait_ms = (left.as_millis() as u64 * 9 / 10).max(1);
+                    self.out.extend_from_slice(
+                        &redis::cmd("WAIT")
+                            .arg(self.target.replicas)
+                            .arg(wait_ms)
+                            .get_packed_command(),
+                    );
+                    self.expect.push_back(Expect::Replicated);
+                    if let Some(current) = &mut self.current {
+                        current.reply = Some(value);
+                    }
+                    self.flush()?;
+                    Ok(Outcome::Nothing)
+                }
+                _ => self.answer(Ok(value)),
+            },
+            (Expect::Replicated, Reply::Value(Value::Int(acked)))
+                if acked >= i64::from(self.target.replicas) =>
+            {
+                let reply = self.current.as_mut().and_then(|c| c.reply.take());
+                self.answer(reply.ok_or_else(not_redis))
+            }
+            (Expect::Replicated, Reply::Value(Value::Int(acked))) => self.answer(Err(anyhow!(
+                "only {acked} of {} replicas confirmed the write in time",
+                self.target.replicas
+            ))),
+            (Expect::Replicated, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
+            (Expect::Replicated, Reply::Value(_)) => Err(not_redis()),
+        }
+    }
+
+    fn answer(&mut self, answer: Result<Value>) -> Result<Outcome> {
+        self.current = None;
+        Ok(Outcome::Answer(answer.map_err(|e| {
+            e.context(format!("Redis at {}", self.target.address))
+        })))
+    }
+}
+
+/// Opens a TCP connection without waiting for it: the stream, and whether it is still being
+/// made (writable once it is).
+fn start_connect(address: std::net::SocketAddr) -> io::Result<(TcpStream, bool)> {
+    let family = match address {
+        std::net::SocketAddr::V4(_) => AddressFamily::Inet,
+        std::net::SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd: OwnedFd = socket::socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let pending = match socket::connect(fd.as_raw_fd(), &SockaddrStorage::from(address)) {
+        Ok(()) => false,
+        Err(Errno::EINPROGRESS) => true,
+        Err(e) => return Err(e.into()),
+    };
+    let stream = TcpStream::from(fd);
+    stream.set_nodelay(true)?;
+    Ok((stream, pending))
+}
+
+fn not_redis() -> anyhow::Error {
+    anyhow!("{NOT_REDIS}")
+}
