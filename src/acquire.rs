@@ -13,9 +13,9 @@ use crate::clock::Moment;
 use anyhow::anyhow;
 
 use crate::duration::human;
-use crate::events::{Event, Events, Sender};
+use crate::events::{Event, Events};
 use crate::exit::{Failure, Kind};
-use crate::lock::{Attempt, Everywhere, Holder, HolderInfo, Lock};
+use crate::lock::{Attempt, Everywhere, Holder, HolderInfo, Lock, Notices};
 use crate::signals;
 
 /// How often an idle subscriber thread checks whether it is still wanted (no Redis traffic).
@@ -47,6 +47,19 @@ pub struct Policy<'a> {
 /// Takes the lock, waiting up to `policy.wait` for it. Stale events are drained and ignored.
 /// `in_flight` runs while each attempt's request is on its way (see `Lock::try_acquire`).
 pub fn acquire(
+    lock: &mut Lock,
+    me: &HolderInfo,
+    policy: &Policy,
+    events: &mut Events,
+    in_flight: &mut dyn FnMut(),
+) -> Result<Granted, Failure> {
+    let granted = take(lock, me, policy, events, in_flight);
+    // The release notices were for this wait only.
+    events.stop_listening();
+    granted
+}
+
+fn take(
     lock: &mut Lock,
     me: &HolderInfo,
     policy: &Policy,
@@ -115,7 +128,7 @@ pub fn acquire(
             }
             // Subscribing wakes us once more when it is confirmed, so that a release between
             // the attempt above and the subscription is not missed.
-            subscription = Some(Subscription::start(lock, events.sender()));
+            subscription = Some(Subscription::start(lock, events));
         }
         if released_meanwhile {
             continue;
@@ -205,15 +218,24 @@ pub fn busy_message(name: &str, holder: &Holder) -> String {
     text
 }
 
-/// Release-notice listeners, one thread and connection per server; they stop when dropped.
-struct Subscription {
-    stop: Arc<AtomicBool>,
+/// Release-notice listeners, which stop when dropped: read by the main thread itself
+/// (`Notices`, given to `events`), or with a TLS server among them, a thread and connection
+/// per server.
+enum Subscription {
+    Polled,
+    Threads { stop: Arc<AtomicBool> },
 }
 
 impl Subscription {
-    fn start(lock: &Lock, events: Sender) -> Self {
+    fn start(lock: &Lock, events: &mut Events) -> Self {
+        let servers = lock.targets();
+        if let Some(notices) = Notices::subscribe(&servers, &lock.keys.channel) {
+            events.listen(notices);
+            return Subscription::Polled;
+        }
+        let events = events.sender();
         let stop = Arc::new(AtomicBool::new(false));
-        for server in lock.targets() {
+        for server in servers {
             let channel = lock.keys.channel.clone();
             let (stop, events) = (stop.clone(), events.clone());
             // A subscriber that cannot connect only costs us the prompt wake-up: the timed
@@ -244,13 +266,15 @@ impl Subscription {
                     }
                 });
         }
-        Subscription { stop }
+        Subscription::Threads { stop }
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        if let Subscription::Threads { stop } = self {
+            stop.store(true, Ordering::Relaxed);
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use nix::sys::signalfd::SignalFd;
 
 use crate::child::Children;
 use crate::clock::Moment;
+use crate::lock::Notices;
 use crate::signals::{self, Caught};
 
 #[derive(Debug)]
@@ -60,6 +61,8 @@ pub struct Events {
     children: Children,
     /// Events read from the signalfd, not yet handed out.
     pending: VecDeque<Event>,
+    /// Release notices, while waiting for the lock: read here, on this thread.
+    notices: Option<Notices>,
 }
 
 impl Events {
@@ -80,6 +83,7 @@ impl Events {
             signals,
             children: Children::default(),
             pending: VecDeque::new(),
+            notices: None,
         })
     }
 
@@ -89,6 +93,16 @@ impl Events {
 
     pub fn children(&self) -> &Children {
         &self.children
+    }
+
+    /// From now on a notice on these sockets is reported (`Event::Released`).
+    pub fn listen(&mut self, notices: Notices) {
+        self.notices = Some(notices);
+    }
+
+    /// Unsubscribes (closes the sockets given to `listen`).
+    pub fn stop_listening(&mut self) {
+        self.notices = None;
     }
 
     /// From now on the guard's death is reported (`Event::Unguarded`).
@@ -131,7 +145,11 @@ impl Events {
         if let Some(event) = self.pending.pop_front() {
             return Some(event);
         }
-        self.queue.try_recv().ok()
+        if let Ok(event) = self.queue.try_recv() {
+            return Some(event);
+        }
+        let notice = self.notices.as_mut().is_some_and(Notices::read);
+        notice.then_some(Event::Released)
     }
 
     /// The first waiting event that happens only once, if any (see `recv_timeout`).
@@ -156,9 +174,9 @@ impl Events {
         }
     }
 
-    /// Sleeps until a signal or a wake-up arrives, or `timeout` passes.
+    /// Sleeps until a signal, a wake-up or a notice arrives, or `timeout` passes.
     fn wait(&mut self, timeout: Duration) {
-        let mut fds = [
+        let mut fds = vec![
             libc::pollfd {
                 fd: self.signals.as_fd().as_raw_fd(),
                 events: libc::POLLIN,
@@ -170,10 +188,14 @@ impl Events {
                 revents: 0,
             },
         ];
+        if let Some(notices) = &self.notices {
+            fds.extend(notices.poll_fds());
+        }
         // Rounded up: waking a little late is harmless, early would spin.
         let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-        // SAFETY: poll on two valid pollfds.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, millis) } > 0 && fds[1].revents != 0 {
+        // SAFETY: poll on valid pollfds, as many as the vector holds.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
+        if ready > 0 && fds[1].revents != 0 {
             let mut drained = [0u8; 64];
             while matches!(nix::unistd::read(&self.wake, &mut drained), Ok(n) if n > 0) {}
         }

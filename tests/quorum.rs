@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, RedisServer, contend, expiring_keys, is_dead, redlock, start_servers, urls, wait_until,
+    Holder, RedisServer, contend, expiring_keys, is_dead, redlock, start_servers, urls,
+    wait_for_subscriber, wait_until,
 };
 
 fn lock_value(server: &RedisServer, name: &str) -> Option<String> {
@@ -424,4 +425,46 @@ fn a_tls_server_among_several() {
         plain[0].cmd::<Option<i64>>(&["GET", "redlock:{mixed}:fence"]),
         Some(1)
     );
+}
+
+/// With a TLS server among them, a waiter hears of releases through a thread per server
+/// (otherwise it reads the notices itself): it still takes over on the notice, not on expiry.
+#[test]
+fn a_waiter_with_a_tls_server_takes_over_on_release() {
+    let (secure, _certs) = RedisServer::start_tls();
+    let plain = start_servers(2);
+    let url = format!(
+        "rediss://127.0.0.1:{}/#insecure,{}",
+        secure.port,
+        urls(&plain)
+    );
+    // The holder's lease is 60 s: a waiter that only retried on expiry would wait that long.
+    let mut holder = Holder::start(&url, &["-n", "tw", "--ttl", "60s"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut waiter = redlock(&url)
+        .args([
+            "run",
+            "-n",
+            "tw",
+            "--wait",
+            "120s",
+            "--",
+            "sh",
+            "-c",
+            "echo x > took-over",
+        ])
+        .current_dir(dir.path())
+        .spawn()
+        .unwrap();
+    for server in &plain {
+        wait_for_subscriber(server, "tw");
+    }
+    assert!(!dir.path().join("took-over").exists());
+    let released = Instant::now();
+    assert!(holder.finish().0.success());
+    let status = waiter.wait().unwrap();
+    // 20 s only rules out waiting for expiry.
+    assert!(released.elapsed() < Duration::from_secs(20));
+    assert!(status.success());
+    assert!(dir.path().join("took-over").exists());
 }

@@ -127,3 +127,46 @@ fn script_calls(server: &RedisServer) -> u64 {
         })
         .sum()
 }
+
+/// The waiter's own subscription logs in as its lock requests do: password and database.
+#[test]
+fn a_waiter_on_a_protected_database_takes_over_on_release() {
+    let server = RedisServer::start_with(&["--requirepass", "s3cret"]);
+    let url = format!("redis://:s3cret@127.0.0.1:{}/2", server.port);
+    let mut holder = Holder::start(&url, &["-n", "pw", "--ttl", "60s"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut waiter = redlock(&url)
+        .args([
+            "run",
+            "-n",
+            "pw",
+            "--wait",
+            "120s",
+            "--",
+            "sh",
+            "-c",
+            "echo x > took-over",
+        ])
+        .current_dir(dir.path())
+        .spawn()
+        .unwrap();
+    let mut admin = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    wait_until("the waiter subscribes", || {
+        let counts: Vec<redis::Value> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("redlock:{pw}:released")
+            .query(&mut admin)
+            .unwrap();
+        counts.get(1) == Some(&redis::Value::Int(1))
+    });
+    let released = Instant::now();
+    assert!(holder.finish().0.success());
+    let status = waiter.wait().unwrap();
+    // 20 s only rules out waiting for expiry.
+    assert!(released.elapsed() < Duration::from_secs(20));
+    assert!(status.success());
+    assert!(dir.path().join("took-over").exists());
+}

@@ -3,6 +3,7 @@
 
 mod keys;
 mod mux;
+mod notices;
 mod resp;
 mod server;
 pub mod view;
@@ -18,6 +19,7 @@ use redis::Value;
 
 pub use keys::Keys;
 use mux::Mux;
+pub use notices::Notices;
 pub use server::{Acquired, Holder, HolderInfo, Server};
 use server::{Call, acquired, integer, name_keys_in_the_way};
 use worker::Worker;

@@ -86,7 +86,7 @@ struct Current {
     reply: Option<Value>,
 }
 
-struct Conn {
+pub(super) struct Conn {
     target: Target,
     /// The host's addresses not tried yet, while connecting.
     addresses: VecDeque<std::net::SocketAddr>,
@@ -99,6 +99,14 @@ struct Conn {
     input: Vec<u8>,
     expect: VecDeque<Expect>,
     current: Option<Current>,
+}
+
+/// Where a connection stands after `Conn::pump`.
+pub(super) enum Pumped {
+    /// Still being made.
+    Connecting,
+    /// Open; `closed` once the server has hung up (what it sent before is in `input`).
+    Open { closed: bool },
 }
 
 /// What a connection has to say after some I/O.
@@ -115,49 +123,12 @@ impl Mux {
     /// A multiplexer for these servers, if all of them can be: none over TLS. Connections are
     /// opened at once, without waiting for them.
     pub(super) fn new(servers: &[Server]) -> Option<Mux> {
-        let mut conns = Vec::new();
-        for server in servers {
-            let info = server.info();
-            let place = match info.addr() {
-                ConnectionAddr::Tcp(host, port) => Place::Tcp(host.clone(), *port),
-                ConnectionAddr::Unix(path) => Place::Unix(path.clone()),
-                _ => return None,
-            };
-            let settings = info.redis_settings();
-            let mut hello = Vec::new();
-            if let Some(password) = settings.password() {
-                let mut auth = redis::cmd("AUTH");
-                if let Some(user) = settings.username() {
-                    auth.arg(user);
-                }
-                hello.push(auth.arg(password).get_packed_command());
-            }
-            if settings.db() != 0 {
-                hello.push(redis::cmd("SELECT").arg(settings.db()).get_packed_command());
-            }
-            conns.push(Conn {
-                target: Target {
-                    address: server.address.clone(),
-                    place,
-                    hello,
-                    replicas: server.replicas,
-                },
-                addresses: VecDeque::new(),
-                stream: None,
-                connecting: false,
-                connecting_failed: false,
-                out: Vec::new(),
-                input: Vec::new(),
-                expect: VecDeque::new(),
-                current: None,
-            });
-        }
-        let mut mux = Mux { conns };
-        for conn in &mut mux.conns {
+        let mut conns = servers.iter().map(Conn::new).collect::<Option<Vec<_>>>()?;
+        for conn in &mut conns {
             // A failure is met again, and reported, by the first request.
             let _ = conn.open();
         }
-        Some(mux)
+        Some(Mux { conns })
     }
 
     /// Sends `call` to every server and collects the answers, as `Lock::fan_out` does:
@@ -250,13 +221,8 @@ impl Mux {
         let mut fds = Vec::new();
         let mut owners = Vec::new();
         for &i in waiting {
-            let conn = &self.conns[i];
-            if let Some(stream) = &conn.stream {
-                let mut flags = PollFlags::POLLIN;
-                if conn.connecting || !conn.out.is_empty() {
-                    flags |= PollFlags::POLLOUT;
-                }
-                fds.push(PollFd::new(stream.fd(), flags));
+            if let Some(fd) = self.conns[i].poll_fd() {
+                fds.push(fd);
                 owners.push(i);
             }
         }
@@ -279,8 +245,46 @@ impl Mux {
 }
 
 impl Conn {
+    /// A connection to `server`, not opened yet; `None` for a TLS server.
+    pub(super) fn new(server: &Server) -> Option<Conn> {
+        let info = server.info();
+        let place = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => Place::Tcp(host.clone(), *port),
+            ConnectionAddr::Unix(path) => Place::Unix(path.clone()),
+            _ => return None,
+        };
+        let settings = info.redis_settings();
+        let mut hello = Vec::new();
+        if let Some(password) = settings.password() {
+            let mut auth = redis::cmd("AUTH");
+            if let Some(user) = settings.username() {
+                auth.arg(user);
+            }
+            hello.push(auth.arg(password).get_packed_command());
+        }
+        if settings.db() != 0 {
+            hello.push(redis::cmd("SELECT").arg(settings.db()).get_packed_command());
+        }
+        Some(Conn {
+            target: Target {
+                address: server.address.clone(),
+                place,
+                hello,
+                replicas: server.replicas,
+            },
+            addresses: VecDeque::new(),
+            stream: None,
+            connecting: false,
+            connecting_failed: false,
+            out: Vec::new(),
+            input: Vec::new(),
+            expect: VecDeque::new(),
+            current: None,
+        })
+    }
+
     /// Starts connecting, without waiting for the connection to be made.
-    fn open(&mut self) -> Result<()> {
+    pub(super) fn open(&mut self) -> Result<()> {
         let stream = match &self.target.place {
             Place::Unix(path) => {
                 let stream = UnixStream::connect(path).map_err(|e| self.cannot_connect(&e))?;
@@ -330,7 +334,7 @@ impl Conn {
         ))
     }
 
-    fn close(&mut self) {
+    pub(super) fn close(&mut self) {
         self.stream = None;
         self.connecting = false;
         self.connecting_failed = false;
@@ -389,7 +393,7 @@ impl Conn {
 
     /// Writes what is queued, as far as the socket takes it. The error names no server: the
     /// caller does.
-    fn flush(&mut self) -> Result<()> {
+    pub(super) fn flush(&mut self) -> Result<()> {
         if self.connecting {
             return Ok(());
         }
@@ -406,6 +410,38 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    /// Queues bytes whose replies answer no request: SUBSCRIBE, whose messages follow.
+    pub(super) fn queue_unmatched(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// The next whole reply in `input` that does not answer AUTH or SELECT, if there is one.
+    /// `Err` when the server refused those or does not speak RESP.
+    pub(super) fn next_unmatched(&mut self) -> Result<Option<Reply>> {
+        while let Some((reply, used)) = resp::parse(&self.input).map_err(|_| not_redis())? {
+            self.input.drain(..used);
+            if !matches!(self.expect.front(), Some(Expect::Hello)) {
+                return Ok(Some(reply));
+            }
+            self.expect.pop_front();
+            if let Reply::Error(text) = reply {
+                return Err(describe_reply(&text));
+            }
+        }
+        Ok(None)
+    }
+
+    /// What to poll the connection for: reading, and writing while connecting or while
+    /// something is queued. `None` when it is closed.
+    pub(super) fn poll_fd(&self) -> Option<PollFd<'_>> {
+        let stream = self.stream.as_ref()?;
+        let mut flags = PollFlags::POLLIN;
+        if self.connecting || !self.out.is_empty() {
+            flags |= PollFlags::POLLOUT;
+        }
+        Some(PollFd::new(stream.fd(), flags))
     }
 
     /// After poll: finishes connecting, writes, reads, and answers if the reply is complete.
@@ -439,6 +475,28 @@ impl Conn {
     }
 
     fn progress(&mut self, call: Option<&Call>) -> Result<Outcome> {
+        let Pumped::Open { closed } = self.pump()? else {
+            return Ok(Outcome::Nothing);
+        };
+        // What came before the end is read first: a server that refuses a login answers why,
+        // then hangs up.
+        while let Some((reply, used)) = resp::parse(&self.input).map_err(|_| not_redis())? {
+            self.input.drain(..used);
+            if let Outcome::Answer(answer) = self.on_reply(reply, call)? {
+                if closed {
+                    self.close();
+                }
+                return Ok(Outcome::Answer(answer));
+            }
+        }
+        if closed {
+            return Err(anyhow!("the server closed the connection"));
+        }
+        Ok(Outcome::Nothing)
+    }
+
+    /// Finishes connecting, writes what is queued, and reads what has come into `input`.
+    pub(super) fn pump(&mut self) -> Result<Pumped> {
         if self.connecting {
             let stream = self.stream.as_ref().expect("connecting");
             let ready = nix::poll::poll(
@@ -447,7 +505,7 @@ impl Conn {
             )
             .unwrap_or(0);
             if ready == 0 {
-                return Ok(Outcome::Nothing);
+                return Ok(Pumped::Connecting);
             }
             match socket::getsockopt(&stream.fd(), sockopt::SocketError) {
                 Ok(0) => self.connecting = false,
@@ -457,7 +515,7 @@ impl Conn {
                     let next = self.connect_next(error).map_err(|e| describe_io(&e))?;
                     self.stream = Some(next);
                     if self.connecting {
-                        return Ok(Outcome::Nothing);
+                        return Ok(Pumped::Connecting);
                     }
                 }
                 Err(e) => return Err(describe_io(&e.into())),
@@ -479,21 +537,7 @@ impl Conn {
                 Err(e) => return Err(describe_io(&e)),
             }
         }
-        // What came before the end is read first: a server that refuses a login answers why,
-        // then hangs up.
-        while let Some((reply, used)) = resp::parse(&self.input).map_err(|_| not_redis())? {
-            self.input.drain(..used);
-            if let Outcome::Answer(answer) = self.on_reply(reply, call)? {
-                if closed {
-                    self.close();
-                }
-                return Ok(Outcome::Answer(answer));
-            }
-        }
-        if closed {
-            return Err(anyhow!("the server closed the connection"));
-        }
-        Ok(Outcome::Nothing)
+        Ok(Pumped::Open { closed })
     }
 
     /// Matches one reply to what was expected. `Err` when the connection cannot go on.

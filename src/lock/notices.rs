@@ -1,0 +1,68 @@
+//! Release notices, read by the waiting thread itself: a subscription to the lock's channel on
+//! every server, over non-blocking sockets that the main thread's event loop watches along
+//! with its signals (`events.rs`). A thread per server that handed each notice over cost every
+//! waiter two wake-ups per release, and with many waiters that herd lengthened each hand-over
+//! (BENCHMARKS.md). With a TLS server among them, each server gets a thread (`acquire.rs`).
+
+use std::os::fd::{AsFd, AsRawFd};
+
+use nix::libc;
+use redis::Value;
+
+use super::mux::{Conn, Pumped};
+use super::resp::Reply;
+use super::server::Server;
+
+pub struct Notices {
+    conns: Vec<Conn>,
+}
+
+impl Notices {
+    /// Subscribes to `channel` on every server, without waiting for the servers; `None` when
+    /// one of them is reached over TLS. A server that cannot be reached is left out: it only
+    /// costs the prompt wake-up, and the waiter's timed retry reports it if it stays so.
+    pub fn subscribe(servers: &[Server], channel: &str) -> Option<Notices> {
+        let mut conns = servers.iter().map(Conn::new).collect::<Option<Vec<_>>>()?;
+        let subscribe = redis::cmd("SUBSCRIBE").arg(channel).get_packed_command();
+        conns.retain_mut(|conn| {
+            conn.open().is_ok() && {
+                conn.queue_unmatched(&subscribe);
+                conn.flush().is_ok()
+            }
+        });
+        Some(Notices { conns })
+    }
+
+    /// The sockets to wait on, for `poll`.
+    pub fn poll_fds(&self) -> Vec<libc::pollfd> {
+        self.conns
+            .iter()
+            .filter_map(Conn::poll_fd)
+            .map(|fd| libc::pollfd {
+                fd: fd.as_fd().as_raw_fd(),
+                events: fd.events().bits(),
+                revents: 0,
+            })
+            .collect()
+    }
+
+    /// Reads what the servers sent, without waiting: true if a release notice came, or a
+    /// subscription was confirmed (a release just before it would have been missed). Either
+    /// is worth another try. A connection that fails is dropped.
+    pub fn read(&mut self) -> bool {
+        let mut notice = false;
+        self.conns.retain_mut(|conn| match conn.pump() {
+            Ok(Pumped::Connecting) => true,
+            Ok(Pumped::Open { closed }) => loop {
+                match conn.next_unmatched() {
+                    Ok(Some(Reply::Value(Value::Array(_)))) => notice = true,
+                    Ok(Some(_)) => {}
+                    Ok(None) => break !closed,
+                    Err(_) => break false,
+                }
+            },
+            Err(_) => false,
+        });
+        notice
+    }
+}
