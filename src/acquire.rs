@@ -22,6 +22,9 @@ use crate::signals;
 const SUBSCRIBER_POLL: Duration = Duration::from_millis(250);
 /// Longest random pause before retrying after a split vote.
 const SPLIT_RETRY: Duration = Duration::from_millis(50);
+/// How long waiters let the one a release notice names try first: a moment, should it be
+/// unable to (stopped, or gone); it normally has the lock well within a millisecond.
+const OTHERS_FIRST: Duration = Duration::from_millis(20);
 /// Retry interval when the holder's key has no expiry, which redlock itself never leaves.
 const NO_EXPIRY_RETRY: Duration = Duration::from_secs(5);
 
@@ -76,8 +79,8 @@ fn take(
     let deadline = started + wait;
     let mut subscription: Option<Subscription> = None;
     loop {
-        let attempt = lock.try_acquire(me, timeout, in_flight);
-        let (signal, released_meanwhile) = drain(events);
+        let attempt = lock.try_acquire(me, !wait.is_zero(), timeout, in_flight);
+        let (signal, notice) = drain(events, &lock.token);
         // A signal that came in during the request ends the run as it would have ended a wait;
         // a lease granted meanwhile is given back before any command started.
         if let Some(signal) = signal {
@@ -130,49 +133,80 @@ fn take(
             // the attempt above and the subscription is not missed.
             subscription = Some(Subscription::start(lock, events));
         }
-        if released_meanwhile {
-            continue;
-        }
-        let retry_at = match holder.remaining {
-            Some(remaining) => now + remaining + jitter(remaining),
-            None => now + NO_EXPIRY_RETRY,
+        let notice = match notice {
+            Some(turn) => Some(turn),
+            None => {
+                let retry_at = match holder.remaining {
+                    Some(remaining) => now + remaining + jitter(remaining),
+                    None => now + NO_EXPIRY_RETRY,
+                };
+                sleep_until(retry_at.min(deadline), events, &lock.token)?
+            }
         };
-        sleep_until(retry_at.min(deadline), events)?;
+        // While notices name others, the queue moves and our turn comes; a pause without one
+        // means the waiter named last could not take the lock.
+        let mut notice = notice;
+        while notice == Some(Turn::Soon) {
+            let until = (Moment::now() + OTHERS_FIRST).min(deadline);
+            notice = sleep_until(until, events, &lock.token)?;
+        }
         if split {
             // Contenders split the votes and are giving their minorities back (the notices
             // that woke us): try again after a random pause, so that they do not all come
             // back at once and split them again (no livelock).
-            sleep_until(
-                (Moment::now() + random_below(SPLIT_RETRY)).min(deadline),
-                events,
-            )?;
+            let until = (Moment::now() + random_below(SPLIT_RETRY)).min(deadline);
+            while sleep_until(until, events, &lock.token)?.is_some() {}
         }
     }
 }
 
-/// Sleeps until `until` or a release notice; a signal ends the wait as it would have ended us.
-fn sleep_until(until: Moment, events: &mut Events) -> Result<(), Failure> {
+/// When a release notice says to try again.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Turn {
+    /// It names this waiter, or none (a subscription confirmed, a broken lock).
+    Now,
+    /// It names another, earlier waiter: try once no notice has come for `OTHERS_FIRST`, in
+    /// case that one cannot take the lock (stopped, or gone).
+    Soon,
+}
+
+fn turn(named: Option<String>, me: &str) -> Turn {
+    match named {
+        Some(token) if token != me => Turn::Soon,
+        _ => Turn::Now,
+    }
+}
+
+/// Sleeps until `until` or a release notice, and says which: `None` when the time came. A
+/// signal ends the wait as it would have ended us.
+fn sleep_until(until: Moment, events: &mut Events, me: &str) -> Result<Option<Turn>, Failure> {
     loop {
         match events.recv_timeout(until.saturating_duration_since(Moment::now())) {
-            Some(Event::Released) | None => return Ok(()),
+            None => return Ok(None),
+            Some(Event::Released(named)) => return Ok(Some(turn(named, me))),
             Some(Event::Signal(caught)) => return Err(interrupted(caught.signal)),
             Some(_) => continue,
         }
     }
 }
 
-/// Takes the events that came in during a request: the first signal, if any, and whether a
-/// release notice (or a confirmed subscription) asks for another try at once.
-fn drain(events: &mut Events) -> (Option<i32>, bool) {
-    let mut released = false;
+/// Takes the events that came in during a request: the first signal, if any, and what the
+/// release notices (or a confirmed subscription) say of trying again, `Now` over `Soon`.
+fn drain(events: &mut Events, me: &str) -> (Option<i32>, Option<Turn>) {
+    let mut notice = None;
     while let Some(event) = events.try_recv() {
         match event {
-            Event::Signal(caught) => return (Some(caught.signal), released),
-            Event::Released => released = true,
+            Event::Signal(caught) => return (Some(caught.signal), notice),
+            Event::Released(named) => {
+                let turn = turn(named, me);
+                if notice != Some(Turn::Now) {
+                    notice = Some(turn);
+                }
+            }
             _ => {}
         }
     }
-    (None, released)
+    (None, notice)
 }
 
 fn interrupted(signal: i32) -> Failure {
@@ -249,14 +283,18 @@ impl Subscription {
                     let mut pubsub = connection.as_pubsub();
                     if pubsub.subscribe(&channel).is_err()
                         || pubsub.set_read_timeout(Some(SUBSCRIBER_POLL)).is_err()
-                        || events.send(Event::Released).is_err()
+                        || events.send(Event::Released(None)).is_err()
                     {
                         return;
                     }
                     while !stop.load(Ordering::Relaxed) {
                         match pubsub.get_message() {
-                            Ok(_) => {
-                                if events.send(Event::Released).is_err() {
+                            Ok(message) => {
+                                let named = message
+                                    .get_payload::<String>()
+                                    .ok()
+                                    .filter(|token| !token.is_empty());
+                                if events.send(Event::Released(named)).is_err() {
                                     return;
                                 }
                             }
@@ -315,6 +353,13 @@ mod tests {
             busy_message("x", &unknown),
             "lock 'x' is held by an unknown holder; the key has no expiry"
         );
+    }
+
+    #[test]
+    fn a_notice_for_another_waiter_lets_it_go_first() {
+        assert_eq!(turn(Some("me".into()), "me"), Turn::Now);
+        assert_eq!(turn(None, "me"), Turn::Now);
+        assert_eq!(turn(Some("other".into()), "me"), Turn::Soon);
     }
 
     #[test]

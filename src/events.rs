@@ -24,8 +24,9 @@ use crate::signals::{self, Caught};
 #[derive(Debug)]
 pub enum Event {
     Signal(Caught),
-    /// A release notice (or a subscription confirmed): worth trying the lock again.
-    Released,
+    /// A release notice (or a subscription confirmed): worth trying the lock again. It may
+    /// name the waiter that is to try first, by its token.
+    Released(Option<String>),
     Exited(ExitStatus),
     /// The command was stopped (SIGTSTP, SIGSTOP...), or continued after that.
     Stopped,
@@ -148,8 +149,10 @@ impl Events {
         if let Ok(event) = self.queue.try_recv() {
             return Some(event);
         }
-        let notice = self.notices.as_mut().is_some_and(Notices::read);
-        notice.then_some(Event::Released)
+        let notices = self.notices.as_mut().map(Notices::read).unwrap_or_default();
+        self.pending
+            .extend(notices.into_iter().map(Event::Released));
+        self.pending.pop_front()
     }
 
     /// The first waiting event that happens only once, if any (see `recv_timeout`).
@@ -159,7 +162,7 @@ impl Events {
         let once = self
             .pending
             .iter()
-            .position(|event| !matches!(event, Event::Signal(_) | Event::Released))?;
+            .position(|event| !matches!(event, Event::Signal(_) | Event::Released(_)))?;
         self.pending.remove(once)
     }
 
@@ -214,12 +217,12 @@ mod tests {
         let mut events = Events::new().unwrap();
         let sender = events.sender();
         for _ in 0..3 {
-            sender.send(Event::Released).unwrap();
+            sender.send(Event::Released(None)).unwrap();
         }
         assert!(events.recv_timeout(Duration::ZERO).is_none());
         assert!(matches!(
             events.recv_timeout(Duration::from_secs(60)),
-            Some(Event::Released)
+            Some(Event::Released(None))
         ));
         assert!(events.try_recv().is_some());
     }
@@ -230,17 +233,17 @@ mod tests {
     fn events_that_happen_once_are_handed_out_past_the_deadline() {
         let mut events = Events::new().unwrap();
         let sender = events.sender();
-        sender.send(Event::Released).unwrap();
+        sender.send(Event::Released(None)).unwrap();
         sender.send(Event::Lost("gone".into())).unwrap();
-        sender.send(Event::Released).unwrap();
+        sender.send(Event::Released(None)).unwrap();
         assert!(matches!(
             events.recv_timeout(Duration::ZERO),
             Some(Event::Lost(_))
         ));
         assert!(events.recv_timeout(Duration::ZERO).is_none());
         // Nothing is lost: the notices are still there, in order.
-        assert!(matches!(events.try_recv(), Some(Event::Released)));
-        assert!(matches!(events.try_recv(), Some(Event::Released)));
+        assert!(matches!(events.try_recv(), Some(Event::Released(None))));
+        assert!(matches!(events.try_recv(), Some(Event::Released(None))));
         assert!(events.try_recv().is_none());
     }
 }

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::support::{Holder, RedisServer, redlock, start_servers, urls};
+use crate::support::{Holder, RedisServer, redlock, start_servers, urls, wait_until};
 
 fn host() -> String {
     nix::unistd::gethostname().unwrap().into_string().unwrap()
@@ -386,6 +386,12 @@ fn list_takes_the_prefix_literally_and_counts_only_majorities() {
     let servers = start_servers(3);
     let url = urls(&servers);
     let mut holder = Holder::start(&url, &["-n", "real", "--prefix", "team[a]"]);
+    // redlock goes ahead on a majority; the last server follows a moment later.
+    for server in &servers {
+        wait_until("the lock is on every server", || {
+            server.cmd::<i64>(&["EXISTS", "team[a]:{real}"]) == 1
+        });
+    }
     let output = redlock(&url)
         .args(["list", "--prefix", "team[a]"])
         .output()

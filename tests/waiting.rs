@@ -170,3 +170,78 @@ fn a_waiter_on_a_protected_database_takes_over_on_release() {
     assert!(status.success());
     assert!(dir.path().join("took-over").exists());
 }
+
+/// A waiter that joins the queue of lock `name`: it records its token in `dir/NAME.token` when
+/// it gets the lock. Returns it once the server counts it among the waiters (`queued` of them).
+fn queued_waiter(
+    server: &RedisServer,
+    dir: &std::path::Path,
+    label: &str,
+    queued: usize,
+) -> std::process::Child {
+    let waiter = redlock(&server.url())
+        .args(["run", "-n", "q", "--wait", "120s", "--", "sh", "-c"])
+        .arg(format!("echo $REDLOCK_TOKEN > {label}.token"))
+        .current_dir(dir)
+        .spawn()
+        .unwrap();
+    wait_until("the waiter is queued", || {
+        server.cmd::<usize>(&["ZCARD", "redlock:{q}:waiters"]) == queued
+    });
+    wait_until("the waiter is subscribed", || {
+        let counts: Vec<redis::Value> = server.cmd(&["PUBSUB", "NUMSUB", "redlock:{q}:released"]);
+        counts.get(1) == Some(&redis::Value::Int(queued as i64))
+    });
+    waiter
+}
+
+/// Waiters queue in the order they came, and a release notice names the first of them, which
+/// takes over at once while the others let it go first.
+#[test]
+fn a_release_names_the_first_waiter() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut holder = Holder::start(&server.url(), &["-n", "q", "--ttl", "60s"]);
+    let mut first = queued_waiter(&server, dir.path(), "first", 1);
+    let mut second = queued_waiter(&server, dir.path(), "second", 2);
+    let queue: Vec<String> = server.cmd(&["ZRANGE", "redlock:{q}:waiters", "0", "-1"]);
+    let mut listener = server.connection();
+    let mut notices = listener.as_pubsub();
+    notices.subscribe("redlock:{q}:released").unwrap();
+    assert!(holder.finish().0.success());
+    let named: String = notices.get_message().unwrap().get_payload().unwrap();
+    assert_eq!(named, queue[0]);
+    assert!(first.wait().unwrap().success());
+    assert!(second.wait().unwrap().success());
+    let token = |label: &str| {
+        std::fs::read_to_string(dir.path().join(format!("{label}.token")))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(queue, [token("first"), token("second")]);
+    // Each left the queue with the lock: nothing is left behind.
+    assert!(expiring_keys(&server).is_empty());
+}
+
+/// A named waiter that cannot take the lock (stopped here) holds up the others only briefly:
+/// without a notice for a moment, they try.
+#[test]
+fn a_stopped_first_waiter_does_not_hold_up_the_others() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut holder = Holder::start(&server.url(), &["-n", "q", "--ttl", "60s"]);
+    let mut first = queued_waiter(&server, dir.path(), "first", 1);
+    let mut second = queued_waiter(&server, dir.path(), "second", 2);
+    let first_pid = nix::unistd::Pid::from_raw(first.id() as i32);
+    nix::sys::signal::kill(first_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let released = Instant::now();
+    assert!(holder.finish().0.success());
+    assert!(second.wait().unwrap().success());
+    // Milliseconds normally; 20 s only rules out waiting for the holder's 60 s lease.
+    assert!(released.elapsed() < Duration::from_secs(20));
+    assert!(!dir.path().join("first.token").exists());
+    nix::sys::signal::kill(first_pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert!(first.wait().unwrap().success());
+    assert!(dir.path().join("first.token").exists());
+}

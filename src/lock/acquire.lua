@@ -1,9 +1,11 @@
 -- Take the lock if it is free, in one round trip.
--- KEYS: 1 lock, 2 holder details, 3 fencing counter
--- ARGV: 1 token, 2 ttl in ms, 3 host, 4 pid, 5 user, 6 command line
+-- KEYS: 1 lock, 2 holder details, 3 fencing counter, 4 waiters
+-- ARGV: 1 token, 2 ttl in ms, 3 host, 4 pid, 5 user, 6 command line, 7 '1' to queue when busy
 -- Returns {1, fence} when acquired (or already ours), else
 -- {0, pttl, age_ms, host, pid, user, command, ended_ms_ago, token} describing the holder
 -- (age and ended are -1 when unknown; ended is set once a --min-hold release kept the lock).
+-- A caller that will wait joins the waiters, in the order they came (the release script
+-- names the first of them); it leaves when it gets the lock.
 local now = redis.call('TIME')
 local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
 local current = redis.call('GET', KEYS[1])
@@ -14,6 +16,7 @@ if current == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('HSET', KEYS[2], 'fence', fence)
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  redis.call('ZREM', KEYS[4], ARGV[1])
   return {1, fence}
 end
 if current then
@@ -28,6 +31,11 @@ if current then
     -- Details of an older holder, or none at all: do not attribute the lock to them.
     h = {false, false, false, false, false, false, false}
   end
+  if ARGV[7] == '1' then
+    -- A waiter keeps its place; the queue outlives the waits that refresh it by an hour.
+    redis.call('ZADD', KEYS[4], 'NX', now_ms, ARGV[1])
+    redis.call('PEXPIRE', KEYS[4], 3600000)
+  end
   return {0, redis.call('PTTL', KEYS[1]), age, h[3] or '', h[4] or '', h[5] or '', h[6] or '',
     ended, current}
 end
@@ -37,4 +45,5 @@ redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'token', ARGV[1], 'fence', fence, 'start', now_ms,
   'host', ARGV[3], 'pid', ARGV[4], 'user', ARGV[5], 'cmd', ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[4], ARGV[1])
 return {1, fence}

@@ -9,5 +9,6 @@ if ARGV[2] ~= '' and current ~= ARGV[2] then
   return -1
 end
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('PUBLISH', ARGV[1], current)
+-- A notice that names no waiter: all of them try at once.
+redis.call('PUBLISH', ARGV[1], '')
 return 1

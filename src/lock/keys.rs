@@ -12,6 +12,8 @@ pub struct Keys {
     pub fence: String,
     /// `PREFIX:{NAME}:released`: the channel a release is published on.
     pub channel: String,
+    /// `PREFIX:{NAME}:waiters`: a sorted set of the waiters' tokens, in the order they came.
+    pub waiters: String,
 }
 
 impl Keys {
@@ -21,6 +23,7 @@ impl Keys {
             holder: format!("{lock}:holder"),
             fence: format!("{lock}:fence"),
             channel: format!("{lock}:released"),
+            waiters: format!("{lock}:waiters"),
             lock,
         }
     }
@@ -37,5 +40,6 @@ mod tests {
         assert_eq!(keys.holder, "redlock:{backup}:holder");
         assert_eq!(keys.fence, "redlock:{backup}:fence");
         assert_eq!(keys.channel, "redlock:{backup}:released");
+        assert_eq!(keys.waiters, "redlock:{backup}:waiters");
     }
 }

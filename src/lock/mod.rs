@@ -163,15 +163,17 @@ impl Lock {
     }
 
     /// Tries once to take the lock on every server. `Err` means too few servers answered.
-    /// `in_flight` runs on this thread once the request is on its way to the servers, while
-    /// their answers are awaited: unless a server could not even be sent the request.
+    /// A caller that will wait for a busy lock `queue`s: release notices name the first
+    /// waiter. `in_flight` runs on this thread once the request is on its way to the servers,
+    /// while their answers are awaited: unless a server could not even be sent the request.
     pub fn try_acquire(
         &mut self,
         me: &HolderInfo,
+        queue: bool,
         timeout: Duration,
         in_flight: &mut dyn FnMut(),
     ) -> Result<Attempt> {
-        let call = Call::acquire(&self.keys, &self.token, self.timing.ttl, me);
+        let call = Call::acquire(&self.keys, &self.token, self.timing.ttl, me, queue);
         let sent = Moment::now();
         let quorum = self.quorum();
         let answers = self.fan_out(

@@ -46,16 +46,17 @@ impl Notices {
             .collect()
     }
 
-    /// Reads what the servers sent, without waiting: true if a release notice came, or a
-    /// subscription was confirmed (a release just before it would have been missed). Either
-    /// is worth another try. A connection that fails is dropped.
-    pub fn read(&mut self) -> bool {
-        let mut notice = false;
+    /// Reads what the servers sent, without waiting: a release notice, with the token of the
+    /// waiter it names if any, for each release, and one naming none for each subscription
+    /// confirmed (a release just before it would have been missed). A connection that fails
+    /// is dropped.
+    pub fn read(&mut self) -> Vec<Option<String>> {
+        let mut notices = Vec::new();
         self.conns.retain_mut(|conn| match conn.pump() {
             Ok(Pumped::Connecting) => true,
             Ok(Pumped::Open { closed }) => loop {
                 match conn.next_unmatched() {
-                    Ok(Some(Reply::Value(Value::Array(_)))) => notice = true,
+                    Ok(Some(Reply::Value(Value::Array(message)))) => notices.push(named(&message)),
                     Ok(Some(_)) => {}
                     Ok(None) => break !closed,
                     Err(_) => break false,
@@ -63,6 +64,43 @@ impl Notices {
             },
             Err(_) => false,
         });
-        notice
+        notices
+    }
+}
+
+/// The waiter a release notice names: its payload, `message CHANNEL TOKEN`. A subscription's
+/// confirmation, or a notice naming no one (a lock broken by `release --force`), names none.
+fn named(message: &[Value]) -> Option<String> {
+    match message {
+        [Value::BulkString(kind), _, Value::BulkString(token)]
+            if kind == b"message" && !token.is_empty() =>
+        {
+            Some(String::from_utf8_lossy(token).into_owned())
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_notice_names_the_waiter_in_its_payload() {
+        let message = [bulk("message"), bulk("redlock:{x}:released"), bulk("abc")];
+        assert_eq!(named(&message), Some("abc".to_string()));
+        // A lock broken by an operator names no one; nor does a confirmed subscription.
+        let broken = [bulk("message"), bulk("redlock:{x}:released"), bulk("")];
+        assert_eq!(named(&broken), None);
+        let confirmed = [
+            bulk("subscribe"),
+            bulk("redlock:{x}:released"),
+            Value::Int(1),
+        ];
+        assert_eq!(named(&confirmed), None);
     }
 }

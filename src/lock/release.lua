@@ -1,5 +1,6 @@
 -- Release the lock only if it is still ours, and tell waiters at once.
--- KEYS: 1 lock, 2 holder details.  ARGV: 1 token, 2 ms to keep it (--min-hold), 3 channel.
+-- KEYS: 1 lock, 2 holder details, 3 waiters.  ARGV: 1 token, 2 ms to keep it (--min-hold),
+-- 3 channel.
 -- Returns 1 when deleted, 2 when left to expire after ARGV[2] ms, 0 when it was not ours.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
@@ -13,5 +14,9 @@ if keep > 0 then
   return 2
 end
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('PUBLISH', ARGV[3], ARGV[1])
+-- The notice names the first waiter, which tries at once; the others try a moment later, in
+-- case it cannot (stopped, or gone): so they do not all rush the server at each release. It
+-- leaves the queue here, so that one that is gone is named only once.
+local first = redis.call('ZPOPMIN', KEYS[3])
+redis.call('PUBLISH', ARGV[3], first[1] or '')
 return 1

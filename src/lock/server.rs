@@ -400,12 +400,33 @@ impl Call {
             .get_packed_command()
     }
 
-    /// Takes the lock, or describes its holder (see `acquired`).
-    pub(super) fn acquire(keys: &Keys, token: &str, ttl: Duration, me: &HolderInfo) -> Call {
+    /// Takes the lock, or describes its holder (see `acquired`); when busy, a caller that
+    /// will `queue` joins the waiters.
+    pub(super) fn acquire(
+        keys: &Keys,
+        token: &str,
+        ttl: Duration,
+        me: &HolderInfo,
+        queue: bool,
+    ) -> Call {
+        let queue = if queue { "1" } else { "0" };
         Call {
             lua: &ACQUIRE,
-            keys: vec![keys.lock.clone(), keys.holder.clone(), keys.fence.clone()],
-            args: args(&[&token, &ms(ttl), &me.host, &me.pid, &me.user, &me.command]),
+            keys: vec![
+                keys.lock.clone(),
+                keys.holder.clone(),
+                keys.fence.clone(),
+                keys.waiters.clone(),
+            ],
+            args: args(&[
+                &token,
+                &ms(ttl),
+                &me.host,
+                &me.pid,
+                &me.user,
+                &me.command,
+                &queue,
+            ]),
             wrote: |reply| matches!(reply, Value::Array(items) if items.first() == Some(&Value::Int(1))),
         }
     }
@@ -435,7 +456,7 @@ impl Call {
     pub(super) fn release(keys: &Keys, token: &str, keep: Duration) -> Call {
         Call {
             lua: &RELEASE,
-            keys: vec![keys.lock.clone(), keys.holder.clone()],
+            keys: vec![keys.lock.clone(), keys.holder.clone(), keys.waiters.clone()],
             args: args(&[&token, &ms(keep), &keys.channel]),
             wrote: |_| false,
         }
