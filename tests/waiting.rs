@@ -205,6 +205,9 @@ fn a_release_names_the_first_waiter() {
     let mut first = queued_waiter(&server, dir.path(), "first", 1);
     let mut second = queued_waiter(&server, dir.path(), "second", 2);
     let queue: Vec<String> = server.cmd(&["ZRANGE", "redlock:{q}:waiters", "0", "-1"]);
+    // The queue outlives a waiter that is killed by an hour at most.
+    let ttl: i64 = server.cmd(&["PTTL", "redlock:{q}:waiters"]);
+    assert!(ttl > 0 && ttl <= 3_600_000, "{ttl}");
     let mut listener = server.connection();
     let mut notices = listener.as_pubsub();
     notices.subscribe("redlock:{q}:released").unwrap();
