@@ -97,7 +97,8 @@ pub enum Everywhere {
     No,
 }
 
-/// How long a release waits for the servers after a majority: they are normally a moment behind.
+/// How long a release waits, after a majority has answered, for servers that do not have it
+/// yet (with threads, see `worker.rs`: for every server; they are normally a moment behind).
 const RELEASE_LINGER: Duration = Duration::from_millis(200);
 
 /// One server's answer to a request: `None` while it has not answered.

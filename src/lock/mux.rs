@@ -3,9 +3,12 @@
 //! as they arrive (poll). A thread per server cost more than the requests themselves on the
 //! benchmark's two cores (BENCHMARKS.md); TLS servers still get one each (`worker.rs`).
 //!
-//! A request left unanswered when the caller stopped waiting (a majority had answered) stays
-//! on its connection until its deadline: its reply is read and dropped later, and never taken
-//! for the answer to a later request. Past that deadline the connection is closed.
+//! A request left unanswered (a majority had answered, or its time ran out) stays on its
+//! connection: its reply is read and dropped later, matched by a queue of what each connection
+//! still owes, and never taken for the answer to a later request. Acquires and extensions skip
+//! a server whose last request is still within its time; otherwise the next request goes after
+//! it on the same connection, so that a server that wakes up runs them in order (a late
+//! acquire, then its release). A connection is closed only when it fails.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -84,6 +87,10 @@ struct Current {
     deadline: Instant,
     /// The script's reply, while WAIT is awaited.
     reply: Option<Value>,
+    /// The request in full (EVAL), for a server that answers NOSCRIPT to it by hash: sent
+    /// even when nobody waits for the answer any more, so that a server that answers late
+    /// still ends up with the lock the others granted.
+    in_full: Option<Vec<u8>>,
 }
 
 pub(super) struct Conn {
@@ -95,6 +102,8 @@ pub(super) struct Conn {
     connecting: bool,
     /// Logging in (AUTH, SELECT) failed: reported as a failure to connect.
     connecting_failed: bool,
+    /// Nothing has been sent on this connection yet.
+    fresh: bool,
     out: Vec<u8>,
     input: Vec<u8>,
     expect: VecDeque<Expect>,
@@ -146,25 +155,30 @@ impl Mux {
         let deadline = now + timeout;
         let mut answers: Vec<Answer<R>> = self.conns.iter().map(|_| None).collect();
         for (conn, answer) in self.conns.iter_mut().zip(answers.iter_mut()) {
-            conn.settle(now);
-            if conn.current.is_some() {
-                if wait == Wait::Never {
+            conn.settle();
+            if let Some(current) = &conn.current {
+                if wait == Wait::Never && now < current.deadline {
                     *answer = Some(Err(anyhow!("the previous request is still unanswered")));
                     continue;
                 }
-                // A release goes after whatever the server is still doing, on the same
-                // connection, so that it runs after it.
+                // A release, or a request after one that is past its time: it goes after what
+                // the server is still doing, on the same connection, so that the server runs
+                // them in order (a late acquire, then its release).
                 conn.abandon();
             }
-            if let Err(e) = conn.send(call, deadline) {
+            // A release is sent in full: it is not always waited for (below), so it must not
+            // need a second try when the server does not know the script yet (NOSCRIPT).
+            if let Err(e) = conn.send(call, wait == Wait::Never, deadline) {
                 *answer = Some(Err(e));
             }
         }
         in_flight();
         let mut linger_until: Option<Instant> = None;
         loop {
+            // Lingering, only for servers that have not been sent all of the release yet.
             let waiting: Vec<usize> = (0..self.conns.len())
                 .filter(|&i| answers[i].is_none() && self.conns[i].current.is_some())
+                .filter(|&i| linger_until.is_none() || self.conns[i].unsent())
                 .collect();
             if waiting.is_empty() {
                 break;
@@ -194,7 +208,8 @@ impl Mux {
                     Outcome::Nothing
                         if conn.current.as_ref().is_some_and(|c| now >= c.deadline) =>
                     {
-                        conn.close();
+                        // Not closed: what follows must reach the server after this request.
+                        conn.abandon();
                         Outcome::Answer(Err(anyhow!("timed out")
                             .context(format!("Redis at {}", conn.target.address))))
                     }
@@ -208,8 +223,10 @@ impl Mux {
                 if wait == Wait::Never {
                     break;
                 }
-                // A release: the other servers are normally a moment behind, and a copy left
-                // there would block others for a TTL; a frozen one is not waited for.
+                // A release: a server that has it all will run it, answered or not (it reads
+                // what came before our connection closes, even after a reset), but one still
+                // being connected to or written to would be left with a lock that blocks
+                // others for a TTL: those are waited for a moment; a frozen one is not.
                 linger_until = Some(Instant::now() + RELEASE_LINGER);
             }
         }
@@ -276,6 +293,7 @@ impl Conn {
             stream: None,
             connecting: false,
             connecting_failed: false,
+            fresh: true,
             out: Vec::new(),
             input: Vec::new(),
             expect: VecDeque::new(),
@@ -338,29 +356,18 @@ impl Conn {
         self.stream = None;
         self.connecting = false;
         self.connecting_failed = false;
+        self.fresh = true;
         self.out.clear();
         self.input.clear();
         self.expect.clear();
         self.current = None;
     }
 
-    /// Reads what has come for an earlier request, and closes the connection if that request
-    /// is past its deadline: a late reply must never be read as the answer to the next one.
-    fn settle(&mut self, now: Instant) {
-        if self.current.is_none() {
-            return;
-        }
-        let mut budget = self.expect.len() + 1;
-        while self.current.is_some() && budget > 0 {
-            budget -= 1;
-            // Whatever it answers, nobody waits for it any more.
-            match self.on_ready_abandoned() {
-                Outcome::Answer(_) => {}
-                Outcome::Nothing => break,
-            }
-        }
-        if self.current.as_ref().is_some_and(|c| now >= c.deadline) {
-            self.close();
+    /// Reads and drops what has come for an earlier request nobody waits for any more.
+    fn settle(&mut self) {
+        if self.current.is_some() {
+            // An answer, or nothing yet: either way it is dropped.
+            let _ = self.on_ready_abandoned();
         }
     }
 
@@ -374,16 +381,21 @@ impl Conn {
         self.current = None;
     }
 
-    /// Queues `call` (by hash) and writes what can be written now.
-    fn send(&mut self, call: &Call, deadline: Instant) -> Result<()> {
+    /// Queues `call`, by hash or in full, and writes what can be written now. The first
+    /// request on a connection goes in full: a server may have restarted and forgotten the
+    /// scripts, and its NOSCRIPT answer could come after the caller stopped waiting for it,
+    /// leaving it without the lock the others granted until the connection is used again.
+    fn send(&mut self, call: &Call, by_hash: bool, deadline: Instant) -> Result<()> {
         if self.stream.is_none() {
             self.open()?;
         }
-        self.out.extend_from_slice(&call.packed(true));
-        self.expect.push_back(Expect::Script { by_hash: true });
+        let by_hash = by_hash && !std::mem::take(&mut self.fresh);
+        self.out.extend_from_slice(&call.packed(by_hash));
+        self.expect.push_back(Expect::Script { by_hash });
         self.current = Some(Current {
             deadline,
             reply: None,
+            in_full: by_hash.then(|| call.packed(false)),
         });
         self.flush().map_err(|e| {
             self.close();
@@ -410,6 +422,11 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    /// Whether some of what is queued has not reached the socket yet.
+    fn unsent(&self) -> bool {
+        self.connecting || !self.out.is_empty()
     }
 
     /// Queues bytes whose replies answer no request: SUBSCRIBE, whose messages follow.
@@ -463,7 +480,7 @@ impl Conn {
         }
     }
 
-    /// As `on_ready`, for a request nobody waits for: no fallback to EVAL, no WAIT.
+    /// As `on_ready`, for a request nobody waits for: no WAIT (a fallback to EVAL still goes).
     fn on_ready_abandoned(&mut self) -> Outcome {
         match self.progress(None) {
             Ok(outcome) => outcome,
@@ -554,10 +571,11 @@ impl Conn {
             }
             (Expect::Hello, Reply::Value(_)) => Ok(Outcome::Nothing),
             (Expect::Script { by_hash: true }, Reply::Error(text))
-                if text.starts_with("NOSCRIPT") && call.is_some() =>
+                if text.starts_with("NOSCRIPT")
+                    && self.current.as_ref().is_some_and(|c| c.in_full.is_some()) =>
             {
-                let call = call.expect("checked");
-                self.out.extend_from_slice(&call.packed(false));
+                let in_full = self.current.as_mut().and_then(|c| c.in_full.take());
+                self.out.extend_from_slice(&in_full.expect("checked"));
                 self.expect.push_back(Expect::Script { by_hash: false });
                 self.flush()?;
                 Ok(Outcome::Nothing)
