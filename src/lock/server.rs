@@ -16,13 +16,20 @@ use super::keys::Keys;
 /// between, but then a request could take three round trips, each with the whole time-out.
 pub(super) struct Lua {
     script: Script,
-    code: &'static str,
+    code: String,
 }
 
 impl Lua {
-    pub(super) fn new(code: &'static str) -> Self {
+    /// The script in `source`, without its comment lines: they are for people, and with
+    /// several servers a script often goes in full (see `mux.rs`).
+    pub(super) fn new(source: &str) -> Self {
+        let code = source
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
         Lua {
-            script: Script::new(code),
+            script: Script::new(&code),
             code,
         }
     }
@@ -36,7 +43,7 @@ impl Lua {
         cmd.arg(if by_hash {
             self.script.get_hash()
         } else {
-            self.code
+            &self.code
         });
         cmd.arg(keys.len()).arg(keys).arg(args);
         cmd
