@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, RedisServer, contend, expiring_keys, is_dead, redlock, start_servers, urls,
-    wait_for_subscriber, wait_until,
+    Holder, RedisServer, contend, expiring_keys, is_dead, redlock, start_servers,
+    takes_over_on_release, urls, wait_for_subscriber, wait_until, waiter,
 };
 
 fn lock_value(server: &RedisServer, name: &str) -> Option<String> {
@@ -453,32 +453,11 @@ fn a_waiter_with_a_tls_server_takes_over_on_release() {
     // The holder's lease is 60 s: a waiter that only retried on expiry would wait that long.
     let mut holder = Holder::start(&url, &["-n", "tw", "--ttl", "60s"]);
     let dir = tempfile::tempdir().unwrap();
-    let mut waiter = redlock(&url)
-        .args([
-            "run",
-            "-n",
-            "tw",
-            "--wait",
-            "120s",
-            "--",
-            "sh",
-            "-c",
-            "echo x > took-over",
-        ])
-        .current_dir(dir.path())
-        .spawn()
-        .unwrap();
+    let waiter = waiter(&url, "tw", dir.path());
     for server in &plain {
         wait_for_subscriber(server, "tw");
     }
-    assert!(!dir.path().join("took-over").exists());
-    let released = Instant::now();
-    assert!(holder.finish().0.success());
-    let status = waiter.wait().unwrap();
-    // 20 s only rules out waiting for expiry.
-    assert!(released.elapsed() < Duration::from_secs(20));
-    assert!(status.success());
-    assert!(dir.path().join("took-over").exists());
+    takes_over_on_release(&mut holder, waiter, dir.path());
 }
 
 /// A server that does not know the scripts (a restart, or SCRIPT FLUSH, forgets them) answers

@@ -4,7 +4,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, RedisServer, contend, expiring_keys, redlock, wait_for_subscriber, wait_until,
+    Holder, RedisServer, contend, expiring_keys, redlock, takes_over_on_release,
+    wait_for_subscriber, wait_until, waiter,
 };
 
 #[test]
@@ -13,32 +14,10 @@ fn a_waiter_takes_over_on_release_not_on_expiry() {
     // The holder's lease is 60 s: a waiter that only retried on expiry would wait that long.
     let mut holder = Holder::start(&server.url(), &["-n", "w", "--ttl", "60s"]);
     let dir = tempfile::tempdir().unwrap();
-    let mut waiter = redlock(&server.url())
-        .args([
-            "run",
-            "-n",
-            "w",
-            "--wait",
-            "120s",
-            "--",
-            "sh",
-            "-c",
-            "echo took-over > took-over",
-        ])
-        .current_dir(dir.path())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let waiter = waiter(&server.url(), "w", dir.path());
     // The waiter is subscribed once Redis counts a subscriber on the lock's channel.
     wait_for_subscriber(&server, "w");
-    assert!(!dir.path().join("took-over").exists());
-    let released = Instant::now();
-    assert!(holder.finish().0.success());
-    let status = waiter.wait().unwrap();
-    // Measured in milliseconds normally (see bench/); 20 s only rules out waiting for expiry.
-    assert!(released.elapsed() < Duration::from_secs(20));
-    assert!(status.success());
-    assert!(dir.path().join("took-over").exists());
+    takes_over_on_release(&mut holder, waiter, dir.path());
 }
 
 #[test]
@@ -135,21 +114,7 @@ fn a_waiter_on_a_protected_database_takes_over_on_release() {
     let url = format!("redis://:s3cret@127.0.0.1:{}/2", server.port);
     let mut holder = Holder::start(&url, &["-n", "pw", "--ttl", "60s"]);
     let dir = tempfile::tempdir().unwrap();
-    let mut waiter = redlock(&url)
-        .args([
-            "run",
-            "-n",
-            "pw",
-            "--wait",
-            "120s",
-            "--",
-            "sh",
-            "-c",
-            "echo x > took-over",
-        ])
-        .current_dir(dir.path())
-        .spawn()
-        .unwrap();
+    let waiter = waiter(&url, "pw", dir.path());
     let mut admin = redis::Client::open(url.as_str())
         .unwrap()
         .get_connection()
@@ -162,13 +127,7 @@ fn a_waiter_on_a_protected_database_takes_over_on_release() {
             .unwrap();
         counts.get(1) == Some(&redis::Value::Int(1))
     });
-    let released = Instant::now();
-    assert!(holder.finish().0.success());
-    let status = waiter.wait().unwrap();
-    // 20 s only rules out waiting for expiry.
-    assert!(released.elapsed() < Duration::from_secs(20));
-    assert!(status.success());
-    assert!(dir.path().join("took-over").exists());
+    takes_over_on_release(&mut holder, waiter, dir.path());
 }
 
 /// A waiter that joins the queue of lock `name`: it records its token in `dir/NAME.token` when
