@@ -59,6 +59,11 @@ pub fn acquire(
     let granted = take(lock, me, policy, events, in_flight);
     // The release notices were for this wait only.
     events.stop_listening();
+    if granted.is_err() && !policy.wait.is_zero() {
+        // A waiter that gives up (or is interrupted) leaves the queue: a release would name
+        // it, and the others would wait for it.
+        lock.leave_queue(policy.timeout);
+    }
     granted
 }
 

@@ -295,10 +295,9 @@ fn a_key_of_the_wrong_type_in_the_way_is_unavailable() {
         .args(["run", "-n", "typed", "--", "true"])
         .output()
         .unwrap();
-    assert!(
-        String::from_utf8_lossy(&output.stderr)
-            .contains("redlock:{typed} or redlock:{typed}:fence holds a value")
-    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains(
+        "redlock:{typed}, redlock:{typed}:fence or redlock:{typed}:waiters holds a value"
+    ));
     rejects(
         &server.url(),
         &["run", "-n", "typed", "--", "echo", "x"],
@@ -312,6 +311,15 @@ fn a_key_of_the_wrong_type_in_the_way_is_unavailable() {
         69,
         "a key of another type is in the way",
     );
+    // The queue of waiters is checked before the lock is written: none is left behind.
+    let _: () = server.cmd(&["SET", "redlock:{queued}:waiters", "x"]);
+    rejects(
+        &server.url(),
+        &["run", "-n", "queued", "--", "echo", "x"],
+        69,
+        "a key of another type is in the way",
+    );
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{queued}"]), 0);
 }
 
 /// Out of file descriptors, redlock cannot even set up its signal handling: an internal error,

@@ -505,3 +505,62 @@ fn a_late_server_that_does_not_know_the_scripts_gets_the_lock_too() {
     );
     assert!(holder.finish().0.success());
 }
+
+/// A server on a Unix socket that accepts no more connections (its queue is full) is refused at
+/// once: it does not hold up the requests to the other servers.
+#[test]
+fn a_unix_socket_that_accepts_nothing_does_not_hold_up_the_others() {
+    use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full.sock");
+    let listener = nix::sys::socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    nix::sys::socket::bind(
+        std::os::fd::AsRawFd::as_raw_fd(&listener),
+        &UnixAddr::new(&path).unwrap(),
+    )
+    .unwrap();
+    nix::sys::socket::listen(&listener, Backlog::new(0).unwrap()).unwrap();
+    // Fill the queue, without blocking: nobody ever accepts.
+    let mut queued = Vec::new();
+    loop {
+        let client = nix::sys::socket::socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .unwrap();
+        let address = UnixAddr::new(&path).unwrap();
+        if nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&client), &address).is_err() {
+            break;
+        }
+        queued.push(client);
+        assert!(queued.len() < 1000, "the queue never fills");
+    }
+    let servers = start_servers(2);
+    let url = format!("{},redis+unix://{}", urls(&servers), path.display());
+    let mut run = redlock(&url)
+        .args(["run", "-n", "full", "--", "true"])
+        .spawn()
+        .unwrap();
+    // Generous: the point is that it does not hang (a blocking connect would, for good).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            run.kill().unwrap();
+            let _ = run.wait();
+            panic!("redlock hangs on a Unix socket that accepts nothing");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success());
+}

@@ -77,6 +77,8 @@ fn a_signal_while_waiting_ends_the_wait_with_128_plus_n() {
         String::from_utf8_lossy(&output.stderr),
         "redlock: interrupted by SIGINT while waiting for the lock\n"
     );
+    // It left the queue: a release will not name it.
+    assert_eq!(server.cmd::<i64>(&["ZCARD", "redlock:{queue}:waiters"]), 0);
     assert!(holder.finish().0.success());
 }
 

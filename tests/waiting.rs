@@ -37,6 +37,8 @@ fn wait_times_out_with_busy() {
         stderr.starts_with("redlock: gave up after 1.0s: lock 'w' is held by "),
         "{stderr}"
     );
+    // It left the queue: a release will not name it.
+    assert_eq!(server.cmd::<i64>(&["ZCARD", "redlock:{w}:waiters"]), 0);
     holder.finish();
 }
 

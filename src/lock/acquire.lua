@@ -12,11 +12,11 @@ local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] then
   -- A retry reached a server that had already executed our SET: keep it, but count it as a
   -- new grant, so that the fence of this attempt exceeds any given since on this server.
+  redis.call('ZREM', KEYS[4], ARGV[1])
   local fence = redis.call('INCR', KEYS[3])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('HSET', KEYS[2], 'fence', fence)
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  redis.call('ZREM', KEYS[4], ARGV[1])
   return {1, fence}
 end
 if current then
@@ -39,11 +39,13 @@ if current then
   return {0, redis.call('PTTL', KEYS[1]), age, h[3] or '', h[4] or '', h[5] or '', h[6] or '',
     ended, current}
 end
+-- The steps that can fail on a key of another type come before the lock is written: a script
+-- that fails half-way keeps what it wrote.
+redis.call('ZREM', KEYS[4], ARGV[1])
 local fence = redis.call('INCR', KEYS[3])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'token', ARGV[1], 'fence', fence, 'start', now_ms,
   'host', ARGV[3], 'pid', ARGV[4], 'user', ARGV[5], 'cmd', ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-redis.call('ZREM', KEYS[4], ARGV[1])
 return {1, fence}

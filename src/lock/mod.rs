@@ -289,6 +289,21 @@ impl Lock {
         }
     }
 
+    /// Takes us out of the queue of waiters on every server: a waiter that gives up. Best
+    /// effort, and it returns once a majority has answered, as a release does.
+    pub fn leave_queue(&mut self, timeout: Duration) {
+        let call = Call::leave(&self.keys, &self.token);
+        let quorum = self.quorum();
+        self.fan_out(
+            Wait::Always,
+            call,
+            timeout,
+            |reply| integer(reply).map(drop),
+            |answers| answers.iter().flatten().count() >= quorum,
+            &mut || {},
+        );
+    }
+
     /// Releases our token on every server (whatever it answered before: a paused server may
     /// still execute an old request). With `keep`, the lock is left to expire after `keep`.
     /// With `Everywhere::No` it returns once a majority has answered: the lock is free then,
@@ -365,6 +380,7 @@ impl Lock {
                 Slot::Broken(error) => anyhow!("{error}"),
                 Slot::Here(_) | Slot::Muxed => unreachable!("talked to above"),
             };
+            let refused = refused.context(format!("Redis at {}", self.addresses[index]));
             let _ = sender.send((index, Err(refused)));
         }
         drop(sender);

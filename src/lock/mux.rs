@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -28,10 +28,15 @@ use super::resp::{self, Reply};
 use super::server::{Call, NOT_REDIS, Server, describe_io, describe_reply};
 use super::{Answer, RELEASE_LINGER, Wait};
 
+/// How many replies a connection may owe before it is opened again (see `Conn::send`).
+const MAX_OWED: usize = 32;
+
 /// Where a server is, and how to log in.
 struct Target {
     address: String,
     place: Place,
+    /// The host's addresses, once looked up.
+    looked_up: Option<Vec<SocketAddr>>,
     /// AUTH and SELECT, sent ahead of the first request on each connection.
     hello: Vec<Vec<u8>>,
     replicas: u32,
@@ -133,6 +138,18 @@ impl Mux {
     /// opened at once, without waiting for them.
     pub(super) fn new(servers: &[Server]) -> Option<Mux> {
         let mut conns = servers.iter().map(Conn::new).collect::<Option<Vec<_>>>()?;
+        // Host names are looked up at once, each on a thread of its own: a lookup blocks, for
+        // as long as the resolver's time-out when it gets no answer. A failure is met again.
+        let lookups = conns.iter().filter(|conn| conn.needs_lookup()).count();
+        if lookups > 1 {
+            std::thread::scope(|scope| {
+                for conn in conns.iter_mut().filter(|conn| conn.needs_lookup()) {
+                    scope.spawn(move || {
+                        let _ = conn.look_up();
+                    });
+                }
+            });
+        }
         for conn in &mut conns {
             // A failure is met again, and reported, by the first request.
             let _ = conn.open();
@@ -158,7 +175,8 @@ impl Mux {
             conn.settle();
             if let Some(current) = &conn.current {
                 if wait == Wait::Never && now < current.deadline {
-                    *answer = Some(Err(anyhow!("the previous request is still unanswered")));
+                    *answer = Some(Err(anyhow!("the previous request is still unanswered")
+                        .context(format!("Redis at {}", conn.target.address))));
                     continue;
                 }
                 // A release, or a request after one that is past its time: it goes after what
@@ -208,10 +226,16 @@ impl Mux {
                     Outcome::Nothing
                         if conn.current.as_ref().is_some_and(|c| now >= c.deadline) =>
                     {
+                        let what = if conn.connecting {
+                            "cannot connect to Redis at"
+                        } else {
+                            "Redis at"
+                        };
                         // Not closed: what follows must reach the server after this request.
                         conn.abandon();
-                        Outcome::Answer(Err(anyhow!("timed out")
-                            .context(format!("Redis at {}", conn.target.address))))
+                        Outcome::Answer(Err(
+                            anyhow!("timed out").context(format!("{what} {}", conn.target.address))
+                        ))
                     }
                     other => other,
                 };
@@ -286,6 +310,7 @@ impl Conn {
             target: Target {
                 address: server.address.clone(),
                 place,
+                looked_up: None,
                 hello,
                 replicas: server.replicas,
             },
@@ -305,17 +330,10 @@ impl Conn {
     pub(super) fn open(&mut self) -> Result<()> {
         let stream = match &self.target.place {
             Place::Unix(path) => {
-                let stream = UnixStream::connect(path).map_err(|e| self.cannot_connect(&e))?;
-                stream
-                    .set_nonblocking(true)
-                    .map_err(|e| self.cannot_connect(&e))?;
-                Stream::Unix(stream)
+                Stream::Unix(connect_unix(path).map_err(|e| self.cannot_connect(&e))?)
             }
-            Place::Tcp(host, port) => {
-                self.addresses = (host.as_str(), *port)
-                    .to_socket_addrs()
-                    .map_err(|e| self.cannot_connect(&e))?
-                    .collect();
+            Place::Tcp(..) => {
+                self.addresses = self.look_up().map_err(|e| self.cannot_connect(&e))?.into();
                 let no_address =
                     io::Error::new(io::ErrorKind::AddrNotAvailable, "the host has no address");
                 self.connect_next(no_address)
@@ -328,6 +346,24 @@ impl Conn {
             self.expect.push_back(Expect::Hello);
         }
         Ok(())
+    }
+
+    /// The server's addresses, looked up once (see `Mux::new`).
+    fn look_up(&mut self) -> io::Result<Vec<SocketAddr>> {
+        let Place::Tcp(host, port) = &self.target.place else {
+            return Ok(Vec::new());
+        };
+        if self.target.looked_up.is_none() {
+            let addresses = (host.as_str(), *port).to_socket_addrs()?.collect();
+            self.target.looked_up = Some(addresses);
+        }
+        Ok(self.target.looked_up.clone().unwrap_or_default())
+    }
+
+    /// Whether finding the server's address takes the resolver (a host name, not an address).
+    fn needs_lookup(&self) -> bool {
+        matches!(&self.target.place, Place::Tcp(host, _) if host.parse::<IpAddr>().is_err())
+            && self.target.looked_up.is_none()
     }
 
     /// Starts connecting to the next of the host's addresses, as redis-rs tries them in turn:
@@ -381,11 +417,16 @@ impl Conn {
         self.current = None;
     }
 
-    /// Queues `call`, by hash or in full, and writes what can be written now. The first
+    /// Queues `call`, by hash or in full, and writes what can be written now. A connection that
+    /// owes `MAX_OWED` replies (a server frozen for long, while extensions kept coming) is
+    /// opened again first, dropping what it had not sent yet. The first
     /// request on a connection goes in full: a server may have restarted and forgotten the
     /// scripts, and its NOSCRIPT answer could come after the caller stopped waiting for it,
     /// leaving it without the lock the others granted until the connection is used again.
     fn send(&mut self, call: &Call, by_hash: bool, deadline: Instant) -> Result<()> {
+        if self.expect.len() >= MAX_OWED {
+            self.close();
+        }
         if self.stream.is_none() {
             self.open()?;
         }
@@ -623,6 +664,24 @@ impl Conn {
         Ok(Outcome::Answer(answer.map_err(|e| {
             e.context(format!("Redis at {}", self.target.address))
         })))
+    }
+}
+
+/// Connects to a Unix socket without waiting: a server that does not accept and whose queue
+/// is full refuses at once (EAGAIN) instead of blocking the thread that talks to the others.
+fn connect_unix(path: &std::path::Path) -> io::Result<UnixStream> {
+    let fd: OwnedFd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    match socket::connect(fd.as_raw_fd(), &socket::UnixAddr::new(path)?) {
+        Ok(()) => Ok(UnixStream::from(fd)),
+        Err(Errno::EAGAIN) => Err(io::Error::other(
+            "the server accepts no more connections (its queue is full)",
+        )),
+        Err(e) => Err(e.into()),
     }
 }
 

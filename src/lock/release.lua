@@ -13,10 +13,11 @@ if keep > 0 then
   redis.call('PEXPIRE', KEYS[2], keep)
   return 2
 end
-redis.call('DEL', KEYS[1], KEYS[2])
 -- The notice names the first waiter, which tries at once; the others try a moment later, in
 -- case it cannot (stopped, or gone): so they do not all rush the server at each release. It
--- leaves the queue here, so that one that is gone is named only once.
+-- leaves the queue here, so that one that is gone is named only once. (Before the DEL: on a
+-- key of another type this fails, and the lock is not half released.)
 local first = redis.call('ZPOPMIN', KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('PUBLISH', ARGV[3], first[1] or '')
 return 1

@@ -54,6 +54,7 @@ static ACQUIRE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("acquire.
 static EXTEND: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("extend.lua")));
 static RELEASE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("release.lua")));
 static FENCE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("fence.lua")));
+static LEAVE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("leave.lua")));
 
 /// A command or a pipeline: what `Server::query` sends.
 pub trait Request {
@@ -458,6 +459,16 @@ impl Call {
         }
     }
 
+    /// Leaves the queue of waiters.
+    pub(super) fn leave(keys: &Keys, token: &str) -> Call {
+        Call {
+            lua: &LEAVE,
+            keys: vec![keys.waiters.clone()],
+            args: args(&[&token]),
+            wrote: |_| false,
+        }
+    }
+
     /// Releases the lock if it is still ours (non-zero if so); with `keep`, leaves it to
     /// expire after `keep`.
     pub(super) fn release(keys: &Keys, token: &str, keep: Duration) -> Call {
@@ -518,11 +529,12 @@ pub(super) fn name_keys_in_the_way(
         return error;
     }
     anyhow!(
-        "{WRONG_TYPE} at {}: {} or {} holds a value redlock did not write \
+        "{WRONG_TYPE} at {}: {}, {} or {} holds a value redlock did not write \
          (delete it, or choose another --prefix)",
         address,
         keys.lock,
-        keys.fence
+        keys.fence,
+        keys.waiters
     )
 }
 
