@@ -1,5 +1,6 @@
-//! Everything the main thread waits for, in one queue: what other threads report (release
-//! notices, a lost lease), the signals redlock handles, and what became of its children.
+//! Everything the main thread waits for, in one queue: what other threads report (a lost
+//! lease; release notices from TLS servers), the release notices it reads itself while waiting
+//! for the lock (`lock::Notices`), the signals redlock handles, and what became of its children.
 //!
 //! Signals are read from a signalfd on the main thread itself, and children are reaped there
 //! on SIGCHLD: a short run needs no thread besides the main one. Starting a thread, and handing
