@@ -57,6 +57,12 @@ impl Sub<Moment> for Moment {
     }
 }
 
+/// `timeout` for `poll`, in milliseconds: rounded up, since waking a little late is harmless
+/// and a time-out rounded down to 0 would spin until the deadline.
+pub fn poll_millis(timeout: Duration) -> i32 {
+    timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -195,8 +195,7 @@ impl Events {
         if let Some(notices) = &self.notices {
             fds.extend(notices.poll_fds());
         }
-        // Rounded up: waking a little late is harmless, early would spin.
-        let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        let millis = crate::clock::poll_millis(timeout);
         // SAFETY: poll on valid pollfds, as many as the vector holds.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
         if ready > 0 && fds[1].revents != 0 {

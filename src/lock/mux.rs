@@ -101,12 +101,10 @@ struct Current {
 pub(super) struct Conn {
     target: Target,
     /// The host's addresses not tried yet, while connecting.
-    addresses: VecDeque<std::net::SocketAddr>,
+    addresses: VecDeque<SocketAddr>,
     stream: Option<Stream>,
     /// Still connecting: writable means connected (or failed).
     connecting: bool,
-    /// Logging in (AUTH, SELECT) failed: reported as a failure to connect.
-    connecting_failed: bool,
     /// Nothing has been sent on this connection yet.
     fresh: bool,
     out: Vec<u8>,
@@ -175,8 +173,8 @@ impl Mux {
             conn.settle();
             if let Some(current) = &conn.current {
                 if wait == Wait::Never && now < current.deadline {
-                    *answer = Some(Err(anyhow!("the previous request is still unanswered")
-                        .context(format!("Redis at {}", conn.target.address))));
+                    let skipped = anyhow!("the previous request is still unanswered");
+                    *answer = Some(Err(conn.named(skipped, false)));
                     continue;
                 }
                 // A release, or a request after one that is past its time: it goes after what
@@ -226,16 +224,10 @@ impl Mux {
                     Outcome::Nothing
                         if conn.current.as_ref().is_some_and(|c| now >= c.deadline) =>
                     {
-                        let what = if conn.connecting {
-                            "cannot connect to Redis at"
-                        } else {
-                            "Redis at"
-                        };
+                        let timed_out = conn.named(anyhow!("timed out"), conn.connecting);
                         // Not closed: what follows must reach the server after this request.
                         conn.abandon();
-                        Outcome::Answer(Err(
-                            anyhow!("timed out").context(format!("{what} {}", conn.target.address))
-                        ))
+                        Outcome::Answer(Err(timed_out))
                     }
                     other => other,
                 };
@@ -267,8 +259,7 @@ impl Mux {
                 owners.push(i);
             }
         }
-        // Rounded up: a time-out that rounds down to 0 would spin until the deadline.
-        let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        let millis = crate::clock::poll_millis(timeout);
         match poll(
             &mut fds,
             PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
@@ -317,7 +308,6 @@ impl Conn {
             addresses: VecDeque::new(),
             stream: None,
             connecting: false,
-            connecting_failed: false,
             fresh: true,
             out: Vec::new(),
             input: Vec::new(),
@@ -382,16 +372,23 @@ impl Conn {
     }
 
     fn cannot_connect(&self, error: &io::Error) -> anyhow::Error {
-        describe_io(error).context(format!(
-            "cannot connect to Redis at {}",
-            self.target.address
-        ))
+        self.named(describe_io(error), true)
+    }
+
+    /// `error`, naming the server; while connecting or logging in, as a failure to connect,
+    /// as redis-rs reports it on the single-server path.
+    fn named(&self, error: anyhow::Error, connecting: bool) -> anyhow::Error {
+        let what = if connecting {
+            "cannot connect to Redis at"
+        } else {
+            "Redis at"
+        };
+        error.context(format!("{what} {}", self.target.address))
     }
 
     pub(super) fn close(&mut self) {
         self.stream = None;
         self.connecting = false;
-        self.connecting_failed = false;
         self.fresh = true;
         self.out.clear();
         self.input.clear();
@@ -399,11 +396,11 @@ impl Conn {
         self.current = None;
     }
 
-    /// Reads and drops what has come for an earlier request nobody waits for any more.
+    /// Reads and drops what has come for an earlier request nobody waits for any more: no
+    /// WAIT follows it (a fallback to EVAL still goes, see `Current::in_full`).
     fn settle(&mut self) {
-        if self.current.is_some() {
-            // An answer, or nothing yet: either way it is dropped.
-            let _ = self.on_ready_abandoned();
+        if self.current.is_some() && self.progress(None).is_err() {
+            self.close();
         }
     }
 
@@ -419,10 +416,10 @@ impl Conn {
 
     /// Queues `call`, by hash or in full, and writes what can be written now. A connection that
     /// owes `MAX_OWED` replies (a server frozen for long, while extensions kept coming) is
-    /// opened again first, dropping what it had not sent yet. The first
-    /// request on a connection goes in full: a server may have restarted and forgotten the
-    /// scripts, and its NOSCRIPT answer could come after the caller stopped waiting for it,
-    /// leaving it without the lock the others granted until the connection is used again.
+    /// opened again first, dropping what it had not sent yet. The first request on a
+    /// connection goes in full: a server may have restarted and forgotten the scripts, and its
+    /// NOSCRIPT answer could come after the caller stopped waiting for it, leaving it without
+    /// the lock the others granted until the connection is used again.
     fn send(&mut self, call: &Call, by_hash: bool, deadline: Instant) -> Result<()> {
         if self.expect.len() >= MAX_OWED {
             self.close();
@@ -440,7 +437,7 @@ impl Conn {
         });
         self.flush().map_err(|e| {
             self.close();
-            e.context(format!("Redis at {}", self.target.address))
+            self.named(e, false)
         })
     }
 
@@ -496,7 +493,7 @@ impl Conn {
     pub(super) fn poll_fd(&self) -> Option<PollFd<'_>> {
         let stream = self.stream.as_ref()?;
         let mut flags = PollFlags::POLLIN;
-        if self.connecting || !self.out.is_empty() {
+        if self.unsent() {
             flags |= PollFlags::POLLOUT;
         }
         Some(PollFd::new(stream.fd(), flags))
@@ -507,27 +504,9 @@ impl Conn {
         match self.progress(Some(call)) {
             Ok(outcome) => outcome,
             Err(e) => {
-                let connecting = self.connecting || self.connecting_failed;
+                let e = self.named(e, self.connecting);
                 self.close();
-                Outcome::Answer(Err(if connecting {
-                    e.context(format!(
-                        "cannot connect to Redis at {}",
-                        self.target.address
-                    ))
-                } else {
-                    e.context(format!("Redis at {}", self.target.address))
-                }))
-            }
-        }
-    }
-
-    /// As `on_ready`, for a request nobody waits for: no WAIT (a fallback to EVAL still goes).
-    fn on_ready_abandoned(&mut self) -> Outcome {
-        match self.progress(None) {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                self.close();
-                Outcome::Answer(Err(anyhow!("closed")))
+                Outcome::Answer(Err(e))
             }
         }
     }
@@ -606,9 +585,10 @@ impl Conn {
         match (expect, reply) {
             (Expect::Stale, _) => Ok(Outcome::Nothing),
             (Expect::Hello, Reply::Error(text)) => {
-                // Logging in is part of connecting, as redis-rs reports it.
-                self.connecting_failed = true;
-                Err(describe_reply(&text))
+                // Logging in is part of connecting; the connection is of no use.
+                let refused = self.named(describe_reply(&text), true);
+                self.close();
+                Ok(Outcome::Answer(Err(refused)))
             }
             (Expect::Hello, Reply::Value(_)) => Ok(Outcome::Nothing),
             (Expect::Script { by_hash: true }, Reply::Error(text))
@@ -661,21 +641,14 @@ impl Conn {
 
     fn answer(&mut self, answer: Result<Value>) -> Result<Outcome> {
         self.current = None;
-        Ok(Outcome::Answer(answer.map_err(|e| {
-            e.context(format!("Redis at {}", self.target.address))
-        })))
+        Ok(Outcome::Answer(answer.map_err(|e| self.named(e, false))))
     }
 }
 
 /// Connects to a Unix socket without waiting: a server that does not accept and whose queue
 /// is full refuses at once (EAGAIN) instead of blocking the thread that talks to the others.
 fn connect_unix(path: &std::path::Path) -> io::Result<UnixStream> {
-    let fd: OwnedFd = socket::socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
+    let fd = stream_socket(AddressFamily::Unix)?;
     match socket::connect(fd.as_raw_fd(), &socket::UnixAddr::new(path)?) {
         Ok(()) => Ok(UnixStream::from(fd)),
         Err(Errno::EAGAIN) => Err(io::Error::other(
@@ -687,17 +660,11 @@ fn connect_unix(path: &std::path::Path) -> io::Result<UnixStream> {
 
 /// Opens a TCP connection without waiting for it: the stream, and whether it is still being
 /// made (writable once it is).
-fn start_connect(address: std::net::SocketAddr) -> io::Result<(TcpStream, bool)> {
-    let family = match address {
-        std::net::SocketAddr::V4(_) => AddressFamily::Inet,
-        std::net::SocketAddr::V6(_) => AddressFamily::Inet6,
-    };
-    let fd: OwnedFd = socket::socket(
-        family,
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
+fn start_connect(address: SocketAddr) -> io::Result<(TcpStream, bool)> {
+    let fd = stream_socket(match address {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    })?;
     let pending = match socket::connect(fd.as_raw_fd(), &SockaddrStorage::from(address)) {
         Ok(()) => false,
         Err(Errno::EINPROGRESS) => true,
@@ -706,6 +673,16 @@ fn start_connect(address: std::net::SocketAddr) -> io::Result<(TcpStream, bool)>
     let stream = TcpStream::from(fd);
     stream.set_nodelay(true)?;
     Ok((stream, pending))
+}
+
+/// A stream socket that never blocks, and is not inherited by the command.
+fn stream_socket(family: AddressFamily) -> io::Result<OwnedFd> {
+    Ok(socket::socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?)
 }
 
 fn not_redis() -> anyhow::Error {
