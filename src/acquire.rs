@@ -59,9 +59,13 @@ pub fn acquire(
     let granted = take(lock, me, policy, events, in_flight);
     // The release notices were for this wait only.
     events.stop_listening();
-    if granted.is_err() && !policy.wait.is_zero() {
-        // A waiter that gives up (or is interrupted) leaves the queue: a release would name
-        // it, and the others would wait for it.
+    // A waiter that gives up (or is interrupted) leaves the queue: a release would name it,
+    // and the others would wait for it. Not when the servers failed: that would only wait for
+    // them once more.
+    if let Err(failure) = &granted
+        && !policy.wait.is_zero()
+        && matches!(failure.kind, Kind::Busy | Kind::Signal(_))
+    {
         lock.leave_queue(policy.timeout);
     }
     granted
@@ -138,7 +142,7 @@ fn take(
             // the attempt above and the subscription is not missed.
             subscription = Some(Subscription::start(lock, events));
         }
-        let notice = match notice {
+        let mut notice = match notice {
             Some(turn) => Some(turn),
             None => {
                 let retry_at = match holder.remaining {
@@ -150,7 +154,6 @@ fn take(
         };
         // While notices name others, the queue moves and our turn comes; a pause without one
         // means the waiter named last could not take the lock.
-        let mut notice = notice;
         while notice == Some(Turn::Soon) {
             let until = (Moment::now() + OTHERS_FIRST).min(deadline);
             notice = sleep_until(until, events, &lock.token)?;
