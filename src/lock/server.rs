@@ -34,7 +34,7 @@ impl Lua {
         }
     }
 
-    fn command(&self, by_hash: bool, keys: &[&str], args: &[Vec<u8>]) -> Cmd {
+    fn command(&self, by_hash: bool, keys: &[impl ToRedisArgs], args: &[Vec<u8>]) -> Cmd {
         let mut cmd = if by_hash {
             redis::cmd("EVALSHA")
         } else {
@@ -257,8 +257,8 @@ impl Server {
         in_flight: &mut dyn FnMut(),
     ) -> Result<Value> {
         let deadline = Instant::now() + timeout;
-        let keys: Vec<&str> = call.keys.iter().map(String::as_str).collect();
-        let reply: Value = self.eval_sending(call.lua, &keys, &call.args, timeout, in_flight)?;
+        let reply: Value =
+            self.eval_sending(call.lua, &call.keys, &call.args, timeout, in_flight)?;
         if (call.wrote)(&reply) {
             self.replicated(deadline)?;
         }
@@ -274,7 +274,7 @@ impl Server {
     pub(super) fn eval<T: FromRedisValue>(
         &mut self,
         lua: &Lua,
-        keys: &[&str],
+        keys: &[impl ToRedisArgs],
         args: &[Vec<u8>],
         timeout: Duration,
     ) -> Result<T> {
@@ -286,7 +286,7 @@ impl Server {
     pub(super) fn eval_sending<T: FromRedisValue>(
         &mut self,
         lua: &Lua,
-        keys: &[&str],
+        keys: &[impl ToRedisArgs],
         args: &[Vec<u8>],
         timeout: Duration,
         in_flight: &mut dyn FnMut(),
@@ -402,9 +402,8 @@ pub(super) struct Call {
 impl Call {
     /// The command, by hash (EVALSHA) or in full (EVAL).
     pub(super) fn packed(&self, by_hash: bool) -> Vec<u8> {
-        let keys: Vec<&str> = self.keys.iter().map(String::as_str).collect();
         self.lua
-            .command(by_hash, &keys, &self.args)
+            .command(by_hash, &self.keys, &self.args)
             .get_packed_command()
     }
 
