@@ -75,15 +75,20 @@ pub enum Extension {
     Unconfirmed(anyhow::Error),
 }
 
-/// A server: talked to on the calling thread when it is the only one; with several, by the
-/// calling thread over non-blocking sockets (see `mux.rs`), or by a thread of its own when one
-/// of them is reached over TLS (see `worker.rs`): a request reaches every server at once.
+/// How the servers are talked to, so that a request reaches every server at once.
+enum Servers {
+    /// The only one: on the calling thread.
+    One(Box<Server>),
+    /// Several: by the calling thread, over non-blocking sockets (see `mux.rs`).
+    Muxed(Mux),
+    /// Several, one of them reached over TLS: by a thread each (see `worker.rs`).
+    Threads(Vec<Slot>),
+}
+
+/// A server's thread.
 enum Slot {
-    Here(Box<Server>),
-    /// Its connection is in `Lock::mux`.
-    Muxed,
     Worker(Worker),
-    /// Its thread could not be started.
+    /// It could not be started.
     Broken(String),
 }
 
@@ -114,8 +119,7 @@ enum Wait {
 }
 
 pub struct Lock {
-    servers: Vec<Slot>,
-    mux: Option<Mux>,
+    servers: Servers,
     /// Connection-less copies of the servers.
     targets: Vec<Server>,
     /// Addresses, in the order of `servers`, for messages.
@@ -128,25 +132,24 @@ pub struct Lock {
 impl Lock {
     pub fn new(servers: Vec<Server>, keys: Keys, timing: Timing) -> Self {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let mux = match servers.len() {
-            1 => None,
-            _ => Mux::new(&servers),
+        let addresses = servers.iter().map(|s| s.address.clone()).collect();
+        let targets = servers.iter().map(Server::clone_target).collect();
+        let servers = match <[Server; 1]>::try_from(servers) {
+            Ok([only]) => Servers::One(Box::new(only)),
+            Err(servers) => match Mux::new(&servers) {
+                Some(mux) => Servers::Muxed(mux),
+                None => Servers::Threads(
+                    Worker::start_all(servers)
+                        .into_iter()
+                        .map(|worker| worker.map_or_else(Slot::Broken, Slot::Worker))
+                        .collect(),
+                ),
+            },
         };
         Lock {
-            addresses: servers.iter().map(|s| s.address.clone()).collect(),
-            targets: servers.iter().map(Server::clone_target).collect(),
-            servers: match (servers.len(), &mux) {
-                (1, _) => servers
-                    .into_iter()
-                    .map(|s| Slot::Here(Box::new(s)))
-                    .collect(),
-                (_, Some(_)) => servers.iter().map(|_| Slot::Muxed).collect(),
-                (_, None) => Worker::start_all(servers)
-                    .into_iter()
-                    .map(|worker| worker.map_or_else(Slot::Broken, Slot::Worker))
-                    .collect(),
-            },
-            mux,
+            addresses,
+            targets,
+            servers,
             keys,
             token,
             timing,
@@ -160,7 +163,7 @@ impl Lock {
     }
 
     pub fn quorum(&self) -> usize {
-        majority(self.servers.len())
+        majority(self.addresses.len())
     }
 
     /// Tries once to take the lock on every server. `Err` means too few servers answered.
@@ -219,7 +222,7 @@ impl Lock {
             // a server that timed out may still execute our request once it wakes up.
             self.release(Duration::ZERO, timeout, Everywhere::Yes);
         }
-        let n = self.servers.len();
+        let n = self.addresses.len();
         if beyond_minority(errors.len(), n) {
             let answered = n - errors.len();
             return Err(match n {
@@ -280,7 +283,7 @@ impl Lock {
         }
         if ours >= quorum && Moment::now() < lease_end {
             Extension::Confirmed { lease_end }
-        } else if beyond_minority(gone, self.servers.len()) {
+        } else if beyond_minority(gone, self.addresses.len()) {
             Extension::Lost("the lock was deleted or taken by another holder".into())
         } else if errors.is_empty() {
             Extension::Unconfirmed(anyhow!("the extension was confirmed too late"))
@@ -347,21 +350,24 @@ impl Lock {
         call: Call,
         timeout: Duration,
         read: fn(Value) -> Result<R>,
-        done: impl Fn(&[Option<Result<R>>]) -> bool,
+        done: impl Fn(&[Answer<R>]) -> bool,
         in_flight: &mut dyn FnMut(),
-    ) -> Vec<Option<Result<R>>> {
-        if let [Slot::Here(only)] = self.servers.as_mut_slice() {
-            return vec![Some(only.perform(&call, timeout, in_flight).and_then(read))];
-        }
-        if let Some(mux) = &mut self.mux {
-            return mux.fan_out(wait, &call, timeout, &read, &done, in_flight);
-        }
+    ) -> Vec<Answer<R>> {
+        let slots = match &mut self.servers {
+            Servers::One(only) => {
+                return vec![Some(only.perform(&call, timeout, in_flight).and_then(read))];
+            }
+            Servers::Muxed(mux) => {
+                return mux.fan_out(wait, &call, timeout, &read, &done, in_flight);
+            }
+            Servers::Threads(slots) => slots,
+        };
         let call = Arc::new(call);
         let op =
             move |server: &mut Server| server.perform(&call, timeout, &mut || {}).and_then(read);
         let op = Arc::new(op);
         let (sender, answers_in) = mpsc::channel();
-        for (index, slot) in self.servers.iter().enumerate() {
+        for (index, slot) in slots.iter().enumerate() {
             let refused = match slot {
                 Slot::Worker(worker) if wait == Wait::Never && worker.busy() => {
                     anyhow!("the previous request is still unanswered")
@@ -378,14 +384,13 @@ impl Lock {
                     anyhow!("its thread has ended")
                 }
                 Slot::Broken(error) => anyhow!("{error}"),
-                Slot::Here(_) | Slot::Muxed => unreachable!("talked to above"),
             };
             let refused = refused.context(format!("Redis at {}", self.addresses[index]));
             let _ = sender.send((index, Err(refused)));
         }
         drop(sender);
         in_flight();
-        let mut answers: Vec<Option<Result<R>>> = self.servers.iter().map(|_| None).collect();
+        let mut answers: Vec<Answer<R>> = slots.iter().map(|_| None).collect();
         let mut linger_until: Option<Moment> = None;
         loop {
             let next = match linger_until {
@@ -422,11 +427,7 @@ pub fn beyond_minority(count: usize, servers: usize) -> bool {
 
 /// Whether the answers so far settle the outcome: `yes` reached a majority. A failure waits for
 /// every answer (each bounded by its time-out): its message says what each server said.
-fn decided<R>(
-    answers: &[Option<Result<R>>],
-    quorum: usize,
-    yes: impl Fn(&Result<R>) -> bool,
-) -> bool {
+fn decided<R>(answers: &[Answer<R>], quorum: usize, yes: impl Fn(&Result<R>) -> bool) -> bool {
     answers.iter().flatten().filter(|a| yes(a)).count() >= quorum
 }
 
