@@ -217,47 +217,29 @@ fn min_hold_does_not_keep_a_lock_whose_command_never_ran() {
     assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{typo}"]), 0);
 }
 
-#[test]
-fn the_command_starts_with_no_signal_blocked() {
+/// The line `field` of /proc/self/status as the command sees it, run under redlock.
+fn command_status_line(field: &str) -> String {
     let server = RedisServer::start();
     let output = redlock(&server.url())
-        .args([
-            "run",
-            "-n",
-            "mask",
-            "--",
-            "grep",
-            "^SigBlk",
-            "/proc/self/status",
-        ])
+        .args(["run", "-n", "status", "--", "grep"])
+        .arg(format!("^{field}:"))
+        .arg("/proc/self/status")
         .output()
         .unwrap();
     assert!(output.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout),
-        "SigBlk:\t0000000000000000\n"
-    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn the_command_starts_with_no_signal_blocked() {
+    assert_eq!(command_status_line("SigBlk"), "SigBlk:\t0000000000000000\n");
 }
 
 /// redlock ignores SIGPIPE (Rust does), and an ignored signal survives exec: the command must
 /// get it back at its default, or `yes | head` style pipelines would never end.
 #[test]
 fn the_command_starts_with_sigpipe_at_its_default() {
-    let server = RedisServer::start();
-    let output = redlock(&server.url())
-        .args([
-            "run",
-            "-n",
-            "pipe",
-            "--",
-            "grep",
-            "^SigIgn",
-            "/proc/self/status",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let line = String::from_utf8_lossy(&output.stdout);
+    let line = command_status_line("SigIgn");
     let ignored = u64::from_str_radix(line.trim().trim_start_matches("SigIgn:\t"), 16).unwrap();
     assert_eq!(ignored & (1 << (13 - 1)), 0, "SIGPIPE is ignored: {line}");
 }
