@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::ffi::{CString, OsString};
 use std::io::{self, IsTerminal};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitStatus};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
 use std::thread;
 use std::time::Duration;
 
@@ -45,11 +45,17 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)], guard: &Guard) -> Result
     // and Ctrl-C reaches the command directly.
     let take_terminal = io::stdin().is_terminal() && tcgetpgrp(io::stdin()).ok() == Some(getpgrp());
     let group = guard.pid();
-    let started = if take_terminal {
-        spawn_with_terminal(argv, env, group)
-    } else {
-        posix_spawn(argv, env, group)
-    };
+    // Before the command starts, as its group already exists (the guard leads it): a command
+    // that read the terminal before its group had it would be stopped by SIGTTIN. Done here
+    // rather than in the child between fork and exec, so that the command starts the one way,
+    // through posix_spawn, with or without a terminal.
+    if take_terminal {
+        give_terminal(group);
+    }
+    let started = posix_spawn(argv, env, group);
+    if started.is_err() && take_terminal {
+        reclaim_terminal(group);
+    }
     guard.step_out();
     let pid = started.map_err(|e| {
         let program = argv[0].to_string_lossy();
@@ -63,10 +69,6 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)], guard: &Guard) -> Result
             anyhow::anyhow!("cannot run '{program}': {}", describe_spawn(&e)),
         )
     })?;
-    if take_terminal {
-        // Also from this side, as shells do: whichever runs first wins the race with exec.
-        give_terminal(group);
-    }
     Ok(Spawned {
         pid,
         group,
@@ -74,10 +76,11 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)], guard: &Guard) -> Result
     })
 }
 
-/// Starts the command with posix_spawn, which unlike a fork does not copy redlock's memory.
-/// It starts as std would start it after a fork: nothing blocked (redlock blocks the signals it
-/// handles, see signals.rs) and SIGPIPE at its default (Rust ignores it, and an ignored signal
-/// stays ignored across exec).
+/// Starts the command with posix_spawn, which unlike a fork does not copy redlock's memory,
+/// and runs a script without a `#!` line with /bin/sh whatever the libc (glibc's execvp(3)
+/// does, musl's does not). It starts as std would start it after a fork: nothing blocked
+/// (redlock blocks the signals it handles, see signals.rs) and SIGPIPE at its default (Rust
+/// ignores it, and an ignored signal stays ignored across exec).
 fn posix_spawn(argv: &[OsString], env: &[(&str, String)], group: Pid) -> io::Result<Pid> {
     let args = argv
         .iter()
@@ -142,29 +145,6 @@ fn found_in_path(program: &OsString) -> Option<OsString> {
 fn c_string(bytes: Vec<u8>) -> io::Result<CString> {
     CString::new(bytes)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in an argument"))
-}
-
-/// With the terminal the command must own it before it runs (reading it first would stop it
-/// with SIGTTIN), so it is forked to call tcsetpgrp before exec. std resets SIGPIPE after the
-/// fork, not the signal mask.
-fn spawn_with_terminal(argv: &[OsString], env: &[(&str, String)], group: Pid) -> io::Result<Pid> {
-    let mut command = Command::new(&argv[0]);
-    command
-        .args(&argv[1..])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .process_group(group.as_raw());
-    // SAFETY: only async-signal-safe calls (sigprocmask, tcsetpgrp) between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            // Best effort: the parent does the same, and either is enough.
-            let _ = with_sigttou_blocked(|| tcsetpgrp(io::stdin(), getpgrp()));
-            pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
-            Ok(())
-        });
-    }
-    // The child is not waited for here: `Children::reap` does, with the stops std does not
-    // report.
-    Ok(Pid::from_raw(command.spawn()?.id() as i32))
 }
 
 /// The children redlock waits for: the guard and, once it runs, the command. They are reaped

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use crate::support::{RedisServer, expiring_keys, read_pid, redlock, wait_until};
+use crate::support::{RedisServer, Terminal, expiring_keys, read_pid, redlock, wait_until};
 
 #[test]
 fn passes_stdin_stdout_and_stderr_through() {
@@ -268,6 +268,28 @@ fn a_script_without_a_shebang_runs_with_sh() {
         assert!(output.status.success(), "{program}: {output:?}");
         assert_eq!(String::from_utf8_lossy(&output.stdout), "from-sh a b\n");
     }
+}
+
+/// The same in a terminal, where the command is given the terminal before it starts: it runs
+/// with /bin/sh there too, whatever the libc's execvp(3) does (musl's has no such fallback), and
+/// can read the terminal.
+#[test]
+fn a_script_without_a_shebang_runs_with_sh_in_a_terminal() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("plain-script");
+    std::fs::write(&script, "read line; echo \"from-sh $1 $line\"\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let inner = format!(
+        "'{}' run -n plain -- '{}' arg; echo \"status=$?\"",
+        env!("CARGO_BIN_EXE_redlock"),
+        script.display()
+    );
+    let mut terminal = Terminal::start(&inner, &server.url());
+    terminal.type_in("typed\n");
+    terminal.expect("from-sh arg typed");
+    terminal.expect("status=0");
 }
 
 /// A parent that ignores SIGCHLD passes that on across exec; redlock must still see its
