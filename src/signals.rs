@@ -14,7 +14,12 @@
 //!
 //! A signal that was ignored when redlock started (`nohup` ignores SIGHUP, a non-interactive
 //! shell ignores SIGINT and SIGQUIT in its background jobs) stays ignored, by redlock and by the
-//! command, as it would for any program run there; it is not forwarded.
+//! command, as it would for any program run there: it neither ends a wait nor is forwarded.
+//! `take_over` leaves it unblocked and out of the signalfd, so the kernel discards it; blocked,
+//! it would be queued for the signalfd all the same (Linux keeps a blocked signal even when it
+//! is ignored: `sig_ignored` in kernel/signal.c). Its disposition is left alone, and an ignored
+//! disposition survives exec, so the command starts with it ignored too (`child::spawn` resets
+//! only SIGPIPE).
 //!
 //! SIGKILL and SIGSTOP cannot be caught; for a SIGKILLed redlock the command's group gets
 //! SIGKILL from the guard (see `guard.rs`).
@@ -41,11 +46,11 @@ pub struct Caught {
     pub from_kernel: bool,
 }
 
-/// Blocks the forwarded signals and SIGCHLD in this thread, and so in every thread it starts
-/// later, and returns a non-blocking signalfd to read them from (see `events.rs`). No handler
-/// runs for them on any thread: a handler would cut short a blocking read on a Redis socket
-/// with EINTR, which a socket with a timeout does not restart (signal(7)). The command starts
-/// with nothing blocked (see `child::spawn`).
+/// Blocks the forwarded signals that were not ignored at start, and SIGCHLD, in this thread,
+/// and so in every thread it starts later, and returns a non-blocking signalfd to read them
+/// from (see `events.rs`). No handler runs for them on any thread: a handler would cut short a
+/// blocking read on a Redis socket with EINTR, which a socket with a timeout does not restart
+/// (signal(7)). The command starts with nothing blocked (see `child::spawn`).
 ///
 /// Call this before starting any thread.
 pub fn take_over() -> Result<SignalFd> {
@@ -54,7 +59,8 @@ pub fn take_over() -> Result<SignalFd> {
     // SAFETY: SIG_DFL installs no handler.
     unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) }?;
     let mut set = SigSet::empty();
-    for signal in FORWARDED.iter().chain(&[libc::SIGCHLD]) {
+    let taken = FORWARDED.iter().filter(|&&signal| !ignored(signal));
+    for signal in taken.chain(&[libc::SIGCHLD]) {
         set.add(Signal::try_from(*signal).expect("a valid signal number"));
     }
     set.thread_block()?;
@@ -62,6 +68,15 @@ pub fn take_over() -> Result<SignalFd> {
         &set,
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
     )?)
+}
+
+/// Whether `signal` is ignored (SIG_IGN), as it is at start when redlock's parent left it so.
+fn ignored(signal: i32) -> bool {
+    let mut current = std::mem::MaybeUninit::<libc::sigaction>::uninit();
+    // SAFETY: a null new action only reads the current one into `current` (sigaction(2)).
+    let read = unsafe { libc::sigaction(signal, std::ptr::null(), current.as_mut_ptr()) };
+    // SAFETY: sigaction filled `current` in when it succeeded.
+    read == 0 && unsafe { current.assume_init() }.sa_sigaction == libc::SIG_IGN
 }
 
 /// What a signalfd read says of a signal.

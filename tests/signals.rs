@@ -1,8 +1,10 @@
-//! Signals sent to redlock reach the command; its status is kept and the lock is freed at once.
+//! Signals sent to redlock reach the command, except those ignored when it started; the
+//! command's status is kept and the lock is freed at once.
 
-use std::process::Stdio;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{SigHandler, Signal, kill, signal};
 use nix::unistd::Pid;
 
 use crate::support::{
@@ -80,6 +82,105 @@ fn a_signal_while_waiting_ends_the_wait_with_128_plus_n() {
     // It left the queue: a release will not name it.
     assert_eq!(server.cmd::<i64>(&["ZCARD", "redlock:{queue}:waiters"]), 0);
     assert!(holder.finish().0.success());
+}
+
+/// `command`, started with `ignored` ignored, as `nohup` starts its command with SIGHUP ignored
+/// and a non-interactive shell its background jobs with SIGINT ignored.
+fn ignoring(ignored: Signal, command: &mut Command) -> &mut Command {
+    // SAFETY: sigaction is async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            signal(ignored, SigHandler::SigIgn)?;
+            Ok(())
+        })
+    }
+}
+
+#[test]
+fn sighup_ignored_at_start_does_not_end_a_wait() {
+    ignored_at_start_does_not_end_a_wait(Signal::SIGHUP);
+}
+
+#[test]
+fn sigint_ignored_at_start_does_not_end_a_wait() {
+    ignored_at_start_does_not_end_a_wait(Signal::SIGINT);
+}
+
+/// A signal ignored when redlock started does not end a wait (issue 10): the waiter takes the
+/// lock when the holder is done and runs its command.
+fn ignored_at_start_does_not_end_a_wait(ignored: Signal) {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["-n", "y"]);
+    let dir = tempfile::tempdir().unwrap();
+    let waiter = ignoring(ignored, &mut redlock(&server.url()))
+        .args(["run", "-n", "y", "--wait", "60s", "--", "sh", "-c"])
+        .arg("echo x > took-over")
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_subscriber(&server, "y");
+    for _ in 0..3 {
+        kill(Pid::from_raw(waiter.id() as i32), ignored).unwrap();
+    }
+    // Had a signal ended the wait, the waiter would be gone when the lock is released.
+    assert!(holder.finish().0.success());
+    let output = waiter.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{ignored}: {:?} {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("took-over").exists());
+}
+
+#[test]
+fn sighup_ignored_at_start_is_not_forwarded() {
+    ignored_at_start_is_not_forwarded(Signal::SIGHUP);
+}
+
+#[test]
+fn sigint_ignored_at_start_is_not_forwarded() {
+    ignored_at_start_is_not_forwarded(Signal::SIGINT);
+}
+
+/// A signal ignored when redlock started is not forwarded while the command runs, and the
+/// command starts with it ignored too (issue 10).
+fn ignored_at_start_is_not_forwarded(ignored: Signal) {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The command notes what it ignores, then takes the signal back at its default, as a
+    // program with a handler of its own would: a forwarded signal would kill it.
+    let outer = "grep ^SigIgn: /proc/$$/status > ignored; \
+                 exec env --default-signal=\"$1\" sh -c \"$2\"";
+    let inner = "trap 'exit 3' USR1; echo > ready; sleep 1000 & wait";
+    let command = ignoring(ignored, &mut redlock(&server.url()))
+        .args(["run", "-n", "fwd", "--", "sh", "-c", outer, "sh"])
+        .args([&ignored.as_str()[3..], inner])
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the command is ready", || dir.path().join("ready").exists());
+    let redlock_pid = Pid::from_raw(command.id() as i32);
+    for _ in 0..3 {
+        kill(redlock_pid, ignored).unwrap();
+    }
+    // USR1 is forwarded after them, had they been caught: a signalfd hands out the
+    // lowest-numbered pending signal first, and HUP and INT come before USR1.
+    kill(redlock_pid, Signal::SIGUSR1).unwrap();
+    let output = command.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "{ignored}: {:?} {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = std::fs::read_to_string(dir.path().join("ignored")).unwrap();
+    let mask = u64::from_str_radix(line.trim().trim_start_matches("SigIgn:\t"), 16).unwrap();
+    assert_ne!(mask & (1 << (ignored as i32 - 1)), 0, "{ignored}: {line}");
 }
 
 /// In a terminal the command gets the terminal: it can read it (a background process group
