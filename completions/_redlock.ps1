@@ -79,6 +79,7 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
             [CompletionResult]::new('--redis', '--redis', [CompletionResultType]::ParameterName, 'Redis server URL (repeat it for several independent servers)')
             [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix of every key redlock writes')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Really break the lock')
+            [CompletionResult]::new('--now', '--now', [CompletionResultType]::ParameterName, 'Delete the lock at once, without asking its holder to stop first')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break

@@ -173,7 +173,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__release)
-            opts="-n -h --name --force --token --redis --prefix --help"
+            opts="-n -h --name --force --token --now --redis --prefix --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -72,6 +72,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand --redis 'Redis server URL (repeat it for several independent servers)'
             cand --prefix 'Prefix of every key redlock writes'
             cand --force 'Really break the lock'
+            cand --now 'Delete the lock at once, without asking its holder to stop first'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }

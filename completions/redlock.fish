@@ -58,6 +58,7 @@ complete -c redlock -n "__fish_redlock_using_subcommand release" -l token -d 'On
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l prefix -d 'Prefix of every key redlock writes' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l force -d 'Really break the lock'
+complete -c redlock -n "__fish_redlock_using_subcommand release" -l now -d 'Delete the lock at once, without asking its holder to stop first'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release help" -f -a "run" -d 'Run COMMAND while holding the lock NAME'
 complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release help" -f -a "status" -d 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)'

@@ -3,9 +3,6 @@
 //! the holder's lease would run out (plus jitter), whichever comes first.
 
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
 use std::time::Duration;
 
 use crate::clock::Moment;
@@ -15,11 +12,10 @@ use anyhow::anyhow;
 use crate::duration::human;
 use crate::events::{Event, Events};
 use crate::exit::{Failure, Kind};
-use crate::lock::{Attempt, Everywhere, Holder, HolderInfo, Lock, Notices};
+use crate::lock::{Attempt, Everywhere, Holder, HolderInfo, Lock};
 use crate::signals;
+use crate::subscription::Subscription;
 
-/// How often an idle subscriber thread checks whether it is still wanted (no Redis traffic).
-const SUBSCRIBER_POLL: Duration = Duration::from_millis(250);
 /// Longest random pause before retrying after a split vote.
 const SPLIT_RETRY: Duration = Duration::from_millis(50);
 /// How long waiters let the one a release notice names try first: a moment, should it be
@@ -140,7 +136,7 @@ fn take(
             }
             // Subscribing wakes us once more when it is confirmed, so that a release between
             // the attempt above and the subscription is not missed.
-            subscription = Some(Subscription::start(lock, events));
+            subscription = Some(Subscription::start(lock.targets(), &lock.keys.channel, events));
         }
         let mut notice = match notice {
             Some(turn) => Some(turn),
@@ -191,7 +187,7 @@ fn sleep_until(until: Moment, events: &mut Events, me: &str) -> Result<Option<Tu
     loop {
         match events.recv_timeout(until.saturating_duration_since(Moment::now())) {
             None => return Ok(None),
-            Some(Event::Released(named)) => return Ok(Some(turn(named, me))),
+            Some(Event::Notice(named)) => return Ok(Some(turn(named, me))),
             Some(Event::Signal(caught)) => return Err(interrupted(caught.signal)),
             Some(_) => continue,
         }
@@ -205,7 +201,7 @@ fn drain(events: &mut Events, me: &str) -> (Option<i32>, Option<Turn>) {
     while let Some(event) = events.try_recv() {
         match event {
             Event::Signal(caught) => return (Some(caught.signal), notice),
-            Event::Released(named) => {
+            Event::Notice(named) => {
                 let turn = turn(named, me);
                 if notice != Some(Turn::Now) {
                     notice = Some(turn);
@@ -258,70 +254,6 @@ pub fn busy_message(name: &str, holder: &Holder) -> String {
         None => text.push_str("; the key has no expiry"),
     }
     text
-}
-
-/// Release-notice listeners, which stop when dropped: read by the main thread itself
-/// (`Notices`, given to `events`), or with a TLS server among them, a thread and connection
-/// per server.
-enum Subscription {
-    Polled,
-    Threads { stop: Arc<AtomicBool> },
-}
-
-impl Subscription {
-    fn start(lock: &Lock, events: &mut Events) -> Self {
-        let servers = lock.targets();
-        if let Some(notices) = Notices::subscribe(&servers, &lock.keys.channel) {
-            events.listen(notices);
-            return Subscription::Polled;
-        }
-        let events = events.sender();
-        let stop = Arc::new(AtomicBool::new(false));
-        for server in servers {
-            let channel = lock.keys.channel.clone();
-            let (stop, events) = (stop.clone(), events.clone());
-            // A subscriber that cannot connect only costs us the prompt wake-up: the timed
-            // retry still runs, and reports the server if it stays unreachable.
-            let _ = thread::Builder::new()
-                .name("subscriber".into())
-                .spawn(move || {
-                    let Ok(mut connection) = server.connect() else {
-                        return;
-                    };
-                    let mut pubsub = connection.as_pubsub();
-                    if pubsub.subscribe(&channel).is_err()
-                        || pubsub.set_read_timeout(Some(SUBSCRIBER_POLL)).is_err()
-                        || events.send(Event::Released(None)).is_err()
-                    {
-                        return;
-                    }
-                    while !stop.load(Ordering::Relaxed) {
-                        match pubsub.get_message() {
-                            Ok(message) => {
-                                let named = message
-                                    .get_payload::<String>()
-                                    .ok()
-                                    .filter(|token| !token.is_empty());
-                                if events.send(Event::Released(named)).is_err() {
-                                    return;
-                                }
-                            }
-                            Err(e) if e.is_timeout() => {}
-                            Err(_) => return,
-                        }
-                    }
-                });
-        }
-        Subscription::Threads { stop }
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        if let Subscription::Threads { stop } = self {
-            stop.store(true, Ordering::Relaxed);
-        }
-    }
 }
 
 #[cfg(test)]

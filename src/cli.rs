@@ -24,8 +24,10 @@ pub enum Command {
     /// Run COMMAND while holding the lock NAME.
     #[command(long_about = "Run COMMAND while holding the lock NAME.\n\n\
         The lock is taken with a lease of --ttl, kept alive every --heartbeat while the command runs, \
-        and released when it exits. If the lease cannot be kept, the command's process group is \
-        terminated before the lease can run out and redlock exits with the lock-lost status.",
+        and released when it exits. If the lease cannot be kept, or the lock is broken or taken \
+        over, the command's process group is terminated before the lease can run out and redlock \
+        exits with the lock-lost status (76), as it does when the release finds the lock no \
+        longer ours.",
         after_long_help = RUN_AFTER_HELP)]
     Run(RunArgs),
 
@@ -49,13 +51,16 @@ pub enum Command {
 
     /// Break the lock NAME (needs --force).
     #[command(
-        long_about = "Break the lock NAME: delete it and tell waiters at once. Without \
-        --force it only says what it would do. With --token it deletes the lock only if it still \
-        holds that token. The holder's heartbeat then finds its lock gone, stops its command and \
-        exits with the lock-lost status (76); until its next extension (at most --heartbeat) \
-        its command still runs, alongside a waiter that took the lock at once.\n\n\
-        Exit status: 0 when broken, 1 when there was nothing to break (free, or another token), \
-        64 without --force, 69 when Redis is unavailable."
+        long_about = "Break the lock NAME. Without --force it only says what it would do. \
+        With --force, a live holder is first asked to stop: it stops its command (SIGTERM, then \
+        SIGKILL after its --kill-after), releases the lock and exits with the lock-lost status \
+        (76), and release waits for that, up to the holder's --kill-after plus 2s, so that a \
+        waiter never starts beside the old command. A holder that does not answer in time (a \
+        dead host, a stale lock) has its lock deleted, and its waiters are told at once. With \
+        --token only the lock that still holds that token is touched.\n\n\
+        Exit status: 0 when no majority of the servers holds the lock any more, 1 when there \
+        was nothing to break (free, or another token), 64 without --force, 69 when too few \
+        servers answered to know (the message names them)."
     )]
     Release(ReleaseArgs),
 }
@@ -121,6 +126,14 @@ pub struct ReleaseArgs {
     /// The token `redlock status` shows: a lock taken again since is left alone.
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
+
+    /// Delete the lock at once, without asking its holder to stop first
+    ///
+    /// The holder hears of it within milliseconds and stops its command, but a waiter takes
+    /// the lock at once: for up to the holder's --kill-after, the old command may still run
+    /// beside the new holder's. Use it for a holder you know is gone.
+    #[arg(long, requires = "force")]
+    pub now: bool,
 
     #[command(flatten)]
     pub servers: ServerArgs,
@@ -252,7 +265,9 @@ Exit status:
   75             busy: not acquired within --wait; the command did not run (-E changes it)
   69             Redis unavailable before the command ran
   64             usage error
-  76             the lock was lost while the command ran, and the command was stopped
+  76             the lock was lost: deleted, broken by `release --force`, taken over, or not
+                 extended in time; noticed while the command ran (it was stopped) or found at
+                 release; the message gives the command's own status
   126, 127       the command could not be executed / was not found
   70             internal error
 

@@ -1,6 +1,7 @@
 //! Everything the main thread waits for, in one queue: what other threads report (a lost
-//! lease; release notices from TLS servers), the release notices it reads itself while waiting
-//! for the lock (`lock::Notices`), the signals redlock handles, and what became of its children.
+//! lease; notices from TLS servers), the notices it reads itself (`lock::Notices`: release
+//! notices while it waits for the lock, its lock's control channel while it holds it), the
+//! signals redlock handles, and what became of its children.
 //!
 //! Signals are read from a signalfd on the main thread itself, and children are reaped there
 //! on SIGCHLD: a short run needs no thread besides the main one. Starting a thread, and handing
@@ -25,9 +26,11 @@ use crate::signals::{self, Caught};
 #[derive(Debug)]
 pub enum Event {
     Signal(Caught),
-    /// A release notice (or a subscription confirmed): worth trying the lock again. It may
-    /// name the waiter that is to try first, by its token.
-    Released(Option<String>),
+    /// A message on the channel listened to, with its payload, or `None` for a subscription
+    /// confirmed. While waiting, a release notice: worth trying the lock again; it may name the
+    /// waiter that is to try first, by its token. While holding, a control notice (see
+    /// `run::Control`).
+    Notice(Option<String>),
     Exited(ExitStatus),
     /// The command was stopped (SIGTSTP, SIGSTOP...), or continued after that.
     Stopped,
@@ -63,7 +66,7 @@ pub struct Events {
     children: Children,
     /// Events read from the signalfd, not yet handed out.
     pending: VecDeque<Event>,
-    /// Release notices, while waiting for the lock: read here, on this thread.
+    /// Notices, while waiting for the lock or holding it: read here, on this thread.
     notices: Option<Notices>,
 }
 
@@ -97,7 +100,7 @@ impl Events {
         &self.children
     }
 
-    /// From now on a notice on these sockets is reported (`Event::Released`).
+    /// From now on a notice on these sockets is reported (`Event::Notice`).
     pub fn listen(&mut self, notices: Notices) {
         self.notices = Some(notices);
     }
@@ -152,7 +155,7 @@ impl Events {
         }
         let notices = self.notices.as_mut().map(Notices::read).unwrap_or_default();
         self.pending
-            .extend(notices.into_iter().map(Event::Released));
+            .extend(notices.into_iter().map(Event::Notice));
         self.pending.pop_front()
     }
 
@@ -163,7 +166,7 @@ impl Events {
         let once = self
             .pending
             .iter()
-            .position(|event| !matches!(event, Event::Signal(_) | Event::Released(_)))?;
+            .position(|event| !matches!(event, Event::Signal(_) | Event::Notice(_)))?;
         self.pending.remove(once)
     }
 
@@ -217,12 +220,12 @@ mod tests {
         let mut events = Events::new().unwrap();
         let sender = events.sender();
         for _ in 0..3 {
-            sender.send(Event::Released(None)).unwrap();
+            sender.send(Event::Notice(None)).unwrap();
         }
         assert!(events.recv_timeout(Duration::ZERO).is_none());
         assert!(matches!(
             events.recv_timeout(Duration::from_secs(60)),
-            Some(Event::Released(None))
+            Some(Event::Notice(None))
         ));
         assert!(events.try_recv().is_some());
     }
@@ -233,17 +236,17 @@ mod tests {
     fn events_that_happen_once_are_handed_out_past_the_deadline() {
         let mut events = Events::new().unwrap();
         let sender = events.sender();
-        sender.send(Event::Released(None)).unwrap();
+        sender.send(Event::Notice(None)).unwrap();
         sender.send(Event::Lost("gone".into())).unwrap();
-        sender.send(Event::Released(None)).unwrap();
+        sender.send(Event::Notice(None)).unwrap();
         assert!(matches!(
             events.recv_timeout(Duration::ZERO),
             Some(Event::Lost(_))
         ));
         assert!(events.recv_timeout(Duration::ZERO).is_none());
         // Nothing is lost: the notices are still there, in order.
-        assert!(matches!(events.try_recv(), Some(Event::Released(None))));
-        assert!(matches!(events.try_recv(), Some(Event::Released(None))));
+        assert!(matches!(events.try_recv(), Some(Event::Notice(None))));
+        assert!(matches!(events.try_recv(), Some(Event::Notice(None))));
         assert!(events.try_recv().is_none());
     }
 }

@@ -88,6 +88,15 @@ pub fn status_code(status: ExitStatus) -> u8 {
     }
 }
 
+/// The command's status for messages: `0`, or `143 (killed by SIGTERM)`.
+pub fn describe_status(status: ExitStatus) -> String {
+    let code = status_code(status);
+    match status.signal() {
+        Some(signal) => format!("{code} (killed by {})", crate::signals::name(signal)),
+        None => code.to_string(),
+    }
+}
+
 fn signal_code(signal: i32) -> u8 {
     (128 + signal).clamp(0, 255) as u8
 }
@@ -109,6 +118,12 @@ mod tests {
         assert_eq!(status_code(ExitStatus::from_raw(15)), 143);
         // A core dump sets bit 7; the signal is still the low bits.
         assert_eq!(status_code(ExitStatus::from_raw(0x80 | 11)), 139);
+    }
+
+    #[test]
+    fn statuses_are_described_with_their_signal() {
+        assert_eq!(describe_status(ExitStatus::from_raw(3 << 8)), "3");
+        assert_eq!(describe_status(ExitStatus::from_raw(15)), "143 (killed by SIGTERM)");
     }
 
     #[test]

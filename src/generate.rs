@@ -137,7 +137,7 @@ Redis unavailable before the command ran: cannot connect, wrong or missing passw
 Usage error: bad flag, duration, name or URL, or an unsafe combination (EX_USAGE).
 .TP
 76
-The lock was lost while the command ran, and the command was stopped.
+The lock was lost: deleted, broken by \fBredlock release \-\-force\fR, taken by another holder, or not extended in time. Noticed while the command ran (at once for a break or a takeover), the command was stopped (SIGTERM, then SIGKILL after \fB\-\-kill\-after\fR); found at release, the command had ended. The message gives the command's own status.
 .TP
 126
 The command exists but cannot be executed.
@@ -152,7 +152,7 @@ Internal error (EX_SOFTWARE).
 const EXIT_STATUS_OPERATORS: &str = r#".SS "redlock status, list, release"
 .TP
 0
-status: the lock is held; list: done; release: the lock was broken.
+status: the lock is held; list: done; release: no majority of the servers holds the lock any more (its holder released it when asked, or it was deleted).
 .TP
 1
 status: the lock is free; release: there was nothing to break.
@@ -161,7 +161,7 @@ status: the lock is free; release: there was nothing to break.
 Usage error, and release without \fB\-\-force\fR.
 .TP
 69
-Redis unavailable.
+Redis unavailable; for release: too few servers answered to know that no majority holds the lock (the message names them).
 "#;
 
 const ENVIRONMENT: &str = r#".SH ENVIRONMENT

@@ -1,5 +1,6 @@
-//! The heartbeat: a thread that extends the lease every `--heartbeat`, retries quickly when an
-//! extension fails, and reports the lease lost when an extension finds it gone. It publishes
+//! The heartbeat: a thread that extends the lease every `--heartbeat` (and at once when the main
+//! thread asks it to check the lock), retries quickly when an extension fails, and reports the
+//! lease lost when an extension finds it gone. It publishes
 //! the end of the confirmed lease in a `LeaseEnd`, which the main thread watches on its own
 //! clock: a heartbeat stuck in a request (a slow DNS lookup, a reconnect) cannot delay the
 //! stopping of the command.
@@ -7,14 +8,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, channel};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
 
 use crate::clock::Moment;
 use crate::deadman::DeadMan;
 use crate::duration::human;
 use crate::events::{Event, Sender};
-use crate::lock::{Extension, Lock};
+use crate::lock::{Extension, Lock, Twin};
 use crate::settings::Lease;
 
 /// Pause between retries of a failed extension.
@@ -62,14 +63,24 @@ impl LeaseEnd {
     }
 }
 
-/// The heartbeat thread, started only when the first extension is due: a command that ends
-/// before that (most short jobs) never needs it.
+/// The heartbeat thread, started only when the first extension is due (or the lock must be
+/// checked at once): a command that ends before that (most short jobs) never needs it.
 pub enum Heartbeat {
     Due(Box<Beat>),
     Running {
-        stop: mpsc::Sender<()>,
-        thread: JoinHandle<Lock>,
+        orders: mpsc::Sender<Order>,
+        /// The lock, handed back when the thread ends.
+        handed_back: Receiver<Lock>,
+        /// The same lock over new connections, should the thread not hand it back in time.
+        twin: Twin,
     },
+}
+
+/// What the main thread asks of a running heartbeat.
+pub enum Order {
+    /// Extend now: a notice says the lock may have been broken or taken.
+    Check,
+    Stop,
 }
 
 /// What the thread needs.
@@ -127,47 +138,81 @@ impl Heartbeat {
 
     /// Starts the thread once it is due.
     pub fn start_if_due(&mut self) -> std::io::Result<()> {
-        if self.due().is_none_or(|due| Moment::now() < due) {
-            return Ok(());
+        match self.due() {
+            Some(due) if Moment::now() >= due => self.start(due),
+            _ => Ok(()),
         }
-        let (stop, stopped) = channel();
+    }
+
+    /// Has the lease extended at once: an extension is what finds the lock gone.
+    pub fn check_now(&mut self) -> std::io::Result<()> {
+        match self {
+            Heartbeat::Due(_) => self.start(Moment::now()),
+            Heartbeat::Running { orders, .. } => {
+                // The thread has ended only once the lease is lost or no longer extended.
+                let _ = orders.send(Order::Check);
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts the thread, with the first extension at `first`.
+    fn start(&mut self, first: Moment) -> std::io::Result<()> {
+        let Heartbeat::Due(due) = self else {
+            return Ok(());
+        };
+        let twin = due.lock.twin();
+        let (orders, inbox) = channel();
+        let (hand_back, handed_back) = channel();
         // The state goes over only once the thread runs: if it cannot start, the lock stays here.
         let (hand_over, handed) = channel::<Box<Beat>>();
-        let thread = thread::Builder::new()
+        thread::Builder::new()
             .name("heartbeat".into())
             .spawn(move || {
                 let mut state = handed
                     .recv()
                     .expect("the state is sent once the thread runs");
-                beat(&mut state, &stopped);
-                state.lock
+                beat(&mut state, first, &inbox);
+                let _ = hand_back.send(state.lock);
             })?;
-        let Heartbeat::Due(beat) = std::mem::replace(self, Heartbeat::Running { stop, thread })
-        else {
+        let running = Heartbeat::Running {
+            orders,
+            handed_back,
+            twin,
+        };
+        let Heartbeat::Due(beat) = std::mem::replace(self, running) else {
             unreachable!("checked above")
         };
         let _ = hand_over.send(beat);
         Ok(())
     }
 
-    /// Stops the heartbeat (after the request in flight, if any) and hands the lock back.
-    pub fn stop(self) -> Lock {
+    /// Stops the heartbeat and hands the lock back. An extension still in flight after
+    /// `patience` (a frozen server) is not waited for: the lock comes back over new
+    /// connections, so that the release is not held up by it.
+    pub fn stop(self, patience: Duration) -> Lock {
         match self {
             Heartbeat::Due(beat) => beat.lock,
-            Heartbeat::Running { stop, thread } => {
-                let _ = stop.send(());
-                thread.join().expect("the heartbeat thread panicked")
+            Heartbeat::Running {
+                orders,
+                handed_back,
+                twin,
+            } => {
+                let _ = orders.send(Order::Stop);
+                handed_back
+                    .recv_timeout(patience)
+                    .unwrap_or_else(|_| twin.open())
             }
         }
     }
 }
 
-fn beat(beat: &mut Beat, stopped: &Receiver<()>) {
-    let mut next = beat.first_extension();
+fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
+    let mut next = first;
     loop {
-        match stopped.recv_timeout(next.saturating_duration_since(Moment::now())) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
+        match orders.recv_timeout(next.saturating_duration_since(Moment::now())) {
+            Ok(Order::Check) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(Order::Stop) | Err(RecvTimeoutError::Disconnected) => return,
         }
         let now = Moment::now();
         if now >= beat.signal_at() {

@@ -18,6 +18,7 @@ mod run;
 mod settings;
 mod signals;
 mod status;
+mod subscription;
 
 use std::process::ExitCode;
 

@@ -1,13 +1,33 @@
 //! `redlock release`: break a lock on an operator's order.
+//!
+//! A live holder is asked first, on the lock's control channel, to stop its command and release
+//! the lock itself: deleting the lock under a running command would let a waiter start beside
+//! it. Only a holder that does not answer in time (a dead host, a stale lock: what `--force`
+//! is for) has its lock deleted. The servers are asked in parallel, and the answer is only
+//! "broken" when no majority of them can still hold the lock.
+
+use std::thread;
+use std::time::Duration;
 
 use anyhow::anyhow;
 
 use crate::cli::ReleaseArgs;
+use crate::clock::Moment;
+use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
-use crate::lock::view::{Broken, break_lock};
-use crate::lock::{Keys, beyond_minority};
+use crate::lock::view::{Asked, Broken, ask_to_stop, break_lock};
+use crate::lock::{Keys, Server, majority};
 use crate::settings;
-use crate::status::{self, TIMEOUT, describe};
+use crate::status::{self, TIMEOUT, describe, on_each};
+
+/// How much longer than its --kill-after a holder asked to stop is waited for: its command's
+/// SIGKILL comes by then, and what is left is a release (one round trip).
+const MARGIN: Duration = Duration::from_secs(2);
+/// The --kill-after of a holder that did not write it (an older redlock): the default's for
+/// the default TTL.
+const UNKNOWN_KILL_AFTER: Duration = Duration::from_millis(7_500);
+/// How often the lock is looked at while the holder stops.
+const POLL: Duration = Duration::from_millis(20);
 
 pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     settings::check_name("the lock name", &args.name).kind(Kind::Usage)?;
@@ -30,49 +50,179 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
         return Err(Failure::new(
             Kind::Usage,
             anyhow!(
-                "not breaking lock '{}' without --force: it would delete {} (held by {holder}) on \
-                 {total} server(s) and wake its waiters; its holder would stop its command",
+                "not breaking lock '{}' without --force: it would ask its holder ({holder}) to \
+                 stop its command and release the lock, then delete {} on {total} server(s) \
+                 if it does not, and wake its waiters",
                 args.name,
                 keys.lock
             ),
         ));
     }
-    let mut outcomes = Vec::new();
-    let mut errors = Vec::new();
-    for server in servers.iter_mut().flatten() {
-        match break_lock(server, &keys, args.token.as_deref(), TIMEOUT) {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(e) => errors.push(format!("{e:#}")),
+    // The token each server's lock must still hold to be deleted (`None`: any).
+    let mut tokens = vec![args.token.clone(); total];
+    // What a server was found to hold, when that settles it without a second request.
+    let mut settled = vec![None; total];
+    let mut errors = vec![None; total];
+    if !args.now {
+        let asked = on_each(
+            &mut servers,
+            &addresses,
+            |_, server| ask_to_stop(server, &keys, args.token.as_deref(), TIMEOUT),
+            |_| Err(anyhow!("did not answer before")),
+        );
+        let mut answers = Vec::new();
+        for (i, answer) in asked.into_iter().enumerate() {
+            match answer {
+                Ok(asked) => {
+                    // What the server held then, and nothing taken since: a lock a waiter
+                    // took meanwhile is not ours to break.
+                    match (&asked.token, &args.token) {
+                        (None, _) => settled[i] = Some(Broken::NotHeld),
+                        (Some(held), Some(wanted)) if held != wanted => {
+                            settled[i] = Some(Broken::OtherToken)
+                        }
+                        (Some(held), _) => tokens[i] = Some(held.clone()),
+                    }
+                    answers.push(asked);
+                }
+                Err(e) => {
+                    // Not asked again: it would only take the time-out once more.
+                    servers[i] = None;
+                    errors[i] = Some(format!("{e:#}"));
+                }
+            }
+        }
+        if let Some((asked, kill_after)) = listening_holder(&answers) {
+            let patience = kill_after + MARGIN;
+            eprintln!(
+                "redlock: asked the holder of '{}' to stop its command and release the lock; \
+                 waiting up to {} (its --kill-after of {}, plus {})",
+                args.name,
+                human(patience),
+                human(kill_after),
+                human(MARGIN)
+            );
+            if holder_let_go(&mut servers, &addresses, &keys, &asked, patience) {
+                eprintln!(
+                    "redlock: the holder of '{}' stopped its command and released the lock",
+                    args.name
+                );
+                return Ok(0);
+            }
+            eprintln!(
+                "redlock: the holder of '{}' did not release the lock within {}; deleting it",
+                args.name,
+                human(patience)
+            );
+            tokens.fill(Some(asked));
         }
     }
-    let deleted = outcomes.iter().filter(|o| **o == Broken::Deleted).count();
-    if deleted > 0 {
-        let unreached = match errors.is_empty() {
-            true => String::new(),
-            false => format!("; not reached: {}", errors.join("; ")),
-        };
-        eprintln!(
-            "redlock: broke lock '{}' on {deleted} of {total} server(s){unreached}",
-            args.name
-        );
-        return Ok(0);
+    let outcomes = on_each(
+        &mut servers,
+        &addresses,
+        |i, server| match settled[i] {
+            Some(found) => Ok(found),
+            None => break_lock(server, &keys, tokens[i].as_deref(), TIMEOUT),
+        },
+        |_| Err(anyhow!("did not answer before")),
+    );
+    let mut broken = Vec::new();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        match (outcome, &errors[i]) {
+            // It failed already, and was not asked again.
+            (_, Some(_)) => {}
+            (Ok(outcome), None) => broken.push(outcome),
+            (Err(e), None) => errors[i] = Some(format!("{e:#}")),
+        }
     }
-    if beyond_minority(errors.len(), total) {
+    report(&args.name, total, &broken, &errors)
+}
+
+/// The token a holder that heard the request to stop holds, and its --kill-after: `None` when
+/// no live holder listened on any server.
+fn listening_holder(answers: &[Asked]) -> Option<(String, Duration)> {
+    let heard = answers
+        .iter()
+        .filter(|asked| asked.listeners > 0 && asked.token.is_some());
+    let kill_after = heard.clone().filter_map(|asked| asked.kill_after).max();
+    let token = most_held(&heard.cloned().collect::<Vec<_>>())?;
+    Some((token, kill_after.unwrap_or(UNKNOWN_KILL_AFTER)))
+}
+
+/// The token most servers hold, if any holds one.
+fn most_held(answers: &[Asked]) -> Option<String> {
+    let count = |token: &String| answers.iter().filter(|a| a.token.as_ref() == Some(token)).count();
+    answers
+        .iter()
+        .filter_map(|asked| asked.token.clone())
+        .max_by_key(|token| count(token))
+}
+
+/// Waits until no majority holds `token` any more (the holder stopped its command and
+/// released it), up to `patience`. False when it still did then, or too few servers could be
+/// read to tell.
+fn holder_let_go(
+    servers: &mut [Option<Server>],
+    addresses: &[String],
+    keys: &Keys,
+    token: &str,
+    patience: Duration,
+) -> bool {
+    let quorum = majority(servers.len());
+    let deadline = Moment::now() + patience;
+    loop {
+        let views = status::views(servers, addresses, keys);
+        let read = views.iter().filter(|v| v.error.is_none()).count();
+        let holding = views
+            .iter()
+            .filter(|v| v.token.as_deref() == Some(token))
+            .count();
+        if read < quorum {
+            return false;
+        }
+        if holding + (servers.len() - read) < quorum {
+            return true;
+        }
+        if Moment::now() >= deadline {
+            return false;
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// The outcome: 0 once no majority can hold the lock any more and something was deleted, 1 when
+/// nothing was held, 69 when the servers that did not answer could still be a majority.
+fn report(
+    name: &str,
+    total: usize,
+    broken: &[Broken],
+    errors: &[Option<String>],
+) -> Result<u8, Failure> {
+    let deleted = broken.iter().filter(|b| **b == Broken::Deleted).count();
+    let unreached: Vec<&str> = errors.iter().flatten().map(String::as_str).collect();
+    // A server that did not answer may still hold it; every other one no longer does.
+    if unreached.len() >= majority(total) {
         return Err(Failure::new(
             Kind::Unavailable,
-            anyhow!("{}", errors.join("; ")),
+            anyhow!(
+                "cannot tell whether lock '{name}' is broken: deleted on {deleted} of {total} \
+                 server(s), and a majority may still hold it; {}",
+                unreached.join("; ")
+            ),
         ));
     }
-    if outcomes.contains(&Broken::OtherToken) {
-        eprintln!(
-            "redlock: lock '{}' holds another token; nothing was broken",
-            args.name
-        );
+    if deleted > 0 {
+        let unreached = match unreached.is_empty() {
+            true => String::new(),
+            false => format!("; not reached: {}", unreached.join("; ")),
+        };
+        eprintln!("redlock: broke lock '{name}' on {deleted} of {total} server(s){unreached}");
+        return Ok(0);
+    }
+    if broken.contains(&Broken::OtherToken) {
+        eprintln!("redlock: lock '{name}' holds another token; nothing was broken");
     } else {
-        eprintln!(
-            "redlock: lock '{}' is not held; nothing to break",
-            args.name
-        );
+        eprintln!("redlock: lock '{name}' is not held; nothing to break");
     }
     Ok(1)
 }

@@ -18,9 +18,10 @@ use crate::events::{Event, Events};
 use crate::exit::{self, Classify, Failure, Kind};
 use crate::guard::Guard;
 use crate::heartbeat::{Heartbeat, LeaseEnd};
-use crate::lock::{Everywhere, HolderInfo, Keys, Lock};
+use crate::lock::{Everywhere, HolderInfo, Keys, Lock, Released};
 use crate::settings::{self, Lease};
 use crate::signals;
+use crate::subscription::Subscription;
 
 /// Upper bound for one request to the servers while taking the lock.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -43,7 +44,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     );
     let deadman = DeadMan::new().kind(Kind::Internal)?;
 
-    let me = HolderInfo::current(&args.command);
+    let me = HolderInfo::current(&args.command, lease.kill_after);
     // A reply later than this could not leave time to run the command safely.
     let usable = lease.timing.ttl - lease.timing.drift - lease.timing.min_validity;
     let policy = Policy {
@@ -63,7 +64,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let mut guard = match guard.context("cannot start the command's guard") {
         Ok(guard) => guard,
         Err(e) => {
-            release(&mut lock, args, Duration::ZERO, false);
+            release(&mut lock, args, Duration::ZERO, REQUEST_TIMEOUT, false);
             return Err(Failure::new(Kind::Internal, e));
         }
     };
@@ -102,11 +103,14 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         Err(failure) => {
             lease_end.command_gone();
             // The command never ran: --min-hold has nothing to protect.
-            release(&mut lock, args, Duration::ZERO, false);
+            release(&mut lock, args, Duration::ZERO, REQUEST_TIMEOUT, false);
             return Err(failure);
         }
     };
     events.watch(spawned.pid);
+    // Subscribed once the command runs, while it runs: a short command does not wait for it.
+    let control = Subscription::start(lock.targets(), &lock.keys.control, &mut events);
+    let token = lock.token.clone();
     let mut heartbeat = Heartbeat::new(
         lock,
         lease,
@@ -116,34 +120,97 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         args.verbose,
     );
 
-    let (status, lost) = supervise(
+    let (status, stopped) = supervise(
         spawned,
         &guard,
         lease,
         &lease_end,
         &mut heartbeat,
         &mut events,
+        &token,
         args.verbose,
     );
+    events.stop_listening();
+    drop(control);
     // The command and what it left behind are gone: the guard can go while we release.
     guard.dismiss();
     if spawned.has_terminal {
         child::reclaim_terminal(spawned.group);
     }
-    let mut lock = heartbeat.stop();
-    // --min-hold: leave the lock to expire on its own when the command ended early.
-    let keep = args.min_hold.saturating_sub(granted.sent.elapsed());
-    release(&mut lock, args, keep, lost.is_some());
-    Ok(match lost {
-        Some(_) => exit::LOCK_LOST,
-        None => exit::status_code(status),
-    })
+    // From here to the exit, at most one request time-out: an extension still in flight (to a
+    // frozen server) is not waited for.
+    let gone = Moment::now();
+    let mut lock = heartbeat.stop(HAND_BACK_PATIENCE);
+    // --min-hold: leave the lock to expire on its own when the command ended early; not when
+    // an operator asked for the lock.
+    let keep = match stopped {
+        Some(Stop::Asked) => Duration::ZERO,
+        _ => args.min_hold.saturating_sub(granted.sent.elapsed()),
+    };
+    let left = REQUEST_TIMEOUT.saturating_sub(gone.elapsed());
+    let lost_before = matches!(stopped, Some(Stop::Lost(_)));
+    let released = release(&mut lock, args, keep, left, lost_before);
+    let own = exit::describe_status(status);
+    let why = match stopped {
+        Some(Stop::Lost(_)) => "the lock was lost".to_string(),
+        Some(Stop::Asked) => {
+            "the lock was broken by `redlock release --force` (this run let it go)".to_string()
+        }
+        None if released.lost(lock.addresses.len()) => {
+            eprintln!(
+                "redlock: lock lost: found at release that the lock was no longer ours \
+                 (deleted, broken or taken by another holder); the command's own status was {own}"
+            );
+            return Ok(exit::LOCK_LOST);
+        }
+        None => return Ok(exit::status_code(status)),
+    };
+    eprintln!("redlock: exiting with 76: {why}; the command's own status was {own}");
+    Ok(exit::LOCK_LOST)
+}
+
+/// How long the heartbeat thread may take to hand the lock back once the command is gone: an
+/// extension in flight to a healthy server is answered well within this.
+const HAND_BACK_PATIENCE: Duration = Duration::from_millis(100);
+
+/// Why the command was stopped before it ended on its own.
+#[derive(Debug)]
+enum Stop {
+    /// The lease was lost: the lock may already be another holder's.
+    Lost(String),
+    /// `redlock release --force` asked for the lock: it stays ours, and extended, until the
+    /// command is gone and we release it.
+    Asked,
+}
+
+/// What a message on the lock's control channel (`Keys::control`) asks of its holder.
+#[derive(Debug, PartialEq, Eq)]
+enum Control {
+    /// `release --force` asks this run to stop its command and release the lock.
+    Stop,
+    /// The lock was broken, or taken by another token: an extension at once tells whether it
+    /// is still ours (with several servers, a majority may still hold it).
+    Check(&'static str),
+    /// For another holder.
+    Ignore,
+}
+
+impl Control {
+    fn parse(payload: &str, token: &str) -> Control {
+        match payload.split_once(' ') {
+            Some(("stop", asked)) if asked == token => Control::Stop,
+            Some(("taken", by)) if by != token => Control::Check("another run took it"),
+            None if payload == "broken" => Control::Check("`redlock release --force` broke it"),
+            _ => Control::Ignore,
+        }
+    }
 }
 
 /// Waits for the command to end, forwarding signals, following job control, and stopping it
-/// if the lease is lost: SIGTERM `kill_after` before the lease ends (or at once, when an
-/// extension finds the lock gone), SIGKILL when it ends. Returns the command's status and, if
-/// the lease was lost, why.
+/// if the lease is lost (or an operator asks for the lock): SIGTERM `kill_after` before the
+/// lease ends (or at once, when an extension finds the lock gone or on request), SIGKILL when
+/// it ends. Returns the command's status and, if the command was stopped, why.
+#[allow(clippy::too_many_arguments)]
 fn supervise(
     spawned: Spawned,
     guard: &Guard,
@@ -151,21 +218,28 @@ fn supervise(
     lease_end: &LeaseEnd,
     heartbeat: &mut Heartbeat,
     events: &mut Events,
+    token: &str,
     verbose: bool,
-) -> (ExitStatus, Option<String>) {
+) -> (ExitStatus, Option<Stop>) {
     let group = spawned.group;
-    let mut lost: Option<String> = None;
+    let mut stop: Option<Stop> = None;
     let mut stopped = false;
-    // Once the lease is lost: when the command gets SIGKILL (None once it has).
+    // Once the command is being stopped: when it gets SIGKILL (None once it has).
     let mut kill_at: Option<Moment> = None;
+    // What a control notice said, to say why an extension then found the lock gone.
+    let mut heard: Option<&'static str> = None;
     let status = loop {
-        let wake = match (&lost, kill_at) {
+        let lost = matches!(stop, Some(Stop::Lost(_)));
+        let wake = match (&stop, kill_at) {
             (None, _) => lease_end.get() - lease.kill_after,
             (Some(_), Some(at)) => at,
             // SIGKILL is out: only the exit is left to wait for.
             (Some(_), None) => Moment::now() + Duration::from_secs(3600),
         };
-        let wake = heartbeat.due().map_or(wake, |due| due.min(wake));
+        let wake = match heartbeat.due() {
+            Some(due) if !lost => due.min(wake),
+            _ => wake,
+        };
         let event = events.recv_timeout(wake.saturating_duration_since(Moment::now()));
         let reason = match event {
             Some(Event::Exited(status)) => break status,
@@ -185,41 +259,67 @@ fn supervise(
                 stopped = false;
                 continue;
             }
-            Some(Event::Lost(reason)) if lost.is_none() => reason,
+            Some(Event::Lost(reason)) if !lost => match heard {
+                Some(heard) => Stop::Lost(format!("{reason} ({heard})")),
+                None => Stop::Lost(reason),
+            },
+            Some(Event::Notice(Some(payload))) if stop.is_none() => {
+                match Control::parse(&payload, token) {
+                    Control::Stop => Stop::Asked,
+                    Control::Check(what) => match heartbeat.check_now() {
+                        Ok(()) => {
+                            heard = Some(what);
+                            continue;
+                        }
+                        Err(e) => Stop::Lost(format!(
+                            "{what}, and the heartbeat thread could not start to check: {e}"
+                        )),
+                    },
+                    Control::Ignore => continue,
+                }
+            }
             Some(Event::Unguarded) => {
                 eprintln!("redlock: the command's guard died; killing the command");
                 child::signal_group(group, Signal::SIGKILL);
                 continue;
             }
             Some(_) => continue,
-            None if heartbeat.due().is_some() && lost.is_none() => match heartbeat.start_if_due() {
-                Ok(()) => continue,
-                Err(e) => format!("cannot start the heartbeat thread: {e}"),
-            },
-            None if lost.is_some() => {
-                child::signal_group(group, Signal::SIGKILL);
-                kill_at = None;
-                continue;
-            }
             None => {
-                let end = lease_end.get();
-                if Moment::now() < end - lease.kill_after {
+                let now = Moment::now();
+                if !lost && heartbeat.due().is_some_and(|due| now >= due) {
+                    match heartbeat.start_if_due() {
+                        Ok(()) => continue,
+                        Err(e) => Stop::Lost(format!("cannot start the heartbeat thread: {e}")),
+                    }
+                } else if stop.is_some() {
+                    if kill_at.is_some_and(|at| now >= at) {
+                        child::signal_group(group, Signal::SIGKILL);
+                        kill_at = None;
+                    }
+                    continue;
+                } else if now < lease_end.get() - lease.kill_after {
                     continue; // extended meanwhile
+                } else {
+                    Stop::Lost(format!(
+                        "the lease could not be extended before {} of it was left",
+                        human(lease.kill_after)
+                    ))
                 }
-                format!(
-                    "the lease could not be extended before {} of it was left",
-                    human(lease.kill_after)
-                )
             }
         };
-        eprintln!("redlock: lock lost: {reason}; stopping the command");
+        match &reason {
+            Stop::Lost(why) => eprintln!("redlock: lock lost: {why}; stopping the command"),
+            Stop::Asked => eprintln!(
+                "redlock: `redlock release --force` asked for the lock; stopping the command"
+            ),
+        }
         child::signal_group(group, Signal::SIGTERM);
         child::signal_group(group, Signal::SIGCONT);
         kill_at = Some((Moment::now() + lease.kill_after).min(lease_end.kill_by()));
-        lost = Some(reason);
+        stop = Some(reason);
     };
     // What the command left behind in its group must not outlive the lease either.
-    let deadline = match (&lost, kill_at) {
+    let deadline = match (&stop, kill_at) {
         (Some(_), Some(at)) => at,
         (Some(_), None) => Moment::now(),
         (None, _) => Moment::now() + lease.kill_after,
@@ -229,11 +329,9 @@ fn supervise(
         eprintln!("redlock: stopped the processes the command left in its process group");
     }
     lease_end.command_gone();
-    (status, lost)
+    (status, stop)
 }
 
-/// Releases the lock, or with `keep` leaves it to expire then. After a lost lease there is
-/// normally nothing left to release, so failures are only reported when `verbose`.
 /// How long one server may take to answer while we take the lock. With several servers it is
 /// kept small next to the TTL: a slow server must not eat the lease the others granted.
 fn request_timeout(ttl: Duration, usable: Duration, servers: usize) -> Duration {
@@ -244,20 +342,29 @@ fn request_timeout(ttl: Duration, usable: Duration, servers: usize) -> Duration 
     }
 }
 
-fn release(lock: &mut Lock, args: &RunArgs, keep: Duration, lost: bool) {
+/// Releases the lock within `timeout`, or with `keep` leaves it to expire then, and says what
+/// it found. After a lost lease there is normally nothing left to release, so failures are
+/// only reported when `verbose`.
+fn release(
+    lock: &mut Lock,
+    args: &RunArgs,
+    keep: Duration,
+    timeout: Duration,
+    lost: bool,
+) -> Released {
     let started = Moment::now();
-    let (released, errors) = lock.release(keep, REQUEST_TIMEOUT, Everywhere::No);
+    let released = lock.release(keep, timeout, Everywhere::No);
     // With several servers, a majority releasing frees the lock: the rest is for --verbose.
-    let freed = released >= lock.quorum();
-    if !errors.is_empty() && ((!lost && !freed) || args.verbose) {
+    let freed = released.ours >= lock.quorum();
+    if !released.errors.is_empty() && ((!lost && !freed) || args.verbose) {
         eprintln!(
             "redlock: could not release '{}' ({}); it expires within {}",
             args.name,
-            errors.join("; "),
+            released.errors.join("; "),
             human(lock.timing.ttl)
         );
     } else if args.verbose {
-        let held = if released > 0 {
+        let held = if released.ours > 0 {
             ""
         } else {
             " (it was no longer ours)"
@@ -272,5 +379,23 @@ fn release(lock: &mut Lock, args: &RunArgs, keep: Duration, lost: bool) {
         } else {
             eprintln!("; --min-hold keeps it locked for {} more", human(keep));
         }
+    }
+    released
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_notices_are_read_for_this_run_only() {
+        assert_eq!(Control::parse("stop abc", "abc"), Control::Stop);
+        assert_eq!(Control::parse("stop other", "abc"), Control::Ignore);
+        assert!(matches!(Control::parse("taken other", "abc"), Control::Check(_)));
+        // Our own acquire (a retry that reached a server late) is not a takeover.
+        assert_eq!(Control::parse("taken abc", "abc"), Control::Ignore);
+        assert!(matches!(Control::parse("broken", "abc"), Control::Check(_)));
+        assert_eq!(Control::parse("", "abc"), Control::Ignore);
+        assert_eq!(Control::parse("something else", "abc"), Control::Ignore);
     }
 }

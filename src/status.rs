@@ -39,25 +39,43 @@ pub fn open(args: &ServerArgs) -> Result<Vec<Server>, Failure> {
 /// Every server's view of the lock, read in parallel; a server that already failed (`None` in
 /// `servers`) is reported as such instead of being asked again.
 pub fn views(servers: &mut [Option<Server>], addresses: &[String], keys: &Keys) -> Vec<ServerView> {
+    on_each(
+        servers,
+        addresses,
+        |_, server| view(server, keys, TIMEOUT),
+        |address| ServerView::unreachable(address, "did not answer before".into()),
+    )
+}
+
+/// `op` on every server at once (with its index), each on a thread of its own, so that the
+/// slowest server bounds the whole; `skipped` for a server that already failed (`None`).
+pub fn on_each<T: Send>(
+    servers: &mut [Option<Server>],
+    addresses: &[String],
+    op: impl Fn(usize, &mut Server) -> T + Sync,
+    skipped: impl Fn(&str) -> T + Sync,
+) -> Vec<T> {
+    let (op, skipped) = (&op, &skipped);
     thread::scope(|scope| {
-        let reads: Vec<_> = servers
+        let answers: Vec<_> = servers
             .iter_mut()
             .zip(addresses)
-            .map(|(server, address)| {
+            .enumerate()
+            .map(|(i, (server, address))| {
                 scope.spawn(move || match server {
-                    Some(server) => view(server, keys, TIMEOUT),
-                    None => ServerView::unreachable(address, "did not answer before".into()),
+                    Some(server) => op(i, server),
+                    None => skipped(address),
                 })
             })
             .collect();
-        reads
+        answers
             .into_iter()
-            .map(|r| r.join().expect("a status read panicked"))
+            .map(|answer| answer.join().expect("a request to a server panicked"))
             .collect()
     })
 }
 
-/// The servers, each in an `Option` for `views`, and their addresses.
+/// The servers, each in an `Option` for `on_each`, and their addresses.
 pub fn targets(args: &ServerArgs) -> Result<(Vec<Option<Server>>, Vec<String>), Failure> {
     let servers = open(args)?;
     let addresses = servers.iter().map(|s| s.address.clone()).collect();

@@ -1,6 +1,7 @@
 -- Take the lock if it is free, in one round trip.
 -- KEYS: 1 lock, 2 holder details, 3 fencing counter, 4 waiters
--- ARGV: 1 token, 2 ttl in ms, 3 host, 4 pid, 5 user, 6 command line, 7 '1' to queue when busy
+-- ARGV: 1 token, 2 ttl in ms, 3 host, 4 pid, 5 user, 6 command line, 7 '1' to queue when busy,
+-- 8 the holder's --kill-after in ms, 9 the control channel
 -- Returns {1, fence} when acquired (or already ours), else
 -- {0, pttl, age_ms, host, pid, user, command, ended_ms_ago, token} describing the holder
 -- (age and ended are -1 when unknown; ended is set once a --min-hold release kept the lock).
@@ -46,6 +47,9 @@ local fence = redis.call('INCR', KEYS[3])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'token', ARGV[1], 'fence', fence, 'start', now_ms,
-  'host', ARGV[3], 'pid', ARGV[4], 'user', ARGV[5], 'cmd', ARGV[6])
+  'host', ARGV[3], 'pid', ARGV[4], 'user', ARGV[5], 'cmd', ARGV[6], 'kill_after', ARGV[8])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+-- A holder that is still alive (its key was deleted behind its back, or its server lost it)
+-- learns at once that it has been taken over, and stops its command.
+redis.call('PUBLISH', ARGV[9], 'taken ' .. ARGV[1])
 return {1, fence}

@@ -1,5 +1,6 @@
 -- Break a lock on an operator's order, and tell waiters at once.
--- KEYS: 1 lock, 2 holder details.  ARGV: 1 channel, 2 the token it must hold ('' for any).
+-- KEYS: 1 lock, 2 holder details.  ARGV: 1 release channel, 2 the token it must hold ('' for
+-- any), 3 control channel.
 -- Returns 1 when deleted, 0 when there was no lock, -1 when another token holds it.
 local current = redis.call('GET', KEYS[1])
 if not current then
@@ -11,4 +12,6 @@ end
 redis.call('DEL', KEYS[1], KEYS[2])
 -- A notice that names no waiter: all of them try at once.
 redis.call('PUBLISH', ARGV[1], '')
+-- And the holder, if it still runs: it stops its command at once.
+redis.call('PUBLISH', ARGV[3], 'broken')
 return 1

@@ -14,6 +14,9 @@ pub struct Keys {
     pub channel: String,
     /// `PREFIX:{NAME}:waiters`: a sorted set of the waiters' tokens, in the order they came.
     pub waiters: String,
+    /// `PREFIX:{NAME}:control`: the channel the live holder listens on: told when its lock is
+    /// broken or taken, and asked to stop by `release --force`.
+    pub control: String,
 }
 
 impl Keys {
@@ -24,6 +27,7 @@ impl Keys {
             fence: format!("{lock}:fence"),
             channel: format!("{lock}:released"),
             waiters: format!("{lock}:waiters"),
+            control: format!("{lock}:control"),
             lock,
         }
     }
@@ -41,5 +45,6 @@ mod tests {
         assert_eq!(keys.fence, "redlock:{backup}:fence");
         assert_eq!(keys.channel, "redlock:{backup}:released");
         assert_eq!(keys.waiters, "redlock:{backup}:waiters");
+        assert_eq!(keys.control, "redlock:{backup}:control");
     }
 }

@@ -129,9 +129,50 @@ pub struct Lock {
     pub timing: Timing,
 }
 
+/// The same lock and token, not connected yet: for a release that must not wait for a request
+/// still in flight on the lock's own connections (an extension to a frozen server).
+pub struct Twin {
+    targets: Vec<Server>,
+    keys: Keys,
+    timing: Timing,
+    token: String,
+}
+
+impl Twin {
+    pub fn open(self) -> Lock {
+        Lock::with_token(self.targets, self.keys, self.timing, self.token)
+    }
+}
+
+/// What a release found.
+#[derive(Debug, Default)]
+pub struct Released {
+    /// Servers that still held our token (and have let it go).
+    pub ours: usize,
+    /// Servers that answered that our token was no longer there.
+    pub gone: usize,
+    pub errors: Vec<String>,
+}
+
 impl Lock {
+    /// A lock with a fresh token; with several servers, their connections are opened at once,
+    /// without waiting for them.
     pub fn new(servers: Vec<Server>, keys: Keys, timing: Timing) -> Self {
         let token = uuid::Uuid::new_v4().simple().to_string();
+        Lock::with_token(servers, keys, timing, token)
+    }
+
+    /// What it takes to open the same lock again, over new connections (see `Twin`).
+    pub fn twin(&self) -> Twin {
+        Twin {
+            targets: self.targets(),
+            keys: self.keys.clone(),
+            timing: self.timing,
+            token: self.token.clone(),
+        }
+    }
+
+    fn with_token(servers: Vec<Server>, keys: Keys, timing: Timing, token: String) -> Self {
         let addresses = servers.iter().map(|s| s.address.clone()).collect();
         let targets = servers.iter().map(Server::clone_target).collect();
         let servers = match <[Server; 1]>::try_from(servers) {
@@ -309,35 +350,36 @@ impl Lock {
 
     /// Releases our token on every server (whatever it answered before: a paused server may
     /// still execute an old request). With `keep`, the lock is left to expire after `keep`.
-    /// With `Everywhere::No` it returns once a majority has answered: the lock is free then,
-    /// and a slow server's copy expires on its own. Returns how many servers still held our
-    /// token, and the errors.
-    pub fn release(
-        &mut self,
-        keep: Duration,
-        timeout: Duration,
-        everywhere: Everywhere,
-    ) -> (usize, Vec<String>) {
+    /// With `Everywhere::No` it returns once the answers tell whether a majority still held
+    /// our token (the lock is free then, and a slow server's copy expires on its own) or not
+    /// (the lease was lost: `Released::lost`).
+    pub fn release(&mut self, keep: Duration, timeout: Duration, everywhere: Everywhere) -> Released {
         let call = Call::release(&self.keys, &self.token, keep);
-        let quorum = self.quorum();
+        let (quorum, servers) = (self.quorum(), self.addresses.len());
+        let count = |answers: &[Answer<bool>], ours: bool| {
+            answers.iter().flatten().filter(|a| matches!(a, Ok(o) if *o == ours)).count()
+        };
         let answers = self.fan_out(
             Wait::Always,
             call,
             timeout,
             |reply| Ok(integer(reply)? != 0),
-            |answers| everywhere == Everywhere::No && answers.iter().flatten().count() >= quorum,
+            |answers| {
+                everywhere == Everywhere::No
+                    && (count(answers, true) >= quorum
+                        || beyond_minority(count(answers, false), servers))
+            },
             &mut || {},
         );
-        let mut released = 0;
-        let mut errors = Vec::new();
+        let mut released = Released::default();
         for answer in answers.into_iter().flatten() {
             match answer {
-                Ok(true) => released += 1,
-                Ok(false) => {}
-                Err(e) => errors.push(format!("{e:#}")),
+                Ok(true) => released.ours += 1,
+                Ok(false) => released.gone += 1,
+                Err(e) => released.errors.push(format!("{e:#}")),
             }
         }
-        (released, errors)
+        released
     }
 
     /// Sends `call` to every server at once, each bounded by `timeout`, and collects the
@@ -411,6 +453,14 @@ impl Lock {
             }
         }
         answers
+    }
+}
+
+impl Released {
+    /// Whether so many servers no longer held our token that no majority did: the lease had
+    /// been lost (deleted, broken or taken over) by the time of the release.
+    pub fn lost(&self, servers: usize) -> bool {
+        beyond_minority(self.gone, servers)
     }
 }
 

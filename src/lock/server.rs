@@ -133,11 +133,13 @@ pub struct HolderInfo {
     pub pid: u32,
     pub user: String,
     pub command: String,
+    /// Its --kill-after: how long `release --force` waits for it to stop its command.
+    pub kill_after: Duration,
 }
 
 impl HolderInfo {
     /// Describes this process and the command it is about to run.
-    pub fn current(command: &[std::ffi::OsString]) -> Self {
+    pub fn current(command: &[std::ffi::OsString], kill_after: Duration) -> Self {
         let host = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "unknown".into());
@@ -171,6 +173,7 @@ impl HolderInfo {
             pid: std::process::id(),
             user,
             command,
+            kill_after,
         }
     }
 }
@@ -433,6 +436,8 @@ impl Call {
                 &me.user,
                 &me.command,
                 &queue,
+                &ms(me.kill_after),
+                &keys.control,
             ]),
             wrote: |reply| matches!(reply, Value::Array(items) if items.first() == Some(&Value::Int(1))),
         }

@@ -10,6 +10,7 @@ use super::keys::Keys;
 use super::server::{Lua, Server, args};
 
 static BREAK: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("break.lua")));
+static ASK: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("ask.lua")));
 static VIEW: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("view.lua")));
 
 /// One server's view of a lock. Field names are part of the documented JSON.
@@ -111,11 +112,41 @@ pub fn break_lock(
     timeout: Duration,
 ) -> Result<Broken> {
     let names = [keys.lock.as_str(), &keys.holder];
-    let args = args(&[&keys.channel, &token.unwrap_or("")]);
+    let args = args(&[&keys.channel, &token.unwrap_or(""), &keys.control]);
     let outcome: i64 = server.eval(&BREAK, &names, &args, timeout)?;
     Ok(match outcome {
         1 => Broken::Deleted,
         0 => Broken::NotHeld,
         _ => Broken::OtherToken,
+    })
+}
+
+/// What asking a lock's holder to stop found on one server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    /// The token the lock holds: `None` when there is no lock.
+    pub token: Option<String>,
+    /// The holder's --kill-after, when it wrote it.
+    pub kill_after: Option<Duration>,
+    /// How many listeners heard the request: none when no live holder listens.
+    pub listeners: u64,
+}
+
+/// Asks the live holder of the lock (only if it holds `token`, when given) to stop its command
+/// and release the lock, on its control channel.
+pub fn ask_to_stop(
+    server: &mut Server,
+    keys: &Keys,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<Asked> {
+    let names = [keys.lock.as_str(), &keys.holder];
+    let args = args(&[&keys.control, &token.unwrap_or("")]);
+    let (token, kill_after, listeners): (String, i64, u64) =
+        server.eval(&ASK, &names, &args, timeout)?;
+    Ok(Asked {
+        token: (!token.is_empty()).then_some(token),
+        kill_after: u64::try_from(kill_after).ok().map(Duration::from_millis),
+        listeners,
     })
 }
