@@ -136,7 +136,11 @@ fn take(
             }
             // Subscribing wakes us once more when it is confirmed, so that a release between
             // the attempt above and the subscription is not missed.
-            subscription = Some(Subscription::start(lock.targets(), &lock.keys.channel, events));
+            subscription = Some(Subscription::start(
+                lock.targets(),
+                &lock.keys.channel,
+                events,
+            ));
         }
         let mut notice = match notice {
             Some(turn) => Some(turn),

@@ -154,8 +154,7 @@ impl Events {
             return Some(event);
         }
         let notices = self.notices.as_mut().map(Notices::read).unwrap_or_default();
-        self.pending
-            .extend(notices.into_iter().map(Event::Notice));
+        self.pending.extend(notices.into_iter().map(Event::Notice));
         self.pending.pop_front()
     }
 

@@ -123,7 +123,10 @@ mod tests {
     #[test]
     fn statuses_are_described_with_their_signal() {
         assert_eq!(describe_status(ExitStatus::from_raw(3 << 8)), "3");
-        assert_eq!(describe_status(ExitStatus::from_raw(15)), "143 (killed by SIGTERM)");
+        assert_eq!(
+            describe_status(ExitStatus::from_raw(15)),
+            "143 (killed by SIGTERM)"
+        );
     }
 
     #[test]

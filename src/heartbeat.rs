@@ -72,7 +72,7 @@ pub enum Heartbeat {
         /// The lock, handed back when the thread ends.
         handed_back: Receiver<Lock>,
         /// The same lock over new connections, should the thread not hand it back in time.
-        twin: Twin,
+        twin: Box<Twin>,
     },
 }
 
@@ -161,7 +161,7 @@ impl Heartbeat {
         let Heartbeat::Due(due) = self else {
             return Ok(());
         };
-        let twin = due.lock.twin();
+        let twin = Box::new(due.lock.twin());
         let (orders, inbox) = channel();
         let (hand_back, handed_back) = channel();
         // The state goes over only once the thread runs: if it cannot start, the lock stays here.
@@ -211,7 +211,13 @@ fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
     let mut next = first;
     loop {
         match orders.recv_timeout(next.saturating_duration_since(Moment::now())) {
-            Ok(Order::Check) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(Order::Check) => {
+                // One extension answers every check asked for so far (a burst of notices).
+                if orders.try_iter().any(|order| matches!(order, Order::Stop)) {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
             Ok(Order::Stop) | Err(RecvTimeoutError::Disconnected) => return,
         }
         let now = Moment::now();

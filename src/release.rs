@@ -151,7 +151,12 @@ fn listening_holder(answers: &[Asked]) -> Option<(String, Duration)> {
 
 /// The token most servers hold, if any holds one.
 fn most_held(answers: &[Asked]) -> Option<String> {
-    let count = |token: &String| answers.iter().filter(|a| a.token.as_ref() == Some(token)).count();
+    let count = |token: &String| {
+        answers
+            .iter()
+            .filter(|a| a.token.as_ref() == Some(token))
+            .count()
+    };
     answers
         .iter()
         .filter_map(|asked| asked.token.clone())

@@ -391,7 +391,10 @@ mod tests {
     fn control_notices_are_read_for_this_run_only() {
         assert_eq!(Control::parse("stop abc", "abc"), Control::Stop);
         assert_eq!(Control::parse("stop other", "abc"), Control::Ignore);
-        assert!(matches!(Control::parse("taken other", "abc"), Control::Check(_)));
+        assert!(matches!(
+            Control::parse("taken other", "abc"),
+            Control::Check(_)
+        ));
         // Our own acquire (a retry that reached a server late) is not a takeover.
         assert_eq!(Control::parse("taken abc", "abc"), Control::Ignore);
         assert!(matches!(Control::parse("broken", "abc"), Control::Check(_)));

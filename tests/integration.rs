@@ -7,6 +7,7 @@ mod bench;
 mod busy;
 mod connection;
 mod lease;
+mod lost;
 mod operators;
 mod quorum;
 mod run;

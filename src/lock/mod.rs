@@ -353,11 +353,20 @@ impl Lock {
     /// With `Everywhere::No` it returns once the answers tell whether a majority still held
     /// our token (the lock is free then, and a slow server's copy expires on its own) or not
     /// (the lease was lost: `Released::lost`).
-    pub fn release(&mut self, keep: Duration, timeout: Duration, everywhere: Everywhere) -> Released {
+    pub fn release(
+        &mut self,
+        keep: Duration,
+        timeout: Duration,
+        everywhere: Everywhere,
+    ) -> Released {
         let call = Call::release(&self.keys, &self.token, keep);
         let (quorum, servers) = (self.quorum(), self.addresses.len());
         let count = |answers: &[Answer<bool>], ours: bool| {
-            answers.iter().flatten().filter(|a| matches!(a, Ok(o) if *o == ours)).count()
+            answers
+                .iter()
+                .flatten()
+                .filter(|a| matches!(a, Ok(o) if *o == ours))
+                .count()
         };
         let answers = self.fan_out(
             Wait::Always,

@@ -1,0 +1,349 @@
+//! Lost means lost: every way a run can lose its lock ends in 76, at once, with the command
+//! stopped; and `release --force` lets no waiter start beside a live holder's command.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    Holder, RedisServer, is_dead, redlock, start_servers, urls, wait_for_subscriber, wait_until,
+};
+
+/// Longer than any of these tests should take to notice a break, shorter than the heartbeat
+/// of their holders (20 s, a third of a 60 s lease): before the fix, only that heartbeat
+/// noticed. Generous, for a loaded machine.
+const AT_ONCE: Duration = Duration::from_secs(10);
+
+/// A run of `name` whose command writes `start ID`, then `alive ID` every 50 ms, to `log`, and
+/// says `ready`. On SIGTERM it runs `on_term` (after one more life-sign), then writes `end ID`
+/// and exits 0.
+fn marking_holder(url: &str, name: &str, log: &Path, id: &str, on_term: &str) -> Holder {
+    let log = log.display();
+    let script = format!(
+        "echo \"start {id}\" >> {log}; trap 'stop=1' TERM; echo $$ > pid; echo ready; \
+         while [ -z \"$stop\" ]; do echo \"alive {id}\" >> {log}; sleep 0.05; done; \
+         echo \"alive {id}\" >> {log}; {on_term}; echo \"end {id}\" >> {log}"
+    );
+    Holder::start_script(
+        url,
+        &["-n", name, "--ttl", "60s", "--kill-after", "15s"],
+        &script,
+    )
+}
+
+/// A waiter for `name` whose command writes `start ID` and `end ID` to `log`.
+fn marking_waiter(url: &str, name: &str, log: &Path, id: &str) -> Child {
+    let log = log.display();
+    redlock(url)
+        .args(["run", "-n", name, "--wait", "60s", "--", "sh", "-c"])
+        .arg(format!(
+            "echo \"start {id}\" >> {log}; echo \"alive {id}\" >> {log}; echo \"end {id}\" >> {log}"
+        ))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The runs' intervals in `log`, in the order they were written: `(id, first line, last
+/// line)`, and whether any two overlap.
+fn overlaps(log: &Path) -> bool {
+    let text = std::fs::read_to_string(log).unwrap();
+    let lines: Vec<(&str, &str)> = text
+        .lines()
+        .map(|line| line.split_once(' ').expect(&text))
+        .collect();
+    let ids: Vec<&str> = lines.iter().map(|(_, id)| *id).collect();
+    let span = |id: &str| {
+        let first = ids.iter().position(|i| *i == id).unwrap();
+        let last = ids.iter().rposition(|i| *i == id).unwrap();
+        assert_eq!(lines[first].0, "start", "{text}");
+        (first, last)
+    };
+    let mut spans: Vec<(usize, usize)> = ids.iter().map(|id| span(id)).collect();
+    spans.sort();
+    spans.dedup();
+    spans.windows(2).any(|pair| pair[1].0 < pair[0].1)
+}
+
+#[test]
+fn a_lock_deleted_behind_its_back_is_lost_at_release() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["-n", "quiet-loss", "--ttl", "60s"]);
+    // No notice: only the release can find it.
+    let _: () = server.cmd(&["DEL", "redlock:{quiet-loss}"]);
+    let (status, stderr) = holder.finish();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert!(
+        stderr.contains(
+            "redlock: lock lost: found at release that the lock was no longer ours (deleted, \
+             broken or taken by another holder); the command's own status was 0"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_break_is_heard_at_once_and_the_command_stopped() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["-n", "broken", "--ttl", "60s"]);
+    let command = holder.command_pid();
+    let broken = Instant::now();
+    let output = redlock(&server.url())
+        .args(["release", "-n", "broken", "--force", "--now"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let (status, stderr) = holder.wait();
+    assert!(broken.elapsed() < AT_ONCE, "{:?}", broken.elapsed());
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert!(is_dead(command));
+    assert!(
+        stderr.contains(
+            "redlock: lock lost: the lock was deleted or taken by another holder \
+             (`redlock release --force` broke it); stopping the command"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "redlock: exiting with 76: the lock was lost; the command's own status was 143 \
+             (killed by SIGTERM)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_takeover_is_heard_at_once() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["-n", "taken", "--ttl", "60s"]);
+    let taken = Instant::now();
+    // The key vanishes without a notice (a server that lost it), and another run takes it.
+    let _: () = server.cmd(&["DEL", "redlock:{taken}"]);
+    let other = redlock(&server.url())
+        .args(["run", "-n", "taken", "--", "true"])
+        .status()
+        .unwrap();
+    assert!(other.success());
+    let (status, stderr) = holder.wait();
+    assert!(taken.elapsed() < AT_ONCE, "{:?}", taken.elapsed());
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert!(stderr.contains("(another run took it)"), "{stderr}");
+}
+
+/// A takeover seen by one server of three is not a lost lock: the run checks, finds a majority
+/// still its own, and goes on.
+#[test]
+fn a_takeover_on_a_minority_of_servers_is_checked_not_believed() {
+    let servers = start_servers(3);
+    let url = urls(&servers);
+    let mut holder = Holder::start(&url, &["-n", "minority", "--ttl", "60s", "-v"]);
+    // Its acquire is all the second server has run yet (the first extension is 20 s away).
+    wait_until("the second server has the lock", || {
+        servers[1]
+            .cmd::<Option<String>>(&["GET", "redlock:{minority}"])
+            .is_some()
+    });
+    let before = script_calls(&servers[1]);
+    let _: () = servers[0].cmd(&["DEL", "redlock:{minority}"]);
+    // Another run takes that one server: a notice there, and no majority for it.
+    let alone = redlock(&servers[0].url())
+        .args(["run", "-n", "minority", "--", "true"])
+        .status()
+        .unwrap();
+    assert!(alone.success());
+    wait_until("the holder checks its lock", || {
+        script_calls(&servers[1]) > before
+    });
+    let (status, stderr) = holder.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("redlock: extended the lease"),
+        "checked: {stderr}"
+    );
+}
+
+/// How many scripts a server has run.
+fn script_calls(server: &RedisServer) -> i64 {
+    let info: String = server.cmd(&["INFO", "commandstats"]);
+    info.lines()
+        .filter(|line| line.starts_with("cmdstat_eval:") || line.starts_with("cmdstat_evalsha:"))
+        .filter_map(|line| {
+            line.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<i64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[test]
+fn release_force_waits_for_a_live_holder_so_a_waiter_never_overlaps_it() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    // The holder takes a moment to shut down after SIGTERM.
+    let mut holder = marking_holder(&server.url(), "handover", &log, "holder", "sleep 0.5");
+    let waiter = marking_waiter(&server.url(), "handover", &log, "waiter");
+    wait_for_subscriber(&server, "handover");
+    let output = redlock(&server.url())
+        .args(["release", "-n", "handover", "--force"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "redlock: asked the holder of 'handover' to stop its command and release the lock; \
+             waiting up to 17s (its --kill-after of 15s, plus 2.0s)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("redlock: the holder of 'handover' stopped its command and released"),
+        "{stderr}"
+    );
+    let (status, holder_stderr) = holder.wait();
+    assert_eq!(status.code(), Some(76), "{holder_stderr}");
+    assert!(
+        holder_stderr.contains(
+            "redlock: exiting with 76: the lock was broken by `redlock release --force` (this \
+             run let it go); the command's own status was 0"
+        ),
+        "{holder_stderr}"
+    );
+    let waited = waiter.wait_with_output().unwrap();
+    assert!(waited.status.success());
+    assert!(
+        !overlaps(&log),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+}
+
+/// The README's warning for `--now`: the waiter takes the lock at once, while the old command
+/// still shuts down. Here the old command ends only once the waiter's has started.
+#[test]
+fn release_force_now_lets_a_waiter_start_beside_the_old_command() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let linger = format!(
+        "while ! grep -q 'end waiter' {}; do sleep 0.01; done",
+        log.display()
+    );
+    let mut holder = marking_holder(&server.url(), "abrupt", &log, "holder", &linger);
+    let waiter = marking_waiter(&server.url(), "abrupt", &log, "waiter");
+    wait_for_subscriber(&server, "abrupt");
+    let output = redlock(&server.url())
+        .args(["release", "-n", "abrupt", "--force", "--now"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(waiter.wait_with_output().unwrap().status.success());
+    let (status, stderr) = holder.wait();
+    // The holder heard of it and stopped its command; it just could not be quicker than the
+    // waiter.
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert!(overlaps(&log), "{}", std::fs::read_to_string(&log).unwrap());
+}
+
+/// Three servers holding a stale lock, two of them frozen: the one that answers has it deleted,
+/// but a majority may still hold it, so the break is not reported as done. All servers are
+/// asked at once: one time-out (3 s), not one per frozen server.
+#[test]
+fn release_force_without_a_majority_is_unavailable_and_bounded() {
+    let servers = start_servers(3);
+    for server in &servers {
+        let _: () = server.cmd(&["SET", "redlock:{q}", "stale-token", "PX", "60000"]);
+    }
+    servers[1].freeze();
+    servers[2].freeze();
+    let started = Instant::now();
+    let output = redlock(&urls(&servers))
+        .args(["release", "-n", "q", "--force"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    servers[1].thaw();
+    servers[2].thaw();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    for frozen in &servers[1..] {
+        assert!(
+            stderr.contains(&format!("Redis at 127.0.0.1:{}: timed out", frozen.port)),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("deleted on 1 of 3 server(s)"), "{stderr}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(servers[0].cmd::<i64>(&["EXISTS", "redlock:{q}"]), 0);
+
+    // With one of three frozen, two confirm it gone: no majority can hold it.
+    for server in &servers[..2] {
+        let _: () = server.cmd(&["SET", "redlock:{q}", "stale-token", "PX", "60000"]);
+    }
+    servers[2].freeze();
+    let output = redlock(&urls(&servers))
+        .args(["release", "-n", "q", "--force"])
+        .output()
+        .unwrap();
+    servers[2].thaw();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.starts_with("redlock: broke lock 'q' on 2 of 3 server(s); not reached: Redis at"),
+        "{stderr}"
+    );
+}
+
+/// The tid of the thread named `name` in process `pid`.
+fn thread_named(pid: u32, name: &str) -> Option<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+        .find(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
+        })
+        .map(|task| task.file_name().to_string_lossy().into_owned())
+}
+
+/// Whether that thread sits in a system call other than a futex wait: the heartbeat thread
+/// waits for its next turn on a futex, and for a server's answer on its socket.
+fn blocked_on_io(pid: u32, tid: &str) -> bool {
+    let syscall = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall"));
+    let number = syscall
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<i64>().ok());
+    number.is_some_and(|n| n != nix::libc::SYS_futex)
+}
+
+/// The server freezes while an extension is on its way, and the command ends then: redlock
+/// exits within one request time-out (3 s) of the command's end, not once the extension's own
+/// time-out (about 21 s here) has run out.
+#[test]
+fn an_extension_in_flight_does_not_hold_up_the_exit() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(
+        &server.url(),
+        &["-n", "in-flight", "--ttl", "30s", "--heartbeat", "1s"],
+    );
+    let pid = holder.process.id();
+    server.freeze();
+    wait_until("an extension is in flight", || {
+        thread_named(pid, "heartbeat").is_some_and(|tid| blocked_on_io(pid, &tid))
+    });
+    let ended = Instant::now();
+    let (status, stderr) = holder.finish();
+    let took = ended.elapsed();
+    server.thaw();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("redlock: could not release 'in-flight'"),
+        "{stderr}"
+    );
+    // 3 s and a bit; far from the 21 s of the extension.
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
