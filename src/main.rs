@@ -4,6 +4,7 @@ mod acquire;
 mod child;
 mod cli;
 mod clock;
+mod control;
 mod deadman;
 mod duration;
 mod events;

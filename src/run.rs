@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 use crate::acquire::{self, Policy};
 use crate::child::{self, Spawned};
 use crate::cli::RunArgs;
+use crate::control::Control;
 use crate::deadman::DeadMan;
 use crate::duration::human;
 use crate::events::{Event, Events};
@@ -181,29 +182,6 @@ enum Stop {
     /// `redlock release --force` asked for the lock: it stays ours, and extended, until the
     /// command is gone and we release it.
     Asked,
-}
-
-/// What a message on the lock's control channel (`Keys::control`) asks of its holder.
-#[derive(Debug, PartialEq, Eq)]
-enum Control {
-    /// `release --force` asks this run to stop its command and release the lock.
-    Stop,
-    /// The lock was broken, or taken by another token: an extension at once tells whether it
-    /// is still ours (with several servers, a majority may still hold it).
-    Check(&'static str),
-    /// For another holder.
-    Ignore,
-}
-
-impl Control {
-    fn parse(payload: &str, token: &str) -> Control {
-        match payload.split_once(' ') {
-            Some(("stop", asked)) if asked == token => Control::Stop,
-            Some(("taken", by)) if by != token => Control::Check("another run took it"),
-            None if payload == "broken" => Control::Check("`redlock release --force` broke it"),
-            _ => Control::Ignore,
-        }
-    }
 }
 
 /// Waits for the command to end, forwarding signals, following job control, and stopping it
@@ -381,24 +359,4 @@ fn release(
         }
     }
     released
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_notices_are_read_for_this_run_only() {
-        assert_eq!(Control::parse("stop abc", "abc"), Control::Stop);
-        assert_eq!(Control::parse("stop other", "abc"), Control::Ignore);
-        assert!(matches!(
-            Control::parse("taken other", "abc"),
-            Control::Check(_)
-        ));
-        // Our own acquire (a retry that reached a server late) is not a takeover.
-        assert_eq!(Control::parse("taken abc", "abc"), Control::Ignore);
-        assert!(matches!(Control::parse("broken", "abc"), Control::Check(_)));
-        assert_eq!(Control::parse("", "abc"), Control::Ignore);
-        assert_eq!(Control::parse("something else", "abc"), Control::Ignore);
-    }
 }

@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{Signal, kill};
+
 use crate::support::{
     Holder, RedisServer, is_dead, redlock, start_servers, urls, wait_for_subscriber, wait_until,
 };
@@ -221,6 +223,37 @@ fn release_force_waits_for_a_live_holder_so_a_waiter_never_overlaps_it() {
         "{}",
         std::fs::read_to_string(&log).unwrap()
     );
+}
+
+/// A holder that cannot answer (frozen: a stopped process, a hung host) is waited for up to its
+/// --kill-after plus 2 s, then its lock is deleted, as for a dead one.
+#[test]
+fn release_force_breaks_a_holder_that_does_not_answer() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(
+        &server.url(),
+        &["-n", "hung", "--ttl", "20s", "--kill-after", "1s"],
+    );
+    kill(holder.redlock_pid(), Signal::SIGSTOP).unwrap();
+    let output = redlock(&server.url())
+        .args(["release", "-n", "hung", "--force"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("waiting up to 3.0s (its --kill-after of 1.0s, plus 2.0s)")
+            && stderr.contains(
+                "redlock: the holder of 'hung' did not release the lock within 3.0s; deleting it"
+            )
+            && stderr.contains("redlock: broke lock 'hung' on 1 of 1 server(s)"),
+        "{stderr}"
+    );
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{hung}"]), 0);
+    // Woken, it hears the break and stops its command.
+    kill(holder.redlock_pid(), Signal::SIGCONT).unwrap();
+    let (status, stderr) = holder.wait();
+    assert_eq!(status.code(), Some(76), "{stderr}");
 }
 
 /// The README's warning for `--now`: the waiter takes the lock at once, while the old command
