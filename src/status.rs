@@ -10,7 +10,7 @@ use crate::cli::{ServerArgs, StatusArgs};
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::{ServerView, view};
-use crate::lock::{Keys, Server, beyond_minority, majority};
+use crate::lock::{Keys, Server, beyond_minority, majority, resolve};
 use crate::settings;
 
 /// Bound on each server's answer.
@@ -30,10 +30,12 @@ pub struct Status {
     pub servers: Vec<ServerView>,
 }
 
-/// Checks the shared options and opens the servers.
+/// Checks the shared options and opens the servers, their host names looked up at once.
 pub fn open(args: &ServerArgs) -> Result<Vec<Server>, Failure> {
     settings::check_name("the key prefix", &args.prefix).kind(Kind::Usage)?;
-    settings::servers(&args.redis, 0).kind(Kind::Usage)
+    let servers = settings::servers(&args.redis, 0).kind(Kind::Usage)?;
+    resolve(&servers, TIMEOUT);
+    Ok(servers)
 }
 
 /// Every server's view of the lock, read in parallel; a server that already failed (`None` in

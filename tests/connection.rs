@@ -1,6 +1,13 @@
 //! Ways to reach Redis: flags and environment, users and databases, TLS, sockets, Cluster.
 
-use crate::support::{RedisServer, redlock};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    Holder, RedisServer, redlock, start_servers, takes_over_on_release, wait_for_subscriber,
+    wait_until, waiter,
+};
 
 #[test]
 fn the_redis_flag_overrides_the_environment() {
@@ -158,4 +165,111 @@ fn scripts_run_on_redis_cluster() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Servers addressed by host name (`localhost`, from /etc/hosts), one or several: their names
+/// are looked up once per run, and every connection uses the answer: the holder's lock
+/// requests and its control channel, the waiter's and its release notices (issue 10, defect 7).
+#[test]
+fn servers_addressed_by_host_name() {
+    let servers = start_servers(3);
+    let by_name = |s: &RedisServer| format!("redis://localhost:{}", s.port);
+    let several = servers.iter().map(by_name).collect::<Vec<_>>().join(",");
+    for (name, url, reached) in [
+        ("one", by_name(&servers[0]), &servers[..1]),
+        ("several", several, &servers[..]),
+    ] {
+        let mut holder = Holder::start(&url, &["-n", name, "--ttl", "60s"]);
+        let control = format!("redlock:{{{name}}}:control");
+        for server in reached {
+            wait_until("the holder listens on its control channel", || {
+                let counts: Vec<redis::Value> = server.cmd(&["PUBSUB", "NUMSUB", &control]);
+                counts.get(1) == Some(&redis::Value::Int(1))
+            });
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let waiter = waiter(&url, name, dir.path());
+        for server in reached {
+            wait_for_subscriber(server, name);
+        }
+        takes_over_on_release(&mut holder, waiter, dir.path());
+    }
+}
+
+/// A host name whose lookup does not end (a nameserver that does not answer, here one on the
+/// loopback that nobody serves, given to redlock in a mount namespace of its own) costs no
+/// more than the connect time-out, 3 s, and is reported as the server's failure; the resolver
+/// itself would wait 30 s. Skipped where unprivileged namespaces are not allowed.
+#[test]
+fn a_host_name_that_does_not_resolve_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.1\noptions timeout:30 attempts:5\n",
+    )
+    .unwrap();
+    let allowed = in_namespace(Command::new("true"), &resolv).status();
+    if !allowed.is_ok_and(|status| status.success()) {
+        eprintln!("skipped: no unprivileged user and mount namespaces here");
+        return;
+    }
+    let servers = start_servers(2);
+    let hung = "redis://hung.test:1";
+    let urls = format!(
+        "redis://localhost:{},redis://localhost:{},{hung}",
+        servers[0].port, servers[1].port
+    );
+    let timed_out = "cannot connect to Redis at hung.test:1: cannot resolve hung.test: timed out";
+    let run = |url: &str, args: &[&str]| {
+        let started = Instant::now();
+        let output = in_namespace(redlock(url), &resolv)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(20), "{args:?}");
+        let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+        (
+            output.status.code(),
+            text(output.stdout),
+            text(output.stderr),
+        )
+    };
+    // Several servers (one thread, non-blocking sockets): the other two make a majority.
+    let (code, stdout, stderr) = run(&urls, &["run", "-n", "hung", "-v", "--", "echo", "ran"]);
+    assert_eq!((code, stdout.as_str()), (Some(0), "ran\n"), "{stderr}");
+    assert!(stderr.contains(timed_out), "{stderr}");
+    // The only server (redis-rs).
+    let (code, _, stderr) = run(hung, &["run", "-n", "hung", "--", "true"]);
+    assert_eq!(code, Some(69), "{stderr}");
+    assert!(stderr.contains(timed_out), "{stderr}");
+    // The operators' commands.
+    let (code, stdout, stderr) = run(&urls, &["status", "-n", "hung"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stdout.contains(&format!("hung.test:1  unavailable: {timed_out}")),
+        "{stdout}"
+    );
+}
+
+/// `command`, run with `resolv` in place of /etc/resolv.conf.
+fn in_namespace(command: Command, resolv: &Path) -> Command {
+    let mut namespaced = Command::new("unshare");
+    namespaced
+        .args([
+            "-rm",
+            "sh",
+            "-c",
+            "mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"",
+        ])
+        .arg(resolv)
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => namespaced.env(key, value),
+            None => namespaced.env_remove(key),
+        };
+    }
+    namespaced
 }

@@ -4,6 +4,7 @@
 mod keys;
 mod mux;
 mod notices;
+mod resolve;
 mod resp;
 mod server;
 pub mod view;
@@ -20,8 +21,9 @@ use redis::Value;
 pub use keys::Keys;
 use mux::Mux;
 pub use notices::Notices;
+pub use resolve::resolve;
 pub use server::{Acquired, Holder, HolderInfo, Server};
-use server::{Call, acquired, integer, name_keys_in_the_way};
+use server::{CONNECT_TIMEOUT, Call, acquired, integer, name_keys_in_the_way};
 use worker::Worker;
 
 /// The timing of a lease, checked for safety when the settings were read.
@@ -155,8 +157,9 @@ pub struct Released {
 }
 
 impl Lock {
-    /// A lock with a fresh token; with several servers, their connections are opened at once,
-    /// without waiting for them.
+    /// A lock with a fresh token. The servers' host names are looked up first, all at once and
+    /// for no longer than a connection may take (`resolve.rs`); then, with several servers,
+    /// their connections are opened at once, without waiting for them.
     pub fn new(servers: Vec<Server>, keys: Keys, timing: Timing) -> Self {
         let token = uuid::Uuid::new_v4().simple().to_string();
         Lock::with_token(servers, keys, timing, token)
@@ -173,6 +176,8 @@ impl Lock {
     }
 
     fn with_token(servers: Vec<Server>, keys: Keys, timing: Timing, token: String) -> Self {
+        // A twin's servers share their lookups with the lock's: nothing is looked up again.
+        resolve(&servers, CONNECT_TIMEOUT);
         let addresses = servers.iter().map(|s| s.address.clone()).collect();
         let targets = servers.iter().map(Server::clone_target).collect();
         let servers = match <[Server; 1]>::try_from(servers) {

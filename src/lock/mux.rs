@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -24,6 +24,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrStorage, sockopt};
 use redis::{ConnectionAddr, Value};
 
+use super::resolve::Lookup;
 use super::resp::{self, Reply};
 use super::server::{Call, NOT_REDIS, Server, describe_io, describe_reply};
 use super::{Answer, RELEASE_LINGER, Wait};
@@ -35,15 +36,15 @@ const MAX_OWED: usize = 32;
 struct Target {
     address: String,
     place: Place,
-    /// The host's addresses, once looked up.
-    looked_up: Option<Vec<SocketAddr>>,
     /// AUTH and SELECT, sent ahead of the first request on each connection.
     hello: Vec<Vec<u8>>,
     replicas: u32,
 }
 
 enum Place {
-    Tcp(String, u16),
+    /// A host and port, and the host's addresses, looked up once for every copy of the server
+    /// (`resolve.rs`).
+    Tcp(String, u16, Lookup),
     Unix(PathBuf),
 }
 
@@ -136,18 +137,6 @@ impl Mux {
     /// opened at once, without waiting for them.
     pub(super) fn new(servers: &[Server]) -> Option<Mux> {
         let mut conns = servers.iter().map(Conn::new).collect::<Option<Vec<_>>>()?;
-        // Host names are looked up at once, each on a thread of its own: a lookup blocks, for
-        // as long as the resolver's time-out when it gets no answer. A failure is met again.
-        let lookups = conns.iter().filter(|conn| conn.needs_lookup()).count();
-        if lookups > 1 {
-            std::thread::scope(|scope| {
-                for conn in conns.iter_mut().filter(|conn| conn.needs_lookup()) {
-                    scope.spawn(move || {
-                        let _ = conn.look_up();
-                    });
-                }
-            });
-        }
         for conn in &mut conns {
             // A failure is met again, and reported, by the first request.
             let _ = conn.open();
@@ -280,9 +269,11 @@ impl Conn {
     /// A connection to `server`, not opened yet; `None` for a TLS server.
     pub(super) fn new(server: &Server) -> Option<Conn> {
         let info = server.info();
-        let place = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => Place::Tcp(host.clone(), *port),
-            ConnectionAddr::Unix(path) => Place::Unix(path.clone()),
+        let place = match (info.addr(), server.lookup()) {
+            (ConnectionAddr::Tcp(..), Some((host, port, lookup))) => {
+                Place::Tcp(host.to_string(), port, lookup.clone())
+            }
+            (ConnectionAddr::Unix(path), _) => Place::Unix(path.clone()),
             _ => return None,
         };
         let settings = info.redis_settings();
@@ -301,7 +292,6 @@ impl Conn {
             target: Target {
                 address: server.address.clone(),
                 place,
-                looked_up: None,
                 hello,
                 replicas: server.replicas,
             },
@@ -322,8 +312,9 @@ impl Conn {
             Place::Unix(path) => {
                 Stream::Unix(connect_unix(path).map_err(|e| self.cannot_connect(&e))?)
             }
-            Place::Tcp(..) => {
-                self.addresses = self.look_up().map_err(|e| self.cannot_connect(&e))?.into();
+            Place::Tcp(host, port, lookup) => {
+                let addresses = lookup.addresses(host, *port);
+                self.addresses = addresses.map_err(|e| self.named(e, true))?.into();
                 let no_address =
                     io::Error::new(io::ErrorKind::AddrNotAvailable, "the host has no address");
                 self.connect_next(no_address)
@@ -336,24 +327,6 @@ impl Conn {
             self.expect.push_back(Expect::Hello);
         }
         Ok(())
-    }
-
-    /// The server's addresses, looked up once (see `Mux::new`).
-    fn look_up(&mut self) -> io::Result<Vec<SocketAddr>> {
-        let Place::Tcp(host, port) = &self.target.place else {
-            return Ok(Vec::new());
-        };
-        if self.target.looked_up.is_none() {
-            let addresses = (host.as_str(), *port).to_socket_addrs()?.collect();
-            self.target.looked_up = Some(addresses);
-        }
-        Ok(self.target.looked_up.clone().unwrap_or_default())
-    }
-
-    /// Whether finding the server's address takes the resolver (a host name, not an address).
-    fn needs_lookup(&self) -> bool {
-        matches!(&self.target.place, Place::Tcp(host, _) if host.parse::<IpAddr>().is_err())
-            && self.target.looked_up.is_none()
     }
 
     /// Starts connecting to the next of the host's addresses, as redis-rs tries them in turn:

@@ -10,6 +10,7 @@ use redis::{
 };
 
 use super::keys::Keys;
+use super::resolve::Lookup;
 
 /// A Lua script, run by its hash (EVALSHA) and sent in full (EVAL, which also caches it) only
 /// when the server does not know it yet. `Script::invoke` does the same with a SCRIPT LOAD in
@@ -100,6 +101,8 @@ pub struct Server {
     connection: Option<Connection>,
     /// `--wait-replicas`: how many replicas must confirm each acquire and extension.
     pub replicas: u32,
+    /// The host's addresses, shared by every copy of the server (see `resolve.rs`).
+    lookup: Lookup,
 }
 
 /// What the holder of a busy lock told us about itself.
@@ -230,6 +233,7 @@ impl Server {
             client,
             address,
             connection: None,
+            lookup: Lookup::default(),
         })
     }
 
@@ -240,15 +244,56 @@ impl Server {
             address: self.address.clone(),
             connection: None,
             replicas: self.replicas,
+            lookup: self.lookup.clone(),
+        }
+    }
+
+    /// The host to look up, if the server has one, and where its addresses go.
+    pub(super) fn lookup(&self) -> Option<(&str, u16, &Lookup)> {
+        match self.info().addr() {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                Some((host, *port, &self.lookup))
+            }
+            _ => None,
         }
     }
 
     /// Opens a fresh connection, separate from the one used for lock commands.
     pub fn connect(&self) -> Result<Connection> {
-        self.client
-            .get_connection_with_timeout(CONNECT_TIMEOUT)
-            .map_err(|e| describe(&e))
+        self.open(Instant::now() + CONNECT_TIMEOUT)
             .with_context(|| format!("cannot connect to Redis at {}", self.address))
+    }
+
+    /// Opens a connection before `deadline`: over plain TCP to the addresses looked up once
+    /// (`resolve.rs`), tried in turn as redis-rs does (`localhost` may name ::1 first, where
+    /// the server may not listen). `Err`: why not, without naming the server.
+    fn open(&self, deadline: Instant) -> Result<Connection> {
+        let connect = |client: &Client| {
+            let left = remaining(deadline)?.min(CONNECT_TIMEOUT);
+            client.get_connection_with_timeout(left)
+        };
+        let info = self.info();
+        let Some((host, port, lookup)) = self.lookup() else {
+            return connect(&self.client).map_err(|e| describe(&e));
+        };
+        let addresses = lookup.addresses(host, port)?;
+        if let ConnectionAddr::TcpTls { .. } = info.addr() {
+            // redis-rs needs the name to check the certificate, and its blocking API takes no
+            // address with it: it looks the name up again, unbounded. The lookup above at least
+            // bounds and reports a resolver that does not answer.
+            return connect(&self.client).map_err(|e| describe(&e));
+        }
+        let mut last = anyhow!("cannot resolve {host}: it has no address");
+        for ip in addresses {
+            let at = ConnectionAddr::Tcp(ip.ip().to_string(), port);
+            let client = Client::open(info.clone().set_addr(at))
+                .map_err(|e| anyhow!("invalid Redis URL: {e}"))?;
+            match connect(&client) {
+                Ok(connection) => return Ok(connection),
+                Err(e) => last = describe(&e),
+            }
+        }
+        Err(last)
     }
 
     /// Runs `call` within `timeout`, and with `--wait-replicas` waits for replicas to confirm
@@ -339,7 +384,7 @@ impl Server {
         let address = self.address.clone();
         let connection = self
             .connected(deadline)
-            .map_err(|e| describe(&e).context(format!("cannot connect to Redis at {address}")))?;
+            .map_err(|e| e.context(format!("cannot connect to Redis at {address}")))?;
         op(connection, deadline).map_err(|e| {
             self.connection = None;
             describe(&e).context(format!("Redis at {address}"))
@@ -353,8 +398,10 @@ impl Server {
         }
         let wanted = self.replicas;
         let address = self.address.clone();
+        let connection = self
+            .connected(deadline)
+            .map_err(|e| e.context(format!("Redis at {address}")))?;
         let result = (|| {
-            let connection = self.connected(deadline)?;
             // The server answers WAIT when its own time-out ends; ours ends a little later.
             let left = remaining(deadline)?;
             arm(connection, deadline)?;
@@ -383,10 +430,9 @@ impl Server {
     }
 
     /// Our connection, opened first if needed, before `deadline`.
-    fn connected(&mut self, deadline: Instant) -> redis::RedisResult<&mut Connection> {
+    fn connected(&mut self, deadline: Instant) -> Result<&mut Connection> {
         if self.connection.is_none() {
-            let left = remaining(deadline)?.min(CONNECT_TIMEOUT);
-            self.connection = Some(self.client.get_connection_with_timeout(left)?);
+            self.connection = Some(self.open(deadline)?);
         }
         Ok(self.connection.as_mut().expect("connected above"))
     }
