@@ -26,6 +26,9 @@ const MARGIN: Duration = Duration::from_secs(2);
 /// The --kill-after of a holder that did not write it (an older redlock): the default's for
 /// the default TTL.
 const UNKNOWN_KILL_AFTER: Duration = Duration::from_millis(7_500);
+/// A holder that took the lock less than this long ago may not listen to its control channel
+/// yet: it is asked again until it does, or is older.
+const JUST_STARTED: Duration = Duration::from_secs(2);
 /// How often the lock is looked at while the holder stops.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -64,34 +67,47 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     let mut settled = vec![None; total];
     let mut errors = vec![None; total];
     if !args.now {
-        let asked = on_each(
-            &mut servers,
-            &addresses,
-            |_, server| ask_to_stop(server, &keys, args.token.as_deref(), TIMEOUT),
-            |_| Err(anyhow!("did not answer before")),
-        );
-        let mut answers = Vec::new();
-        for (i, answer) in asked.into_iter().enumerate() {
-            match answer {
-                Ok(asked) => {
-                    // What the server held then, and nothing taken since: a lock a waiter
-                    // took meanwhile is not ours to break.
-                    match (&asked.token, &args.token) {
-                        (None, _) => settled[i] = Some(Broken::NotHeld),
-                        (Some(held), Some(wanted)) if held != wanted => {
-                            settled[i] = Some(Broken::OtherToken)
-                        }
-                        (Some(held), _) => tokens[i] = Some(held.clone()),
+        let answers = loop {
+            let asked = on_each(
+                &mut servers,
+                &addresses,
+                |_, server| ask_to_stop(server, &keys, args.token.as_deref(), TIMEOUT),
+                |_| Err(anyhow!("did not answer before")),
+            );
+            let mut answers = Vec::new();
+            for (i, answer) in asked.into_iter().enumerate() {
+                match answer {
+                    Ok(asked) => {
+                        // What the server held then, and nothing taken since: a lock a waiter
+                        // took meanwhile is not ours to break.
+                        (tokens[i], settled[i]) = match (&asked.token, &args.token) {
+                            (None, _) => (None, Some(Broken::NotHeld)),
+                            (Some(held), Some(wanted)) if held != wanted => {
+                                (None, Some(Broken::OtherToken))
+                            }
+                            (Some(held), _) => (Some(held.clone()), None),
+                        };
+                        answers.push(asked);
                     }
-                    answers.push(asked);
-                }
-                Err(e) => {
-                    // Not asked again: it would only take the time-out once more.
-                    servers[i] = None;
-                    errors[i] = Some(format!("{e:#}"));
+                    // Asked before: still failed.
+                    Err(_) if errors[i].is_some() => {}
+                    Err(e) => {
+                        // Not asked again: it would only take the time-out once more.
+                        servers[i] = None;
+                        errors[i] = Some(format!("{e:#}"));
+                    }
                 }
             }
-        }
+            // A holder subscribes to its control channel once its command has started: one
+            // that took the lock a moment ago may not listen yet.
+            let just_started = answers
+                .iter()
+                .any(|asked| asked.age.is_some_and(|age| age < JUST_STARTED));
+            if listening_holder(&answers).is_some() || !just_started {
+                break answers;
+            }
+            thread::sleep(POLL);
+        };
         if let Some((asked, kill_after)) = listening_holder(&answers) {
             let patience = kill_after + MARGIN;
             eprintln!(

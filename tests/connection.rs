@@ -5,8 +5,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, RedisServer, redlock, start_servers, takes_over_on_release, wait_for_subscriber,
-    wait_until, waiter,
+    Holder, RedisServer, redlock, start_servers, takes_over_on_release, wait_for_holder,
+    wait_for_subscriber, waiter,
 };
 
 #[test]
@@ -180,12 +180,8 @@ fn servers_addressed_by_host_name() {
         ("several", several, &servers[..]),
     ] {
         let mut holder = Holder::start(&url, &["-n", name, "--ttl", "60s"]);
-        let control = format!("redlock:{{{name}}}:control");
         for server in reached {
-            wait_until("the holder listens on its control channel", || {
-                let counts: Vec<redis::Value> = server.cmd(&["PUBSUB", "NUMSUB", &control]);
-                counts.get(1) == Some(&redis::Value::Int(1))
-            });
+            wait_for_holder(server, name);
         }
         let dir = tempfile::tempdir().unwrap();
         let waiter = waiter(&url, name, dir.path());

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 
 use crate::support::{
-    Holder, RedisServer, is_dead, redlock, start_servers, urls, wait_for_subscriber, wait_until,
+    Holder, RedisServer, is_dead, redlock, start_servers, urls, wait_for_holder,
+    wait_for_subscriber, wait_until,
 };
 
 /// Longer than any of these tests should take to notice a break, shorter than the heartbeat
@@ -89,6 +90,7 @@ fn a_break_is_heard_at_once_and_the_command_stopped() {
     let server = RedisServer::start();
     let mut holder = Holder::start(&server.url(), &["-n", "broken", "--ttl", "60s"]);
     let command = holder.command_pid();
+    wait_for_holder(&server, "broken");
     let broken = Instant::now();
     let output = redlock(&server.url())
         .args(["release", "-n", "broken", "--force", "--now"])
@@ -119,6 +121,7 @@ fn a_break_is_heard_at_once_and_the_command_stopped() {
 fn a_takeover_is_heard_at_once() {
     let server = RedisServer::start();
     let mut holder = Holder::start(&server.url(), &["-n", "taken", "--ttl", "60s"]);
+    wait_for_holder(&server, "taken");
     let taken = Instant::now();
     // The key vanishes without a notice (a server that lost it), and another run takes it.
     let _: () = server.cmd(&["DEL", "redlock:{taken}"]);
@@ -146,6 +149,7 @@ fn a_takeover_on_a_minority_of_servers_is_checked_not_believed() {
             .cmd::<Option<String>>(&["GET", "redlock:{minority}"])
             .is_some()
     });
+    wait_for_holder(&servers[0], "minority");
     let before = script_calls(&servers[1]);
     let _: () = servers[0].cmd(&["DEL", "redlock:{minority}"]);
     // Another run takes that one server: a notice there, and no majority for it.
@@ -190,6 +194,7 @@ fn release_force_waits_for_a_live_holder_so_a_waiter_never_overlaps_it() {
     let mut holder = marking_holder(&server.url(), "handover", &log, "holder", "sleep 0.5");
     let waiter = marking_waiter(&server.url(), "handover", &log, "waiter");
     wait_for_subscriber(&server, "handover");
+    // Not waiting for the holder to listen: one that has just started is asked until it does.
     let output = redlock(&server.url())
         .args(["release", "-n", "handover", "--force"])
         .output()
@@ -234,6 +239,7 @@ fn release_force_breaks_a_holder_that_does_not_answer() {
         &server.url(),
         &["-n", "hung", "--ttl", "20s", "--kill-after", "1s"],
     );
+    wait_for_holder(&server, "hung");
     kill(holder.redlock_pid(), Signal::SIGSTOP).unwrap();
     let output = redlock(&server.url())
         .args(["release", "-n", "hung", "--force"])
@@ -270,6 +276,7 @@ fn release_force_now_lets_a_waiter_start_beside_the_old_command() {
     let mut holder = marking_holder(&server.url(), "abrupt", &log, "holder", &linger);
     let waiter = marking_waiter(&server.url(), "abrupt", &log, "waiter");
     wait_for_subscriber(&server, "abrupt");
+    wait_for_holder(&server, "abrupt");
     let output = redlock(&server.url())
         .args(["release", "-n", "abrupt", "--force", "--now"])
         .output()

@@ -130,6 +130,8 @@ pub struct Asked {
     pub kill_after: Option<Duration>,
     /// How many listeners heard the request: none when no live holder listens.
     pub listeners: u64,
+    /// How long ago the holder took the lock, when it wrote it.
+    pub age: Option<Duration>,
 }
 
 /// Asks the live holder of the lock (only if it holds `token`, when given) to stop its command
@@ -142,11 +144,13 @@ pub fn ask_to_stop(
 ) -> Result<Asked> {
     let names = [keys.lock.as_str(), &keys.holder];
     let args = args(&[&keys.control, &token.unwrap_or("")]);
-    let (token, kill_after, listeners): (String, i64, u64) =
+    let (token, kill_after, listeners, age): (String, i64, u64, i64) =
         server.eval(&ASK, &names, &args, timeout)?;
+    let millis = |ms: i64| u64::try_from(ms).ok().map(Duration::from_millis);
     Ok(Asked {
         token: (!token.is_empty()).then_some(token),
-        kill_after: u64::try_from(kill_after).ok().map(Duration::from_millis),
+        kill_after: millis(kill_after),
         listeners,
+        age: millis(age),
     })
 }

@@ -582,9 +582,26 @@ pub fn takes_over_on_release(holder: &mut Holder, mut waiter: Child, dir: &Path)
 
 /// Waits until a waiter is subscribed to the release channel of lock `name`.
 pub fn wait_for_subscriber(server: &RedisServer, name: &str) {
-    let channel = format!("redlock:{{{name}}}:released");
-    wait_until("a waiter subscribes", || {
-        let counts: Vec<redis::Value> = server.cmd(&["PUBSUB", "NUMSUB", &channel]);
+    wait_for_listener(
+        server,
+        &format!("redlock:{{{name}}}:released"),
+        "a waiter subscribes",
+    );
+}
+
+/// Waits until the holder of lock `name` listens on its control channel: from a moment after
+/// its command started.
+pub fn wait_for_holder(server: &RedisServer, name: &str) {
+    wait_for_listener(
+        server,
+        &format!("redlock:{{{name}}}:control"),
+        "the holder listens",
+    );
+}
+
+fn wait_for_listener(server: &RedisServer, channel: &str, what: &str) {
+    wait_until(what, || {
+        let counts: Vec<redis::Value> = server.cmd(&["PUBSUB", "NUMSUB", channel]);
         counts.get(1) == Some(&redis::Value::Int(1))
     });
 }
