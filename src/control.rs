@@ -1,7 +1,59 @@
 //! The lock's control channel (`PREFIX:{NAME}:control`), heard by its live holder: the scripts
 //! publish `taken TOKEN` (acquire.lua, a new holder), `broken` (break.lua, an operator deleted
 //! the lock) and `stop TOKEN` (ask.lua, `release --force` asks that holder to let go). This is
-//! what a holder makes of them.
+//! what a holder makes of them, and when it listens.
+
+use std::time::Duration;
+
+use crate::clock::Moment;
+use crate::events::Events;
+use crate::lock::Server;
+use crate::subscription::Subscription;
+
+/// How long the command runs before its holder subscribes: a command that ends sooner (most
+/// runs in front of a quick job) never pays for the subscription, and the confirmed
+/// subscription's check (see `Listener`) covers what happened before it.
+pub const LISTEN_AFTER: Duration = Duration::from_millis(10);
+
+/// The holder's subscription to its control channel, opened `LISTEN_AFTER` after the command
+/// started. Once the subscription is confirmed, the holder checks its lock once (an extension):
+/// a break or takeover published before then would otherwise go unheard until the heartbeat.
+pub struct Listener {
+    at: Moment,
+    servers: Vec<Server>,
+    channel: String,
+    subscription: Option<Subscription>,
+}
+
+impl Listener {
+    pub fn new(servers: Vec<Server>, channel: &str) -> Self {
+        Listener {
+            at: Moment::now() + LISTEN_AFTER,
+            servers,
+            channel: channel.to_string(),
+            subscription: None,
+        }
+    }
+
+    /// When to subscribe, until it has.
+    pub fn due(&self) -> Option<Moment> {
+        self.subscription.is_none().then_some(self.at)
+    }
+
+    /// Subscribes once it is due; its messages and confirmation come as `Event::Notice`.
+    pub fn listen_if_due(&mut self, events: &mut Events) {
+        if self.due().is_some_and(|at| Moment::now() >= at) {
+            let servers = std::mem::take(&mut self.servers);
+            self.subscription = Some(Subscription::start(servers, &self.channel, events));
+        }
+    }
+
+    /// Unsubscribes.
+    pub fn stop(self, events: &mut Events) {
+        events.stop_listening();
+        drop(self.subscription);
+    }
+}
 
 /// What a message on the lock's control channel (`Keys::control`) asks of its holder.
 #[derive(Debug, PartialEq, Eq)]
@@ -14,6 +66,9 @@ pub enum Control {
     /// For another holder.
     Ignore,
 }
+
+/// What the holder does on its subscription's confirmation (a notice without payload).
+pub const CONFIRMED: Control = Control::Check("found when it began to listen for breaks");
 
 impl Control {
     pub fn parse(payload: &str, token: &str) -> Control {

@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 use crate::acquire::{self, Policy};
 use crate::child::{self, Spawned};
 use crate::cli::RunArgs;
-use crate::control::Control;
+use crate::control::{CONFIRMED, Control, Listener};
 use crate::deadman::DeadMan;
 use crate::duration::human;
 use crate::events::{Event, Events};
@@ -22,7 +22,6 @@ use crate::heartbeat::{Heartbeat, LeaseEnd};
 use crate::lock::{Everywhere, HolderInfo, Keys, Lock, Released};
 use crate::settings::{self, Lease};
 use crate::signals;
-use crate::subscription::Subscription;
 
 /// Upper bound for one request to the servers while taking the lock.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -109,8 +108,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         }
     };
     events.watch(spawned.pid);
-    // Subscribed once the command runs, while it runs: a short command does not wait for it.
-    let control = Subscription::start(lock.targets(), &lock.keys.control, &mut events);
+    let mut listener = Listener::new(lock.targets(), &lock.keys.control);
     let token = lock.token.clone();
     let mut heartbeat = Heartbeat::new(
         lock,
@@ -128,11 +126,11 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         &lease_end,
         &mut heartbeat,
         &mut events,
+        &mut listener,
         &token,
         args.verbose,
     );
-    events.stop_listening();
-    drop(control);
+    listener.stop(&mut events);
     // The command and what it left behind are gone: the guard can go while we release.
     guard.dismiss();
     if spawned.has_terminal {
@@ -196,6 +194,7 @@ fn supervise(
     lease_end: &LeaseEnd,
     heartbeat: &mut Heartbeat,
     events: &mut Events,
+    listener: &mut Listener,
     token: &str,
     verbose: bool,
 ) -> (ExitStatus, Option<Stop>) {
@@ -218,6 +217,7 @@ fn supervise(
             Some(due) if !lost => due.min(wake),
             _ => wake,
         };
+        let wake = listener.due().map_or(wake, |at| at.min(wake));
         let event = events.recv_timeout(wake.saturating_duration_since(Moment::now()));
         let reason = match event {
             Some(Event::Exited(status)) => break status,
@@ -241,8 +241,12 @@ fn supervise(
                 Some(heard) => Stop::Lost(format!("{reason} ({heard})")),
                 None => Stop::Lost(reason),
             },
-            Some(Event::Notice(Some(payload))) if stop.is_none() => {
-                match Control::parse(&payload, token) {
+            Some(Event::Notice(notice)) if stop.is_none() => {
+                let control = match notice {
+                    Some(payload) => Control::parse(&payload, token),
+                    None => CONFIRMED,
+                };
+                match control {
                     Control::Stop => Stop::Asked,
                     Control::Check(what) => match heartbeat.check_now() {
                         Ok(()) => {
@@ -264,6 +268,10 @@ fn supervise(
             Some(_) => continue,
             None => {
                 let now = Moment::now();
+                if listener.due().is_some_and(|at| now >= at) {
+                    listener.listen_if_due(events);
+                    continue;
+                }
                 if !lost && heartbeat.due().is_some_and(|due| now >= due) {
                     match heartbeat.start_if_due() {
                         Ok(()) => continue,

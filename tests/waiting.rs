@@ -4,7 +4,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, RedisServer, contend, expiring_keys, redlock, takes_over_on_release,
+    Holder, RedisServer, contend, expiring_keys, redlock, script_calls, takes_over_on_release,
     wait_for_subscriber, wait_until, waiter,
 };
 
@@ -81,32 +81,14 @@ fn an_idle_waiter_sends_no_commands() {
         .unwrap();
     wait_for_subscriber(&server, "idle");
     // The holder's acquire (an EVALSHA the new server refuses with NOSCRIPT, which INFO still
-    // counts, then the EVAL), the waiter's first try, and its try once subscribed.
-    wait_until("the waiter has tried twice", || script_calls(&server) == 4);
+    // counts, then the EVAL), its check once it listens on its control channel (the same two
+    // for the extend script), the waiter's first try, and its try once subscribed.
+    wait_until("the waiter has tried twice", || script_calls(&server) == 6);
     // The observation window: any polling at all would show up within 2 s.
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(script_calls(&server), 4, "the idle waiter sent commands");
+    assert_eq!(script_calls(&server), 6, "the idle waiter sent commands");
     assert!(holder.finish().0.success());
     assert!(waiter.wait().unwrap().success());
-}
-
-/// How many scripts the server has run (acquire, extend, release are all scripts).
-fn script_calls(server: &RedisServer) -> u64 {
-    let stats: String = server.cmd(&["INFO", "commandstats"]);
-    stats
-        .lines()
-        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .map(|l| {
-            l.split("calls=")
-                .nth(1)
-                .unwrap()
-                .split(',')
-                .next()
-                .unwrap()
-                .parse::<u64>()
-                .unwrap()
-        })
-        .sum()
 }
 
 /// The waiter's own subscription logs in as its lock requests do: password and database.

@@ -580,6 +580,23 @@ pub fn takes_over_on_release(holder: &mut Holder, mut waiter: Child, dir: &Path)
     assert!(dir.join("took-over").exists());
 }
 
+/// How many scripts the server has run (acquire, extend, release are all scripts).
+pub fn script_calls(server: &RedisServer) -> u64 {
+    let stats: String = server.cmd(&["INFO", "commandstats"]);
+    stats
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
 /// Waits until a waiter is subscribed to the release channel of lock `name`.
 pub fn wait_for_subscriber(server: &RedisServer, name: &str) {
     wait_for_listener(
