@@ -78,8 +78,9 @@ pub enum Heartbeat {
 
 /// What the main thread asks of a running heartbeat.
 pub enum Order {
-    /// Extend now: a notice says the lock may have been broken or taken.
-    Check,
+    /// Extend now: a notice at this moment says the lock may have been broken or taken. Any
+    /// extension sent after that moment answers it.
+    Check(Moment),
     Stop,
 }
 
@@ -150,7 +151,7 @@ impl Heartbeat {
             Heartbeat::Due(_) => self.start(Moment::now()),
             Heartbeat::Running { orders, .. } => {
                 // The thread has ended only once the lease is lost or no longer extended.
-                let _ = orders.send(Order::Check);
+                let _ = orders.send(Order::Check(Moment::now()));
                 Ok(())
             }
         }
@@ -209,18 +210,17 @@ impl Heartbeat {
 
 fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
     let mut next = first;
+    // When the last extension was sent: it answers every check asked for before (a burst of
+    // notices, one per server, costs one extension).
+    let mut sent: Option<Moment> = None;
     loop {
         match orders.recv_timeout(next.saturating_duration_since(Moment::now())) {
-            Ok(Order::Check) => {
-                // One extension answers every check asked for so far (a burst of notices).
-                if orders.try_iter().any(|order| matches!(order, Order::Stop)) {
-                    return;
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
+            Ok(Order::Check(asked)) if sent.is_some_and(|sent| sent >= asked) => continue,
+            Ok(Order::Check(_)) | Err(RecvTimeoutError::Timeout) => {}
             Ok(Order::Stop) | Err(RecvTimeoutError::Disconnected) => return,
         }
         let now = Moment::now();
+        sent = Some(now);
         if now >= beat.signal_at() {
             // The main thread stops the command: it watches the same deadline.
             return;
