@@ -12,8 +12,11 @@ use crate::subscription::Subscription;
 
 /// How long the command runs before its holder subscribes: a command that ends sooner (most
 /// runs in front of a quick job) never pays for the subscription, and the confirmed
-/// subscription's check (see `Listener`) covers what happened before it.
-pub const LISTEN_AFTER: Duration = Duration::from_millis(10);
+/// subscription's check (see `Listener`) covers what happened before it. A second connection
+/// costs the server an accept, a subscription and a hang-up: at 10 ms, the hand-over of 8
+/// contending loops of 10 ms jobs (BENCHMARKS.md, B2) took 0.23 ms longer; at 50 ms, within
+/// the noise.
+pub const LISTEN_AFTER: Duration = Duration::from_millis(50);
 
 /// The holder's subscription to its control channel, opened `LISTEN_AFTER` after the command
 /// started. Once the subscription is confirmed, the holder checks its lock once (an extension):

@@ -130,7 +130,6 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         &token,
         args.verbose,
     );
-    listener.stop(&mut events);
     // The command and what it left behind are gone: the guard can go while we release.
     guard.dismiss();
     if spawned.has_terminal {
@@ -149,6 +148,8 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let left = REQUEST_TIMEOUT.saturating_sub(gone.elapsed());
     let lost_before = matches!(stopped, Some(Stop::Lost(_)));
     let released = release(&mut lock, args, keep, left, lost_before);
+    // Only now: the server handles our hang-up after the release, not ahead of it.
+    listener.stop(&mut events);
     let own = exit::describe_status(status);
     let why = match stopped {
         Some(Stop::Lost(_)) => "the lock was lost".to_string(),
