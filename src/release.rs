@@ -98,8 +98,8 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
                     }
                 }
             }
-            // A holder subscribes to its control channel once its command has started: one
-            // that took the lock a moment ago may not listen yet.
+            // A holder subscribes to its control channel once its command has run for a moment
+            // (`control::LISTEN_AFTER`): one that took the lock just now may not listen yet.
             let just_started = answers
                 .iter()
                 .any(|asked| asked.age.is_some_and(|age| age < JUST_STARTED));

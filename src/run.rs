@@ -218,7 +218,9 @@ fn supervise(
             Some(due) if !lost => due.min(wake),
             _ => wake,
         };
-        let wake = listener.due().map_or(wake, |at| at.min(wake));
+        // A run whose command is being stopped has nothing left to hear.
+        let listen_at = listener.due().filter(|_| stop.is_none());
+        let wake = listen_at.map_or(wake, |at| at.min(wake));
         let event = events.recv_timeout(wake.saturating_duration_since(Moment::now()));
         let reason = match event {
             Some(Event::Exited(status)) => break status,
@@ -269,7 +271,7 @@ fn supervise(
             Some(_) => continue,
             None => {
                 let now = Moment::now();
-                if listener.due().is_some_and(|at| now >= at) {
+                if listen_at.is_some_and(|at| now >= at) {
                     listener.listen_if_due(events);
                     continue;
                 }
