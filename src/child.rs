@@ -138,7 +138,10 @@ fn found_in_path(program: &OsString) -> Option<OsString> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
-        .find(|candidate| nix::unistd::access(candidate, nix::unistd::AccessFlags::X_OK).is_ok())
+        .find(|candidate| {
+            candidate.is_file()
+                && nix::unistd::access(candidate, nix::unistd::AccessFlags::X_OK).is_ok()
+        })
         .map(|found| found.into_os_string())
 }
 

@@ -81,6 +81,9 @@ pub enum Order {
     /// Extend now: a notice at this moment says the lock may have been broken or taken. Any
     /// extension sent after that moment answers it.
     Check(Moment),
+    /// Extend now, and with every extension from now on say that the command is being stopped
+    /// on `release --force`'s request: that is how it knows it was heard.
+    Acknowledge,
     Stop,
 }
 
@@ -92,6 +95,8 @@ pub struct Beat {
     lease_end: Arc<LeaseEnd>,
     events: Sender,
     verbose: bool,
+    /// Stopping the command on `release --force`'s request (see `Order::Acknowledge`).
+    stopping: bool,
 }
 
 impl Beat {
@@ -126,6 +131,7 @@ impl Heartbeat {
             lease_end,
             events,
             verbose,
+            stopping: false,
         }))
     }
 
@@ -152,6 +158,21 @@ impl Heartbeat {
             Heartbeat::Running { orders, .. } => {
                 // The thread has ended only once the lease is lost or no longer extended.
                 let _ = orders.send(Order::Check(Moment::now()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Has every extension from now on, starting with one at once, say that the command is
+    /// being stopped on request.
+    pub fn acknowledge(&mut self) -> std::io::Result<()> {
+        match self {
+            Heartbeat::Due(beat) => {
+                beat.stopping = true;
+                self.start(Moment::now())
+            }
+            Heartbeat::Running { orders, .. } => {
+                let _ = orders.send(Order::Acknowledge);
                 Ok(())
             }
         }
@@ -217,6 +238,7 @@ fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
         match orders.recv_timeout(next.saturating_duration_since(Moment::now())) {
             Ok(Order::Check(asked)) if sent.is_some_and(|sent| sent >= asked) => continue,
             Ok(Order::Check(_)) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(Order::Acknowledge) => beat.stopping = true,
             Ok(Order::Stop) | Err(RecvTimeoutError::Disconnected) => return,
         }
         let now = Moment::now();
@@ -225,7 +247,7 @@ fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
             // The main thread stops the command: it watches the same deadline.
             return;
         }
-        match beat.lock.extend(beat.signal_at() - now) {
+        match beat.lock.extend(beat.signal_at() - now, beat.stopping) {
             Extension::Confirmed { lease_end: end } => {
                 if beat.verbose {
                     eprintln!("redlock: extended the lease in {}", human(now.elapsed()));

@@ -27,9 +27,13 @@ const MARGIN: Duration = Duration::from_secs(2);
 /// the default TTL.
 const UNKNOWN_KILL_AFTER: Duration = Duration::from_millis(7_500);
 /// A holder that took the lock less than this long ago may not listen to its control channel
-/// yet: it is asked again until it does, or is older.
-const JUST_STARTED: Duration = Duration::from_secs(2);
-/// How often the lock is looked at while the holder stops.
+/// yet (`control::LISTEN_AFTER`): it is asked again until it does.
+const JUST_STARTED: Duration = Duration::from_secs(1);
+/// How long a holder that may be alive (someone listens, or it took the lock just now) is
+/// asked, every `POLL`, before its lock is deleted as a dead holder's. A live holder answers
+/// within a round trip or two.
+const ANSWER_PATIENCE: Duration = Duration::from_secs(2);
+/// How often the holder is asked again, and the lock looked at while the holder stops.
 const POLL: Duration = Duration::from_millis(20);
 
 pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
@@ -67,6 +71,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     let mut settled = vec![None; total];
     let mut errors = vec![None; total];
     if !args.now {
+        let first_ask = Moment::now();
         let answers = loop {
             let asked = on_each(
                 &mut servers,
@@ -98,17 +103,32 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
                     }
                 }
             }
-            // A holder subscribes to its control channel once its command has run for a moment
-            // (`control::LISTEN_AFTER`): one that took the lock just now may not listen yet.
-            let just_started = answers
-                .iter()
-                .any(|asked| asked.age.is_some_and(|age| age < JUST_STARTED));
-            if listening_holder(&answers).is_some() || !just_started {
+            if heard(&answers).is_some() {
+                break answers;
+            }
+            // Someone may still answer, for a moment: a listener (the holder, about to say it
+            // heard; or another run, which never will), or a holder that took the lock just now
+            // and does not listen yet (`control::LISTEN_AFTER`). Asked again until then.
+            let may_answer = answers.iter().any(|asked| {
+                asked.token.is_some()
+                    && !asked.ended
+                    && (asked.listeners > 0 || asked.age.is_some_and(|age| age < JUST_STARTED))
+            });
+            if !may_answer {
+                break answers;
+            }
+            if first_ask.elapsed() >= ANSWER_PATIENCE {
+                eprintln!(
+                    "redlock: no holder of '{}' answered within {} (gone, or not running); \
+                     deleting the lock",
+                    args.name,
+                    human(ANSWER_PATIENCE)
+                );
                 break answers;
             }
             thread::sleep(POLL);
         };
-        if let Some((asked, kill_after)) = listening_holder(&answers) {
+        if let Some((asked, kill_after)) = heard(&answers) {
             let patience = kill_after + MARGIN;
             eprintln!(
                 "redlock: asked the holder of '{}' to stop its command and release the lock; \
@@ -154,14 +174,12 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     report(&args.name, total, &broken, &errors)
 }
 
-/// The token a holder that heard the request to stop holds, and its --kill-after: `None` when
-/// no live holder listened on any server.
-fn listening_holder(answers: &[Asked]) -> Option<(String, Duration)> {
-    let heard = answers
-        .iter()
-        .filter(|asked| asked.listeners > 0 && asked.token.is_some());
-    let kill_after = heard.clone().filter_map(|asked| asked.kill_after).max();
-    let token = most_held(&heard.cloned().collect::<Vec<_>>())?;
+/// The token of a holder that said it heard the request and stops its command, and its
+/// --kill-after: `None` when no holder said so.
+fn heard(answers: &[Asked]) -> Option<(String, Duration)> {
+    let stopping: Vec<Asked> = answers.iter().filter(|a| a.stopping).cloned().collect();
+    let kill_after = stopping.iter().filter_map(|asked| asked.kill_after).max();
+    let token = most_held(&stopping)?;
     Some((token, kill_after.unwrap_or(UNKNOWN_KILL_AFTER)))
 }
 
@@ -180,8 +198,8 @@ fn most_held(answers: &[Asked]) -> Option<String> {
 }
 
 /// Waits until no majority holds `token` any more (the holder stopped its command and
-/// released it), up to `patience`. False when it still did then, or too few servers could be
-/// read to tell.
+/// released it), up to `patience`. A read that fails (a server slow for a moment) tells
+/// nothing: the wait goes on. False when it was not seen released by then.
 fn holder_let_go(
     servers: &mut [Option<Server>],
     addresses: &[String],
@@ -198,10 +216,7 @@ fn holder_let_go(
             .iter()
             .filter(|v| v.token.as_deref() == Some(token))
             .count();
-        if read < quorum {
-            return false;
-        }
-        if holding + (servers.len() - read) < quorum {
+        if read >= quorum && holding + (servers.len() - read) < quorum {
             return true;
         }
         if Moment::now() >= deadline {

@@ -153,9 +153,12 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let own = exit::describe_status(status);
     let why = match stopped {
         Some(Stop::Lost(_)) => "the lock was lost".to_string(),
-        Some(Stop::Asked) => {
+        Some(Stop::Asked) if released.ours > 0 => {
             "the lock was broken by `redlock release --force` (this run let it go)".to_string()
         }
+        Some(Stop::Asked) => "the lock was broken by `redlock release --force` (it deleted the \
+             lock before this run could let it go)"
+            .to_string(),
         None if released.lost(lock.addresses.len()) => {
             eprintln!(
                 "redlock: lock lost: found at release that the lock was no longer ours \
@@ -250,7 +253,12 @@ fn supervise(
                     None => CONFIRMED,
                 };
                 match control {
-                    Control::Stop => Stop::Asked,
+                    Control::Stop => {
+                        // `release --force` waits for it to know it was heard; if it cannot be
+                        // said, it deletes the lock after a moment, as for a holder that is gone.
+                        let _ = heartbeat.acknowledge();
+                        Stop::Asked
+                    }
                     Control::Check(what) => match heartbeat.check_now() {
                         Ok(()) => {
                             heard = Some(what);
@@ -304,7 +312,9 @@ fn supervise(
         }
         child::signal_group(group, Signal::SIGTERM);
         child::signal_group(group, Signal::SIGCONT);
-        kill_at = Some((Moment::now() + lease.kill_after).min(lease_end.kill_by()));
+        // Never later than set already: a lease lost while the command stops on request.
+        let kill = (Moment::now() + lease.kill_after).min(lease_end.kill_by());
+        kill_at = Some(kill_at.map_or(kill, |at| at.min(kill)));
         stop = Some(reason);
     };
     // What the command left behind in its group must not outlive the lease either.

@@ -1,6 +1,7 @@
 //! Lost means lost: every way a run can lose its lock ends in 76, at once, with the command
 //! stopped; and `release --force` lets no waiter start beside a live holder's command.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -211,8 +212,9 @@ fn release_force_waits_for_a_live_holder_so_a_waiter_never_overlaps_it() {
     );
 }
 
-/// A holder that cannot answer (frozen: a stopped process, a hung host) is waited for up to its
-/// --kill-after plus 2 s, then its lock is deleted, as for a dead one.
+/// A holder that cannot answer (frozen: a stopped process, a hung host) is asked for 2 s, then
+/// its lock is deleted, as a dead one's. So is one that heard, said so, and then does not
+/// release the lock within its --kill-after plus 2 s.
 #[test]
 fn release_force_breaks_a_holder_that_does_not_answer() {
     let server = RedisServer::start();
@@ -228,19 +230,141 @@ fn release_force_breaks_a_holder_that_does_not_answer() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(
-        stderr.contains("waiting up to 3.0s (its --kill-after of 1.0s, plus 2.0s)")
-            && stderr.contains(
-                "redlock: the holder of 'hung' did not release the lock within 3.0s; deleting it"
-            )
-            && stderr.contains("redlock: broke lock 'hung' on 1 of 1 server(s)"),
-        "{stderr}"
+    assert_eq!(
+        stderr,
+        "redlock: no holder of 'hung' answered within 2.0s (gone, or not running); deleting the \
+         lock\nredlock: broke lock 'hung' on 1 of 1 server(s)\n"
     );
     assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{hung}"]), 0);
     // Woken, it hears the break and stops its command.
     kill(holder.redlock_pid(), Signal::SIGCONT).unwrap();
     let (status, stderr) = holder.wait();
     assert_eq!(status.code(), Some(76), "{stderr}");
+
+    // Heard, said so, and then stuck: its command ignores SIGTERM and redlock freezes.
+    let script = "trap '' TERM; echo $$ > pid; echo ready; while :; do sleep 0.05; done";
+    let mut holder = Holder::start_script(
+        &server.url(),
+        &["-n", "stuck", "--ttl", "20s", "--kill-after", "1s"],
+        script,
+    );
+    wait_for_holder(&server, "stuck");
+    let release = redlock(&server.url())
+        .args(["release", "-n", "stuck", "--force"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the holder says it stops", || {
+        server
+            .cmd::<Option<String>>(&["HGET", "redlock:{stuck}:holder", "stopping"])
+            .is_some()
+    });
+    kill(holder.redlock_pid(), Signal::SIGSTOP).unwrap();
+    let output = release.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("waiting up to 3.0s (its --kill-after of 1.0s, plus 2.0s)")
+            && stderr.contains(
+                "redlock: the holder of 'stuck' did not release the lock within 3.0s; deleting it"
+            )
+            && stderr.contains("redlock: broke lock 'stuck' on 1 of 1 server(s)"),
+        "{stderr}"
+    );
+    kill(holder.redlock_pid(), Signal::SIGCONT).unwrap();
+    let (status, stderr) = holder.wait();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+}
+
+/// Another run listening on the control channel is not the holder: its silence is not taken
+/// for a holder that heard (here, a live holder of the same name in another database, whose
+/// channel is shared, and a stale lock in this one).
+#[test]
+fn release_force_counts_only_the_holders_answer() {
+    let server = RedisServer::start();
+    let url = |db: u8| format!("redis://127.0.0.1:{}/{db}", server.port);
+    let mut other = Holder::start(
+        &url(1),
+        &["-n", "shared", "--ttl", "60s", "--kill-after", "15s"],
+    );
+    wait_for_holder(&server, "shared");
+    let mut db2 = server.connection();
+    let _: () = redis::cmd("SELECT").arg(2).query(&mut db2).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&["redlock:{shared}", "stale", "PX", "60000"][..])
+        .query(&mut db2)
+        .unwrap();
+    let started = Instant::now();
+    let output = redlock(&url(2))
+        .args(["release", "-n", "shared", "--force"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("no holder of 'shared' answered within 2.0s"),
+        "{stderr}"
+    );
+    // Not the other run's --kill-after of 15 s, plus 2 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("redlock:{shared}")
+        .query(&mut db2)
+        .unwrap();
+    assert_eq!(exists, 0);
+    // The other database's run was not asked to stop.
+    other.send("x\n");
+    let (status, stderr) = other.finish();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+/// A server that does not answer for a while during the wait tells nothing: the wait goes on,
+/// and the lock is not deleted under a command that is still stopping.
+#[test]
+fn release_force_keeps_waiting_through_a_slow_server() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let go = dir.path().join("go");
+    // The holder's command stops only once told to, after the server came back.
+    let linger = format!("while [ ! -e {} ]; do sleep 0.01; done", go.display());
+    let mut holder = marking_holder(&server.url(), "slow", &log, "holder", &linger);
+    let waiter = marking_waiter(&server.url(), "slow", &log, "waiter");
+    wait_for_subscriber(&server, "slow");
+    wait_for_holder(&server, "slow");
+    let mut release = redlock(&server.url())
+        .args(["release", "-n", "slow", "--force"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its first line says it heard the holder's answer and now waits for the release.
+    let mut stderr = BufReader::new(release.stderr.take().unwrap());
+    let mut asked = String::new();
+    stderr.read_line(&mut asked).unwrap();
+    assert!(asked.contains("waiting up to 17s"), "{asked}");
+    server.freeze();
+    // Longer than a request's time-out (3 s): release's reads of the lock fail meanwhile.
+    std::thread::sleep(Duration::from_secs(4));
+    server.thaw();
+    std::fs::write(&go, "").unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert_eq!(release.wait().unwrap().code(), Some(0), "{rest}");
+    assert_eq!(
+        rest,
+        "redlock: the holder of 'slow' stopped its command and released the lock\n"
+    );
+    assert_eq!(holder.wait().0.code(), Some(76));
+    assert!(waiter.wait_with_output().unwrap().status.success());
+    assert!(
+        !overlaps(&log),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
 }
 
 /// The README's warning for `--now`: the waiter takes the lock at once, while the old command

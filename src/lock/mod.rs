@@ -304,9 +304,10 @@ impl Lock {
         answers.iter().filter(|a| matches!(a, Some(Ok(())))).count() >= quorum
     }
 
-    /// Extends the lease on every server; `timeout` bounds each request.
-    pub fn extend(&mut self, timeout: Duration) -> Extension {
-        let call = Call::extend(&self.keys, &self.token, self.timing.ttl);
+    /// Extends the lease on every server; `timeout` bounds each request. `stopping`: the
+    /// extension also says that the holder is stopping its command on request (`extend.lua`).
+    pub fn extend(&mut self, timeout: Duration, stopping: bool) -> Extension {
+        let call = Call::extend(&self.keys, &self.token, self.timing.ttl, stopping);
         let sent = Moment::now();
         let quorum = self.quorum();
         let answers = self.fan_out(

@@ -499,12 +499,14 @@ impl Call {
         }
     }
 
-    /// Extends the lease if it is still ours: 1 if so, else 0.
-    pub(super) fn extend(keys: &Keys, token: &str, ttl: Duration) -> Call {
+    /// Extends the lease if it is still ours: 1 if so, else 0. `stopping`: says that the
+    /// holder is stopping its command on `release --force`'s request.
+    pub(super) fn extend(keys: &Keys, token: &str, ttl: Duration, stopping: bool) -> Call {
+        let stopping = if stopping { "1" } else { "0" };
         Call {
             lua: &EXTEND,
             keys: vec![keys.lock.clone(), keys.holder.clone()],
-            args: args(&[&token, &ms(ttl)]),
+            args: args(&[&token, &ms(ttl), &stopping]),
             wrote: |reply| reply == &Value::Int(1),
         }
     }

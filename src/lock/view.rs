@@ -132,6 +132,10 @@ pub struct Asked {
     pub listeners: u64,
     /// How long ago the holder took the lock, when it wrote it.
     pub age: Option<Duration>,
+    /// The holder said it stops its command on this request.
+    pub stopping: bool,
+    /// The holder's command has ended (`--min-hold` keeps the lock): nobody is there to ask.
+    pub ended: bool,
 }
 
 /// Asks the live holder of the lock (only if it holds `token`, when given) to stop its command
@@ -144,7 +148,7 @@ pub fn ask_to_stop(
 ) -> Result<Asked> {
     let names = [keys.lock.as_str(), &keys.holder];
     let args = args(&[&keys.control, &token.unwrap_or("")]);
-    let (token, kill_after, listeners, age): (String, i64, u64, i64) =
+    let (token, kill_after, listeners, age, state): (String, i64, u64, i64, String) =
         server.eval(&ASK, &names, &args, timeout)?;
     let millis = |ms: i64| u64::try_from(ms).ok().map(Duration::from_millis);
     Ok(Asked {
@@ -152,5 +156,7 @@ pub fn ask_to_stop(
         kill_after: millis(kill_after),
         listeners,
         age: millis(age),
+        stopping: state == "stopping",
+        ended: state == "ended",
     })
 }

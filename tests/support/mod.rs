@@ -276,7 +276,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `redlock` against `url`, with no REDLOCK_* variables inherited from the caller.
+/// `redlock` against `url`, with no REDLOCK_* variables inherited from the caller, and the
+/// signals it handles at their defaults (see `with_default_signals`).
 pub fn redlock(url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_redlock"));
     for (key, _) in std::env::vars() {
@@ -285,7 +286,31 @@ pub fn redlock(url: &str) -> Command {
         }
     }
     command.env("REDLOCK_URL", url);
+    with_default_signals(&mut command);
     command
+}
+
+/// Starts `command` with the signals redlock handles at their defaults, as a terminal's shell
+/// starts a program: a test run started in the background by a shell without job control has
+/// SIGINT and SIGQUIT ignored, and redlock keeps a signal ignored at start ignored (as `nohup`
+/// needs), so the tests that send them would wait for nothing.
+pub fn with_default_signals(command: &mut Command) -> &mut Command {
+    // SAFETY: signal(2) only, between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            for handled in [
+                Signal::SIGTERM,
+                Signal::SIGINT,
+                Signal::SIGHUP,
+                Signal::SIGQUIT,
+                Signal::SIGUSR1,
+                Signal::SIGUSR2,
+            ] {
+                nix::sys::signal::signal(handled, nix::sys::signal::SigHandler::SigDfl)?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Polls `condition` until it holds; panics with `what` after `PATIENCE`.
@@ -439,7 +464,7 @@ pub struct Terminal {
 impl Terminal {
     pub fn start(command: &str, url: &str) -> Self {
         // Not under timeout(1): a terminal in its care sometimes loses Ctrl-C's SIGINT.
-        let mut process = Command::new("script")
+        let mut process = with_default_signals(&mut Command::new("script"))
             .args(["-qec", command, "/dev/null"])
             .env("REDLOCK_URL", url)
             .process_group(0)
