@@ -72,6 +72,8 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     let mut errors = vec![None; total];
     if !args.now {
         let first_ask = Moment::now();
+        // The token the lock held when first asked: the one asked to stop.
+        let mut asked_first: Option<String> = None;
         let answers = loop {
             let asked = on_each(
                 &mut servers,
@@ -105,6 +107,19 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
             }
             if heard(&answers).is_some() {
                 break answers;
+            }
+            match &asked_first {
+                // Asked again, and a majority no longer holds it: the holder let go (stopped
+                // its command and released it before its answer was seen, or its command ended).
+                Some(token) if !majority_may_hold(&answers, &errors, token) => {
+                    eprintln!(
+                        "redlock: the holder of '{}' stopped its command and released the lock",
+                        args.name
+                    );
+                    return Ok(0);
+                }
+                Some(_) => {}
+                None => asked_first = most_held(&answers),
             }
             // Someone may still answer, for a moment: a listener (the holder, about to say it
             // heard; or another run, which never will), or a holder that took the lock just now
@@ -181,6 +196,16 @@ fn heard(answers: &[Asked]) -> Option<(String, Duration)> {
     let kill_after = stopping.iter().filter_map(|asked| asked.kill_after).max();
     let token = most_held(&stopping)?;
     Some((token, kill_after.unwrap_or(UNKNOWN_KILL_AFTER)))
+}
+
+/// Whether a majority may still hold `token`: the servers that answered holding it, and those
+/// that did not answer.
+fn majority_may_hold(answers: &[Asked], errors: &[Option<String>], token: &str) -> bool {
+    let holding = answers
+        .iter()
+        .filter(|asked| asked.token.as_deref() == Some(token))
+        .count();
+    holding + errors.iter().flatten().count() >= majority(errors.len())
 }
 
 /// The token most servers hold, if any holds one.
