@@ -97,6 +97,21 @@ fn a_lock_deleted_behind_its_back_is_lost_at_release() {
     );
 }
 
+/// `--min-hold` changes nothing: a release that finds the lock gone is a lost lock.
+#[test]
+fn a_lock_kept_by_min_hold_and_deleted_is_lost_at_release() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(
+        &server.url(),
+        &["-n", "kept-loss", "--ttl", "60s", "--min-hold", "1h"],
+    );
+    let _: () = server.cmd(&["DEL", "redlock:{kept-loss}"]);
+    let (status, stderr) = holder.finish();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert!(stderr.contains("found at release"), "{stderr}");
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{kept-loss}"]), 0);
+}
+
 #[test]
 fn a_break_is_heard_at_once_and_the_command_stopped() {
     let server = RedisServer::start();
@@ -180,47 +195,53 @@ fn a_takeover_on_a_minority_of_servers_is_checked_not_believed() {
 
 #[test]
 fn release_force_waits_for_a_live_holder_so_a_waiter_never_overlaps_it() {
-    let server = RedisServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("log");
-    // The holder takes a moment to shut down after SIGTERM.
-    let mut holder = marking_holder(&server.url(), "handover", &log, "holder", "sleep 0.5");
-    let waiter = marking_waiter(&server.url(), "handover", &log, "waiter");
-    wait_for_subscriber(&server, "handover");
-    // Not waiting for the holder to listen: one that has just started is asked until it does.
-    let output = redlock(&server.url())
-        .args(["release", "-n", "handover", "--force"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(
-        stderr.contains(
-            "redlock: asked the holder of 'handover' to stop its command and release the lock; \
-             waiting up to 17s (its --kill-after of 15s, plus 2.0s)"
-        ),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("redlock: the holder of 'handover' stopped its command and released"),
-        "{stderr}"
-    );
-    let (status, holder_stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{holder_stderr}");
-    assert!(
-        holder_stderr.contains(
-            "redlock: exiting with 76: the lock was broken by `redlock release --force` (this \
-             run let it go); the command's own status was 0"
-        ),
-        "{holder_stderr}"
-    );
-    let waited = waiter.wait_with_output().unwrap();
-    assert!(waited.status.success());
-    assert!(
-        !overlaps(&log),
-        "{}",
-        std::fs::read_to_string(&log).unwrap()
-    );
+    for n in [1, 3] {
+        let servers = start_servers(n);
+        let url = urls(&servers);
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        // The holder takes a moment to shut down after SIGTERM.
+        let mut holder = marking_holder(&url, "handover", &log, "holder", "sleep 0.5");
+        let waiter = marking_waiter(&url, "handover", &log, "waiter");
+        for server in &servers {
+            wait_for_subscriber(server, "handover");
+        }
+        // Not waiting for the holder to listen: one that has just started is asked until it
+        // answers.
+        let output = redlock(&url)
+            .args(["release", "-n", "handover", "--force"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{n} servers: {stderr}");
+        assert!(
+            stderr.contains(
+                "redlock: asked the holder of 'handover' to stop its command and release the \
+                 lock; waiting up to 17s (its --kill-after of 15s, plus 2.0s)"
+            ),
+            "{n} servers: {stderr}"
+        );
+        assert!(
+            stderr.contains("redlock: the holder of 'handover' stopped its command and released"),
+            "{n} servers: {stderr}"
+        );
+        let (status, holder_stderr) = holder.wait();
+        assert_eq!(status.code(), Some(76), "{holder_stderr}");
+        assert!(
+            holder_stderr.contains(
+                "redlock: exiting with 76: the lock was broken by `redlock release --force` \
+                 (this run let it go); the command's own status was 0"
+            ),
+            "{n} servers: {holder_stderr}"
+        );
+        let waited = waiter.wait_with_output().unwrap();
+        assert!(waited.status.success());
+        assert!(
+            !overlaps(&log),
+            "{n} servers: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+    }
 }
 
 /// A holder that cannot answer (frozen: a stopped process, a hung host) is asked for 2 s, then
