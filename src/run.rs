@@ -153,12 +153,14 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let own = exit::describe_status(status);
     let why = match stopped {
         Some(Stop::Lost(_)) => "the lock was lost".to_string(),
-        Some(Stop::Asked) if released.ours > 0 => {
+        Some(Stop::Asked) if released.lost(lock.addresses.len()) => {
+            "the lock was broken by `redlock release --force` (it deleted the lock before this \
+             run could let it go)"
+                .to_string()
+        }
+        Some(Stop::Asked) => {
             "the lock was broken by `redlock release --force` (this run let it go)".to_string()
         }
-        Some(Stop::Asked) => "the lock was broken by `redlock release --force` (it deleted the \
-             lock before this run could let it go)"
-            .to_string(),
         None if released.lost(lock.addresses.len()) => {
             eprintln!(
                 "redlock: lock lost: found at release that the lock was no longer ours \
