@@ -41,6 +41,8 @@ fn usage_errors_exit_64() {
             "the limit is 200",
         ),
         (&["run", "-n", "a{b}", "--", "echo", "x"], "braces"),
+        // --now skips asking the holder: it only makes sense when breaking.
+        (&["release", "-n", "x", "--now"], "--force"),
         (&["run", "-n", "x"], "COMMAND"),
         (&["run", "-n", "x", "--", ""], "no command given"),
         (
