@@ -8,20 +8,14 @@ use nix::sys::signal::{SigHandler, Signal, kill, signal};
 use nix::unistd::Pid;
 
 use crate::support::{
-    Holder, RedisServer, Terminal, is_dead, read_pid, redlock, wait_for_subscriber, wait_until,
+    FORWARDED, Holder, RedisServer, Terminal, is_dead, read_pid, redlock, wait_for_subscriber,
+    wait_until,
 };
 
 #[test]
 fn each_forwarded_signal_reaches_the_command() {
     let server = RedisServer::start();
-    for signal in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ] {
+    for signal in FORWARDED {
         let name = &signal.as_str()[3..];
         // `wait` returns as soon as a trapped signal arrives; the trap chooses the exit status.
         let script = format!(

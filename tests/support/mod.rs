@@ -290,6 +290,16 @@ pub fn redlock(url: &str) -> Command {
     command
 }
 
+/// The signals redlock forwards to its command (README, "Signals").
+pub const FORWARDED: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
 /// Starts `command` with the signals redlock handles at their defaults, as a terminal's shell
 /// starts a program: a test run started in the background by a shell without job control has
 /// SIGINT and SIGQUIT ignored, and redlock keeps a signal ignored at start ignored (as `nohup`
@@ -298,14 +308,7 @@ pub fn with_default_signals(command: &mut Command) -> &mut Command {
     // SAFETY: signal(2) only, between fork and exec.
     unsafe {
         command.pre_exec(|| {
-            for handled in [
-                Signal::SIGTERM,
-                Signal::SIGINT,
-                Signal::SIGHUP,
-                Signal::SIGQUIT,
-                Signal::SIGUSR1,
-                Signal::SIGUSR2,
-            ] {
+            for handled in FORWARDED {
                 nix::sys::signal::signal(handled, nix::sys::signal::SigHandler::SigDfl)?;
             }
             Ok(())
