@@ -29,7 +29,7 @@ pub enum Event {
     /// A message on the channel listened to, with its payload, or `None` for a subscription
     /// confirmed. While waiting, a release notice: worth trying the lock again; it may name the
     /// waiter that is to try first, by its token. While holding, a control notice (see
-    /// `run::Control`).
+    /// `control::Control`).
     Notice(Option<String>),
     Exited(ExitStatus),
     /// The command was stopped (SIGTSTP, SIGSTOP...), or continued after that.

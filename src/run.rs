@@ -153,7 +153,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let own = exit::describe_status(status);
     let why = match stopped {
         Some(Stop::Lost(_)) => "the lock was lost".to_string(),
-        Some(Stop::Asked) if released.lost(lock.addresses.len()) => {
+        Some(Stop::Asked) if released.lost() => {
             "the lock was broken by `redlock release --force` (it deleted the lock before this \
              run could let it go)"
                 .to_string()
@@ -161,7 +161,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         Some(Stop::Asked) => {
             "the lock was broken by `redlock release --force` (this run let it go)".to_string()
         }
-        None if released.lost(lock.addresses.len()) => {
+        None if released.lost() => {
             eprintln!(
                 "redlock: lock lost: found at release that the lock was no longer ours \
                  (deleted, broken or taken by another holder); the command's own status was {own}"

@@ -154,6 +154,8 @@ pub struct Released {
     /// Servers that answered that our token was no longer there.
     pub gone: usize,
     pub errors: Vec<String>,
+    /// How many servers the lock has.
+    pub servers: usize,
 }
 
 impl Lock {
@@ -386,7 +388,10 @@ impl Lock {
             },
             &mut || {},
         );
-        let mut released = Released::default();
+        let mut released = Released {
+            servers,
+            ..Released::default()
+        };
         for answer in answers.into_iter().flatten() {
             match answer {
                 Ok(true) => released.ours += 1,
@@ -474,8 +479,8 @@ impl Lock {
 impl Released {
     /// Whether so many servers no longer held our token that no majority did: the lease had
     /// been lost (deleted, broken or taken over) by the time of the release.
-    pub fn lost(&self, servers: usize) -> bool {
-        beyond_minority(self.gone, servers)
+    pub fn lost(&self) -> bool {
+        beyond_minority(self.gone, self.servers)
     }
 }
 
