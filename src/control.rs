@@ -54,7 +54,6 @@ impl Listener {
     /// Unsubscribes.
     pub fn stop(self, events: &mut Events) {
         events.stop_listening();
-        drop(self.subscription);
     }
 }
 

@@ -8,8 +8,8 @@ use crate::cli::ListArgs;
 use crate::duration::human;
 use crate::exit::{Failure, Kind};
 use crate::lock::view::ServerView;
-use crate::lock::{Keys, beyond_minority};
-use crate::status::{self, TIMEOUT, describe, ms};
+use crate::lock::{Keys, Request, beyond_minority};
+use crate::status::{self, describe, ms};
 
 /// One held lock; its field names are the documented JSON.
 #[derive(Debug, Serialize)]
@@ -22,19 +22,18 @@ struct Listed {
 }
 
 pub fn list(args: &ListArgs) -> Result<u8, Failure> {
-    let (mut servers, addresses) = status::targets(&args.servers)?;
+    let mut servers = status::Servers::open(&args.servers)?;
     let prefix = &args.servers.prefix;
     let total = servers.len();
     let mut names: BTreeSet<String> = BTreeSet::new();
     let mut failed = Vec::new();
-    for slot in servers.iter_mut() {
-        let server = slot.as_mut().expect("all servers are still there");
-        match scan(server, prefix, &args.pattern) {
+    for index in 0..total {
+        match scan(&mut servers, index, prefix, &args.pattern) {
             Ok(found) => names.extend(found),
             Err(e) => {
                 failed.push(format!("{e:#}"));
                 // Not asked again for every lock: it would cost a time-out each.
-                *slot = None;
+                servers.failed[index] = true;
             }
         }
     }
@@ -46,12 +45,10 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
     }
     let mut listed = Vec::new();
     for name in names {
-        let views = status::views(&mut servers, &addresses, &Keys::new(prefix, &name));
+        let views = servers.views(&Keys::new(prefix, &name));
         // A server that failed once is not asked again: each lock would cost a time-out.
-        for (slot, view) in servers.iter_mut().zip(&views) {
-            if view.error.is_some() {
-                *slot = None;
-            }
+        for (failed, view) in servers.failed.iter_mut().zip(&views) {
+            *failed |= view.error.is_some();
         }
         // Held means what `status` means: a majority with one token.
         if let Ok(status::Status {
@@ -87,7 +84,8 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
 
 /// The names of the locks on one server whose name matches `pattern`.
 fn scan(
-    server: &mut crate::lock::Server,
+    servers: &mut status::Servers,
+    index: usize,
     prefix: &str,
     pattern: &str,
 ) -> anyhow::Result<Vec<String>> {
@@ -102,7 +100,8 @@ fn scan(
             .arg(&matching)
             .arg("COUNT")
             .arg(1000);
-        let (next, keys): (u64, Vec<String>) = server.query(&scan, TIMEOUT)?;
+        let reply = servers.one(index, &Request::command(&scan))?;
+        let (next, keys): (u64, Vec<String>) = redis::from_redis_value(reply)?;
         for key in keys {
             let name = key
                 .strip_prefix(&format!("{prefix}:{{"))

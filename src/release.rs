@@ -15,10 +15,10 @@ use crate::cli::ReleaseArgs;
 use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
-use crate::lock::view::{Asked, Broken, ask_to_stop, break_lock};
-use crate::lock::{Keys, Server, majority};
+use crate::lock::view::{self, Asked, Broken};
+use crate::lock::{Keys, majority, scripts};
 use crate::settings;
-use crate::status::{self, TIMEOUT, describe, on_each};
+use crate::status::{self, Servers, describe};
 
 /// How much longer than its --kill-after a holder asked to stop is waited for: its command's
 /// SIGKILL comes by then, and what is left is a release (one round trip).
@@ -45,10 +45,10 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
         ));
     }
     let keys = Keys::new(&args.servers.prefix, &args.name);
-    let (mut servers, addresses) = status::targets(&args.servers)?;
+    let mut servers = Servers::open(&args.servers)?;
     let total = servers.len();
     if !args.force {
-        let views = status::views(&mut servers, &addresses, &keys);
+        let views = servers.views(&keys);
         let status = status::summarize(&args.name, views)?;
         let holder = status
             .holder
@@ -75,14 +75,10 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
         // The token the lock held when first asked: the one asked to stop.
         let mut asked_first: Option<String> = None;
         let answers = loop {
-            let asked = on_each(
-                &mut servers,
-                &addresses,
-                |_, server| ask_to_stop(server, &keys, args.token.as_deref(), TIMEOUT),
-                |_| Err(anyhow!("did not answer before")),
-            );
+            let token = args.token.as_deref();
+            let asked = servers.ask(|_| Some(scripts::ask_to_stop(&keys, token)), view::asked);
             let mut answers = Vec::new();
-            for (i, answer) in asked.into_iter().enumerate() {
+            for (i, answer) in asked.into_iter().flatten().enumerate() {
                 match answer {
                     Ok(asked) => {
                         // What the server held then, and nothing taken since: a lock a waiter
@@ -100,7 +96,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
                     Err(_) if errors[i].is_some() => {}
                     Err(e) => {
                         // Not asked again: it would only take the time-out once more.
-                        servers[i] = None;
+                        servers.failed[i] = true;
                         errors[i] = Some(format!("{e:#}"));
                     }
                 }
@@ -153,7 +149,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
                 human(kill_after),
                 human(MARGIN)
             );
-            if holder_let_go(&mut servers, &addresses, &keys, &asked, patience) {
+            if holder_let_go(&mut servers, &keys, &asked, patience) {
                 eprintln!(
                     "redlock: the holder of '{}' stopped its command and released the lock",
                     args.name
@@ -168,17 +164,21 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
             tokens.fill(Some(asked));
         }
     }
-    let outcomes = on_each(
-        &mut servers,
-        &addresses,
-        |i, server| match settled[i] {
-            Some(found) => Ok(found),
-            None => break_lock(server, &keys, tokens[i].as_deref(), TIMEOUT),
+    let outcomes = servers.ask(
+        |i| {
+            settled[i]
+                .is_none()
+                .then(|| scripts::break_lock(&keys, tokens[i].as_deref()))
         },
-        |_| Err(anyhow!("did not answer before")),
+        view::broken,
     );
     let mut broken = Vec::new();
     for (i, outcome) in outcomes.into_iter().enumerate() {
+        let outcome = match (settled[i], outcome) {
+            (Some(found), _) => Ok(found),
+            (None, Some(outcome)) => outcome,
+            (None, None) => Err(anyhow!("did not answer")),
+        };
         match (outcome, &errors[i]) {
             // It failed already, and was not asked again.
             (_, Some(_)) => {}
@@ -225,17 +225,11 @@ fn most_held(answers: &[Asked]) -> Option<String> {
 /// Waits until no majority holds `token` any more (the holder stopped its command and
 /// released it), up to `patience`. A read that fails (a server slow for a moment) tells
 /// nothing: the wait goes on. False when it was not seen released by then.
-fn holder_let_go(
-    servers: &mut [Option<Server>],
-    addresses: &[String],
-    keys: &Keys,
-    token: &str,
-    patience: Duration,
-) -> bool {
+fn holder_let_go(servers: &mut Servers, keys: &Keys, token: &str, patience: Duration) -> bool {
     let quorum = majority(servers.len());
     let deadline = Moment::now() + patience;
     loop {
-        let views = status::views(servers, addresses, keys);
+        let views = servers.views(keys);
         let read = views.iter().filter(|v| v.error.is_none()).count();
         let holding = views
             .iter()

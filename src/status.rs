@@ -1,6 +1,5 @@
 //! `redlock status`: who holds a lock, as each server sees it, and whether a majority agrees.
 
-use std::thread;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::anyhow;
@@ -10,7 +9,7 @@ use crate::cli::{ServerArgs, StatusArgs};
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::{ServerView, view};
-use crate::lock::{Keys, Server, beyond_minority, majority, resolve};
+use crate::lock::{Keys, Pool, Request, beyond_minority, majority, resolve, scripts};
 use crate::settings;
 
 /// Bound on each server's answer.
@@ -30,65 +29,71 @@ pub struct Status {
     pub servers: Vec<ServerView>,
 }
 
-/// Checks the shared options and opens the servers, their host names looked up at once.
-pub fn open(args: &ServerArgs) -> Result<Vec<Server>, Failure> {
-    settings::check_name("the key prefix", &args.prefix).kind(Kind::Usage)?;
-    let servers = settings::servers(&args.redis, 0).kind(Kind::Usage)?;
-    resolve(&servers, TIMEOUT);
-    Ok(servers)
+/// The servers an operator's command asks, over one connection each (`lock::Pool`). A server
+/// that failed once is not asked again: each question would cost it a time-out.
+pub struct Servers {
+    pool: Pool,
+    pub addresses: Vec<String>,
+    pub failed: Vec<bool>,
 }
 
-/// Every server's view of the lock, read in parallel; a server that already failed (`None` in
-/// `servers`) is reported as such instead of being asked again.
-pub fn views(servers: &mut [Option<Server>], addresses: &[String], keys: &Keys) -> Vec<ServerView> {
-    on_each(
-        servers,
-        addresses,
-        |_, server| view(server, keys, TIMEOUT),
-        |address| ServerView::unreachable(address, "did not answer before".into()),
-    )
-}
+impl Servers {
+    /// Checks the shared options and opens the servers, their host names looked up at once.
+    pub fn open(args: &ServerArgs) -> Result<Self, Failure> {
+        settings::check_name("the key prefix", &args.prefix).kind(Kind::Usage)?;
+        let servers = settings::servers(&args.redis, 0).kind(Kind::Usage)?;
+        resolve(&servers, TIMEOUT);
+        Ok(Servers {
+            pool: Pool::open(&servers),
+            addresses: servers.iter().map(|s| s.address.clone()).collect(),
+            failed: vec![false; servers.len()],
+        })
+    }
 
-/// `op` on every server at once (with its index), each on a thread of its own, so that the
-/// slowest server bounds the whole; `skipped` for a server that already failed (`None`).
-pub fn on_each<T: Send>(
-    servers: &mut [Option<Server>],
-    addresses: &[String],
-    op: impl Fn(usize, &mut Server) -> T + Sync,
-    skipped: impl Fn(&str) -> T + Sync,
-) -> Vec<T> {
-    let (op, skipped) = (&op, &skipped);
-    thread::scope(|scope| {
-        let answers: Vec<_> = servers
-            .iter_mut()
-            .zip(addresses)
-            .enumerate()
-            .map(|(i, (server, address))| {
-                scope.spawn(move || match server {
-                    Some(server) => op(i, server),
-                    None => skipped(address),
-                })
-            })
+    pub fn len(&self) -> usize {
+        self.addresses.len()
+    }
+
+    /// Asks every server at once (`request` for each, `None` to skip it); a server that failed
+    /// before is not asked and answers "did not answer before".
+    pub fn ask<R>(
+        &mut self,
+        request: impl Fn(usize) -> Option<Request>,
+        read: impl Fn(redis::Value) -> anyhow::Result<R>,
+    ) -> Vec<Option<anyhow::Result<R>>> {
+        let requests: Vec<Option<Request>> = (0..self.len())
+            .map(|i| if self.failed[i] { None } else { request(i) })
             .collect();
+        let mut answers = self.pool.each(&requests, TIMEOUT, read);
+        for (i, answer) in answers.iter_mut().enumerate() {
+            if self.failed[i] {
+                *answer = Some(Err(anyhow!("did not answer before")));
+            }
+        }
         answers
-            .into_iter()
-            .map(|answer| answer.join().expect("a request to a server panicked"))
-            .collect()
-    })
-}
+    }
 
-/// The servers, each in an `Option` for `on_each`, and their addresses.
-pub fn targets(args: &ServerArgs) -> Result<(Vec<Option<Server>>, Vec<String>), Failure> {
-    let servers = open(args)?;
-    let addresses = servers.iter().map(|s| s.address.clone()).collect();
-    Ok((servers.into_iter().map(Some).collect(), addresses))
+    /// Every server's view of the lock, read at once.
+    pub fn views(&mut self, keys: &Keys) -> Vec<ServerView> {
+        let replies = self.ask(|_| Some(scripts::view(keys)), Ok);
+        replies
+            .into_iter()
+            .zip(&self.addresses)
+            .map(|(reply, address)| view(address, keys, reply))
+            .collect()
+    }
+
+    /// One page of a SCAN on one server.
+    pub fn one(&mut self, index: usize, request: &Request) -> anyhow::Result<redis::Value> {
+        self.pool.one(index, request, TIMEOUT)
+    }
 }
 
 pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
     settings::check_name("the lock name", &args.name).kind(Kind::Usage)?;
-    let (mut servers, addresses) = targets(&args.servers)?;
+    let mut servers = Servers::open(&args.servers)?;
     let keys = Keys::new(&args.servers.prefix, &args.name);
-    let views = views(&mut servers, &addresses, &keys);
+    let views = servers.views(&keys);
     let status = summarize(&args.name, views)?;
     if args.json {
         println!(

@@ -1,16 +1,12 @@
 //! The lease on one named lock, over a set of independent Redis servers: a majority must agree
 //! (with one server, a majority of one). Deadlines are measured from when a request was sent.
 
+mod holder;
 mod keys;
-mod mux;
-mod notices;
-mod resolve;
-mod resp;
-mod server;
+pub mod scripts;
+mod transport;
 pub mod view;
-mod worker;
 
-use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use crate::clock::Moment;
@@ -18,13 +14,11 @@ use crate::clock::Moment;
 use anyhow::{Result, anyhow};
 use redis::Value;
 
+use holder::{Acquired, acquired};
+pub use holder::{Holder, HolderInfo};
 pub use keys::Keys;
-use mux::Mux;
-pub use notices::Notices;
-pub use resolve::resolve;
-pub use server::{Acquired, Holder, HolderInfo, Server};
-use server::{CONNECT_TIMEOUT, Call, acquired, integer, name_keys_in_the_way};
-use worker::Worker;
+use transport::{Answer, CONNECT_TIMEOUT, Wait};
+pub use transport::{Notices, Pool, Request, Server, resolve};
 
 /// The timing of a lease, checked for safety when the settings were read.
 #[derive(Debug, Clone, Copy)]
@@ -77,23 +71,6 @@ pub enum Extension {
     Unconfirmed(anyhow::Error),
 }
 
-/// How the servers are talked to, so that a request reaches every server at once.
-enum Servers {
-    /// The only one: on the calling thread.
-    One(Box<Server>),
-    /// Several: by the calling thread, over non-blocking sockets (see `mux.rs`).
-    Muxed(Mux),
-    /// Several, one of them reached over TLS: by a thread each (see `worker.rs`).
-    Threads(Vec<Slot>),
-}
-
-/// A server's thread.
-enum Slot {
-    Worker(Worker),
-    /// It could not be started.
-    Broken(String),
-}
-
 /// Whether a release must reach every server before it returns.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Everywhere {
@@ -104,26 +81,9 @@ pub enum Everywhere {
     No,
 }
 
-/// How long a release waits, after a majority has answered, for servers that do not have it
-/// yet (with threads, see `worker.rs`: for every server; they are normally a moment behind).
-const RELEASE_LINGER: Duration = Duration::from_millis(200);
-
-/// One server's answer to a request: `None` while it has not answered.
-type Answer<R> = Option<Result<R>>;
-
-/// Whether a request waits for a server that is still busy with the previous one.
-#[derive(Clone, Copy, PartialEq)]
-enum Wait {
-    /// Acquire and extend: a server still busy simply does not answer this time.
-    Never,
-    /// Release: every server must get it, after whatever it is still doing.
-    Always,
-}
-
 pub struct Lock {
-    servers: Servers,
-    /// Connection-less copies of the servers.
-    targets: Vec<Server>,
+    pool: Pool,
+    servers: Vec<Server>,
     /// Addresses, in the order of `servers`, for messages.
     pub addresses: Vec<String>,
     pub keys: Keys,
@@ -134,7 +94,7 @@ pub struct Lock {
 /// The same lock and token, not connected yet: for a release that must not wait for a request
 /// still in flight on the lock's own connections (an extension to a frozen server).
 pub struct Twin {
-    targets: Vec<Server>,
+    servers: Vec<Server>,
     keys: Keys,
     timing: Timing,
     token: String,
@@ -142,7 +102,7 @@ pub struct Twin {
 
 impl Twin {
     pub fn open(self) -> Lock {
-        Lock::with_token(self.targets, self.keys, self.timing, self.token)
+        Lock::with_token(self.servers, self.keys, self.timing, self.token)
     }
 }
 
@@ -170,7 +130,7 @@ impl Lock {
     /// What it takes to open the same lock again, over new connections (see `Twin`).
     pub fn twin(&self) -> Twin {
         Twin {
-            targets: self.targets(),
+            servers: self.targets(),
             keys: self.keys.clone(),
             timing: self.timing,
             token: self.token.clone(),
@@ -181,22 +141,9 @@ impl Lock {
         // A twin's servers share their lookups with the lock's: nothing is looked up again.
         resolve(&servers, CONNECT_TIMEOUT);
         let addresses = servers.iter().map(|s| s.address.clone()).collect();
-        let targets = servers.iter().map(Server::clone_target).collect();
-        let servers = match <[Server; 1]>::try_from(servers) {
-            Ok([only]) => Servers::One(Box::new(only)),
-            Err(servers) => match Mux::new(&servers) {
-                Some(mux) => Servers::Muxed(mux),
-                None => Servers::Threads(
-                    Worker::start_all(servers)
-                        .into_iter()
-                        .map(|worker| worker.map_or_else(Slot::Broken, Slot::Worker))
-                        .collect(),
-                ),
-            },
-        };
         Lock {
             addresses,
-            targets,
+            pool: Pool::open(&servers),
             servers,
             keys,
             token,
@@ -204,10 +151,9 @@ impl Lock {
         }
     }
 
-    /// The servers, for threads that open connections of their own. Taken without locking:
-    /// a request still in flight must not hold this up.
+    /// The servers, for connections of their own (subscriptions).
     pub fn targets(&self) -> Vec<Server> {
-        self.targets.iter().map(Server::clone_target).collect()
+        self.servers.clone()
     }
 
     pub fn quorum(&self) -> usize {
@@ -225,17 +171,14 @@ impl Lock {
         timeout: Duration,
         in_flight: &mut dyn FnMut(),
     ) -> Result<Attempt> {
-        let call = Call::acquire(&self.keys, &self.token, self.timing.ttl, me, queue);
+        let request = scripts::acquire(&self.keys, &self.token, self.timing.ttl, me, queue);
         let sent = Moment::now();
         let quorum = self.quorum();
-        let answers = self.fan_out(
-            Wait::Never,
-            call,
-            timeout,
-            acquired,
-            |answers| decided(answers, quorum, |a| matches!(a, Ok(Acquired::Yes { .. }))),
-            in_flight,
-        );
+        let on_its_way = self.pool.send(Wait::Never, &request, timeout);
+        in_flight();
+        let answers = on_its_way.collect(acquired, |answers| {
+            decided(answers, quorum, |a| matches!(a, Ok(Acquired::Yes { .. })))
+        });
         let lease_end = self.timing.lease_end(sent);
         let mut fences = Vec::new();
         let mut busy = Vec::new();
@@ -293,15 +236,14 @@ impl Lock {
 
     /// Writes `fence` back to every server whose counter is lower; true once a majority has it.
     fn raise_fence(&mut self, fence: u64, timeout: Duration) -> bool {
-        let call = Call::raise_fence(&self.keys, &self.token, fence);
+        let request = scripts::raise_fence(&self.keys, &self.token, fence);
         let quorum = self.quorum();
-        let answers = self.fan_out(
+        let answers = self.pool.fan_out(
             Wait::Never,
-            call,
+            &request,
             timeout,
             |reply| integer(reply).map(drop),
             |answers| decided(answers, quorum, |a| a.is_ok()),
-            &mut || {},
         );
         answers.iter().filter(|a| matches!(a, Some(Ok(())))).count() >= quorum
     }
@@ -309,16 +251,15 @@ impl Lock {
     /// Extends the lease on every server; `timeout` bounds each request. `stopping`: the
     /// extension also says that the holder is stopping its command on request (`extend.lua`).
     pub fn extend(&mut self, timeout: Duration, stopping: bool) -> Extension {
-        let call = Call::extend(&self.keys, &self.token, self.timing.ttl, stopping);
+        let request = scripts::extend(&self.keys, &self.token, self.timing.ttl, stopping);
         let sent = Moment::now();
         let quorum = self.quorum();
-        let answers = self.fan_out(
+        let answers = self.pool.fan_out(
             Wait::Never,
-            call,
+            &request,
             timeout,
             |reply| Ok(integer(reply)? == 1),
             |answers| decided(answers, quorum, |a| matches!(a, Ok(true))),
-            &mut || {},
         );
         let lease_end = self.timing.lease_end(sent);
         let (mut ours, mut gone, mut errors) = (0, 0, Vec::new());
@@ -344,15 +285,14 @@ impl Lock {
     /// Takes us out of the queue of waiters on every server: a waiter that gives up. Best
     /// effort, and it returns once a majority has answered, as a release does.
     pub fn leave_queue(&mut self, timeout: Duration) {
-        let call = Call::leave(&self.keys, &self.token);
+        let request = scripts::leave(&self.keys, &self.token);
         let quorum = self.quorum();
-        self.fan_out(
+        self.pool.fan_out(
             Wait::Always,
-            call,
+            &request,
             timeout,
             |reply| integer(reply).map(drop),
             |answers| answers.iter().flatten().count() >= quorum,
-            &mut || {},
         );
     }
 
@@ -367,7 +307,7 @@ impl Lock {
         timeout: Duration,
         everywhere: Everywhere,
     ) -> Released {
-        let call = Call::release(&self.keys, &self.token, keep);
+        let request = scripts::release(&self.keys, &self.token, keep);
         let (quorum, servers) = (self.quorum(), self.addresses.len());
         let count = |answers: &[Answer<bool>], ours: bool| {
             answers
@@ -376,9 +316,9 @@ impl Lock {
                 .filter(|a| matches!(a, Ok(o) if *o == ours))
                 .count()
         };
-        let answers = self.fan_out(
+        let answers = self.pool.fan_out(
             Wait::Always,
-            call,
+            &request,
             timeout,
             |reply| Ok(integer(reply)? != 0),
             |answers| {
@@ -386,7 +326,6 @@ impl Lock {
                     && (count(answers, true) >= quorum
                         || beyond_minority(count(answers, false), servers))
             },
-            &mut || {},
         );
         let mut released = Released {
             servers,
@@ -401,79 +340,6 @@ impl Lock {
         }
         released
     }
-
-    /// Sends `call` to every server at once, each bounded by `timeout`, and collects the
-    /// answers (`read` from the replies) until `done` says the outcome is known (or all have
-    /// answered): `None` for a server that has not answered. `in_flight` runs on this thread
-    /// once every server has been sent the request.
-    fn fan_out<R: Send + 'static>(
-        &mut self,
-        wait: Wait,
-        call: Call,
-        timeout: Duration,
-        read: fn(Value) -> Result<R>,
-        done: impl Fn(&[Answer<R>]) -> bool,
-        in_flight: &mut dyn FnMut(),
-    ) -> Vec<Answer<R>> {
-        let slots = match &mut self.servers {
-            Servers::One(only) => {
-                return vec![Some(only.perform(&call, timeout, in_flight).and_then(read))];
-            }
-            Servers::Muxed(mux) => {
-                return mux.fan_out(wait, &call, timeout, &read, &done, in_flight);
-            }
-            Servers::Threads(slots) => slots,
-        };
-        let call = Arc::new(call);
-        let op =
-            move |server: &mut Server| server.perform(&call, timeout, &mut || {}).and_then(read);
-        let op = Arc::new(op);
-        let (sender, answers_in) = mpsc::channel();
-        for (index, slot) in slots.iter().enumerate() {
-            let refused = match slot {
-                Slot::Worker(worker) if wait == Wait::Never && worker.busy() => {
-                    anyhow!("the previous request is still unanswered")
-                }
-                Slot::Worker(worker) => {
-                    let (op, answer_to) = (op.clone(), sender.clone());
-                    let request = move |server: &mut Server| op(server);
-                    let answer = move |answer| {
-                        let _ = answer_to.send((index, answer));
-                    };
-                    if worker.submit(request, answer) {
-                        continue;
-                    }
-                    anyhow!("its thread has ended")
-                }
-                Slot::Broken(error) => anyhow!("{error}"),
-            };
-            let refused = refused.context(format!("Redis at {}", self.addresses[index]));
-            let _ = sender.send((index, Err(refused)));
-        }
-        drop(sender);
-        in_flight();
-        let mut answers: Vec<Answer<R>> = slots.iter().map(|_| None).collect();
-        let mut linger_until: Option<Moment> = None;
-        loop {
-            let next = match linger_until {
-                None => answers_in.recv().ok(),
-                Some(until) => answers_in.recv_timeout(until - Moment::now()).ok(),
-            };
-            let Some((index, answer)) = next else {
-                break; // everyone answered, or the linger is over
-            };
-            answers[index] = Some(answer);
-            if linger_until.is_none() && done(&answers) {
-                if wait == Wait::Never {
-                    break;
-                }
-                // A release: the other servers are normally a moment behind, and a copy left
-                // there would block others for a TTL; a frozen one is not waited for.
-                linger_until = Some(Moment::now() + RELEASE_LINGER);
-            }
-        }
-        answers
-    }
 }
 
 impl Released {
@@ -482,6 +348,27 @@ impl Released {
     pub fn lost(&self) -> bool {
         beyond_minority(self.gone, self.servers)
     }
+}
+
+/// An integer reply.
+fn integer(reply: Value) -> Result<i64> {
+    Ok(redis::from_redis_value(reply)?)
+}
+
+/// When a key of another type is in the way of a lock's script, says which keys to look at.
+pub fn name_keys_in_the_way(error: anyhow::Error, address: &str, keys: &Keys) -> anyhow::Error {
+    if !format!("{error:#}").contains(transport::WRONG_TYPE) {
+        return error;
+    }
+    anyhow!(
+        "{} at {}: {}, {} or {} holds a value redlock did not write \
+         (delete it, or choose another --prefix)",
+        transport::WRONG_TYPE,
+        address,
+        keys.lock,
+        keys.fence,
+        keys.waiters
+    )
 }
 
 /// How many of `servers` make a majority.

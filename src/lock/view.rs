@@ -1,17 +1,14 @@
-//! Reading a lock as it is on one server, for `status` and `list`, and breaking it.
+//! What the operators' scripts answer (`scripts::view`, `break_lock`, `ask_to_stop`): a lock as
+//! one server sees it, what breaking it found, what asking its holder to stop found.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::Result;
+use redis::Value;
 use serde::Serialize;
 
 use super::keys::Keys;
-use super::server::{Lua, Server, args};
-
-static BREAK: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("break.lua")));
-static ASK: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("ask.lua")));
-static VIEW: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("view.lua")));
+use super::name_keys_in_the_way;
 
 /// One server's view of a lock. Field names are part of the documented JSON.
 #[derive(Debug, Clone, Serialize)]
@@ -53,17 +50,17 @@ impl ServerView {
     }
 }
 
-/// Reads the lock, its holder's details and its fencing counter in one reply (so that one
+/// One server's view of the lock, from `scripts::view`'s reply (read in one reply, so that one
 /// time-out bounds it).
-pub fn view(server: &mut Server, keys: &Keys, timeout: Duration) -> ServerView {
-    let names = [keys.lock.as_str(), &keys.holder, &keys.fence];
-    let reply: Result<Vec<redis::Value>> = server.eval(&VIEW, &names, &[], timeout);
-    let fields = match reply {
-        Err(e) => {
-            let error = super::server::name_keys_in_the_way(e, &server.address, keys);
-            return ServerView::unreachable(&server.address, format!("{error:#}"));
+pub fn view(address: &str, keys: &Keys, reply: Option<Result<Value>>) -> ServerView {
+    let fields = match reply.map(|r| r.and_then(|v| Ok(redis::from_redis_value::<Vec<Value>>(v)?)))
+    {
+        None => return ServerView::unreachable(address, "did not answer before".into()),
+        Some(Err(e)) => {
+            let error = name_keys_in_the_way(e, address, keys);
+            return ServerView::unreachable(address, format!("{error:#}"));
         }
-        Ok(fields) => fields,
+        Some(Ok(fields)) => fields,
     };
     let text = |i: usize| match fields.get(i) {
         Some(redis::Value::BulkString(b)) if !b.is_empty() => {
@@ -80,7 +77,7 @@ pub fn view(server: &mut Server, keys: &Keys, timeout: Duration) -> ServerView {
     let ended_ms = number(9).and_then(plausible);
     let token = text(0);
     ServerView {
-        address: server.address.clone(),
+        address: address.to_string(),
         held: token.is_some(),
         ttl_ms: token.is_some().then(|| number(1)).flatten(),
         fence: text(2).and_then(|f| f.parse().ok()),
@@ -104,16 +101,9 @@ pub enum Broken {
     OtherToken,
 }
 
-/// Deletes the lock (only if it holds `token`, when given) and notifies waiters.
-pub fn break_lock(
-    server: &mut Server,
-    keys: &Keys,
-    token: Option<&str>,
-    timeout: Duration,
-) -> Result<Broken> {
-    let names = [keys.lock.as_str(), &keys.holder];
-    let args = args(&[&keys.channel, &token.unwrap_or(""), &keys.control]);
-    let outcome: i64 = server.eval(&BREAK, &names, &args, timeout)?;
+/// What `scripts::break_lock` answered.
+pub fn broken(reply: Value) -> Result<Broken> {
+    let outcome: i64 = redis::from_redis_value(reply)?;
     Ok(match outcome {
         1 => Broken::Deleted,
         0 => Broken::NotHeld,
@@ -138,18 +128,10 @@ pub struct Asked {
     pub ended: bool,
 }
 
-/// Asks the live holder of the lock (only if it holds `token`, when given) to stop its command
-/// and release the lock, on its control channel.
-pub fn ask_to_stop(
-    server: &mut Server,
-    keys: &Keys,
-    token: Option<&str>,
-    timeout: Duration,
-) -> Result<Asked> {
-    let names = [keys.lock.as_str(), &keys.holder];
-    let args = args(&[&keys.control, &token.unwrap_or("")]);
+/// What `scripts::ask_to_stop` answered.
+pub fn asked(reply: Value) -> Result<Asked> {
     let (token, kill_after, listeners, age, state): (String, i64, u64, i64, String) =
-        server.eval(&ASK, &names, &args, timeout)?;
+        redis::from_redis_value(reply)?;
     let millis = |ms: i64| u64::try_from(ms).ok().map(Duration::from_millis);
     Ok(Asked {
         token: (!token.is_empty()).then_some(token),

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 
-use super::server::{CONNECT_TIMEOUT, Server};
+use super::CONNECT_TIMEOUT;
+use super::server::Server;
 
 /// A server's addresses, or why it has none: looked up once, shared by its copies.
 #[derive(Clone, Default)]

@@ -2,14 +2,14 @@
 //! every server, over non-blocking sockets that the main thread's event loop watches along
 //! with its signals (`events.rs`). A thread per server that handed each notice over cost every
 //! waiter two wake-ups per release, and with many waiters that herd lengthened each hand-over
-//! (BENCHMARKS.md). With a TLS server among them, each server gets a thread (`acquire.rs`).
+//! (BENCHMARKS.md).
 
 use std::os::fd::{AsFd, AsRawFd};
 
 use nix::libc;
 use redis::Value;
 
-use super::mux::{Conn, Pumped};
+use super::conn::{Conn, Pumped};
 use super::resp::Reply;
 use super::server::Server;
 
@@ -18,11 +18,11 @@ pub struct Notices {
 }
 
 impl Notices {
-    /// Subscribes to `channel` on every server, without waiting for the servers; `None` when
-    /// one of them is reached over TLS. A server that cannot be reached is left out: it only
-    /// costs the prompt wake-up, and the waiter's timed retry reports it if it stays so.
-    pub fn subscribe(servers: &[Server], channel: &str) -> Option<Notices> {
-        let mut conns = servers.iter().map(Conn::new).collect::<Option<Vec<_>>>()?;
+    /// Subscribes to `channel` on every server, without waiting for the servers. A server that
+    /// cannot be reached is left out: it only costs the prompt wake-up, and the waiter's timed
+    /// retry reports it if it stays so.
+    pub fn subscribe(servers: &[Server], channel: &str) -> Notices {
+        let mut conns: Vec<Conn> = servers.iter().map(Conn::new).collect();
         let subscribe = redis::cmd("SUBSCRIBE").arg(channel).get_packed_command();
         conns.retain_mut(|conn| {
             conn.open().is_ok() && {
@@ -30,7 +30,7 @@ impl Notices {
                 conn.flush().is_ok()
             }
         });
-        Some(Notices { conns })
+        Notices { conns }
     }
 
     /// The sockets to wait on, for `poll`.

@@ -1,0 +1,112 @@
+//! The lock's Lua scripts (`scripts/*.lua`), and the request that runs each with its keys and
+//! arguments. Every change to a lock is one script, so that it is atomic on each server.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Value;
+
+use super::holder::HolderInfo;
+use super::keys::Keys;
+use super::transport::{Request, Script, args};
+
+static ACQUIRE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/acquire.lua")));
+static EXTEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/extend.lua")));
+static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/release.lua")));
+static FENCE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/fence.lua")));
+static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/leave.lua")));
+static VIEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/view.lua")));
+static BREAK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/break.lua")));
+static ASK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/ask.lua")));
+
+/// Writes nothing that replicas must confirm.
+fn no_lease(_: &Value) -> bool {
+    false
+}
+
+/// Redis takes whole milliseconds; a sub-millisecond remainder is dropped.
+pub fn millis(duration: Duration) -> u64 {
+    duration.as_millis() as u64
+}
+
+/// Takes the lock, or describes its holder (see `holder::acquired`); when busy, a caller that
+/// will `queue` joins the waiters.
+pub fn acquire(keys: &Keys, token: &str, ttl: Duration, me: &HolderInfo, queue: bool) -> Request {
+    let queue = if queue { "1" } else { "0" };
+    ACQUIRE.call(
+        &[&keys.lock, &keys.holder, &keys.fence, &keys.waiters],
+        &args(&[
+            &token,
+            &millis(ttl),
+            &me.host,
+            &me.pid,
+            &me.user,
+            &me.command,
+            &queue,
+            &millis(me.kill_after),
+            &keys.control,
+        ]),
+        |reply| matches!(reply, Value::Array(items) if items.first() == Some(&Value::Int(1))),
+    )
+}
+
+/// Raises the fencing counter to `fence` if it is lower; the reply is of no interest.
+pub fn raise_fence(keys: &Keys, token: &str, fence: u64) -> Request {
+    FENCE.call(
+        &[&keys.fence, &keys.holder, &keys.lock],
+        &args(&[&fence, &token]),
+        no_lease,
+    )
+}
+
+/// Extends the lease if it is still ours: 1 if so, else 0. `stopping`: says that the holder
+/// is stopping its command on `release --force`'s request.
+pub fn extend(keys: &Keys, token: &str, ttl: Duration, stopping: bool) -> Request {
+    let stopping = if stopping { "1" } else { "0" };
+    EXTEND.call(
+        &[&keys.lock, &keys.holder],
+        &args(&[&token, &millis(ttl), &stopping]),
+        |reply| reply == &Value::Int(1),
+    )
+}
+
+/// Leaves the queue of waiters.
+pub fn leave(keys: &Keys, token: &str) -> Request {
+    LEAVE.call(&[&keys.waiters], &args(&[&token]), no_lease)
+}
+
+/// Releases the lock if it is still ours (non-zero if so); with `keep`, leaves it to expire
+/// after `keep`.
+pub fn release(keys: &Keys, token: &str, keep: Duration) -> Request {
+    RELEASE.call(
+        &[&keys.lock, &keys.holder, &keys.waiters],
+        &args(&[&token, &millis(keep), &keys.channel]),
+        no_lease,
+    )
+}
+
+/// Reads the lock, its holder's details and its fencing counter in one reply.
+pub fn view(keys: &Keys) -> Request {
+    VIEW.call(&[&keys.lock, &keys.holder, &keys.fence], &[], no_lease)
+}
+
+/// Deletes the lock (only if it holds `token`, when given) and notifies waiters.
+pub fn break_lock(keys: &Keys, token: Option<&str>) -> Request {
+    BREAK.call(
+        &[&keys.lock, &keys.holder],
+        &args(&[&keys.channel, &token.unwrap_or(""), &keys.control]),
+        no_lease,
+    )
+}
+
+/// Asks the live holder of the lock (only if it holds `token`, when given) to stop its command
+/// and release the lock, on its control channel.
+pub fn ask_to_stop(keys: &Keys, token: Option<&str>) -> Request {
+    ASK.call(
+        &[&keys.lock, &keys.holder],
+        &args(&[&keys.control, &token.unwrap_or("")]),
+        no_lease,
+    )
+}

@@ -1,0 +1,38 @@
+//! How a failure is worded: one line, the usual causes named, and the server named once, by
+//! the connection that met it (`Conn::named`).
+
+use anyhow::anyhow;
+
+/// A one-line description of an error a server answered, with the usual causes named.
+pub(super) fn describe_reply(text: &str) -> anyhow::Error {
+    if text.contains("WRONGPASS") || text.contains("invalid password") {
+        anyhow!("authentication failed: wrong username or password")
+    } else if text.contains("NOAUTH") || text.contains("unauthenticated") {
+        anyhow!("authentication required: give the password in the URL (redis://:PASSWORD@host)")
+    } else if text.contains("WRONGTYPE") || text.contains("not an integer") {
+        anyhow!("{WRONG_TYPE}")
+    } else {
+        anyhow!("{}", one_line(text))
+    }
+}
+
+/// A one-line description of a failed connection or socket operation.
+pub(super) fn describe_io(error: &std::io::Error) -> anyhow::Error {
+    match error.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => anyhow!("timed out"),
+        std::io::ErrorKind::NotFound => anyhow!("no such socket"),
+        std::io::ErrorKind::ConnectionRefused => anyhow!("connection refused"),
+        _ => anyhow!("{}", one_line(&error.to_string())),
+    }
+}
+
+pub(super) fn not_redis() -> anyhow::Error {
+    anyhow!("the server does not answer like Redis (is this the right port?)")
+}
+
+/// A key of another type where a script expects its own (`Lock` names the keys).
+pub const WRONG_TYPE: &str = "a key of another type is in the way";
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,298 @@
+//! The one way redlock talks to Redis: `run`, `status`, `list` and `release` alike, one server
+//! or many, TCP, Unix sockets or TLS. The calling thread writes each request to every server
+//! without waiting and reads the replies as they arrive (poll): a request reaches all servers
+//! at once, and the release notices are read by the same thread's event loop, beside its
+//! signals (`Notices`).
+//!
+//! Why not redis-rs's connections: its blocking connection cannot be polled, so several
+//! servers needed a thread each, and a thread per server cost more than the requests
+//! themselves on the benchmark's two cores (BENCHMARKS.md, B4); a thread per subscription cost
+//! every waiter two wake-ups per release (B2). redis-rs still reads the URLs, packs the
+//! commands and holds the replies (`redis::Value`); rustls, which it uses too, does TLS.
+//!
+//! Room for what comes: a connection (`conn.rs`) owns its server's address and the rules of
+//! talking to it, so a redirect (Cluster's MOVED/ASK) or a primary named by Sentinel is a new
+//! address for the same connection, followed where the reply is matched.
+
+mod conn;
+mod errors;
+mod notices;
+mod request;
+mod resolve;
+mod resp;
+mod server;
+mod stream;
+mod tls;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use nix::poll::{PollFd, PollTimeout, poll};
+use redis::Value;
+
+use conn::{Conn, Outcome};
+pub use errors::WRONG_TYPE;
+pub use notices::Notices;
+pub use request::{Request, Script, args};
+pub use resolve::resolve;
+pub use server::Server;
+
+/// How long to wait for a connection (TCP, TLS, login) and a host name lookup.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a release waits, after a majority has answered, for servers that have not been
+/// sent all of it yet (still connecting, or a full socket): they are normally a moment
+/// behind, and a copy left there would block others for a TTL; a frozen one is not waited for.
+const RELEASE_LINGER: Duration = Duration::from_millis(200);
+
+/// One server's answer to a request: `None` while it has not answered.
+pub type Answer<R> = Option<Result<R>>;
+
+/// Whether a request waits for a server that is still busy with the previous one.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Wait {
+    /// Acquire and extend: a server still busy simply does not answer this time.
+    Never,
+    /// Release, and the operators' reads: every server gets it, after whatever it is still
+    /// doing, on the same connection, so that a server that wakes up runs them in order (a
+    /// late acquire, then its release).
+    Always,
+}
+
+/// Connections to a set of servers, opened at once, without waiting for them.
+pub struct Pool {
+    conns: Vec<Conn>,
+}
+
+/// A request on its way to every server (`Pool::send`), whose answers are still to be read.
+pub struct Sent<'a> {
+    wait: Wait,
+    answers: Vec<Answer<Value>>,
+    /// The servers the request went to, whose answers are awaited.
+    owed: Vec<bool>,
+    pool: &'a mut Pool,
+}
+
+impl Pool {
+    pub fn open(servers: &[Server]) -> Pool {
+        let mut conns: Vec<Conn> = servers.iter().map(Conn::new).collect();
+        for conn in &mut conns {
+            // A failure is met again, and reported, by the first request.
+            let _ = conn.open();
+        }
+        Pool { conns }
+    }
+
+    /// Sends `request` to every server and collects the answers (`read` from the replies)
+    /// until `done` says the outcome is known, or all have answered: `None` for a server that
+    /// has not. Each is bounded by `timeout`.
+    pub fn fan_out<R>(
+        &mut self,
+        wait: Wait,
+        request: &Request,
+        timeout: Duration,
+        read: impl Fn(Value) -> Result<R>,
+        done: impl Fn(&[Answer<R>]) -> bool,
+    ) -> Vec<Answer<R>> {
+        self.send(wait, request, timeout).collect(read, done)
+    }
+
+    /// `request` to one server only, e.g. the next page of a SCAN.
+    pub fn one(&mut self, index: usize, request: &Request, timeout: Duration) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        let conn = &mut self.conns[index];
+        conn.settle();
+        conn.abandon();
+        conn.send(request, true, deadline)?;
+        let mut answer = None;
+        gather(
+            std::slice::from_mut(conn),
+            &[true],
+            Wait::Always,
+            &mut answer,
+            |answer, _, reply| *answer = Some(reply),
+            |_| false,
+        );
+        answer.expect("an answer or a time-out")
+    }
+
+    /// Writes `request` to every server, without waiting for any answer: work done before
+    /// `Sent::collect` costs no time while the replies travel.
+    pub fn send(&mut self, wait: Wait, request: &Request, timeout: Duration) -> Sent<'_> {
+        self.send_each(wait, timeout, |_| Some(request))
+    }
+
+    /// A request of its own to each server (`None`: not this one, whose answer stays `None`),
+    /// every one waited for: the operators' commands.
+    pub fn each<R>(
+        &mut self,
+        requests: &[Option<Request>],
+        timeout: Duration,
+        read: impl Fn(Value) -> Result<R>,
+    ) -> Vec<Answer<R>> {
+        self.send_each(Wait::Always, timeout, |i| requests[i].as_ref())
+            .collect(read, |_| false)
+    }
+
+    fn send_each<'r>(
+        &mut self,
+        wait: Wait,
+        timeout: Duration,
+        request: impl Fn(usize) -> Option<&'r Request>,
+    ) -> Sent<'_> {
+        let now = Instant::now();
+        let deadline = now + timeout;
+        let mut answers: Vec<Answer<Value>> = self.conns.iter().map(|_| None).collect();
+        let mut owed = vec![false; self.conns.len()];
+        for (i, (conn, answer)) in self.conns.iter_mut().zip(answers.iter_mut()).enumerate() {
+            let Some(request) = request(i) else {
+                continue;
+            };
+            conn.settle();
+            if let Some(current) = &conn.current {
+                if wait == Wait::Never && now < current.deadline {
+                    let skipped = anyhow!("the previous request is still unanswered");
+                    *answer = Some(Err(conn.named(skipped, false)));
+                    continue;
+                }
+                // A release, or a request after one that is past its time: it goes after what
+                // the server is still doing.
+                conn.abandon();
+            }
+            // A release is sent in full: it is not always waited for (below), so it must not
+            // need a second try when the server does not know the script yet (NOSCRIPT).
+            match conn.send(request, wait == Wait::Never, deadline) {
+                Ok(()) => owed[i] = true,
+                Err(e) => *answer = Some(Err(e)),
+            }
+        }
+        // The reply parser (memchr) asks the CPU for its features on first use, and each
+        // CPUID traps to the hypervisor in a virtual machine (4 µs each on the one
+        // BENCHMARKS.md was measured on): ask now, while the request travels.
+        #[cfg(target_arch = "x86_64")]
+        let _ = std::arch::is_x86_feature_detected!("avx2");
+        Sent {
+            wait,
+            answers,
+            owed,
+            pool: self,
+        }
+    }
+}
+
+impl Sent<'_> {
+    /// The answers, as `Pool::fan_out` collects them.
+    pub fn collect<R>(
+        self,
+        read: impl Fn(Value) -> Result<R>,
+        done: impl Fn(&[Answer<R>]) -> bool,
+    ) -> Vec<Answer<R>> {
+        let mut answers: Vec<Answer<R>> = (self.answers.into_iter())
+            .map(|a| a.map(|r| r.and_then(&read)))
+            .collect();
+        gather(
+            &mut self.pool.conns,
+            &self.owed,
+            self.wait,
+            &mut answers,
+            |answers, i, reply| answers[i] = Some(reply.and_then(&read)),
+            |answers| done(answers),
+        );
+        answers
+    }
+}
+
+/// Polls the connections that `owe` an answer until `done` says the answers in `state` settle
+/// the outcome, or every one has answered or run out of time; a release then lingers
+/// (`RELEASE_LINGER`) for those that have not been sent all of it yet.
+fn gather<S>(
+    conns: &mut [Conn],
+    owe: &[bool],
+    wait: Wait,
+    state: &mut S,
+    mut on_answer: impl FnMut(&mut S, usize, Result<Value>),
+    done: impl Fn(&S) -> bool,
+) {
+    let mut owed = owe.to_vec();
+    let mut linger_until: Option<Instant> = None;
+    loop {
+        let waiting: Vec<usize> = (0..conns.len())
+            .filter(|&i| owed[i] && conns[i].current.is_some())
+            .filter(|&i| linger_until.is_none() || conns[i].unsent())
+            .collect();
+        if waiting.is_empty() {
+            break;
+        }
+        let now = Instant::now();
+        let mut until = waiting
+            .iter()
+            .filter_map(|&i| conns[i].current.as_ref().map(|c| c.deadline))
+            .min()
+            .expect("waiting");
+        if let Some(linger) = linger_until {
+            if now >= linger {
+                break;
+            }
+            until = until.min(linger);
+        }
+        let ready = wait_ready(conns, &waiting, until.saturating_duration_since(now));
+        let now = Instant::now();
+        for &i in &waiting {
+            let conn = &mut conns[i];
+            let outcome = if ready.contains(&i) {
+                conn.on_ready()
+            } else {
+                Outcome::Nothing
+            };
+            let outcome = match outcome {
+                Outcome::Nothing if conn.current.as_ref().is_some_and(|c| now >= c.deadline) => {
+                    let timed_out = conn.named(anyhow!("timed out"), conn.connecting);
+                    // Not closed: what follows must reach the server after this request.
+                    conn.abandon();
+                    Outcome::Answer(Err(timed_out))
+                }
+                other => other,
+            };
+            if let Outcome::Answer(reply) = outcome {
+                on_answer(state, i, reply);
+                owed[i] = false;
+            }
+        }
+        if linger_until.is_none() && done(state) {
+            if wait == Wait::Never {
+                break;
+            }
+            // A release: a server that has it all will run it, answered or not (it reads what
+            // came before our connection closes, even after a reset), but one still being
+            // connected to or written to would be left with a lock that blocks others for a
+            // TTL: those are waited for a moment; a frozen one is not.
+            linger_until = Some(Instant::now() + RELEASE_LINGER);
+        }
+    }
+}
+
+/// The indexes among `waiting` whose connection can be read or written, within `timeout`.
+fn wait_ready(conns: &[Conn], waiting: &[usize], timeout: Duration) -> Vec<usize> {
+    let mut fds: Vec<PollFd> = Vec::new();
+    let mut owners = Vec::new();
+    for &i in waiting {
+        if let Some(fd) = conns[i].poll_fd() {
+            fds.push(fd);
+            owners.push(i);
+        }
+    }
+    let millis = crate::clock::poll_millis(timeout);
+    match poll(
+        &mut fds,
+        PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
+    ) {
+        Ok(_) => fds
+            .iter()
+            .zip(owners)
+            .filter(|(fd, _)| fd.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(_, i)| i)
+            .collect(),
+        // EINTR and the like: look again.
+        Err(_) => Vec::new(),
+    }
+}

@@ -1,0 +1,121 @@
+//! One Redis server as a `--redis` URL names it: where it is, how to log in, whether over TLS.
+//! redis-rs reads the URL; everything after that is ours (see `transport/mod.rs`).
+
+use std::path::PathBuf;
+
+use anyhow::{Result, anyhow, bail};
+use redis::{ConnectionAddr, IntoConnectionInfo};
+
+use super::resolve::Lookup;
+
+/// A server to connect to. Copies share the host's addresses (`resolve.rs`).
+#[derive(Clone)]
+pub struct Server {
+    /// `host:port` or the socket path: safe to print, never the password.
+    pub address: String,
+    pub(super) place: Place,
+    /// AUTH and SELECT, sent ahead of the first request on each connection.
+    pub(super) hello: Vec<Vec<u8>>,
+    /// `--wait-replicas`: how many replicas must confirm each write of the lease.
+    pub replicas: u32,
+}
+
+#[derive(Clone)]
+pub(super) enum Place {
+    /// A host and port, the host's addresses (looked up once for every copy of the server),
+    /// and with `rediss://` whether the certificate goes unchecked (`#insecure`).
+    Tcp {
+        host: String,
+        port: u16,
+        lookup: Lookup,
+        tls: Option<Tls>,
+    },
+    Unix(PathBuf),
+}
+
+#[derive(Clone, Copy)]
+pub(super) struct Tls {
+    pub insecure: bool,
+}
+
+impl Server {
+    /// Validates the URL (scheme, database number) without connecting.
+    pub fn parse(url: &str) -> Result<Self> {
+        let Some((scheme, _)) = url.split_once("://") else {
+            bail!(
+                "invalid Redis URL: expected redis://HOST[:PORT][/DB], rediss://... or redis+unix:///PATH"
+            );
+        };
+        if !matches!(
+            scheme,
+            "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys"
+        ) {
+            bail!(
+                "invalid Redis URL: unsupported scheme '{scheme}' (use redis://, rediss:// or redis+unix://)"
+            );
+        }
+        // The redis crate's messages may quote the URL, password included: keep them out.
+        let info = url.into_connection_info().map_err(|_| {
+            anyhow!(
+                "invalid Redis URL for a {scheme}:// server: check the host, port and database number"
+            )
+        })?;
+        let (address, place) = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => (
+                format!("{host}:{port}"),
+                Place::Tcp {
+                    host: host.clone(),
+                    port: *port,
+                    lookup: Lookup::default(),
+                    tls: None,
+                },
+            ),
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure,
+                ..
+            } => (
+                format!("{host}:{port} (TLS)"),
+                Place::Tcp {
+                    host: host.clone(),
+                    port: *port,
+                    lookup: Lookup::default(),
+                    tls: Some(Tls {
+                        insecure: *insecure,
+                    }),
+                },
+            ),
+            ConnectionAddr::Unix(path) => (path.display().to_string(), Place::Unix(path.clone())),
+            other => bail!("invalid Redis URL: unsupported address {other:?}"),
+        };
+        let settings = info.redis_settings();
+        let mut hello = Vec::new();
+        if let Some(password) = settings.password() {
+            let mut auth = redis::cmd("AUTH");
+            if let Some(user) = settings.username() {
+                auth.arg(user);
+            }
+            hello.push(auth.arg(password).get_packed_command());
+        }
+        if settings.db() != 0 {
+            hello.push(redis::cmd("SELECT").arg(settings.db()).get_packed_command());
+        }
+        Ok(Server {
+            address,
+            place,
+            hello,
+            replicas: 0,
+        })
+    }
+
+    /// The host to look up, if the server has one, and where its addresses go.
+    pub(super) fn lookup(&self) -> Option<(&str, u16, &Lookup)> {
+        match &self.place {
+            Place::Tcp {
+                host, port, lookup, ..
+            } => Some((host, *port, lookup)),
+            Place::Unix(_) => None,
+        }
+    }
+}
