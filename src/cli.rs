@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::duration::{parse_duration, parse_positive};
+use crate::exit;
 
 /// Run a command under a distributed lock held in Redis.
 ///
@@ -13,7 +14,14 @@ use crate::duration::{parse_duration, parse_positive};
 /// alive, and releases it when the command exits. At most one holder of a name runs at a time,
 /// across every machine that shares the Redis server.
 #[derive(Debug, Parser)]
-#[command(name = "redlock", version, about, long_about, max_term_width = 100)]
+#[command(
+    name = "redlock",
+    version,
+    about,
+    long_about,
+    max_term_width = WIDTH,
+    after_long_help = main_after_help()
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -27,25 +35,33 @@ pub enum Command {
         and released when it exits. If the lease cannot be kept, or the lock is broken or taken \
         over, the command's process group is terminated before the lease can run out and redlock \
         exits with the lock-lost status (76), as it does when the release finds the lock no \
-        longer ours.",
-        after_long_help = RUN_AFTER_HELP)]
+        longer ours.\n\n\
+        Durations are written like 30s, 1m30s, 250ms, 2h, or a plain number of seconds (5, 0.5), \
+        as flock -w and timeout take them. Zero is refused for --ttl, --heartbeat and \
+        --kill-after; no duration may be negative or longer than 365 days. Combinations that \
+        cannot be safe are refused as usage errors, with the reason.\n\n\
+        redlock's own messages go to stderr, one line each, starting with 'redlock:'. A busy \
+        lock names its holder: host, pid of its redlock, command, for how long, and when it \
+        expires.",
+        after_long_help = run_after_help())]
     Run(RunArgs),
 
     /// Show who holds the lock NAME (exit 0), or that it is free (exit 1).
     #[command(
         long_about = "Show who holds the lock NAME: host, pid, user, command line, start \
         time, age, time left, fencing token and token, and with several servers the view of each \
-        server and whether a majority agrees.\n\n\
-        Exit status: 0 when held, 1 when free (like `systemctl is-active`), 69 when Redis is \
-        unavailable."
+        server and whether a majority agrees. Like `systemctl is-active`, it exits with 0 when \
+        the lock is held and 1 when it is free.",
+        after_long_help = operators_after_help()
     )]
     Status(StatusArgs),
 
     /// List the held locks, optionally those whose name matches PATTERN.
     #[command(
         long_about = "List the held locks under the key prefix, one line each: name, holder, \
-        age and time left. PATTERN is a Redis glob on the lock name (`backup-*`). The keys are \
-        found with SCAN, never KEYS, so a large database is not blocked."
+        age and time left, tab-separated. PATTERN is a Redis glob on the lock name (`backup-*`). The keys are \
+        found with SCAN, never KEYS, so a large database is not blocked.",
+        after_long_help = operators_after_help()
     )]
     List(ListArgs),
 
@@ -57,10 +73,8 @@ pub enum Command {
         (76), and release waits for that, up to the holder's --kill-after plus 2s, so that a \
         waiter never starts beside the old command. A holder that does not answer in time (a \
         dead host, a stale lock) has its lock deleted, and its waiters are told at once. With \
-        --token only the lock that still holds that token is touched.\n\n\
-        Exit status: 0 when no majority of the servers holds the lock any more, 1 when there \
-        was nothing to break (free, or another token), 64 without --force, 69 when too few \
-        servers answered to know (the message names them)."
+        --token only the lock that still holds that token is touched.",
+        after_long_help = operators_after_help()
     )]
     Release(ReleaseArgs),
 }
@@ -144,9 +158,11 @@ pub struct ReleaseArgs {
 pub struct ServerArgs {
     /// Redis server URL (repeat it for several independent servers)
     ///
-    /// redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss://... for TLS (SSL_CERT_FILE names a
-    /// private CA; /#insecure skips the check), or redis+unix:///PATH. Checked before anything
-    /// runs; messages never show the password. Repeat it, or give REDLOCK_URL a comma-separated
+    /// redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], rediss://... for TLS, or redis+unix:///PATH.
+    /// A TLS server's certificate is checked against the system's trusted certificates, or
+    /// those of the PEM file SSL_CERT_FILE names; a URL ending in /#insecure skips the check
+    /// (for testing only). Checked before anything runs; messages name a server by host:port
+    /// or socket path, never with its password. Repeat it, or give REDLOCK_URL a comma-separated
     /// list, for several independent servers: the lock then needs a majority of them (the
     /// Redlock algorithm).
     #[arg(
@@ -226,6 +242,8 @@ pub struct RunArgs {
     ///
     /// For a primary with replicas: each acquire and extension is followed by WAIT N and counts
     /// only when N replicas confirm it, so a failover cannot lose a lock the primary granted.
+    /// A short answer is a failure: Redis unavailable (69) when taking the lock, a failed
+    /// extension afterwards.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub wait_replicas: u32,
 
@@ -233,7 +251,7 @@ pub struct RunArgs {
     ///
     /// 0 to 255. Choose one the command never uses, so that a script can tell them apart;
     /// -E 0 -q makes a busy lock a silent success.
-    #[arg(short = 'E', long, value_name = "N", default_value_t = crate::exit::BUSY,
+    #[arg(short = 'E', long, value_name = "N", default_value_t = exit::BUSY,
           value_parser = clap::value_parser!(u8), allow_negative_numbers = true)]
     pub conflict_exit_code: u8,
 
@@ -257,20 +275,32 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
-/// The end of `redlock run --help`: what scripts need to know.
-const RUN_AFTER_HELP: &str = "\
-Exit status:
-  the command's  the command ran and exited with it
-  128+N          the command was killed by signal N (or redlock, while waiting, got signal N)
-  75             busy: not acquired within --wait; the command did not run (-E changes it)
-  69             Redis unavailable before the command ran
-  64             usage error
-  76             the lock was lost: deleted, broken by `release --force`, taken over, or not
-                 extended in time; noticed while the command ran (it was stopped) or found at
-                 release; the message gives the command's own status
-  126, 127       the command could not be executed / was not found
-  70             internal error
+/// The widest help clap renders; the text after the options is wrapped to it here, as clap
+/// leaves that text as it is.
+const WIDTH: usize = 100;
 
+/// The end of `redlock --help`: both exit-status tables.
+fn main_after_help() -> String {
+    format!(
+        "Exit status of redlock run:\n{}\n\nExit status of redlock status, list and release:\n{}",
+        exit_table(exit::RUN),
+        exit_table(exit::OPERATORS)
+    )
+}
+
+/// The end of `redlock run --help`: what scripts need to know.
+fn run_after_help() -> String {
+    format!(
+        "Exit status:\n{}\n\n{RUN_ENVIRONMENT}",
+        exit_table(exit::RUN)
+    )
+}
+
+fn operators_after_help() -> String {
+    format!("Exit status:\n{}", exit_table(exit::OPERATORS))
+}
+
+const RUN_ENVIRONMENT: &str = "\
 The command's environment:
   REDLOCK_NAME   the lock name
   REDLOCK_TOKEN  this run's token (the lock key's value)
@@ -278,6 +308,30 @@ The command's environment:
 
 Example:
   redlock run --name backup --wait 10m -- ./backup.sh";
+
+/// An exit-status table for `--help`: the status in a column, its meaning wrapped beside it,
+/// without the README's backquotes.
+fn exit_table(rows: &[(exit::Status, &str)]) -> String {
+    const INDENT: usize = 17;
+    let mut out = String::new();
+    for (status, meaning) in rows {
+        let mut line = format!("  {:<width$}", status.to_string(), width = INDENT - 2);
+        for word in meaning.replace('`', "").split(' ') {
+            if line.len() + 1 + word.len() > WIDTH && line.len() > INDENT {
+                out.push_str(line.trim_end());
+                out.push('\n');
+                line = " ".repeat(INDENT);
+            } else if line.len() > INDENT {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.pop();
+    out
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,6 @@
 //! Exit statuses: redlock's own, documented in the README and man page, and the command's.
+//! [`RUN`] and [`OPERATORS`] are the one table of them: `--help` and the man pages are
+//! rendered from it, and a test checks the README's copy against `--help` and the man pages.
 
 use std::fmt;
 use std::os::unix::process::ExitStatusExt;
@@ -18,6 +20,96 @@ pub const LOCK_LOST: u8 = 76;
 pub const CANNOT_EXECUTE: u8 = 126;
 /// The command was not found.
 pub const NOT_FOUND: u8 = 127;
+
+/// The first column of an exit-status table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Whatever the command exited with.
+    Command,
+    /// 128 + the number of the signal that killed the command.
+    Signal,
+    Code(u8),
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::Command => f.write_str("the command's"),
+            Status::Signal => f.write_str("128+N"),
+            Status::Code(code) => write!(f, "{code}"),
+        }
+    }
+}
+
+/// `redlock run`'s statuses, in the order a script checks them. A meaning is written as the
+/// README writes it, code in backquotes: `--help` drops them, the man page sets it in bold.
+pub const RUN: &[(Status, &str)] = &[
+    (
+        Status::Command,
+        "the command ran and exited: its status, unchanged",
+    ),
+    (
+        Status::Signal,
+        "the command was killed by signal N (also when redlock is interrupted by signal N while \
+         it waits for the lock)",
+    ),
+    (
+        Status::Code(BUSY),
+        "busy: the lock was not acquired within `--wait`; the command did not run (EX_TEMPFAIL; \
+         `-E` changes it)",
+    ),
+    (
+        Status::Code(UNAVAILABLE),
+        "Redis unavailable before the command ran: cannot connect, wrong or missing password, no \
+         answer within the timeout, or a key of the wrong type in the way (EX_UNAVAILABLE)",
+    ),
+    (
+        Status::Code(USAGE),
+        "usage error: bad flag, duration, name or URL, or an unsafe combination (EX_USAGE)",
+    ),
+    (
+        Status::Code(LOCK_LOST),
+        "the lock was lost: deleted, broken by `redlock release --force` (which asks a live \
+         holder to stop first), taken by another holder, or not extended in time. Noticed while \
+         the command ran, the command was stopped (SIGTERM, then SIGKILL after `--kill-after`); \
+         found at release, the command had ended. Never 0 for a run that lost its lock. The \
+         last `redlock:` line gives the command's own status",
+    ),
+    (
+        Status::Code(CANNOT_EXECUTE),
+        "the command exists but cannot be executed (a script without a `#!` line is run with \
+         `/bin/sh`, as `execvp` does)",
+    ),
+    (Status::Code(NOT_FOUND), "the command was not found"),
+    (
+        Status::Code(INTERNAL),
+        "internal error: redlock itself could not work (e.g. out of file descriptors), or a bug \
+         (EX_SOFTWARE)",
+    ),
+];
+
+/// The statuses of `status`, `list` and `release`.
+pub const OPERATORS: &[(Status, &str)] = &[
+    (
+        Status::Code(0),
+        "`status`: the lock is held; `list`: done; `release`: no majority of the servers holds \
+         the lock any more (its holder released it when asked, or it was deleted)",
+    ),
+    (
+        Status::Code(1),
+        "`status`: the lock is free; `release`: there was nothing to break (free, or another \
+         token)",
+    ),
+    (
+        Status::Code(USAGE),
+        "usage error, and `release` without `--force`",
+    ),
+    (
+        Status::Code(UNAVAILABLE),
+        "Redis unavailable: too few servers answered; for `release`, too few to know that no \
+         majority holds the lock (the message names them)",
+    ),
+];
 
 /// What went wrong, as far as a calling script needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +219,34 @@ mod tests {
             describe_status(ExitStatus::from_raw(15)),
             "143 (killed by SIGTERM)"
         );
+    }
+
+    /// Every status redlock exits with on its own is in the table the documents are made from.
+    #[test]
+    fn every_status_is_documented() {
+        for code in [
+            USAGE,
+            UNAVAILABLE,
+            INTERNAL,
+            BUSY,
+            LOCK_LOST,
+            CANNOT_EXECUTE,
+            NOT_FOUND,
+        ] {
+            assert!(
+                RUN.iter().any(|(status, _)| *status == Status::Code(code)),
+                "{code} is not in exit::RUN"
+            );
+        }
+        for (status, meaning) in RUN.iter().chain(OPERATORS) {
+            // The table is rendered into markdown, roff and plain text: nothing that needs
+            // escaping in one of them, and no break inside a row.
+            assert!(
+                !meaning.contains(['|', '\\', '\n', '*']) && !meaning.ends_with('.'),
+                "{status}: {meaning:?}"
+            );
+            assert_eq!(meaning.matches('`').count() % 2, 0, "{status}: {meaning:?}");
+        }
     }
 
     #[test]

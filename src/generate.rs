@@ -9,6 +9,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
+use crate::exit;
 
 /// `redlock --generate WHAT`: kept out of the clap definition, so that no completion offers it.
 pub const FLAG: &str = "--generate";
@@ -103,12 +104,18 @@ fn man_page(cmd: &clap::Command, page: Page) -> Result<Vec<u8>> {
     }
     out.extend_from_slice(b".SH \"EXIT STATUS\"\n");
     if page != Page::Operator {
-        out.extend_from_slice(EXIT_STATUS_RUN.as_bytes());
+        exit_table(&mut out, "redlock run", exit::RUN);
     }
     if page != Page::Run {
-        out.extend_from_slice(EXIT_STATUS_OPERATORS.as_bytes());
+        exit_table(&mut out, "redlock status, list, release", exit::OPERATORS);
+    }
+    if page != Page::Operator {
+        out.extend_from_slice(SIGNALS.as_bytes());
     }
     out.extend_from_slice(ENVIRONMENT.as_bytes());
+    if page != Page::Operator {
+        out.extend_from_slice(ENVIRONMENT_RUN.as_bytes());
+    }
     if page == Page::Main {
         out.extend_from_slice(EXAMPLES.as_bytes());
     }
@@ -119,51 +126,39 @@ fn man_page(cmd: &clap::Command, page: Page) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-const EXIT_STATUS_RUN: &str = r#".SS "redlock run"
-.TP
-the command's
-The command ran and exited: its status, unchanged.
-.TP
-128+N
-The command was killed by signal N (also when redlock is interrupted by signal N while it waits for the lock).
-.TP
-75
-Busy: the lock was not acquired within \fB\-\-wait\fR; the command did not run (EX_TEMPFAIL; \fB\-E\fR changes it).
-.TP
-69
-Redis unavailable before the command ran: cannot connect, wrong or missing password, no answer in time, or a key of the wrong type in the way (EX_UNAVAILABLE).
-.TP
-64
-Usage error: bad flag, duration, name or URL, or an unsafe combination (EX_USAGE).
-.TP
-76
-The lock was lost: deleted, broken by \fBredlock release \-\-force\fR, taken by another holder, or not extended in time. Noticed while the command ran (at once for a break or a takeover), the command was stopped (SIGTERM, then SIGKILL after \fB\-\-kill\-after\fR); found at release, the command had ended. The message gives the command's own status.
-.TP
-126
-The command exists but cannot be executed.
-.TP
-127
-The command was not found.
-.TP
-70
-Internal error (EX_SOFTWARE).
+/// One exit-status table of `exit`, as a subsection of tagged paragraphs.
+fn exit_table(out: &mut Vec<u8>, title: &str, rows: &[(exit::Status, &str)]) {
+    out.extend_from_slice(format!(".SS \"{title}\"\n").as_bytes());
+    for (status, meaning) in rows {
+        let row = format!(".TP\n{}\n{}\n", roff(&status.to_string()), roff(meaning));
+        out.extend_from_slice(row.as_bytes());
+    }
+}
+
+/// Text as roff reads it: `code` in bold, and `-` a minus, not a hyphen that may break a line
+/// or print as a dash (groff_char(7)).
+fn roff(text: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in text.replace('-', "\\-").split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&format!("\\fB{part}\\fR"));
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// What `redlock run` does with the signals it gets, for a reader deciding which one to send.
+const SIGNALS: &str = r#".SH SIGNALS
+SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to \fBredlock run\fR are forwarded to the command's process group, each time they arrive. redlock never escalates on its own: it keeps the lease alive while the command shuts down, then releases the lock and exits with the command's status (128+N when the signal killed it). A stopped command is continued after SIGTERM, SIGINT, SIGHUP or SIGQUIT so that it can act on them. Send SIGKILL to redlock to end both at once: the guard process then kills the command's process group.
+.PP
+In the foreground of a terminal, redlock hands the terminal to the command: Ctrl\-C reaches the command directly, and a signal the terminal already delivered to it is not sent again. Ctrl\-Z stops the command and redlock with it, and \fBfg\fR continues both; the lease is not extended while they are stopped, so a stop longer than the lease loses the lock and the job is killed (status 137).
+.PP
+A signal that arrives while redlock is still taking or waiting for the lock ends the run with 128+N before the command starts. A signal ignored when redlock started (\fBnohup\fR ignores SIGHUP) stays ignored, by redlock and by the command. The command starts with no signal blocked and SIGPIPE at its default.
 "#;
 
-const EXIT_STATUS_OPERATORS: &str = r#".SS "redlock status, list, release"
-.TP
-0
-status: the lock is held; list: done; release: no majority of the servers holds the lock any more (its holder released it when asked, or it was deleted).
-.TP
-1
-status: the lock is free; release: there was nothing to break.
-.TP
-64
-Usage error, and release without \fB\-\-force\fR.
-.TP
-69
-Redis unavailable; for release: too few servers answered to know that no majority holds the lock (the message names them).
-"#;
-
+/// Read by every subcommand.
 const ENVIRONMENT: &str = r#".SH ENVIRONMENT
 .TP
 REDLOCK_URL
@@ -174,8 +169,26 @@ The prefix of every key (\fB\-\-prefix\fR).
 .TP
 SSL_CERT_FILE
 A PEM file of certificates to trust for rediss:// instead of the system's.
+"#;
+
+/// The rest of the run page's ENVIRONMENT: what else `run` reads, and what the command gets.
+const ENVIRONMENT_RUN: &str = r#".TP
+USER, LOGNAME
+The user named in the holder's details (\fBredlock status\fR); without them, the name of the user ID.
+.TP
+PATH
+Where the command is searched for, as \fBexecvp\fR(3) does.
 .PP
-The command run by \fBredlock run\fR gets \fBREDLOCK_NAME\fR (the lock name), \fBREDLOCK_TOKEN\fR (this run's token) and \fBREDLOCK_FENCE\fR (the fencing token, strictly increasing for each acquisition of the name).
+The command gets redlock's environment, and:
+.TP
+REDLOCK_NAME
+The lock name.
+.TP
+REDLOCK_TOKEN
+This run's random token: the value of the lock key while it holds the lock.
+.TP
+REDLOCK_FENCE
+The fencing token: strictly increasing for each acquisition of the name, so that a resource can reject writes from an older holder.
 "#;
 
 const EXAMPLES: &str = r#".SH EXAMPLES
