@@ -6,6 +6,7 @@ mod bad_input;
 mod bench;
 mod busy;
 mod connection;
+mod docs;
 mod lease;
 mod lost;
 mod operators;
