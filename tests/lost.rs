@@ -399,8 +399,9 @@ fn release_force_keeps_waiting_through_a_slow_server() {
     );
 }
 
-/// The README's warning for `--now`: the waiter takes the lock at once, while the old command
-/// still shuts down. Here the old command ends only once the waiter's has started.
+/// The warning for `--now` (`release --help`, docs/design.md): the waiter takes the lock at
+/// once, while the old command still shuts down. Here the old command ends only once the
+/// waiter's has started.
 #[test]
 fn release_force_now_lets_a_waiter_start_beside_the_old_command() {
     let server = RedisServer::start();

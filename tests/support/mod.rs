@@ -290,7 +290,7 @@ pub fn redlock(url: &str) -> Command {
     command
 }
 
-/// The signals redlock forwards to its command (README, "Signals").
+/// The signals redlock forwards to its command (redlock-run(1), SIGNALS; docs/design.md).
 pub const FORWARDED: [Signal; 6] = [
     Signal::SIGTERM,
     Signal::SIGINT,
