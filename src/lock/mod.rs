@@ -17,8 +17,8 @@ use redis::Value;
 use holder::{Acquired, acquired};
 pub use holder::{Holder, HolderInfo};
 pub use keys::Keys;
-use transport::{Answer, CONNECT_TIMEOUT, Wait};
-pub use transport::{Notices, Pool, Request, Server, resolve};
+use transport::{Answer, Wait};
+pub use transport::{Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve};
 
 /// The timing of a lease, checked for safety when the settings were read.
 #[derive(Debug, Clone, Copy)]
@@ -139,7 +139,7 @@ impl Lock {
 
     fn with_token(servers: Vec<Server>, keys: Keys, timing: Timing, token: String) -> Self {
         // A twin's servers share their lookups with the lock's: nothing is looked up again.
-        resolve(&servers, CONNECT_TIMEOUT);
+        resolve(&servers, REQUEST_TIMEOUT);
         let addresses = servers.iter().map(|s| s.address.clone()).collect();
         Lock {
             addresses,

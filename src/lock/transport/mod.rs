@@ -37,8 +37,9 @@ pub use request::{Request, Script, args};
 pub use resolve::resolve;
 pub use server::Server;
 
-/// How long to wait for a connection (TCP, TLS, login) and a host name lookup.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a request to a server may take, connecting (TCP, TLS, login) included; it bounds
+/// the host name lookups too. Every command uses it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long a release waits, after a majority has answered, for servers that have not been
 /// sent all of it yet (still connecting, or a full socket): they are normally a moment

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 
-use super::CONNECT_TIMEOUT;
+use super::REQUEST_TIMEOUT;
 use super::server::Server;
 
 /// A server's addresses, or why it has none: looked up once, shared by its copies.
@@ -26,7 +26,7 @@ impl Lookup {
     /// the same bound.
     pub(super) fn addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>> {
         if self.0.get().is_none() {
-            look_up_all([(host, port, self)], CONNECT_TIMEOUT, look_up);
+            look_up_all([(host, port, self)], REQUEST_TIMEOUT, look_up);
         }
         match self.0.get().expect("set by look_up_all") {
             Ok(addresses) => Ok(addresses.clone()),
@@ -159,9 +159,9 @@ mod tests {
             Ok(vec![IpAddr::from([127, 0, 0, 1])])
         };
         let (a, b) = (Lookup::default(), Lookup::default());
-        look_up_all([("db1", 1, &a), ("db1", 2, &b)], CONNECT_TIMEOUT, counted);
+        look_up_all([("db1", 1, &a), ("db1", 2, &b)], REQUEST_TIMEOUT, counted);
         let copy = a.clone();
-        look_up_all([("db1", 1, &copy)], CONNECT_TIMEOUT, counted);
+        look_up_all([("db1", 1, &copy)], REQUEST_TIMEOUT, counted);
         assert_eq!(CALLS.load(Ordering::SeqCst), 1);
         let port = |l: &Lookup| l.addresses("db1", 0).unwrap()[0].port();
         assert_eq!((port(&copy), port(&b)), (1, 2));
