@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Sets redlock up on a fresh Debian or Ubuntu machine with a Rust toolchain, from a clone of this
+# repository: the README's first command. `./install.sh --deps` installs only what building and
+# testing need (CI uses it). `sudo` is used for apt-get when not run as root.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# 1. Packages. A Redis server to use; the C compiler for musl (ring, the TLS library's
+#    cryptography, needs it for that target). For the tests: openssl and script(1) (TLS and
+#    terminal cases), groff (the man pages render), python3, hyperfine, time and a C compiler
+#    (the benchmarks' quick mode).
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v musl-gcc >/dev/null || missing+=(musl-tools)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v script >/dev/null || missing+=(bsdutils)
+command -v groff >/dev/null || missing+=(groff-base)
+command -v hyperfine >/dev/null || missing+=(hyperfine)
+command -v python3 >/dev/null || missing+=(python3)
+command -v cc >/dev/null || missing+=(gcc)
+[ -x /usr/bin/time ] || missing+=(time)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "install.sh: apt-get install ${missing[*]}"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 2. The Rust target the README builds for: musl, linked statically (BENCHMARKS.md says why).
+target="$(uname -m)-unknown-linux-musl"
+rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+
+[ "${1:-}" = "--deps" ] && exit 0
+
+# 3. Build and install redlock into ~/.cargo/bin.
+cargo install --locked --path . --target "$target"
+
+# 4. A Redis server on 127.0.0.1:6379, redlock's default: the packaged service, started if it is
+#    not running (a machine without systemd does not start it on installation).
+if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo service redis-server start >/dev/null 2>&1 || redis-server --daemonize yes --save '' >/dev/null
+fi
+
+# 5. A first run.
+~/.cargo/bin/redlock run --name hello -- echo "hello from inside the lock"
