@@ -16,6 +16,7 @@
 
 mod conn;
 mod errors;
+mod exchange;
 mod notices;
 mod request;
 mod resolve;
@@ -30,8 +31,9 @@ use anyhow::{Result, anyhow};
 use nix::poll::{PollFd, PollTimeout, poll};
 use redis::Value;
 
-use conn::{Conn, Outcome};
+use conn::Conn;
 pub use errors::WRONG_TYPE;
+use exchange::Outcome;
 pub use notices::Notices;
 pub use request::{Request, Script, args};
 pub use resolve::resolve;

@@ -1,0 +1,209 @@
+//! What is said on a connection: a request, and the replies matched to it, with the rules of
+//! the conversation written here only: a script by hash with a fall-back to sending it in full
+//! (NOSCRIPT), WAIT for replicas after a write of the lease, and a stale reply never taken for
+//! a later request's. See `conn.rs` for the connection itself.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Result, anyhow};
+use redis::Value;
+
+use super::conn::{Conn, Pumped};
+use super::errors::{describe_reply, not_redis};
+use super::request::{Body, Request};
+use super::resp::{self, Reply};
+
+/// How many replies a connection may owe before it is opened again (see `Conn::send`).
+const MAX_OWED: usize = 32;
+
+/// A reply still to come on a connection, in the order they will come.
+pub(super) enum Expect {
+    /// The answer to AUTH or SELECT.
+    Hello,
+    /// The answer to a request nobody waits for any more.
+    Stale,
+    /// The request's own reply; for a script, whether it was sent by hash (EVALSHA).
+    Request { by_hash: bool },
+    /// WAIT, after a script that wrote the lease.
+    Replicated,
+}
+
+/// The request a connection is answering.
+pub(super) struct Current {
+    pub(super) deadline: Instant,
+    wrote: fn(&Value) -> bool,
+    /// The script's reply, while WAIT is awaited.
+    reply: Option<Value>,
+    /// The script in full (EVAL), for a server that answers NOSCRIPT to it by hash: sent
+    /// even when nobody waits for the answer any more, so that a server that answers late
+    /// still ends up with the lock the others granted.
+    in_full: Option<Arc<[u8]>>,
+}
+
+/// What a connection has to say after some I/O.
+pub(super) enum Outcome {
+    Nothing,
+    Answer(Result<Value>),
+}
+
+impl Conn {
+    /// Reads and drops what has come for an earlier request nobody waits for any more: no
+    /// WAIT follows it (a fallback to EVAL still goes, see `Current::in_full`).
+    pub(super) fn settle(&mut self) {
+        if self.current.is_some() && self.progress().is_err() {
+            self.close();
+        }
+    }
+
+    /// Gives up on the current request: its replies will be read and dropped.
+    pub(super) fn abandon(&mut self) {
+        for expect in self.expect.iter_mut() {
+            if !matches!(expect, Expect::Hello) {
+                *expect = Expect::Stale;
+            }
+        }
+        self.current = None;
+    }
+
+    /// Queues `request` and writes what can be written now; a script goes by hash if
+    /// `by_hash`, except as the first request on a connection: a server may have restarted
+    /// and forgotten the scripts, and its NOSCRIPT answer could come after the caller stopped
+    /// waiting for it, leaving it without the lock the others granted until the connection is
+    /// used again. A connection that owes `MAX_OWED` replies (a server frozen for long, while
+    /// extensions kept coming) is opened again first, dropping what it had not sent yet.
+    pub(super) fn send(
+        &mut self,
+        request: &Request,
+        by_hash: bool,
+        deadline: Instant,
+    ) -> Result<()> {
+        if self.expect.len() >= MAX_OWED {
+            self.close();
+        }
+        if self.stream.is_none() {
+            self.open()?;
+        }
+        let (by_hash, in_full) = match &request.body {
+            Body::Script {
+                by_hash: hashed,
+                in_full,
+            } => {
+                let by_hash = by_hash && !std::mem::take(&mut self.fresh);
+                self.out
+                    .extend_from_slice(if by_hash { hashed } else { in_full });
+                (by_hash, by_hash.then(|| in_full.clone()))
+            }
+            Body::Command(packed) => {
+                self.out.extend_from_slice(packed);
+                (false, None)
+            }
+        };
+        self.expect.push_back(Expect::Request { by_hash });
+        self.current = Some(Current {
+            deadline,
+            wrote: request.wrote,
+            reply: None,
+            in_full,
+        });
+        self.flush().map_err(|e| {
+            self.close();
+            self.named(e, false)
+        })
+    }
+
+    /// After poll: finishes connecting, writes, reads, and answers if the reply is complete.
+    pub(super) fn on_ready(&mut self) -> Outcome {
+        match self.progress() {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let e = self.named(e, self.connecting);
+                self.close();
+                Outcome::Answer(Err(e))
+            }
+        }
+    }
+
+    fn progress(&mut self) -> Result<Outcome> {
+        let Pumped::Open { closed } = self.pump()? else {
+            return Ok(Outcome::Nothing);
+        };
+        // What came before the end is read first: a server that refuses a login answers why,
+        // then hangs up.
+        while let Some((reply, used)) = resp::parse(&self.input).map_err(|_| not_redis())? {
+            self.input.drain(..used);
+            if let Outcome::Answer(answer) = self.on_reply(reply)? {
+                if closed {
+                    self.close();
+                }
+                return Ok(Outcome::Answer(answer));
+            }
+        }
+        if closed {
+            return Err(anyhow!("the server closed the connection"));
+        }
+        Ok(Outcome::Nothing)
+    }
+
+    /// Matches one reply to what was expected. `Err` when the connection cannot go on.
+    fn on_reply(&mut self, reply: Reply) -> Result<Outcome> {
+        let Some(expect) = self.expect.pop_front() else {
+            return Err(not_redis());
+        };
+        let replicas = self.server.replicas;
+        match (expect, reply) {
+            (Expect::Stale, _) => Ok(Outcome::Nothing),
+            (Expect::Hello, Reply::Error(text)) => {
+                // Logging in is part of connecting; the connection is of no use.
+                let refused = self.named(describe_reply(&text), true);
+                self.close();
+                Ok(Outcome::Answer(Err(refused)))
+            }
+            (Expect::Hello, Reply::Value(_)) => Ok(Outcome::Nothing),
+            (Expect::Request { by_hash: true }, Reply::Error(text))
+                if text.starts_with("NOSCRIPT")
+                    && self.current.as_ref().is_some_and(|c| c.in_full.is_some()) =>
+            {
+                let in_full = self.current.as_mut().and_then(|c| c.in_full.take());
+                self.out.extend_from_slice(&in_full.expect("checked"));
+                self.expect.push_back(Expect::Request { by_hash: false });
+                self.flush()?;
+                Ok(Outcome::Nothing)
+            }
+            (Expect::Request { .. }, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
+            (Expect::Request { .. }, Reply::Value(value)) => match &mut self.current {
+                Some(current) if replicas > 0 && (current.wrote)(&value) => {
+                    let left = current.deadline.saturating_duration_since(Instant::now());
+                    // The server answers WAIT when its own time-out ends; ours ends a little later.
+                    let wait_ms = (left.as_millis() as u64 * 9 / 10).max(1);
+                    current.reply = Some(value);
+                    let wait = redis::cmd("WAIT")
+                        .arg(replicas)
+                        .arg(wait_ms)
+                        .get_packed_command();
+                    self.out.extend_from_slice(&wait);
+                    self.expect.push_back(Expect::Replicated);
+                    self.flush()?;
+                    Ok(Outcome::Nothing)
+                }
+                _ => self.answer(Ok(value)),
+            },
+            (Expect::Replicated, Reply::Value(Value::Int(acked)))
+                if acked >= i64::from(replicas) =>
+            {
+                let reply = self.current.as_mut().and_then(|c| c.reply.take());
+                self.answer(reply.ok_or_else(not_redis))
+            }
+            (Expect::Replicated, Reply::Value(Value::Int(acked))) => self.answer(Err(anyhow!(
+                "only {acked} of {replicas} replicas confirmed the write in time"
+            ))),
+            (Expect::Replicated, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
+            (Expect::Replicated, Reply::Value(_)) => Err(not_redis()),
+        }
+    }
+
+    fn answer(&mut self, answer: Result<Value>) -> Result<Outcome> {
+        self.current = None;
+        Ok(Outcome::Answer(answer.map_err(|e| self.named(e, false))))
+    }
+}
