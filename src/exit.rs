@@ -184,7 +184,7 @@ pub fn status_code(status: ExitStatus) -> u8 {
 pub fn describe_status(status: ExitStatus) -> String {
     let code = status_code(status);
     match status.signal() {
-        Some(signal) => format!("{code} (killed by {})", crate::signals::name(signal)),
+        Some(signal) => format!("{code} (killed by {})", crate::run::signals::name(signal)),
         None => code.to_string(),
     }
 }

@@ -1,25 +1,16 @@
 //! redlock: run a command under a distributed lock held in Redis.
 
-mod acquire;
-mod child;
 mod cli;
 mod clock;
-mod control;
-mod deadman;
 mod duration;
-mod events;
 mod exit;
 mod generate;
-mod guard;
-mod heartbeat;
 mod list;
 mod lock;
 mod release;
 mod run;
 mod settings;
-mod signals;
 mod status;
-mod subscription;
 
 use std::process::ExitCode;
 

@@ -1,27 +1,35 @@
 //! `redlock run`: acquire → spawn → wait for {exit | lost lease | signal} → release → exit code.
 
+mod control;
+mod deadman;
+mod events;
+mod guard;
+mod heartbeat;
+pub mod signals;
+mod spawn;
+mod subscription;
+mod wait;
+
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::Moment;
-
 use anyhow::Context;
 use nix::sys::signal::Signal;
 
-use crate::acquire::{self, Policy};
-use crate::child::{self, Spawned};
 use crate::cli::RunArgs;
-use crate::control::{CONFIRMED, Control, Listener};
-use crate::deadman::DeadMan;
+use crate::clock::Moment;
 use crate::duration::human;
-use crate::events::{Event, Events};
 use crate::exit::{self, Classify, Failure, Kind};
-use crate::guard::Guard;
-use crate::heartbeat::{Heartbeat, LeaseEnd};
 use crate::lock::{Everywhere, HolderInfo, Keys, Lock, Released};
 use crate::settings::{self, Lease};
-use crate::signals;
+use control::{CONFIRMED, Control, Listener};
+use deadman::DeadMan;
+use events::{Event, Events};
+use guard::Guard;
+use heartbeat::{Heartbeat, LeaseEnd};
+use spawn::Spawned;
+use wait::Policy;
 
 /// Upper bound for one request to the servers while taking the lock.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -29,7 +37,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let lease = settings::check_run(args).kind(Kind::Usage)?;
     let servers = settings::servers(&args.servers.redis, args.wait_replicas).kind(Kind::Usage)?;
-    child::adopt_orphans()
+    spawn::adopt_orphans()
         .context("cannot become the reaper of the command's orphans")
         .kind(Kind::Internal)?;
     // Signals are blocked before any thread starts, and so in all of them.
@@ -56,7 +64,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     // The guard is forked while the first request is on its way: the fork then costs no time.
     // That is before the lock is ours, so taking over from a holder does not wait for it either.
     let mut guard: Option<std::io::Result<Guard>> = None;
-    let granted = acquire::acquire(&mut lock, &me, &policy, &mut events, &mut || {
+    let granted = wait::acquire(&mut lock, &me, &policy, &mut events, &mut || {
         guard.get_or_insert_with(Guard::start);
     })?;
     // Not forked above only if no request could be sent (and a later attempt then succeeded).
@@ -96,7 +104,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             anyhow::anyhow!("the command's guard died before the command could start"),
         ))
     } else {
-        child::spawn(&args.command, &env, &guard)
+        spawn::spawn(&args.command, &env, &guard)
     };
     let spawned = match spawned {
         Ok(spawned) => spawned,
@@ -133,7 +141,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     // The command and what it left behind are gone: the guard can go while we release.
     guard.dismiss();
     if spawned.has_terminal {
-        child::reclaim_terminal(spawned.group);
+        spawn::reclaim_terminal(spawned.group);
     }
     // From here to the exit, at most one request time-out: an extension still in flight (to a
     // frozen server) is not waited for.
@@ -234,7 +242,7 @@ fn supervise(
                 continue;
             }
             Some(Event::Stopped) if spawned.has_terminal => {
-                child::suspend_with(spawned);
+                spawn::suspend_with(spawned);
                 continue;
             }
             Some(Event::Stopped) => {
@@ -275,7 +283,7 @@ fn supervise(
             }
             Some(Event::Unguarded) => {
                 eprintln!("redlock: the command's guard died; killing the command");
-                child::signal_group(group, Signal::SIGKILL);
+                spawn::signal_group(group, Signal::SIGKILL);
                 continue;
             }
             Some(_) => continue,
@@ -292,7 +300,7 @@ fn supervise(
                     }
                 } else if stop.is_some() {
                     if kill_at.is_some_and(|at| now >= at) {
-                        child::signal_group(group, Signal::SIGKILL);
+                        spawn::signal_group(group, Signal::SIGKILL);
                         kill_at = None;
                     }
                     continue;
@@ -312,8 +320,8 @@ fn supervise(
                 "redlock: `redlock release --force` asked for the lock; stopping the command"
             ),
         }
-        child::signal_group(group, Signal::SIGTERM);
-        child::signal_group(group, Signal::SIGCONT);
+        spawn::signal_group(group, Signal::SIGTERM);
+        spawn::signal_group(group, Signal::SIGCONT);
         // Never later than set already: a lease lost while the command stops on request.
         let kill = (Moment::now() + lease.kill_after).min(lease_end.kill_by());
         kill_at = Some(kill_at.map_or(kill, |at| at.min(kill)));
@@ -326,7 +334,7 @@ fn supervise(
         (None, _) => Moment::now() + lease.kill_after,
     };
     guard.await_step_out();
-    if child::stop_leftovers(group, deadline) && verbose {
+    if spawn::stop_leftovers(group, deadline) && verbose {
         eprintln!("redlock: stopped the processes the command left in its process group");
     }
     lease_end.command_gone();

@@ -12,10 +12,10 @@ use std::thread;
 use std::time::Duration;
 
 use crate::clock::Moment;
-use crate::deadman::DeadMan;
 use crate::duration::human;
-use crate::events::{Event, Sender};
 use crate::lock::{Extension, Lock, Twin};
+use crate::run::deadman::DeadMan;
+use crate::run::events::{Event, Sender};
 use crate::settings::Lease;
 
 /// Pause between retries of a failed extension.

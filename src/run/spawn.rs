@@ -18,9 +18,9 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid, tcgetpgrp, tcsetpgrp};
 
 use crate::clock::Moment;
-use crate::events::Event;
 use crate::exit::{Failure, Kind};
-use crate::guard::Guard;
+use crate::run::events::Event;
+use crate::run::guard::Guard;
 
 /// The running command: its PID, its process group (the guard's PID), and whether it was given
 /// the terminal.

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use crate::clock::Moment;
-use crate::events::Events;
 use crate::lock::Server;
-use crate::subscription::Subscription;
+use crate::run::events::Events;
+use crate::run::subscription::Subscription;
 
 /// How long the command runs before its holder subscribes: a command that ends sooner (most
 /// runs in front of a quick job) never pays for the subscription, and the confirmed

@@ -2,8 +2,8 @@
 //! channel while holding it (see `lock::Keys`). Either way the messages reach the main thread
 //! as `Event::Notice`, read by the main thread itself (`lock::Notices`, given to `events`).
 
-use crate::events::Events;
 use crate::lock::{Notices, Server};
+use crate::run::events::Events;
 
 /// Listeners on one of a lock's channels, which stop when dropped (`Events::stop_listening`).
 pub struct Subscription;

@@ -18,10 +18,10 @@ use anyhow::Result;
 use nix::libc;
 use nix::sys::signalfd::SignalFd;
 
-use crate::child::Children;
 use crate::clock::Moment;
 use crate::lock::Notices;
-use crate::signals::{self, Caught};
+use crate::run::signals::{self, Caught};
+use crate::run::spawn::Children;
 
 #[derive(Debug)]
 pub enum Event {

@@ -8,7 +8,7 @@
 //! alive while the command shuts down, then releases the lock and exits with the command's status.
 //!
 //! A terminal is different: when redlock runs in the foreground of a terminal it hands the
-//! terminal to the command's group (see `child.rs`), so Ctrl-C and Ctrl-\ go straight to the
+//! terminal to the command's group (see `spawn.rs`), so Ctrl-C and Ctrl-\ go straight to the
 //! command. A signal the terminal generated is therefore not forwarded again when the command's
 //! group is the terminal's foreground group: the command would see it twice.
 //!
@@ -18,7 +18,7 @@
 //! `take_over` leaves it unblocked and out of the signalfd, so the kernel discards it; blocked,
 //! it would be queued for the signalfd all the same (Linux keeps a blocked signal even when it
 //! is ignored: `sig_ignored` in kernel/signal.c). Its disposition is left alone, and an ignored
-//! disposition survives exec, so the command starts with it ignored too (`child::spawn` resets
+//! disposition survives exec, so the command starts with it ignored too (`spawn::spawn` resets
 //! only SIGPIPE).
 //!
 //! SIGKILL and SIGSTOP cannot be caught; for a SIGKILLed redlock the command's group gets
@@ -50,7 +50,7 @@ pub struct Caught {
 /// and so in every thread it starts later, and returns a non-blocking signalfd to read them
 /// from (see `events.rs`). No handler runs for them on any thread: a handler would cut short a
 /// blocking read on a Redis socket with EINTR, which a socket with a timeout does not restart
-/// (signal(7)). The command starts with nothing blocked (see `child::spawn`).
+/// (signal(7)). The command starts with nothing blocked (see `spawn::spawn`).
 ///
 /// Call this before starting any thread.
 pub fn take_over() -> Result<SignalFd> {

@@ -10,11 +10,11 @@ use crate::clock::Moment;
 use anyhow::anyhow;
 
 use crate::duration::human;
-use crate::events::{Event, Events};
 use crate::exit::{Failure, Kind};
 use crate::lock::{Attempt, Everywhere, Holder, HolderInfo, Lock};
-use crate::signals;
-use crate::subscription::Subscription;
+use crate::run::events::{Event, Events};
+use crate::run::signals;
+use crate::run::subscription::Subscription;
 
 /// Longest random pause before retrying after a split vote.
 const SPLIT_RETRY: Duration = Duration::from_millis(50);
