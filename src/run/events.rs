@@ -20,8 +20,8 @@ use nix::sys::signalfd::SignalFd;
 
 use crate::clock::Moment;
 use crate::lock::Notices;
+use crate::run::reap::{Change, Children};
 use crate::run::signals::{self, Caught};
-use crate::run::spawn::Children;
 
 #[derive(Debug)]
 pub enum Event {
@@ -38,6 +38,17 @@ pub enum Event {
     Lost(String),
     /// The guard died while redlock lives: nothing would stop the command if redlock died too.
     Unguarded,
+}
+
+impl From<Change> for Event {
+    fn from(change: Change) -> Event {
+        match change {
+            Change::Stopped => Event::Stopped,
+            Change::Continued => Event::Continued,
+            Change::Exited(status) => Event::Exited(status),
+            Change::GuardGone => Event::Unguarded,
+        }
+    }
 }
 
 /// The sending side, for other threads: each event also wakes the main thread.
@@ -113,14 +124,14 @@ impl Events {
     /// From now on the guard's death is reported (`Event::Unguarded`).
     pub fn watch_guard(&mut self, guard: nix::unistd::Pid) {
         self.children.watch_guard(guard);
-        self.children.reap(&mut self.pending);
+        self.reap();
     }
 
     /// From now on the command's stops, continues and exit are reported, including any that
     /// happened already.
     pub fn watch(&mut self, command: nix::unistd::Pid) {
         self.children.watch(command);
-        self.children.reap(&mut self.pending);
+        self.reap();
     }
 
     /// The next event, if one comes within `timeout`. Once `timeout` has passed, signals and
@@ -169,10 +180,16 @@ impl Events {
         self.pending.remove(once)
     }
 
+    fn reap(&mut self) {
+        let pending = &mut self.pending;
+        self.children
+            .reap(|change| pending.push_back(Event::from(change)));
+    }
+
     fn read_signals(&mut self) {
         while let Ok(Some(info)) = self.signals.read_signal() {
             if info.ssi_signo == libc::SIGCHLD as u32 {
-                self.children.reap(&mut self.pending);
+                self.reap();
             } else {
                 self.pending
                     .push_back(Event::Signal(signals::caught(&info)));

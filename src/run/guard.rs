@@ -105,7 +105,7 @@ impl Drop for Guard {
     /// container whose first process does not reap orphans.
     fn drop(&mut self) {
         self.dismiss();
-        // Reaped already (on its SIGCHLD, see `spawn::Children::reap`) when this fails: its PID
+        // Reaped already (on its SIGCHLD, see `reap::Children::reap`) when this fails: its PID
         // may belong to another process by now, so nothing is sent to it then.
         if nix::sys::wait::waitpid(self.pid, Some(WaitPidFlag::WNOHANG))
             != Ok(WaitStatus::StillAlive)

@@ -3,11 +3,14 @@
 mod control;
 mod deadman;
 mod events;
+mod group;
 mod guard;
 mod heartbeat;
+mod reap;
 pub mod signals;
 mod spawn;
 mod subscription;
+mod terminal;
 mod wait;
 
 use std::process::ExitStatus;
@@ -37,7 +40,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let lease = settings::check_run(args).kind(Kind::Usage)?;
     let servers = settings::servers(&args.servers.redis, args.wait_replicas).kind(Kind::Usage)?;
-    spawn::adopt_orphans()
+    reap::adopt_orphans()
         .context("cannot become the reaper of the command's orphans")
         .kind(Kind::Internal)?;
     // Signals are blocked before any thread starts, and so in all of them.
@@ -141,7 +144,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     // The command and what it left behind are gone: the guard can go while we release.
     guard.dismiss();
     if spawned.has_terminal {
-        spawn::reclaim_terminal(spawned.group);
+        terminal::reclaim_terminal(spawned.group);
     }
     // From here to the exit, at most one request time-out: an extension still in flight (to a
     // frozen server) is not waited for.
@@ -242,7 +245,7 @@ fn supervise(
                 continue;
             }
             Some(Event::Stopped) if spawned.has_terminal => {
-                spawn::suspend_with(spawned);
+                terminal::suspend_with(group);
                 continue;
             }
             Some(Event::Stopped) => {
@@ -283,7 +286,7 @@ fn supervise(
             }
             Some(Event::Unguarded) => {
                 eprintln!("redlock: the command's guard died; killing the command");
-                spawn::signal_group(group, Signal::SIGKILL);
+                group::signal_group(group, Signal::SIGKILL);
                 continue;
             }
             Some(_) => continue,
@@ -300,7 +303,7 @@ fn supervise(
                     }
                 } else if stop.is_some() {
                     if kill_at.is_some_and(|at| now >= at) {
-                        spawn::signal_group(group, Signal::SIGKILL);
+                        group::signal_group(group, Signal::SIGKILL);
                         kill_at = None;
                     }
                     continue;
@@ -320,8 +323,7 @@ fn supervise(
                 "redlock: `redlock release --force` asked for the lock; stopping the command"
             ),
         }
-        spawn::signal_group(group, Signal::SIGTERM);
-        spawn::signal_group(group, Signal::SIGCONT);
+        group::terminate(group);
         // Never later than set already: a lease lost while the command stops on request.
         let kill = (Moment::now() + lease.kill_after).min(lease_end.kill_by());
         kill_at = Some(kill_at.map_or(kill, |at| at.min(kill)));
@@ -334,7 +336,7 @@ fn supervise(
         (None, _) => Moment::now() + lease.kill_after,
     };
     guard.await_step_out();
-    if spawn::stop_leftovers(group, deadline) && verbose {
+    if group::stop_leftovers(group, deadline) && verbose {
         eprintln!("redlock: stopped the processes the command left in its process group");
     }
     lease_end.command_gone();
