@@ -16,12 +16,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 use nix::libc;
-use nix::sys::signalfd::SignalFd;
 
 use crate::clock::Moment;
 use crate::lock::Notices;
 use crate::run::reap::{Change, Children};
-use crate::run::signals::{self, Caught};
+use crate::run::signals::{Caught, Received, Signals};
 
 #[derive(Debug)]
 pub enum Event {
@@ -73,7 +72,7 @@ pub struct Events {
     queue: mpsc::Receiver<Event>,
     sender: Sender,
     wake: OwnedFd,
-    signals: SignalFd,
+    signals: Signals,
     children: Children,
     /// Events read from the signalfd, not yet handed out.
     pending: VecDeque<Event>,
@@ -82,10 +81,10 @@ pub struct Events {
 }
 
 impl Events {
-    /// Takes over the handled signals (see `signals::take_over`): call this before starting
+    /// Takes over the handled signals (see `Signals::take_over`): call this before starting
     /// any thread.
     pub fn new() -> Result<Self> {
-        let signals = signals::take_over()?;
+        let signals = Signals::take_over()?;
         let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
         let (wake, wake_write) = nix::unistd::pipe2(flags)?;
         let (sender, queue) = mpsc::channel();
@@ -187,12 +186,10 @@ impl Events {
     }
 
     fn read_signals(&mut self) {
-        while let Ok(Some(info)) = self.signals.read_signal() {
-            if info.ssi_signo == libc::SIGCHLD as u32 {
-                self.reap();
-            } else {
-                self.pending
-                    .push_back(Event::Signal(signals::caught(&info)));
+        while let Some(received) = self.signals.read() {
+            match received {
+                Received::ChildChanged => self.reap(),
+                Received::Caught(caught) => self.pending.push_back(Event::Signal(caught)),
             }
         }
     }
