@@ -1,11 +1,12 @@
 //! `redlock run`, step by step: check the settings, take the lock (waiting for it if asked,
 //! `wait.rs`) while the guard is forked (`guard.rs`), start the command (`spawn.rs`), watch it
-//! until it ends (`supervise.rs`), release the lock, and exit with the command's status or
-//! with 76 if the lock was lost. The other files are what these steps stand on: the main
-//! thread's one queue of events (`events.rs`), the signal policy (`signals.rs`), reaping
-//! (`reap.rs`), the process group (`group.rs`), the terminal (`terminal.rs`), the heartbeat and
-//! the dead-man switch (`heartbeat.rs`, `deadman.rs`), and the lock's channels
-//! (`subscription.rs`, `control.rs`).
+//! until it ends (`supervise.rs`), release the lock (`release.rs`), and exit with the
+//! command's status, or with 76 if the lock was lost.
+//!
+//! The other files are what these steps stand on: the main thread's one queue of events
+//! (`events.rs`), the signal policy (`signals.rs`), reaping (`reap.rs`), the process group
+//! (`group.rs`), the terminal (`terminal.rs`), the heartbeat and the dead-man switch
+//! (`heartbeat.rs`, `deadman.rs`), and the lock's channels (`subscription.rs`, `control.rs`).
 
 mod control;
 mod deadman;
@@ -14,6 +15,7 @@ mod group;
 mod guard;
 mod heartbeat;
 mod reap;
+mod release;
 pub mod signals;
 mod spawn;
 mod subscription;
@@ -31,13 +33,14 @@ use crate::cli::RunArgs;
 use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{self, Classify, Failure, Kind};
-use crate::lock::{Everywhere, HolderInfo, Keys, Lock, Released};
+use crate::lock::{HolderInfo, Keys, Lock, Released};
 use crate::settings::{self, Lease};
 use control::Listener;
 use deadman::DeadMan;
 use events::Events;
 use guard::Guard;
 use heartbeat::{Heartbeat, LeaseEnd};
+use release::release;
 use spawn::Spawned;
 use supervise::{Stop, Supervisor};
 use wait::{Granted, Policy};
@@ -230,45 +233,4 @@ fn request_timeout(ttl: Duration, usable: Duration, servers: usize) -> Duration 
         1 => timeout,
         _ => timeout.min((ttl / 10).max(Duration::from_millis(50))),
     }
-}
-
-/// Releases the lock within `timeout`, or with `keep` leaves it to expire then, and says what
-/// it found. After a lost lease there is normally nothing left to release, so failures are
-/// only reported when `verbose`.
-fn release(
-    lock: &mut Lock,
-    args: &RunArgs,
-    keep: Duration,
-    timeout: Duration,
-    lost: bool,
-) -> Released {
-    let started = Moment::now();
-    let released = lock.release(keep, timeout, Everywhere::No);
-    // With several servers, a majority releasing frees the lock: the rest is for --verbose.
-    let freed = released.ours >= lock.quorum();
-    if !released.errors.is_empty() && ((!lost && !freed) || args.verbose) {
-        eprintln!(
-            "redlock: could not release '{}' ({}); it expires within {}",
-            args.name,
-            released.errors.join("; "),
-            human(lock.timing.ttl)
-        );
-    } else if args.verbose {
-        let held = if released.ours > 0 {
-            ""
-        } else {
-            " (it was no longer ours)"
-        };
-        eprint!(
-            "redlock: released '{}'{held} in {}",
-            args.name,
-            human(started.elapsed())
-        );
-        if keep.is_zero() {
-            eprintln!();
-        } else {
-            eprintln!("; --min-hold keeps it locked for {} more", human(keep));
-        }
-    }
-    released
 }

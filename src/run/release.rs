@@ -1,0 +1,49 @@
+//! The holder's release at the end of a run, and what redlock says of it.
+
+use std::time::Duration;
+
+use crate::cli::RunArgs;
+use crate::clock::Moment;
+use crate::duration::human;
+use crate::lock::{Everywhere, Lock, Released};
+
+/// Releases the lock within `timeout`, or with `keep` leaves it to expire then, and says what
+/// it found. After a lost lease there is normally nothing left to release, so failures are
+/// only reported when `verbose`.
+pub fn release(
+    lock: &mut Lock,
+    args: &RunArgs,
+    keep: Duration,
+    timeout: Duration,
+    lost: bool,
+) -> Released {
+    let started = Moment::now();
+    let released = lock.release(keep, timeout, Everywhere::No);
+    // With several servers, a majority releasing frees the lock: the rest is for --verbose.
+    let freed = released.ours >= lock.quorum();
+    if !released.errors.is_empty() && ((!lost && !freed) || args.verbose) {
+        eprintln!(
+            "redlock: could not release '{}' ({}); it expires within {}",
+            args.name,
+            released.errors.join("; "),
+            human(lock.timing.ttl)
+        );
+    } else if args.verbose {
+        let held = if released.ours > 0 {
+            ""
+        } else {
+            " (it was no longer ours)"
+        };
+        eprint!(
+            "redlock: released '{}'{held} in {}",
+            args.name,
+            human(started.elapsed())
+        );
+        if keep.is_zero() {
+            eprintln!();
+        } else {
+            eprintln!("; --min-hold keeps it locked for {} more", human(keep));
+        }
+    }
+    released
+}
