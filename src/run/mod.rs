@@ -16,6 +16,7 @@ mod guard;
 mod heartbeat;
 mod reap;
 mod release;
+// Public for exit.rs, which names a signal in its messages.
 pub mod signals;
 mod spawn;
 mod subscription;
