@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use crate::clock::Moment;
-use crate::lock::Server;
+use crate::lock::{Notices, Server};
 use crate::run::events::Events;
-use crate::run::subscription::Subscription;
 
 /// How long the command runs before its holder subscribes: a command that ends sooner (most
 /// runs in front of a quick job) never pays for the subscription, and the confirmed
@@ -25,7 +24,7 @@ pub struct Listener {
     at: Moment,
     servers: Vec<Server>,
     channel: String,
-    subscription: Option<Subscription>,
+    subscribed: bool,
 }
 
 impl Listener {
@@ -34,20 +33,20 @@ impl Listener {
             at: Moment::now() + LISTEN_AFTER,
             servers,
             channel: channel.to_string(),
-            subscription: None,
+            subscribed: false,
         }
     }
 
     /// When to subscribe, until it has.
     pub fn due(&self) -> Option<Moment> {
-        self.subscription.is_none().then_some(self.at)
+        (!self.subscribed).then_some(self.at)
     }
 
     /// Subscribes once it is due; its messages and confirmation come as `Event::Notice`.
     pub fn listen_if_due(&mut self, events: &mut Events) {
         if self.due().is_some_and(|at| Moment::now() >= at) {
-            let servers = std::mem::take(&mut self.servers);
-            self.subscription = Some(Subscription::start(servers, &self.channel, events));
+            events.listen(Notices::subscribe(&self.servers, &self.channel));
+            self.subscribed = true;
         }
     }
 

@@ -6,7 +6,7 @@
 //! The other files are what these steps stand on: the main thread's one queue of events
 //! (`events.rs`), the signal policy (`signals.rs`), reaping (`reap.rs`), the process group
 //! (`group.rs`), the terminal (`terminal.rs`), the heartbeat and the dead-man switch
-//! (`heartbeat.rs`, `deadman.rs`), and the lock's channels (`subscription.rs`, `control.rs`).
+//! (`heartbeat.rs`, `deadman.rs`), and the lock's channels (`control.rs`; `wait.rs` for the release notices).
 
 mod control;
 mod deadman;
@@ -19,7 +19,6 @@ mod release;
 // Public for exit.rs, which names a signal in its messages.
 pub mod signals;
 mod spawn;
-mod subscription;
 mod supervise;
 mod terminal;
 mod wait;

@@ -11,10 +11,9 @@ use anyhow::anyhow;
 
 use crate::duration::human;
 use crate::exit::{Failure, Kind};
-use crate::lock::{Attempt, Everywhere, Holder, HolderInfo, Lock};
+use crate::lock::{Attempt, Everywhere, Holder, HolderInfo, Lock, Notices};
 use crate::run::events::{Event, Events};
 use crate::run::signals;
-use crate::run::subscription::Subscription;
 
 /// Longest random pause before retrying after a split vote.
 const SPLIT_RETRY: Duration = Duration::from_millis(50);
@@ -82,7 +81,7 @@ fn take(
     } = *policy;
     let started = Moment::now();
     let deadline = started + wait;
-    let mut subscription: Option<Subscription> = None;
+    let mut subscribed = false;
     loop {
         let attempt = lock.try_acquire(me, !wait.is_zero(), timeout, in_flight);
         let (signal, notice) = drain(events, &lock.token);
@@ -126,7 +125,7 @@ fn take(
                 anyhow!("{waited}{}", busy_message(name, &holder)),
             ));
         }
-        if subscription.is_none() {
+        if !subscribed {
             if verbose {
                 eprintln!(
                     "redlock: waiting up to {}: {}",
@@ -136,11 +135,8 @@ fn take(
             }
             // Subscribing wakes us once more when it is confirmed, so that a release between
             // the attempt above and the subscription is not missed.
-            subscription = Some(Subscription::start(
-                lock.targets(),
-                &lock.keys.channel,
-                events,
-            ));
+            events.listen(Notices::subscribe(&lock.targets(), &lock.keys.channel));
+            subscribed = true;
         }
         let mut notice = match notice {
             Some(turn) => Some(turn),
