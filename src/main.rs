@@ -5,12 +5,10 @@ mod clock;
 mod duration;
 mod exit;
 mod generate;
-mod list;
 mod lock;
-mod release;
+mod ops;
 mod run;
 mod settings;
-mod status;
 
 use std::process::ExitCode;
 
@@ -66,9 +64,9 @@ fn main() -> ExitCode {
     let outcome = std::panic::catch_unwind(|| {
         let (result, quiet_busy, busy_code) = match &command {
             Command::Run(args) => (run::run(args), args.quiet, args.conflict_exit_code),
-            Command::Status(args) => (status::status(args), false, exit::BUSY),
-            Command::List(args) => (list::list(args), false, exit::BUSY),
-            Command::Release(args) => (release::release(args), false, exit::BUSY),
+            Command::Status(args) => (ops::status::status(args), false, exit::BUSY),
+            Command::List(args) => (ops::list::list(args), false, exit::BUSY),
+            Command::Release(args) => (ops::release::release(args), false, exit::BUSY),
         };
         match result {
             Ok(code) => code,

@@ -1,25 +1,105 @@
-//! Who holds a lock: the details a holder writes next to it, and what a busy reply says.
+//! Who holds a lock: what a run writes about itself next to the lock (`HolderInfo`), and what
+//! a server says about the holder (`Holder`), read from one reply layout and printed one way,
+//! whether in a busy message, by `status` or by `list`.
 
-use std::time::Duration;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
 use redis::Value;
+use serde::Serialize;
 
-/// What the holder of a busy lock told us about itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+use crate::duration::human;
+
+/// The holder of a lock as one server has it; all `None` when the lock is free, and the details
+/// `None` when the holder did not write them (a key set by hand). The field names are part of
+/// the documented JSON of `status` and `list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Holder {
-    pub host: String,
-    pub pid: String,
-    pub user: String,
-    pub command: String,
-    /// How long it has held the lock, when the holder wrote its details.
-    pub age: Option<Duration>,
-    /// Time left on its lease; `None` when the key has no expiry.
-    pub remaining: Option<Duration>,
-    /// How long ago its command ended, when `--min-hold` keeps the lock after that.
-    pub ended: Option<Duration>,
     /// Its token: the value of the lock key.
-    pub token: String,
+    pub token: Option<String>,
+    /// Time left on its lease: -1 when the key has no expiry.
+    pub ttl_ms: Option<i64>,
+    pub fence: Option<u64>,
+    pub host: Option<String>,
+    /// The pid of the holder's redlock.
+    pub pid: Option<u32>,
+    pub user: Option<String>,
+    pub command: Option<String>,
+    /// When it took the lock, in milliseconds since the Unix epoch (the server's clock).
+    pub started_ms: Option<i64>,
+    pub age_ms: Option<i64>,
+    /// When `--min-hold` keeps the lock after its command ended: when that was.
+    pub ended_ms: Option<i64>,
+}
+
+impl Holder {
+    /// How many fields `decode` reads.
+    pub(super) const FIELDS: usize = 10;
+
+    /// Reads the holder from a script's reply: `{token, pttl, fence, now_ms, start, host, pid,
+    /// user, cmd, ended}`, '' where unknown. view.lua answers this, and acquire.lua after its 0
+    /// when the lock is busy.
+    pub(super) fn decode(fields: &[Value]) -> Holder {
+        let text = |i: usize| match fields.get(i) {
+            Some(Value::BulkString(b)) if !b.is_empty() => {
+                Some(String::from_utf8_lossy(b).into_owned())
+            }
+            Some(Value::Int(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let number = |i: usize| text(i).and_then(|t| t.parse::<i64>().ok());
+        let now_ms = number(3).unwrap_or(0);
+        // Written by redlock, but anyone can write a key: nonsense must not become a panic.
+        let plausible = |ms: i64| (0..=32_503_680_000_000).contains(&ms).then_some(ms);
+        let started_ms = number(4).and_then(plausible);
+        let token = text(0);
+        Holder {
+            ttl_ms: token.is_some().then(|| number(1)).flatten(),
+            fence: text(2).and_then(|f| f.parse().ok()),
+            host: text(5),
+            pid: text(6).and_then(|p| p.parse().ok()),
+            user: text(7),
+            command: text(8),
+            age_ms: started_ms.and_then(|start| now_ms.checked_sub(start)),
+            started_ms,
+            ended_ms: number(9).and_then(plausible),
+            token,
+        }
+    }
+
+    /// Time left on its lease; `None` when the key has no expiry.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.ttl_ms.filter(|ttl| *ttl >= 0).map(clamped_millis)
+    }
+
+    /// How long it has held the lock, when it wrote when it took it.
+    pub fn age(&self) -> Option<Duration> {
+        self.age_ms.map(clamped_millis)
+    }
+
+    /// When it took the lock, by the server's clock.
+    pub fn started(&self) -> Option<SystemTime> {
+        self.started_ms.map(|ms| UNIX_EPOCH + clamped_millis(ms))
+    }
+
+    /// How long ago its command ended, when `--min-hold` keeps the lock after that.
+    pub fn ended_ago(&self) -> Option<Duration> {
+        let now = self.started_ms? + self.age_ms?;
+        Some(clamped_millis(now - self.ended_ms?))
+    }
+}
+
+/// `db2 (pid 4242, ./backup.sh)`, or `an unknown holder` when it wrote nothing about itself.
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(host) = &self.host else {
+            return f.write_str("an unknown holder");
+        };
+        let pid = self.pid.map_or("?".to_string(), |p| p.to_string());
+        let command = self.command.as_deref().unwrap_or("?");
+        write!(f, "{host} (pid {pid}, {command})")
+    }
 }
 
 /// One server's answer to an acquire.
@@ -27,6 +107,45 @@ pub struct Holder {
 pub enum Acquired {
     Yes { fence: u64 },
     Busy(Holder),
+}
+
+/// What an acquire script's reply says: ours, with the fencing token, or the holder's details.
+pub(super) fn acquired(reply: Value) -> Result<Acquired> {
+    let Value::Array(reply) = reply else {
+        bail!("unexpected reply from the acquire script: {reply:?}");
+    };
+    match reply.as_slice() {
+        [Value::Int(1), Value::Int(fence)] => Ok(Acquired::Yes {
+            fence: *fence as u64,
+        }),
+        [Value::Int(0), holder @ ..] if holder.len() == Holder::FIELDS => {
+            Ok(Acquired::Busy(Holder::decode(holder)))
+        }
+        _ => bail!("unexpected reply from the acquire script: {reply:?}"),
+    }
+}
+
+/// `lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s`
+pub fn busy_message(name: &str, holder: &Holder) -> String {
+    let mut text = match (holder.ended_ago(), holder.age()) {
+        (Some(ago), _) => format!(
+            "lock '{name}' is kept by --min-hold: {holder} finished {} ago",
+            human(ago)
+        ),
+        (None, Some(age)) => format!("lock '{name}' is held by {holder} for {}", human(age)),
+        (None, None) => format!("lock '{name}' is held by {holder}"),
+    };
+    match holder.remaining() {
+        Some(remaining) => text.push_str(&format!("; expires in {}", human(remaining))),
+        None => text.push_str("; the key has no expiry"),
+    }
+    text
+}
+
+/// Milliseconds as the server counts them (signed) as a duration; below zero (clocks that
+/// differ between servers) is none.
+fn clamped_millis(millis: i64) -> Duration {
+    Duration::from_millis(millis.max(0) as u64)
 }
 
 /// Details written next to the lock for `status` and for busy messages.
@@ -98,44 +217,90 @@ fn local_user_name(uid: nix::unistd::Uid) -> Option<String> {
 /// The command line is stored for people to read; a long one is cut.
 const MAX_COMMAND: usize = 200;
 
-/// What an acquire script's reply says: ours, with the fencing token, or the holder's details.
-pub(super) fn acquired(reply: Value) -> Result<Acquired> {
-    let Value::Array(reply) = reply else {
-        bail!("unexpected reply from the acquire script: {reply:?}");
-    };
-    match reply.as_slice() {
-        [Value::Int(1), Value::Int(fence)] => Ok(Acquired::Yes {
-            fence: *fence as u64,
-        }),
-        [
-            Value::Int(0),
-            Value::Int(pttl),
-            Value::Int(age),
-            host,
-            pid,
-            user,
-            command,
-            Value::Int(ended),
-            token,
-        ] => Ok(Acquired::Busy(Holder {
-            host: text(host),
-            pid: text(pid),
-            user: text(user),
-            command: text(command),
-            age: (*age >= 0).then(|| Duration::from_millis(*age as u64)),
-            remaining: (*pttl >= 0).then(|| Duration::from_millis(*pttl as u64)),
-            ended: (*ended >= 0).then(|| Duration::from_millis(*ended as u64)),
-            token: text(token),
-        })),
-        _ => bail!("unexpected reply from the acquire script: {reply:?}"),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        Value::SimpleString(s) => s.clone(),
-        Value::Int(n) => n.to_string(),
-        _ => String::new(),
+    #[test]
+    fn busy_message_names_the_holder() {
+        let holder = Holder {
+            host: Some("db2".into()),
+            pid: Some(4242),
+            user: Some("backup".into()),
+            command: Some("./backup.sh".into()),
+            started_ms: Some(1_000_000),
+            age_ms: Some(192_000),
+            ttl_ms: Some(27_000),
+            token: Some("t".into()),
+            ..Holder::default()
+        };
+        assert_eq!(
+            busy_message("backup", &holder),
+            "lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s"
+        );
+        let kept = Holder {
+            ended_ms: Some(1_000_000 + 192_000 - 3_000),
+            ..holder.clone()
+        };
+        assert_eq!(
+            busy_message("backup", &kept),
+            "lock 'backup' is kept by --min-hold: db2 (pid 4242, ./backup.sh) finished 3.0s ago; \
+             expires in 27s"
+        );
+        let unknown = Holder {
+            ttl_ms: Some(-1),
+            ..Holder::default()
+        };
+        assert_eq!(
+            busy_message("x", &unknown),
+            "lock 'x' is held by an unknown holder; the key has no expiry"
+        );
+    }
+
+    #[test]
+    fn a_reply_decodes_and_nonsense_is_unknown() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let reply = [
+            bulk("t"),
+            Value::Int(27_000),
+            bulk("17"),
+            Value::Int(1_192_000),
+            bulk("1000000"),
+            bulk("db2"),
+            bulk("4242"),
+            bulk("backup"),
+            bulk("./backup.sh"),
+            bulk(""),
+        ];
+        let holder = Holder::decode(&reply);
+        assert_eq!(holder.token.as_deref(), Some("t"));
+        assert_eq!(holder.fence, Some(17));
+        assert_eq!(holder.age(), Some(Duration::from_secs(192)));
+        assert_eq!(holder.remaining(), Some(Duration::from_secs(27)));
+        assert_eq!(holder.to_string(), "db2 (pid 4242, ./backup.sh)");
+        assert_eq!(holder.ended_ago(), None);
+
+        let mut odd = reply.clone();
+        odd[4] = bulk("-5");
+        odd[6] = bulk("many");
+        let holder = Holder::decode(&odd);
+        assert_eq!(
+            (holder.started_ms, holder.age_ms, holder.pid),
+            (None, None, None)
+        );
+
+        let free = [
+            bulk(""),
+            Value::Int(-2),
+            bulk(""),
+            Value::Int(1),
+            bulk(""),
+            bulk(""),
+            bulk(""),
+            bulk(""),
+            bulk(""),
+            bulk(""),
+        ];
+        assert_eq!(Holder::decode(&free), Holder::default());
     }
 }

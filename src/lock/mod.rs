@@ -15,7 +15,7 @@ use anyhow::{Result, anyhow};
 use redis::Value;
 
 use holder::{Acquired, acquired};
-pub use holder::{Holder, HolderInfo};
+pub use holder::{Holder, HolderInfo, busy_message};
 pub use keys::Keys;
 use transport::{Answer, Wait};
 pub use transport::{Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve};
@@ -390,10 +390,10 @@ fn decided<R>(answers: &[Answer<R>], quorum: usize, yes: impl Fn(&Result<R>) -> 
 
 /// The busy answer to report: the holder on the most servers, and whether anyone has a majority.
 fn busiest(busy: Vec<Holder>, quorum: usize) -> Attempt {
-    let count = |token: &str| busy.iter().filter(|h| h.token == token).count();
+    let count = |token: &Option<String>| busy.iter().filter(|h| &h.token == token).count();
     let best = busy
         .iter()
-        .max_by_key(|h| (count(&h.token), h.remaining))
+        .max_by_key(|h| (count(&h.token), h.remaining()))
         .expect("busy is not empty")
         .clone();
     let split = count(&best.token) < quorum;

@@ -7,26 +7,18 @@ use anyhow::Result;
 use redis::Value;
 use serde::Serialize;
 
+use super::holder::Holder;
 use super::keys::Keys;
 use super::name_keys_in_the_way;
 
-/// One server's view of a lock. Field names are part of the documented JSON.
+/// One server's view of a lock: its holder, or why the server could not be read. Field names
+/// are part of the documented JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerView {
     pub address: String,
     pub held: bool,
-    pub token: Option<String>,
-    pub ttl_ms: Option<i64>,
-    pub fence: Option<u64>,
-    pub host: Option<String>,
-    pub pid: Option<u32>,
-    pub user: Option<String>,
-    pub command: Option<String>,
-    /// When the holder took the lock, in milliseconds since the Unix epoch (server clock).
-    pub started_ms: Option<i64>,
-    pub age_ms: Option<i64>,
-    /// When `--min-hold` keeps the lock after its command ended: when that was.
-    pub ended_ms: Option<i64>,
+    #[serde(flatten)]
+    pub holder: Holder,
     pub error: Option<String>,
 }
 
@@ -35,61 +27,31 @@ impl ServerView {
         ServerView {
             address: address.to_string(),
             held: false,
-            token: None,
-            ttl_ms: None,
-            fence: None,
-            host: None,
-            pid: None,
-            user: None,
-            command: None,
-            started_ms: None,
-            age_ms: None,
-            ended_ms: None,
+            holder: Holder::default(),
             error: Some(error),
         }
     }
 }
 
-/// One server's view of the lock, from `scripts::view`'s reply (read in one reply, so that one
-/// time-out bounds it).
+/// One server's view of the lock, from `scripts::view`'s reply (`None`: not asked, since it
+/// failed before).
 pub fn view(address: &str, keys: &Keys, reply: Option<Result<Value>>) -> ServerView {
-    let fields = match reply.map(|r| r.and_then(|v| Ok(redis::from_redis_value::<Vec<Value>>(v)?)))
-    {
-        None => return ServerView::unreachable(address, "did not answer before".into()),
+    let fields = reply.map(|r| r.and_then(|v| Ok(redis::from_redis_value::<Vec<Value>>(v)?)));
+    match fields {
+        None => ServerView::unreachable(address, "did not answer before".into()),
         Some(Err(e)) => {
             let error = name_keys_in_the_way(e, address, keys);
-            return ServerView::unreachable(address, format!("{error:#}"));
+            ServerView::unreachable(address, format!("{error:#}"))
         }
-        Some(Ok(fields)) => fields,
-    };
-    let text = |i: usize| match fields.get(i) {
-        Some(redis::Value::BulkString(b)) if !b.is_empty() => {
-            Some(String::from_utf8_lossy(b).into_owned())
+        Some(Ok(fields)) => {
+            let holder = Holder::decode(&fields);
+            ServerView {
+                address: address.to_string(),
+                held: holder.token.is_some(),
+                holder,
+                error: None,
+            }
         }
-        Some(redis::Value::Int(n)) => Some(n.to_string()),
-        _ => None,
-    };
-    let number = |i: usize| text(i).and_then(|t| t.parse::<i64>().ok());
-    let now_ms = number(3).unwrap_or(0);
-    // Written by redlock, but anyone can write a key: nonsense must not become a panic.
-    let plausible = |ms: i64| (0..=32_503_680_000_000).contains(&ms).then_some(ms);
-    let started_ms = number(4).and_then(plausible);
-    let ended_ms = number(9).and_then(plausible);
-    let token = text(0);
-    ServerView {
-        address: address.to_string(),
-        held: token.is_some(),
-        ttl_ms: token.is_some().then(|| number(1)).flatten(),
-        fence: text(2).and_then(|f| f.parse().ok()),
-        host: text(5),
-        pid: text(6).and_then(|p| p.parse().ok()),
-        user: text(7),
-        command: text(8),
-        age_ms: started_ms.and_then(|start| now_ms.checked_sub(start)),
-        started_ms,
-        ended_ms,
-        token,
-        error: None,
     }
 }
 

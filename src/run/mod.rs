@@ -33,7 +33,7 @@ use crate::cli::RunArgs;
 use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{self, Classify, Failure, Kind};
-use crate::lock::{HolderInfo, Keys, Lock, Released};
+use crate::lock::{HolderInfo, Keys, Lock, REQUEST_TIMEOUT, Released};
 use crate::settings::{self, Lease};
 use control::Listener;
 use deadman::DeadMan;
@@ -44,9 +44,6 @@ use release::release;
 use spawn::Spawned;
 use supervise::{Stop, Supervisor};
 use wait::{Granted, Policy};
-
-/// Upper bound for one request to the servers while taking the lock.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long the heartbeat thread may take to hand the lock back once the command is gone: an
 /// extension in flight to a healthy server is answered well within this.

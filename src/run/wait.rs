@@ -11,7 +11,7 @@ use anyhow::anyhow;
 
 use crate::duration::human;
 use crate::exit::{Failure, Kind};
-use crate::lock::{Attempt, Everywhere, Holder, HolderInfo, Lock, Notices};
+use crate::lock::{Attempt, Everywhere, HolderInfo, Lock, Notices, busy_message};
 use crate::run::events::{Event, Events};
 use crate::run::signals;
 
@@ -141,7 +141,7 @@ fn take(
         let mut notice = match notice {
             Some(turn) => Some(turn),
             None => {
-                let retry_at = match holder.remaining {
+                let retry_at = match holder.remaining() {
                     Some(remaining) => now + remaining + jitter(remaining),
                     None => now + NO_EXPIRY_RETRY,
                 };
@@ -232,68 +232,9 @@ fn random_below(limit: Duration) -> Duration {
     Duration::from_micros(if span == 0 { 0 } else { random % span })
 }
 
-/// `lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s`
-pub fn busy_message(name: &str, holder: &Holder) -> String {
-    let who = if holder.host.is_empty() {
-        "an unknown holder".to_string()
-    } else {
-        format!("{} (pid {}, {})", holder.host, holder.pid, holder.command)
-    };
-    let mut text = match holder.ended {
-        Some(ago) => format!(
-            "lock '{name}' is kept by --min-hold: {who} finished {} ago",
-            human(ago)
-        ),
-        None => format!("lock '{name}' is held by {who}"),
-    };
-    if let (Some(age), None) = (holder.age, holder.ended) {
-        text.push_str(&format!(" for {}", human(age)));
-    }
-    match holder.remaining {
-        Some(remaining) => text.push_str(&format!("; expires in {}", human(remaining))),
-        None => text.push_str("; the key has no expiry"),
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn busy_message_names_the_holder() {
-        let holder = Holder {
-            host: "db2".into(),
-            pid: "4242".into(),
-            user: "backup".into(),
-            command: "./backup.sh".into(),
-            age: Some(Duration::from_secs(192)),
-            remaining: Some(Duration::from_secs(27)),
-            ended: None,
-            token: "t".into(),
-        };
-        assert_eq!(
-            busy_message("backup", &holder),
-            "lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s"
-        );
-        let kept = Holder {
-            ended: Some(Duration::from_secs(3)),
-            ..holder.clone()
-        };
-        assert_eq!(
-            busy_message("backup", &kept),
-            "lock 'backup' is kept by --min-hold: db2 (pid 4242, ./backup.sh) finished 3.0s ago; \
-             expires in 27s"
-        );
-        let unknown = Holder {
-            remaining: None,
-            ..Holder::default()
-        };
-        assert_eq!(
-            busy_message("x", &unknown),
-            "lock 'x' is held by an unknown holder; the key has no expiry"
-        );
-    }
 
     #[test]
     fn a_notice_for_another_waiter_lets_it_go_first() {

@@ -2,9 +2,9 @@
 -- KEYS: 1 lock, 2 holder details, 3 fencing counter, 4 waiters
 -- ARGV: 1 token, 2 ttl in ms, 3 host, 4 pid, 5 user, 6 command line, 7 '1' to queue when busy,
 -- 8 the holder's --kill-after in ms, 9 the control channel
--- Returns {1, fence} when acquired (or already ours), else
--- {0, pttl, age_ms, host, pid, user, command, ended_ms_ago, token} describing the holder
--- (age and ended are -1 when unknown; ended is set once a --min-hold release kept the lock).
+-- Returns {1, fence} when acquired (or already ours), else 0 and the holder as view.lua reads
+-- it, the same fields in the same order (one decoder, `Holder::decode`):
+-- {0, token, pttl, fence, now_ms, start, host, pid, user, cmd, ended} ('' where unknown).
 -- A caller that will wait joins the waiters, in the order they came (the release script
 -- names the first of them); it leaves when it gets the lock.
 local now = redis.call('TIME')
@@ -21,24 +21,19 @@ if current == ARGV[1] then
   return {1, fence}
 end
 if current then
-  local h = redis.call('HMGET', KEYS[2], 'token', 'start', 'host', 'pid', 'user', 'cmd', 'ended')
-  local age, ended = -1, -1
-  if h[1] == current and h[2] then
-    age = now_ms - tonumber(h[2])
-    if h[7] then
-      ended = now_ms - tonumber(h[7])
-    end
-  else
+  local h = redis.call('HMGET', KEYS[2], 'token', 'start', 'host', 'pid', 'user', 'cmd', 'ended', 'fence')
+  if h[1] ~= current then
     -- Details of an older holder, or none at all: do not attribute the lock to them.
-    h = {false, false, false, false, false, false, false}
+    h = {false, false, false, false, false, false, false, false}
   end
   if ARGV[7] == '1' then
     -- A waiter keeps its place; the queue outlives the waits that refresh it by an hour.
     redis.call('ZADD', KEYS[4], 'NX', now_ms, ARGV[1])
     redis.call('PEXPIRE', KEYS[4], 3600000)
   end
-  return {0, redis.call('PTTL', KEYS[1]), age, h[3] or '', h[4] or '', h[5] or '', h[6] or '',
-    ended, current}
+  -- The fence is the holder's own: nobody reads it from here, so the counter is left alone.
+  return {0, current, redis.call('PTTL', KEYS[1]), h[8] or '', now_ms,
+    h[2] or '', h[3] or '', h[4] or '', h[5] or '', h[6] or '', h[7] or ''}
 end
 -- The steps that can fail on a key of another type come before the lock is written: a script
 -- that fails half-way keeps what it wrote.

@@ -2,7 +2,8 @@
 -- belong to the current token), the fencing counter and the server's clock.
 -- KEYS: 1 lock, 2 holder details, 3 fencing counter.
 -- Returns {token or '', pttl, fence or '', now_ms, start, host, pid, user, cmd, ended}
--- ('' where unknown; pttl -1 when the key has no expiry, -2 when there is no lock).
+-- ('' where unknown; pttl -1 when the key has no expiry, -2 when there is no lock): the layout
+-- acquire.lua's busy reply shares, read by `Holder::decode`.
 local now = redis.call('TIME')
 local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
 local token = redis.call('GET', KEYS[1])

@@ -100,25 +100,6 @@ impl Pool {
         self.send(wait, request, timeout).collect(read, done)
     }
 
-    /// `request` to one server only, e.g. the next page of a SCAN.
-    pub fn one(&mut self, index: usize, request: &Request, timeout: Duration) -> Result<Value> {
-        let deadline = Instant::now() + timeout;
-        let conn = &mut self.conns[index];
-        conn.settle();
-        conn.abandon();
-        conn.send(request, true, deadline)?;
-        let mut answer = None;
-        gather(
-            std::slice::from_mut(conn),
-            &[true],
-            Wait::Always,
-            &mut answer,
-            |answer, _, reply| *answer = Some(reply),
-            |_| false,
-        );
-        answer.expect("an answer or a time-out")
-    }
-
     /// Writes `request` to every server, without waiting for any answer: work done before
     /// `Sent::collect` costs no time while the replies travel.
     pub fn send(&mut self, wait: Wait, request: &Request, timeout: Duration) -> Sent<'_> {

@@ -16,9 +16,11 @@ use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::{self, Asked, Broken};
-use crate::lock::{Keys, majority, scripts};
+use crate::lock::{Keys, beyond_minority, scripts};
 use crate::settings;
-use crate::status::{self, Servers, describe};
+
+use super::majority::{may_hold, most_held, summarize};
+use super::servers::Servers;
 
 /// How much longer than its --kill-after a holder asked to stop is waited for: its command's
 /// SIGKILL comes by then, and what is left is a release (one round trip).
@@ -48,12 +50,10 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     let mut servers = Servers::open(&args.servers)?;
     let total = servers.len();
     if !args.force {
-        let views = servers.views(&keys);
-        let status = status::summarize(&args.name, views)?;
+        let status = summarize(&args.name, servers.views(&keys))?;
         let holder = status
             .holder
-            .as_ref()
-            .map_or("nobody".to_string(), describe);
+            .map_or("nobody".to_string(), |view| view.holder.to_string());
         return Err(Failure::new(
             Kind::Usage,
             anyhow!(
@@ -78,9 +78,9 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
             let token = args.token.as_deref();
             let asked = servers.ask(|_| Some(scripts::ask_to_stop(&keys, token)), view::asked);
             let mut answers = Vec::new();
-            for (i, answer) in asked.into_iter().flatten().enumerate() {
+            for (i, answer) in asked.into_iter().enumerate() {
                 match answer {
-                    Ok(asked) => {
+                    Some(Ok(asked)) => {
                         // What the server held then, and nothing taken since: a lock a waiter
                         // took meanwhile is not ours to break.
                         (tokens[i], settled[i]) = match (&asked.token, &args.token) {
@@ -92,11 +92,11 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
                         };
                         answers.push(asked);
                     }
-                    // Asked before: still failed.
-                    Err(_) if errors[i].is_some() => {}
-                    Err(e) => {
+                    // Failed before, and not asked again.
+                    None => {}
+                    Some(Err(e)) => {
                         // Not asked again: it would only take the time-out once more.
-                        servers.failed[i] = true;
+                        servers.forget(i);
                         errors[i] = Some(format!("{e:#}"));
                     }
                 }
@@ -115,7 +115,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
                     return Ok(0);
                 }
                 Some(_) => {}
-                None => asked_first = most_held(&answers),
+                None => asked_first = most_held_token(&answers),
             }
             // Someone may still answer, for a moment: a listener (the holder, about to say it
             // heard; or another run, which never will), or a holder that took the lock just now
@@ -166,24 +166,22 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     }
     let outcomes = servers.ask(
         |i| {
+            let token = tokens[i].as_deref();
             settled[i]
                 .is_none()
-                .then(|| scripts::break_lock(&keys, tokens[i].as_deref()))
+                .then(|| scripts::break_lock(&keys, token))
         },
         view::broken,
     );
     let mut broken = Vec::new();
     for (i, outcome) in outcomes.into_iter().enumerate() {
-        let outcome = match (settled[i], outcome) {
-            (Some(found), _) => Ok(found),
-            (None, Some(outcome)) => outcome,
-            (None, None) => Err(anyhow!("did not answer")),
-        };
-        match (outcome, &errors[i]) {
+        // A server whose answer to the ask settled it was not asked again.
+        let outcome = settled[i].map(Ok).or(outcome);
+        match outcome {
             // It failed already, and was not asked again.
-            (_, Some(_)) => {}
-            (Ok(outcome), None) => broken.push(outcome),
-            (Err(e), None) => errors[i] = Some(format!("{e:#}")),
+            None => {}
+            Some(Ok(outcome)) => broken.push(outcome),
+            Some(Err(e)) => errors[i] = Some(format!("{e:#}")),
         }
     }
     report(&args.name, total, &broken, &errors)
@@ -194,7 +192,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
 fn heard(answers: &[Asked]) -> Option<(String, Duration)> {
     let stopping: Vec<Asked> = answers.iter().filter(|a| a.stopping).cloned().collect();
     let kill_after = stopping.iter().filter_map(|asked| asked.kill_after).max();
-    let token = most_held(&stopping)?;
+    let token = most_held_token(&stopping)?;
     Some((token, kill_after.unwrap_or(UNKNOWN_KILL_AFTER)))
 }
 
@@ -205,37 +203,29 @@ fn majority_may_hold(answers: &[Asked], errors: &[Option<String>], token: &str) 
         .iter()
         .filter(|asked| asked.token.as_deref() == Some(token))
         .count();
-    holding + errors.iter().flatten().count() >= majority(errors.len())
+    may_hold(holding, errors.iter().flatten().count(), errors.len())
 }
 
 /// The token most servers hold, if any holds one.
-fn most_held(answers: &[Asked]) -> Option<String> {
-    let count = |token: &String| {
-        answers
-            .iter()
-            .filter(|a| a.token.as_ref() == Some(token))
-            .count()
-    };
-    answers
-        .iter()
-        .filter_map(|asked| asked.token.clone())
-        .max_by_key(|token| count(token))
+fn most_held_token(answers: &[Asked]) -> Option<String> {
+    let (asked, _) = most_held(answers, |asked| asked.token.as_deref())?;
+    asked.token.clone()
 }
 
 /// Waits until no majority holds `token` any more (the holder stopped its command and
 /// released it), up to `patience`. A read that fails (a server slow for a moment) tells
 /// nothing: the wait goes on. False when it was not seen released by then.
 fn holder_let_go(servers: &mut Servers, keys: &Keys, token: &str, patience: Duration) -> bool {
-    let quorum = majority(servers.len());
     let deadline = Moment::now() + patience;
     loop {
         let views = servers.views(keys);
-        let read = views.iter().filter(|v| v.error.is_none()).count();
+        let unread = views.iter().filter(|v| v.error.is_some()).count();
         let holding = views
             .iter()
-            .filter(|v| v.token.as_deref() == Some(token))
+            .filter(|v| v.holder.token.as_deref() == Some(token))
             .count();
-        if read >= quorum && holding + (servers.len() - read) < quorum {
+        // Seen released only by a majority that answered: one that did not tells nothing.
+        if !beyond_minority(unread, views.len()) && !may_hold(holding, unread, views.len()) {
             return true;
         }
         if Moment::now() >= deadline {
@@ -256,7 +246,7 @@ fn report(
     let deleted = broken.iter().filter(|b| **b == Broken::Deleted).count();
     let unreached: Vec<&str> = errors.iter().flatten().map(String::as_str).collect();
     // A server that did not answer may still hold it; every other one no longer does.
-    if unreached.len() >= majority(total) {
+    if may_hold(0, unreached.len(), total) {
         return Err(Failure::new(
             Kind::Unavailable,
             anyhow!(

@@ -1,0 +1,156 @@
+//! `redlock list`: the held locks under the prefix, found with SCAN (never KEYS).
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::cli::ListArgs;
+use crate::duration::human;
+use crate::exit::Failure;
+use crate::lock::view::ServerView;
+use crate::lock::{Keys, Request};
+
+use super::majority::{Status, enough_answered, summarize};
+use super::servers::Servers;
+
+/// One held lock; its field names are the documented JSON.
+#[derive(Debug, Serialize)]
+struct Listed {
+    name: String,
+    /// How many servers hold it (with several servers).
+    servers: usize,
+    #[serde(flatten)]
+    view: ServerView,
+}
+
+pub fn list(args: &ListArgs) -> Result<u8, Failure> {
+    let mut servers = Servers::open(&args.servers)?;
+    let prefix = &args.servers.prefix;
+    let total = servers.len();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    let mut failed = Vec::new();
+    for (i, found) in scan(&mut servers, prefix, &args.pattern)
+        .into_iter()
+        .enumerate()
+    {
+        match found {
+            Ok(found) => names.extend(found),
+            Err(e) => {
+                failed.push(format!("{e:#}"));
+                // Not asked again for every lock: it would cost a time-out each.
+                servers.forget(i);
+            }
+        }
+    }
+    enough_answered(&failed, total)?;
+    let mut listed = Vec::new();
+    for name in names {
+        let views = servers.views(&Keys::new(prefix, &name));
+        // A server that failed once is not asked again: each lock would cost a time-out.
+        for (i, view) in views.iter().enumerate() {
+            if view.error.is_some() {
+                servers.forget(i);
+            }
+        }
+        // Held means what `status` means: a majority with one token.
+        if let Ok(Status {
+            holder: Some(view),
+            agreeing,
+            ..
+        }) = summarize(&name, views)
+        {
+            listed.push(Listed {
+                name,
+                servers: agreeing,
+                view,
+            });
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&listed).expect("plain data")
+        );
+    } else {
+        for lock in &listed {
+            let holder = &lock.view.holder;
+            let age = holder.age().map_or("?".into(), human);
+            let ttl = match holder.remaining() {
+                Some(left) => format!("expires in {}", human(left)),
+                None => "never expires".to_string(),
+            };
+            println!("{}\t{holder}\tfor {age}\t{ttl}", lock.name);
+        }
+    }
+    Ok(0)
+}
+
+/// The names of the locks on each server whose name matches `pattern`: every server scanned
+/// at once, a page of each per round trip.
+fn scan(servers: &mut Servers, prefix: &str, pattern: &str) -> Vec<anyhow::Result<Vec<String>>> {
+    // The lock key itself is `PREFIX:{NAME}`; its companions end after the brace.
+    let matching = format!("{}:{{{pattern}}}", escape_glob(prefix));
+    let mut found: Vec<anyhow::Result<Vec<String>>> =
+        (0..servers.len()).map(|_| Ok(Vec::new())).collect();
+    // Each server's next cursor, while it has more to scan.
+    let mut cursors: Vec<Option<u64>> = vec![Some(0); servers.len()];
+    while cursors.iter().any(Option::is_some) {
+        let pages = servers.ask(
+            |i| {
+                let cursor = cursors[i]?;
+                let mut scan = redis::cmd("SCAN");
+                scan.arg(cursor)
+                    .arg("MATCH")
+                    .arg(&matching)
+                    .arg("COUNT")
+                    .arg(1000);
+                Some(Request::command(&scan))
+            },
+            |reply| Ok(redis::from_redis_value::<(u64, Vec<String>)>(reply)?),
+        );
+        for (i, page) in pages.into_iter().enumerate() {
+            let Some(page) = page else { continue };
+            let (next, keys) = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    (found[i], cursors[i]) = (Err(e), None);
+                    continue;
+                }
+            };
+            if let Ok(names) = &mut found[i] {
+                names.extend(keys.iter().filter_map(|key| lock_name(key, prefix)));
+            }
+            cursors[i] = (next != 0).then_some(next);
+        }
+    }
+    found
+}
+
+/// The lock's name, if `key` is a lock key (`PREFIX:{NAME}`) and not one of its companions.
+fn lock_name(key: &str, prefix: &str) -> Option<String> {
+    let name = key
+        .strip_prefix(&format!("{prefix}:{{"))
+        .and_then(|rest| rest.strip_suffix('}'))?;
+    (!name.contains('{') && !name.contains('}')).then(|| name.to_string())
+}
+
+/// The prefix is matched literally: its glob characters are escaped for SCAN MATCH.
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::new();
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prefixes_are_matched_literally() {
+        assert_eq!(super::escape_glob("team[a]*"), "team\\[a\\]\\*");
+        assert_eq!(super::escape_glob("redlock"), "redlock");
+    }
+}
