@@ -20,7 +20,7 @@ use crate::exit;
     about,
     long_about,
     max_term_width = WIDTH,
-    after_long_help = main_after_help()
+    after_long_help = MAIN_AFTER_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -43,7 +43,7 @@ pub enum Command {
         redlock's own messages go to stderr, one line each, starting with 'redlock:'. A busy \
         lock names its holder: host, pid of its redlock, command, for how long, and when it \
         expires.",
-        after_long_help = run_after_help())]
+        after_long_help = RUN_AFTER_HELP)]
     Run(RunArgs),
 
     /// Show who holds the lock NAME (exit 0), or that it is free (exit 1).
@@ -52,7 +52,7 @@ pub enum Command {
         time, age, time left, fencing token and token, and with several servers the view of each \
         server and whether a majority agrees. Like `systemctl is-active`, it exits with 0 when \
         the lock is held and 1 when it is free.",
-        after_long_help = operators_after_help()
+        after_long_help = OPERATORS_AFTER_HELP
     )]
     Status(StatusArgs),
 
@@ -61,7 +61,7 @@ pub enum Command {
         long_about = "List the held locks under the key prefix, one line each: name, holder, \
         age and time left, tab-separated. PATTERN is a Redis glob on the lock name (`backup-*`). The keys are \
         found with SCAN, never KEYS, so a large database is not blocked.",
-        after_long_help = operators_after_help()
+        after_long_help = OPERATORS_AFTER_HELP
     )]
     List(ListArgs),
 
@@ -74,7 +74,7 @@ pub enum Command {
         waiter never starts beside the old command. A holder that does not answer in time (a \
         dead host, a stale lock) has its lock deleted, and its waiters are told at once. With \
         --token only the lock that still holds that token is touched.",
-        after_long_help = operators_after_help()
+        after_long_help = OPERATORS_AFTER_HELP
     )]
     Release(ReleaseArgs),
 }
@@ -279,38 +279,80 @@ pub struct RunArgs {
 /// leaves that text as it is.
 const WIDTH: usize = 100;
 
-/// The end of `redlock --help`: both exit-status tables.
-fn main_after_help() -> String {
-    format!(
-        "Exit status of redlock run:\n{}\n\nExit status of redlock status, list and release:\n{}",
-        exit_table(exit::RUN),
-        exit_table(exit::OPERATORS)
-    )
+// The exit-status tables of `--help`, as `exit_table` renders `exit::RUN` and
+// `exit::OPERATORS`: written out, since clap builds every help text on every run and rendering
+// them cost each run more than its own parsing; a test checks that they are what `exit.rs` says.
+macro_rules! run_exit_table {
+    () => {
+        concat!(
+            "  the command's  the command ran and exited: its status, unchanged\n",
+            "  128+N          the command was killed by signal N (also when redlock is interrupted by signal N\n",
+            "                 while it waits for the lock)\n",
+            "  75             busy: the lock was not acquired within --wait; the command did not run\n",
+            "                 (EX_TEMPFAIL; -E changes it)\n",
+            "  69             Redis unavailable before the command ran: cannot connect, wrong or missing\n",
+            "                 password, no answer within the timeout, or a key of the wrong type in the way\n",
+            "                 (EX_UNAVAILABLE)\n",
+            "  64             usage error: bad flag, duration, name or URL, or an unsafe combination (EX_USAGE)\n",
+            "  76             the lock was lost: deleted, broken by redlock release --force (which asks a live\n",
+            "                 holder to stop first), taken by another holder, or not extended in time. Noticed\n",
+            "                 while the command ran, the command was stopped (SIGTERM, then SIGKILL after\n",
+            "                 --kill-after); found at release, the command had ended. Never 0 for a run that lost\n",
+            "                 its lock. The last redlock: line gives the command's own status\n",
+            "  126            the command exists but cannot be executed (a script without a #! line is run with\n",
+            "                 /bin/sh, as execvp does)\n",
+            "  127            the command was not found\n",
+            "  70             internal error: redlock itself could not work (e.g. out of file descriptors), or a\n",
+            "                 bug (EX_SOFTWARE)",
+        )
+    };
 }
-
-/// The end of `redlock run --help`: what scripts need to know.
-fn run_after_help() -> String {
-    format!(
-        "Exit status:\n{}\n\n{RUN_ENVIRONMENT}",
-        exit_table(exit::RUN)
-    )
+macro_rules! operators_exit_table {
+    () => {
+        concat!(
+            "  0              status: the lock is held; list: done; release: no majority of the servers holds the\n",
+            "                 lock any more (its holder released it when asked, or it was deleted)\n",
+            "  1              status: the lock is free; release: there was nothing to break (free, or another\n",
+            "                 token)\n",
+            "  64             usage error, and release without --force\n",
+            "  69             Redis unavailable: too few servers answered; for release, too few to know that no\n",
+            "                 majority holds the lock (the message names them)",
+        )
+    };
 }
-
-fn operators_after_help() -> String {
-    format!("Exit status:\n{}", exit_table(exit::OPERATORS))
-}
-
-const RUN_ENVIRONMENT: &str = "\
+macro_rules! run_environment {
+    () => {
+        "\
 The command's environment:
   REDLOCK_NAME   the lock name
   REDLOCK_TOKEN  this run's token (the lock key's value)
   REDLOCK_FENCE  fencing token: strictly increasing for each acquisition of NAME
 
 Example:
-  redlock run --name backup --wait 10m -- ./backup.sh";
+  redlock run --name backup --wait 10m -- ./backup.sh"
+    };
+}
+
+const MAIN_AFTER_HELP: &str = concat!(
+    "Exit status of redlock run:\n",
+    run_exit_table!(),
+    "\n\nExit status of redlock status, list and release:\n",
+    operators_exit_table!()
+);
+
+/// The end of `redlock run --help`: what scripts need to know.
+const RUN_AFTER_HELP: &str = concat!(
+    "Exit status:\n",
+    run_exit_table!(),
+    "\n\n",
+    run_environment!()
+);
+
+const OPERATORS_AFTER_HELP: &str = concat!("Exit status:\n", operators_exit_table!());
 
 /// An exit-status table for `--help`: the status in a column, its meaning wrapped beside it,
 /// without the README's backquotes.
+#[cfg(test)]
 fn exit_table(rows: &[(exit::Status, &str)]) -> String {
     const INDENT: usize = 17;
     let mut out = String::new();
@@ -337,6 +379,12 @@ fn exit_table(rows: &[(exit::Status, &str)]) -> String {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn the_help_exit_tables_are_what_exit_rs_says() {
+        assert_eq!(run_exit_table!(), exit_table(exit::RUN));
+        assert_eq!(operators_exit_table!(), exit_table(exit::OPERATORS));
+    }
 
     #[test]
     fn definition_is_consistent() {

@@ -191,7 +191,7 @@ impl Lock {
                     "{:#}",
                     name_keys_in_the_way(e, address, &self.keys)
                 )),
-                None => errors.push(format!("Redis at {address}: no answer in time")),
+                None => errors.push(transport::unanswered(address)),
             }
         }
         let fence = fences.iter().copied().max().unwrap_or(0);
@@ -268,7 +268,7 @@ impl Lock {
                 Some(Ok(true)) => ours += 1,
                 Some(Ok(false)) => gone += 1,
                 Some(Err(e)) => errors.push(format!("{e:#}")),
-                None => errors.push(format!("Redis at {address}: no answer in time")),
+                None => errors.push(transport::unanswered(address)),
             }
         }
         if ours >= quorum && Moment::now() < lease_end {

@@ -18,7 +18,7 @@ use nix::sys::socket::{self, sockopt};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 
-use super::errors::{describe_io, describe_reply, not_redis};
+use super::errors::{self, describe_io, describe_reply, not_redis};
 use super::exchange::{Current, Expect};
 use super::resp::{self, Reply};
 use super::server::{Place, Server};
@@ -131,12 +131,7 @@ impl Conn {
 
     /// `error`, naming the server; while connecting or logging in, as a failure to connect.
     pub(super) fn named(&self, error: anyhow::Error, connecting: bool) -> anyhow::Error {
-        let what = if connecting {
-            "cannot connect to Redis at"
-        } else {
-            "Redis at"
-        };
-        error.context(format!("{what} {}", self.server.address))
+        errors::named(error, &self.server.address, connecting)
     }
 
     pub(super) fn close(&mut self) {

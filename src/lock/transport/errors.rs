@@ -1,7 +1,28 @@
 //! How a failure is worded: one line, the usual causes named, and the server named once, by
-//! the connection that met it (`Conn::named`).
+//! its address (never its password).
 
 use anyhow::anyhow;
+
+/// `error`, naming the server at `address`; while connecting or logging in, as a failure to
+/// connect.
+pub(super) fn named(error: anyhow::Error, address: &str, connecting: bool) -> anyhow::Error {
+    error.context(at(address, connecting))
+}
+
+/// A server that had not answered when the outcome was decided (a `None` answer). A string:
+/// it is written on every run that goes ahead without a slow server, so it costs no error.
+pub fn unanswered(address: &str) -> String {
+    format!("{}: no answer in time", at(address, false))
+}
+
+fn at(address: &str, connecting: bool) -> String {
+    let what = if connecting {
+        "cannot connect to Redis at"
+    } else {
+        "Redis at"
+    };
+    format!("{what} {address}")
+}
 
 /// A one-line description of an error a server answered, with the usual causes named.
 pub(super) fn describe_reply(text: &str) -> anyhow::Error {

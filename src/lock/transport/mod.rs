@@ -32,7 +32,7 @@ use nix::poll::{PollFd, PollTimeout, poll};
 use redis::Value;
 
 use conn::Conn;
-pub use errors::WRONG_TYPE;
+pub use errors::{WRONG_TYPE, unanswered};
 use exchange::Outcome;
 pub use notices::Notices;
 pub use request::{Request, Script, args};
@@ -150,11 +150,6 @@ impl Pool {
                 Err(e) => *answer = Some(Err(e)),
             }
         }
-        // The reply parser (memchr) asks the CPU for its features on first use, and each
-        // CPUID traps to the hypervisor in a virtual machine (4 µs each on the one
-        // BENCHMARKS.md was measured on): ask now, while the request travels.
-        #[cfg(target_arch = "x86_64")]
-        let _ = std::arch::is_x86_feature_detected!("avx2");
         Sent {
             wait,
             answers,
