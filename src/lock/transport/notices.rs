@@ -1,6 +1,6 @@
 //! Release notices, read by the waiting thread itself: a subscription to the lock's channel on
 //! every server, over non-blocking sockets that the main thread's event loop watches along
-//! with its signals (`events.rs`). A thread per server that handed each notice over cost every
+//! with its signals (`run/events.rs`). A thread per server that handed each notice over cost every
 //! waiter two wake-ups per release, and with many waiters that herd lengthened each hand-over
 //! (BENCHMARKS.md).
 

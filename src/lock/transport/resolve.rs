@@ -1,10 +1,9 @@
 //! Host names are looked up once per run, all at once, and for no longer than a request may
 //! take (issue 10, defect 7). A lookup blocks its thread for as long as the resolver allows
 //! (with a nameserver that does not answer, tens of seconds), and a server is connected to many
-//! times in a run: by the lock, its release's twin, the notice subscriptions, a worker thread,
-//! and again after each error. So each `Server` and every copy of it (`Server::clone_target`)
-//! share one `Lookup`, filled here, and every way of connecting reads it instead of asking the
-//! resolver again. Over TLS redis-rs still looks the name up itself (see `Server::open`).
+//! times in a run: by the lock, its release's twin, the notice subscriptions, and again after
+//! each error. So each `Server` and every copy of it share one `Lookup`, filled here, and every
+//! connection (`Conn::open`, TLS included) reads it instead of asking the resolver again.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};

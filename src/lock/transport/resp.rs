@@ -1,5 +1,5 @@
-//! Reading RESP2 replies from a buffer that may hold part of one (for `mux.rs`, which reads
-//! whatever a non-blocking socket has).
+//! Reading RESP2 replies from a buffer that may hold part of one (a connection reads whatever
+//! its non-blocking socket has).
 
 use redis::Value;
 
