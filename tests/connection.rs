@@ -97,7 +97,11 @@ fn tls_with_a_private_ca() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(69));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("certificate"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("certificate"), "{stderr}");
+    // A handshake that fails is a failure to connect, as a refused connection is.
+    let expected = format!("cannot connect to Redis at 127.0.0.1:{} (TLS)", server.port);
+    assert!(stderr.contains(&expected), "{stderr}");
     // `#insecure` skips the check, as the redis crate documents.
     let output = redlock(&format!("{url}/#insecure"))
         .env("SSL_CERT_FILE", "/dev/null")

@@ -90,7 +90,8 @@ impl Holder {
     }
 }
 
-/// `db2 (pid 4242, ./backup.sh)`, or `an unknown holder` when it wrote nothing about itself.
+/// `db2 (pid 4242, ./backup.sh)`, with `{:#}` `db2 (pid 4242, user backup, ./backup.sh)`, or
+/// `an unknown holder` when it wrote nothing about itself.
 impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Some(host) = &self.host else {
@@ -98,7 +99,12 @@ impl fmt::Display for Holder {
         };
         let pid = self.pid.map_or("?".to_string(), |p| p.to_string());
         let command = self.command.as_deref().unwrap_or("?");
-        write!(f, "{host} (pid {pid}, {command})")
+        if f.alternate() {
+            let user = self.user.as_deref().unwrap_or("?");
+            write!(f, "{host} (pid {pid}, user {user}, {command})")
+        } else {
+            write!(f, "{host} (pid {pid}, {command})")
+        }
     }
 }
 
@@ -237,6 +243,11 @@ mod tests {
         assert_eq!(
             busy_message("backup", &holder),
             "lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s"
+        );
+        // `list` and `release` name the user too.
+        assert_eq!(
+            format!("{holder:#}"),
+            "db2 (pid 4242, user backup, ./backup.sh)"
         );
         let kept = Holder {
             ended_ms: Some(1_000_000 + 192_000 - 3_000),

@@ -79,7 +79,7 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
                 Some(left) => format!("expires in {}", human(left)),
                 None => "never expires".to_string(),
             };
-            println!("{}\t{holder}\tfor {age}\t{ttl}", lock.name);
+            println!("{}\t{holder:#}\tfor {age}\t{ttl}", lock.name);
         }
     }
     Ok(0)

@@ -53,7 +53,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
         let status = summarize(&args.name, servers.views(&keys))?;
         let holder = status
             .holder
-            .map_or("nobody".to_string(), |view| view.holder.to_string());
+            .map_or("nobody".to_string(), |view| format!("{:#}", view.holder));
         return Err(Failure::new(
             Kind::Usage,
             anyhow!(
@@ -175,8 +175,12 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     );
     let mut broken = Vec::new();
     for (i, outcome) in outcomes.into_iter().enumerate() {
-        // A server whose answer to the ask settled it was not asked again.
-        let outcome = settled[i].map(Ok).or(outcome);
+        // A server whose answer to the ask settled it was not asked again; one that failed
+        // since (forgotten) counts as failed, whatever it said before.
+        let outcome = match errors[i] {
+            Some(_) => None,
+            None => settled[i].map(Ok).or(outcome),
+        };
         match outcome {
             // It failed already, and was not asked again.
             None => {}

@@ -165,13 +165,19 @@ impl Conn {
         Ok(())
     }
 
-    /// Whether some of what is queued has not reached the socket yet.
+    /// Whether some of what is queued has not reached the socket yet: still connecting, a TLS
+    /// handshake under way (our bytes wait in `out` until it ends), or bytes the socket did not
+    /// take. A release lingers for these.
     pub(super) fn unsent(&self) -> bool {
         self.connecting
-            || self
-                .stream
-                .as_ref()
-                .is_some_and(|s| s.wants_write(!self.out.is_empty()))
+            || !self.out.is_empty()
+            || self.stream.as_ref().is_some_and(|s| s.wants_write(false))
+    }
+
+    /// Whether the connection is still being made, its TLS handshake included: an error then
+    /// is a failure to connect.
+    pub(super) fn opening(&self) -> bool {
+        self.connecting || self.stream.as_ref().is_some_and(Stream::handshaking)
     }
 
     /// Queues bytes whose replies answer no request: SUBSCRIBE, whose messages follow.
@@ -200,7 +206,9 @@ impl Conn {
     pub(super) fn poll_fd(&self) -> Option<PollFd<'_>> {
         let stream = self.stream.as_ref()?;
         let mut flags = PollFlags::POLLIN;
-        if self.unsent() {
+        // Not while a TLS handshake waits for the server: the socket is writable, and nothing
+        // can be written, so that would spin.
+        if self.connecting || stream.wants_write(!self.out.is_empty()) {
             flags |= PollFlags::POLLOUT;
         }
         Some(PollFd::new(stream.fd(), flags))
@@ -243,6 +251,12 @@ impl Conn {
                     break;
                 }
                 Ok(n) => self.input.extend_from_slice(&chunk[..n]),
+                // A TLS server that hangs up without saying so (no close_notify): what it sent
+                // before is read all the same.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    closed = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(describe_io(&e)),

@@ -51,7 +51,7 @@ impl Conn {
     /// Reads and drops what has come for an earlier request nobody waits for any more: no
     /// WAIT follows it (a fallback to EVAL still goes, see `Current::in_full`).
     pub(super) fn settle(&mut self) {
-        if self.current.is_some() && self.progress().is_err() {
+        if self.current.is_some() && self.progress(false).is_err() {
             self.close();
         }
     }
@@ -114,17 +114,19 @@ impl Conn {
 
     /// After poll: finishes connecting, writes, reads, and answers if the reply is complete.
     pub(super) fn on_ready(&mut self) -> Outcome {
-        match self.progress() {
+        match self.progress(true) {
             Ok(outcome) => outcome,
             Err(e) => {
-                let e = self.named(e, self.connecting);
+                let e = self.named(e, self.opening());
                 self.close();
                 Outcome::Answer(Err(e))
             }
         }
     }
 
-    fn progress(&mut self) -> Result<Outcome> {
+    /// Moves the connection on and matches what came; `waited`: someone waits for the current
+    /// request's answer (a WAIT for replicas follows a write only then).
+    fn progress(&mut self, waited: bool) -> Result<Outcome> {
         let Pumped::Open { closed } = self.pump()? else {
             return Ok(Outcome::Nothing);
         };
@@ -132,7 +134,7 @@ impl Conn {
         // then hangs up.
         while let Some((reply, used)) = resp::parse(&self.input).map_err(|_| not_redis())? {
             self.input.drain(..used);
-            if let Outcome::Answer(answer) = self.on_reply(reply)? {
+            if let Outcome::Answer(answer) = self.on_reply(reply, waited)? {
                 if closed {
                     self.close();
                 }
@@ -146,7 +148,7 @@ impl Conn {
     }
 
     /// Matches one reply to what was expected. `Err` when the connection cannot go on.
-    fn on_reply(&mut self, reply: Reply) -> Result<Outcome> {
+    fn on_reply(&mut self, reply: Reply, waited: bool) -> Result<Outcome> {
         let Some(expect) = self.expect.pop_front() else {
             return Err(not_redis());
         };
@@ -172,7 +174,7 @@ impl Conn {
             }
             (Expect::Request { .. }, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
             (Expect::Request { .. }, Reply::Value(value)) => match &mut self.current {
-                Some(current) if replicas > 0 && (current.wrote)(&value) => {
+                Some(current) if waited && replicas > 0 && (current.wrote)(&value) => {
                     let left = current.deadline.saturating_duration_since(Instant::now());
                     // The server answers WAIT when its own time-out ends; ours ends a little later.
                     let wait_ms = (left.as_millis() as u64 * 9 / 10).max(1);

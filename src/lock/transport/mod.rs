@@ -225,7 +225,7 @@ fn gather<S>(
             };
             let outcome = match outcome {
                 Outcome::Nothing if conn.current.as_ref().is_some_and(|c| now >= c.deadline) => {
-                    let timed_out = conn.named(anyhow!("timed out"), conn.connecting);
+                    let timed_out = conn.named(anyhow!("timed out"), conn.opening());
                     // Not closed: what follows must reach the server after this request.
                     conn.abandon();
                     Outcome::Answer(Err(timed_out))

@@ -50,6 +50,11 @@ impl Stream {
         }
     }
 
+    /// A TLS handshake still under way.
+    pub(super) fn handshaking(&self) -> bool {
+        matches!(self, Stream::Tls(s) if s.conn.is_handshaking())
+    }
+
     pub(super) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read(buf),
