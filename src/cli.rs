@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::duration::{parse_duration, parse_positive};
-use crate::exit;
+use crate::exit::{self, operators_exit_table, run_exit_table};
 
 /// Run a command under a distributed lock held in Redis.
 ///
@@ -279,47 +279,6 @@ pub struct RunArgs {
 /// leaves that text as it is.
 const WIDTH: usize = 100;
 
-// The exit-status tables of `--help`, as `exit_table` renders `exit::RUN` and
-// `exit::OPERATORS`: written out, since clap builds every help text on every run and rendering
-// them cost each run more than its own parsing; a test checks that they are what `exit.rs` says.
-macro_rules! run_exit_table {
-    () => {
-        concat!(
-            "  the command's  the command ran and exited: its status, unchanged\n",
-            "  128+N          the command was killed by signal N (also when redlock is interrupted by signal N\n",
-            "                 while it waits for the lock)\n",
-            "  75             busy: the lock was not acquired within --wait; the command did not run\n",
-            "                 (EX_TEMPFAIL; -E changes it)\n",
-            "  69             Redis unavailable before the command ran: cannot connect, wrong or missing\n",
-            "                 password, no answer within the timeout, or a key of the wrong type in the way\n",
-            "                 (EX_UNAVAILABLE)\n",
-            "  64             usage error: bad flag, duration, name or URL, or an unsafe combination (EX_USAGE)\n",
-            "  76             the lock was lost: deleted, broken by redlock release --force (which asks a live\n",
-            "                 holder to stop first), taken by another holder, or not extended in time. Noticed\n",
-            "                 while the command ran, the command was stopped (SIGTERM, then SIGKILL after\n",
-            "                 --kill-after); found at release, the command had ended. Never 0 for a run that lost\n",
-            "                 its lock. The last redlock: line gives the command's own status\n",
-            "  126            the command exists but cannot be executed (a script without a #! line is run with\n",
-            "                 /bin/sh, as execvp does)\n",
-            "  127            the command was not found\n",
-            "  70             internal error: redlock itself could not work (e.g. out of file descriptors), or a\n",
-            "                 bug (EX_SOFTWARE)",
-        )
-    };
-}
-macro_rules! operators_exit_table {
-    () => {
-        concat!(
-            "  0              status: the lock is held; list: done; release: no majority of the servers holds the\n",
-            "                 lock any more (its holder released it when asked, or it was deleted)\n",
-            "  1              status: the lock is free; release: there was nothing to break (free, or another\n",
-            "                 token)\n",
-            "  64             usage error, and release without --force\n",
-            "  69             Redis unavailable: too few servers answered; for release, too few to know that no\n",
-            "                 majority holds the lock (the message names them)",
-        )
-    };
-}
 macro_rules! run_environment {
     () => {
         "\
@@ -350,35 +309,35 @@ const RUN_AFTER_HELP: &str = concat!(
 
 const OPERATORS_AFTER_HELP: &str = concat!("Exit status:\n", operators_exit_table!());
 
-/// An exit-status table for `--help`: the status in a column, its meaning wrapped beside it,
-/// without the README's backquotes.
-#[cfg(test)]
-fn exit_table(rows: &[(exit::Status, &str)]) -> String {
-    const INDENT: usize = 17;
-    let mut out = String::new();
-    for (status, meaning) in rows {
-        let mut line = format!("  {:<width$}", status.to_string(), width = INDENT - 2);
-        for word in meaning.replace('`', "").split(' ') {
-            if line.len() + 1 + word.len() > WIDTH && line.len() > INDENT {
-                out.push_str(line.trim_end());
-                out.push('\n');
-                line = " ".repeat(INDENT);
-            } else if line.len() > INDENT {
-                line.push(' ');
-            }
-            line.push_str(word);
-        }
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out.pop();
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit::{operators_exit_table, run_exit_table};
     use clap::CommandFactory;
+
+    /// An exit-status table for `--help`: the status in a column, its meaning wrapped beside it,
+    /// without the README's backquotes.
+    fn exit_table(rows: &[(exit::Status, &str)]) -> String {
+        const INDENT: usize = 17;
+        let mut out = String::new();
+        for (status, meaning) in rows {
+            let mut line = format!("  {:<width$}", status.to_string(), width = INDENT - 2);
+            for word in meaning.replace('`', "").split(' ') {
+                if line.len() + 1 + word.len() > WIDTH && line.len() > INDENT {
+                    out.push_str(line.trim_end());
+                    out.push('\n');
+                    line = " ".repeat(INDENT);
+                } else if line.len() > INDENT {
+                    line.push(' ');
+                }
+                line.push_str(word);
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out.pop();
+        out
+    }
 
     #[test]
     fn the_help_exit_tables_are_what_exit_rs_says() {

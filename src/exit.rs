@@ -193,6 +193,50 @@ fn signal_code(signal: i32) -> u8 {
     (128 + signal).clamp(0, 255) as u8
 }
 
+// `RUN` and `OPERATORS` as `redlock --help` shows them (wrapped to its width, without the
+// README's backquotes): written out, since clap builds every help text on every run and
+// rendering them there cost each run more than its own parsing. A test in `cli.rs` checks that
+// they say what the tables above say.
+macro_rules! run_exit_table {
+    () => {
+        concat!(
+            "  the command's  the command ran and exited: its status, unchanged\n",
+            "  128+N          the command was killed by signal N (also when redlock is interrupted by signal N\n",
+            "                 while it waits for the lock)\n",
+            "  75             busy: the lock was not acquired within --wait; the command did not run\n",
+            "                 (EX_TEMPFAIL; -E changes it)\n",
+            "  69             Redis unavailable before the command ran: cannot connect, wrong or missing\n",
+            "                 password, no answer within the timeout, or a key of the wrong type in the way\n",
+            "                 (EX_UNAVAILABLE)\n",
+            "  64             usage error: bad flag, duration, name or URL, or an unsafe combination (EX_USAGE)\n",
+            "  76             the lock was lost: deleted, broken by redlock release --force (which asks a live\n",
+            "                 holder to stop first), taken by another holder, or not extended in time. Noticed\n",
+            "                 while the command ran, the command was stopped (SIGTERM, then SIGKILL after\n",
+            "                 --kill-after); found at release, the command had ended. Never 0 for a run that lost\n",
+            "                 its lock. The last redlock: line gives the command's own status\n",
+            "  126            the command exists but cannot be executed (a script without a #! line is run with\n",
+            "                 /bin/sh, as execvp does)\n",
+            "  127            the command was not found\n",
+            "  70             internal error: redlock itself could not work (e.g. out of file descriptors), or a\n",
+            "                 bug (EX_SOFTWARE)",
+        )
+    };
+}
+macro_rules! operators_exit_table {
+    () => {
+        concat!(
+            "  0              status: the lock is held; list: done; release: no majority of the servers holds the\n",
+            "                 lock any more (its holder released it when asked, or it was deleted)\n",
+            "  1              status: the lock is free; release: there was nothing to break (free, or another\n",
+            "                 token)\n",
+            "  64             usage error, and release without --force\n",
+            "  69             Redis unavailable: too few servers answered; for release, too few to know that no\n",
+            "                 majority holds the lock (the message names them)",
+        )
+    };
+}
+pub(crate) use {operators_exit_table, run_exit_table};
+
 #[cfg(test)]
 mod tests {
     use super::*;
