@@ -59,7 +59,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let mut events = Events::new()
         .context("cannot set up event handling")
         .kind(Kind::Internal)?;
-    // With several servers, their connections are opened at once, without waiting for them.
+    // The servers' connections are opened at once, without waiting for them.
     let mut lock = Lock::new(
         servers,
         Keys::new(&args.servers.prefix, &args.name),
