@@ -5,6 +5,7 @@ mod support;
 mod bad_input;
 mod bench;
 mod busy;
+mod cluster;
 mod connection;
 mod docs;
 mod lease;

@@ -29,17 +29,36 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
     let total = servers.len();
     let mut names: BTreeSet<String> = BTreeSet::new();
     let mut failed = Vec::new();
-    for (i, found) in scan(&mut servers, prefix, &args.pattern)
-        .into_iter()
-        .enumerate()
-    {
+    // Every node that holds keys: a cluster's primaries, each scanned.
+    let mut owners = Vec::new();
+    let mut nodes = Vec::new();
+    for (i, found) in servers.nodes().into_iter().enumerate() {
         match found {
-            Ok(found) => names.extend(found),
+            Ok(found) => {
+                owners.extend(found.iter().map(|_| i));
+                nodes.extend(found);
+            }
             Err(e) => {
                 failed.push(format!("{e:#}"));
                 // Not asked again for every lock: it would cost a time-out each.
                 servers.forget(i);
             }
+        }
+    }
+    let mut nodes = Servers::over(nodes);
+    for (node, found) in scan(&mut nodes, prefix, &args.pattern)
+        .into_iter()
+        .enumerate()
+    {
+        let owner = owners[node];
+        match found {
+            Ok(found) => names.extend(found),
+            // A cluster with a node that fails counts as failed, once.
+            Err(e) if !servers.forgotten(owner) => {
+                failed.push(format!("{e:#}"));
+                servers.forget(owner);
+            }
+            Err(_) => {}
         }
     }
     enough_answered(&failed, total)?;

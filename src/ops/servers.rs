@@ -1,19 +1,20 @@
 //! The servers an operator's command asks, all at once over the one transport (`lock::Pool`):
 //! the slowest one bounds the whole.
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use redis::Value;
 
 use crate::cli::ServerArgs;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::{ServerView, view};
-use crate::lock::{Keys, Pool, REQUEST_TIMEOUT, Request, resolve, scripts};
+use crate::lock::{Keys, Pool, REQUEST_TIMEOUT, Request, Server, resolve, scripts};
 use crate::settings;
 
 /// The servers from `--redis`, each asked until it fails once: a server that failed is not
 /// asked again (every request to it would cost a time-out), and counts as not answering.
 pub struct Servers {
     pool: Pool,
+    servers: Vec<Server>,
     addresses: Vec<String>,
     forgotten: Vec<bool>,
 }
@@ -23,16 +24,49 @@ impl Servers {
     pub fn open(args: &ServerArgs) -> Result<Self, Failure> {
         settings::check_name("the key prefix", &args.prefix).kind(Kind::Usage)?;
         let servers = settings::servers(&args.redis, 0).kind(Kind::Usage)?;
+        Ok(Servers::over(servers))
+    }
+
+    /// These servers, their host names looked up at once.
+    pub fn over(servers: Vec<Server>) -> Self {
         resolve(&servers, REQUEST_TIMEOUT);
-        Ok(Servers {
+        Servers {
             pool: Pool::open(&servers),
             addresses: servers.iter().map(|s| s.address.clone()).collect(),
             forgotten: vec![false; servers.len()],
-        })
+            servers,
+        }
+    }
+
+    /// What each server is made of, for a command that must ask every node (`list`): the
+    /// primaries of a Redis Cluster (CLUSTER SLOTS), or the server itself.
+    pub fn nodes(&mut self) -> Vec<Result<Vec<Server>>> {
+        let replies = self.ask(
+            |_| Some(Request::command(redis::cmd("CLUSTER").arg("SLOTS"))),
+            Ok,
+        );
+        replies
+            .into_iter()
+            .zip(&self.servers)
+            .map(|(reply, server)| match reply {
+                Some(Ok(shards)) => Ok(primaries(server, shards)),
+                // A server that is not a cluster says so.
+                Some(Err(e)) if format!("{e:#}").contains("cluster support disabled") => {
+                    Ok(vec![server.clone()])
+                }
+                Some(Err(e)) => Err(e),
+                None => Err(anyhow!("did not answer before")),
+            })
+            .collect()
     }
 
     pub fn len(&self) -> usize {
         self.addresses.len()
+    }
+
+    /// Whether server `i` failed, and is not asked any more.
+    pub fn forgotten(&self, i: usize) -> bool {
+        self.forgotten[i]
     }
 
     /// Stops asking server `i`: it failed.
@@ -62,4 +96,35 @@ impl Servers {
             .map(|(reply, address)| view(address, keys, reply))
             .collect()
     }
+}
+
+/// The primaries in a CLUSTER SLOTS reply (`[[first, last, [host, port, id], replicas...]...]`),
+/// each once, reached with `seed`'s settings.
+fn primaries(seed: &Server, shards: Value) -> Vec<Server> {
+    let mut nodes: Vec<(String, u16)> = Vec::new();
+    if let Value::Array(shards) = shards {
+        for shard in shards {
+            let Value::Array(fields) = shard else {
+                continue;
+            };
+            let Some(Value::Array(primary)) = fields.get(2) else {
+                continue;
+            };
+            let host = match primary.first() {
+                Some(Value::BulkString(host)) => String::from_utf8_lossy(host).into_owned(),
+                _ => continue,
+            };
+            let Some(Value::Int(port)) = primary.get(1) else {
+                continue;
+            };
+            let node = (host, *port as u16);
+            if !nodes.contains(&node) {
+                nodes.push(node);
+            }
+        }
+    }
+    nodes
+        .iter()
+        .map(|(host, port)| seed.at(host, *port))
+        .collect()
 }

@@ -654,13 +654,18 @@ fn wait_for_listener(server: &RedisServer, channel: &str, what: &str) {
 /// `loops` shell loops of `runs` runs each on one lock name, all with `--wait`: checks that the
 /// critical sections never overlap and that each sees a larger fencing token than the last.
 pub fn contend(url: &str, loops: usize, runs: usize) {
+    contend_on(url, "shared", loops, runs);
+}
+
+/// `contend` on the lock `name`.
+pub fn contend_on(url: &str, name: &str, loops: usize, runs: usize) {
     let dir = tempfile::tempdir().unwrap();
     let redlock = env!("CARGO_BIN_EXE_redlock");
     // mkdir is atomic: it fails if another critical section is inside.
     let critical = "mkdir inside || echo OVERLAP >> log; echo \"start $REDLOCK_FENCE\" >> log; \
                     echo \"end $REDLOCK_FENCE\" >> log; rmdir inside";
     let script = format!(
-        "for i in $(seq {runs}); do '{redlock}' run -n shared --wait 120s -- sh -c '{critical}' \
+        "for i in $(seq {runs}); do '{redlock}' run -n {name} --wait 120s -- sh -c '{critical}' \
          || echo FAILED $? >> log; done"
     );
     let shells: Vec<_> = (0..loops)
@@ -691,3 +696,5 @@ pub fn contend(url: &str, loops: usize, runs: usize) {
         last_fence = start;
     }
 }
+
+pub mod cluster;

@@ -1,7 +1,8 @@
 //! What is said on a connection: a request, and the replies matched to it, with the rules of
 //! the conversation written here only: a script by hash with a fall-back to sending it in full
-//! (NOSCRIPT), WAIT for replicas after a write of the lease, and a stale reply never taken for
-//! a later request's. See `conn.rs` for the connection itself.
+//! (NOSCRIPT), WAIT for replicas after a write of the lease, a Redis Cluster's redirects
+//! (MOVED, ASK) followed, and a stale reply never taken for a later request's. See `conn.rs` for
+//! the connection itself.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +18,10 @@ use super::resp::{self, Reply};
 /// How many replies a connection may owe before it is opened again (see `Conn::send`).
 const MAX_OWED: usize = 32;
 
+/// How many times one request follows a cluster's redirects: a slot that moves on, or moves
+/// back while a migration ends, takes two or three.
+const MAX_REDIRECTS: u8 = 5;
+
 /// A reply still to come on a connection, in the order they will come.
 pub(super) enum Expect {
     /// The answer to AUTH or SELECT.
@@ -27,6 +32,8 @@ pub(super) enum Expect {
     Request { by_hash: bool },
     /// WAIT, after a script that wrote the lease.
     Replicated,
+    /// ASKING, ahead of a request a cluster node takes for a slot being migrated to it.
+    Asking,
 }
 
 /// The request a connection is answering.
@@ -39,6 +46,10 @@ pub(super) struct Current {
     /// even when nobody waits for the answer any more, so that a server that answers late
     /// still ends up with the lock the others granted.
     in_full: Option<Arc<[u8]>>,
+    /// The request in full, for the node a cluster redirects it to.
+    resend: Arc<[u8]>,
+    /// How many redirects it has followed.
+    redirects: u8,
 }
 
 /// What a connection has to say after some I/O.
@@ -84,7 +95,7 @@ impl Conn {
         if self.stream.is_none() {
             self.open()?;
         }
-        let (by_hash, in_full) = match &request.body {
+        let (by_hash, in_full, resend) = match &request.body {
             Body::Script {
                 by_hash: hashed,
                 in_full,
@@ -92,11 +103,11 @@ impl Conn {
                 let by_hash = by_hash && !std::mem::take(&mut self.fresh);
                 self.out
                     .extend_from_slice(if by_hash { hashed } else { in_full });
-                (by_hash, by_hash.then(|| in_full.clone()))
+                (by_hash, by_hash.then(|| in_full.clone()), in_full.clone())
             }
             Body::Command(packed) => {
                 self.out.extend_from_slice(packed);
-                (false, None)
+                (false, None, packed.clone())
             }
         };
         self.expect.push_back(Expect::Request { by_hash });
@@ -105,6 +116,8 @@ impl Conn {
             wrote: request.wrote,
             reply: None,
             in_full,
+            resend,
+            redirects: 0,
         });
         self.flush().map_err(|e| {
             self.close();
@@ -172,7 +185,14 @@ impl Conn {
                 self.flush()?;
                 Ok(Outcome::Nothing)
             }
+            (Expect::Request { .. }, Reply::Error(text))
+                if self.current.is_some() && Redirect::parse(&text).is_some() =>
+            {
+                self.follow(Redirect::parse(&text).expect("checked"), &text)
+            }
             (Expect::Request { .. }, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
+            (Expect::Asking, Reply::Value(_)) => Ok(Outcome::Nothing),
+            (Expect::Asking, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
             (Expect::Request { .. }, Reply::Value(value)) => match &mut self.current {
                 Some(current) if waited && replicas > 0 && (current.wrote)(&value) => {
                     let left = current.deadline.saturating_duration_since(Instant::now());
@@ -204,8 +224,93 @@ impl Conn {
         }
     }
 
+    /// Sends the current request again, in full, to the cluster node a redirect names: after
+    /// MOVED that node owns the lock's slot, and every later request goes there too; after ASK
+    /// the slot is being migrated to it, and the request goes after ASKING (a later request
+    /// that the node does not own yet is sent back with MOVED, and follows it).
+    fn follow(&mut self, to: Redirect, text: &str) -> Result<Outcome> {
+        let mut current = self.current.take().expect("a current request");
+        if current.redirects >= MAX_REDIRECTS {
+            self.current = Some(current);
+            let looping = anyhow!("the cluster redirected the request {MAX_REDIRECTS} times");
+            return self.answer(Err(looping.context(describe_reply(text))));
+        }
+        current.redirects += 1;
+        current.in_full = None;
+        self.close();
+        self.server = self.server.at(&to.host, to.port);
+        self.open()?;
+        // The request goes in full: the node may not know the script.
+        self.fresh = false;
+        if to.ask {
+            self.out
+                .extend_from_slice(&redis::cmd("ASKING").get_packed_command());
+            self.expect.push_back(Expect::Asking);
+        }
+        self.out.extend_from_slice(&current.resend);
+        self.expect.push_back(Expect::Request { by_hash: false });
+        self.current = Some(current);
+        self.flush()?;
+        Ok(Outcome::Nothing)
+    }
+
     fn answer(&mut self, answer: Result<Value>) -> Result<Outcome> {
         self.current = None;
         Ok(Outcome::Answer(answer.map_err(|e| self.named(e, false))))
+    }
+}
+
+/// A cluster's redirect: `MOVED 3999 127.0.0.1:6381` or `ASK 3999 127.0.0.1:6381`.
+#[derive(Debug, PartialEq, Eq)]
+struct Redirect {
+    ask: bool,
+    host: String,
+    port: u16,
+}
+
+impl Redirect {
+    fn parse(text: &str) -> Option<Redirect> {
+        let mut words = text.split_whitespace();
+        let ask = match words.next()? {
+            "MOVED" => false,
+            "ASK" => true,
+            _ => return None,
+        };
+        let _slot: u16 = words.next()?.parse().ok()?;
+        let (host, port) = words.next()?.rsplit_once(':')?;
+        // An empty host is the node that answered (a node that does not know its own address).
+        Some(Redirect {
+            ask,
+            host: host.to_string(),
+            port: port.parse().ok()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_are_read() {
+        assert_eq!(
+            Redirect::parse("MOVED 15495 127.0.0.1:7102"),
+            Some(Redirect {
+                ask: false,
+                host: "127.0.0.1".into(),
+                port: 7102
+            })
+        );
+        assert_eq!(
+            Redirect::parse("ASK 3999 ::1:6381"),
+            Some(Redirect {
+                ask: true,
+                host: "::1".into(),
+                port: 6381
+            })
+        );
+        assert_eq!(Redirect::parse("MOVEDX 1 a:1"), None);
+        assert_eq!(Redirect::parse("NOSCRIPT No matching script"), None);
+        assert_eq!(Redirect::parse("MOVED x a:1"), None);
     }
 }

@@ -58,14 +58,14 @@ pub(super) enum Body {
         by_hash: Arc<[u8]>,
         in_full: Arc<[u8]>,
     },
-    Command(Vec<u8>),
+    Command(Arc<[u8]>),
 }
 
 impl Request {
     /// A plain command (SCAN, SUBSCRIBE...), which writes no lease.
     pub fn command(command: &redis::Cmd) -> Self {
         Request {
-            body: Body::Command(command.get_packed_command()),
+            body: Body::Command(command.get_packed_command().into()),
             wrote: |_| false,
         }
     }

@@ -109,6 +109,32 @@ impl Server {
         })
     }
 
+    /// The same server's settings (login, TLS, replicas) for another node of its cluster, at
+    /// `host:port` (an empty host: this one's). A Unix socket has no other nodes: it stays.
+    pub fn at(&self, host: &str, port: u16) -> Server {
+        let Place::Tcp { host: own, tls, .. } = &self.place else {
+            return self.clone();
+        };
+        let host = if host.is_empty() {
+            own.clone()
+        } else {
+            host.to_string()
+        };
+        let tls = *tls;
+        let suffix = if tls.is_some() { " (TLS)" } else { "" };
+        Server {
+            address: format!("{host}:{port}{suffix}"),
+            place: Place::Tcp {
+                host,
+                port,
+                lookup: Lookup::default(),
+                tls,
+            },
+            hello: self.hello.clone(),
+            replicas: self.replicas,
+        }
+    }
+
     /// The host to look up, if the server has one, and where its addresses go.
     pub(super) fn lookup(&self) -> Option<(&str, u16, &Lookup)> {
         match &self.place {
