@@ -104,7 +104,7 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
 /// Parses every `--redis` URL; the same server twice would count twice towards the majority.
 pub fn servers(urls: &[String], replicas: u32) -> Result<Vec<Server>> {
     let mut servers: Vec<Server> = Vec::new();
-    for url in urls {
+    for url in &rejoin(urls) {
         let mut server = Server::parse(url.trim())?;
         server.replicas = replicas;
         if servers.iter().any(|s| s.address == server.address) {
@@ -116,6 +116,23 @@ pub fn servers(urls: &[String], replicas: u32) -> Result<Vec<Server>> {
         bail!("no Redis server given");
     }
     Ok(servers)
+}
+
+/// The URLs, as given: `--redis` and `REDLOCK_URL` are split at commas, and a Sentinel URL's
+/// list of sentinels (`redis+sentinel://h1,h2/SERVICE`) has commas of its own. A piece with no
+/// scheme belongs to the URL before it.
+fn rejoin(pieces: &[String]) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for piece in pieces {
+        match urls.last_mut() {
+            Some(url) if !piece.contains("://") => {
+                url.push(',');
+                url.push_str(piece);
+            }
+            _ => urls.push(piece.clone()),
+        }
+    }
+    urls
 }
 
 /// Checks what `RunArgs` cannot check by type alone; returns the lease timings.
@@ -131,6 +148,16 @@ pub fn check_run(args: &RunArgs) -> Result<Lease> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sentinel_url_keeps_its_commas() {
+        let pieces =
+            ["redis://a", "redis+sentinel://s1:1", "s2:2/m", "rediss://b"].map(String::from);
+        assert_eq!(
+            rejoin(&pieces),
+            ["redis://a", "redis+sentinel://s1:1,s2:2/m", "rediss://b"]
+        );
+    }
 
     fn s(n: u64) -> Duration {
         Duration::from_secs(n)

@@ -13,5 +13,6 @@ mod lost;
 mod operators;
 mod quorum;
 mod run;
+mod sentinel;
 mod signals;
 mod waiting;

@@ -698,3 +698,4 @@ pub fn contend_on(url: &str, name: &str, loops: usize, runs: usize) {
 }
 
 pub mod cluster;
+pub mod sentinel;

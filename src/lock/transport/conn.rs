@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Result;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -18,10 +19,12 @@ use nix::sys::socket::{self, sockopt};
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 
+use super::REQUEST_TIMEOUT;
 use super::errors::{self, describe_io, describe_reply, not_redis};
 use super::exchange::{Current, Expect};
+use super::resolve::Lookup;
 use super::resp::{self, Reply};
-use super::server::{Place, Server};
+use super::server::{Place, Server, Tls};
 use super::stream::{Stream, connect_unix, start_connect};
 use super::tls;
 
@@ -67,7 +70,8 @@ impl Conn {
         }
     }
 
-    /// Starts connecting, without waiting for the connection to be made.
+    /// Starts connecting, without waiting for the connection to be made. A primary named by
+    /// Sentinel is asked for first (see `sentinel.rs`), and checked once reached (ROLE).
     pub(super) fn open(&mut self) -> Result<()> {
         let stream = match &self.server.place {
             Place::Unix(path) => connect_unix(path).map_err(|e| self.cannot_connect(&e))?,
@@ -77,19 +81,16 @@ impl Conn {
                 lookup,
                 tls,
             } => {
-                self.tls = match tls {
-                    Some(tls) => Some((
-                        tls::config(tls.insecure).map_err(|e| self.named(e, true))?,
-                        tls::server_name(host).map_err(|e| self.named(e, true))?,
-                    )),
-                    None => None,
-                };
-                let addresses = lookup.addresses(host, *port);
-                self.addresses = addresses.map_err(|e| self.named(e, true))?.into();
-                let no_address =
-                    io::Error::new(io::ErrorKind::AddrNotAvailable, "the host has no address");
-                self.connect_next(no_address)
-                    .map_err(|e| self.cannot_connect(&e))?
+                let (host, port, lookup, tls) = (host.clone(), *port, lookup.clone(), *tls);
+                self.connect_tcp(&host, port, &lookup, tls)?
+            }
+            Place::Sentinel(sentinels) => {
+                let sentinels = sentinels.clone();
+                let deadline = Instant::now() + REQUEST_TIMEOUT;
+                let (host, port) = sentinels
+                    .primary(deadline)
+                    .map_err(|e| self.named(e, true))?;
+                self.connect_tcp(&host, port, &Lookup::default(), sentinels.tls)?
             }
         };
         self.stream = Some(stream);
@@ -97,7 +98,34 @@ impl Conn {
             self.out.extend_from_slice(hello);
             self.expect.push_back(Expect::Hello);
         }
+        if self.server.by_sentinel() {
+            self.out
+                .extend_from_slice(&redis::cmd("ROLE").get_packed_command());
+            self.expect.push_back(Expect::Role);
+        }
         Ok(())
+    }
+
+    /// Starts connecting to `host:port`, over TLS if `tls` says so.
+    fn connect_tcp(
+        &mut self,
+        host: &str,
+        port: u16,
+        lookup: &Lookup,
+        tls: Option<Tls>,
+    ) -> Result<Stream> {
+        self.tls = match tls {
+            Some(tls) => Some((
+                tls::config(tls.insecure).map_err(|e| self.named(e, true))?,
+                tls::server_name(host).map_err(|e| self.named(e, true))?,
+            )),
+            None => None,
+        };
+        let addresses = lookup.addresses(host, port);
+        self.addresses = addresses.map_err(|e| self.named(e, true))?.into();
+        let no_address = io::Error::new(io::ErrorKind::AddrNotAvailable, "the host has no address");
+        self.connect_next(no_address)
+            .map_err(|e| self.cannot_connect(&e))
     }
 
     /// Starts connecting to the next of the host's addresses, in turn as redis-rs tries them:

@@ -34,6 +34,8 @@ pub(super) enum Expect {
     Replicated,
     /// ASKING, ahead of a request a cluster node takes for a slot being migrated to it.
     Asking,
+    /// ROLE, from a node Sentinel named as the primary: it must say so too.
+    Role,
 }
 
 /// The request a connection is answering.
@@ -64,6 +66,18 @@ impl Conn {
     pub(super) fn settle(&mut self) {
         if self.current.is_some() && self.progress(false).is_err() {
             self.close();
+        }
+    }
+
+    /// Gives up on a request that ran out of time. The connection stays open: what follows
+    /// must reach the server after this request. Except to a primary Sentinel named: one that
+    /// stops answering may have been failed over, and the next request asks the sentinels
+    /// again (the old primary, become a replica, cannot keep a lease).
+    pub(super) fn time_out(&mut self) {
+        if self.server.by_sentinel() {
+            self.close();
+        } else {
+            self.abandon();
         }
     }
 
@@ -188,10 +202,31 @@ impl Conn {
             (Expect::Request { .. }, Reply::Error(text))
                 if self.current.is_some() && Redirect::parse(&text).is_some() =>
             {
-                self.follow(Redirect::parse(&text).expect("checked"), &text)
+                self.follow(Redirect::parse(&text), &text)
+            }
+            (Expect::Request { .. }, Reply::Error(text))
+                if self.current.is_some()
+                    && self.server.by_sentinel()
+                    && text.starts_with("READONLY") =>
+            {
+                // The primary Sentinel named has become a replica: ask the sentinels again.
+                self.follow(None, &text)
             }
             (Expect::Request { .. }, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
             (Expect::Asking, Reply::Value(_)) => Ok(Outcome::Nothing),
+            (Expect::Role, Reply::Value(Value::Array(role)))
+                if role.first() == Some(&Value::BulkString(b"master".to_vec())) =>
+            {
+                Ok(Outcome::Nothing)
+            }
+            (Expect::Role, _) => {
+                let demoted = anyhow!(
+                    "the node the sentinels named is not the primary (a failover under way?)"
+                );
+                let demoted = self.named(demoted, true);
+                self.close();
+                Ok(Outcome::Answer(Err(demoted)))
+            }
             (Expect::Asking, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
             (Expect::Request { .. }, Reply::Value(value)) => match &mut self.current {
                 Some(current) if waited && replicas > 0 && (current.wrote)(&value) => {
@@ -216,9 +251,17 @@ impl Conn {
                 let reply = self.current.as_mut().and_then(|c| c.reply.take());
                 self.answer(reply.ok_or_else(not_redis))
             }
-            (Expect::Replicated, Reply::Value(Value::Int(acked))) => self.answer(Err(anyhow!(
-                "only {acked} of {replicas} replicas confirmed the write in time"
-            ))),
+            (Expect::Replicated, Reply::Value(Value::Int(acked))) => {
+                let short = self.answer(Err(anyhow!(
+                    "only {acked} of {replicas} replicas confirmed the write in time"
+                )));
+                // A primary Sentinel named that lost its replicas may have been failed over:
+                // the next request asks the sentinels again.
+                if self.server.by_sentinel() {
+                    self.close();
+                }
+                short
+            }
             (Expect::Replicated, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
             (Expect::Replicated, Reply::Value(_)) => Err(not_redis()),
         }
@@ -227,8 +270,9 @@ impl Conn {
     /// Sends the current request again, in full, to the cluster node a redirect names: after
     /// MOVED that node owns the lock's slot, and every later request goes there too; after ASK
     /// the slot is being migrated to it, and the request goes after ASKING (a later request
-    /// that the node does not own yet is sent back with MOVED, and follows it).
-    fn follow(&mut self, to: Redirect, text: &str) -> Result<Outcome> {
+    /// that the node does not own yet is sent back with MOVED, and follows it). Without a
+    /// redirect, to wherever the connection goes when it opens again (Sentinel's primary).
+    fn follow(&mut self, to: Option<Redirect>, text: &str) -> Result<Outcome> {
         let mut current = self.current.take().expect("a current request");
         if current.redirects >= MAX_REDIRECTS {
             self.current = Some(current);
@@ -238,11 +282,13 @@ impl Conn {
         current.redirects += 1;
         current.in_full = None;
         self.close();
-        self.server = self.server.at(&to.host, to.port);
+        if let Some(to) = &to {
+            self.server = self.server.at(&to.host, to.port);
+        }
         self.open()?;
         // The request goes in full: the node may not know the script.
         self.fresh = false;
-        if to.ask {
+        if to.is_some_and(|to| to.ask) {
             self.out
                 .extend_from_slice(&redis::cmd("ASKING").get_packed_command());
             self.expect.push_back(Expect::Asking);

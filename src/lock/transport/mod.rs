@@ -21,6 +21,7 @@ mod notices;
 mod request;
 mod resolve;
 mod resp;
+mod sentinel;
 mod server;
 mod stream;
 mod tls;
@@ -226,8 +227,7 @@ fn gather<S>(
             let outcome = match outcome {
                 Outcome::Nothing if conn.current.as_ref().is_some_and(|c| now >= c.deadline) => {
                     let timed_out = conn.named(anyhow!("timed out"), conn.opening());
-                    // Not closed: what follows must reach the server after this request.
-                    conn.abandon();
+                    conn.time_out();
                     Outcome::Answer(Err(timed_out))
                 }
                 other => other,

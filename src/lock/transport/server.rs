@@ -7,6 +7,7 @@ use anyhow::{Result, anyhow, bail};
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
 use super::resolve::Lookup;
+use super::sentinel::{self, SentinelUrl, Sentinels};
 
 /// A server to connect to. Copies share the host's addresses (`resolve.rs`).
 #[derive(Clone)]
@@ -31,6 +32,9 @@ pub(super) enum Place {
         tls: Option<Tls>,
     },
     Unix(PathBuf),
+    /// A primary named by its service: the sentinels say where it is, each time a connection
+    /// opens.
+    Sentinel(Box<Sentinels>),
 }
 
 #[derive(Clone, Copy)]
@@ -46,12 +50,22 @@ impl Server {
                 "invalid Redis URL: expected redis://HOST[:PORT][/DB], rediss://... or redis+unix:///PATH"
             );
         };
+        if let Some(tls) = match scheme {
+            "redis+sentinel" | "valkey+sentinel" => Some(None),
+            "rediss+sentinel" | "valkeys+sentinel" => Some(Some(Tls { insecure: false })),
+            _ => None,
+        } {
+            let rest = &url[scheme.len() + 3..];
+            return Ok(Server::sentinel(SentinelUrl::parse(rest, tls)?));
+        }
         if !matches!(
             scheme,
             "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys"
         ) {
             bail!(
-                "invalid Redis URL: unsupported scheme '{scheme}' (use redis://, rediss:// or redis+unix://)"
+                "invalid Redis URL: unsupported scheme '{scheme}' (use redis://, rediss://, \
+                 redis+unix:// or {})",
+                sentinel::GRAMMAR
             );
         }
         // The redis crate's messages may quote the URL, password included: keep them out.
@@ -90,23 +104,21 @@ impl Server {
             other => bail!("invalid Redis URL: unsupported address {other:?}"),
         };
         let settings = info.redis_settings();
-        let mut hello = Vec::new();
-        if let Some(password) = settings.password() {
-            let mut auth = redis::cmd("AUTH");
-            if let Some(user) = settings.username() {
-                auth.arg(user);
-            }
-            hello.push(auth.arg(password).get_packed_command());
-        }
-        if settings.db() != 0 {
-            hello.push(redis::cmd("SELECT").arg(settings.db()).get_packed_command());
-        }
         Ok(Server {
             address,
             place,
-            hello,
+            hello: hello(settings.username(), settings.password(), settings.db()),
             replicas: 0,
         })
+    }
+
+    fn sentinel(url: SentinelUrl) -> Server {
+        Server {
+            address: url.sentinels.describe(),
+            hello: hello(url.user.as_deref(), url.password.as_deref(), url.db),
+            place: Place::Sentinel(Box::new(url.sentinels)),
+            replicas: 0,
+        }
     }
 
     /// The same server's settings (login, TLS, replicas) for another node of its cluster, at
@@ -135,13 +147,34 @@ impl Server {
         }
     }
 
+    /// Whether the sentinels say where this server is.
+    pub(super) fn by_sentinel(&self) -> bool {
+        matches!(self.place, Place::Sentinel(_))
+    }
+
     /// The host to look up, if the server has one, and where its addresses go.
     pub(super) fn lookup(&self) -> Option<(&str, u16, &Lookup)> {
         match &self.place {
             Place::Tcp {
                 host, port, lookup, ..
             } => Some((host, *port, lookup)),
-            Place::Unix(_) => None,
+            Place::Unix(_) | Place::Sentinel(_) => None,
         }
     }
+}
+
+/// AUTH and SELECT, as the URL asks for them.
+fn hello(user: Option<&str>, password: Option<&str>, db: i64) -> Vec<Vec<u8>> {
+    let mut hello = Vec::new();
+    if let Some(password) = password {
+        let mut auth = redis::cmd("AUTH");
+        if let Some(user) = user {
+            auth.arg(user);
+        }
+        hello.push(auth.arg(password).get_packed_command());
+    }
+    if db != 0 {
+        hello.push(redis::cmd("SELECT").arg(db).get_packed_command());
+    }
+    hello
 }

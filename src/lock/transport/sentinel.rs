@@ -1,0 +1,284 @@
+//! Redis Sentinel: a URL names a primary by its service, and the sentinels say where it is.
+//! A connection asks them each time it opens (`Conn::open`), so after a failover the next
+//! connection reaches the new primary, and it checks (ROLE) that the node it reached is one.
+//!
+//! The question is asked over a blocking socket, each sentinel in turn, bounded by the
+//! request's time-out: it is one round trip, made once per connection.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use redis::Value;
+use rustls::StreamOwned;
+
+use super::errors::{describe_io, describe_reply};
+use super::resolve::Lookup;
+use super::resp::{self, Reply};
+use super::server::Tls;
+use super::tls;
+
+/// The grammar, quoted in usage errors.
+pub const GRAMMAR: &str = "redis+sentinel://[USER:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/SERVICE[/DB] \
+     (rediss+sentinel:// for TLS; ?sentinel_username=U&sentinel_password=P when the sentinels' \
+     own credentials differ)";
+
+/// Where a sentinel listens unless the URL says otherwise.
+const SENTINEL_PORT: u16 = 26379;
+
+/// The sentinels that watch one primary.
+#[derive(Clone)]
+pub(super) struct Sentinels {
+    nodes: Vec<(String, u16)>,
+    pub service: String,
+    /// AUTH for the sentinels, when they have credentials of their own.
+    auth: Option<Vec<u8>>,
+    pub tls: Option<Tls>,
+}
+
+/// A sentinel URL, read.
+pub(super) struct SentinelUrl {
+    pub sentinels: Sentinels,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub db: i64,
+}
+
+impl SentinelUrl {
+    /// Reads `redis+sentinel://...` (`tls`: `rediss+sentinel://`), after its scheme.
+    pub fn parse(rest: &str, tls: Option<Tls>) -> Result<SentinelUrl> {
+        let invalid = || anyhow!("invalid Redis Sentinel URL: expected {GRAMMAR}");
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (userinfo, rest) = match rest.rsplit_once('@') {
+            Some((userinfo, rest)) => (Some(userinfo), rest),
+            None => (None, rest),
+        };
+        let (hosts, path) = rest.split_once('/').ok_or_else(invalid)?;
+        let mut nodes = Vec::new();
+        for host in hosts.split(',') {
+            let (name, port) = match host.rsplit_once(':') {
+                Some((name, port)) if !name.ends_with(':') => {
+                    (name, port.parse().map_err(|_| invalid())?)
+                }
+                _ => (host, SENTINEL_PORT),
+            };
+            let name = name.trim_start_matches('[').trim_end_matches(']');
+            if name.is_empty() {
+                return Err(invalid());
+            }
+            nodes.push((name.to_string(), port));
+        }
+        let mut path = path.split('/');
+        let service = decode(path.next().unwrap_or_default())?;
+        if service.is_empty() {
+            return Err(invalid());
+        }
+        let db = match path.next() {
+            None | Some("") => 0,
+            Some(db) => db.parse().map_err(|_| invalid())?,
+        };
+        if path.next().is_some() {
+            return Err(invalid());
+        }
+        let (user, password) = match userinfo {
+            None => (None, None),
+            Some(userinfo) => {
+                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                let nonempty = |s: String| (!s.is_empty()).then_some(s);
+                (nonempty(decode(user)?), nonempty(decode(password)?))
+            }
+        };
+        let (mut sentinel_user, mut sentinel_password) = (None, None);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("sentinel_username", v)) => sentinel_user = Some(decode(v)?),
+                Some(("sentinel_password", v)) => sentinel_password = Some(decode(v)?),
+                _ => bail!(
+                    "invalid Redis Sentinel URL: unknown option '{pair}' (expected {GRAMMAR})"
+                ),
+            }
+        }
+        let auth = sentinel_password.map(|password| {
+            let mut auth = redis::cmd("AUTH");
+            if let Some(user) = &sentinel_user {
+                auth.arg(user);
+            }
+            auth.arg(password).get_packed_command()
+        });
+        Ok(SentinelUrl {
+            sentinels: Sentinels {
+                nodes,
+                service,
+                auth,
+                tls,
+            },
+            user,
+            password,
+            db,
+        })
+    }
+}
+
+impl Sentinels {
+    /// For messages: `SERVICE (sentinels h1:26379,h2:26379)`.
+    pub fn describe(&self) -> String {
+        let nodes: Vec<String> = self.nodes.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+        let tls = if self.tls.is_some() { ", TLS" } else { "" };
+        format!("{} (sentinels {}{tls})", self.service, nodes.join(","))
+    }
+
+    /// Where the primary is, as the first sentinel that answers says, before `deadline`.
+    pub fn primary(&self, deadline: Instant) -> Result<(String, u16)> {
+        let mut errors = Vec::new();
+        for (host, port) in &self.nodes {
+            match self.ask(host, *port, deadline) {
+                Ok(primary) => return Ok(primary),
+                Err(e) => errors.push(format!("sentinel {host}:{port}: {e:#}")),
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        bail!(
+            "no sentinel could say where '{}' is: {}",
+            self.service,
+            errors.join("; ")
+        )
+    }
+
+    fn ask(&self, host: &str, port: u16, deadline: Instant) -> Result<(String, u16)> {
+        let left = || {
+            deadline
+                .checked_duration_since(Instant::now())
+                .filter(|left| !left.is_zero())
+                .ok_or_else(|| anyhow!("timed out"))
+        };
+        let addresses = Lookup::default().addresses(host, port)?;
+        let address = addresses
+            .first()
+            .ok_or_else(|| anyhow!("it has no address"))?;
+        let tcp = TcpStream::connect_timeout(address, left()?).map_err(|e| describe_io(&e))?;
+        tcp.set_read_timeout(Some(left()?))?;
+        tcp.set_write_timeout(Some(left()?))?;
+        let mut request = self.auth.clone().unwrap_or_default();
+        request.extend(
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&self.service)
+                .get_packed_command(),
+        );
+        let replies = match self.tls {
+            None => exchange(tcp, &request, 1 + usize::from(self.auth.is_some())),
+            Some(settings) => {
+                let config = tls::config(settings.insecure)?;
+                let connection = rustls::ClientConnection::new(config, tls::server_name(host)?)
+                    .map_err(|e| anyhow!("{e}"))?;
+                let stream = StreamOwned::new(connection, tcp);
+                exchange(stream, &request, 1 + usize::from(self.auth.is_some()))
+            }
+        }?;
+        match replies.last() {
+            Some(Reply::Value(Value::Array(address))) => match address.as_slice() {
+                [Value::BulkString(host), Value::BulkString(port)] => {
+                    let host = String::from_utf8_lossy(host).into_owned();
+                    let port = String::from_utf8_lossy(port).parse()?;
+                    Ok((host, port))
+                }
+                _ => Err(anyhow!("an unexpected answer: {address:?}")),
+            },
+            Some(Reply::Value(Value::Nil)) => Err(anyhow!("it does not know '{}'", self.service)),
+            Some(Reply::Error(text)) => Err(describe_reply(text)),
+            other => Err(anyhow!("an unexpected answer: {other:?}")),
+        }
+        .context("asking for the primary")
+    }
+}
+
+/// Writes `request` and reads `count` replies; an error answer to AUTH ends it.
+fn exchange(mut stream: impl Read + Write, request: &[u8], count: usize) -> Result<Vec<Reply>> {
+    stream.write_all(request).map_err(|e| describe_io(&e))?;
+    let mut input = Vec::new();
+    let mut replies = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while replies.len() < count {
+        while let Some((reply, used)) =
+            resp::parse(&input).map_err(|_| super::errors::not_redis())?
+        {
+            input.drain(..used);
+            if let Reply::Error(text) = &reply
+                && replies.len() + 1 < count
+            {
+                return Err(describe_reply(text));
+            }
+            replies.push(reply);
+        }
+        if replies.len() == count {
+            break;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => bail!("the sentinel closed the connection"),
+            Ok(n) => input.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(describe_io(&e)),
+        }
+    }
+    Ok(replies)
+}
+
+/// Percent-decodes a URL part (`%40` is `@`).
+fn decode(text: &str) -> Result<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| anyhow!("invalid Redis Sentinel URL: a bad %-escape in '{text}'"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| anyhow!("invalid Redis Sentinel URL: '{text}' is not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_urls_are_read() {
+        let url = SentinelUrl::parse("u:p%40ss@s1,s2:26380/mymaster/2", None).unwrap();
+        assert_eq!(
+            url.sentinels.nodes,
+            [("s1".to_string(), 26379), ("s2".to_string(), 26380)]
+        );
+        assert_eq!(url.sentinels.service, "mymaster");
+        assert_eq!(url.db, 2);
+        assert_eq!(url.user.as_deref(), Some("u"));
+        assert_eq!(url.password.as_deref(), Some("p@ss"));
+        assert!(url.sentinels.auth.is_none());
+        let url = SentinelUrl::parse(
+            "127.0.0.1:1/m?sentinel_password=x&sentinel_username=y",
+            None,
+        )
+        .unwrap();
+        assert!(url.sentinels.auth.is_some());
+        assert!(url.password.is_none());
+        for bad in [
+            "h1",
+            "h1/",
+            "h1:x/m",
+            "h1/m/x",
+            "h1/m/1/2",
+            "/m",
+            "h1/m?foo=1",
+        ] {
+            assert!(SentinelUrl::parse(bad, None).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Redis Sentinel of our own on loopback: a primary, a replica, and three sentinels watching
+//! them (`redis-server CONFIG --sentinel`, each with a writable config file of its own).
+
+use std::process::{Child, Command, Stdio};
+
+use tempfile::TempDir;
+
+use super::{RedisServer, free_port, wait_until};
+
+/// The service name the sentinels know the primary by.
+pub const SERVICE: &str = "mymaster";
+
+pub struct Sentinels {
+    pub primary: RedisServer,
+    pub replica: RedisServer,
+    sentinels: Vec<(Child, u16, TempDir)>,
+}
+
+impl Sentinels {
+    pub fn start() -> Sentinels {
+        let primary = RedisServer::start();
+        let port = primary.port.to_string();
+        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+        wait_until("the replica is in sync", || {
+            replica
+                .cmd::<String>(&["INFO", "replication"])
+                .contains("master_link_status:up")
+        });
+        let sentinels: Vec<(Child, u16, TempDir)> = (0..3)
+            .map(|_| {
+                let dir = tempfile::tempdir().unwrap();
+                let own = free_port();
+                let config = dir.path().join("sentinel.conf");
+                std::fs::write(
+                    &config,
+                    format!(
+                        "port {own}\nbind 127.0.0.1\ndir {}\nlogfile sentinel.log\n\
+                         sentinel monitor {SERVICE} 127.0.0.1 {port} 2\n\
+                         sentinel down-after-milliseconds {SERVICE} 2000\n\
+                         sentinel failover-timeout {SERVICE} 20000\n",
+                        dir.path().display()
+                    ),
+                )
+                .unwrap();
+                let child = Command::new("redis-server")
+                    .arg(&config)
+                    .arg("--sentinel")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("redis-server must be installed (see README)");
+                (child, own, dir)
+            })
+            .collect();
+        let set = Sentinels {
+            primary,
+            replica,
+            sentinels,
+        };
+        for (_, port, _) in &set.sentinels {
+            wait_until("each sentinel knows the others and the replica", || {
+                let Ok(info) = set.ask::<String>(*port, &["INFO", "sentinel"]) else {
+                    return false;
+                };
+                info.contains("slaves=1") && info.contains("sentinels=3")
+            });
+        }
+        set
+    }
+
+    /// `redis+sentinel://` naming all three sentinels.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|(_, port, _)| format!("127.0.0.1:{port}"))
+            .collect();
+        format!("redis+sentinel://{}/{SERVICE}", hosts.join(","))
+    }
+
+    fn ask<T: redis::FromRedisValue>(&self, port: u16, args: &[&str]) -> redis::RedisResult<T> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+        let mut connection =
+            client.get_connection_with_timeout(std::time::Duration::from_secs(2))?;
+        let mut command = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            command.arg(*arg);
+        }
+        command.query(&mut connection)
+    }
+
+    /// Has the sentinels fail the primary over to the replica, and waits until the replica
+    /// is the primary and the sentinels say so.
+    pub fn fail_over(&self) {
+        let port = self.sentinels[0].1;
+        let _: () = self
+            .ask(port, &["SENTINEL", "FAILOVER", SERVICE])
+            .expect("SENTINEL FAILOVER");
+        let replica = self.replica.port.to_string();
+        wait_until("the replica is the primary", || {
+            let address: Vec<String> = self
+                .ask(port, &["SENTINEL", "get-master-addr-by-name", SERVICE])
+                .unwrap_or_default();
+            address.get(1) == Some(&replica)
+                && self
+                    .replica
+                    .cmd::<String>(&["INFO", "replication"])
+                    .contains("role:master")
+        });
+    }
+
+    /// `fail_over`, and waits until the old primary is the new one's replica, in sync.
+    pub fn fail_over_and_resync(&self) {
+        self.fail_over();
+        wait_until("the old primary is a replica in sync", || {
+            self.primary
+                .cmd::<String>(&["INFO", "replication"])
+                .contains("master_link_status:up")
+        });
+    }
+}
+
+impl Drop for Sentinels {
+    fn drop(&mut self) {
+        for (child, _, _) in &mut self.sentinels {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
