@@ -34,6 +34,9 @@ complete -c redlock -n "__fish_redlock_needs_command" -f -a "help" -d 'Print thi
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s n -l name -d 'Name of the lock' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l prefix -d 'Prefix of every key redlock writes' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l ttl -d 'Length of the lease' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s w -l wait -d 'How long to wait for a busy lock (0: try once)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l heartbeat -d 'Interval between lease extensions [default: a third of --ttl]' -r
@@ -47,16 +50,25 @@ complete -c redlock -n "__fish_redlock_using_subcommand run" -s h -l help -d 'Pr
 complete -c redlock -n "__fish_redlock_using_subcommand status" -s n -l name -d 'Name of the lock' -r
 complete -c redlock -n "__fish_redlock_using_subcommand status" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand status" -l prefix -d 'Prefix of every key redlock writes' -r
+complete -c redlock -n "__fish_redlock_using_subcommand status" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand status" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand status" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand status" -l json -d 'Print JSON'
 complete -c redlock -n "__fish_redlock_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand list" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand list" -l prefix -d 'Prefix of every key redlock writes' -r
+complete -c redlock -n "__fish_redlock_using_subcommand list" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand list" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand list" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand list" -l json -d 'Print JSON'
 complete -c redlock -n "__fish_redlock_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -s n -l name -d 'Name of the lock' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l token -d 'Only if the lock still holds this token' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l prefix -d 'Prefix of every key redlock writes' -r
+complete -c redlock -n "__fish_redlock_using_subcommand release" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand release" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand release" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l force -d 'Really break the lock'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l now -d 'Delete the lock at once, without asking its holder to stop first'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -s h -l help -d 'Print help (see more with \'--help\')'

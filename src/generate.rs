@@ -167,8 +167,11 @@ The Redis server URL, or a comma\-separated list of them (\fB\-\-redis\fR).
 REDLOCK_PREFIX
 The prefix of every key (\fB\-\-prefix\fR).
 .TP
+REDLOCK_TLS_CA, REDLOCK_TLS_CERT, REDLOCK_TLS_KEY
+The CA certificates, client certificate and its key for rediss:// (\fB\-\-tls\-ca\fR, \fB\-\-tls\-cert\fR, \fB\-\-tls\-key\fR).
+.TP
 SSL_CERT_FILE
-A PEM file of certificates to trust for rediss:// instead of the system's.
+A PEM file of certificates to trust for rediss:// instead of the system's, unless \fB\-\-tls\-ca\fR is given.
 "#;
 
 /// The rest of the run page's ENVIRONMENT: what else `run` reads, and what the command gets.

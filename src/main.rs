@@ -16,7 +16,7 @@ use clap::Parser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use crate::cli::{Cli, Command};
-use crate::exit::Kind;
+use crate::exit::{Classify, Kind};
 
 /// The README builds redlock against musl, whose start-up asks the CPU nothing (glibc's asks it
 /// about its caches some fifty times, and each CPUID traps to the hypervisor in a virtual
@@ -62,12 +62,18 @@ fn main() -> ExitCode {
     let command = cli.command;
     // A bug must still end in one line and a documented status (the hook above printed it).
     let outcome = std::panic::catch_unwind(|| {
-        let (result, quiet_busy, busy_code) = match &command {
-            Command::Run(args) => (run::run(args), args.quiet, args.conflict_exit_code),
-            Command::Status(args) => (ops::status::status(args), false, exit::BUSY),
-            Command::List(args) => (ops::list::list(args), false, exit::BUSY),
-            Command::Release(args) => (ops::release::release(args), false, exit::BUSY),
+        let (quiet_busy, busy_code) = match &command {
+            Command::Run(args) => (args.quiet, args.conflict_exit_code),
+            _ => (false, exit::BUSY),
         };
+        // The TLS files serve every subcommand alike: read once, before anything runs.
+        let tls = settings::tls(command.servers()).kind(Kind::Usage);
+        let result = tls.and_then(|()| match &command {
+            Command::Run(args) => run::run(args),
+            Command::Status(args) => ops::status::status(args),
+            Command::List(args) => ops::list::list(args),
+            Command::Release(args) => ops::release::release(args),
+        });
         match result {
             Ok(code) => code,
             Err(failure) => {

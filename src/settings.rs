@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, ServerArgs};
 use crate::duration::human;
 use crate::lock::{Server, Timing};
 
@@ -133,6 +133,17 @@ fn rejoin(pieces: &[String]) -> Vec<String> {
         }
     }
     urls
+}
+
+/// Reads the files of `--tls-ca`, `--tls-cert` and `--tls-key`, for every `rediss://` server
+/// of the run: checked before anything runs, even with no TLS server, as a wrong path in
+/// `REDLOCK_TLS_CA` is a mistake whatever the URLs.
+pub fn tls(args: &ServerArgs) -> Result<()> {
+    Server::use_tls_files(
+        args.tls_ca.as_deref(),
+        args.tls_cert.as_deref(),
+        args.tls_key.as_deref(),
+    )
 }
 
 /// Checks what `RunArgs` cannot check by type alone; returns the lease timings.

@@ -1,13 +1,14 @@
 //! One Redis server as a `--redis` URL names it: where it is, how to log in, whether over TLS.
 //! redis-rs reads the URL; everything after that is ours (see `transport/mod.rs`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
 use super::resolve::Lookup;
 use super::sentinel::{self, SentinelUrl, Sentinels};
+use super::tls;
 
 /// A server to connect to. Copies share the host's addresses (`resolve.rs`).
 #[derive(Clone)]
@@ -24,7 +25,8 @@ pub struct Server {
 #[derive(Clone)]
 pub(super) enum Place {
     /// A host and port, the host's addresses (looked up once for every copy of the server),
-    /// and with `rediss://` whether the certificate goes unchecked (`#insecure`).
+    /// and with `rediss://` whether the certificate goes unchecked (`#insecure`); the run's
+    /// `--tls-*` files apply to every TLS server alike (`Server::use_tls_files`).
     Tcp {
         host: String,
         port: u16,
@@ -150,6 +152,12 @@ impl Server {
     /// Whether the sentinels say where this server is.
     pub(super) fn by_sentinel(&self) -> bool {
         matches!(self.place, Place::Sentinel(_))
+    }
+
+    /// Reads the files of `--tls-ca`, `--tls-cert` and `--tls-key` for every `rediss://` server
+    /// of the run (`tls.rs`); once, before any connection. `Err` names the file at fault.
+    pub fn use_tls_files(ca: Option<&Path>, cert: Option<&Path>, key: Option<&Path>) -> Result<()> {
+        tls::use_files(ca, cert, key)
     }
 
     /// The host to look up, if the server has one, and where its addresses go.
