@@ -2,6 +2,7 @@
 //! its address (never its password).
 
 use anyhow::anyhow;
+use rustls::AlertDescription;
 
 /// `error`, naming the server at `address`; while connecting or logging in, as a failure to
 /// connect.
@@ -43,8 +44,30 @@ pub(super) fn describe_io(error: &std::io::Error) -> anyhow::Error {
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => anyhow!("timed out"),
         std::io::ErrorKind::NotFound => anyhow!("no such socket"),
         std::io::ErrorKind::ConnectionRefused => anyhow!("connection refused"),
-        _ => anyhow!("{}", one_line(&error.to_string())),
+        _ => refused_certificate(error)
+            .unwrap_or_else(|| anyhow!("{}", one_line(&error.to_string()))),
     }
+}
+
+/// A server's TLS alert that says it refused our client certificate (`--tls-cert`), in words.
+/// With TLS 1.3 it comes after the handshake, in answer to the first request.
+fn refused_certificate(error: &std::io::Error) -> Option<anyhow::Error> {
+    use AlertDescription::*;
+    let Some(&rustls::Error::AlertReceived(alert)) = error.get_ref()?.downcast_ref() else {
+        return None;
+    };
+    let reason = match alert {
+        CertificateRequired => "none was given (--tls-cert, --tls-key)",
+        UnknownCA => "it is not signed by a CA the server trusts",
+        CertificateExpired => "it has expired",
+        CertificateRevoked => "it is revoked",
+        BadCertificate | UnsupportedCertificate | CertificateUnknown => "it is not acceptable",
+        AccessDenied => "access denied",
+        _ => return None,
+    };
+    Some(anyhow!(
+        "the server refused the client certificate: {reason}"
+    ))
 }
 
 pub(super) fn not_redis() -> anyhow::Error {
