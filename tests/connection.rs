@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, RedisServer, redlock, start_servers, takes_over_on_release, wait_for_holder,
+    Holder, MutualTls, RedisServer, redlock, start_servers, takes_over_on_release, wait_for_holder,
     wait_for_subscriber, waiter,
 };
 
@@ -113,6 +113,173 @@ fn tls_with_a_private_ca() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `--tls-auth-clients yes`: the run shows the client certificate of `--tls-cert`; without it,
+/// or with one the server's CA did not sign, the server refuses the connection (69).
+#[test]
+fn mutual_tls_with_a_client_certificate() {
+    let tls = MutualTls::start();
+    let run = |files: &[(&str, &str)]| {
+        let mut command = redlock(&tls.url());
+        command.args(["run", "-n", "mtls"]);
+        for (option, file) in files {
+            command.arg(option).arg(tls.file(file));
+        }
+        command.args(["--", "echo", "over-mtls"]).output().unwrap()
+    };
+    let ca = ("--tls-ca", "ca.crt");
+    let output = run(&[
+        ca,
+        ("--tls-cert", "client.crt"),
+        ("--tls-key", "client.key"),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, b"over-mtls\n");
+    assert_eq!(tls.server.cmd::<i64>(&["GET", "redlock:{mtls}:fence"]), 1);
+    // The server's reason, in one line that names it.
+    let refused = format!(
+        "Redis at 127.0.0.1:{} (TLS): the server refused the client certificate: ",
+        tls.tls_port
+    );
+    let stranger = [
+        ca,
+        ("--tls-cert", "stranger.crt"),
+        ("--tls-key", "stranger.key"),
+    ];
+    for (files, reason) in [
+        (&[ca][..], "none was given"),
+        (&stranger, "it is not signed by a CA the server trusts"),
+    ] {
+        let output = run(files);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(69), "{files:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{files:?}: the command ran");
+        assert!(stderr.starts_with("redlock: "), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(&format!("{refused}{reason}")), "{stderr}");
+    }
+    assert_eq!(tls.server.cmd::<i64>(&["GET", "redlock:{mtls}:fence"]), 1);
+}
+
+/// REDLOCK_TLS_* serve every subcommand, as the flags do; `--tls-ca` replaces SSL_CERT_FILE,
+/// which still serves when it is not given.
+#[test]
+fn mutual_tls_from_the_environment() {
+    let tls = MutualTls::start();
+    let output = redlock(&tls.url())
+        .env("REDLOCK_TLS_CA", tls.file("ca.crt"))
+        .env("REDLOCK_TLS_CERT", tls.file("client.crt"))
+        .env("REDLOCK_TLS_KEY", tls.file("client.key"))
+        .args(["run", "-n", "env", "--", "echo", "from-env"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, b"from-env\n");
+    // SSL_CERT_FILE without --tls-ca; `status` reaches the server (1: the lock is free).
+    let output = redlock(&tls.url())
+        .env("SSL_CERT_FILE", tls.file("ca.crt"))
+        .env("REDLOCK_TLS_CERT", tls.file("client.crt"))
+        .env("REDLOCK_TLS_KEY", tls.file("client.key"))
+        .args(["status", "-n", "env"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // --tls-ca, not SSL_CERT_FILE: a CA that did not sign the server's certificate fails.
+    let output = redlock(&tls.url())
+        .env("SSL_CERT_FILE", tls.file("ca.crt"))
+        .env("REDLOCK_TLS_CA", tls.file("stranger.crt"))
+        .env("REDLOCK_TLS_CERT", tls.file("client.crt"))
+        .env("REDLOCK_TLS_KEY", tls.file("client.key"))
+        .args(["status", "-n", "env"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
+}
+
+/// The TLS files are read before anything runs: a bad one is a usage error (64) naming it,
+/// whatever the subcommand and whether or not a server would have asked for it.
+#[test]
+fn tls_files_are_checked_before_anything_runs() {
+    let tls = MutualTls::start();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.crt");
+    let missing = missing.to_str().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "no PEM here\n").unwrap();
+    let notes = notes.to_str().unwrap();
+    let (ca, cert, key) = (
+        tls.file("ca.crt"),
+        tls.file("client.crt"),
+        tls.file("client.key"),
+    );
+    let stranger = tls.file("stranger.key");
+    let cases: [(&[&str], String); 7] = [
+        (
+            &["--tls-ca", missing],
+            format!("cannot read --tls-ca {missing}: No such file or directory"),
+        ),
+        (
+            &["--tls-cert", missing, "--tls-key", &key],
+            format!("cannot read --tls-cert {missing}"),
+        ),
+        (
+            &["--tls-ca", notes],
+            format!("no PEM certificate in --tls-ca {notes}"),
+        ),
+        (
+            &["--tls-cert", &cert, "--tls-key", &ca],
+            format!("no PEM private key in --tls-key {ca}"),
+        ),
+        (
+            &["--tls-cert", &cert, "--tls-key", &stranger],
+            format!("--tls-key {stranger} does not go with --tls-cert {cert}"),
+        ),
+        (&["--tls-cert", &cert], "--tls-key <FILE>".to_string()),
+        (&["--tls-key", &key], "--tls-cert <FILE>".to_string()),
+    ];
+    for (options, expected) in cases {
+        let run: (&[&str], &[&str]) = (&["run", "-n", "x"], &["--", "echo", "ran"]);
+        for (subcommand, command) in [run, (&["list"], &[])] {
+            let output = redlock(&tls.url())
+                .args(subcommand)
+                .args(options)
+                .args(command)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(64), "{options:?}: {stderr}");
+            assert!(output.stdout.is_empty(), "{options:?}: something ran");
+            assert!(stderr.starts_with("redlock: "), "{stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            assert!(stderr.contains(&expected), "{options:?}: {stderr}");
+        }
+    }
+    // The environment's files are checked as the flags' are, with no TLS server at all.
+    let output = redlock(&tls.server.url())
+        .env("REDLOCK_TLS_CA", missing)
+        .args(["run", "-n", "x", "--", "echo", "ran"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains(missing), "{stderr}");
+    assert_eq!(tls.server.cmd::<i64>(&["EXISTS", "redlock:{x}:fence"]), 0);
 }
 
 #[test]

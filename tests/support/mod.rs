@@ -697,5 +697,123 @@ pub fn contend_on(url: &str, name: &str, loops: usize, runs: usize) {
     }
 }
 
+/// A server that speaks TLS only to clients with a certificate its CA signed
+/// (`--tls-auth-clients yes`), with the files a client needs in `certs`: `ca.crt`, and
+/// `client.crt` with `client.key`; `stranger.crt` with `stranger.key` are a certificate the
+/// server does not trust. Its plain port (`server.url()`) is for the test's own inspection.
+pub struct MutualTls {
+    pub server: RedisServer,
+    pub tls_port: u16,
+    pub certs: TempDir,
+}
+
+impl MutualTls {
+    pub fn start() -> Self {
+        let certs = tempfile::tempdir().unwrap();
+        let dir = certs.path();
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stderr(Stdio::null())
+                .status();
+            assert!(
+                status.expect("openssl must be installed").success(),
+                "openssl {args:?}"
+            );
+        };
+        // EC keys: made in a moment, where RSA keys take a good part of a second each.
+        let new_key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let self_signed = |name: &str, subject: &str| {
+            let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
+            let args = [
+                &["req", "-x509"][..],
+                &new_key,
+                &["-keyout", &key, "-out", &crt],
+            ]
+            .concat();
+            openssl(&[&args[..], &["-days", "2", "-subj", subject]].concat());
+        };
+        let signed = |name: &str, subject: &str, extension: &str| {
+            let (key, csr, crt, ext) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+                format!("{name}.ext"),
+            );
+            let args = [&["req"][..], &new_key, &["-keyout", &key, "-out", &csr]].concat();
+            openssl(&[&args[..], &["-subj", subject]].concat());
+            std::fs::write(dir.join(&ext), format!("{extension}\n")).unwrap();
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ]);
+        };
+        self_signed("ca", "/CN=redlock test CA");
+        signed("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1");
+        signed("client", "/CN=redlock", "extendedKeyUsage=clientAuth");
+        self_signed("stranger", "/CN=stranger");
+        let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+        let (crt, key, ca) = (path("server.crt"), path("server.key"), path("ca.crt"));
+        // The plain port tells when the server is ready (the fixture's client has no
+        // certificate); the TLS port is taken afresh with each attempt, as the plain one is.
+        let tls_port = std::cell::Cell::new(0);
+        let args = |port: u16| -> Vec<String> {
+            tls_port.set(free_port());
+            let (port, tls) = (port.to_string(), tls_port.get().to_string());
+            [
+                "--port",
+                &port,
+                "--tls-port",
+                &tls,
+                "--tls-cert-file",
+                &crt,
+                "--tls-key-file",
+                &key,
+                "--tls-ca-cert-file",
+                &ca,
+                "--tls-auth-clients",
+                "yes",
+            ]
+            .map(String::from)
+            .to_vec()
+        };
+        let server = RedisServer::launch(args, |port| format!("redis://127.0.0.1:{port}"));
+        MutualTls {
+            server,
+            tls_port: tls_port.get(),
+            certs,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port)
+    }
+
+    /// One of the files in `certs`, by name.
+    pub fn file(&self, name: &str) -> String {
+        self.certs.path().join(name).to_str().unwrap().to_string()
+    }
+}
+
 pub mod cluster;
 pub mod sentinel;
