@@ -199,11 +199,17 @@ impl RedisServer {
     }
 
     pub fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        self.try_cmd(args)
+            .unwrap_or_else(|e| panic!("{args:?} on port {}: {e}", self.port))
+    }
+
+    /// `cmd`, for a server that may refuse for a moment (a failover under way).
+    pub fn try_cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> redis::RedisResult<T> {
         let mut command = redis::cmd(args[0]);
         for arg in &args[1..] {
             command.arg(*arg);
         }
-        command.query(&mut self.connection()).unwrap()
+        command.query(&mut self.connection())
     }
 
     /// A partition, as far as the client can tell: the process stops answering.
@@ -645,10 +651,24 @@ pub fn wait_for_holder(server: &RedisServer, name: &str) {
 }
 
 fn wait_for_listener(server: &RedisServer, channel: &str, what: &str) {
-    wait_until(what, || {
-        let counts: Vec<redis::Value> = server.cmd(&["PUBSUB", "NUMSUB", channel]);
-        counts.get(1) == Some(&redis::Value::Int(1))
-    });
+    let mut connection = server.connection();
+    wait_until(what, || listeners(&mut connection, channel) == 1);
+}
+
+/// How many listen on `channel`: redlock subscribes with sharded pub/sub (SSUBSCRIBE) where the
+/// server has it (Redis 7+), with SUBSCRIBE before; either counts.
+pub fn listeners(connection: &mut redis::Connection, channel: &str) -> i64 {
+    let mut count = |kind: &str| {
+        let counts: redis::RedisResult<Vec<redis::Value>> = redis::cmd("PUBSUB")
+            .arg(kind)
+            .arg(channel)
+            .query(connection);
+        match counts.ok().and_then(|c| c.get(1).cloned()) {
+            Some(redis::Value::Int(n)) => n,
+            _ => 0,
+        }
+    };
+    count("NUMSUB") + count("SHARDNUMSUB")
 }
 
 /// `loops` shell loops of `runs` runs each on one lock name, all with `--wait`: checks that the

@@ -46,5 +46,9 @@ redis.call('HSET', KEYS[2], 'token', ARGV[1], 'fence', fence, 'start', now_ms,
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 -- A holder that is still alive (its key was deleted behind its back, or its server lost it)
 -- learns at once that it has been taken over, and stops its command.
-redis.call('PUBLISH', ARGV[9], 'taken ' .. ARGV[1])
+-- Sharded pub/sub (Redis 7+) reaches the subscribers of the node that owns the lock's slot;
+-- an older server has only PUBLISH (the subscribers fall back the same way).
+if not pcall(redis.call, 'SPUBLISH', ARGV[9], 'taken ' .. ARGV[1]) then
+  redis.call('PUBLISH', ARGV[9], 'taken ' .. ARGV[1])
+end
 return {1, fence}

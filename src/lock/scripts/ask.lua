@@ -28,4 +28,9 @@ if redis.call('TYPE', KEYS[2]).ok == 'hash' and redis.call('HGET', KEYS[2], 'tok
     state = 'stopping'
   end
 end
-return {current, kill_after, redis.call('PUBLISH', ARGV[1], 'stop ' .. current), age, state}
+-- Sharded pub/sub where the server has it (Redis 7+), as acquire.lua.
+local sharded, listeners = pcall(redis.call, 'SPUBLISH', ARGV[1], 'stop ' .. current)
+if not sharded then
+  listeners = redis.call('PUBLISH', ARGV[1], 'stop ' .. current)
+end
+return {current, kill_after, listeners, age, state}

@@ -19,5 +19,8 @@ end
 -- key of another type this fails, and the lock is not half released.)
 local first = redis.call('ZPOPMIN', KEYS[3])
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('PUBLISH', ARGV[3], first[1] or '')
+-- Sharded pub/sub where the server has it (Redis 7+), as acquire.lua.
+if not pcall(redis.call, 'SPUBLISH', ARGV[3], first[1] or '') then
+  redis.call('PUBLISH', ARGV[3], first[1] or '')
+end
 return 1

@@ -13,9 +13,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self, sockopt};
+use redis::Value;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 
@@ -218,12 +219,19 @@ impl Conn {
     pub(super) fn next_unmatched(&mut self) -> Result<Option<Reply>> {
         while let Some((reply, used)) = resp::parse(&self.input).map_err(|_| not_redis())? {
             self.input.drain(..used);
-            if !matches!(self.expect.front(), Some(Expect::Hello)) {
+            if !matches!(self.expect.front(), Some(Expect::Hello | Expect::Role)) {
                 return Ok(Some(reply));
             }
-            self.expect.pop_front();
-            if let Reply::Error(text) = reply {
-                return Err(describe_reply(&text));
+            let expected = self.expect.pop_front();
+            match reply {
+                Reply::Error(text) => return Err(describe_reply(&text)),
+                Reply::Value(Value::Array(role))
+                    if matches!(expected, Some(Expect::Role))
+                        && role.first() != Some(&Value::BulkString(b"master".to_vec())) =>
+                {
+                    return Err(anyhow!("the node the sentinels named is not the primary"));
+                }
+                Reply::Value(_) => {}
             }
         }
         Ok(None)

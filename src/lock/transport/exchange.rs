@@ -281,11 +281,7 @@ impl Conn {
         }
         current.redirects += 1;
         current.in_full = None;
-        self.close();
-        if let Some(to) = &to {
-            self.server = self.server.at(&to.host, to.port);
-        }
-        self.open()?;
+        self.move_to(to.as_ref())?;
         // The request goes in full: the node may not know the script.
         self.fresh = false;
         if to.is_some_and(|to| to.ask) {
@@ -300,6 +296,16 @@ impl Conn {
         Ok(Outcome::Nothing)
     }
 
+    /// Opens the connection again, to the cluster node `to` names, or (none) to wherever the
+    /// server's address leads now (Sentinel's primary).
+    pub(super) fn move_to(&mut self, to: Option<&Redirect>) -> Result<()> {
+        self.close();
+        if let Some(to) = to {
+            self.server = self.server.at(&to.host, to.port);
+        }
+        self.open()
+    }
+
     fn answer(&mut self, answer: Result<Value>) -> Result<Outcome> {
         self.current = None;
         Ok(Outcome::Answer(answer.map_err(|e| self.named(e, false))))
@@ -308,14 +314,14 @@ impl Conn {
 
 /// A cluster's redirect: `MOVED 3999 127.0.0.1:6381` or `ASK 3999 127.0.0.1:6381`.
 #[derive(Debug, PartialEq, Eq)]
-struct Redirect {
+pub(super) struct Redirect {
     ask: bool,
     host: String,
     port: u16,
 }
 
 impl Redirect {
-    fn parse(text: &str) -> Option<Redirect> {
+    pub(super) fn parse(text: &str) -> Option<Redirect> {
         let mut words = text.split_whitespace();
         let ask = match words.next()? {
             "MOVED" => false,

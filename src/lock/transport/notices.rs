@@ -10,11 +10,15 @@ use nix::libc;
 use redis::Value;
 
 use super::conn::{Conn, Pumped};
+use super::exchange::Redirect;
 use super::resp::Reply;
 use super::server::Server;
 
 pub struct Notices {
-    conns: Vec<Conn>,
+    /// Each subscription, and whether it is sharded (SSUBSCRIBE: Redis 7+, on the node that
+    /// owns the lock's slot) or not (SUBSCRIBE, on an older server).
+    conns: Vec<(Conn, bool)>,
+    channel: String,
 }
 
 impl Notices {
@@ -22,22 +26,19 @@ impl Notices {
     /// cannot be reached is left out: it only costs the prompt wake-up, and the waiter's timed
     /// retry reports it if it stays so.
     pub fn subscribe(servers: &[Server], channel: &str) -> Notices {
-        let mut conns: Vec<Conn> = servers.iter().map(Conn::new).collect();
-        let subscribe = redis::cmd("SUBSCRIBE").arg(channel).get_packed_command();
-        conns.retain_mut(|conn| {
-            conn.open().is_ok() && {
-                conn.queue_unmatched(&subscribe);
-                conn.flush().is_ok()
-            }
-        });
-        Notices { conns }
+        let mut conns: Vec<(Conn, bool)> = servers.iter().map(|s| (Conn::new(s), true)).collect();
+        conns.retain_mut(|(conn, _)| conn.open().is_ok() && subscribe(conn, channel, true));
+        Notices {
+            conns,
+            channel: channel.to_string(),
+        }
     }
 
     /// The sockets to wait on, for `poll`.
     pub fn poll_fds(&self) -> Vec<libc::pollfd> {
         self.conns
             .iter()
-            .filter_map(Conn::poll_fd)
+            .filter_map(|(conn, _)| conn.poll_fd())
             .map(|fd| libc::pollfd {
                 fd: fd.as_fd().as_raw_fd(),
                 events: fd.events().bits(),
@@ -52,11 +53,26 @@ impl Notices {
     /// is dropped.
     pub fn read(&mut self) -> Vec<Option<String>> {
         let mut notices = Vec::new();
-        self.conns.retain_mut(|conn| match conn.pump() {
+        let channel = &self.channel;
+        self.conns.retain_mut(|(conn, sharded)| match conn.pump() {
             Ok(Pumped::Connecting) => true,
             Ok(Pumped::Open { closed }) => loop {
                 match conn.next_unmatched() {
                     Ok(Some(Reply::Value(Value::Array(message)))) => notices.push(named(&message)),
+                    // A cluster node that does not own the lock's slot names the one that does.
+                    Ok(Some(Reply::Error(text)))
+                        if *sharded && Redirect::parse(&text).is_some() =>
+                    {
+                        break conn.move_to(Redirect::parse(&text).as_ref()).is_ok()
+                            && subscribe(conn, channel, true);
+                    }
+                    // A server without sharded pub/sub (before Redis 7).
+                    Ok(Some(Reply::Error(_))) if *sharded => {
+                        *sharded = false;
+                        if !subscribe(conn, channel, false) {
+                            break false;
+                        }
+                    }
                     Ok(Some(_)) => {}
                     Ok(None) => break !closed,
                     Err(_) => break false,
@@ -68,12 +84,20 @@ impl Notices {
     }
 }
 
-/// The waiter a release notice names: its payload, `message CHANNEL TOKEN`. A subscription's
+/// Queues the subscription to `channel`, sharded or not, and writes it; false if it fails.
+fn subscribe(conn: &mut Conn, channel: &str, sharded: bool) -> bool {
+    let command = if sharded { "SSUBSCRIBE" } else { "SUBSCRIBE" };
+    conn.queue_unmatched(&redis::cmd(command).arg(channel).get_packed_command());
+    conn.flush().is_ok()
+}
+
+/// The waiter a release notice names: its payload, `message CHANNEL TOKEN` (`smessage` when
+/// sharded). A subscription's
 /// confirmation, or a notice naming no one (a lock broken by `release --force`), names none.
 fn named(message: &[Value]) -> Option<String> {
     match message {
         [Value::BulkString(kind), _, Value::BulkString(token)]
-            if kind == b"message" && !token.is_empty() =>
+            if (kind == b"message" || kind == b"smessage") && !token.is_empty() =>
         {
             Some(String::from_utf8_lossy(token).into_owned())
         }
@@ -94,6 +118,8 @@ mod tests {
         let message = [bulk("message"), bulk("redlock:{x}:released"), bulk("abc")];
         assert_eq!(named(&message), Some("abc".to_string()));
         // A lock broken by an operator names no one; nor does a confirmed subscription.
+        let sharded = [bulk("smessage"), bulk("redlock:{x}:released"), bulk("abc")];
+        assert_eq!(named(&sharded), Some("abc".to_string()));
         let broken = [bulk("message"), bulk("redlock:{x}:released"), bulk("")];
         assert_eq!(named(&broken), None);
         let confirmed = [
