@@ -28,6 +28,7 @@ fn bench_quick_mode_runs_every_scenario() {
         "B4 quorum (median ms)",
         "B5 memory and size",
         "B6 heartbeat",
+        "B7 deployments (median ms)",
     ] {
         assert!(
             results.get(scenario).is_some(),
@@ -44,6 +45,7 @@ fn bench_quick_mode_runs_every_scenario() {
         "| B4 quorum | acquire + release, 5 server(s) |",
         "| B5 memory |",
         "| B6 heartbeat |",
+        "| B7 deployments |",
     ] {
         assert!(table.contains(row), "no row {row} in\n{table}");
     }
