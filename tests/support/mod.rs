@@ -61,7 +61,7 @@ impl RedisServer {
                 return server;
             }
         }
-        panic!("could not start redis-server");
+        panic!("could not start {}", server_program());
     }
 
     fn wait_ready(&mut self, url: &str) -> bool {
@@ -261,9 +261,17 @@ impl Drop for RedisServer {
     }
 }
 
+/// The server program every fixture starts: `$REDLOCK_TEST_REDIS_SERVER` (a path or a name on
+/// the PATH: another Redis or a Valkey, as .ci/run tests each supported version), else
+/// `redis-server`. A Sentinel or a cluster node is this same program with other arguments.
+pub fn server_program() -> String {
+    std::env::var("REDLOCK_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
+}
+
 /// A redis-server without persistence, logging to `dir`, with `args` (the port among them).
 fn spawn_redis(dir: &Path, args: &[String]) -> Child {
-    Command::new("redis-server")
+    let program = server_program();
+    Command::new(&program)
         .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .args(["--dir", dir.to_str().unwrap(), "--logfile", "redis.log"])
         .args(args)
@@ -271,7 +279,7 @@ fn spawn_redis(dir: &Path, args: &[String]) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("redis-server must be installed (see README)")
+        .unwrap_or_else(|e| panic!("cannot start {program} (see README's tests): {e}"))
 }
 
 fn free_port() -> u16 {
