@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 # 1. Packages. A Redis server to use; the C compiler for musl (ring, the TLS library's
 #    cryptography, needs it for that target). For the tests: openssl and script(1) (TLS and
 #    terminal cases), groff (the man pages render), python3, hyperfine, time and a C compiler
-#    (the benchmarks' quick mode).
+#    (the benchmarks' quick mode), python3-venv (CI's other server versions).
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v musl-gcc >/dev/null || missing+=(musl-tools)
@@ -17,6 +17,7 @@ command -v script >/dev/null || missing+=(bsdutils)
 command -v groff >/dev/null || missing+=(groff-base)
 command -v hyperfine >/dev/null || missing+=(hyperfine)
 command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v cc >/dev/null || missing+=(gcc)
 [ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
