@@ -52,6 +52,7 @@ impl RedisServer {
     /// when `ready_url(port)` reaches it, and it is ours (not another test's on the same port).
     fn launch(args: impl Fn(u16) -> Vec<String>, ready_url: impl Fn(u16) -> String) -> Self {
         // Another test may take the port between our probe and redis' bind: try again then.
+        let mut said = String::new();
         for _ in 0..10 {
             let port = free_port();
             let dir = tempfile::tempdir().expect("temp dir");
@@ -60,8 +61,13 @@ impl RedisServer {
             if server.wait_ready(&ready_url(port)) {
                 return server;
             }
+            said = server.log();
         }
-        panic!("could not start {}", server_program());
+        // A server built without an option (TLS) says so on stderr, before its log is open.
+        panic!(
+            "could not start {}; its last try said:\n{said}",
+            server_program()
+        );
     }
 
     fn wait_ready(&mut self, url: &str) -> bool {
@@ -241,8 +247,10 @@ impl RedisServer {
         }
     }
 
+    /// What the server wrote to its stderr (errors in its arguments), then its log.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+        let read = |name| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        read("stderr") + &read("redis.log")
     }
 }
 
@@ -277,7 +285,7 @@ fn spawn_redis(dir: &Path, args: &[String]) -> Child {
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr")).expect("the server's stderr file"))
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {program} (see README's tests): {e}"))
 }
