@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 
 use tempfile::TempDir;
 
-use super::{RedisServer, free_port, wait_until};
+use super::{RedisServer, free_port, server_program, wait_until};
 
 /// The service name the sentinels know the primary by.
 pub const SERVICE: &str = "mymaster";
@@ -42,7 +42,7 @@ impl Sentinels {
                     ),
                 )
                 .unwrap();
-                let child = Command::new("redis-server")
+                let child = Command::new(server_program())
                     .arg(&config)
                     .arg("--sentinel")
                     .stdin(Stdio::null())
