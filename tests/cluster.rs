@@ -185,3 +185,26 @@ fn a_migrated_slot_is_followed() {
     assert!(status.success(), "{stderr}");
     assert_eq!(target.cmd::<i64>(&["EXISTS", &key]), 0);
 }
+
+/// One URL may list several nodes of the cluster: one that cannot be reached is skipped.
+#[test]
+fn a_list_of_nodes_skips_one_that_is_down() {
+    let cluster = Cluster::start(3, 0);
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = down.local_addr().unwrap().port();
+    drop(down); // nothing listens there now: connections are refused
+    let url = format!(
+        "redis://127.0.0.1:{port},127.0.0.1:{}",
+        cluster.nodes[1].port
+    );
+    let output = redlock(&url)
+        .args(["run", "-n", "seeds", "--", "echo", "ran"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, b"ran\n");
+}

@@ -83,7 +83,8 @@ impl Conn {
                 tls,
             } => {
                 let (host, port, lookup, tls) = (host.clone(), *port, lookup.clone(), *tls);
-                self.connect_tcp(&host, port, &lookup, tls)?
+                let seeds = self.server.seeds.clone();
+                self.connect_tcp(&host, port, &lookup, &seeds, tls)?
             }
             Place::Sentinel(sentinels) => {
                 let sentinels = sentinels.clone();
@@ -91,7 +92,7 @@ impl Conn {
                 let (host, port) = sentinels
                     .primary(deadline)
                     .map_err(|e| self.named(e, true))?;
-                self.connect_tcp(&host, port, &Lookup::default(), sentinels.tls)?
+                self.connect_tcp(&host, port, &Lookup::default(), &[], sentinels.tls)?
             }
         };
         self.stream = Some(stream);
@@ -107,12 +108,14 @@ impl Conn {
         Ok(())
     }
 
-    /// Starts connecting to `host:port`, over TLS if `tls` says so.
+    /// Starts connecting to `host:port`, over TLS if `tls` says so; the `seeds` (other nodes of
+    /// a cluster) are tried after its own addresses.
     fn connect_tcp(
         &mut self,
         host: &str,
         port: u16,
         lookup: &Lookup,
+        seeds: &[(String, u16)],
         tls: Option<Tls>,
     ) -> Result<Stream> {
         self.tls = match tls {
@@ -124,6 +127,11 @@ impl Conn {
         };
         let addresses = lookup.addresses(host, port);
         self.addresses = addresses.map_err(|e| self.named(e, true))?.into();
+        for (seed, port) in seeds {
+            // One that cannot be looked up is left out: the others may do.
+            self.addresses
+                .extend(Lookup::default().addresses(seed, *port).unwrap_or_default());
+        }
         let no_address = io::Error::new(io::ErrorKind::AddrNotAvailable, "the host has no address");
         self.connect_next(no_address)
             .map_err(|e| self.cannot_connect(&e))

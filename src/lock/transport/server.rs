@@ -20,6 +20,9 @@ pub struct Server {
     pub(super) hello: Vec<Vec<u8>>,
     /// `--wait-replicas`: how many replicas must confirm each write of the lease.
     pub replicas: u32,
+    /// More nodes of the same Redis Cluster (`redis://h1:7000,h2:7001`), tried in turn when
+    /// the first cannot be reached: any node leads to the one that owns the lock.
+    pub(super) seeds: Vec<(String, u16)>,
 }
 
 #[derive(Clone)]
@@ -70,8 +73,9 @@ impl Server {
                 sentinel::GRAMMAR
             );
         }
+        let (url, seeds) = split_seeds(url)?;
         // The redis crate's messages may quote the URL, password included: keep them out.
-        let info = url.into_connection_info().map_err(|_| {
+        let info = url.as_str().into_connection_info().map_err(|_| {
             anyhow!(
                 "invalid Redis URL for a {scheme}:// server: check the host, port and database number"
             )
@@ -106,7 +110,12 @@ impl Server {
             other => bail!("invalid Redis URL: unsupported address {other:?}"),
         };
         let settings = info.redis_settings();
+        let address = std::iter::once(address)
+            .chain(seeds.iter().map(|(host, port)| format!("{host}:{port}")))
+            .collect::<Vec<_>>()
+            .join(",");
         Ok(Server {
+            seeds,
             address,
             place,
             hello: hello(settings.username(), settings.password(), settings.db()),
@@ -120,6 +129,7 @@ impl Server {
             hello: hello(url.user.as_deref(), url.password.as_deref(), url.db),
             place: Place::Sentinel(Box::new(url.sentinels)),
             replicas: 0,
+            seeds: Vec::new(),
         }
     }
 
@@ -146,6 +156,7 @@ impl Server {
             },
             hello: self.hello.clone(),
             replicas: self.replicas,
+            seeds: Vec::new(),
         }
     }
 
@@ -185,4 +196,56 @@ fn hello(user: Option<&str>, password: Option<&str>, db: i64) -> Vec<Vec<u8>> {
         hello.push(redis::cmd("SELECT").arg(db).get_packed_command());
     }
     hello
+}
+
+/// `redis://[AUTH@]H1[:P1],H2[:P2]/...` as the URL of its first host, and the others.
+fn split_seeds(url: &str) -> Result<(String, Vec<(String, u16)>)> {
+    let (scheme, rest) = url.split_once("://").expect("checked by the caller");
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let (auth, hosts) = match authority.rsplit_once('@') {
+        Some((auth, hosts)) => (format!("{auth}@"), hosts),
+        None => (String::new(), authority),
+    };
+    let mut hosts = hosts.split(',');
+    let first = hosts.next().unwrap_or_default();
+    let mut seeds = Vec::new();
+    for host in hosts {
+        let (name, port) = match host.rsplit_once(':') {
+            Some((name, port)) if !name.ends_with(':') && !port.ends_with(']') => (
+                name,
+                port.parse()
+                    .map_err(|_| anyhow!("invalid Redis URL: a bad port in '{host}'"))?,
+            ),
+            _ => (host, 6379),
+        };
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        if name.is_empty() {
+            bail!("invalid Redis URL: an empty host in a list of cluster nodes");
+        }
+        seeds.push((name.to_string(), port));
+    }
+    Ok((format!("{scheme}://{auth}{first}{path}"), seeds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_seeds_are_read() {
+        let (url, seeds) = split_seeds("redis://:pw@n1:7000,n2:7001,[::1]:7002,n4/3").unwrap();
+        assert_eq!(url, "redis://:pw@n1:7000/3");
+        assert_eq!(
+            seeds,
+            [
+                ("n2".to_string(), 7001),
+                ("::1".to_string(), 7002),
+                ("n4".to_string(), 6379)
+            ]
+        );
+        let server = Server::parse("redis://n1:7000,n2:7001").unwrap();
+        assert_eq!(server.address, "n1:7000,n2:7001");
+        assert!(split_seeds("redis://n1,n2:x").is_err());
+    }
 }
