@@ -15,8 +15,8 @@ pub struct ServerArgs {
     /// for TLS; ?sentinel_username=U&sentinel_password=P when the sentinels' own credentials
     /// differ) for the primary that Redis Sentinel watches under SERVICE: the sentinels are asked
     /// where it is each time a connection opens, and again after a failover. A URL may name any
-    /// node of a Redis Cluster: requests follow the cluster's redirects to the node that owns the
-    /// lock. A cluster, or a set of sentinels, counts as one server. A TLS server's certificate is checked against those of --tls-ca, else the system's
+    /// node of a Redis Cluster, or several (redis://n1:7000,n2:7001, tried in turn): requests
+    /// follow the cluster's redirects to the node that owns the lock. A cluster, or a set of sentinels, counts as one server. A TLS server's certificate is checked against those of --tls-ca, else the system's
     /// trusted certificates or those of the PEM file SSL_CERT_FILE names; a URL ending in
     /// /#insecure skips the check (for testing only). Checked before anything runs; messages name a server by host:port
     /// or socket path, never with its password. Repeat it, or give REDLOCK_URL a comma-separated
