@@ -5,8 +5,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, MutualTls, RedisServer, redlock, start_servers, takes_over_on_release, wait_for_holder,
-    wait_for_subscriber, waiter,
+    Holder, MutualTls, RedisServer, redlock, start_servers, succeeded, takes_over_on_release,
+    wait_for_holder, wait_for_subscriber, waiter,
 };
 
 #[test]
@@ -79,17 +79,14 @@ fn users_passwords_and_databases() {
 fn tls_with_a_private_ca() {
     let (server, certs) = RedisServer::start_tls();
     let url = format!("rediss://127.0.0.1:{}", server.port);
-    let output = redlock(&url)
-        .env("SSL_CERT_FILE", certs.path().join("ca.crt"))
-        .args(["run", "-n", "tls", "--", "echo", "over-tls"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    assert_eq!(
+        succeeded(
+            redlock(&url)
+                .env("SSL_CERT_FILE", certs.path().join("ca.crt"))
+                .args(["run", "-n", "tls", "--", "echo", "over-tls"])
+        ),
+        b"over-tls\n"
     );
-    assert_eq!(output.stdout, b"over-tls\n");
     // Without the CA the certificate is not trusted, and nothing runs.
     let output = redlock(&url)
         .env("SSL_CERT_FILE", "/dev/null")
@@ -171,19 +168,16 @@ fn mutual_tls_with_a_client_certificate() {
 #[test]
 fn mutual_tls_from_the_environment() {
     let tls = MutualTls::start();
-    let output = redlock(&tls.url())
-        .env("REDLOCK_TLS_CA", tls.file("ca.crt"))
-        .env("REDLOCK_TLS_CERT", tls.file("client.crt"))
-        .env("REDLOCK_TLS_KEY", tls.file("client.key"))
-        .args(["run", "-n", "env", "--", "echo", "from-env"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    assert_eq!(
+        succeeded(
+            redlock(&tls.url())
+                .env("REDLOCK_TLS_CA", tls.file("ca.crt"))
+                .env("REDLOCK_TLS_CERT", tls.file("client.crt"))
+                .env("REDLOCK_TLS_KEY", tls.file("client.key"))
+                .args(["run", "-n", "env", "--", "echo", "from-env"])
+        ),
+        b"from-env\n"
     );
-    assert_eq!(output.stdout, b"from-env\n");
     // SSL_CERT_FILE without --tls-ca; `status` reaches the server (1: the lock is free).
     let output = redlock(&tls.url())
         .env("SSL_CERT_FILE", tls.file("ca.crt"))
@@ -288,16 +282,10 @@ fn unix_socket_urls_work() {
     let socket = dir.path().join("redis.sock");
     let _server = RedisServer::start_with(&["--unixsocket", socket.to_str().unwrap()]);
     let url = format!("redis+unix://{}", socket.display());
-    let output = redlock(&url)
-        .args(["run", "-n", "x", "--", "echo", "via-socket"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    assert_eq!(
+        succeeded(redlock(&url).args(["run", "-n", "x", "--", "echo", "via-socket"])),
+        b"via-socket\n"
     );
-    assert_eq!(output.stdout, b"via-socket\n");
 }
 
 /// A one-node cluster owns every slot, yet still refuses a script whose keys span slots

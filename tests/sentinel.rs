@@ -5,7 +5,8 @@ use std::process::Stdio;
 
 use crate::support::sentinel::Sentinels;
 use crate::support::{
-    Holder, redlock, script_calls, takes_over_on_release, wait_for_subscriber, wait_until, waiter,
+    Holder, redlock, script_calls, succeeded, takes_over_on_release, wait_for_subscriber,
+    wait_until, waiter,
 };
 
 /// A run, a busy run, a waiter taking over on release, and `status`, all through the sentinels.
@@ -13,16 +14,10 @@ use crate::support::{
 fn run_busy_wait_and_status_through_sentinel() {
     let set = Sentinels::start();
     let url = set.url();
-    let output = redlock(&url)
-        .args(["run", "-n", "s", "--", "echo", "ran"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    assert_eq!(
+        succeeded(redlock(&url).args(["run", "-n", "s", "--", "echo", "ran"])),
+        b"ran\n"
     );
-    assert_eq!(output.stdout, b"ran\n");
     // It ran on the primary: the fencing counter is there.
     assert_eq!(set.primary.cmd::<i64>(&["GET", "redlock:{s}:fence"]), 1);
 

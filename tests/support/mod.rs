@@ -298,6 +298,17 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Runs `command`, which must succeed (its stderr shows why not): its stdout.
+pub fn succeeded(command: &mut Command) -> Vec<u8> {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
 /// `redlock` against `url`, with no REDLOCK_* variables inherited from the caller, and the
 /// signals it handles at their defaults (see `with_default_signals`).
 pub fn redlock(url: &str) -> Command {
