@@ -5,7 +5,7 @@ use std::thread;
 
 use crate::support::cluster::Cluster;
 use crate::support::{
-    Holder, contend_on, redlock, script_calls, succeeded, takes_over_on_release,
+    Holder, contend_on, is_dead, redlock, script_calls, succeeded, takes_over_on_release,
     wait_for_subscriber, wait_until, waiter,
 };
 
@@ -201,4 +201,28 @@ fn a_list_of_nodes_skips_one_that_is_down() {
         succeeded(redlock(&url).args(["run", "-n", "seeds", "--", "echo", "ran"])),
         b"ran\n"
     );
+}
+
+/// A failover to a replica that lacks the lease (simulated: the key deleted on the new primary
+/// once it is one): the heartbeat follows the redirect, finds the lock gone, and the command
+/// is stopped; the run ends with 76.
+#[test]
+fn a_failover_to_a_node_without_the_lease_loses_it() {
+    let cluster = Cluster::start(3, 1);
+    let name = "lacking";
+    let mut holder = Holder::start(&cluster.url(), &["-n", name, "--ttl", "4s"]);
+    let command = holder.command_pid();
+    let primary = cluster.owner(&lock_key(name));
+    let replica = cluster.replica_of(primary);
+    let _: () = replica.cmd(&["CLUSTER", "FAILOVER"]);
+    wait_until("the replica is the primary", || {
+        replica
+            .try_cmd::<String>(&["INFO", "replication"])
+            .is_ok_and(|info| info.contains("role:master"))
+    });
+    let _: () = replica.cmd(&["DEL", &lock_key(name)]);
+    let (status, stderr) = holder.wait();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert!(is_dead(command), "{stderr}");
+    assert!(stderr.contains("redlock: lock lost"), "{stderr}");
 }
