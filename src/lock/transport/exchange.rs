@@ -227,7 +227,12 @@ impl Conn {
                 self.close();
                 Ok(Outcome::Answer(Err(demoted)))
             }
-            (Expect::Asking, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
+            (Expect::Asking, Reply::Error(text)) => {
+                let refused = self.answer(Err(describe_reply(&text)));
+                // The request's own reply still comes: it answers nobody now.
+                self.abandon();
+                refused
+            }
             (Expect::Request { .. }, Reply::Value(value)) => match &mut self.current {
                 Some(current) if waited && replicas > 0 && (current.wrote)(&value) => {
                     let left = current.deadline.saturating_duration_since(Instant::now());
