@@ -16,6 +16,8 @@ pub const INTERNAL: u8 = 70;
 pub const BUSY: u8 = 75;
 /// The lease was lost while the command ran, and the command was terminated.
 pub const LOCK_LOST: u8 = 76;
+/// The command ran for its `--timeout` and was stopped, as `timeout(1)` exits.
+pub const TIMED_OUT: u8 = 124;
 /// The command exists but could not be executed.
 pub const CANNOT_EXECUTE: u8 = 126;
 /// The command was not found.
@@ -74,6 +76,11 @@ pub const RUN: &[(Status, &str)] = &[
          the command ran, the command was stopped (SIGTERM, then SIGKILL after `--kill-after`); \
          found at release, the command had ended. Never 0 for a run that lost its lock. The \
          last `redlock:` line gives the command's own status",
+    ),
+    (
+        Status::Code(TIMED_OUT),
+        "the command ran for its `--timeout` and was stopped (SIGTERM, then SIGKILL after \
+         `--kill-after`); the lock was released at once, as `timeout(1)` exits",
     ),
     (
         Status::Code(CANNOT_EXECUTE),
@@ -214,6 +221,8 @@ macro_rules! run_exit_table {
             "                 while the command ran, the command was stopped (SIGTERM, then SIGKILL after\n",
             "                 --kill-after); found at release, the command had ended. Never 0 for a run that lost\n",
             "                 its lock. The last redlock: line gives the command's own status\n",
+            "  124            the command ran for its --timeout and was stopped (SIGTERM, then SIGKILL after\n",
+            "                 --kill-after); the lock was released at once, as timeout(1) exits\n",
             "  126            the command exists but cannot be executed (a script without a #! line is run with\n",
             "                 /bin/sh, as execvp does)\n",
             "  127            the command was not found\n",
@@ -274,6 +283,7 @@ mod tests {
             INTERNAL,
             BUSY,
             LOCK_LOST,
+            TIMED_OUT,
             CANNOT_EXECUTE,
             NOT_FOUND,
         ] {

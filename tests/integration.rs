@@ -9,6 +9,7 @@ mod cluster;
 mod connection;
 mod docs;
 mod lease;
+mod limits;
 mod lost;
 mod operators;
 mod quorum;

@@ -209,6 +209,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_positive, allow_hyphen_values = true)]
     pub kill_after: Option<Duration>,
 
+    /// Stop the command once it has run this long (as timeout(1) does)
+    ///
+    /// Counted from the command's start, not from the wait for the lock. When it is up, the
+    /// command's process group gets SIGTERM, then SIGKILL after --kill-after; the lock is
+    /// released at once, and redlock exits with 124, as timeout(1) does. A hung job then cannot
+    /// hold the lock for ever, as the heartbeat would otherwise let it.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive)]
+    pub timeout: Option<Duration>,
+
     /// Keep the lock at least this long after acquiring it
     ///
     /// Even if the command ends sooner, so that the same cron entry on a host whose clock is

@@ -84,6 +84,8 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
             return Err(failure);
         }
     };
+    // --timeout counts from here: the command's start.
+    let started = Moment::now();
     events.watch(spawned.pid);
     let mut listener = Listener::new(lock.targets(), &lock.keys.control);
     let token = lock.token.clone();
@@ -106,6 +108,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         listener: &mut listener,
         token: &token,
         verbose: args.verbose,
+        time_limit: args.timeout.map(|limit| (started + limit, limit)),
     }
     .supervise();
     // The command and what it left behind are gone: the guard can go while we release.
@@ -120,7 +123,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     // --min-hold: leave the lock to expire on its own when the command ended early; not when
     // an operator asked for the lock.
     let keep = match stopped {
-        Some(Stop::Asked) => Duration::ZERO,
+        Some(Stop::Asked | Stop::TimedOut) => Duration::ZERO,
         _ => args.min_hold.saturating_sub(granted.sent.elapsed()),
     };
     let left = REQUEST_TIMEOUT.saturating_sub(gone.elapsed());
@@ -215,6 +218,16 @@ fn exit_status(status: ExitStatus, stopped: Option<Stop>, released: &Released) -
                  (deleted, broken or taken by another holder); the command's own status was {own}"
             );
             return exit::LOCK_LOST;
+        }
+        Some(Stop::TimedOut) if !released.lost() => {
+            eprintln!(
+                "redlock: exiting with 124: the command ran for its --timeout; its own status \
+                 was {own}"
+            );
+            return exit::TIMED_OUT;
+        }
+        Some(Stop::TimedOut) => {
+            "the lock was lost (found at release, after --timeout stopped the command)"
         }
         None => return exit::status_code(status),
     };

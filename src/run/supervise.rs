@@ -29,6 +29,8 @@ pub enum Stop {
     /// `redlock release --force` asked for the lock: it stays ours, and extended, until the
     /// command is gone and we release it.
     Asked,
+    /// The command ran for its `--timeout`.
+    TimedOut,
 }
 
 /// The running command and what keeps its lease, for as long as it runs.
@@ -43,6 +45,8 @@ pub struct Supervisor<'a> {
     /// The lock's token, to tell control notices meant for this run.
     pub token: &'a str,
     pub verbose: bool,
+    /// `--timeout`: when the command has run for it, and how long that is.
+    pub time_limit: Option<(Moment, Duration)>,
 }
 
 /// Where supervision stands.
@@ -97,7 +101,9 @@ impl Supervisor<'_> {
     /// it has (a run whose command is being stopped has nothing left to hear).
     fn wake_at(&self, state: &State) -> (Moment, Option<Moment>) {
         let wake = match (&state.stop, state.kill_at) {
-            (None, _) => self.signal_at(),
+            (None, _) => self
+                .time_limit
+                .map_or(self.signal_at(), |(at, _)| at.min(self.signal_at())),
             (Some(_), Some(at)) => at,
             // SIGKILL is out: only the exit is left to wait for.
             (Some(_), None) => Moment::now() + Duration::from_secs(3600),
@@ -185,6 +191,9 @@ impl Supervisor<'_> {
             }
             return None;
         }
+        if self.time_limit.is_some_and(|(at, _)| now >= at) {
+            return Some(Stop::TimedOut);
+        }
         if now < self.signal_at() {
             return None; // extended meanwhile
         }
@@ -200,6 +209,10 @@ impl Supervisor<'_> {
             Stop::Lost(why) => eprintln!("redlock: lock lost: {why}; stopping the command"),
             Stop::Asked => eprintln!(
                 "redlock: `redlock release --force` asked for the lock; stopping the command"
+            ),
+            Stop::TimedOut => eprintln!(
+                "redlock: the command ran for its --timeout of {}; stopping it",
+                human(self.time_limit.map_or(Duration::ZERO, |(_, limit)| limit))
             ),
         }
         group::terminate(self.spawned.group);
