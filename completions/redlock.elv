@@ -41,6 +41,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand --wait 'How long to wait for a busy lock (0: try once)'
             cand --heartbeat 'Interval between lease extensions [default: a third of --ttl]'
             cand --kill-after 'Grace between SIGTERM and SIGKILL [default: a quarter of --ttl]'
+            cand --on-unavailable 'What to do when too few Redis servers can be reached: fail, skip, or run'
             cand --timeout 'Stop the command once it has run this long (as timeout(1) does)'
             cand --min-hold 'Keep the lock at least this long after acquiring it'
             cand --wait-replicas 'Replicas that must confirm each acquire and extension'

@@ -41,6 +41,9 @@ complete -c redlock -n "__fish_redlock_using_subcommand run" -l ttl -d 'Length o
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s w -l wait -d 'How long to wait for a busy lock (0: try once)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l heartbeat -d 'Interval between lease extensions [default: a third of --ttl]' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l kill-after -d 'Grace between SIGTERM and SIGKILL [default: a quarter of --ttl]' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l on-unavailable -d 'What to do when too few Redis servers can be reached: fail, skip, or run' -r -f -a "fail\t'Exit with 69'
+skip\t'Exit as if busy (the -E status)'
+run\t'Run the command without the lock'"
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l timeout -d 'Stop the command once it has run this long (as timeout(1) does)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l min-hold -d 'Keep the lock at least this long after acquiring it' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l wait-replicas -d 'Replicas that must confirm each acquire and extension' -r

@@ -73,3 +73,70 @@ fn the_timeout_counts_from_the_command_s_start() {
     assert_eq!(output.status.code(), Some(124), "{stderr}");
     assert!(released.elapsed() >= Duration::from_secs(1), "{stderr}");
 }
+
+/// `--on-unavailable`: with nothing listening, a frozen server and a wrong password, `fail` is
+/// 69, `skip` is the busy status (quiet with -q), and `run` runs the command without the lock.
+#[test]
+fn on_unavailable_fails_skips_or_runs() {
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nothing = format!("redis://127.0.0.1:{}", down.local_addr().unwrap().port());
+    drop(down);
+    let frozen = RedisServer::start();
+    frozen.freeze();
+    let protected = RedisServer::start_with(&["--requirepass", "right"]);
+    let wrong = format!("redis://:wrong@127.0.0.1:{}", protected.port);
+    let show = "echo \"unlocked=$REDLOCK_UNLOCKED fence=${REDLOCK_FENCE:-none}\"";
+    for url in [nothing, frozen.url(), wrong] {
+        let run = |policy: &str, extra: &[&str]| {
+            redlock(&url)
+                .args(["run", "-n", "u", "--on-unavailable", policy])
+                .args(extra)
+                .args(["--", "sh", "-c", show])
+                .output()
+                .unwrap()
+        };
+        let failed = run("fail", &[]);
+        assert_eq!(failed.status.code(), Some(69), "{url}");
+        assert!(failed.stdout.is_empty());
+        let skipped = run("skip", &[]);
+        let stderr = String::from_utf8_lossy(&skipped.stderr);
+        assert_eq!(skipped.status.code(), Some(75), "{url}: {stderr}");
+        assert!(stderr.contains("skipped, as if busy"), "{stderr}");
+        assert!(skipped.stdout.is_empty());
+        let quiet = run("skip", &["-E", "0", "-q"]);
+        assert_eq!(quiet.status.code(), Some(0), "{url}");
+        assert!(quiet.stderr.is_empty() && quiet.stdout.is_empty());
+        let ran = run("run", &[]);
+        let stderr = String::from_utf8_lossy(&ran.stderr);
+        assert_eq!(ran.status.code(), Some(0), "{url}: {stderr}");
+        assert_eq!(ran.stdout, b"unlocked=1 fence=none\n", "{url}");
+        assert!(
+            stderr.contains("redlock: WARNING: running the command WITHOUT the lock 'u'"),
+            "{stderr}"
+        );
+    }
+    frozen.thaw();
+}
+
+/// A busy lock is not an unavailable one: `--on-unavailable run` does not run the command.
+#[test]
+fn on_unavailable_is_never_triggered_by_a_busy_lock() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["-n", "b"]);
+    let output = redlock(&server.url())
+        .args([
+            "run",
+            "-n",
+            "b",
+            "--on-unavailable",
+            "run",
+            "--",
+            "echo",
+            "ran",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(75));
+    assert!(output.stdout.is_empty());
+    assert!(holder.finish().0.success());
+}

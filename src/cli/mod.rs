@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::duration::{parse_duration, parse_positive};
 use crate::exit::{self, operators_exit_table, run_exit_table};
@@ -209,6 +209,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_positive, allow_hyphen_values = true)]
     pub kill_after: Option<Duration>,
 
+    /// What to do when too few Redis servers can be reached: fail, skip, or run
+    ///
+    /// fail: exit with 69 (the default). skip: treat it as busy: one line on stderr (not with
+    /// -q) and the -E status (75 unless -E says otherwise; -E 0 -q skips quietly). run: run the
+    /// command without the lock, after a warning line, with REDLOCK_UNLOCKED=1 and no
+    /// REDLOCK_FENCE or REDLOCK_TOKEN in its environment, for jobs where running twice is
+    /// better than not running; redlock gives its place to the command (exec), whose status is
+    /// the run's. Only servers that cannot be reached, refuse the login or do not answer in time
+    /// trigger it: never a busy lock, a usage error, or a lease lost while the command runs.
+    #[arg(long, value_name = "POLICY", value_enum, default_value_t = OnUnavailable::Fail, env = "REDLOCK_ON_UNAVAILABLE")]
+    pub on_unavailable: OnUnavailable,
+
     /// Stop the command once it has run this long (as timeout(1) does)
     ///
     /// Counted from the command's start, not from the wait for the lock. When it is up, the
@@ -239,6 +251,8 @@ pub struct RunArgs {
     ///
     /// 0 to 255. Choose one the command never uses, so that a script can tell them apart;
     /// -E 0 -q makes a busy lock a silent success.
+    ///
+    /// Also the status of --on-unavailable skip.
     #[arg(short = 'E', long, value_name = "N", default_value_t = exit::BUSY,
           value_parser = clap::value_parser!(u8), allow_negative_numbers = true)]
     pub conflict_exit_code: u8,
@@ -377,4 +391,15 @@ mod tests {
         assert_eq!(run.command, ["ls", "-l", "--", "-n"]);
         assert_eq!(run.ttl, Duration::from_secs(30));
     }
+}
+
+/// `--on-unavailable`: what a run does when too few servers can be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnUnavailable {
+    /// Exit with 69.
+    Fail,
+    /// Exit as if busy (the -E status).
+    Skip,
+    /// Run the command without the lock.
+    Run,
 }

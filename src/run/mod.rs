@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::RunArgs;
+use crate::cli::{OnUnavailable, RunArgs};
 use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{self, Classify, Failure, Kind};
@@ -66,7 +66,12 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         lease.timing,
     );
     let deadman = DeadMan::new().kind(Kind::Internal)?;
-    let (granted, mut guard) = take(&mut lock, args, lease, &mut events)?;
+    let (granted, mut guard) = match take(&mut lock, args, lease, &mut events) {
+        Err(failure) if failure.kind == Kind::Unavailable => {
+            return Err(unavailable(args, failure));
+        }
+        taken => taken?,
+    };
 
     // From here the lock is ours: every path below ends in `release`.
     // Armed before the command starts: from here the kernel kills us if we stop running.
@@ -132,6 +137,25 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     // Only now: the server handles our hang-up after the release, not ahead of it.
     listener.stop(&mut events);
     Ok(exit_status(status, stopped, &released))
+}
+
+/// `--on-unavailable`: the servers could not be reached (the lock was not taken).
+fn unavailable(args: &RunArgs, failure: Failure) -> Failure {
+    match args.on_unavailable {
+        OnUnavailable::Fail => failure,
+        OnUnavailable::Skip => Failure::new(
+            Kind::Busy,
+            anyhow::anyhow!("{failure}; skipped, as if busy (--on-unavailable skip)"),
+        ),
+        OnUnavailable::Run => {
+            eprintln!(
+                "redlock: WARNING: running the command WITHOUT the lock '{}' \
+                 (--on-unavailable run): {failure}",
+                args.name
+            );
+            spawn::exec_unlocked(&args.command, &args.name)
+        }
+    }
 }
 
 /// Takes the lock, waiting for it if asked, and forks the guard meanwhile.

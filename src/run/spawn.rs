@@ -61,6 +61,32 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)], guard: &Guard) -> Result
     })
 }
 
+/// Gives redlock's place to the command, run without the lock (`--on-unavailable run`): it
+/// gets REDLOCK_NAME and REDLOCK_UNLOCKED=1, and no REDLOCK_FENCE or REDLOCK_TOKEN (an outer
+/// run's would be a lie). std's exec starts it as a spawn would (nothing blocked, SIGPIPE at
+/// its default); the orphans it leaves are no longer ours to reap. Returns only if it fails.
+pub fn exec_unlocked(argv: &[OsString], name: &str) -> Failure {
+    use std::os::unix::process::CommandExt;
+    let _ = nix::sys::prctl::set_child_subreaper(false);
+    let error = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("REDLOCK_NAME", name)
+        .env("REDLOCK_UNLOCKED", "1")
+        .env_remove("REDLOCK_FENCE")
+        .env_remove("REDLOCK_TOKEN")
+        .exec();
+    let kind = if error.kind() == io::ErrorKind::NotFound {
+        Kind::NotFound
+    } else {
+        Kind::CannotExecute
+    };
+    let program = argv[0].to_string_lossy();
+    Failure::new(
+        kind,
+        anyhow::anyhow!("cannot run '{program}': {}", describe_spawn(&error)),
+    )
+}
+
 /// Starts the command with posix_spawn, which unlike a fork does not copy redlock's memory,
 /// and runs a script without a `#!` line with /bin/sh whatever the libc (glibc's execvp(3)
 /// does, musl's does not). It starts as std would start it after a fork: nothing blocked
