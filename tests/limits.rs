@@ -140,3 +140,47 @@ fn on_unavailable_is_never_triggered_by_a_busy_lock() {
     assert!(output.stdout.is_empty());
     assert!(holder.finish().0.success());
 }
+
+/// A run inside a run of the same lock (a locking script calling another) runs its command at
+/// once under the outer lease, with the outer fence, and gives its command's status.
+#[test]
+fn a_nested_run_of_the_same_lock_runs_under_the_outer_lease() {
+    let server = RedisServer::start();
+    let redlock_path = env!("CARGO_BIN_EXE_redlock");
+    let inner = format!(
+        "'{redlock_path}' run --redis {} -n nest -- sh -c 'echo inner $REDLOCK_FENCE; exit 3'; \
+         echo \"inner status $?\"; echo outer $REDLOCK_FENCE",
+        server.url()
+    );
+    let output = redlock(&server.url())
+        .args(["run", "-n", "nest", "--", "sh", "-c", &inner])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "inner 1\ninner status 3\nouter 1\n",
+        "{stderr}"
+    );
+    // One lease only: the counter was taken once.
+    assert_eq!(server.cmd::<i64>(&["GET", "redlock:{nest}:fence"]), 1);
+}
+
+/// A token in the environment that does not hold the lock (forged, or an outer run's that lost
+/// it) gives no way round it: the run is an ordinary one, busy here.
+#[test]
+fn a_forged_token_in_the_environment_does_not_bypass_the_lock() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["-n", "forged"]);
+    let output = redlock(&server.url())
+        .env("REDLOCK_NAME", "forged")
+        .env("REDLOCK_TOKEN", "0123456789abcdef0123456789abcdef")
+        .env("REDLOCK_FENCE", "1")
+        .args(["run", "-n", "forged", "--", "echo", "ran"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(75));
+    assert!(output.stdout.is_empty());
+    assert!(holder.finish().0.success());
+}

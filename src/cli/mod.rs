@@ -45,7 +45,12 @@ pub enum Command {
         cannot be safe are refused as usage errors, with the reason.\n\n\
         redlock's own messages go to stderr, one line each, starting with 'redlock:'. A busy \
         lock names its holder: host, pid of its redlock, command, for how long, and when it \
-        expires.",
+        expires.\n\n\
+        A run inside a run of the same lock (a locking script that calls another that locks the \
+        same NAME) finds the outer run's REDLOCK_NAME, REDLOCK_TOKEN and REDLOCK_FENCE in its \
+        environment; if that token still holds the lock on a majority of the servers, it runs its \
+        command at once under the outer lease (same fence, its command's status), instead of \
+        waiting for itself. A token that does not hold the lock is ignored.",
         after_long_help = RUN_AFTER_HELP)]
     Run(RunArgs),
 

@@ -127,6 +127,23 @@ impl Lock {
         Lock::with_token(servers, keys, timing, token)
     }
 
+    /// Whether a majority of the servers hold the lock with `token` now (a run that finds its
+    /// own lock's token in its environment runs under that lease, see `run::nested`).
+    pub fn held_with(&mut self, token: &str, timeout: Duration) -> bool {
+        let request = scripts::view(&self.keys);
+        let answers = self
+            .pool
+            .fan_out(Wait::Always, &request, timeout, Ok, |_| false);
+        let holding = answers
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|reply| redis::from_redis_value::<Vec<Value>>(reply).ok())
+            .filter(|fields| holder::Holder::decode(fields).token.as_deref() == Some(token))
+            .count();
+        holding >= self.quorum()
+    }
+
     /// What it takes to open the same lock again, over new connections (see `Twin`).
     pub fn twin(&self) -> Twin {
         Twin {

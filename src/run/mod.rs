@@ -65,6 +65,12 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         Keys::new(&args.servers.prefix, &args.name),
         lease.timing,
     );
+    if let Some(token) = outer_token(args)
+        && lock.held_with(&token, REQUEST_TIMEOUT)
+    {
+        // A run inside a run of the same lock: the outer lease covers this command too.
+        return Err(spawn::exec_nested(&args.command));
+    }
     let deadman = DeadMan::new().kind(Kind::Internal)?;
     let (granted, mut guard) = match take(&mut lock, args, lease, &mut events) {
         Err(failure) if failure.kind == Kind::Unavailable => {
@@ -137,6 +143,16 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     // Only now: the server handles our hang-up after the release, not ahead of it.
     listener.stop(&mut events);
     Ok(exit_status(status, stopped, &released))
+}
+
+/// The token of an outer run of this same lock, from the environment it gave its command
+/// (REDLOCK_NAME, REDLOCK_TOKEN, REDLOCK_FENCE); whether that run still holds the lock is
+/// checked on the servers before it counts.
+fn outer_token(args: &RunArgs) -> Option<String> {
+    let var = |name| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let name = var("REDLOCK_NAME")?;
+    var("REDLOCK_FENCE")?;
+    (name == args.name).then(|| var("REDLOCK_TOKEN")).flatten()
 }
 
 /// `--on-unavailable`: the servers could not be reached (the lock was not taken).

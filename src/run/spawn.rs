@@ -63,18 +63,29 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)], guard: &Guard) -> Result
 
 /// Gives redlock's place to the command, run without the lock (`--on-unavailable run`): it
 /// gets REDLOCK_NAME and REDLOCK_UNLOCKED=1, and no REDLOCK_FENCE or REDLOCK_TOKEN (an outer
-/// run's would be a lie). std's exec starts it as a spawn would (nothing blocked, SIGPIPE at
-/// its default); the orphans it leaves are no longer ours to reap. Returns only if it fails.
+/// run's would be a lie). Returns only if it fails.
 pub fn exec_unlocked(argv: &[OsString], name: &str) -> Failure {
-    use std::os::unix::process::CommandExt;
-    let _ = nix::sys::prctl::set_child_subreaper(false);
-    let error = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
+    let mut command = std::process::Command::new(&argv[0]);
+    command
         .env("REDLOCK_NAME", name)
         .env("REDLOCK_UNLOCKED", "1")
         .env_remove("REDLOCK_FENCE")
-        .env_remove("REDLOCK_TOKEN")
-        .exec();
+        .env_remove("REDLOCK_TOKEN");
+    exec(command, argv)
+}
+
+/// Gives redlock's place to a command that runs under an outer run's lease of the same lock:
+/// its environment (REDLOCK_NAME, REDLOCK_TOKEN, REDLOCK_FENCE) is the outer run's already.
+pub fn exec_nested(argv: &[OsString]) -> Failure {
+    exec(std::process::Command::new(&argv[0]), argv)
+}
+
+/// Execs `command` with `argv`'s arguments. std's exec starts it as a spawn would (nothing
+/// blocked, SIGPIPE at its default); the orphans it leaves are no longer ours to reap.
+fn exec(mut command: std::process::Command, argv: &[OsString]) -> Failure {
+    use std::os::unix::process::CommandExt;
+    let _ = nix::sys::prctl::set_child_subreaper(false);
+    let error = command.args(&argv[1..]).exec();
     let kind = if error.kind() == io::ErrorKind::NotFound {
         Kind::NotFound
     } else {
