@@ -51,6 +51,7 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
             [CompletionResult]::new('--wait-replicas', '--wait-replicas', [CompletionResultType]::ParameterName, 'Replicas that must confirm each acquire and extension')
             [CompletionResult]::new('-E', '-E ', [CompletionResultType]::ParameterName, 'Exit status when the lock is busy')
             [CompletionResult]::new('--conflict-exit-code', '--conflict-exit-code', [CompletionResultType]::ParameterName, 'Exit status when the lock is busy')
+            [CompletionResult]::new('--replace', '--replace', [CompletionResultType]::ParameterName, 'Take over from the current holder: ask it to stop its command and let go')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing when the lock is busy')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing when the lock is busy')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Report what happens, with timings, on stderr')

@@ -231,7 +231,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__run)
-            opts="-n -w -E -q -v -h --name --redis --prefix --tls-ca --tls-cert --tls-key --ttl --wait --heartbeat --kill-after --on-unavailable --timeout --min-hold --wait-replicas --conflict-exit-code --quiet --verbose --help"
+            opts="-n -w -E -q -v -h --name --redis --prefix --tls-ca --tls-cert --tls-key --ttl --wait --heartbeat --kill-after --replace --on-unavailable --timeout --min-hold --wait-replicas --conflict-exit-code --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -47,6 +47,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand --wait-replicas 'Replicas that must confirm each acquire and extension'
             cand -E 'Exit status when the lock is busy'
             cand --conflict-exit-code 'Exit status when the lock is busy'
+            cand --replace 'Take over from the current holder: ask it to stop its command and let go'
             cand -q 'Print nothing when the lock is busy'
             cand --quiet 'Print nothing when the lock is busy'
             cand -v 'Report what happens, with timings, on stderr'

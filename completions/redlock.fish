@@ -48,6 +48,7 @@ complete -c redlock -n "__fish_redlock_using_subcommand run" -l timeout -d 'Stop
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l min-hold -d 'Keep the lock at least this long after acquiring it' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l wait-replicas -d 'Replicas that must confirm each acquire and extension' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l replace -d 'Take over from the current holder: ask it to stop its command and let go'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s q -l quiet -d 'Print nothing when the lock is busy'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s v -l verbose -d 'Report what happens, with timings, on stderr'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'

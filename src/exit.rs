@@ -16,6 +16,8 @@ pub const INTERNAL: u8 = 70;
 pub const BUSY: u8 = 75;
 /// The lease was lost while the command ran, and the command was terminated.
 pub const LOCK_LOST: u8 = 76;
+/// Another run took the lock over with `--replace`; the command was stopped.
+pub const REPLACED: u8 = 77;
 /// The command ran for its `--timeout` and was stopped, as `timeout(1)` exits.
 pub const TIMED_OUT: u8 = 124;
 /// The command exists but could not be executed.
@@ -76,6 +78,12 @@ pub const RUN: &[(Status, &str)] = &[
          the command ran, the command was stopped (SIGTERM, then SIGKILL after `--kill-after`); \
          found at release, the command had ended. Never 0 for a run that lost its lock. The \
          last `redlock:` line gives the command's own status",
+    ),
+    (
+        Status::Code(REPLACED),
+        "replaced: another run asked for the lock with `--replace`; the command was stopped \
+         (SIGTERM, then SIGKILL after `--kill-after`) and the lock handed over. The last \
+         `redlock:` line gives the command's own status",
     ),
     (
         Status::Code(TIMED_OUT),
@@ -221,6 +229,9 @@ macro_rules! run_exit_table {
             "                 while the command ran, the command was stopped (SIGTERM, then SIGKILL after\n",
             "                 --kill-after); found at release, the command had ended. Never 0 for a run that lost\n",
             "                 its lock. The last redlock: line gives the command's own status\n",
+            "  77             replaced: another run asked for the lock with --replace; the command was stopped\n",
+            "                 (SIGTERM, then SIGKILL after --kill-after) and the lock handed over. The last\n",
+            "                 redlock: line gives the command's own status\n",
             "  124            the command ran for its --timeout and was stopped (SIGTERM, then SIGKILL after\n",
             "                 --kill-after); the lock was released at once, as timeout(1) exits\n",
             "  126            the command exists but cannot be executed (a script without a #! line is run with\n",
@@ -283,6 +294,7 @@ mod tests {
             INTERNAL,
             BUSY,
             LOCK_LOST,
+            REPLACED,
             TIMED_OUT,
             CANNOT_EXECUTE,
             NOT_FOUND,

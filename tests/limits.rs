@@ -184,3 +184,82 @@ fn a_forged_token_in_the_environment_does_not_bypass_the_lock() {
     assert!(output.stdout.is_empty());
     assert!(holder.finish().0.success());
 }
+
+/// `--replace`: the holder's command gets SIGTERM, the holder releases and exits with 77, and
+/// the new command starts only after the old one's end mark.
+#[test]
+fn replace_stops_the_holder_and_starts_after_its_end() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let old = redlock(&server.url())
+        .args(["run", "-n", "r", "--ttl", "60s", "--", "sh", "-c"])
+        .arg(
+            "echo 'start old' >> log; trap \"echo 'end old' >> log; exit 143\" TERM; \
+             while :; do echo 'alive old' >> log; sleep 0.1; done",
+        )
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::support::wait_until("the old command runs", || {
+        std::fs::read_to_string(dir.path().join("log")).is_ok_and(|log| log.contains("start old"))
+    });
+    let new = redlock(&server.url())
+        .args(["run", "-n", "r", "--replace", "--", "sh", "-c"])
+        .arg("echo 'start new' >> log; echo 'end new' >> log")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        new.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&new.stderr)
+    );
+    let old = old.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&old.stderr);
+    assert_eq!(old.status.code(), Some(77), "{stderr}");
+    assert!(
+        stderr.contains("redlock: exiting with 77: replaced by another run (--replace)"),
+        "{stderr}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    let end_old = log.find("end old").expect(&log);
+    let start_new = log.find("start new").expect(&log);
+    assert!(end_old < start_new, "{log}");
+    assert!(!log[start_new..].contains("alive old"), "{log}");
+}
+
+/// A holder that cannot answer (its redlock frozen) is waited out, not overlapped: the kernel's
+/// dead-man kills it and its guard the command before its lease ends, and only then does the
+/// replacing run take the lock.
+#[test]
+fn replace_waits_out_a_holder_that_cannot_answer() {
+    let server = RedisServer::start();
+    let holder = Holder::start(&server.url(), &["-n", "fz", "--ttl", "3s"]);
+    let command = holder.command_pid();
+    nix::sys::signal::kill(holder.redlock_pid(), nix::sys::signal::Signal::SIGSTOP).unwrap();
+    // Alive means running: a killed command may stay a zombie a moment (state Z).
+    let check = format!(
+        "state=$(cut -d' ' -f3 /proc/{command}/stat 2>/dev/null); \
+         [ -n \"$state\" ] && [ \"$state\" != Z ] && echo OVERLAP; echo new"
+    );
+    let output = redlock(&server.url())
+        .args([
+            "run",
+            "-n",
+            "fz",
+            "--replace",
+            "--wait",
+            "30s",
+            "--",
+            "sh",
+            "-c",
+            &check,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(output.stdout, b"new\n", "{stderr}");
+}

@@ -214,6 +214,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_positive, allow_hyphen_values = true)]
     pub kill_after: Option<Duration>,
 
+    /// Take over from the current holder: ask it to stop its command and let go
+    ///
+    /// The newest run wins (as Kubernetes' concurrencyPolicy: Replace): the holder is asked to
+    /// stop its command, as `redlock release --force` asks (SIGTERM, then SIGKILL after its
+    /// --kill-after), releases the lock and exits with 77; this run takes the lock at once then,
+    /// never while the old command runs. A holder that does not let go within its --kill-after
+    /// plus 2s (a frozen or vanished host) is waited for as --wait waits: until its lease ends,
+    /// or until --wait runs out (75).
+    #[arg(long)]
+    pub replace: bool,
+
     /// What to do when too few Redis servers can be reached: fail, skip, or run
     ///
     /// fail: exit with 69 (the default). skip: treat it as busy: one line on stderr (not with

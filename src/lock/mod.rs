@@ -144,6 +144,22 @@ impl Lock {
         holding >= self.quorum()
     }
 
+    /// Asks the holder of the lock (the one holding `token`) to stop its command and let the
+    /// lock go, for `run --replace`; returns its --kill-after, as the servers that answered
+    /// know it. The answers are otherwise of no interest: the release notice tells the rest.
+    pub fn ask_to_replace(&mut self, token: &str, timeout: Duration) -> Option<Duration> {
+        let request = scripts::ask_to_stop(&self.keys, Some(token), scripts::Ask::Replace);
+        let answers = self
+            .pool
+            .fan_out(Wait::Always, &request, timeout, view::asked, |_| false);
+        answers
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|asked| asked.kill_after)
+            .max()
+    }
+
     /// What it takes to open the same lock again, over new connections (see `Twin`).
     pub fn twin(&self) -> Twin {
         Twin {

@@ -101,12 +101,25 @@ pub fn break_lock(keys: &Keys, token: Option<&str>) -> Request {
     )
 }
 
+/// What a run asks of the live holder of its lock (see `ask_to_stop`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ask {
+    /// `release --force`: stop the command and release the lock.
+    Stop,
+    /// `run --replace`: the same, for another run that takes over.
+    Replace,
+}
+
 /// Asks the live holder of the lock (only if it holds `token`, when given) to stop its command
 /// and release the lock, on its control channel.
-pub fn ask_to_stop(keys: &Keys, token: Option<&str>) -> Request {
+pub fn ask_to_stop(keys: &Keys, token: Option<&str>, ask: Ask) -> Request {
+    let verb = match ask {
+        Ask::Stop => "stop",
+        Ask::Replace => "replace",
+    };
     ASK.call(
         &[&keys.lock, &keys.holder],
-        &args(&[&keys.control, &token.unwrap_or("")]),
+        &args(&[&keys.control, &token.unwrap_or(""), &verb]),
         no_lease,
     )
 }

@@ -90,6 +90,14 @@ pub struct Asked {
     pub ended: bool,
 }
 
+/// How much longer than its --kill-after a holder asked to stop is waited for (by `release
+/// --force` and `run --replace`): its command's SIGKILL comes by then, and what is left is a
+/// release (one round trip).
+pub const ASK_MARGIN: Duration = Duration::from_secs(2);
+/// The --kill-after of a holder that did not write it (an older redlock): the default's for
+/// the default TTL.
+pub const UNKNOWN_KILL_AFTER: Duration = Duration::from_millis(7_500);
+
 /// What `scripts::ask_to_stop` answered.
 pub fn asked(reply: Value) -> Result<Asked> {
     let (token, kill_after, listeners, age, state): (String, i64, u64, i64, String) =

@@ -15,19 +15,13 @@ use crate::cli::ReleaseArgs;
 use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
-use crate::lock::view::{self, Asked, Broken};
+use crate::lock::view::{self, ASK_MARGIN, Asked, Broken, UNKNOWN_KILL_AFTER};
 use crate::lock::{Keys, beyond_minority, scripts};
 use crate::settings;
 
 use super::majority::{may_hold, most_held, summarize};
 use super::servers::Servers;
 
-/// How much longer than its --kill-after a holder asked to stop is waited for: its command's
-/// SIGKILL comes by then, and what is left is a release (one round trip).
-const MARGIN: Duration = Duration::from_secs(2);
-/// The --kill-after of a holder that did not write it (an older redlock): the default's for
-/// the default TTL.
-const UNKNOWN_KILL_AFTER: Duration = Duration::from_millis(7_500);
 /// A holder that took the lock less than this long ago may not listen to its control channel
 /// yet (`control::LISTEN_AFTER`): it is asked again until it does.
 const JUST_STARTED: Duration = Duration::from_secs(1);
@@ -76,7 +70,10 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
         let mut asked_first: Option<String> = None;
         let answers = loop {
             let token = args.token.as_deref();
-            let asked = servers.ask(|_| Some(scripts::ask_to_stop(&keys, token)), view::asked);
+            let asked = servers.ask(
+                |_| Some(scripts::ask_to_stop(&keys, token, scripts::Ask::Stop)),
+                view::asked,
+            );
             let mut answers = Vec::new();
             for (i, answer) in asked.into_iter().enumerate() {
                 match answer {
@@ -140,14 +137,14 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
             thread::sleep(POLL);
         };
         if let Some((asked, kill_after)) = heard(&answers) {
-            let patience = kill_after + MARGIN;
+            let patience = kill_after + ASK_MARGIN;
             eprintln!(
                 "redlock: asked the holder of '{}' to stop its command and release the lock; \
                  waiting up to {} (its --kill-after of {}, plus {})",
                 args.name,
                 human(patience),
                 human(kill_after),
-                human(MARGIN)
+                human(ASK_MARGIN)
             );
             if holder_let_go(&mut servers, &keys, &asked, patience) {
                 eprintln!(

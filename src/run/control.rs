@@ -61,6 +61,8 @@ impl Listener {
 pub enum Control {
     /// `release --force` asks this run to stop its command and release the lock.
     Stop,
+    /// Another run, with `--replace`, asks the same, to take over.
+    Replace,
     /// The lock was broken, or taken by another token: an extension at once tells whether it
     /// is still ours (with several servers, a majority may still hold it).
     Check(&'static str),
@@ -75,6 +77,7 @@ impl Control {
     pub fn parse(payload: &str, token: &str) -> Control {
         match payload.split_once(' ') {
             Some(("stop", asked)) if asked == token => Control::Stop,
+            Some(("replace", asked)) if asked == token => Control::Replace,
             Some(("taken", by)) if by != token => Control::Check("another run took it"),
             None if payload == "broken" => Control::Check("`redlock release --force` broke it"),
             _ => Control::Ignore,
@@ -90,6 +93,8 @@ mod tests {
     fn control_notices_are_read_for_this_run_only() {
         assert_eq!(Control::parse("stop abc", "abc"), Control::Stop);
         assert_eq!(Control::parse("stop other", "abc"), Control::Ignore);
+        assert_eq!(Control::parse("replace abc", "abc"), Control::Replace);
+        assert_eq!(Control::parse("replace other", "abc"), Control::Ignore);
         assert!(matches!(
             Control::parse("taken other", "abc"),
             Control::Check(_)

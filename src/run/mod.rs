@@ -134,7 +134,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     // --min-hold: leave the lock to expire on its own when the command ended early; not when
     // an operator asked for the lock.
     let keep = match stopped {
-        Some(Stop::Asked | Stop::TimedOut) => Duration::ZERO,
+        Some(Stop::Asked | Stop::Replaced | Stop::TimedOut) => Duration::ZERO,
         _ => args.min_hold.saturating_sub(granted.sent.elapsed()),
     };
     let left = REQUEST_TIMEOUT.saturating_sub(gone.elapsed());
@@ -187,6 +187,7 @@ fn take(
     let policy = Policy {
         name: &args.name,
         wait: args.wait,
+        replace: args.replace,
         timeout: request_timeout(lease.timing.ttl, usable, args.servers.redis.len()),
         verbose: args.verbose,
     };
@@ -258,6 +259,16 @@ fn exit_status(status: ExitStatus, stopped: Option<Stop>, released: &Released) -
                  (deleted, broken or taken by another holder); the command's own status was {own}"
             );
             return exit::LOCK_LOST;
+        }
+        Some(Stop::Replaced) if !released.lost() => {
+            eprintln!(
+                "redlock: exiting with 77: replaced by another run (--replace); the command's \
+                 own status was {own}"
+            );
+            return exit::REPLACED;
+        }
+        Some(Stop::Replaced) => {
+            "the lock was lost (found at release, after --replace asked for it)"
         }
         Some(Stop::TimedOut) if !released.lost() => {
             eprintln!(

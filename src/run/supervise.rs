@@ -31,6 +31,8 @@ pub enum Stop {
     Asked,
     /// The command ran for its `--timeout`.
     TimedOut,
+    /// Another run asked for the lock with `--replace`: as `Asked`, for a run that takes over.
+    Replaced,
 }
 
 /// The running command and what keeps its lease, for as long as it runs.
@@ -150,11 +152,15 @@ impl Supervisor<'_> {
             None => CONFIRMED,
         };
         match control {
-            Control::Stop => {
+            Control::Stop | Control::Replace => {
                 // `release --force` waits for it to know it was heard; if it cannot be said,
                 // it deletes the lock after a moment, as for a holder that is gone.
                 let _ = self.heartbeat.acknowledge();
-                Some(Stop::Asked)
+                Some(if control == Control::Stop {
+                    Stop::Asked
+                } else {
+                    Stop::Replaced
+                })
             }
             Control::Check(what) => match self.heartbeat.check_now() {
                 Ok(()) => {
@@ -209,6 +215,9 @@ impl Supervisor<'_> {
             Stop::Lost(why) => eprintln!("redlock: lock lost: {why}; stopping the command"),
             Stop::Asked => eprintln!(
                 "redlock: `redlock release --force` asked for the lock; stopping the command"
+            ),
+            Stop::Replaced => eprintln!(
+                "redlock: another run asked for the lock with --replace; stopping the command"
             ),
             Stop::TimedOut => eprintln!(
                 "redlock: the command ran for its --timeout of {}; stopping it",

@@ -11,6 +11,7 @@ use anyhow::anyhow;
 
 use crate::duration::human;
 use crate::exit::{Failure, Kind};
+use crate::lock::view::{ASK_MARGIN, UNKNOWN_KILL_AFTER};
 use crate::lock::{Attempt, Everywhere, HolderInfo, Lock, Notices, busy_message};
 use crate::run::events::{Event, Events};
 use crate::run::signals;
@@ -20,6 +21,8 @@ const SPLIT_RETRY: Duration = Duration::from_millis(50);
 /// How long waiters let the one a release notice names try first: a moment, should it be
 /// unable to (stopped, or gone); it normally has the lock well within a millisecond.
 const OTHERS_FIRST: Duration = Duration::from_millis(20);
+/// How often a holder asked to let go for `--replace` is asked again, until it answers.
+const REPLACE_POLL: Duration = Duration::from_millis(100);
 /// Retry interval when the holder's key has no expiry, which redlock itself never leaves.
 const NO_EXPIRY_RETRY: Duration = Duration::from_secs(5);
 
@@ -40,6 +43,8 @@ pub struct Policy<'a> {
     pub timeout: Duration,
     /// Say when we start waiting, and for whom.
     pub verbose: bool,
+    /// `--replace`: ask the holder to stop its command and let go.
+    pub replace: bool,
 }
 
 /// Takes the lock, waiting up to `policy.wait` for it. Stale events are drained and ignored.
@@ -78,12 +83,15 @@ fn take(
         wait,
         timeout,
         verbose,
+        replace,
     } = *policy;
     let started = Moment::now();
-    let deadline = started + wait;
+    let mut deadline = started + wait;
+    // With --replace: until when the holder is asked again, while it may still answer.
+    let mut replacing: Option<Moment> = None;
     let mut subscribed = false;
     loop {
-        let attempt = lock.try_acquire(me, !wait.is_zero(), timeout, in_flight);
+        let attempt = lock.try_acquire(me, !wait.is_zero() || replace, timeout, in_flight);
         let (signal, notice) = drain(events, &lock.token);
         // A signal that came in during the request ends the run as it would have ended a wait;
         // a lease granted meanwhile is given back before any command started.
@@ -114,6 +122,24 @@ fn take(
             }
         };
         let now = Moment::now();
+        if let (true, Some(token)) = (replace, &holder.token)
+            && replacing.is_none_or(|until| now < until)
+        {
+            // Asked again on each attempt: a holder that took the lock a moment ago may not
+            // listen yet (see `control::LISTEN_AFTER`).
+            let kill_after = lock.ask_to_replace(token, timeout);
+            if replacing.is_none() {
+                let until = now + kill_after.unwrap_or(UNKNOWN_KILL_AFTER) + ASK_MARGIN;
+                replacing = Some(until);
+                deadline = deadline.max(until);
+                if verbose {
+                    eprintln!(
+                        "redlock: asked the holder to stop its command (--replace); waiting up to {}",
+                        human(until - now)
+                    );
+                }
+            }
+        }
         if now >= deadline {
             let waited = if wait.is_zero() {
                 String::new()
@@ -144,6 +170,11 @@ fn take(
                 let retry_at = match holder.remaining() {
                     Some(remaining) => now + remaining + jitter(remaining),
                     None => now + NO_EXPIRY_RETRY,
+                };
+                // While a replaced holder may still answer, it is asked again now and then.
+                let retry_at = match replacing {
+                    Some(until) if now < until => retry_at.min(now + REPLACE_POLL),
+                    _ => retry_at,
                 };
                 sleep_until(retry_at.min(deadline), events, &lock.token)?
             }

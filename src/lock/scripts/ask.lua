@@ -1,6 +1,6 @@
--- Ask the live holder of a lock to stop its command and release the lock (release --force).
--- KEYS: 1 lock, 2 holder details.  ARGV: 1 control channel, 2 the token it must hold ('' for
--- any).
+-- Ask the live holder of a lock to stop its command and release the lock (release --force, or
+-- run --replace). KEYS: 1 lock, 2 holder details.  ARGV: 1 control channel, 2 the token it must
+-- hold ('' for any), 3 what is asked: 'stop' (release --force) or 'replace' (run --replace).
 -- Returns {token, kill_after_ms, listeners, age_ms, state}: the token it holds ('' when there is
 -- no lock), the holder's --kill-after (-1 when unknown), how many listeners the request reached
 -- (0: nobody heard it, or the lock holds another token than ARGV[2] and nobody was asked; a
@@ -29,8 +29,8 @@ if redis.call('TYPE', KEYS[2]).ok == 'hash' and redis.call('HGET', KEYS[2], 'tok
   end
 end
 -- Sharded pub/sub where the server has it (Redis 7+), as acquire.lua.
-local sharded, listeners = pcall(redis.call, 'SPUBLISH', ARGV[1], 'stop ' .. current)
+local sharded, listeners = pcall(redis.call, 'SPUBLISH', ARGV[1], ARGV[3] .. ' ' .. current)
 if not sharded then
-  listeners = redis.call('PUBLISH', ARGV[1], 'stop ' .. current)
+  listeners = redis.call('PUBLISH', ARGV[1], ARGV[3] .. ' ' .. current)
 end
 return {current, kill_after, listeners, age, state}
