@@ -263,3 +263,18 @@ fn replace_waits_out_a_holder_that_cannot_answer() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(output.stdout, b"new\n", "{stderr}");
 }
+
+/// A busy message says when the holder's --timeout ends.
+#[test]
+fn a_busy_message_says_when_the_holder_s_timeout_ends() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["-n", "tl", "--timeout", "10m"]);
+    let output = redlock(&server.url())
+        .args(["run", "-n", "tl", "--", "true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("; its --timeout ends in 9m"), "{stderr}");
+    assert!(holder.finish().0.success());
+}

@@ -113,7 +113,8 @@ pub struct StatusArgs {
     /// view, or null), quorum (servers needed), agreeing (servers holding that token) and servers
     /// (one view each). A view: address, held, token, ttl_ms (-1: no expiry), fence, host, pid,
     /// user, command, started_ms (ms since the epoch, server clock), age_ms, ended_ms (when
-    /// --min-hold keeps a finished command's lock) and error. The fields are stable.
+    /// --min-hold keeps a finished command's lock), limit_ms (when its --timeout ends, about)
+    /// and error. The fields are stable.
     #[arg(long)]
     pub json: bool,
 
@@ -133,7 +134,7 @@ pub struct ListArgs {
     ///
     /// An array of the held locks, each with name, servers (how many hold it) and the fields of
     /// a `redlock status` view: address, held, token, ttl_ms (-1: no expiry), fence, host, pid,
-    /// user, command, started_ms, age_ms, ended_ms and error. The fields are stable.
+    /// user, command, started_ms, age_ms, ended_ms, limit_ms and error. The fields are stable.
     #[arg(long)]
     pub json: bool,
 

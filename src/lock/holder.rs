@@ -31,14 +31,16 @@ pub struct Holder {
     pub age_ms: Option<i64>,
     /// When `--min-hold` keeps the lock after its command ended: when that was.
     pub ended_ms: Option<i64>,
+    /// When its `--timeout` ends (about: counted from when it took the lock).
+    pub limit_ms: Option<i64>,
 }
 
 impl Holder {
     /// How many fields `decode` reads.
-    pub(super) const FIELDS: usize = 10;
+    pub(super) const FIELDS: usize = 11;
 
     /// Reads the holder from a script's reply: `{token, pttl, fence, now_ms, start, host, pid,
-    /// user, cmd, ended}`, '' where unknown. view.lua answers this, and acquire.lua after its 0
+    /// user, cmd, ended, limit}`, '' where unknown. view.lua answers this, and acquire.lua after its 0
     /// when the lock is busy.
     pub(super) fn decode(fields: &[Value]) -> Holder {
         let text = |i: usize| match fields.get(i) {
@@ -64,6 +66,7 @@ impl Holder {
             age_ms: started_ms.and_then(|start| now_ms.checked_sub(start)),
             started_ms,
             ended_ms: number(9).and_then(plausible),
+            limit_ms: number(10).and_then(plausible),
             token,
         }
     }
@@ -81,6 +84,12 @@ impl Holder {
     /// When it took the lock, by the server's clock.
     pub fn started(&self) -> Option<SystemTime> {
         self.started_ms.map(|ms| UNIX_EPOCH + clamped_millis(ms))
+    }
+
+    /// How long until its `--timeout` ends, when it has one.
+    pub fn time_limit_left(&self) -> Option<Duration> {
+        let now = self.started_ms? + self.age_ms?;
+        Some(clamped_millis(self.limit_ms? - now))
     }
 
     /// How long ago its command ended, when `--min-hold` keeps the lock after that.
@@ -145,6 +154,9 @@ pub fn busy_message(name: &str, holder: &Holder) -> String {
         Some(remaining) => text.push_str(&format!("; expires in {}", human(remaining))),
         None => text.push_str("; the key has no expiry"),
     }
+    if let (Some(left), None) = (holder.time_limit_left(), holder.ended_ms) {
+        text.push_str(&format!("; its --timeout ends in {}", human(left)));
+    }
     text
 }
 
@@ -163,6 +175,8 @@ pub struct HolderInfo {
     pub command: String,
     /// Its --kill-after: how long `release --force` waits for it to stop its command.
     pub kill_after: Duration,
+    /// Its --timeout, if it has one: waiters are told when it ends.
+    pub time_limit: Option<Duration>,
 }
 
 impl HolderInfo {
@@ -202,6 +216,7 @@ impl HolderInfo {
             user,
             command,
             kill_after,
+            time_limit: None,
         }
     }
 }
@@ -243,6 +258,15 @@ mod tests {
         assert_eq!(
             busy_message("backup", &holder),
             "lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s"
+        );
+        let limited = Holder {
+            limit_ms: Some(1_000_000 + 192_000 + 60_000),
+            ..holder.clone()
+        };
+        assert_eq!(
+            busy_message("backup", &limited),
+            "lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s; \
+             its --timeout ends in 1m"
         );
         // `list` and `release` name the user too.
         assert_eq!(

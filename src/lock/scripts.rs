@@ -47,6 +47,8 @@ pub fn acquire(keys: &Keys, token: &str, ttl: Duration, me: &HolderInfo, queue: 
             &queue,
             &millis(me.kill_after),
             &keys.control,
+            &me.time_limit
+                .map_or(String::new(), |limit| millis(limit).to_string()),
         ]),
         |reply| matches!(reply, Value::Array(items) if items.first() == Some(&Value::Int(1))),
     )

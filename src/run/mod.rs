@@ -181,7 +181,10 @@ fn take(
     lease: Lease,
     events: &mut Events,
 ) -> Result<(Granted, Guard), Failure> {
-    let me = HolderInfo::current(&args.command, lease.kill_after);
+    let me = HolderInfo {
+        time_limit: args.timeout,
+        ..HolderInfo::current(&args.command, lease.kill_after)
+    };
     // A reply later than this could not leave time to run the command safely.
     let usable = lease.timing.ttl - lease.timing.drift - lease.timing.min_validity;
     let policy = Policy {
