@@ -131,6 +131,9 @@ pub const OPERATORS: &[(Status, &str)] = &[
 pub enum Kind {
     Usage,
     Unavailable,
+    /// Unavailable, after the lock was seen held by another run: `--on-unavailable` must not
+    /// run or skip then (the holder is alive, as far as anyone knows).
+    UnavailableWhileHeld,
     Busy,
     CannotExecute,
     NotFound,
@@ -158,7 +161,7 @@ impl Failure {
     pub fn exit_code(&self, busy_code: u8) -> u8 {
         match self.kind {
             Kind::Usage => USAGE,
-            Kind::Unavailable => UNAVAILABLE,
+            Kind::Unavailable | Kind::UnavailableWhileHeld => UNAVAILABLE,
             Kind::Busy => busy_code,
             Kind::CannotExecute => CANNOT_EXECUTE,
             Kind::NotFound => NOT_FOUND,

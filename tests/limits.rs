@@ -186,7 +186,8 @@ fn a_forged_token_in_the_environment_does_not_bypass_the_lock() {
 }
 
 /// `--replace`: the holder's command gets SIGTERM, the holder releases and exits with 77, and
-/// the new command starts only after the old one's end mark.
+/// the new command starts only after the old one's end mark (the old one takes a second to
+/// stop: a replace that did not wait for it would start inside that second).
 #[test]
 fn replace_stops_the_holder_and_starts_after_its_end() {
     let server = RedisServer::start();
@@ -194,7 +195,7 @@ fn replace_stops_the_holder_and_starts_after_its_end() {
     let old = redlock(&server.url())
         .args(["run", "-n", "r", "--ttl", "60s", "--", "sh", "-c"])
         .arg(
-            "echo 'start old' >> log; trap \"echo 'end old' >> log; exit 143\" TERM; \
+            "echo 'start old' >> log; trap \"sleep 1; echo 'end old' >> log; exit 143\" TERM; \
              while :; do echo 'alive old' >> log; sleep 0.1; done",
         )
         .current_dir(dir.path())
@@ -236,9 +237,13 @@ fn replace_stops_the_holder_and_starts_after_its_end() {
 #[test]
 fn replace_waits_out_a_holder_that_cannot_answer() {
     let server = RedisServer::start();
-    let holder = Holder::start(&server.url(), &["-n", "fz", "--ttl", "3s"]);
+    let holder = Holder::start(
+        &server.url(),
+        &["-n", "fz", "--ttl", "10s", "--kill-after", "1s"],
+    );
     let command = holder.command_pid();
     nix::sys::signal::kill(holder.redlock_pid(), nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let frozen = Instant::now();
     // Alive means running: a killed command may stay a zombie a moment (state Z).
     let check = format!(
         "state=$(cut -d' ' -f3 /proc/{command}/stat 2>/dev/null); \
@@ -262,6 +267,13 @@ fn replace_waits_out_a_holder_that_cannot_answer() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(output.stdout, b"new\n", "{stderr}");
+    // Not after the 1 s + 2 s it waits for an answer: after the lease, which was extended
+    // (every 3.3 s) at most 3.3 s before the freeze and ran 10 s from then.
+    assert!(
+        frozen.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        frozen.elapsed()
+    );
 }
 
 /// A busy message says when the holder's --timeout ends.
@@ -277,4 +289,54 @@ fn a_busy_message_says_when_the_holder_s_timeout_ends() {
     assert_eq!(output.status.code(), Some(75), "{stderr}");
     assert!(stderr.contains("; its --timeout ends in 9m"), "{stderr}");
     assert!(holder.finish().0.success());
+}
+
+/// A process that has the outer run's token but left its command's process group (`setsid`, as
+/// a daemon does) is not inside it: the outer run would not stop it, so it does not run under
+/// the outer lease (it is busy).
+#[test]
+fn a_run_outside_the_outer_command_s_group_does_not_nest() {
+    let server = RedisServer::start();
+    let redlock_path = env!("CARGO_BIN_EXE_redlock");
+    let inner = format!(
+        "setsid '{redlock_path}' run --redis {} -n out -- echo inner; echo \"inner status $?\"",
+        server.url()
+    );
+    let output = redlock(&server.url())
+        .args(["run", "-n", "out", "--", "sh", "-c", &inner])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "inner status 75\n");
+}
+
+/// A waiter that saw the lock held, and then finds the servers unreachable, does not run its
+/// command without the lock: the holder is alive as far as it knows (69, nothing run).
+#[test]
+fn on_unavailable_run_does_not_run_after_the_lock_was_seen_held() {
+    let server = RedisServer::start();
+    let holder = Holder::start(&server.url(), &["-n", "seen", "--ttl", "3s"]);
+    let waiter = redlock(&server.url())
+        .args([
+            "run",
+            "-n",
+            "seen",
+            "--wait",
+            "60s",
+            "--on-unavailable",
+            "run",
+        ])
+        .args(["--", "echo", "ran"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_subscriber(&server, "seen");
+    server.freeze();
+    let output = waiter.wait_with_output().unwrap();
+    server.thaw();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(output.stdout.is_empty(), "{stderr}");
+    drop(holder);
 }

@@ -48,9 +48,10 @@ pub enum Command {
         expires.\n\n\
         A run inside a run of the same lock (a locking script that calls another that locks the \
         same NAME) finds the outer run's REDLOCK_NAME, REDLOCK_TOKEN and REDLOCK_FENCE in its \
-        environment; if that token still holds the lock on a majority of the servers, it runs its \
+        environment; if that token still holds the lock on a majority of the servers and this \
+        run is inside the outer run's command (its process group, on its host), it runs its \
         command at once under the outer lease (same fence, its command's status), instead of \
-        waiting for itself. A token that does not hold the lock is ignored.",
+        waiting for itself. Otherwise the token is ignored.",
         after_long_help = RUN_AFTER_HELP)]
     Run(RunArgs),
 

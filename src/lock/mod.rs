@@ -127,21 +127,24 @@ impl Lock {
         Lock::with_token(servers, keys, timing, token)
     }
 
-    /// Whether a majority of the servers hold the lock with `token` now (a run that finds its
-    /// own lock's token in its environment runs under that lease, see `run::nested`).
-    pub fn held_with(&mut self, token: &str, timeout: Duration) -> bool {
+    /// The holder, if a majority of the servers hold the lock with `token` now (a run that
+    /// finds its own lock's token in its environment may run under that lease).
+    pub fn holder_with(&mut self, token: &str, timeout: Duration) -> Option<Holder> {
         let request = scripts::view(&self.keys);
         let answers = self
             .pool
             .fan_out(Wait::Always, &request, timeout, Ok, |_| false);
-        let holding = answers
+        let holding: Vec<Holder> = answers
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|reply| redis::from_redis_value::<Vec<Value>>(reply).ok())
-            .filter(|fields| holder::Holder::decode(fields).token.as_deref() == Some(token))
-            .count();
-        holding >= self.quorum()
+            .map(|fields| Holder::decode(&fields))
+            .filter(|holder| holder.token.as_deref() == Some(token))
+            .collect();
+        (holding.len() >= self.quorum())
+            .then(|| holding.into_iter().next())
+            .flatten()
     }
 
     /// Asks the holder of the lock (the one holding `token`) to stop its command and let the

@@ -66,7 +66,8 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         lease.timing,
     );
     if let Some(token) = outer_token(args)
-        && lock.held_with(&token, REQUEST_TIMEOUT)
+        && let Some(outer) = lock.holder_with(&token, REQUEST_TIMEOUT)
+        && inside(&outer)
     {
         // A run inside a run of the same lock: the outer lease covers this command too.
         return Err(spawn::exec_nested(&args.command));
@@ -153,6 +154,27 @@ fn outer_token(args: &RunArgs) -> Option<String> {
     let name = var("REDLOCK_NAME")?;
     var("REDLOCK_FENCE")?;
     (name == args.name).then(|| var("REDLOCK_TOKEN")).flatten()
+}
+
+/// Whether this process runs inside the command of the outer run that holds the lock as
+/// `outer`: on its host, in the process group it made for its command (led by its guard, a
+/// child of that redlock), and with that command still running. A process that only has the
+/// token (a daemon that left the group, a job started by `at`, someone who read `status
+/// --json`) is not: the outer run would not stop it before its lease ends.
+fn inside(outer: &crate::lock::Holder) -> bool {
+    let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned());
+    if outer.ended_ms.is_some() || outer.host.is_none() || outer.host != host.ok() {
+        return false;
+    }
+    let group = nix::unistd::getpgrp().as_raw();
+    // `/proc/PID/stat`: `PID (COMM) STATE PPID ...`; COMM may hold spaces and parentheses.
+    let parent = std::fs::read_to_string(format!("/proc/{group}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(") ")?;
+            rest.split(' ').nth(1)?.parse::<u32>().ok()
+        });
+    parent.is_some() && parent == outer.pid
 }
 
 /// `--on-unavailable`: the servers could not be reached (the lock was not taken).

@@ -197,11 +197,12 @@ impl Supervisor<'_> {
             }
             return None;
         }
-        if self.time_limit.is_some_and(|(at, _)| now >= at) {
-            return Some(Stop::TimedOut);
-        }
+        // A lease that could not be extended is lost, whatever the time limit says.
         if now < self.signal_at() {
-            return None; // extended meanwhile
+            return self
+                .time_limit
+                .is_some_and(|(at, _)| now >= at)
+                .then_some(Stop::TimedOut);
         }
         Some(Stop::Lost(format!(
             "the lease could not be extended before {} of it was left",

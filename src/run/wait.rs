@@ -63,7 +63,7 @@ pub fn acquire(
     // and the others would wait for it. Not when the servers failed: that would only wait for
     // them once more.
     if let Err(failure) = &granted
-        && !policy.wait.is_zero()
+        && (!policy.wait.is_zero() || policy.replace)
         && matches!(failure.kind, Kind::Busy | Kind::Signal(_))
     {
         lock.leave_queue(policy.timeout);
@@ -90,6 +90,9 @@ fn take(
     // With --replace: until when the holder is asked again, while it may still answer.
     let mut replacing: Option<Moment> = None;
     let mut subscribed = false;
+    // Whether another run was seen holding the lock: servers that fail after that are no
+    // reason to run without it (`--on-unavailable`).
+    let mut seen_held = false;
     loop {
         let attempt = lock.try_acquire(me, !wait.is_zero() || replace, timeout, in_flight);
         let (signal, notice) = drain(events, &lock.token);
@@ -113,12 +116,17 @@ fn take(
                     lease_end,
                 });
             }
-            Ok(Attempt::Busy { holder, split }) => (holder, split),
+            Ok(Attempt::Busy { holder, split }) => {
+                seen_held = true;
+                (holder, split)
+            }
             Err(e) => {
-                return Err(Failure::new(
-                    Kind::Unavailable,
-                    e.context("cannot take the lock"),
-                ));
+                let kind = if seen_held {
+                    Kind::UnavailableWhileHeld
+                } else {
+                    Kind::Unavailable
+                };
+                return Err(Failure::new(kind, e.context("cannot take the lock")));
             }
         };
         let now = Moment::now();
