@@ -1,6 +1,7 @@
 //! The lease on one named lock, over a set of independent Redis servers: a majority must agree
 //! (with one server, a majority of one). Deadlines are measured from when a request was sent.
 
+mod asking;
 mod holder;
 mod keys;
 pub mod scripts;
@@ -125,42 +126,6 @@ impl Lock {
     pub fn new(servers: Vec<Server>, keys: Keys, timing: Timing) -> Self {
         let token = uuid::Uuid::new_v4().simple().to_string();
         Lock::with_token(servers, keys, timing, token)
-    }
-
-    /// The holder, if a majority of the servers hold the lock with `token` now (a run that
-    /// finds its own lock's token in its environment may run under that lease).
-    pub fn holder_with(&mut self, token: &str, timeout: Duration) -> Option<Holder> {
-        let request = scripts::view(&self.keys);
-        let answers = self
-            .pool
-            .fan_out(Wait::Always, &request, timeout, Ok, |_| false);
-        let holding: Vec<Holder> = answers
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|reply| redis::from_redis_value::<Vec<Value>>(reply).ok())
-            .map(|fields| Holder::decode(&fields))
-            .filter(|holder| holder.token.as_deref() == Some(token))
-            .collect();
-        (holding.len() >= self.quorum())
-            .then(|| holding.into_iter().next())
-            .flatten()
-    }
-
-    /// Asks the holder of the lock (the one holding `token`) to stop its command and let the
-    /// lock go, for `run --replace`; returns its --kill-after, as the servers that answered
-    /// know it. The answers are otherwise of no interest: the release notice tells the rest.
-    pub fn ask_to_replace(&mut self, token: &str, timeout: Duration) -> Option<Duration> {
-        let request = scripts::ask_to_stop(&self.keys, Some(token), scripts::Ask::Replace);
-        let answers = self
-            .pool
-            .fan_out(Wait::Always, &request, timeout, view::asked, |_| false);
-        answers
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|asked| asked.kill_after)
-            .max()
     }
 
     /// What it takes to open the same lock again, over new connections (see `Twin`).

@@ -1,0 +1,48 @@
+//! What a run asks of another holder of its lock: whether the holder is the run it is nested
+//! in (`holder_with`), and to let go for `run --replace` (`ask_to_replace`).
+
+use std::time::Duration;
+
+use redis::Value;
+
+use super::holder::Holder;
+use super::transport::Wait;
+use super::{Lock, scripts, view};
+
+impl Lock {
+    /// The holder, if a majority of the servers hold the lock with `token` now (a run that
+    /// finds its own lock's token in its environment may run under that lease).
+    pub fn holder_with(&mut self, token: &str, timeout: Duration) -> Option<Holder> {
+        let request = scripts::view(&self.keys);
+        let answers = self
+            .pool
+            .fan_out(Wait::Always, &request, timeout, Ok, |_| false);
+        let holding: Vec<Holder> = answers
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|reply| redis::from_redis_value::<Vec<Value>>(reply).ok())
+            .map(|fields| Holder::decode(&fields))
+            .filter(|holder| holder.token.as_deref() == Some(token))
+            .collect();
+        (holding.len() >= self.quorum())
+            .then(|| holding.into_iter().next())
+            .flatten()
+    }
+
+    /// Asks the holder of the lock (the one holding `token`) to stop its command and let the
+    /// lock go, for `run --replace`; returns its --kill-after, as the servers that answered
+    /// know it. The answers are otherwise of no interest: the release notice tells the rest.
+    pub fn ask_to_replace(&mut self, token: &str, timeout: Duration) -> Option<Duration> {
+        let request = scripts::ask_to_stop(&self.keys, Some(token), scripts::Ask::Replace);
+        let answers = self
+            .pool
+            .fan_out(Wait::Always, &request, timeout, view::asked, |_| false);
+        answers
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|asked| asked.kill_after)
+            .max()
+    }
+}
