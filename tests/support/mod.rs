@@ -105,17 +105,7 @@ impl RedisServer {
     pub fn start_tls() -> (Self, TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path();
-        let openssl = |args: &[&str]| {
-            let status = Command::new("openssl")
-                .args(args)
-                .current_dir(certs)
-                .stderr(Stdio::null())
-                .status();
-            assert!(
-                status.expect("openssl must be installed").success(),
-                "openssl {args:?}"
-            );
-        };
+        let openssl = |args: &[&str]| openssl(certs, args);
         openssl(&[
             "req",
             "-x509",
@@ -288,6 +278,19 @@ fn spawn_redis(dir: &Path, args: &[String]) -> Child {
         .stderr(std::fs::File::create(dir.join("stderr")).expect("the server's stderr file"))
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {program} (see README's tests): {e}"))
+}
+
+/// Runs `openssl` with `args` in `dir`, where the certificates of the TLS fixtures are made.
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        status.expect("openssl must be installed").success(),
+        "openssl {args:?}"
+    );
 }
 
 fn free_port() -> u16 {
@@ -758,17 +761,7 @@ impl MutualTls {
     pub fn start() -> Self {
         let certs = tempfile::tempdir().unwrap();
         let dir = certs.path();
-        let openssl = |args: &[&str]| {
-            let status = Command::new("openssl")
-                .args(args)
-                .current_dir(dir)
-                .stderr(Stdio::null())
-                .status();
-            assert!(
-                status.expect("openssl must be installed").success(),
-                "openssl {args:?}"
-            );
-        };
+        let openssl = |args: &[&str]| openssl(dir, args);
         // EC keys: made in a moment, where RSA keys take a good part of a second each.
         let new_key = [
             "-newkey",
