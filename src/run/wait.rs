@@ -47,6 +47,14 @@ pub struct Policy<'a> {
     pub replace: bool,
 }
 
+impl Policy<'_> {
+    /// Whether a busy lock is waited for, so that the run joins (and, giving up, leaves) the
+    /// queue of waiters: with `--wait`, and with `--replace`.
+    fn queues(&self) -> bool {
+        !self.wait.is_zero() || self.replace
+    }
+}
+
 /// Takes the lock, waiting up to `policy.wait` for it. Stale events are drained and ignored.
 /// `in_flight` runs while each attempt's request is on its way (see `Lock::try_acquire`).
 pub fn acquire(
@@ -63,7 +71,7 @@ pub fn acquire(
     // and the others would wait for it. Not when the servers failed: that would only wait for
     // them once more.
     if let Err(failure) = &granted
-        && (!policy.wait.is_zero() || policy.replace)
+        && policy.queues()
         && matches!(failure.kind, Kind::Busy | Kind::Signal(_))
     {
         lock.leave_queue(policy.timeout);
@@ -94,7 +102,7 @@ fn take(
     // reason to run without it (`--on-unavailable`).
     let mut seen_held = false;
     loop {
-        let attempt = lock.try_acquire(me, !wait.is_zero() || replace, timeout, in_flight);
+        let attempt = lock.try_acquire(me, policy.queues(), timeout, in_flight);
         let (signal, notice) = drain(events, &lock.token);
         // A signal that came in during the request ends the run as it would have ended a wait;
         // a lease granted meanwhile is given back before any command started.
