@@ -130,7 +130,16 @@ fn a_failover_mid_run_is_followed() {
     let name = "failover";
     let mut holder = Holder::start(
         &cluster.url(),
-        &["-n", name, "--ttl", "4s", "--wait-replicas", "1"],
+        &[
+            "-n",
+            name,
+            "--ttl",
+            "10s",
+            "--heartbeat",
+            "1s",
+            "--wait-replicas",
+            "1",
+        ],
     );
     let primary = cluster.owner(&lock_key(name));
     let replica = cluster.replica_of(primary);
@@ -157,7 +166,10 @@ fn a_migrated_slot_is_followed() {
     let cluster = Cluster::start(3, 0);
     let name = "migrated";
     let key = lock_key(name);
-    let mut holder = Holder::start(&cluster.url(), &["-n", name, "--ttl", "4s"]);
+    let mut holder = Holder::start(
+        &cluster.url(),
+        &["-n", name, "--ttl", "10s", "--heartbeat", "1s"],
+    );
     let source = cluster.owner(&key);
     let target = cluster
         .nodes
