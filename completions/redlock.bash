@@ -185,7 +185,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__release)
-            opts="-n -h --name --force --token --now --redis --prefix --tls-ca --tls-cert --tls-key --help"
+            opts="-n -h --name --force --token --slot --now --redis --prefix --tls-ca --tls-cert --tls-key --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -200,6 +200,10 @@ _redlock() {
                     return 0
                     ;;
                 --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --slot)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -231,7 +235,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__run)
-            opts="-n -w -E -q -v -h --name --redis --prefix --tls-ca --tls-cert --tls-key --ttl --wait --heartbeat --kill-after --replace --on-unavailable --timeout --min-hold --wait-replicas --conflict-exit-code --quiet --verbose --help"
+            opts="-n -w -E -q -v -h --name --redis --prefix --tls-ca --tls-cert --tls-key --ttl --wait --limit --heartbeat --kill-after --replace --on-unavailable --timeout --min-hold --wait-replicas --conflict-exit-code --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -274,6 +278,10 @@ _redlock() {
                     return 0
                     ;;
                 -w)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -39,6 +39,7 @@ complete -c redlock -n "__fish_redlock_using_subcommand run" -l tls-cert -d 'Cli
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l ttl -d 'Length of the lease' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s w -l wait -d 'How long to wait for a busy lock (0: try once)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l limit -d 'Allow up to N runs of the name at once: a counting semaphore (default 1: a lock)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l heartbeat -d 'Interval between lease extensions [default: a third of --ttl]' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l kill-after -d 'Grace between SIGTERM and SIGKILL [default: a quarter of --ttl]' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l on-unavailable -d 'What to do when too few Redis servers can be reached: fail, skip, or run' -r -f -a "fail\t'Exit with 69'
@@ -69,6 +70,7 @@ complete -c redlock -n "__fish_redlock_using_subcommand list" -l json -d 'Print 
 complete -c redlock -n "__fish_redlock_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -s n -l name -d 'Name of the lock' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l token -d 'Only if the lock still holds this token' -r
+complete -c redlock -n "__fish_redlock_using_subcommand release" -l slot -d 'Only this place of a semaphore (run --limit), 0 to N-1' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l prefix -d 'Prefix of every key redlock writes' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F

@@ -18,6 +18,8 @@ pub const BUSY: u8 = 75;
 pub const LOCK_LOST: u8 = 76;
 /// Another run took the lock over with `--replace`; the command was stopped.
 pub const REPLACED: u8 = 77;
+/// The lock is held with another `--limit` than this run's (EX_CONFIG).
+pub const LIMIT_MISMATCH: u8 = 78;
 /// The command ran for its `--timeout` and was stopped, as `timeout(1)` exits.
 pub const TIMED_OUT: u8 = 124;
 /// The command exists but could not be executed.
@@ -70,6 +72,11 @@ pub const RUN: &[(Status, &str)] = &[
     (
         Status::Code(USAGE),
         "usage error: bad flag, duration, name or URL, or an unsafe combination (EX_USAGE)",
+    ),
+    (
+        Status::Code(LIMIT_MISMATCH),
+        "the lock is held with another `--limit` than this run's (every run of a name must use \
+         the same N; the message says which is in force); the command did not run (EX_CONFIG)",
     ),
     (
         Status::Code(LOCK_LOST),
@@ -135,6 +142,8 @@ pub enum Kind {
     /// run or skip then (the holder is alive, as far as anyone knows).
     UnavailableWhileHeld,
     Busy,
+    /// Held with another `--limit`.
+    LimitMismatch,
     CannotExecute,
     NotFound,
     /// Interrupted by signal N before the command started: exit as if killed by it.
@@ -163,6 +172,7 @@ impl Failure {
             Kind::Usage => USAGE,
             Kind::Unavailable | Kind::UnavailableWhileHeld => UNAVAILABLE,
             Kind::Busy => busy_code,
+            Kind::LimitMismatch => LIMIT_MISMATCH,
             Kind::CannotExecute => CANNOT_EXECUTE,
             Kind::NotFound => NOT_FOUND,
             Kind::Signal(n) => signal_code(n),
@@ -227,6 +237,9 @@ macro_rules! run_exit_table {
             "                 password, no answer within the timeout, or a key of the wrong type in the way\n",
             "                 (EX_UNAVAILABLE)\n",
             "  64             usage error: bad flag, duration, name or URL, or an unsafe combination (EX_USAGE)\n",
+            "  78             the lock is held with another --limit than this run's (every run of a name must use\n",
+            "                 the same N; the message says which is in force); the command did not run\n",
+            "                 (EX_CONFIG)\n",
             "  76             the lock was lost: deleted, broken by redlock release --force (which asks a live\n",
             "                 holder to stop first), taken by another holder, or not extended in time. Noticed\n",
             "                 while the command ran, the command was stopped (SIGTERM, then SIGKILL after\n",
@@ -296,6 +309,7 @@ mod tests {
             UNAVAILABLE,
             INTERNAL,
             BUSY,
+            LIMIT_MISMATCH,
             LOCK_LOST,
             REPLACED,
             TIMED_OUT,

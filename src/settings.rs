@@ -153,6 +153,13 @@ pub fn check_run(args: &RunArgs) -> Result<Lease> {
     if args.command.first().is_none_or(|c| c.is_empty()) {
         bail!("no command given: redlock run --name NAME -- COMMAND [ARGS...]");
     }
+    if args.replace && args.limit > 1 {
+        bail!(
+            "--replace cannot be used with --limit {}: it takes over from the one holder of a \
+             lock, and a semaphore has several",
+            args.limit
+        );
+    }
     Lease::new(args.ttl, args.heartbeat, args.kill_after)
 }
 

@@ -238,3 +238,46 @@ fn a_failover_to_a_node_without_the_lease_loses_it() {
     assert!(is_dead(command), "{stderr}");
     assert!(stderr.contains("redlock: lock lost"), "{stderr}");
 }
+
+/// A semaphore on a cluster, through a seed that does not own its slot: its places, queue and
+/// stored limit share the name's hash tag, so each run's one script reaches them all on the
+/// owner; two places are held at once, a third run is busy and names both holders, a
+/// mismatched N is refused, and `list` shows each place.
+#[test]
+fn a_semaphore_on_a_cluster() {
+    let cluster = Cluster::start(3, 0);
+    let name = (0..)
+        .map(|i| format!("sem{i}"))
+        .find(|name| cluster.owner(&lock_key(name)).port != cluster.nodes[0].port)
+        .unwrap();
+    let url = cluster.url();
+    let args = ["-n", name.as_str(), "--limit", "2"];
+    let mut holders = [Holder::start(&url, &args), Holder::start(&url, &args)];
+    let run = |limit: &str| {
+        redlock(&url)
+            .args(["run", "-n", &name, "--limit", limit, "--", "true"])
+            .output()
+            .unwrap()
+    };
+    let busy = run("2");
+    let stderr = String::from_utf8_lossy(&busy.stderr);
+    assert_eq!(busy.status.code(), Some(75), "{stderr}");
+    for holder in &holders {
+        assert!(
+            stderr.contains(&format!("pid {}", holder.redlock_pid())),
+            "{stderr}"
+        );
+    }
+    assert_eq!(run("3").status.code(), Some(78));
+    let listed = succeeded(redlock(&url).arg("list"));
+    let listed = String::from_utf8_lossy(&listed);
+    assert!(
+        listed.contains(&format!("{name} [place 0 of 2]"))
+            && listed.contains(&format!("{name} [place 1 of 2]")),
+        "{listed}"
+    );
+    for holder in &mut holders {
+        assert!(holder.finish().0.success());
+    }
+    assert!(run("3").status.success());
+}

@@ -14,6 +14,7 @@ mod lost;
 mod operators;
 mod quorum;
 mod run;
+mod semaphore;
 mod sentinel;
 mod signals;
 mod waiting;

@@ -115,7 +115,8 @@ pub struct StatusArgs {
     /// (one view each). A view: address, held, token, ttl_ms (-1: no expiry), fence, host, pid,
     /// user, command, started_ms (ms since the epoch, server clock), age_ms, ended_ms (when
     /// --min-hold keeps a finished command's lock), limit_ms (when its --timeout ends, about)
-    /// and error. The fields are stable.
+    /// and error. For a semaphore (run --limit N): name, limit (N), held (a place is held),
+    /// places_held, and places (such an object for each place). The fields are stable.
     #[arg(long)]
     pub json: bool,
 
@@ -135,7 +136,8 @@ pub struct ListArgs {
     ///
     /// An array of the held locks, each with name, servers (how many hold it) and the fields of
     /// a `redlock status` view: address, held, token, ttl_ms (-1: no expiry), fence, host, pid,
-    /// user, command, started_ms, age_ms, ended_ms, limit_ms and error. The fields are stable.
+    /// user, command, started_ms, age_ms, ended_ms, limit_ms and error; a semaphore's places
+    /// (run --limit N) each with slot and limit. The fields are stable.
     #[arg(long)]
     pub json: bool,
 
@@ -162,6 +164,12 @@ pub struct ReleaseArgs {
     /// The token `redlock status` shows: a lock taken again since is left alone.
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
+
+    /// Only this place of a semaphore (run --limit), 0 to N-1
+    ///
+    /// Without it, every place of a semaphore that is held is broken, one after the other.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(0..100))]
+    pub slot: Option<u16>,
 
     /// Delete the lock at once, without asking its holder to stop first
     ///
@@ -200,6 +208,15 @@ pub struct RunArgs {
     /// takes over at once. When the time is up it exits with the busy status.
     #[arg(short, long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub wait: Duration,
+
+    /// Allow up to N runs of the name at once: a counting semaphore (default 1: a lock)
+    ///
+    /// Each run holds one of N places, with its own lease, heartbeat and fencing token: a
+    /// crashed holder frees its place within its TTL. The command learns its place as
+    /// REDLOCK_SLOT (0 to N-1). Every run of a name must use the same N: while any holds it, a
+    /// run with another N exits with 78. 1 to 100; not with --replace above 1.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub limit: u16,
 
     /// Interval between lease extensions [default: a third of --ttl]
     ///

@@ -10,10 +10,10 @@ use super::transport::Wait;
 use super::{Lock, scripts, view};
 
 impl Lock {
-    /// The holder, if a majority of the servers hold the lock with `token` now (a run that
+    /// The holder, if a majority of the servers hold `place` of the lock with `token` now (a run that
     /// finds its own lock's token in its environment may run under that lease).
-    pub fn holder_with(&mut self, token: &str, timeout: Duration) -> Option<Holder> {
-        let request = scripts::view(&self.keys);
+    pub fn holder_with(&mut self, token: &str, place: usize, timeout: Duration) -> Option<Holder> {
+        let request = scripts::view(&self.keys.slot(place));
         let answers = self
             .pool
             .fan_out(Wait::Always, &request, timeout, Ok, |_| false);

@@ -120,44 +120,83 @@ impl fmt::Display for Holder {
 /// One server's answer to an acquire.
 #[derive(Debug)]
 pub enum Acquired {
-    Yes { fence: u64 },
-    Busy(Holder),
+    /// Ours: `place` of the lock (0 for a plain lock), with its fencing token.
+    Yes { fence: u64, place: usize },
+    /// Every place is held: their holders, place 0 first.
+    Busy(Vec<Holder>),
+    /// The lock is held with another `--limit`: this one.
+    Mismatch(usize),
 }
 
-/// What an acquire script's reply says: ours, with the fencing token, or the holder's details.
+/// What an acquire script's reply says: ours, with the fencing token and the place, the
+/// holders' details, or the limit in force.
 pub(super) fn acquired(reply: Value) -> Result<Acquired> {
     let Value::Array(reply) = reply else {
         bail!("unexpected reply from the acquire script: {reply:?}");
     };
     match reply.as_slice() {
-        [Value::Int(1), Value::Int(fence)] => Ok(Acquired::Yes {
+        [Value::Int(1), Value::Int(fence), Value::Int(place)] => Ok(Acquired::Yes {
             fence: *fence as u64,
+            place: *place as usize,
         }),
-        [Value::Int(0), holder @ ..] if holder.len() == Holder::FIELDS => {
-            Ok(Acquired::Busy(Holder::decode(holder)))
+        [Value::Int(2), limit] => {
+            let limit: usize = redis::from_redis_value(limit.clone())?;
+            Ok(Acquired::Mismatch(limit))
+        }
+        [Value::Int(0), holders @ ..]
+            if !holders.is_empty() && holders.len() % Holder::FIELDS == 0 =>
+        {
+            Ok(Acquired::Busy(
+                holders.chunks(Holder::FIELDS).map(Holder::decode).collect(),
+            ))
         }
         _ => bail!("unexpected reply from the acquire script: {reply:?}"),
     }
 }
 
+/// The busy message for a lock whose places (one, or a semaphore's N) are all held:
+/// `lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s`, and for a
+/// semaphore `lock 'nas' has all 2 places held (--limit 2): place 0 held by db2 (pid 4242,
+/// ./backup.sh) for 3m12s, expires in 27s; place 1 held by ...`.
+pub fn busy_message_for(name: &str, holders: &[Holder]) -> String {
+    match holders {
+        [holder] => busy_message(name, holder),
+        _ => {
+            let places: Vec<String> = holders
+                .iter()
+                .enumerate()
+                .map(|(place, holder)| format!("place {place} {}", about(holder).join(", ")))
+                .collect();
+            format!(
+                "lock '{name}' has all {} places held (--limit {}): {}",
+                holders.len(),
+                holders.len(),
+                places.join("; ")
+            )
+        }
+    }
+}
+
 /// `lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s`
 pub fn busy_message(name: &str, holder: &Holder) -> String {
-    let mut text = match (holder.ended_ago(), holder.age()) {
-        (Some(ago), _) => format!(
-            "lock '{name}' is kept by --min-hold: {holder} finished {} ago",
-            human(ago)
-        ),
-        (None, Some(age)) => format!("lock '{name}' is held by {holder} for {}", human(age)),
-        (None, None) => format!("lock '{name}' is held by {holder}"),
-    };
-    match holder.remaining() {
-        Some(remaining) => text.push_str(&format!("; expires in {}", human(remaining))),
-        None => text.push_str("; the key has no expiry"),
-    }
+    format!("lock '{name}' is {}", about(holder).join("; "))
+}
+
+/// What a busy message says of one holder: who, since when, until when.
+fn about(holder: &Holder) -> Vec<String> {
+    let mut parts = vec![match (holder.ended_ago(), holder.age()) {
+        (Some(ago), _) => format!("kept by --min-hold: {holder} finished {} ago", human(ago)),
+        (None, Some(age)) => format!("held by {holder} for {}", human(age)),
+        (None, None) => format!("held by {holder}"),
+    }];
+    parts.push(match holder.remaining() {
+        Some(remaining) => format!("expires in {}", human(remaining)),
+        None => "the key has no expiry".to_string(),
+    });
     if let (Some(left), None) = (holder.time_limit_left(), holder.ended_ms) {
-        text.push_str(&format!("; its --timeout ends in {}", human(left)));
+        parts.push(format!("its --timeout ends in {}", human(left)));
     }
-    text
+    parts
 }
 
 /// Milliseconds as the server counts them (signed) as a duration; below zero (clocks that

@@ -16,8 +16,8 @@ use anyhow::{Result, anyhow};
 use redis::Value;
 
 use holder::{Acquired, acquired};
-pub use holder::{Holder, HolderInfo, busy_message};
-pub use keys::Keys;
+pub use holder::{Holder, HolderInfo, busy_message_for};
+pub use keys::{Keys, lock_of};
 use transport::{Answer, Wait};
 pub use transport::{Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve};
 
@@ -49,15 +49,20 @@ impl Timing {
 /// The outcome of one attempt to take the lock.
 #[derive(Debug)]
 pub enum Attempt {
-    /// A majority is ours until `lease_end`.
+    /// A majority is ours until `lease_end`, on the same `place` of the lock (0 for a plain
+    /// lock; a semaphore's place is the same on all of them).
     Acquired {
         fence: u64,
         sent: Moment,
         lease_end: Moment,
+        place: usize,
     },
-    /// Held by others: the details of the holder with the most servers. `split` when no one
-    /// holds a majority (contenders took a few servers each and are giving them back).
-    Busy { holder: Holder, split: bool },
+    /// Held by others: for each place, the details of the holder with the most servers.
+    /// `split` when no one holds a majority of some place (contenders took a few servers each
+    /// and are giving them back).
+    Busy { holders: Vec<Holder>, split: bool },
+    /// The lock is held with another `--limit`: this one.
+    Mismatch { limit: usize },
 }
 
 /// What an extension found.
@@ -87,7 +92,13 @@ pub struct Lock {
     servers: Vec<Server>,
     /// Addresses, in the order of `servers`, for messages.
     pub addresses: Vec<String>,
+    /// The keys of the place taken (place 0 until one is).
     pub keys: Keys,
+    /// Every place of the lock: one, or a semaphore's N.
+    places: Vec<Keys>,
+    /// With several servers, the place to ask for first: the one most of them granted when
+    /// they did not agree last time.
+    prefer: Option<usize>,
     pub token: String,
     pub timing: Timing,
 }
@@ -97,13 +108,22 @@ pub struct Lock {
 pub struct Twin {
     servers: Vec<Server>,
     keys: Keys,
+    limit: usize,
     timing: Timing,
     token: String,
 }
 
 impl Twin {
     pub fn open(self) -> Lock {
-        Lock::with_token(self.servers, self.keys, self.timing, self.token)
+        let mut lock = Lock::with_token(
+            self.servers,
+            self.keys.slot(0),
+            self.limit,
+            self.timing,
+            self.token,
+        );
+        lock.keys = self.keys;
+        lock
     }
 }
 
@@ -123,9 +143,10 @@ impl Lock {
     /// A lock with a fresh token. The servers' host names are looked up first, all at once and
     /// for no longer than a connection may take (`resolve.rs`); then, with several servers,
     /// their connections are opened at once, without waiting for them.
-    pub fn new(servers: Vec<Server>, keys: Keys, timing: Timing) -> Self {
+    /// `limit`: how many places the lock has (a semaphore's N; 1 for a plain lock).
+    pub fn new(servers: Vec<Server>, keys: Keys, limit: usize, timing: Timing) -> Self {
         let token = uuid::Uuid::new_v4().simple().to_string();
-        Lock::with_token(servers, keys, timing, token)
+        Lock::with_token(servers, keys, limit, timing, token)
     }
 
     /// What it takes to open the same lock again, over new connections (see `Twin`).
@@ -133,12 +154,19 @@ impl Lock {
         Twin {
             servers: self.targets(),
             keys: self.keys.clone(),
+            limit: self.places.len(),
             timing: self.timing,
             token: self.token.clone(),
         }
     }
 
-    fn with_token(servers: Vec<Server>, keys: Keys, timing: Timing, token: String) -> Self {
+    fn with_token(
+        servers: Vec<Server>,
+        keys: Keys,
+        limit: usize,
+        timing: Timing,
+        token: String,
+    ) -> Self {
         // A twin's servers share their lookups with the lock's: nothing is looked up again.
         resolve(&servers, REQUEST_TIMEOUT);
         let addresses = servers.iter().map(|s| s.address.clone()).collect();
@@ -146,10 +174,17 @@ impl Lock {
             addresses,
             pool: Pool::open(&servers),
             servers,
+            places: keys.slots(limit),
             keys,
+            prefer: None,
             token,
             timing,
         }
+    }
+
+    /// How many places the lock has: a semaphore's N, 1 for a plain lock.
+    pub fn limit(&self) -> usize {
+        self.places.len()
     }
 
     /// The servers, for connections of their own (subscriptions).
@@ -172,22 +207,34 @@ impl Lock {
         timeout: Duration,
         in_flight: &mut dyn FnMut(),
     ) -> Result<Attempt> {
-        let request = scripts::acquire(&self.keys, &self.token, self.timing.ttl, me, queue);
+        let request = scripts::acquire(
+            &self.places,
+            &self.token,
+            self.timing.ttl,
+            me,
+            queue,
+            self.prefer,
+        );
         let sent = Moment::now();
         let quorum = self.quorum();
         let on_its_way = self.pool.send(Wait::Never, &request, timeout);
         in_flight();
         let answers = on_its_way.collect(acquired, |answers| {
-            decided(answers, quorum, |a| matches!(a, Ok(Acquired::Yes { .. })))
+            granted_most(answers).is_some_and(|(_, count)| count >= quorum)
         });
         let lease_end = self.timing.lease_end(sent);
+        let (place, granted) = granted_most(&answers).unwrap_or((0, 0));
         let mut fences = Vec::new();
+        let mut strays = false;
         let mut busy = Vec::new();
+        let mut mismatch = None;
         let mut errors = Vec::new();
         for (address, answer) in self.addresses.iter().zip(answers) {
             match answer {
-                Some(Ok(Acquired::Yes { fence })) => fences.push(fence),
-                Some(Ok(Acquired::Busy(holder))) => busy.push(holder),
+                Some(Ok(Acquired::Yes { fence, place: p })) if p == place => fences.push(fence),
+                Some(Ok(Acquired::Yes { .. })) => strays = true,
+                Some(Ok(Acquired::Busy(holders))) => busy.push(holders),
+                Some(Ok(Acquired::Mismatch(limit))) => mismatch = Some(limit),
                 Some(Err(e)) => errors.push(format!(
                     "{:#}",
                     name_keys_in_the_way(e, address, &self.keys)
@@ -195,6 +242,8 @@ impl Lock {
                 None => errors.push(transport::unanswered(address)),
             }
         }
+        // The place is a lock of its own: from here on, its keys are the ones used.
+        self.keys = self.places[place].clone();
         let fence = fences.iter().copied().max().unwrap_or(0);
         let min_validity = self.timing.min_validity;
         let in_time = || Moment::now() + min_validity < lease_end;
@@ -202,17 +251,26 @@ impl Lock {
         // servers disagree, the largest is written back before the command may use it.
         let mut fence_agreed =
             || fences.iter().all(|&f| f == fence) || self.raise_fence(fence, timeout);
-        if fences.len() >= quorum && in_time() && fence_agreed() && in_time() {
+        if granted >= quorum && in_time() && fence_agreed() && in_time() {
+            if strays {
+                // Other places a few servers gave us: each is a place another run could have.
+                self.give_back(Some(place), timeout);
+            }
+            self.prefer = None;
             return Ok(Attempt::Acquired {
                 fence,
                 sent,
                 lease_end,
+                place,
             });
         }
-        if !fences.is_empty() || !errors.is_empty() {
+        self.keys = self.places[0].clone();
+        // Next time, ask first for the place most of them gave: they then agree more often.
+        self.prefer = (granted > 0).then_some(place);
+        if granted > 0 || strays || !errors.is_empty() {
             // A minority (or a majority that came too late) is worthless and would block others;
             // a server that timed out may still execute our request once it wakes up.
-            self.release(Duration::ZERO, timeout, Everywhere::Yes);
+            self.give_back(None, timeout);
         }
         let n = self.addresses.len();
         if beyond_minority(errors.len(), n) {
@@ -225,14 +283,43 @@ impl Lock {
                 ),
             });
         }
-        if busy.is_empty() {
-            return Err(anyhow!(if fences.len() >= quorum && in_time() {
+        if let Some(limit) = mismatch {
+            return Ok(Attempt::Mismatch { limit });
+        }
+        if busy.is_empty() && (granted >= quorum || self.places.len() == 1) {
+            return Err(anyhow!(if granted >= quorum && in_time() {
                 "the fencing token could not be recorded on a majority of the servers"
             } else {
                 "the lock was granted too late to be of use; raise --ttl"
             }));
         }
+        if busy.is_empty() {
+            // The servers gave different places of a semaphore, none of them to a majority:
+            // contenders took them in different orders, and are giving them back. Tried again
+            // at once (after the split vote's pause), as their holders are unknown.
+            let unknown = Holder {
+                ttl_ms: Some(0),
+                ..Holder::default()
+            };
+            return Ok(Attempt::Busy {
+                holders: vec![unknown; self.places.len()],
+                split: true,
+            });
+        }
         Ok(busiest(busy, quorum))
+    }
+
+    /// Gives back what an acquire got that is of no use (all of it, or every place but
+    /// `keep`), on every server: one that executes the acquire late gets this after it.
+    fn give_back(&mut self, keep: Option<usize>, timeout: Duration) {
+        let request = scripts::release(&self.places, &self.token, Duration::ZERO, keep);
+        self.pool.fan_out(
+            Wait::Always,
+            &request,
+            timeout,
+            |reply| integer(reply).map(drop),
+            |_| false,
+        );
     }
 
     /// Writes `fence` back to every server whose counter is lower; true once a majority has it.
@@ -252,7 +339,13 @@ impl Lock {
     /// Extends the lease on every server; `timeout` bounds each request. `stopping`: the
     /// extension also says that the holder is stopping its command on request (`extend.lua`).
     pub fn extend(&mut self, timeout: Duration, stopping: bool) -> Extension {
-        let request = scripts::extend(&self.keys, &self.token, self.timing.ttl, stopping);
+        let request = scripts::extend(
+            &self.keys,
+            &self.token,
+            self.timing.ttl,
+            stopping,
+            self.places.len(),
+        );
         let sent = Moment::now();
         let quorum = self.quorum();
         let answers = self.pool.fan_out(
@@ -308,7 +401,7 @@ impl Lock {
         timeout: Duration,
         everywhere: Everywhere,
     ) -> Released {
-        let request = scripts::release(&self.keys, &self.token, keep);
+        let request = scripts::release(&self.places, &self.token, keep, None);
         let (quorum, servers) = (self.quorum(), self.addresses.len());
         let count = |answers: &[Answer<bool>], ours: bool| {
             answers
@@ -389,19 +482,40 @@ fn decided<R>(answers: &[Answer<R>], quorum: usize, yes: impl Fn(&Result<R>) -> 
     answers.iter().flatten().filter(|a| yes(a)).count() >= quorum
 }
 
-/// The busy answer to report: the holder on the most servers, and whether anyone has a majority.
-fn busiest(busy: Vec<Holder>, quorum: usize) -> Attempt {
-    let count = |token: &Option<String>| busy.iter().filter(|h| &h.token == token).count();
-    let best = busy
+/// The place most servers granted, and how many did.
+fn granted_most(answers: &[Answer<Acquired>]) -> Option<(usize, usize)> {
+    let places: Vec<usize> = answers
         .iter()
-        .max_by_key(|h| (count(&h.token), h.remaining()))
-        .expect("busy is not empty")
-        .clone();
-    let split = count(&best.token) < quorum;
-    Attempt::Busy {
-        holder: best,
-        split,
-    }
+        .filter_map(|answer| match answer {
+            Some(Ok(Acquired::Yes { place, .. })) => Some(*place),
+            _ => None,
+        })
+        .collect();
+    let count = |wanted: usize| places.iter().filter(|&&p| p == wanted).count();
+    places
+        .iter()
+        .map(|&place| (place, count(place)))
+        .max_by_key(|&(place, count)| (count, std::cmp::Reverse(place)))
+}
+
+/// The busy answer to report: for each place, the holder on the most servers; and whether
+/// anyone has a majority of each.
+fn busiest(busy: Vec<Vec<Holder>>, quorum: usize) -> Attempt {
+    let places = busy.iter().map(Vec::len).min().expect("busy is not empty");
+    let mut split = false;
+    let holders = (0..places)
+        .map(|place| {
+            let seen: Vec<&Holder> = busy.iter().map(|holders| &holders[place]).collect();
+            let count = |token: &Option<String>| seen.iter().filter(|h| &h.token == token).count();
+            let best = seen
+                .iter()
+                .max_by_key(|h| (count(&h.token), h.remaining()))
+                .expect("busy is not empty");
+            split |= count(&best.token) < quorum;
+            (*best).clone()
+        })
+        .collect();
+    Attempt::Busy { holders, split }
 }
 
 #[cfg(test)]

@@ -31,12 +31,30 @@ pub fn millis(duration: Duration) -> u64 {
     duration.as_millis() as u64
 }
 
-/// Takes the lock, or describes its holder (see `holder::acquired`); when busy, a caller that
-/// will `queue` joins the waiters.
-pub fn acquire(keys: &Keys, token: &str, ttl: Duration, me: &HolderInfo, queue: bool) -> Request {
+/// The keys of every place of a lock (`places`, place 0 first) after the shared ones.
+fn with_places<'a>(shared: &[&'a str], places: &'a [Keys]) -> Vec<&'a str> {
+    let mut keys = shared.to_vec();
+    for place in places {
+        keys.push(place.lock.as_str());
+        keys.push(place.holder.as_str());
+    }
+    keys
+}
+
+/// Takes a free place of the lock (`prefer`red if it is free), or describes its holders (see
+/// `holder::acquired`); when busy, a caller that will `queue` joins the waiters.
+pub fn acquire(
+    places: &[Keys],
+    token: &str,
+    ttl: Duration,
+    me: &HolderInfo,
+    queue: bool,
+    prefer: Option<usize>,
+) -> Request {
     let queue = if queue { "1" } else { "0" };
+    let shared = &places[0];
     ACQUIRE.call(
-        &[&keys.lock, &keys.holder, &keys.fence, &keys.waiters],
+        &with_places(&[&shared.fence, &shared.waiters, &shared.limit], places),
         &args(&[
             &token,
             &millis(ttl),
@@ -46,9 +64,9 @@ pub fn acquire(keys: &Keys, token: &str, ttl: Duration, me: &HolderInfo, queue: 
             &me.command,
             &queue,
             &millis(me.kill_after),
-            &keys.control,
             &me.time_limit
                 .map_or(String::new(), |limit| millis(limit).to_string()),
+            &prefer.map_or(String::new(), |place| place.to_string()),
         ]),
         |reply| matches!(reply, Value::Array(items) if items.first() == Some(&Value::Int(1))),
     )
@@ -63,13 +81,19 @@ pub fn raise_fence(keys: &Keys, token: &str, fence: u64) -> Request {
     )
 }
 
-/// Extends the lease if it is still ours: 1 if so, else 0. `stopping`: says that the holder
-/// is stopping its command on `release --force`'s request.
-pub fn extend(keys: &Keys, token: &str, ttl: Duration, stopping: bool) -> Request {
+/// Extends the lease on place `keys` if it is still ours: 1 if so, else 0. `stopping`: says
+/// that the holder is stopping its command on `release --force`'s request. `limit`: the
+/// semaphore's N, kept stored while it lives (1: a plain lock).
+pub fn extend(keys: &Keys, token: &str, ttl: Duration, stopping: bool, limit: usize) -> Request {
     let stopping = if stopping { "1" } else { "0" };
+    let limit = if limit > 1 {
+        limit.to_string()
+    } else {
+        String::new()
+    };
     EXTEND.call(
-        &[&keys.lock, &keys.holder],
-        &args(&[&token, &millis(ttl), &stopping]),
+        &[&keys.lock, &keys.holder, &keys.limit],
+        &args(&[&token, &millis(ttl), &stopping, &limit]),
         |reply| reply == &Value::Int(1),
     )
 }
@@ -79,19 +103,29 @@ pub fn leave(keys: &Keys, token: &str) -> Request {
     LEAVE.call(&[&keys.waiters], &args(&[&token]), no_lease)
 }
 
-/// Releases the lock if it is still ours (non-zero if so); with `keep`, leaves it to expire
-/// after `keep`.
-pub fn release(keys: &Keys, token: &str, keep: Duration) -> Request {
+/// Releases the place of the lock (of `places`) that is still ours, but not place `except`
+/// (non-zero if one was); with `keep`, leaves it to expire after `keep`.
+pub fn release(places: &[Keys], token: &str, keep: Duration, except: Option<usize>) -> Request {
+    let shared = &places[0];
     RELEASE.call(
-        &[&keys.lock, &keys.holder, &keys.waiters],
-        &args(&[&token, &millis(keep), &keys.channel]),
+        &with_places(&[&shared.waiters, &shared.limit], places),
+        &args(&[
+            &token,
+            &millis(keep),
+            &shared.channel,
+            &except.map_or(String::new(), |place| place.to_string()),
+        ]),
         no_lease,
     )
 }
 
 /// Reads the lock, its holder's details and its fencing counter in one reply.
 pub fn view(keys: &Keys) -> Request {
-    VIEW.call(&[&keys.lock, &keys.holder, &keys.fence], &[], no_lease)
+    VIEW.call(
+        &[&keys.lock, &keys.holder, &keys.fence, &keys.limit],
+        &[],
+        no_lease,
+    )
 }
 
 /// Deletes the lock (only if it holds `token`, when given) and notifies waiters.

@@ -20,6 +20,9 @@ pub struct ServerView {
     #[serde(flatten)]
     pub holder: Holder,
     pub error: Option<String>,
+    /// A semaphore's N, as stored while any of its places is held.
+    #[serde(skip)]
+    pub limit: Option<usize>,
 }
 
 impl ServerView {
@@ -29,6 +32,7 @@ impl ServerView {
             held: false,
             holder: Holder::default(),
             error: Some(error),
+            limit: None,
         }
     }
 }
@@ -45,11 +49,16 @@ pub fn view(address: &str, keys: &Keys, reply: Option<Result<Value>>) -> ServerV
         }
         Some(Ok(fields)) => {
             let holder = Holder::decode(&fields);
+            let limit = match fields.get(Holder::FIELDS) {
+                Some(Value::BulkString(n)) => String::from_utf8_lossy(n).parse().ok(),
+                _ => None,
+            };
             ServerView {
                 address: address.to_string(),
                 held: holder.token.is_some(),
                 holder,
                 error: None,
+                limit,
             }
         }
     }

@@ -8,7 +8,7 @@ use crate::cli::ListArgs;
 use crate::duration::human;
 use crate::exit::Failure;
 use crate::lock::view::ServerView;
-use crate::lock::{Keys, Request};
+use crate::lock::{Keys, Request, lock_of};
 
 use super::majority::{Status, enough_answered, summarize};
 use super::servers::Servers;
@@ -19,6 +19,11 @@ struct Listed {
     name: String,
     /// How many servers hold it (with several servers).
     servers: usize,
+    /// A semaphore's place (`run --limit`), and its N: one entry for each place held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slot: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<usize>,
     #[serde(flatten)]
     view: ServerView,
 }
@@ -64,25 +69,30 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
     enough_answered(&failed, total)?;
     let mut listed = Vec::new();
     for name in names {
-        let views = servers.views(&Keys::new(prefix, &name));
-        // A server that failed once is not asked again: each lock would cost a time-out.
-        for (i, view) in views.iter().enumerate() {
-            if view.error.is_some() {
-                servers.forget(i);
+        let places = servers.places(&Keys::new(prefix, &name));
+        let limit = (places.len() > 1).then_some(places.len());
+        for (place, views) in places.into_iter().enumerate() {
+            // A server that failed once is not asked again: each lock would cost a time-out.
+            for (i, view) in views.iter().enumerate() {
+                if view.error.is_some() {
+                    servers.forget(i);
+                }
             }
-        }
-        // Held means what `status` means: a majority with one token.
-        if let Ok(Status {
-            holder: Some(view),
-            agreeing,
-            ..
-        }) = summarize(&name, views)
-        {
-            listed.push(Listed {
-                name,
-                servers: agreeing,
-                view,
-            });
+            // Held means what `status` means: a majority with one token.
+            if let Ok(Status {
+                holder: Some(view),
+                agreeing,
+                ..
+            }) = summarize(&name, views)
+            {
+                listed.push(Listed {
+                    name: name.clone(),
+                    servers: agreeing,
+                    slot: limit.map(|_| place),
+                    limit,
+                    view,
+                });
+            }
         }
     }
     if args.json {
@@ -98,7 +108,11 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
                 Some(left) => format!("expires in {}", human(left)),
                 None => "never expires".to_string(),
             };
-            println!("{}\t{holder:#}\tfor {age}\t{ttl}", lock.name);
+            let name = match (lock.slot, lock.limit) {
+                (Some(place), Some(limit)) => format!("{} [place {place} of {limit}]", lock.name),
+                _ => lock.name.clone(),
+            };
+            println!("{name}\t{holder:#}\tfor {age}\t{ttl}");
         }
     }
     Ok(0)
@@ -107,8 +121,9 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
 /// The names of the locks on each server whose name matches `pattern`: every server scanned
 /// at once, a page of each per round trip.
 fn scan(servers: &mut Servers, prefix: &str, pattern: &str) -> Vec<anyhow::Result<Vec<String>>> {
-    // The lock key itself is `PREFIX:{NAME}`; its companions end after the brace.
-    let matching = format!("{}:{{{pattern}}}", escape_glob(prefix));
+    // The lock key itself is `PREFIX:{NAME}`, a semaphore's other places `PREFIX:{NAME}:slot:K`;
+    // the companions of both are told apart here (`lock_of`).
+    let matching = format!("{}:{{{pattern}}}*", escape_glob(prefix));
     let mut found: Vec<anyhow::Result<Vec<String>>> =
         (0..servers.len()).map(|_| Ok(Vec::new())).collect();
     // Each server's next cursor, while it has more to scan.
@@ -137,20 +152,16 @@ fn scan(servers: &mut Servers, prefix: &str, pattern: &str) -> Vec<anyhow::Resul
                 }
             };
             if let Ok(names) = &mut found[i] {
-                names.extend(keys.iter().filter_map(|key| lock_name(key, prefix)));
+                names.extend(
+                    keys.iter()
+                        .filter_map(|key| lock_of(key, prefix))
+                        .map(|(name, _)| name),
+                );
             }
             cursors[i] = (next != 0).then_some(next);
         }
     }
     found
-}
-
-/// The lock's name, if `key` is a lock key (`PREFIX:{NAME}`) and not one of its companions.
-fn lock_name(key: &str, prefix: &str) -> Option<String> {
-    let name = key
-        .strip_prefix(&format!("{prefix}:{{"))
-        .and_then(|rest| rest.strip_suffix('}'))?;
-    (!name.contains('{') && !name.contains('}')).then(|| name.to_string())
 }
 
 /// The prefix is matched literally: its glob characters are escaped for SCAN MATCH.

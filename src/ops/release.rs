@@ -19,7 +19,7 @@ use crate::lock::view::{self, ASK_MARGIN, Asked, Broken, UNKNOWN_KILL_AFTER};
 use crate::lock::{Keys, beyond_minority, scripts};
 use crate::settings;
 
-use super::majority::{may_hold, most_held, summarize};
+use super::majority::{enough_answered, may_hold, most_held, summarize};
 use super::servers::Servers;
 
 /// A holder that took the lock less than this long ago may not listen to its control channel
@@ -42,19 +42,70 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     }
     let keys = Keys::new(&args.servers.prefix, &args.name);
     let mut servers = Servers::open(&args.servers)?;
+    if let Some(place) = args.slot {
+        let place = usize::from(place);
+        let label = format!("'{}' place {place}", args.name);
+        let unreached = vec![None; servers.len()];
+        return release_place(args, &mut servers, &keys.slot(place), &label, &unreached);
+    }
+    // A semaphore (`run --limit N`): each place that a server holds, in turn.
+    let places = servers.places(&keys);
+    // A server that did not answer is not asked again (each request would cost it a time-out
+    // more): it counts as not reached.
+    let unreached: Vec<Option<String>> = places[0].iter().map(|v| v.error.clone()).collect();
+    for (i, error) in unreached.iter().enumerate() {
+        if error.is_some() {
+            servers.forget(i);
+        }
+    }
+    if places.len() == 1 {
+        let label = format!("'{}'", args.name);
+        return release_place(args, &mut servers, &keys, &label, &unreached);
+    }
+    let failed: Vec<&String> = unreached.iter().flatten().collect();
+    enough_answered(&failed, servers.len())?;
+    let held: Vec<usize> = (0..places.len())
+        .filter(|&place| places[place].iter().any(|view| view.held))
+        .collect();
+    if held.is_empty() {
+        eprintln!(
+            "redlock: lock '{}' (--limit {}) has no place held; nothing to break",
+            args.name,
+            places.len()
+        );
+    }
+    let mut outcome = 1;
+    for place in held {
+        let label = format!("'{}' place {place}", args.name);
+        if release_place(args, &mut servers, &keys.slot(place), &label, &unreached)? == 0 {
+            outcome = 0;
+        }
+    }
+    Ok(outcome)
+}
+
+/// Breaks one place of a lock (the only one of a plain lock), named `label` in messages; the
+/// servers that could not be reached before are `unreached`.
+fn release_place(
+    args: &ReleaseArgs,
+    servers: &mut Servers,
+    keys: &Keys,
+    label: &str,
+    unreached: &[Option<String>],
+) -> Result<u8, Failure> {
     let total = servers.len();
     if !args.force {
-        let status = summarize(&args.name, servers.views(&keys))?;
+        let status = summarize(&args.name, servers.views(keys))?;
         let holder = status
             .holder
             .map_or("nobody".to_string(), |view| format!("{:#}", view.holder));
         return Err(Failure::new(
             Kind::Usage,
             anyhow!(
-                "not breaking lock '{}' without --force: it would ask its holder ({holder}) to \
+                "not breaking lock {} without --force: it would ask its holder ({holder}) to \
                  stop its command and release the lock, then delete {} on {total} server(s) \
                  if it does not, and wake its waiters",
-                args.name,
+                label,
                 keys.lock
             ),
         ));
@@ -63,7 +114,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     let mut tokens = vec![args.token.clone(); total];
     // What a server was found to hold, when that settles it without a second request.
     let mut settled = vec![None; total];
-    let mut errors = vec![None; total];
+    let mut errors = unreached.to_vec();
     if !args.now {
         let first_ask = Moment::now();
         // The token the lock held when first asked: the one asked to stop.
@@ -71,7 +122,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
         let answers = loop {
             let token = args.token.as_deref();
             let asked = servers.ask(
-                |_| Some(scripts::ask_to_stop(&keys, token, scripts::Ask::Stop)),
+                |_| Some(scripts::ask_to_stop(keys, token, scripts::Ask::Stop)),
                 view::asked,
             );
             let mut answers = Vec::new();
@@ -106,8 +157,8 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
                 // its command and released it before its answer was seen, or its command ended).
                 Some(token) if !majority_may_hold(&answers, &errors, token) => {
                     eprintln!(
-                        "redlock: the holder of '{}' stopped its command and released the lock",
-                        args.name
+                        "redlock: the holder of {} stopped its command and released the lock",
+                        label
                     );
                     return Ok(0);
                 }
@@ -127,9 +178,9 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
             }
             if first_ask.elapsed() >= ANSWER_PATIENCE {
                 eprintln!(
-                    "redlock: no holder of '{}' answered within {} (gone, or not running); \
+                    "redlock: no holder of {} answered within {} (gone, or not running); \
                      deleting the lock",
-                    args.name,
+                    label,
                     human(ANSWER_PATIENCE)
                 );
                 break answers;
@@ -139,23 +190,23 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
         if let Some((asked, kill_after)) = heard(&answers) {
             let patience = kill_after + ASK_MARGIN;
             eprintln!(
-                "redlock: asked the holder of '{}' to stop its command and release the lock; \
+                "redlock: asked the holder of {} to stop its command and release the lock; \
                  waiting up to {} (its --kill-after of {}, plus {})",
-                args.name,
+                label,
                 human(patience),
                 human(kill_after),
                 human(ASK_MARGIN)
             );
-            if holder_let_go(&mut servers, &keys, &asked, patience) {
+            if holder_let_go(servers, keys, &asked, patience) {
                 eprintln!(
-                    "redlock: the holder of '{}' stopped its command and released the lock",
-                    args.name
+                    "redlock: the holder of {} stopped its command and released the lock",
+                    label
                 );
                 return Ok(0);
             }
             eprintln!(
-                "redlock: the holder of '{}' did not release the lock within {}; deleting it",
-                args.name,
+                "redlock: the holder of {} did not release the lock within {}; deleting it",
+                label,
                 human(patience)
             );
             tokens.fill(Some(asked));
@@ -166,7 +217,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
             let token = tokens[i].as_deref();
             settled[i]
                 .is_none()
-                .then(|| scripts::break_lock(&keys, token))
+                .then(|| scripts::break_lock(keys, token))
         },
         view::broken,
     );
@@ -185,7 +236,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
             Some(Err(e)) => errors[i] = Some(format!("{e:#}")),
         }
     }
-    report(&args.name, total, &broken, &errors)
+    report(label, total, &broken, &errors)
 }
 
 /// The token of a holder that said it heard the request and stops its command, and its
@@ -251,7 +302,7 @@ fn report(
         return Err(Failure::new(
             Kind::Unavailable,
             anyhow!(
-                "cannot tell whether lock '{name}' is broken: deleted on {deleted} of {total} \
+                "cannot tell whether lock {name} is broken: deleted on {deleted} of {total} \
                  server(s), and a majority may still hold it; {}",
                 unreached.join("; ")
             ),
@@ -262,13 +313,13 @@ fn report(
             true => String::new(),
             false => format!("; not reached: {}", unreached.join("; ")),
         };
-        eprintln!("redlock: broke lock '{name}' on {deleted} of {total} server(s){unreached}");
+        eprintln!("redlock: broke lock {name} on {deleted} of {total} server(s){unreached}");
         return Ok(0);
     }
     if broken.contains(&Broken::OtherToken) {
-        eprintln!("redlock: lock '{name}' holds another token; nothing was broken");
+        eprintln!("redlock: lock {name} holds another token; nothing was broken");
     } else {
-        eprintln!("redlock: lock '{name}' is not held; nothing to break");
+        eprintln!("redlock: lock {name} is not held; nothing to break");
     }
     Ok(1)
 }

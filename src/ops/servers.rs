@@ -98,6 +98,24 @@ impl Servers {
     }
 }
 
+/// The most places a stored limit may give a lock (`run --limit` allows no more): a value
+/// written by hand cannot make an operator's command read thousands of keys.
+const MOST_PLACES: usize = 100;
+
+impl Servers {
+    /// Every server's view of each place of the lock: one for a plain lock, N for a semaphore
+    /// whose N is stored (read with place 0; then each other place, a round trip each).
+    pub fn places(&mut self, keys: &Keys) -> Vec<Vec<ServerView>> {
+        let first = self.views(keys);
+        let limit = first.iter().filter_map(|v| v.limit).max().unwrap_or(1);
+        let mut places = vec![first];
+        for place in 1..limit.clamp(1, MOST_PLACES) {
+            places.push(self.views(&keys.slot(place)));
+        }
+        places
+    }
+}
+
 /// The primaries in a CLUSTER SLOTS reply (`[[first, last, [host, port, id], replicas...]...]`),
 /// each once, reached with `seed`'s settings.
 fn primaries(seed: &Server, shards: Value) -> Vec<Server> {

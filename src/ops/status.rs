@@ -1,5 +1,7 @@
 //! `redlock status`: who holds a lock, as each server sees it, and whether a majority agrees.
 
+use serde::Serialize;
+
 use crate::cli::StatusArgs;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
@@ -12,17 +14,61 @@ use super::servers::Servers;
 pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
     settings::check_name("the lock name", &args.name).kind(Kind::Usage)?;
     let keys = Keys::new(&args.servers.prefix, &args.name);
-    let views = Servers::open(&args.servers)?.views(&keys);
-    let status = summarize(&args.name, views)?;
+    let mut places = Servers::open(&args.servers)?.places(&keys);
+    if places.len() == 1 {
+        let status = summarize(&args.name, places.remove(0))?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&status).expect("plain data")
+            );
+        } else {
+            print!("{}", text(&status));
+        }
+        return Ok(if status.held { 0 } else { 1 });
+    }
+    let places = places
+        .into_iter()
+        .map(|views| summarize(&args.name, views))
+        .collect::<Result<Vec<_>, _>>()?;
+    let semaphore = Semaphore {
+        name: args.name.clone(),
+        limit: places.len(),
+        held: places.iter().any(|place| place.held),
+        places_held: places.iter().filter(|place| place.held).count(),
+        places,
+    };
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&status).expect("plain data")
+            serde_json::to_string_pretty(&semaphore).expect("plain data")
         );
     } else {
-        print!("{}", text(&status));
+        println!(
+            "lock '{}' has {} of {} places held (--limit {})",
+            semaphore.name, semaphore.places_held, semaphore.limit, semaphore.limit
+        );
+        for (place, status) in semaphore.places.iter().enumerate() {
+            let about = text(status);
+            let about = about.strip_prefix(&format!("lock '{}' ", status.name));
+            print!("place {place} {}", about.unwrap_or_default());
+        }
     }
-    Ok(if status.held { 0 } else { 1 })
+    Ok(if semaphore.held { 0 } else { 1 })
+}
+
+/// `status` of a semaphore (`run --limit N`): its field names are the documented JSON.
+#[derive(Debug, Serialize)]
+struct Semaphore {
+    name: String,
+    /// Its N, as stored while any place is held.
+    limit: usize,
+    /// A majority holds one place or more.
+    held: bool,
+    /// How many places a majority holds.
+    places_held: usize,
+    /// Each place as `status` shows a lock, place 0 first.
+    places: Vec<Status>,
 }
 
 fn text(status: &Status) -> String {

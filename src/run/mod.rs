@@ -63,10 +63,11 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let mut lock = Lock::new(
         servers,
         Keys::new(&args.servers.prefix, &args.name),
+        usize::from(args.limit),
         lease.timing,
     );
-    if let Some(token) = outer_token(args)
-        && let Some(outer) = lock.holder_with(&token, REQUEST_TIMEOUT)
+    if let Some((token, place)) = outer_token(args)
+        && let Some(outer) = lock.holder_with(&token, place, REQUEST_TIMEOUT)
         && inside(&outer)
     {
         // A run inside a run of the same lock: the outer lease covers this command too.
@@ -146,14 +147,17 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     Ok(exit_status(status, stopped, &released))
 }
 
-/// The token of an outer run of this same lock, from the environment it gave its command
-/// (REDLOCK_NAME, REDLOCK_TOKEN, REDLOCK_FENCE); whether that run still holds the lock is
-/// checked on the servers before it counts.
-fn outer_token(args: &RunArgs) -> Option<String> {
+/// The token and place of an outer run of this same lock, from the environment it gave its
+/// command (REDLOCK_NAME, REDLOCK_TOKEN, REDLOCK_FENCE, REDLOCK_SLOT); whether that run still
+/// holds the lock is checked on the servers before it counts.
+fn outer_token(args: &RunArgs) -> Option<(String, usize)> {
     let var = |name| std::env::var(name).ok().filter(|value| !value.is_empty());
     let name = var("REDLOCK_NAME")?;
     var("REDLOCK_FENCE")?;
-    (name == args.name).then(|| var("REDLOCK_TOKEN")).flatten()
+    let place = var("REDLOCK_SLOT").map_or(Some(0), |slot| slot.parse().ok())?;
+    (name == args.name && place < usize::from(args.limit))
+        .then(|| Some((var("REDLOCK_TOKEN")?, place)))
+        .flatten()
 }
 
 /// Whether this process runs inside the command of the outer run that holds the lock as
@@ -262,6 +266,7 @@ fn start(
         ("REDLOCK_NAME", args.name.clone()),
         ("REDLOCK_TOKEN", lock.token.clone()),
         ("REDLOCK_FENCE", granted.fence.to_string()),
+        ("REDLOCK_SLOT", granted.place.to_string()),
     ];
     spawn::spawn(&args.command, &env, guard)
 }

@@ -62,7 +62,7 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)], guard: &Guard) -> Result
 }
 
 /// Gives redlock's place to the command, run without the lock (`--on-unavailable run`): it
-/// gets REDLOCK_NAME and REDLOCK_UNLOCKED=1, and no REDLOCK_FENCE or REDLOCK_TOKEN (an outer
+/// gets REDLOCK_NAME and REDLOCK_UNLOCKED=1, and no REDLOCK_FENCE, REDLOCK_TOKEN or REDLOCK_SLOT (an outer
 /// run's would be a lie). Returns only if it fails.
 pub fn exec_unlocked(argv: &[OsString], name: &str) -> Failure {
     let mut command = std::process::Command::new(&argv[0]);
@@ -70,7 +70,8 @@ pub fn exec_unlocked(argv: &[OsString], name: &str) -> Failure {
         .env("REDLOCK_NAME", name)
         .env("REDLOCK_UNLOCKED", "1")
         .env_remove("REDLOCK_FENCE")
-        .env_remove("REDLOCK_TOKEN");
+        .env_remove("REDLOCK_TOKEN")
+        .env_remove("REDLOCK_SLOT");
     exec(command, argv)
 }
 

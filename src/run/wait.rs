@@ -12,7 +12,7 @@ use anyhow::anyhow;
 use crate::duration::human;
 use crate::exit::{Failure, Kind};
 use crate::lock::view::{ASK_MARGIN, UNKNOWN_KILL_AFTER};
-use crate::lock::{Attempt, Everywhere, HolderInfo, Lock, Notices, busy_message};
+use crate::lock::{Attempt, Everywhere, HolderInfo, Lock, Notices, busy_message_for};
 use crate::run::events::{Event, Events};
 use crate::run::signals;
 
@@ -29,6 +29,8 @@ const NO_EXPIRY_RETRY: Duration = Duration::from_secs(5);
 /// A granted lease.
 pub struct Granted {
     pub fence: u64,
+    /// The place of the lock: 0, or one of a semaphore's N.
+    pub place: usize,
     pub sent: Moment,
     pub lease_end: Moment,
 }
@@ -72,7 +74,10 @@ pub fn acquire(
     // them once more.
     if let Err(failure) = &granted
         && policy.queues()
-        && matches!(failure.kind, Kind::Busy | Kind::Signal(_))
+        && matches!(
+            failure.kind,
+            Kind::Busy | Kind::LimitMismatch | Kind::Signal(_)
+        )
     {
         lock.leave_queue(policy.timeout);
     }
@@ -112,21 +117,33 @@ fn take(
             }
             return Err(interrupted(signal));
         }
-        let (holder, split) = match attempt {
+        let (holders, split) = match attempt {
             Ok(Attempt::Acquired {
                 fence,
                 sent,
                 lease_end,
+                place,
             }) => {
                 return Ok(Granted {
                     fence,
+                    place,
                     sent,
                     lease_end,
                 });
             }
-            Ok(Attempt::Busy { holder, split }) => {
+            Ok(Attempt::Busy { holders, split }) => {
                 seen_held = true;
-                (holder, split)
+                (holders, split)
+            }
+            Ok(Attempt::Mismatch { limit }) => {
+                return Err(Failure::new(
+                    Kind::LimitMismatch,
+                    anyhow!(
+                        "lock '{name}' is held with --limit {limit}, and this run has --limit {}: \
+                         every run of a name must use the same limit",
+                        lock.limit()
+                    ),
+                ));
             }
             Err(e) => {
                 let kind = if seen_held {
@@ -138,7 +155,8 @@ fn take(
             }
         };
         let now = Moment::now();
-        if let (true, Some(token)) = (replace, &holder.token)
+        // --replace is refused with --limit above 1: there is one holder to replace.
+        if let (true, Some(token)) = (replace, &holders[0].token)
             && replacing.is_none_or(|until| now < until)
         {
             // Asked again on each attempt: a holder that took the lock a moment ago may not
@@ -164,7 +182,7 @@ fn take(
             };
             return Err(Failure::new(
                 Kind::Busy,
-                anyhow!("{waited}{}", busy_message(name, &holder)),
+                anyhow!("{waited}{}", busy_message_for(name, &holders)),
             ));
         }
         if !subscribed {
@@ -172,7 +190,7 @@ fn take(
                 eprintln!(
                     "redlock: waiting up to {}: {}",
                     human(wait),
-                    busy_message(name, &holder)
+                    busy_message_for(name, &holders)
                 );
             }
             // Subscribing wakes us once more when it is confirmed, so that a release between
@@ -183,7 +201,9 @@ fn take(
         let mut notice = match notice {
             Some(turn) => Some(turn),
             None => {
-                let retry_at = match holder.remaining() {
+                // The first place whose lease runs out.
+                let remaining = holders.iter().filter_map(|h| h.remaining()).min();
+                let retry_at = match remaining {
                     Some(remaining) => now + remaining + jitter(remaining),
                     None => now + NO_EXPIRY_RETRY,
                 };

@@ -1,60 +1,104 @@
--- Take the lock if it is free, in one round trip.
--- KEYS: 1 lock, 2 holder details, 3 fencing counter, 4 waiters
+-- Take a place of the lock if one is free, in one round trip. A plain lock has one place; a
+-- semaphore (--limit N) has N, each a lock of its own (keys.rs).
+-- KEYS: 1 fencing counter, 2 waiters, 3 stored limit, then each place's lock and holder
+-- details (4 and 5 for place 0, 6 and 7 for place 1, ...): N = (#KEYS - 3) / 2.
 -- ARGV: 1 token, 2 ttl in ms, 3 host, 4 pid, 5 user, 6 command line, 7 '1' to queue when busy,
--- 8 the holder's --kill-after in ms, 9 the control channel, 10 its --timeout in ms ('' for none)
--- Returns {1, fence} when acquired (or already ours), else 0 and the holder as view.lua reads
--- it, the same fields in the same order (one decoder, `Holder::decode`):
--- {0, token, pttl, fence, now_ms, start, host, pid, user, cmd, ended, limit} ('' where unknown;
--- limit: when the holder's --timeout ends, about).
+-- 8 the holder's --kill-after in ms, 9 its --timeout in ms ('' for none), 10 the place to take
+-- if it is free ('' for the first free one: several servers then agree more often).
+-- Returns {1, fence, place} when acquired (or already ours); {2, limit} when the lock is held
+-- with another --limit (stored while anyone holds it); else 0 and, for each place, its holder
+-- as view.lua reads it, the same fields in the same order (one decoder, `Holder::decode`):
+-- {0, token, pttl, fence, now_ms, start, host, pid, user, cmd, ended, limit, ...} ('' where
+-- unknown; limit: when the holder's --timeout ends, about).
 -- A caller that will wait joins the waiters, in the order they came (the release script
 -- names the first of them); it leaves when it gets the lock.
 local now = redis.call('TIME')
 local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
-local current = redis.call('GET', KEYS[1])
-if current == ARGV[1] then
-  -- A retry reached a server that had already executed our SET: keep it, but count it as a
-  -- new grant, so that the fence of this attempt exceeds any given since on this server.
-  redis.call('ZREM', KEYS[4], ARGV[1])
-  local fence = redis.call('INCR', KEYS[3])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  redis.call('HSET', KEYS[2], 'fence', fence)
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  return {1, fence}
-end
-if current then
-  local h = redis.call('HMGET', KEYS[2], 'token', 'start', 'host', 'pid', 'user', 'cmd', 'ended',
-    'fence', 'limit')
-  if h[1] ~= current then
-    -- Details of an older holder, or none at all: do not attribute the lock to them.
-    h = {false, false, false, false, false, false, false, false, false}
+local places = (#KEYS - 3) / 2
+local function lock(place) return KEYS[4 + 2 * place] end
+local function details(place) return KEYS[5 + 2 * place] end
+-- A semaphore's N outlives its holders' leases: PTTL -2 (none) and -1 (no expiry) are renewed.
+local function keep_limit()
+  if places > 1 and redis.call('PTTL', KEYS[3]) < tonumber(ARGV[2]) then
+    redis.call('SET', KEYS[3], places, 'PX', ARGV[2])
   end
+end
+
+local stored = redis.call('GET', KEYS[3])
+for place = 0, places - 1 do
+  if redis.call('GET', lock(place)) == ARGV[1] then
+    -- A retry reached a server that had already executed our SET: keep it, but count it as a
+    -- new grant, so that the fence of this attempt exceeds any given since on this server.
+    redis.call('ZREM', KEYS[2], ARGV[1])
+    local fence = redis.call('INCR', KEYS[1])
+    redis.call('PEXPIRE', lock(place), ARGV[2])
+    redis.call('HSET', details(place), 'fence', fence)
+    redis.call('PEXPIRE', details(place), ARGV[2])
+    keep_limit()
+    return {1, fence, place}
+  end
+end
+if stored and tonumber(stored) ~= places then
+  return {2, stored}
+end
+if not stored and places > 1 and redis.call('EXISTS', lock(0)) == 1 then
+  -- Held as a plain lock.
+  return {2, 1}
+end
+
+local place = tonumber(ARGV[10])
+if not place or place >= places or redis.call('EXISTS', lock(place)) == 1 then
+  place = nil
+  for p = 0, places - 1 do
+    if redis.call('EXISTS', lock(p)) == 0 then
+      place = p
+      break
+    end
+  end
+end
+if not place then
   if ARGV[7] == '1' then
     -- A waiter keeps its place; the queue outlives the waits that refresh it by an hour.
-    redis.call('ZADD', KEYS[4], 'NX', now_ms, ARGV[1])
-    redis.call('PEXPIRE', KEYS[4], 3600000)
+    redis.call('ZADD', KEYS[2], 'NX', now_ms, ARGV[1])
+    redis.call('PEXPIRE', KEYS[2], 3600000)
   end
-  -- The fence is the holder's own: nobody reads it from here, so the counter is left alone.
-  return {0, current, redis.call('PTTL', KEYS[1]), h[8] or '', now_ms,
-    h[2] or '', h[3] or '', h[4] or '', h[5] or '', h[6] or '', h[7] or '', h[9] or ''}
+  local reply = {0}
+  for p = 0, places - 1 do
+    local current = redis.call('GET', lock(p))
+    local h = redis.call('HMGET', details(p), 'token', 'start', 'host', 'pid', 'user', 'cmd',
+      'ended', 'fence', 'limit')
+    if h[1] ~= current then
+      -- Details of an older holder, or none at all: do not attribute the lock to them.
+      h = {false, false, false, false, false, false, false, false, false}
+    end
+    -- The fence is the holder's own: nobody reads it from here, so the counter is left alone.
+    for _, field in ipairs({current, redis.call('PTTL', lock(p)), h[8] or '', now_ms,
+        h[2] or '', h[3] or '', h[4] or '', h[5] or '', h[6] or '', h[7] or '', h[9] or ''}) do
+      reply[#reply + 1] = field
+    end
+  end
+  return reply
 end
 -- The steps that can fail on a key of another type come before the lock is written: a script
 -- that fails half-way keeps what it wrote.
-redis.call('ZREM', KEYS[4], ARGV[1])
-local fence = redis.call('INCR', KEYS[3])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], 'token', ARGV[1], 'fence', fence, 'start', now_ms,
+redis.call('ZREM', KEYS[2], ARGV[1])
+local fence = redis.call('INCR', KEYS[1])
+redis.call('SET', lock(place), ARGV[1], 'PX', ARGV[2])
+redis.call('DEL', details(place))
+redis.call('HSET', details(place), 'token', ARGV[1], 'fence', fence, 'start', now_ms,
   'host', ARGV[3], 'pid', ARGV[4], 'user', ARGV[5], 'cmd', ARGV[6], 'kill_after', ARGV[8])
-if ARGV[10] and ARGV[10] ~= '' then
+if ARGV[9] ~= '' then
   -- The command starts a moment after this: its --timeout ends about then.
-  redis.call('HSET', KEYS[2], 'limit', now_ms + tonumber(ARGV[10]))
+  redis.call('HSET', details(place), 'limit', now_ms + tonumber(ARGV[9]))
 end
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', details(place), ARGV[2])
+keep_limit()
 -- A holder that is still alive (its key was deleted behind its back, or its server lost it)
 -- learns at once that it has been taken over, and stops its command.
 -- Sharded pub/sub (Redis 7+) reaches the subscribers of the node that owns the lock's slot;
 -- an older server has only PUBLISH (the subscribers fall back the same way).
-if not pcall(redis.call, 'SPUBLISH', ARGV[9], 'taken ' .. ARGV[1]) then
-  redis.call('PUBLISH', ARGV[9], 'taken ' .. ARGV[1])
+local control = lock(place) .. ':control'
+if not pcall(redis.call, 'SPUBLISH', control, 'taken ' .. ARGV[1]) then
+  redis.call('PUBLISH', control, 'taken ' .. ARGV[1])
 end
-return {1, fence}
+return {1, fence, place}

@@ -1,24 +1,47 @@
--- Release the lock only if it is still ours, and tell waiters at once.
--- KEYS: 1 lock, 2 holder details, 3 waiters.  ARGV: 1 token, 2 ms to keep it (--min-hold),
--- 3 channel.
+-- Release our place of the lock if we still hold it, and tell waiters at once.
+-- KEYS: 1 waiters, 2 stored limit, then each place's lock and holder details (as acquire.lua).
+-- ARGV: 1 token, 2 ms to keep it (--min-hold), 3 channel, 4 a place not to release ('' for
+-- none: used to give back the other places a semaphore's acquire took on a few servers).
 -- Returns 1 when deleted, 2 when left to expire after ARGV[2] ms, 0 when it was not ours.
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+local places = (#KEYS - 2) / 2
+local keep = tonumber(ARGV[2])
+local ours = nil
+for place = 0, places - 1 do
+  if tostring(place) ~= ARGV[4] and redis.call('GET', KEYS[3 + 2 * place]) == ARGV[1] then
+    ours = place
+    break
+  end
+end
+if not ours then
   return 0
 end
-local keep = tonumber(ARGV[2])
+local lock, details = KEYS[3 + 2 * ours], KEYS[4 + 2 * ours]
 if keep > 0 then
   local now = redis.call('TIME')
-  redis.call('HSET', KEYS[2], 'ended', now[1] * 1000 + math.floor(now[2] / 1000))
-  redis.call('PEXPIRE', KEYS[1], keep)
-  redis.call('PEXPIRE', KEYS[2], keep)
+  redis.call('HSET', details, 'ended', now[1] * 1000 + math.floor(now[2] / 1000))
+  redis.call('PEXPIRE', lock, keep)
+  redis.call('PEXPIRE', details, keep)
+  if places > 1 and redis.call('PTTL', KEYS[2]) < keep then
+    redis.call('PEXPIRE', KEYS[2], keep)
+  end
   return 2
 end
 -- The notice names the first waiter, which tries at once; the others try a moment later, in
 -- case it cannot (stopped, or gone): so they do not all rush the server at each release. It
 -- leaves the queue here, so that one that is gone is named only once. (Before the DEL: on a
 -- key of another type this fails, and the lock is not half released.)
-local first = redis.call('ZPOPMIN', KEYS[3])
-redis.call('DEL', KEYS[1], KEYS[2])
+local first = redis.call('ZPOPMIN', KEYS[1])
+redis.call('DEL', lock, details)
+if places > 1 then
+  -- The last holder of a semaphore takes its N with it: the next run may choose another.
+  local held = false
+  for place = 0, places - 1 do
+    held = held or redis.call('EXISTS', KEYS[3 + 2 * place]) == 1
+  end
+  if not held then
+    redis.call('DEL', KEYS[2])
+  end
+end
 -- Sharded pub/sub where the server has it (Redis 7+), as acquire.lua.
 if not pcall(redis.call, 'SPUBLISH', ARGV[3], first[1] or '') then
   redis.call('PUBLISH', ARGV[3], first[1] or '')
