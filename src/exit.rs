@@ -138,9 +138,10 @@ pub const OPERATORS: &[(Status, &str)] = &[
 pub enum Kind {
     Usage,
     Unavailable,
-    /// Unavailable, after the lock was seen held by another run: `--on-unavailable` must not
-    /// run or skip then (the holder is alive, as far as anyone knows).
-    UnavailableWhileHeld,
+    /// Unavailable, but no reason for `--on-unavailable` to run or skip: the lock was seen held
+    /// by another run (alive, as far as anyone knows), or a key of another type is in the way
+    /// (the servers answered: it is not theirs to be unreachable).
+    UnavailableNoPolicy,
     Busy,
     /// Held with another `--limit`.
     LimitMismatch,
@@ -170,7 +171,7 @@ impl Failure {
     pub fn exit_code(&self, busy_code: u8) -> u8 {
         match self.kind {
             Kind::Usage => USAGE,
-            Kind::Unavailable | Kind::UnavailableWhileHeld => UNAVAILABLE,
+            Kind::Unavailable | Kind::UnavailableNoPolicy => UNAVAILABLE,
             Kind::Busy => busy_code,
             Kind::LimitMismatch => LIMIT_MISMATCH,
             Kind::CannotExecute => CANNOT_EXECUTE,

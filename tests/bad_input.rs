@@ -298,7 +298,7 @@ fn a_key_of_the_wrong_type_in_the_way_is_unavailable() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains(
-        "redlock:{typed}, redlock:{typed}:fence or redlock:{typed}:waiters holds a value"
+        "redlock:{typed}, redlock:{typed}:fence, redlock:{typed}:waiters or redlock:{typed}:limit holds a value"
     ));
     rejects(
         &server.url(),

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Holder, RedisServer, redlock, wait_for_subscriber};
+use crate::support::{Holder, RedisServer, redlock, succeeded, wait_for_subscriber};
 
 /// A command that ignores SIGTERM runs until its --timeout, gets SIGTERM, and is killed
 /// --kill-after later; redlock exits with 124 and the lock is free at once.
@@ -339,4 +339,82 @@ fn on_unavailable_run_does_not_run_after_the_lock_was_seen_held() {
     assert_eq!(output.status.code(), Some(69), "{stderr}");
     assert!(output.stdout.is_empty(), "{stderr}");
     drop(holder);
+}
+
+/// Servers that answered are not unreachable: a key of another type in the way, or one server
+/// that says the lock is held while the others cannot be reached, is 69 without running the
+/// command, whatever `--on-unavailable` says.
+#[test]
+fn on_unavailable_is_not_triggered_by_servers_that_answered() {
+    let server = RedisServer::start();
+    let _: () = server.cmd(&["RPUSH", "redlock:{w}", "x"]);
+    let output = redlock(&server.url())
+        .args([
+            "run",
+            "-n",
+            "w",
+            "--on-unavailable",
+            "run",
+            "--",
+            "echo",
+            "ran",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains("a key of another type is in the way"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "{stderr}");
+
+    let _: () = server.cmd(&["SET", "redlock:{h}", "another-run", "PX", "60000"]);
+    let nothing: Vec<String> = (0..2)
+        .map(|_| {
+            let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("redis://127.0.0.1:{}", down.local_addr().unwrap().port())
+        })
+        .collect();
+    let urls = format!("{},{}", server.url(), nothing.join(","));
+    for policy in ["run", "skip"] {
+        let output = redlock(&urls)
+            .args(["run", "-n", "h", "--on-unavailable", policy])
+            .args(["--", "echo", "ran"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(69), "{policy}: {stderr}");
+        assert!(output.stdout.is_empty(), "{stderr}");
+    }
+}
+
+/// When redlock gives its place to the command (`--on-unavailable run`, a nested run), a
+/// script without a `#!` line still runs with /bin/sh, as it does under the lock.
+#[test]
+fn a_script_without_a_shebang_line_runs_in_redlock_s_place() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("job");
+    std::fs::write(&script, "echo \"job ${REDLOCK_UNLOCKED:-locked}\"\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nothing = format!("redis://127.0.0.1:{}", down.local_addr().unwrap().port());
+    drop(down);
+    let unlocked = succeeded(
+        redlock(&nothing)
+            .args(["run", "-n", "j", "--on-unavailable", "run", "--"])
+            .arg(&script),
+    );
+    assert_eq!(unlocked, b"job 1\n");
+    let nested = format!(
+        "'{}' run -n j -- '{}'",
+        env!("CARGO_BIN_EXE_redlock"),
+        script.display()
+    );
+    let output =
+        succeeded(redlock(&server.url()).args(["run", "-n", "j", "--", "sh", "-c", &nested]));
+    assert_eq!(output, b"job locked\n");
+    // One lease only: the inner run was nested.
+    assert_eq!(server.cmd::<i64>(&["GET", "redlock:{j}:fence"]), 1);
 }

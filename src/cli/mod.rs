@@ -252,7 +252,9 @@ pub struct RunArgs {
     /// REDLOCK_FENCE or REDLOCK_TOKEN in its environment, for jobs where running twice is
     /// better than not running; redlock gives its place to the command (exec), whose status is
     /// the run's. Only servers that cannot be reached, refuse the login or do not answer in time
-    /// trigger it: never a busy lock, a usage error, or a lease lost while the command runs.
+    /// trigger it: never a busy lock (also when one server says it is held and the others cannot
+    /// be reached), a key of another type in the way, a usage error, or a lease lost while the
+    /// command runs.
     #[arg(long, value_name = "POLICY", value_enum, default_value_t = OnUnavailable::Fail, env = "REDLOCK_ON_UNAVAILABLE")]
     pub on_unavailable: OnUnavailable,
 

@@ -86,10 +86,11 @@ impl Holder {
         self.started_ms.map(|ms| UNIX_EPOCH + clamped_millis(ms))
     }
 
-    /// How long until its `--timeout` ends, when it has one.
-    pub fn time_limit_left(&self) -> Option<Duration> {
+    /// Milliseconds until its `--timeout` ends, when it has one: below zero once it has run
+    /// out (its command is being stopped).
+    pub fn time_limit_in(&self) -> Option<i64> {
         let now = self.started_ms? + self.age_ms?;
-        Some(clamped_millis(self.limit_ms? - now))
+        Some(self.limit_ms? - now)
     }
 
     /// How long ago its command ended, when `--min-hold` keeps the lock after that.
@@ -193,8 +194,16 @@ fn about(holder: &Holder) -> Vec<String> {
         Some(remaining) => format!("expires in {}", human(remaining)),
         None => "the key has no expiry".to_string(),
     });
-    if let (Some(left), None) = (holder.time_limit_left(), holder.ended_ms) {
-        parts.push(format!("its --timeout ends in {}", human(left)));
+    match (holder.time_limit_in(), holder.ended_ms) {
+        (Some(left), None) if left > 0 => parts.push(format!(
+            "its --timeout ends in {}",
+            human(clamped_millis(left))
+        )),
+        (Some(ago), None) => parts.push(format!(
+            "its --timeout ran out {} ago: its command is being stopped",
+            human(clamped_millis(-ago))
+        )),
+        _ => {}
     }
     parts
 }
@@ -306,6 +315,16 @@ mod tests {
             busy_message("backup", &limited),
             "lock 'backup' is held by db2 (pid 4242, ./backup.sh) for 3m12s; expires in 27s; \
              its --timeout ends in 1m"
+        );
+        let past = Holder {
+            limit_ms: Some(1_000_000 + 190_000),
+            ..holder.clone()
+        };
+        assert!(
+            busy_message("backup", &past)
+                .ends_with("; its --timeout ran out 2.0s ago: its command is being stopped"),
+            "{}",
+            busy_message("backup", &past)
         );
         // `list` and `release` name the user too.
         assert_eq!(

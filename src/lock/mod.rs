@@ -77,6 +77,23 @@ pub enum Extension {
     Unconfirmed(anyhow::Error),
 }
 
+/// Why an attempt could not tell whether the lock is ours: too few servers answered, or too
+/// late. `unreachable` unless one that answered said the lock is held, or a key of another
+/// type is in the way: only unreachable servers are a reason for `--on-unavailable`.
+#[derive(Debug)]
+pub struct NotTaken {
+    pub message: String,
+    pub unreachable: bool,
+}
+
+impl std::fmt::Display for NotTaken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NotTaken {}
+
 /// Whether a release must reach every server before it returns.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Everywhere {
@@ -229,19 +246,25 @@ impl Lock {
         let mut busy = Vec::new();
         let mut mismatch = None;
         let mut errors = Vec::new();
+        let mut in_the_way = false;
         for (address, answer) in self.addresses.iter().zip(answers) {
             match answer {
                 Some(Ok(Acquired::Yes { fence, place: p })) if p == place => fences.push(fence),
                 Some(Ok(Acquired::Yes { .. })) => strays = true,
                 Some(Ok(Acquired::Busy(holders))) => busy.push(holders),
                 Some(Ok(Acquired::Mismatch(limit))) => mismatch = Some(limit),
-                Some(Err(e)) => errors.push(format!(
-                    "{:#}",
-                    name_keys_in_the_way(e, address, &self.keys)
-                )),
+                Some(Err(e)) => {
+                    let error = format!("{:#}", name_keys_in_the_way(e, address, &self.keys));
+                    in_the_way |= error.contains(transport::WRONG_TYPE);
+                    errors.push(error);
+                }
                 None => errors.push(transport::unanswered(address)),
             }
         }
+        let not_taken = |message: String| NotTaken {
+            message,
+            unreachable: busy.is_empty() && mismatch.is_none() && !in_the_way,
+        };
         // The place is a lock of its own: from here on, its keys are the ones used.
         self.keys = self.places[place].clone();
         let fence = fences.iter().copied().max().unwrap_or(0);
@@ -275,23 +298,25 @@ impl Lock {
         let n = self.addresses.len();
         if beyond_minority(errors.len(), n) {
             let answered = n - errors.len();
-            return Err(match n {
-                1 => anyhow!(errors.join("; ")),
-                _ => anyhow!(
+            return Err(not_taken(match n {
+                1 => errors.join("; "),
+                _ => format!(
                     "only {answered} of {n} Redis servers answered; {}",
                     errors.join("; ")
                 ),
-            });
+            })
+            .into());
         }
         if let Some(limit) = mismatch {
             return Ok(Attempt::Mismatch { limit });
         }
         if busy.is_empty() && (granted >= quorum || self.places.len() == 1) {
-            return Err(anyhow!(if granted >= quorum && in_time() {
+            let message = if granted >= quorum && in_time() {
                 "the fencing token could not be recorded on a majority of the servers"
             } else {
                 "the lock was granted too late to be of use; raise --ttl"
-            }));
+            };
+            return Err(not_taken(message.to_string()).into());
         }
         if busy.is_empty() {
             // The servers gave different places of a semaphore, none of them to a majority:
@@ -455,13 +480,14 @@ pub fn name_keys_in_the_way(error: anyhow::Error, address: &str, keys: &Keys) ->
         return error;
     }
     anyhow!(
-        "{} at {}: {}, {} or {} holds a value redlock did not write \
+        "{} at {}: {}, {}, {} or {} holds a value redlock did not write \
          (delete it, or choose another --prefix)",
         transport::WRONG_TYPE,
         address,
         keys.lock,
         keys.fence,
-        keys.waiters
+        keys.waiters,
+        keys.limit
     )
 }
 

@@ -65,28 +65,38 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)], guard: &Guard) -> Result
 /// gets REDLOCK_NAME and REDLOCK_UNLOCKED=1, and no REDLOCK_FENCE, REDLOCK_TOKEN or REDLOCK_SLOT (an outer
 /// run's would be a lie). Returns only if it fails.
 pub fn exec_unlocked(argv: &[OsString], name: &str) -> Failure {
-    let mut command = std::process::Command::new(&argv[0]);
-    command
-        .env("REDLOCK_NAME", name)
-        .env("REDLOCK_UNLOCKED", "1")
-        .env_remove("REDLOCK_FENCE")
-        .env_remove("REDLOCK_TOKEN")
-        .env_remove("REDLOCK_SLOT");
-    exec(command, argv)
+    exec(argv, &|command| {
+        command
+            .env("REDLOCK_NAME", name)
+            .env("REDLOCK_UNLOCKED", "1")
+            .env_remove("REDLOCK_FENCE")
+            .env_remove("REDLOCK_TOKEN")
+            .env_remove("REDLOCK_SLOT");
+    })
 }
 
 /// Gives redlock's place to a command that runs under an outer run's lease of the same lock:
 /// its environment (REDLOCK_NAME, REDLOCK_TOKEN, REDLOCK_FENCE) is the outer run's already.
 pub fn exec_nested(argv: &[OsString]) -> Failure {
-    exec(std::process::Command::new(&argv[0]), argv)
+    exec(argv, &|_| {})
 }
 
-/// Execs `command` with `argv`'s arguments. std's exec starts it as a spawn would (nothing
-/// blocked, SIGPIPE at its default); the orphans it leaves are no longer ours to reap.
-fn exec(mut command: std::process::Command, argv: &[OsString]) -> Failure {
+/// Execs `argv`, its environment changed by `environment`. std's exec starts it as a spawn
+/// would (nothing blocked, SIGPIPE at its default); the orphans it leaves are no longer ours
+/// to reap. A script without a `#!` line is run with /bin/sh, as `posix_spawn` below does.
+fn exec(argv: &[OsString], environment: &dyn Fn(&mut std::process::Command)) -> Failure {
     use std::os::unix::process::CommandExt;
     let _ = nix::sys::prctl::set_child_subreaper(false);
-    let error = command.args(&argv[1..]).exec();
+    let mut command = std::process::Command::new(&argv[0]);
+    environment(&mut command);
+    let mut error = command.args(&argv[1..]).exec();
+    if error.raw_os_error() == Some(Errno::ENOEXEC as i32)
+        && let Some(path) = found_in_path(&argv[0])
+    {
+        let mut shell = std::process::Command::new("/bin/sh");
+        environment(&mut shell);
+        error = shell.arg(path).args(&argv[1..]).exec();
+    }
     let kind = if error.kind() == io::ErrorKind::NotFound {
         Kind::NotFound
     } else {

@@ -12,7 +12,7 @@ use anyhow::anyhow;
 use crate::duration::human;
 use crate::exit::{Failure, Kind};
 use crate::lock::view::{ASK_MARGIN, UNKNOWN_KILL_AFTER};
-use crate::lock::{Attempt, Everywhere, HolderInfo, Lock, Notices, busy_message_for};
+use crate::lock::{Attempt, Everywhere, HolderInfo, Lock, NotTaken, Notices, busy_message_for};
 use crate::run::events::{Event, Events};
 use crate::run::signals;
 
@@ -146,8 +146,9 @@ fn take(
                 ));
             }
             Err(e) => {
-                let kind = if seen_held {
-                    Kind::UnavailableWhileHeld
+                let unreachable = e.downcast_ref::<NotTaken>().is_none_or(|e| e.unreachable);
+                let kind = if seen_held || !unreachable {
+                    Kind::UnavailableNoPolicy
                 } else {
                     Kind::Unavailable
                 };
