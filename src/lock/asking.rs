@@ -10,7 +10,8 @@ use super::transport::Wait;
 use super::{Lock, scripts, view};
 
 impl Lock {
-    /// The holder, if a majority of the servers hold `place` of the lock with `token` now (a run that
+    /// The holder, if a majority of the servers hold `place` of the lock with `token` now, as a
+    /// lock with this one's N (a plain lock inside a semaphore's run is not the same lock) (a run that
     /// finds its own lock's token in its environment may run under that lease).
     pub fn holder_with(&mut self, token: &str, place: usize, timeout: Duration) -> Option<Holder> {
         let request = scripts::view(&self.keys.slot(place));
@@ -22,6 +23,7 @@ impl Lock {
             .flatten()
             .flatten()
             .filter_map(|reply| redis::from_redis_value::<Vec<Value>>(reply).ok())
+            .filter(|fields| view::stored_limit(fields).unwrap_or(1) == self.limit())
             .map(|fields| Holder::decode(&fields))
             .filter(|holder| holder.token.as_deref() == Some(token))
             .collect();

@@ -121,8 +121,13 @@ impl fmt::Display for Holder {
 /// One server's answer to an acquire.
 #[derive(Debug)]
 pub enum Acquired {
-    /// Ours: `place` of the lock (0 for a plain lock), with its fencing token.
-    Yes { fence: u64, place: usize },
+    /// Ours: `place` of the lock (0 for a plain lock), with its fencing token; `free`: the
+    /// places that were free on this server before.
+    Yes {
+        fence: u64,
+        place: usize,
+        free: Vec<usize>,
+    },
     /// Every place is held: their holders, place 0 first.
     Busy(Vec<Holder>),
     /// The lock is held with another `--limit`: this one.
@@ -136,9 +141,10 @@ pub(super) fn acquired(reply: Value) -> Result<Acquired> {
         bail!("unexpected reply from the acquire script: {reply:?}");
     };
     match reply.as_slice() {
-        [Value::Int(1), Value::Int(fence), Value::Int(place)] => Ok(Acquired::Yes {
+        [Value::Int(1), Value::Int(fence), Value::Int(place), free] => Ok(Acquired::Yes {
             fence: *fence as u64,
             place: *place as usize,
+            free: redis::from_redis_value(free.clone())?,
         }),
         [Value::Int(2), limit] => {
             let limit: usize = redis::from_redis_value(limit.clone())?;

@@ -6,6 +6,10 @@
 //! semaphore and a plain lock of the same name see each other. The fencing counter, the
 //! waiters' queue, the release channel and the stored limit are shared by all places.
 
+/// The most places a lock may have (`run --limit`); a stored N above it (written by hand) is
+/// not read place by place.
+pub const MOST_PLACES: usize = 100;
+
 /// The keys and channels of one place of a named lock.
 #[derive(Debug, Clone)]
 pub struct Keys {

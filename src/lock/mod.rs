@@ -17,7 +17,7 @@ use redis::Value;
 
 use holder::{Acquired, acquired};
 pub use holder::{Holder, HolderInfo, busy_message_for};
-pub use keys::{Keys, lock_of};
+pub use keys::{Keys, MOST_PLACES, lock_of};
 use transport::{Answer, Wait};
 pub use transport::{Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve};
 
@@ -113,9 +113,9 @@ pub struct Lock {
     pub keys: Keys,
     /// Every place of the lock: one, or a semaphore's N.
     places: Vec<Keys>,
-    /// With several servers, the place to ask for first: the one most of them granted when
-    /// they did not agree last time.
-    prefer: Option<usize>,
+    /// Which place to ask for: with several servers that did not agree last time, a place
+    /// most of them have free.
+    ask: scripts::Place,
     pub token: String,
     pub timing: Timing,
 }
@@ -193,7 +193,7 @@ impl Lock {
             servers,
             places: keys.slots(limit),
             keys,
-            prefer: None,
+            ask: scripts::Place::Any,
             token,
             timing,
         }
@@ -217,7 +217,50 @@ impl Lock {
     /// A caller that will wait for a busy lock `queue`s: release notices name the first
     /// waiter. `in_flight` runs on this thread once the request is on its way to the servers,
     /// while their answers are awaited: unless a server could not even be sent the request.
+    ///
+    /// A semaphore's attempt is made again at once, once: when the servers gave different
+    /// places (it then asks for one most of them have free), or when they keep another N that
+    /// no holder keeps any more (it is cleared first).
     pub fn try_acquire(
+        &mut self,
+        me: &HolderInfo,
+        queue: bool,
+        timeout: Duration,
+        in_flight: &mut dyn FnMut(),
+    ) -> Result<Attempt> {
+        let attempt = self.attempt(me, queue, timeout, in_flight)?;
+        let again = match &attempt {
+            Attempt::Mismatch { limit } => self.clear_limit(*limit, timeout),
+            Attempt::Busy { holders, .. } => {
+                matches!(self.ask, scripts::Place::Only(_))
+                    && holders.iter().all(|h| h.token.is_none())
+            }
+            Attempt::Acquired { .. } => false,
+        };
+        if again {
+            return self.attempt(me, queue, timeout, in_flight);
+        }
+        Ok(attempt)
+    }
+
+    /// Clears a stored N that no place of it holds any more (see `limit.lua`): true if a
+    /// server did.
+    fn clear_limit(&mut self, limit: usize, timeout: Duration) -> bool {
+        if limit > MOST_PLACES {
+            return false;
+        }
+        let request = scripts::clear_limit(&self.places[0], limit);
+        let answers = self.pool.fan_out(
+            Wait::Always,
+            &request,
+            timeout,
+            |reply| Ok(integer(reply)? == 1),
+            |_| false,
+        );
+        answers.iter().any(|a| matches!(a, Some(Ok(true))))
+    }
+
+    fn attempt(
         &mut self,
         me: &HolderInfo,
         queue: bool,
@@ -230,7 +273,7 @@ impl Lock {
             self.timing.ttl,
             me,
             queue,
-            self.prefer,
+            self.ask,
         );
         let sent = Moment::now();
         let quorum = self.quorum();
@@ -247,9 +290,20 @@ impl Lock {
         let mut mismatch = None;
         let mut errors = Vec::new();
         let mut in_the_way = false;
+        // How many servers had each place free.
+        let mut free_on = vec![0; self.places.len()];
         for (address, answer) in self.addresses.iter().zip(answers) {
+            if let Some(Ok(Acquired::Yes { free, .. })) = &answer {
+                for &p in free {
+                    if let Some(count) = free_on.get_mut(p) {
+                        *count += 1;
+                    }
+                }
+            }
             match answer {
-                Some(Ok(Acquired::Yes { fence, place: p })) if p == place => fences.push(fence),
+                Some(Ok(Acquired::Yes {
+                    fence, place: p, ..
+                })) if p == place => fences.push(fence),
                 Some(Ok(Acquired::Yes { .. })) => strays = true,
                 Some(Ok(Acquired::Busy(holders))) => busy.push(holders),
                 Some(Ok(Acquired::Mismatch(limit))) => mismatch = Some(limit),
@@ -279,7 +333,7 @@ impl Lock {
                 // Other places a few servers gave us: each is a place another run could have.
                 self.give_back(Some(place), timeout);
             }
-            self.prefer = None;
+            self.ask = scripts::Place::Any;
             return Ok(Attempt::Acquired {
                 fence,
                 sent,
@@ -288,8 +342,14 @@ impl Lock {
             });
         }
         self.keys = self.places[0].clone();
-        // Next time, ask first for the place most of them gave: they then agree more often.
-        self.prefer = (granted > 0).then_some(place);
+        // Next time, ask for a place a majority had free, if one had, or else first for the one
+        // most of them gave: they then agree more often.
+        let most_free = (0..free_on.len()).max_by_key(|&p| (free_on[p], std::cmp::Reverse(p)));
+        self.ask = match most_free {
+            Some(p) if free_on[p] >= quorum => scripts::Place::Only(p),
+            _ if granted > 0 => scripts::Place::Prefer(place),
+            _ => scripts::Place::Any,
+        };
         if granted > 0 || strays || !errors.is_empty() {
             // A minority (or a majority that came too late) is worthless and would block others;
             // a server that timed out may still execute our request once it wakes up.

@@ -20,6 +20,7 @@ static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scri
 static VIEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/view.lua")));
 static BREAK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/break.lua")));
 static ASK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/ask.lua")));
+static LIMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/limit.lua")));
 
 /// Writes nothing that replicas must confirm.
 fn no_lease(_: &Value) -> bool {
@@ -41,7 +42,18 @@ fn with_places<'a>(shared: &[&'a str], places: &'a [Keys]) -> Vec<&'a str> {
     keys
 }
 
-/// Takes a free place of the lock (`prefer`red if it is free), or describes its holders (see
+/// Which place an acquire asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// The first free one.
+    Any,
+    /// This one if it is free, else the first free one.
+    Prefer(usize),
+    /// This one, or none.
+    Only(usize),
+}
+
+/// Takes a free place of the lock (as `place` says), or describes its holders (see
 /// `holder::acquired`); when busy, a caller that will `queue` joins the waiters.
 pub fn acquire(
     places: &[Keys],
@@ -49,8 +61,13 @@ pub fn acquire(
     ttl: Duration,
     me: &HolderInfo,
     queue: bool,
-    prefer: Option<usize>,
+    place: Place,
 ) -> Request {
+    let (wanted, only) = match place {
+        Place::Any => (String::new(), "0"),
+        Place::Prefer(p) => (p.to_string(), "0"),
+        Place::Only(p) => (p.to_string(), "1"),
+    };
     let queue = if queue { "1" } else { "0" };
     let shared = &places[0];
     ACQUIRE.call(
@@ -66,7 +83,8 @@ pub fn acquire(
             &millis(me.kill_after),
             &me.time_limit
                 .map_or(String::new(), |limit| millis(limit).to_string()),
-            &prefer.map_or(String::new(), |place| place.to_string()),
+            &wanted,
+            &only,
         ]),
         |reply| matches!(reply, Value::Array(items) if items.first() == Some(&Value::Int(1))),
     )
@@ -117,6 +135,14 @@ pub fn release(places: &[Keys], token: &str, keep: Duration, except: Option<usiz
         ]),
         no_lease,
     )
+}
+
+/// Deletes a semaphore's stored N (`limit`) if none of its places is held any more.
+pub fn clear_limit(shared: &Keys, limit: usize) -> Request {
+    let places = shared.slots(limit);
+    let mut keys = vec![shared.limit.as_str()];
+    keys.extend(places.iter().map(|place| place.lock.as_str()));
+    LIMIT.call(&keys, &args(&[&limit]), no_lease)
 }
 
 /// Reads the lock, its holder's details and its fencing counter in one reply.

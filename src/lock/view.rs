@@ -49,10 +49,7 @@ pub fn view(address: &str, keys: &Keys, reply: Option<Result<Value>>) -> ServerV
         }
         Some(Ok(fields)) => {
             let holder = Holder::decode(&fields);
-            let limit = match fields.get(Holder::FIELDS) {
-                Some(Value::BulkString(n)) => String::from_utf8_lossy(n).parse().ok(),
-                _ => None,
-            };
+            let limit = stored_limit(&fields);
             ServerView {
                 address: address.to_string(),
                 held: holder.token.is_some(),
@@ -61,6 +58,14 @@ pub fn view(address: &str, keys: &Keys, reply: Option<Result<Value>>) -> ServerV
                 limit,
             }
         }
+    }
+}
+
+/// The semaphore's N that `scripts::view`'s reply carries after the holder, if one is stored.
+pub fn stored_limit(fields: &[Value]) -> Option<usize> {
+    match fields.get(Holder::FIELDS) {
+        Some(Value::BulkString(n)) => String::from_utf8_lossy(n).parse().ok(),
+        _ => None,
     }
 }
 

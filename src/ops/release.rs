@@ -15,7 +15,7 @@ use crate::cli::ReleaseArgs;
 use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
-use crate::lock::view::{self, ASK_MARGIN, Asked, Broken, UNKNOWN_KILL_AFTER};
+use crate::lock::view::{self, ASK_MARGIN, Asked, Broken, ServerView, UNKNOWN_KILL_AFTER};
 use crate::lock::{Keys, beyond_minority, scripts};
 use crate::settings;
 
@@ -43,30 +43,37 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     let keys = Keys::new(&args.servers.prefix, &args.name);
     let mut servers = Servers::open(&args.servers)?;
     if let Some(place) = args.slot {
-        let place = usize::from(place);
+        let keys = keys.slot(usize::from(place));
+        let views = servers.views(&keys);
         let label = format!("'{}' place {place}", args.name);
-        let unreached = vec![None; servers.len()];
-        return release_place(args, &mut servers, &keys.slot(place), &label, &unreached);
+        return release_place(args, &mut servers, &keys, &label, &views);
     }
-    // A semaphore (`run --limit N`): each place that a server holds, in turn.
+    // A semaphore (`run --limit N`): each place that a server holds, in turn. A server that
+    // did not answer is not asked again (each request would cost it a time-out more): it
+    // counts as not reached.
     let places = servers.places(&keys);
-    // A server that did not answer is not asked again (each request would cost it a time-out
-    // more): it counts as not reached.
-    let unreached: Vec<Option<String>> = places[0].iter().map(|v| v.error.clone()).collect();
-    for (i, error) in unreached.iter().enumerate() {
-        if error.is_some() {
-            servers.forget(i);
-        }
-    }
     if places.len() == 1 {
         let label = format!("'{}'", args.name);
-        return release_place(args, &mut servers, &keys, &label, &unreached);
+        return release_place(args, &mut servers, &keys, &label, &places[0]);
     }
-    let failed: Vec<&String> = unreached.iter().flatten().collect();
+    let failed: Vec<&String> = places[0].iter().filter_map(|v| v.error.as_ref()).collect();
     enough_answered(&failed, servers.len())?;
     let held: Vec<usize> = (0..places.len())
         .filter(|&place| places[place].iter().any(|view| view.held))
         .collect();
+    if !args.force {
+        return Err(Failure::new(
+            Kind::Usage,
+            anyhow!(
+                "not breaking lock '{}' (--limit {}, {} place(s) held) without --force: it \
+                 would ask each holder to stop its command and release its place, then delete \
+                 the places that are not released, and wake the waiters (--slot K: only place K)",
+                args.name,
+                places.len(),
+                held.len()
+            ),
+        ));
+    }
     if held.is_empty() {
         eprintln!(
             "redlock: lock '{}' (--limit {}) has no place held; nothing to break",
@@ -77,25 +84,27 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     let mut outcome = 1;
     for place in held {
         let label = format!("'{}' place {place}", args.name);
-        if release_place(args, &mut servers, &keys.slot(place), &label, &unreached)? == 0 {
+        let keys = keys.slot(place);
+        if release_place(args, &mut servers, &keys, &label, &places[0])? == 0 {
             outcome = 0;
         }
     }
     Ok(outcome)
 }
 
-/// Breaks one place of a lock (the only one of a plain lock), named `label` in messages; the
-/// servers that could not be reached before are `unreached`.
+/// Breaks one place of a lock (the only one of a plain lock), named `label` in messages.
+/// `views`: each server's view of the lock, read just before (a server that failed there is
+/// not reached).
 fn release_place(
     args: &ReleaseArgs,
     servers: &mut Servers,
     keys: &Keys,
     label: &str,
-    unreached: &[Option<String>],
+    views: &[ServerView],
 ) -> Result<u8, Failure> {
     let total = servers.len();
     if !args.force {
-        let status = summarize(&args.name, servers.views(keys))?;
+        let status = summarize(&args.name, views.to_vec())?;
         let holder = status
             .holder
             .map_or("nobody".to_string(), |view| format!("{:#}", view.holder));
@@ -114,7 +123,12 @@ fn release_place(
     let mut tokens = vec![args.token.clone(); total];
     // What a server was found to hold, when that settles it without a second request.
     let mut settled = vec![None; total];
-    let mut errors = unreached.to_vec();
+    let mut errors: Vec<Option<String>> = views.iter().map(|v| v.error.clone()).collect();
+    for (i, error) in errors.iter().enumerate() {
+        if error.is_some() {
+            servers.forget(i);
+        }
+    }
     if !args.now {
         let first_ask = Moment::now();
         // The token the lock held when first asked: the one asked to stop.

@@ -7,7 +7,7 @@ use redis::Value;
 use crate::cli::ServerArgs;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::{ServerView, view};
-use crate::lock::{Keys, Pool, REQUEST_TIMEOUT, Request, Server, resolve, scripts};
+use crate::lock::{Keys, MOST_PLACES, Pool, REQUEST_TIMEOUT, Request, Server, resolve, scripts};
 use crate::settings;
 
 /// The servers from `--redis`, each asked until it fails once: a server that failed is not
@@ -98,16 +98,18 @@ impl Servers {
     }
 }
 
-/// The most places a stored limit may give a lock (`run --limit` allows no more): a value
-/// written by hand cannot make an operator's command read thousands of keys.
-const MOST_PLACES: usize = 100;
-
 impl Servers {
     /// Every server's view of each place of the lock: one for a plain lock, N for a semaphore
     /// whose N is stored (read with place 0; then each other place, a round trip each).
     pub fn places(&mut self, keys: &Keys) -> Vec<Vec<ServerView>> {
         let first = self.views(keys);
         let limit = first.iter().filter_map(|v| v.limit).max().unwrap_or(1);
+        // A server that failed is not asked for the other places: each would cost a time-out.
+        for (i, view) in first.iter().enumerate() {
+            if view.error.is_some() {
+                self.forget(i);
+            }
+        }
         let mut places = vec![first];
         for place in 1..limit.clamp(1, MOST_PLACES) {
             places.push(self.views(&keys.slot(place)));

@@ -4,9 +4,11 @@
 -- details (4 and 5 for place 0, 6 and 7 for place 1, ...): N = (#KEYS - 3) / 2.
 -- ARGV: 1 token, 2 ttl in ms, 3 host, 4 pid, 5 user, 6 command line, 7 '1' to queue when busy,
 -- 8 the holder's --kill-after in ms, 9 its --timeout in ms ('' for none), 10 the place to take
--- if it is free ('' for the first free one: several servers then agree more often).
--- Returns {1, fence, place} when acquired (or already ours); {2, limit} when the lock is held
--- with another --limit (stored while anyone holds it); else 0 and, for each place, its holder
+-- if it is free ('' for the first free one), 11 '1' to take that place or none (several servers
+-- that disagreed are asked for a place most of them have free).
+-- Returns {1, fence, place, free} when acquired (or already ours), free listing the places
+-- that were free before (empty when already ours); {2, limit} when the lock is held with
+-- another --limit (stored while anyone holds it); else 0 and, for each place, its holder
 -- as view.lua reads it, the same fields in the same order (one decoder, `Holder::decode`):
 -- {0, token, pttl, fence, now_ms, start, host, pid, user, cmd, ended, limit, ...} ('' where
 -- unknown; limit: when the holder's --timeout ends, about).
@@ -35,7 +37,7 @@ for place = 0, places - 1 do
     redis.call('HSET', details(place), 'fence', fence)
     redis.call('PEXPIRE', details(place), ARGV[2])
     keep_limit()
-    return {1, fence, place}
+    return {1, fence, place, {}}
   end
 end
 if stored and tonumber(stored) ~= places then
@@ -46,15 +48,18 @@ if not stored and places > 1 and redis.call('EXISTS', lock(0)) == 1 then
   return {2, 1}
 end
 
-local place = tonumber(ARGV[10])
-if not place or place >= places or redis.call('EXISTS', lock(place)) == 1 then
-  place = nil
-  for p = 0, places - 1 do
-    if redis.call('EXISTS', lock(p)) == 0 then
-      place = p
-      break
-    end
+local free = {}
+for p = 0, places - 1 do
+  if redis.call('EXISTS', lock(p)) == 0 then
+    free[#free + 1] = p
   end
+end
+local place = tonumber(ARGV[10])
+if place and (place >= places or redis.call('EXISTS', lock(place)) == 1) then
+  place = nil
+end
+if not place and ARGV[11] ~= '1' then
+  place = free[1]
 end
 if not place then
   if ARGV[7] == '1' then
@@ -101,4 +106,4 @@ local control = lock(place) .. ':control'
 if not pcall(redis.call, 'SPUBLISH', control, 'taken ' .. ARGV[1]) then
   redis.call('PUBLISH', control, 'taken ' .. ARGV[1])
 end
-return {1, fence, place}
+return {1, fence, place, free}
