@@ -47,6 +47,11 @@ skip\t'Exit as if busy (the -E status)'
 run\t'Run the command without the lock'"
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l timeout -d 'Stop the command once it has run this long (as timeout(1) does)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l min-hold -d 'Keep the lock at least this long after acquiring it' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l metrics-dir -d 'After each run, write its outcome to DIR/redlock_NAME.prom (Prometheus textfile)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l ping -d 'Health-check pings to URL (the healthchecks.io protocol)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l ping-busy -d 'What a busy run pings: nothing (none), or a success (ok)' -r -f -a "none\t'Nothing: a skipped run is not a failure, and not a run either'
+ok\t'A success ping: the job is accounted for'"
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l ping-timeout -d 'Bound on each run\'s pings, retry included' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l wait-replicas -d 'Replicas that must confirm each acquire and extension' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l replace -d 'Take over from the current holder: ask it to stop its command and let go'

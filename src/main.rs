@@ -7,6 +7,7 @@ mod exit;
 mod generate;
 mod lock;
 mod ops;
+mod report;
 mod run;
 mod settings;
 

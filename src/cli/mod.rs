@@ -275,6 +275,32 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub min_hold: Duration,
 
+    /// After each run, write its outcome to DIR/redlock_NAME.prom (Prometheus textfile)
+    ///
+    /// For node_exporter's textfile collector: last start and end time, duration, exit status
+    /// and outcome, the wait for the lock, runs by outcome (a counter kept in the file) and the
+    /// fence. Written to a temporary file in DIR and renamed; a DIR that cannot be written is a
+    /// warning, never a failed run.
+    #[arg(long, value_name = "DIR", env = "REDLOCK_METRICS_DIR")]
+    pub metrics_dir: Option<std::path::PathBuf>,
+
+    /// Health-check pings to URL (the healthchecks.io protocol)
+    ///
+    /// URL/start?rid=ID once the lock is taken, and URL/STATUS?rid=ID after the command
+    /// (URL/fail for a lost lock, a timeout or Redis unavailable), with redlock's summary line
+    /// as the body. A busy run sends nothing (see --ping-busy). Each ping runs beside the
+    /// command, is bounded by --ping-timeout, and a failed ping is a warning only.
+    #[arg(long, value_name = "URL", env = "REDLOCK_PING")]
+    pub ping: Option<String>,
+
+    /// What a busy run pings: nothing (none), or a success (ok)
+    #[arg(long, value_name = "WHAT", value_enum, default_value_t = PingBusy::None)]
+    pub ping_busy: PingBusy,
+
+    /// Bound on each run's pings, retry included
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive)]
+    pub ping_timeout: Duration,
+
     /// Replicas that must confirm each acquire and extension
     ///
     /// For a primary with replicas: each acquire and extension is followed by WAIT N and counts
@@ -312,6 +338,15 @@ pub struct RunArgs {
     /// untouched, and REDLOCK_NAME, REDLOCK_TOKEN and REDLOCK_FENCE in its environment.
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+}
+
+/// What `--ping` sends for a busy run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PingBusy {
+    /// Nothing: a skipped run is not a failure, and not a run either.
+    None,
+    /// A success ping: the job is accounted for.
+    Ok,
 }
 
 /// The widest help clap renders; the text after the options is wrapped to it here, as clap

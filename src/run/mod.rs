@@ -34,6 +34,7 @@ use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{self, Classify, Failure, Kind};
 use crate::lock::{HolderInfo, Keys, Lock, REQUEST_TIMEOUT, Released};
+use crate::report::{self, Facts, Outcome, pings::Pings};
 use crate::settings::{self, Lease};
 use control::Listener;
 use deadman::DeadMan;
@@ -50,6 +51,21 @@ use wait::{Granted, Policy};
 const HAND_BACK_PATIENCE: Duration = Duration::from_millis(100);
 
 pub fn run(args: &RunArgs) -> Result<u8, Failure> {
+    let mut facts = Facts::default();
+    let mut pings = args
+        .ping
+        .as_deref()
+        .map(|url| Pings::new(url, args.ping_timeout, args.ping_busy));
+    let result = run_with(args, &mut facts, pings.as_mut());
+    if let Some(report) = facts.report(&args.name, &result, args.conflict_exit_code) {
+        report::finished(&report, args.metrics_dir.as_deref(), pings.as_mut());
+    }
+    result
+}
+
+/// The steps of a run, with what they find out kept in `facts`; `pings` is told when the
+/// command starts.
+fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Result<u8, Failure> {
     let lease = settings::check_run(args).kind(Kind::Usage)?;
     let servers = settings::servers(&args.servers.redis, args.wait_replicas).kind(Kind::Usage)?;
     reap::adopt_orphans()
@@ -76,10 +92,15 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let deadman = DeadMan::new().kind(Kind::Internal)?;
     let (granted, mut guard) = match take(&mut lock, args, lease, &mut events) {
         Err(failure) if failure.kind == Kind::Unavailable => {
-            return Err(unavailable(args, failure));
+            facts.unavailable = true;
+            return Err(unavailable(args, failure, facts, pings));
         }
         taken => taken?,
     };
+    facts.acquired = Some((Moment::now(), granted.fence));
+    if let Some(pings) = pings {
+        pings.start();
+    }
 
     // From here the lock is ours: every path below ends in `release`.
     // Armed before the command starts: from here the kernel kills us if we stop running.
@@ -99,6 +120,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     };
     // --timeout counts from here: the command's start.
     let started = Moment::now();
+    facts.started = Some((std::time::SystemTime::now(), started));
     events.watch(spawned.pid);
     let mut listener = Listener::new(lock.targets(), &lock.keys.control);
     let token = lock.token.clone();
@@ -124,6 +146,13 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         time_limit: args.timeout.map(|limit| (started + limit, limit)),
     }
     .supervise();
+    facts.ended = Some((Moment::now(), exit::status_code(status)));
+    facts.stopped = match stopped {
+        Some(Stop::Lost(_) | Stop::Asked) => Some(Outcome::Lost),
+        Some(Stop::TimedOut) => Some(Outcome::Timeout),
+        Some(Stop::Replaced) => Some(Outcome::Replaced),
+        None => None,
+    };
     // The command and what it left behind are gone: the guard can go while we release.
     guard.dismiss();
     if spawned.has_terminal {
@@ -144,6 +173,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
     let released = release(&mut lock, args, keep, left, lost_before);
     // Only now: the server handles our hang-up after the release, not ahead of it.
     listener.stop(&mut events);
+    facts.lost_at_release = released.lost();
     Ok(exit_status(status, stopped, &released))
 }
 
@@ -181,8 +211,14 @@ fn inside(outer: &crate::lock::Holder) -> bool {
     parent.is_some() && parent == outer.pid
 }
 
-/// `--on-unavailable`: the servers could not be reached (the lock was not taken).
-fn unavailable(args: &RunArgs, failure: Failure) -> Failure {
+/// `--on-unavailable`: the servers could not be reached (the lock was not taken). With `run`,
+/// the metrics and the final ping are written before redlock gives the command its place.
+fn unavailable(
+    args: &RunArgs,
+    failure: Failure,
+    facts: &mut Facts,
+    pings: Option<&mut Pings>,
+) -> Failure {
     match args.on_unavailable {
         OnUnavailable::Fail => failure,
         OnUnavailable::Skip => Failure::new(
@@ -195,6 +231,13 @@ fn unavailable(args: &RunArgs, failure: Failure) -> Failure {
                  (--on-unavailable run): {failure}",
                 args.name
             );
+            let result = Err(Failure::new(
+                Kind::Unavailable,
+                anyhow::anyhow!("{failure}"),
+            ));
+            if let Some(report) = facts.report(&args.name, &result, args.conflict_exit_code) {
+                report::finished(&report, args.metrics_dir.as_deref(), pings);
+            }
             spawn::exec_unlocked(&args.command, &args.name)
         }
     }

@@ -1,0 +1,222 @@
+//! What became of a run, for those who watch the jobs: the Prometheus textfile (`metrics.rs`)
+//! and the health-check pings (`pings.rs`). A run's facts are gathered as it goes (`Facts`) and turned
+//! into one `Report` when it ends.
+
+pub mod metrics;
+pub mod pings;
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::clock::Moment;
+use crate::exit::{Failure, Kind};
+
+/// How a run ended, as the history, the metrics and the pings name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The command ran and exited (or could not be started: 126, 127); its status is the run's.
+    Ran,
+    /// Busy: the lock was not acquired within `--wait`; the command did not run.
+    Busy,
+    /// Redis could not be reached: the command did not run (or ran without the lock, with
+    /// `--on-unavailable run`).
+    Unavailable,
+    /// The lock was lost while the command ran, or found lost at release (76).
+    Lost,
+    /// The command ran for its `--timeout` and was stopped (124).
+    Timeout,
+    /// Another run took over with `--replace` (77).
+    Replaced,
+}
+
+impl Outcome {
+    #[allow(dead_code)]
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Ran,
+        Outcome::Busy,
+        Outcome::Unavailable,
+        Outcome::Lost,
+        Outcome::Timeout,
+        Outcome::Replaced,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ran => "ran",
+            Outcome::Busy => "busy",
+            Outcome::Unavailable => "unavailable",
+            Outcome::Lost => "lost",
+            Outcome::Timeout => "timeout",
+            Outcome::Replaced => "replaced",
+        }
+    }
+}
+
+/// What one run did.
+// Read by metrics.rs and pings.rs, which are being written: remove this with them.
+#[allow(dead_code)]
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The lock's name.
+    pub name: String,
+    pub outcome: Outcome,
+    /// redlock's exit status.
+    pub exit_code: u8,
+    /// The command's own exit status (128 + N when a signal killed it), when it ran.
+    pub status: Option<u8>,
+    /// When the run began, before it waited for the lock (this machine's clock).
+    pub began: SystemTime,
+    /// How long it waited for the lock: until it got it, or gave up.
+    pub waited: Duration,
+    /// When the command started and how long it ran, when it ran.
+    pub started: Option<SystemTime>,
+    pub ran: Option<Duration>,
+    /// The fencing token the command was given.
+    pub fence: Option<u64>,
+    /// redlock's own one-line summary (a ping's body).
+    pub summary: String,
+}
+
+/// What a run has found out so far, filled in as it goes (`run::run`).
+#[derive(Debug)]
+pub struct Facts {
+    began: SystemTime,
+    began_at: Moment,
+    /// When the lock was granted, and its fence.
+    pub acquired: Option<(Moment, u64)>,
+    /// When the command started, by both clocks.
+    pub started: Option<(SystemTime, Moment)>,
+    /// When the command ended, and its status.
+    pub ended: Option<(Moment, u8)>,
+    /// How it was stopped, when it was (a lost lock, --timeout, --replace).
+    pub stopped: Option<Outcome>,
+    /// The lock turned out to be lost at release.
+    pub lost_at_release: bool,
+    /// Redis was unavailable (also when `--on-unavailable skip` made it a busy status).
+    pub unavailable: bool,
+    /// Reported already (`--on-unavailable run` reports before the command takes its place).
+    pub reported: bool,
+}
+
+impl Default for Facts {
+    fn default() -> Self {
+        Facts {
+            began: SystemTime::now(),
+            began_at: Moment::now(),
+            acquired: None,
+            started: None,
+            ended: None,
+            stopped: None,
+            lost_at_release: false,
+            unavailable: false,
+            reported: false,
+        }
+    }
+}
+
+impl Facts {
+    /// How the run ends with `result`: `None` when nothing worth recording happened (a usage
+    /// error, an interrupted wait, an internal error, another `--limit`).
+    pub fn outcome(&self, result: &Result<u8, Failure>) -> Option<Outcome> {
+        if self.unavailable {
+            return Some(Outcome::Unavailable);
+        }
+        match result {
+            Ok(_) if self.lost_at_release => Some(Outcome::Lost),
+            Ok(_) => Some(self.stopped.unwrap_or(Outcome::Ran)),
+            Err(failure) => match failure.kind {
+                Kind::Busy => Some(Outcome::Busy),
+                Kind::Unavailable | Kind::UnavailableNoPolicy => Some(Outcome::Unavailable),
+                Kind::CannotExecute | Kind::NotFound if self.acquired.is_some() => {
+                    Some(Outcome::Ran)
+                }
+                _ => None,
+            },
+        }
+    }
+
+    /// The run's report, when it ends with `result` (see `outcome`); `busy_code` is `-E`.
+    pub fn report(
+        &mut self,
+        name: &str,
+        result: &Result<u8, Failure>,
+        busy_code: u8,
+    ) -> Option<Report> {
+        if std::mem::replace(&mut self.reported, true) {
+            return None;
+        }
+        let outcome = self.outcome(result)?;
+        let exit_code = match result {
+            Ok(code) => *code,
+            Err(failure) => failure.exit_code(busy_code),
+        };
+        let status = match (self.ended, result) {
+            (Some((_, status)), _) => Some(status),
+            (None, Err(failure)) if outcome == Outcome::Ran => Some(failure.exit_code(busy_code)),
+            _ => None,
+        };
+        let waited = match self.acquired {
+            Some((at, _)) => at.saturating_duration_since(self.began_at),
+            None => self.began_at.elapsed(),
+        };
+        let ran = match (self.started, self.ended) {
+            (Some((_, from)), Some((to, _))) => Some(to.saturating_duration_since(from)),
+            _ => None,
+        };
+        let summary = summary(name, outcome, exit_code, status, ran, result);
+        Some(Report {
+            name: name.to_string(),
+            outcome,
+            exit_code,
+            status,
+            began: self.began,
+            waited,
+            started: self.started.map(|(at, _)| at),
+            ran,
+            fence: self.acquired.map(|(_, fence)| fence),
+            summary,
+        })
+    }
+}
+
+/// `redlock: 'backup' ran for 41s on db2: exit 0`, or the failure's own message.
+fn summary(
+    name: &str,
+    outcome: Outcome,
+    exit_code: u8,
+    status: Option<u8>,
+    ran: Option<Duration>,
+    result: &Result<u8, Failure>,
+) -> String {
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    let ran = ran.map_or(String::new(), |ran| {
+        format!(" for {}", crate::duration::human(ran))
+    });
+    let status = status.map_or(String::new(), |status| format!(", the command's {status}"));
+    let why = match result {
+        Err(failure) => format!(": {failure}"),
+        Ok(_) => String::new(),
+    };
+    format!(
+        "redlock: '{name}' on {host}: {}{ran}, exit {exit_code}{status}{why}",
+        outcome.as_str()
+    )
+}
+
+/// What a run does once it is over: the metrics file and the final ping.
+pub fn finished(
+    report: &Report,
+    metrics_dir: Option<&std::path::Path>,
+    pings: Option<&mut pings::Pings>,
+) {
+    if let Some(dir) = metrics_dir {
+        metrics::write(dir, report);
+    }
+    if let Some(pings) = pings {
+        pings.finish(report);
+    }
+}
