@@ -29,6 +29,7 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the held locks, optionally those whose name matches PATTERN')
             [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Break the lock NAME (needs --force)')
+            [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Show the last runs of the lock NAME, on every host, newest first')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -49,6 +50,7 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
             [CompletionResult]::new('--on-unavailable', '--on-unavailable', [CompletionResultType]::ParameterName, 'What to do when too few Redis servers can be reached: fail, skip, or run')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Stop the command once it has run this long (as timeout(1) does)')
             [CompletionResult]::new('--min-hold', '--min-hold', [CompletionResultType]::ParameterName, 'Keep the lock at least this long after acquiring it')
+            [CompletionResult]::new('--history', '--history', [CompletionResultType]::ParameterName, 'How many runs the lock''s history keeps (0: record none)')
             [CompletionResult]::new('--metrics-dir', '--metrics-dir', [CompletionResultType]::ParameterName, 'After each run, write its outcome to DIR/redlock_NAME.prom (Prometheus textfile)')
             [CompletionResult]::new('--ping', '--ping', [CompletionResultType]::ParameterName, 'Health-check pings to URL (the healthchecks.io protocol)')
             [CompletionResult]::new('--ping-busy', '--ping-busy', [CompletionResultType]::ParameterName, 'What a busy run pings: nothing (none), or a success (ok)')
@@ -105,11 +107,26 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'redlock;history' {
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name of the lock')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'How many runs to show')
+            [CompletionResult]::new('--lines', '--lines', [CompletionResultType]::ParameterName, 'How many runs to show')
+            [CompletionResult]::new('--redis', '--redis', [CompletionResultType]::ParameterName, 'Redis server URL (repeat it for several independent servers)')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix of every key redlock writes')
+            [CompletionResult]::new('--tls-ca', '--tls-ca', [CompletionResultType]::ParameterName, 'Trust only the CA certificates in FILE for rediss:// servers')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Client certificate for rediss:// servers (needs --tls-key)')
+            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'Private key of --tls-cert (needs --tls-cert)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'redlock;help' {
             [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run COMMAND while holding the lock NAME')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the held locks, optionally those whose name matches PATTERN')
             [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Break the lock NAME (needs --force)')
+            [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Show the last runs of the lock NAME, on every host, newest first')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -123,6 +140,9 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
             break
         }
         'redlock;help;release' {
+            break
+        }
+        'redlock;help;history' {
             break
         }
         'redlock;help;help' {

@@ -26,6 +26,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand status 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)'
             cand list 'List the held locks, optionally those whose name matches PATTERN'
             cand release 'Break the lock NAME (needs --force)'
+            cand history 'Show the last runs of the lock NAME, on every host, newest first'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'redlock;run'= {
@@ -45,6 +46,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand --on-unavailable 'What to do when too few Redis servers can be reached: fail, skip, or run'
             cand --timeout 'Stop the command once it has run this long (as timeout(1) does)'
             cand --min-hold 'Keep the lock at least this long after acquiring it'
+            cand --history 'How many runs the lock''s history keeps (0: record none)'
             cand --metrics-dir 'After each run, write its outcome to DIR/redlock_NAME.prom (Prometheus textfile)'
             cand --ping 'Health-check pings to URL (the healthchecks.io protocol)'
             cand --ping-busy 'What a busy run pings: nothing (none), or a success (ok)'
@@ -97,11 +99,25 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'redlock;history'= {
+            cand --name 'Name of the lock'
+            cand -n 'How many runs to show'
+            cand --lines 'How many runs to show'
+            cand --redis 'Redis server URL (repeat it for several independent servers)'
+            cand --prefix 'Prefix of every key redlock writes'
+            cand --tls-ca 'Trust only the CA certificates in FILE for rediss:// servers'
+            cand --tls-cert 'Client certificate for rediss:// servers (needs --tls-key)'
+            cand --tls-key 'Private key of --tls-cert (needs --tls-cert)'
+            cand --json 'Print JSON'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'redlock;help'= {
             cand run 'Run COMMAND while holding the lock NAME'
             cand status 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)'
             cand list 'List the held locks, optionally those whose name matches PATTERN'
             cand release 'Break the lock NAME (needs --force)'
+            cand history 'Show the last runs of the lock NAME, on every host, newest first'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'redlock;help;run'= {
@@ -111,6 +127,8 @@ set edit:completion:arg-completer[redlock] = {|@words|
         &'redlock;help;list'= {
         }
         &'redlock;help;release'= {
+        }
+        &'redlock;help;history'= {
         }
         &'redlock;help;help'= {
         }

@@ -30,6 +30,7 @@ complete -c redlock -n "__fish_redlock_needs_command" -f -a "run" -d 'Run COMMAN
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "status" -d 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)'
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "list" -d 'List the held locks, optionally those whose name matches PATTERN'
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "release" -d 'Break the lock NAME (needs --force)'
+complete -c redlock -n "__fish_redlock_needs_command" -f -a "history" -d 'Show the last runs of the lock NAME, on every host, newest first'
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s n -l name -d 'Name of the lock' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
@@ -47,6 +48,7 @@ skip\t'Exit as if busy (the -E status)'
 run\t'Run the command without the lock'"
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l timeout -d 'Stop the command once it has run this long (as timeout(1) does)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l min-hold -d 'Keep the lock at least this long after acquiring it' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l history -d 'How many runs the lock\'s history keeps (0: record none)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l metrics-dir -d 'After each run, write its outcome to DIR/redlock_NAME.prom (Prometheus textfile)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l ping -d 'Health-check pings to URL (the healthchecks.io protocol)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l ping-busy -d 'What a busy run pings: nothing (none), or a success (ok)' -r -f -a "none\t'Nothing: a skipped run is not a failure, and not a run either'
@@ -84,8 +86,18 @@ complete -c redlock -n "__fish_redlock_using_subcommand release" -l tls-key -d '
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l force -d 'Really break the lock'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l now -d 'Delete the lock at once, without asking its holder to stop first'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release help" -f -a "run" -d 'Run COMMAND while holding the lock NAME'
-complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release help" -f -a "status" -d 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)'
-complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release help" -f -a "list" -d 'List the held locks, optionally those whose name matches PATTERN'
-complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release help" -f -a "release" -d 'Break the lock NAME (needs --force)'
-complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c redlock -n "__fish_redlock_using_subcommand history" -l name -d 'Name of the lock' -r
+complete -c redlock -n "__fish_redlock_using_subcommand history" -s n -l lines -d 'How many runs to show' -r
+complete -c redlock -n "__fish_redlock_using_subcommand history" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand history" -l prefix -d 'Prefix of every key redlock writes' -r
+complete -c redlock -n "__fish_redlock_using_subcommand history" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand history" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand history" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand history" -l json -d 'Print JSON'
+complete -c redlock -n "__fish_redlock_using_subcommand history" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history help" -f -a "run" -d 'Run COMMAND while holding the lock NAME'
+complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history help" -f -a "status" -d 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)'
+complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history help" -f -a "list" -d 'List the held locks, optionally those whose name matches PATTERN'
+complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history help" -f -a "release" -d 'Break the lock NAME (needs --force)'
+complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history help" -f -a "history" -d 'Show the last runs of the lock NAME, on every host, newest first'
+complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

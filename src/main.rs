@@ -74,6 +74,7 @@ fn main() -> ExitCode {
             Command::Status(args) => ops::status::status(args),
             Command::List(args) => ops::list::list(args),
             Command::Release(args) => ops::release::release(args),
+            Command::History(args) => ops::history::history(args),
         });
         match result {
             Ok(code) => code,

@@ -137,16 +137,25 @@ fn the_command_gets_name_token_and_fence() {
 }
 
 #[test]
-fn leaves_only_the_fencing_counter_behind() {
+fn leaves_only_the_fencing_counter_and_the_history_behind() {
     let server = RedisServer::start();
     let status = redlock(&server.url())
         .args(["run", "-n", "tidy", "--prefix", "jobs", "--", "true"])
         .status()
         .unwrap();
     assert!(status.success());
-    let keys: Vec<String> = server.cmd(&["KEYS", "*"]);
-    assert_eq!(keys, ["jobs:{tidy}:fence"]);
+    let mut keys: Vec<String> = server.cmd(&["KEYS", "*"]);
+    keys.sort();
+    assert_eq!(keys, ["jobs:{tidy}:fence", "jobs:{tidy}:history"]);
     assert!(expiring_keys(&server).is_empty());
+    // Without a history, only the counter.
+    let status = redlock(&server.url())
+        .args(["run", "-n", "bare", "--history", "0", "--", "true"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let keys: Vec<String> = server.cmd(&["KEYS", "redlock:*"]);
+    assert_eq!(keys, ["redlock:{bare}:fence"]);
 }
 
 #[test]

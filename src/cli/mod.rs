@@ -86,6 +86,46 @@ pub enum Command {
         after_long_help = OPERATORS_AFTER_HELP
     )]
     Release(ReleaseArgs),
+
+    /// Show the last runs of the lock NAME, on every host, newest first.
+    #[command(
+        long_about = "Show the last runs of the lock NAME, on every host, newest first, one line \
+        each: start (the server's clock), host, pid, user, outcome with redlock's exit status, \
+        wait, run time, fence and command, tab-separated. Outcomes: ran (the command ran; its \
+        status is the run's), busy (skipped: the lock was held), unavailable (too few servers \
+        answered; recorded by those that did), lost, timeout, replaced. Each run is recorded by \
+        the requests it sends anyway (see `redlock run --history`); with several servers, each \
+        keeps its own list and they are merged here.",
+        after_long_help = OPERATORS_AFTER_HELP
+    )]
+    History(HistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Name of the lock
+    ///
+    /// As given to `redlock run --name`. (Here -n is the number of runs, as `tail -n` and
+    /// `journalctl -n` take it.)
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+
+    /// How many runs to show
+    #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 20)]
+    pub count: usize,
+
+    /// Print JSON
+    ///
+    /// An array of runs, newest first, each with token, host, pid, user, command, outcome,
+    /// exit (redlock's status; null when --on-unavailable run gave the command its place),
+    /// status (the command's), wait_ms, run_ms, fence, slot, servers (of the lock), end_ms
+    /// (when a server recorded it, its clock), start_ms and recorded_on (how many servers
+    /// recorded it). The fields are stable.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub servers: ServerArgs,
 }
 
 impl Command {
@@ -96,6 +136,7 @@ impl Command {
             Command::Status(args) => &args.servers,
             Command::List(args) => &args.servers,
             Command::Release(args) => &args.servers,
+            Command::History(args) => &args.servers,
         }
     }
 }
@@ -275,6 +316,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub min_hold: Duration,
 
+    /// How many runs the lock's history keeps (0: record none)
+    ///
+    /// Each run is recorded next to the lock, by the requests it sends anyway: host, pid, user,
+    /// command, wait and run time, outcome, exit status, fence. `redlock history` shows them.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub history: u32,
+
     /// After each run, write its outcome to DIR/redlock_NAME.prom (Prometheus textfile)
     ///
     /// For node_exporter's textfile collector: last start and end time, duration, exit status
@@ -294,10 +342,16 @@ pub struct RunArgs {
     pub ping: Option<String>,
 
     /// What a busy run pings: nothing (none), or a success (ok)
+    ///
+    /// A run skipped because another host holds the lock is not a failure: by default it sends
+    /// no ping at all; with ok, a success ping, so that the check counts the job as done.
     #[arg(long, value_name = "WHAT", value_enum, default_value_t = PingBusy::None)]
     pub ping_busy: PingBusy,
 
     /// Bound on each run's pings, retry included
+    ///
+    /// The start ping never delays the command; redlock waits for the final ping at most this
+    /// long before it exits.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive)]
     pub ping_timeout: Duration,
 
@@ -357,9 +411,15 @@ macro_rules! run_environment {
     () => {
         "\
 The command's environment:
-  REDLOCK_NAME   the lock name
-  REDLOCK_TOKEN  this run's token (the lock key's value)
-  REDLOCK_FENCE  fencing token: strictly increasing for each acquisition of NAME
+  REDLOCK_NAME      the lock name
+  REDLOCK_TOKEN     this run's token (the lock key's value)
+  REDLOCK_FENCE     fencing token: strictly increasing for each acquisition of NAME
+  REDLOCK_SLOT      its place, 0 to N-1 (with --limit N; 0 for a lock)
+  REDLOCK_UNLOCKED  1 when it runs without the lock (--on-unavailable run), with no token,
+                    fence or place
+
+redlock also reads REDLOCK_HOST: the host name it records in the lock's details and history
+(a container's host name is often a meaningless id).
 
 Example:
   redlock run --name backup --wait 10m -- ./backup.sh"

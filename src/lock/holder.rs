@@ -236,9 +236,7 @@ pub struct HolderInfo {
 impl HolderInfo {
     /// Describes this process and the command it is about to run.
     pub fn current(command: &[std::ffi::OsString], kill_after: Duration) -> Self {
-        let host = nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "unknown".into());
+        let host = host_name();
         let uid = nix::unistd::getuid();
         let from_env = |name| std::env::var(name).ok().filter(|user| !user.is_empty());
         let user = from_env("USER")
@@ -273,6 +271,20 @@ impl HolderInfo {
             time_limit: None,
         }
     }
+}
+
+/// The name this host goes by in the lock's details and history: REDLOCK_HOST when set (a
+/// container's host name is often a meaningless id), else the host name.
+pub fn host_name() -> String {
+    std::env::var("REDLOCK_HOST")
+        .ok()
+        .filter(|host| !host.is_empty())
+        .or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .map(|h| h.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The name of `uid` in /etc/passwd, where local users (root, service accounts) are. Cron and

@@ -30,6 +30,8 @@ pub struct Keys {
     /// `PREFIX:{NAME}:limit`: a semaphore's N, while any of its places is held (with a TTL
     /// never shorter than theirs). A plain lock does not write it.
     pub limit: String,
+    /// `PREFIX:{NAME}:history`: a list of the last runs, newest first, as JSON (`history.rs`).
+    pub history: String,
     /// `PREFIX:{NAME}`, which the places' keys are named after.
     base: String,
 }
@@ -46,6 +48,7 @@ impl Keys {
             channel: format!("{base}:released"),
             waiters: format!("{base}:waiters"),
             limit: format!("{base}:limit"),
+            history: format!("{base}:history"),
             base,
         }
     }
@@ -105,6 +108,7 @@ mod tests {
         assert_eq!(keys.waiters, "redlock:{backup}:waiters");
         assert_eq!(keys.control, "redlock:{backup}:control");
         assert_eq!(keys.limit, "redlock:{backup}:limit");
+        assert_eq!(keys.history, "redlock:{backup}:history");
         let two = keys.slot(2);
         assert_eq!(two.lock, "redlock:{backup}:slot:2");
         assert_eq!(two.holder, "redlock:{backup}:slot:2:holder");

@@ -1,7 +1,10 @@
 //! The lease on one named lock, over a set of independent Redis servers: a majority must agree
 //! (with one server, a majority of one). Deadlines are measured from when a request was sent.
+//! Taking it is `acquire.rs`; extending, leaving the queue and releasing are here.
 
+mod acquire;
 mod asking;
+pub mod history;
 mod holder;
 mod keys;
 pub mod scripts;
@@ -15,8 +18,8 @@ use crate::clock::Moment;
 use anyhow::{Result, anyhow};
 use redis::Value;
 
-use holder::{Acquired, acquired};
-pub use holder::{Holder, HolderInfo, busy_message_for};
+pub use acquire::{Attempt, NotTaken};
+pub use holder::{Holder, HolderInfo, busy_message_for, host_name};
 pub use keys::{Keys, MOST_PLACES, lock_of};
 use transport::{Answer, Wait};
 pub use transport::{Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve};
@@ -46,25 +49,6 @@ impl Timing {
     }
 }
 
-/// The outcome of one attempt to take the lock.
-#[derive(Debug)]
-pub enum Attempt {
-    /// A majority is ours until `lease_end`, on the same `place` of the lock (0 for a plain
-    /// lock; a semaphore's place is the same on all of them).
-    Acquired {
-        fence: u64,
-        sent: Moment,
-        lease_end: Moment,
-        place: usize,
-    },
-    /// Held by others: for each place, the details of the holder with the most servers.
-    /// `split` when no one holds a majority of some place (contenders took a few servers each
-    /// and are giving them back).
-    Busy { holders: Vec<Holder>, split: bool },
-    /// The lock is held with another `--limit`: this one.
-    Mismatch { limit: usize },
-}
-
 /// What an extension found.
 #[derive(Debug)]
 pub enum Extension {
@@ -76,23 +60,6 @@ pub enum Extension {
     /// Neither confirmed nor lost (errors, time-outs): worth retrying until the deadline.
     Unconfirmed(anyhow::Error),
 }
-
-/// Why an attempt could not tell whether the lock is ours: too few servers answered, or too
-/// late. `unreachable` unless one that answered said the lock is held, or a key of another
-/// type is in the way: only unreachable servers are a reason for `--on-unavailable`.
-#[derive(Debug)]
-pub struct NotTaken {
-    pub message: String,
-    pub unreachable: bool,
-}
-
-impl std::fmt::Display for NotTaken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for NotTaken {}
 
 /// Whether a release must reach every server before it returns.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -109,8 +76,12 @@ pub struct Lock {
     servers: Vec<Server>,
     /// Addresses, in the order of `servers`, for messages.
     pub addresses: Vec<String>,
-    /// The keys of the place taken (place 0 until one is).
+    /// The keys of the place taken (place 0 until one is), and which place that is.
     pub keys: Keys,
+    place: usize,
+    /// What this run records in the lock's history; none for the operators' commands, and
+    /// with `--history 0`.
+    pub record: Option<history::Record>,
     /// Every place of the lock: one, or a semaphore's N.
     places: Vec<Keys>,
     /// Which place to ask for: with several servers that did not agree last time, a place
@@ -193,6 +164,8 @@ impl Lock {
             servers,
             places: keys.slots(limit),
             keys,
+            place: 0,
+            record: None,
             ask: scripts::Place::Any,
             token,
             timing,
@@ -213,212 +186,9 @@ impl Lock {
         majority(self.addresses.len())
     }
 
-    /// Tries once to take the lock on every server. `Err` means too few servers answered.
-    /// A caller that will wait for a busy lock `queue`s: release notices name the first
-    /// waiter. `in_flight` runs on this thread once the request is on its way to the servers,
-    /// while their answers are awaited: unless a server could not even be sent the request.
-    ///
-    /// A semaphore's attempt is made again at once, once: when the servers gave different
-    /// places (it then asks for one most of them have free), or when they keep another N that
-    /// no holder keeps any more (it is cleared first).
-    pub fn try_acquire(
-        &mut self,
-        me: &HolderInfo,
-        queue: bool,
-        timeout: Duration,
-        in_flight: &mut dyn FnMut(),
-    ) -> Result<Attempt> {
-        let attempt = self.attempt(me, queue, timeout, in_flight)?;
-        let again = match &attempt {
-            Attempt::Mismatch { limit } => self.clear_limit(*limit, timeout),
-            Attempt::Busy { holders, .. } => {
-                matches!(self.ask, scripts::Place::Only(_))
-                    && holders.iter().all(|h| h.token.is_none())
-            }
-            Attempt::Acquired { .. } => false,
-        };
-        if again {
-            return self.attempt(me, queue, timeout, in_flight);
-        }
-        Ok(attempt)
-    }
-
-    /// Clears a stored N that no place of it holds any more (see `limit.lua`): true if a
-    /// server did.
-    fn clear_limit(&mut self, limit: usize, timeout: Duration) -> bool {
-        if limit > MOST_PLACES {
-            return false;
-        }
-        let request = scripts::clear_limit(&self.places[0], limit);
-        let answers = self.pool.fan_out(
-            Wait::Always,
-            &request,
-            timeout,
-            |reply| Ok(integer(reply)? == 1),
-            |_| false,
-        );
-        answers.iter().any(|a| matches!(a, Some(Ok(true))))
-    }
-
-    fn attempt(
-        &mut self,
-        me: &HolderInfo,
-        queue: bool,
-        timeout: Duration,
-        in_flight: &mut dyn FnMut(),
-    ) -> Result<Attempt> {
-        let request = scripts::acquire(
-            &self.places,
-            &self.token,
-            self.timing.ttl,
-            me,
-            queue,
-            self.ask,
-        );
-        let sent = Moment::now();
-        let quorum = self.quorum();
-        let on_its_way = self.pool.send(Wait::Never, &request, timeout);
-        in_flight();
-        let answers = on_its_way.collect(acquired, |answers| {
-            granted_most(answers).is_some_and(|(_, count)| count >= quorum)
-        });
-        let lease_end = self.timing.lease_end(sent);
-        let (place, granted) = granted_most(&answers).unwrap_or((0, 0));
-        let mut fences = Vec::new();
-        let mut strays = false;
-        let mut busy = Vec::new();
-        let mut mismatch = None;
-        let mut errors = Vec::new();
-        let mut in_the_way = false;
-        // How many servers had each place free.
-        let mut free_on = vec![0; self.places.len()];
-        for (address, answer) in self.addresses.iter().zip(answers) {
-            if let Some(Ok(Acquired::Yes { free, .. })) = &answer {
-                for &p in free {
-                    if let Some(count) = free_on.get_mut(p) {
-                        *count += 1;
-                    }
-                }
-            }
-            match answer {
-                Some(Ok(Acquired::Yes {
-                    fence, place: p, ..
-                })) if p == place => fences.push(fence),
-                Some(Ok(Acquired::Yes { .. })) => strays = true,
-                Some(Ok(Acquired::Busy(holders))) => busy.push(holders),
-                Some(Ok(Acquired::Mismatch(limit))) => mismatch = Some(limit),
-                Some(Err(e)) => {
-                    let error = format!("{:#}", name_keys_in_the_way(e, address, &self.keys));
-                    in_the_way |= error.contains(transport::WRONG_TYPE);
-                    errors.push(error);
-                }
-                None => errors.push(transport::unanswered(address)),
-            }
-        }
-        let not_taken = |message: String| NotTaken {
-            message,
-            unreachable: busy.is_empty() && mismatch.is_none() && !in_the_way,
-        };
-        // The place is a lock of its own: from here on, its keys are the ones used.
-        self.keys = self.places[place].clone();
-        let fence = fences.iter().copied().max().unwrap_or(0);
-        let min_validity = self.timing.min_validity;
-        let in_time = || Moment::now() + min_validity < lease_end;
-        // Only a counter a majority holds is sure to be exceeded by the next holder's: when the
-        // servers disagree, the largest is written back before the command may use it.
-        let mut fence_agreed =
-            || fences.iter().all(|&f| f == fence) || self.raise_fence(fence, timeout);
-        if granted >= quorum && in_time() && fence_agreed() && in_time() {
-            if strays {
-                // Other places a few servers gave us: each is a place another run could have.
-                self.give_back(Some(place), timeout);
-            }
-            self.ask = scripts::Place::Any;
-            return Ok(Attempt::Acquired {
-                fence,
-                sent,
-                lease_end,
-                place,
-            });
-        }
-        self.keys = self.places[0].clone();
-        // Next time, ask for a place a majority had free, if one had, or else first for the one
-        // most of them gave: they then agree more often.
-        let most_free = (0..free_on.len()).max_by_key(|&p| (free_on[p], std::cmp::Reverse(p)));
-        self.ask = match most_free {
-            Some(p) if free_on[p] >= quorum => scripts::Place::Only(p),
-            _ if granted > 0 => scripts::Place::Prefer(place),
-            _ => scripts::Place::Any,
-        };
-        if granted > 0 || strays || !errors.is_empty() {
-            // A minority (or a majority that came too late) is worthless and would block others;
-            // a server that timed out may still execute our request once it wakes up.
-            self.give_back(None, timeout);
-        }
-        let n = self.addresses.len();
-        if beyond_minority(errors.len(), n) {
-            let answered = n - errors.len();
-            return Err(not_taken(match n {
-                1 => errors.join("; "),
-                _ => format!(
-                    "only {answered} of {n} Redis servers answered; {}",
-                    errors.join("; ")
-                ),
-            })
-            .into());
-        }
-        if let Some(limit) = mismatch {
-            return Ok(Attempt::Mismatch { limit });
-        }
-        if busy.is_empty() && (granted >= quorum || self.places.len() == 1) {
-            let message = if granted >= quorum && in_time() {
-                "the fencing token could not be recorded on a majority of the servers"
-            } else {
-                "the lock was granted too late to be of use; raise --ttl"
-            };
-            return Err(not_taken(message.to_string()).into());
-        }
-        if busy.is_empty() {
-            // The servers gave different places of a semaphore, none of them to a majority:
-            // contenders took them in different orders, and are giving them back. Tried again
-            // at once (after the split vote's pause), as their holders are unknown.
-            let unknown = Holder {
-                ttl_ms: Some(0),
-                ..Holder::default()
-            };
-            return Ok(Attempt::Busy {
-                holders: vec![unknown; self.places.len()],
-                split: true,
-            });
-        }
-        Ok(busiest(busy, quorum))
-    }
-
-    /// Gives back what an acquire got that is of no use (all of it, or every place but
-    /// `keep`), on every server: one that executes the acquire late gets this after it.
-    fn give_back(&mut self, keep: Option<usize>, timeout: Duration) {
-        let request = scripts::release(&self.places, &self.token, Duration::ZERO, keep);
-        self.pool.fan_out(
-            Wait::Always,
-            &request,
-            timeout,
-            |reply| integer(reply).map(drop),
-            |_| false,
-        );
-    }
-
-    /// Writes `fence` back to every server whose counter is lower; true once a majority has it.
-    fn raise_fence(&mut self, fence: u64, timeout: Duration) -> bool {
-        let request = scripts::raise_fence(&self.keys, &self.token, fence);
-        let quorum = self.quorum();
-        let answers = self.pool.fan_out(
-            Wait::Never,
-            &request,
-            timeout,
-            |reply| integer(reply).map(drop),
-            |answers| decided(answers, quorum, |a| a.is_ok()),
-        );
-        answers.iter().filter(|a| matches!(a, Some(Ok(())))).count() >= quorum
+    /// The history entry `entry` with the history's cap, when this run keeps a history.
+    fn recorded<'a>(&self, entry: Option<&'a str>) -> scripts::Recorded<'a> {
+        Some((entry?, self.record.as_ref()?.cap))
     }
 
     /// Extends the lease on every server; `timeout` bounds each request. `stopping`: the
@@ -461,10 +231,17 @@ impl Lock {
         }
     }
 
-    /// Takes us out of the queue of waiters on every server: a waiter that gives up. Best
+    /// Takes us out of the queue of waiters on every server: a waiter that gives up (and is
+    /// recorded as busy in the history when it `gave_up`, rather than being interrupted). Best
     /// effort, and it returns once a majority has answered, as a release does.
-    pub fn leave_queue(&mut self, timeout: Duration) {
-        let request = scripts::leave(&self.keys, &self.token);
+    pub fn leave_queue(&mut self, timeout: Duration, gave_up: bool) {
+        let busy = match (&self.record, gave_up) {
+            (Some(record), true) => {
+                Some(record.without_lock(&self.token, self.addresses.len(), "busy"))
+            }
+            _ => None,
+        };
+        let request = scripts::leave(&self.keys, &self.token, self.recorded(busy.as_deref()));
         let quorum = self.quorum();
         self.pool.fan_out(
             Wait::Always,
@@ -480,13 +257,29 @@ impl Lock {
     /// With `Everywhere::No` it returns once the answers tell whether a majority still held
     /// our token (the lock is free then, and a slow server's copy expires on its own) or not
     /// (the lease was lost: `Released::lost`).
+    ///
+    /// `ending`: how the run that held the lock ended, for the history (none when the lock was
+    /// given back before any command ran).
     pub fn release(
         &mut self,
         keep: Duration,
         timeout: Duration,
         everywhere: Everywhere,
+        ending: Option<history::Ending>,
     ) -> Released {
-        let request = scripts::release(&self.places, &self.token, keep, None);
+        let run = match (&self.record, ending) {
+            (Some(record), Some(ending)) => {
+                Some(record.with_lock(&self.token, self.addresses.len(), self.place, ending))
+            }
+            _ => None,
+        };
+        let request = scripts::release(
+            &self.places,
+            &self.token,
+            keep,
+            None,
+            self.recorded(run.as_deref()),
+        );
         let (quorum, servers) = (self.quorum(), self.addresses.len());
         let count = |answers: &[Answer<bool>], ours: bool| {
             answers
@@ -566,42 +359,6 @@ pub fn beyond_minority(count: usize, servers: usize) -> bool {
 /// every answer (each bounded by its time-out): its message says what each server said.
 fn decided<R>(answers: &[Answer<R>], quorum: usize, yes: impl Fn(&Result<R>) -> bool) -> bool {
     answers.iter().flatten().filter(|a| yes(a)).count() >= quorum
-}
-
-/// The place most servers granted, and how many did.
-fn granted_most(answers: &[Answer<Acquired>]) -> Option<(usize, usize)> {
-    let places: Vec<usize> = answers
-        .iter()
-        .filter_map(|answer| match answer {
-            Some(Ok(Acquired::Yes { place, .. })) => Some(*place),
-            _ => None,
-        })
-        .collect();
-    let count = |wanted: usize| places.iter().filter(|&&p| p == wanted).count();
-    places
-        .iter()
-        .map(|&place| (place, count(place)))
-        .max_by_key(|&(place, count)| (count, std::cmp::Reverse(place)))
-}
-
-/// The busy answer to report: for each place, the holder on the most servers; and whether
-/// anyone has a majority of each.
-fn busiest(busy: Vec<Vec<Holder>>, quorum: usize) -> Attempt {
-    let places = busy.iter().map(Vec::len).min().expect("busy is not empty");
-    let mut split = false;
-    let holders = (0..places)
-        .map(|place| {
-            let seen: Vec<&Holder> = busy.iter().map(|holders| &holders[place]).collect();
-            let count = |token: &Option<String>| seen.iter().filter(|h| &h.token == token).count();
-            let best = seen
-                .iter()
-                .max_by_key(|h| (count(&h.token), h.remaining()))
-                .expect("busy is not empty");
-            split |= count(&best.token) < quorum;
-            (*best).clone()
-        })
-        .collect();
-    Attempt::Busy { holders, split }
 }
 
 #[cfg(test)]

@@ -10,13 +10,18 @@ use super::holder::HolderInfo;
 use super::keys::Keys;
 use super::transport::{Request, Script, args};
 
-static ACQUIRE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/acquire.lua")));
+/// The scripts that record a run in the history start with its `record` function.
+macro_rules! recording {
+    ($file:literal) => {
+        concat!(include_str!("scripts/history.lua"), include_str!($file))
+    };
+}
+
+static ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(recording!("scripts/acquire.lua")));
 static EXTEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/extend.lua")));
-static RELEASE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/release.lua")));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(recording!("scripts/release.lua")));
 static FENCE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/fence.lua")));
-static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/leave.lua")));
+static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(recording!("scripts/leave.lua")));
 static VIEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/view.lua")));
 static BREAK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/break.lua")));
 static ASK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/ask.lua")));
@@ -53,8 +58,19 @@ pub enum Place {
     Only(usize),
 }
 
+/// A run as the history records it (`history.lua`): the entry as JSON, and how many entries
+/// the history keeps. `None`: nothing to record.
+pub type Recorded<'a> = Option<(&'a str, usize)>;
+
+fn recorded(record: Recorded) -> (String, String) {
+    record.map_or((String::new(), "0".into()), |(entry, cap)| {
+        (entry.to_string(), cap.to_string())
+    })
+}
+
 /// Takes a free place of the lock (as `place` says), or describes its holders (see
-/// `holder::acquired`); when busy, a caller that will `queue` joins the waiters.
+/// `holder::acquired`); when busy, a caller that will `queue` joins the waiters, and one that
+/// will not is recorded as `busy` in the history.
 pub fn acquire(
     places: &[Keys],
     token: &str,
@@ -62,7 +78,9 @@ pub fn acquire(
     me: &HolderInfo,
     queue: bool,
     place: Place,
+    busy: Recorded,
 ) -> Request {
+    let (entry, cap) = recorded(busy);
     let (wanted, only) = match place {
         Place::Any => (String::new(), "0"),
         Place::Prefer(p) => (p.to_string(), "0"),
@@ -71,7 +89,15 @@ pub fn acquire(
     let queue = if queue { "1" } else { "0" };
     let shared = &places[0];
     ACQUIRE.call(
-        &with_places(&[&shared.fence, &shared.waiters, &shared.limit], places),
+        &with_places(
+            &[
+                &shared.fence,
+                &shared.waiters,
+                &shared.limit,
+                &shared.history,
+            ],
+            places,
+        ),
         &args(&[
             &token,
             &millis(ttl),
@@ -85,6 +111,8 @@ pub fn acquire(
                 .map_or(String::new(), |limit| millis(limit).to_string()),
             &wanted,
             &only,
+            &entry,
+            &cap,
         ]),
         |reply| matches!(reply, Value::Array(items) if items.first() == Some(&Value::Int(1))),
     )
@@ -116,22 +144,37 @@ pub fn extend(keys: &Keys, token: &str, ttl: Duration, stopping: bool, limit: us
     )
 }
 
-/// Leaves the queue of waiters.
-pub fn leave(keys: &Keys, token: &str) -> Request {
-    LEAVE.call(&[&keys.waiters], &args(&[&token]), no_lease)
+/// Leaves the queue of waiters, and records the run when it gave up.
+pub fn leave(keys: &Keys, token: &str, gave_up: Recorded) -> Request {
+    let (entry, cap) = recorded(gave_up);
+    LEAVE.call(
+        &[&keys.waiters, &keys.history],
+        &args(&[&token, &entry, &cap]),
+        no_lease,
+    )
 }
 
 /// Releases the place of the lock (of `places`) that is still ours, but not place `except`
-/// (non-zero if one was); with `keep`, leaves it to expire after `keep`.
-pub fn release(places: &[Keys], token: &str, keep: Duration, except: Option<usize>) -> Request {
+/// (non-zero if one was); with `keep`, leaves it to expire after `keep`. `run`: the run as the
+/// history records it.
+pub fn release(
+    places: &[Keys],
+    token: &str,
+    keep: Duration,
+    except: Option<usize>,
+    run: Recorded,
+) -> Request {
     let shared = &places[0];
+    let (entry, cap) = recorded(run);
     RELEASE.call(
-        &with_places(&[&shared.waiters, &shared.limit], places),
+        &with_places(&[&shared.waiters, &shared.limit, &shared.history], places),
         &args(&[
             &token,
             &millis(keep),
             &shared.channel,
             &except.map_or(String::new(), |place| place.to_string()),
+            &entry,
+            &cap,
         ]),
         no_lease,
     )
@@ -148,7 +191,13 @@ pub fn clear_limit(shared: &Keys, limit: usize) -> Request {
 /// Reads the lock, its holder's details and its fencing counter in one reply.
 pub fn view(keys: &Keys) -> Request {
     VIEW.call(
-        &[&keys.lock, &keys.holder, &keys.fence, &keys.limit],
+        &[
+            &keys.lock,
+            &keys.holder,
+            &keys.fence,
+            &keys.limit,
+            &keys.history,
+        ],
         &[],
         no_lease,
     )

@@ -7,6 +7,7 @@ use anyhow::Result;
 use redis::Value;
 use serde::Serialize;
 
+use super::history::Entry;
 use super::holder::Holder;
 use super::keys::Keys;
 use super::name_keys_in_the_way;
@@ -23,6 +24,11 @@ pub struct ServerView {
     /// A semaphore's N, as stored while any of its places is held.
     #[serde(skip)]
     pub limit: Option<usize>,
+    /// The last run that got past busy, in this server's history, and the server's clock.
+    #[serde(skip)]
+    pub last_run: Option<Entry>,
+    #[serde(skip)]
+    pub now_ms: i64,
 }
 
 impl ServerView {
@@ -33,6 +39,8 @@ impl ServerView {
             holder: Holder::default(),
             error: Some(error),
             limit: None,
+            last_run: None,
+            now_ms: 0,
         }
     }
 }
@@ -50,12 +58,19 @@ pub fn view(address: &str, keys: &Keys, reply: Option<Result<Value>>) -> ServerV
         Some(Ok(fields)) => {
             let holder = Holder::decode(&fields);
             let limit = stored_limit(&fields);
+            let text = |i: usize| match fields.get(i) {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(Value::Int(n)) => n.to_string(),
+                _ => String::new(),
+            };
             ServerView {
                 address: address.to_string(),
                 held: holder.token.is_some(),
                 holder,
                 error: None,
                 limit,
+                last_run: serde_json::from_str(&text(Holder::FIELDS + 1)).ok(),
+                now_ms: text(3).parse().unwrap_or(0),
             }
         }
     }

@@ -5,6 +5,7 @@ use anyhow::anyhow;
 use serde::Serialize;
 
 use crate::exit::{Failure, Kind};
+use crate::lock::history::Entry;
 use crate::lock::view::ServerView;
 use crate::lock::{beyond_minority, majority};
 
@@ -20,6 +21,11 @@ pub struct Status {
     pub quorum: usize,
     pub agreeing: usize,
     pub servers: Vec<ServerView>,
+    /// The last run that got past busy, from the lock's history (the newest any server has).
+    pub last_run: Option<Entry>,
+    /// The clock of the server that recorded it, now.
+    #[serde(skip)]
+    pub now_ms: i64,
 }
 
 /// Decides who holds the lock; too few answers is Redis being unavailable.
@@ -30,7 +36,14 @@ pub fn summarize(name: &str, servers: Vec<ServerView>) -> Result<Status, Failure
     let best = most_held(&servers, |v| v.holder.token.as_deref().filter(|_| v.held));
     let agreeing = best.map_or(0, |(_, count)| count);
     let held = agreeing >= quorum;
+    let last = servers
+        .iter()
+        .filter_map(|v| Some((v.last_run.as_ref()?, v.now_ms)))
+        .max_by_key(|(run, _)| run.end_ms);
+    let (last_run, now_ms) = last.map_or((None, 0), |(run, now)| (Some(run.clone()), now));
     Ok(Status {
+        last_run,
+        now_ms,
         name: name.to_string(),
         held,
         holder: best.filter(|_| held).map(|(view, _)| view.clone()),

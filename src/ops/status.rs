@@ -6,8 +6,10 @@ use crate::cli::StatusArgs;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::Keys;
+use crate::lock::history::Entry;
 use crate::settings;
 
+use super::history;
 use super::majority::{Status, summarize};
 use super::servers::Servers;
 
@@ -24,6 +26,7 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
             );
         } else {
             print!("{}", text(&status));
+            print!("{}", last_run(&status));
         }
         return Ok(if status.held { 0 } else { 1 });
     }
@@ -32,6 +35,7 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
         .map(|views| summarize(&args.name, views))
         .collect::<Result<Vec<_>, _>>()?;
     let semaphore = Semaphore {
+        last_run: places[0].last_run.clone(),
         name: args.name.clone(),
         limit: places.len(),
         held: places.iter().any(|place| place.held),
@@ -48,6 +52,7 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
             "lock '{}' has {} of {} places held (--limit {})",
             semaphore.name, semaphore.places_held, semaphore.limit, semaphore.limit
         );
+        print!("{}", last_run(&semaphore.places[0]));
         for (place, status) in semaphore.places.iter().enumerate() {
             let about = text(status);
             let about = about.strip_prefix(&format!("lock '{}' ", status.name));
@@ -69,6 +74,15 @@ struct Semaphore {
     places_held: usize,
     /// Each place as `status` shows a lock, place 0 first.
     places: Vec<Status>,
+    /// The last run that got past busy, from the lock's history.
+    last_run: Option<Entry>,
+}
+
+/// `  last run  db2, 3m ago, exit 0, took 41s`, when the history has one.
+fn last_run(status: &Status) -> String {
+    status.last_run.as_ref().map_or(String::new(), |run| {
+        format!("  last run {}\n", history::last_run(run, status.now_ms))
+    })
 }
 
 fn text(status: &Status) -> String {

@@ -117,6 +117,11 @@ impl Default for Facts {
 }
 
 impl Facts {
+    /// When the run began.
+    pub fn began_at(&self) -> Moment {
+        self.began_at
+    }
+
     /// How the run ends with `result`: `None` when nothing worth recording happened (a usage
     /// error, an interrupted wait, an internal error, another `--limit`).
     pub fn outcome(&self, result: &Result<u8, Failure>) -> Option<Outcome> {
@@ -190,9 +195,7 @@ fn summary(
     ran: Option<Duration>,
     result: &Result<u8, Failure>,
 ) -> String {
-    let host = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown".into());
+    let host = crate::lock::host_name();
     let ran = ran.map_or(String::new(), |ran| {
         format!(" for {}", crate::duration::human(ran))
     });

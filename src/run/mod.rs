@@ -33,6 +33,7 @@ use crate::cli::{OnUnavailable, RunArgs};
 use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{self, Classify, Failure, Kind};
+use crate::lock::history::{Ending, Record};
 use crate::lock::{HolderInfo, Keys, Lock, REQUEST_TIMEOUT, Released};
 use crate::report::{self, Facts, Outcome, pings::Pings};
 use crate::settings::{self, Lease};
@@ -89,8 +90,23 @@ fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Res
         // A run inside a run of the same lock: the outer lease covers this command too.
         return Err(spawn::exec_nested(&args.command));
     }
+    let me = HolderInfo {
+        time_limit: args.timeout,
+        ..HolderInfo::current(&args.command, lease.kill_after)
+    };
+    lock.record = (args.history > 0).then(|| Record {
+        cap: args.history as usize,
+        began: facts.began_at(),
+        me: me.clone(),
+        busy_exit: args.conflict_exit_code,
+        unavailable_exit: match args.on_unavailable {
+            OnUnavailable::Fail => Some(exit::UNAVAILABLE),
+            OnUnavailable::Skip => Some(args.conflict_exit_code),
+            OnUnavailable::Run => None,
+        },
+    });
     let deadman = DeadMan::new().kind(Kind::Internal)?;
-    let (granted, mut guard) = match take(&mut lock, args, lease, &mut events) {
+    let (granted, mut guard) = match take(&mut lock, args, &me, lease, &mut events) {
         Err(failure) if failure.kind == Kind::Unavailable => {
             facts.unavailable = true;
             return Err(unavailable(args, failure, facts, pings));
@@ -114,7 +130,23 @@ fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Res
         Err(failure) => {
             lease_end.command_gone();
             // The command never ran: --min-hold has nothing to protect.
-            release(&mut lock, args, Duration::ZERO, REQUEST_TIMEOUT, false);
+            let code = failure.exit_code(args.conflict_exit_code);
+            let ending = Ending {
+                outcome: Outcome::Ran.as_str(),
+                exit: code,
+                status: Some(code),
+                wait_ms: millis(granted.sent.saturating_duration_since(facts.began_at())),
+                run_ms: 0,
+                fence: granted.fence,
+            };
+            release(
+                &mut lock,
+                args,
+                Duration::ZERO,
+                REQUEST_TIMEOUT,
+                false,
+                Some(ending),
+            );
             return Err(failure);
         }
     };
@@ -170,11 +202,40 @@ fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Res
     };
     let left = REQUEST_TIMEOUT.saturating_sub(gone.elapsed());
     let lost_before = matches!(stopped, Some(Stop::Lost(_)));
-    let released = release(&mut lock, args, keep, left, lost_before);
+    let ending = ending(facts, status, granted.fence);
+    let released = release(&mut lock, args, keep, left, lost_before, Some(ending));
     // Only now: the server handles our hang-up after the release, not ahead of it.
     listener.stop(&mut events);
     facts.lost_at_release = released.lost();
     Ok(exit_status(status, stopped, &released))
+}
+
+/// How a run that held the lock ended, as it knows before its release (for the history).
+fn ending(facts: &Facts, status: ExitStatus, fence: u64) -> Ending {
+    let code = exit::status_code(status);
+    let outcome = facts.stopped.unwrap_or(Outcome::Ran);
+    let exit = match outcome {
+        Outcome::Lost => exit::LOCK_LOST,
+        Outcome::Timeout => exit::TIMED_OUT,
+        Outcome::Replaced => exit::REPLACED,
+        _ => code,
+    };
+    let at = |moment: Option<Moment>| moment.unwrap_or_else(Moment::now);
+    let acquired = at(facts.acquired.map(|(at, _)| at));
+    let started = at(facts.started.map(|(_, at)| at));
+    let ended = at(facts.ended.map(|(at, _)| at));
+    Ending {
+        outcome: outcome.as_str(),
+        exit,
+        status: Some(code),
+        wait_ms: millis(acquired.saturating_duration_since(facts.began_at())),
+        run_ms: millis(ended.saturating_duration_since(started)),
+        fence,
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    duration.as_millis() as u64
 }
 
 /// The token and place of an outer run of this same lock, from the environment it gave its
@@ -196,8 +257,8 @@ fn outer_token(args: &RunArgs) -> Option<(String, usize)> {
 /// token (a daemon that left the group, a job started by `at`, someone who read `status
 /// --json`) is not: the outer run would not stop it before its lease ends.
 fn inside(outer: &crate::lock::Holder) -> bool {
-    let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned());
-    if outer.ended_ms.is_some() || outer.host.is_none() || outer.host != host.ok() {
+    if outer.ended_ms.is_some() || outer.host.as_deref() != Some(crate::lock::host_name().as_str())
+    {
         return false;
     }
     let group = nix::unistd::getpgrp().as_raw();
@@ -247,13 +308,10 @@ fn unavailable(
 fn take(
     lock: &mut Lock,
     args: &RunArgs,
+    me: &HolderInfo,
     lease: Lease,
     events: &mut Events,
 ) -> Result<(Granted, Guard), Failure> {
-    let me = HolderInfo {
-        time_limit: args.timeout,
-        ..HolderInfo::current(&args.command, lease.kill_after)
-    };
     // A reply later than this could not leave time to run the command safely.
     let usable = lease.timing.ttl - lease.timing.drift - lease.timing.min_validity;
     let policy = Policy {
@@ -266,7 +324,7 @@ fn take(
     // The guard is forked while the first request is on its way: the fork then costs no time.
     // That is before the lock is ours, so taking over from a holder does not wait for it either.
     let mut guard: Option<std::io::Result<Guard>> = None;
-    let granted = wait::acquire(lock, &me, &policy, events, &mut || {
+    let granted = wait::acquire(lock, me, &policy, events, &mut || {
         guard.get_or_insert_with(Guard::start);
     })?;
     // Not forked above only if no request could be sent (and a later attempt then succeeded).
@@ -274,7 +332,7 @@ fn take(
     let guard = match guard.context("cannot start the command's guard") {
         Ok(guard) => guard,
         Err(e) => {
-            release(lock, args, Duration::ZERO, REQUEST_TIMEOUT, false);
+            release(lock, args, Duration::ZERO, REQUEST_TIMEOUT, false, None);
             return Err(Failure::new(Kind::Internal, e));
         }
     };

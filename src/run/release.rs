@@ -5,20 +5,22 @@ use std::time::Duration;
 use crate::cli::RunArgs;
 use crate::clock::Moment;
 use crate::duration::human;
+use crate::lock::history::Ending;
 use crate::lock::{Everywhere, Lock, Released};
 
 /// Releases the lock within `timeout`, or with `keep` leaves it to expire then, and says what
-/// it found. After a lost lease there is normally nothing left to release, so failures are
-/// only reported when `verbose`.
+/// it found; `ending` is how the run ended, for the history. After a lost lease there is
+/// normally nothing left to release, so failures are only reported when `verbose`.
 pub fn release(
     lock: &mut Lock,
     args: &RunArgs,
     keep: Duration,
     timeout: Duration,
     lost: bool,
+    ending: Option<Ending>,
 ) -> Released {
     let started = Moment::now();
-    let released = lock.release(keep, timeout, Everywhere::No);
+    let released = lock.release(keep, timeout, Everywhere::No, ending);
     // With several servers, a majority releasing frees the lock: the rest is for --verbose.
     let freed = released.ours >= lock.quorum();
     if !released.errors.is_empty() && ((!lost && !freed) || args.verbose) {

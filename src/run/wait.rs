@@ -79,7 +79,7 @@ pub fn acquire(
             Kind::Busy | Kind::LimitMismatch | Kind::Signal(_)
         )
     {
-        lock.leave_queue(policy.timeout);
+        lock.leave_queue(policy.timeout, failure.kind == Kind::Busy);
     }
     granted
 }
@@ -113,7 +113,7 @@ fn take(
         // a lease granted meanwhile is given back before any command started.
         if let Some(signal) = signal {
             if let Ok(Attempt::Acquired { .. }) = attempt {
-                lock.release(Duration::ZERO, timeout, Everywhere::Yes);
+                lock.release(Duration::ZERO, timeout, Everywhere::Yes, None);
             }
             return Err(interrupted(signal));
         }

@@ -1,11 +1,12 @@
 -- Take a place of the lock if one is free, in one round trip. A plain lock has one place; a
 -- semaphore (--limit N) has N, each a lock of its own (keys.rs).
--- KEYS: 1 fencing counter, 2 waiters, 3 stored limit, then each place's lock and holder
--- details (4 and 5 for place 0, 6 and 7 for place 1, ...): N = (#KEYS - 3) / 2.
+-- KEYS: 1 fencing counter, 2 waiters, 3 stored limit, 4 history, then each place's lock and
+-- holder details (5 and 6 for place 0, 7 and 8 for place 1, ...): N = (#KEYS - 4) / 2.
 -- ARGV: 1 token, 2 ttl in ms, 3 host, 4 pid, 5 user, 6 command line, 7 '1' to queue when busy,
 -- 8 the holder's --kill-after in ms, 9 its --timeout in ms ('' for none), 10 the place to take
 -- if it is free ('' for the first free one), 11 '1' to take that place or none (several servers
--- that disagreed are asked for a place most of them have free).
+-- that disagreed are asked for a place most of them have free), 12 the run as history.lua
+-- records it, if it ends busy here ('' when it would wait, or keeps no history), 13 the cap.
 -- Returns {1, fence, place, free} when acquired (or already ours), free listing the places
 -- that were free before (empty when already ours); {2, limit} when the lock is held with
 -- another --limit (stored while anyone holds it); else 0 and, for each place, its holder
@@ -16,9 +17,9 @@
 -- names the first of them); it leaves when it gets the lock.
 local now = redis.call('TIME')
 local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
-local places = (#KEYS - 3) / 2
-local function lock(place) return KEYS[4 + 2 * place] end
-local function details(place) return KEYS[5 + 2 * place] end
+local places = (#KEYS - 4) / 2
+local function lock(place) return KEYS[5 + 2 * place] end
+local function details(place) return KEYS[6 + 2 * place] end
 -- A semaphore's N outlives its holders' leases: PTTL -2 (none) and -1 (no expiry) are renewed.
 local function keep_limit()
   if places > 1 and redis.call('PTTL', KEYS[3]) < tonumber(ARGV[2]) then
@@ -67,6 +68,7 @@ if not place then
     redis.call('ZADD', KEYS[2], 'NX', now_ms, ARGV[1])
     redis.call('PEXPIRE', KEYS[2], 3600000)
   end
+  record(KEYS[4], ARGV[12], ARGV[13])
   local reply = {0}
   for p = 0, places - 1 do
     local current = redis.call('GET', lock(p))

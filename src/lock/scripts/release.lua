@@ -1,21 +1,24 @@
 -- Release our place of the lock if we still hold it, and tell waiters at once.
--- KEYS: 1 waiters, 2 stored limit, then each place's lock and holder details (as acquire.lua).
+-- KEYS: 1 waiters, 2 stored limit, 3 history, then each place's lock and holder details (as
+-- acquire.lua).
 -- ARGV: 1 token, 2 ms to keep it (--min-hold), 3 channel, 4 a place not to release ('' for
--- none: used to give back the other places a semaphore's acquire took on a few servers).
+-- none: used to give back the other places a semaphore's acquire took on a few servers), 5 the
+-- run as history.lua records it ('' for none), 6 the cap.
 -- Returns 1 when deleted, 2 when left to expire after ARGV[2] ms, 0 when it was not ours.
-local places = (#KEYS - 2) / 2
+local places = (#KEYS - 3) / 2
 local keep = tonumber(ARGV[2])
 local ours = nil
 for place = 0, places - 1 do
-  if tostring(place) ~= ARGV[4] and redis.call('GET', KEYS[3 + 2 * place]) == ARGV[1] then
+  if tostring(place) ~= ARGV[4] and redis.call('GET', KEYS[4 + 2 * place]) == ARGV[1] then
     ours = place
     break
   end
 end
+record(KEYS[3], ARGV[5], ARGV[6], ours ~= nil)
 if not ours then
   return 0
 end
-local lock, details = KEYS[3 + 2 * ours], KEYS[4 + 2 * ours]
+local lock, details = KEYS[4 + 2 * ours], KEYS[5 + 2 * ours]
 if keep > 0 then
   local now = redis.call('TIME')
   redis.call('HSET', details, 'ended', now[1] * 1000 + math.floor(now[2] / 1000))
@@ -36,7 +39,7 @@ if places > 1 then
   -- The last holder of a semaphore takes its N with it: the next run may choose another.
   local held = false
   for place = 0, places - 1 do
-    held = held or redis.call('EXISTS', KEYS[3 + 2 * place]) == 1
+    held = held or redis.call('EXISTS', KEYS[4 + 2 * place]) == 1
   end
   if not held then
     redis.call('DEL', KEYS[2])

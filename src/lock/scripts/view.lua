@@ -1,10 +1,11 @@
 -- Read a lock as it is, in one reply: its token and TTL, its holder's details (only if they
--- belong to the current token), the fencing counter, the server's clock, and a semaphore's N.
--- KEYS: 1 lock, 2 holder details, 3 fencing counter, 4 stored limit.
+-- belong to the current token), the fencing counter, the server's clock, a semaphore's N, and
+-- the last run that got past busy in the history.
+-- KEYS: 1 lock, 2 holder details, 3 fencing counter, 4 stored limit, 5 history.
 -- Returns {token or '', pttl, fence or '', now_ms, start, host, pid, user, cmd, ended, limit,
--- N} ('' where unknown; pttl -1 when the key has no expiry, -2 when there is no lock; N '' when
--- no semaphore's N is stored): the first eleven are the layout acquire.lua's busy reply
--- shares, read by `Holder::decode`.
+-- N, last run} ('' where unknown; pttl -1 when the key has no expiry, -2 when there is no
+-- lock; N '' when no semaphore's N is stored; the last run as history.lua wrote it, or ''):
+-- the first eleven are the layout acquire.lua's busy reply shares, read by `Holder::decode`.
 local now = redis.call('TIME')
 local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
 local token = redis.call('GET', KEYS[1])
@@ -22,5 +23,16 @@ local places = ''
 if redis.call('TYPE', KEYS[4]).ok == 'string' then
   places = redis.call('GET', KEYS[4])
 end
+-- The newest of the last few entries that is not a skipped (busy) run.
+local last = ''
+if redis.call('TYPE', KEYS[5]).ok == 'list' then
+  for _, entry in ipairs(redis.call('LRANGE', KEYS[5], 0, 19)) do
+    if not string.find(entry, '"outcome":"busy"', 1, true) then
+      last = entry
+      break
+    end
+  end
+end
 return {token or '', token and redis.call('PTTL', KEYS[1]) or -2, h[8] or fence or '', now_ms,
-  h[2] or '', h[3] or '', h[4] or '', h[5] or '', h[6] or '', h[7] or '', h[9] or '', places}
+  h[2] or '', h[3] or '', h[4] or '', h[5] or '', h[6] or '', h[7] or '', h[9] or '', places,
+  last}

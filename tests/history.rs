@@ -1,0 +1,246 @@
+//! `redlock history`: every run recorded next to the lock, by the requests it sends anyway, on
+//! every host; shown newest first, merged across servers, capped.
+
+use std::process::{Command, Output};
+
+use crate::support::{
+    Holder, RedisServer, redlock, start_servers, succeeded, urls, wait_for_holder,
+    wait_for_subscriber,
+};
+
+/// `redlock run` as host `host` (REDLOCK_HOST: three hosts on one machine).
+fn on(host: &str, url: &str) -> Command {
+    let mut command = redlock(url);
+    command.env("REDLOCK_HOST", host);
+    command
+}
+
+fn run(host: &str, url: &str, args: &[&str]) -> Output {
+    on(host, url).arg("run").args(args).output().unwrap()
+}
+
+fn history(url: &str, name: &str) -> Vec<serde_json::Value> {
+    let out = succeeded(redlock(url).args(["history", "--name", name, "--json", "-n", "100"]));
+    serde_json::from_slice::<serde_json::Value>(&out)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Runs on three hosts with every outcome, then `history --json`: each run once, newest first,
+/// with its host, outcome, statuses, fence and timings.
+#[test]
+fn every_outcome_on_three_hosts_in_order() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let code = |output: Output| output.status.code();
+    // ran, its command's status 3.
+    assert_eq!(
+        code(run("db1", &url, &["-n", "h", "--", "sh", "-c", "exit 3"])),
+        Some(3)
+    );
+    // busy, twice: at once, and after waiting.
+    let mut holder = on("db2", &url)
+        .args([
+            "run",
+            "-n",
+            "h",
+            "--",
+            "sh",
+            "-c",
+            "echo ready; read line; true",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(code(run("db3", &url, &["-n", "h", "--", "true"])), Some(75));
+    assert_eq!(
+        code(run(
+            "db3",
+            &url,
+            &["-n", "h", "--wait", "0.3s", "-E", "9", "--", "true"]
+        )),
+        Some(9)
+    );
+    drop(holder.stdin.take());
+    assert!(holder.wait().unwrap().success());
+    // timeout.
+    assert_eq!(
+        code(run(
+            "db1",
+            &url,
+            &["-n", "h", "--timeout", "0.5s", "--", "sleep", "30"]
+        )),
+        Some(124)
+    );
+    // lost: the key deleted while the command runs.
+    let mut lost = Holder::start(&url, &["-n", "h", "--ttl", "2s"]);
+    let _: () = server.cmd(&["DEL", "redlock:{h}"]);
+    assert_eq!(lost.wait().0.code(), Some(76));
+    // replaced, and the run that replaced it.
+    let mut replaced = Holder::start(&url, &["-n", "h"]);
+    wait_for_holder(&server, "h");
+    assert_eq!(
+        code(run("db2", &url, &["-n", "h", "--replace", "--", "true"])),
+        Some(0)
+    );
+    assert_eq!(replaced.wait().0.code(), Some(77));
+
+    let runs = history(&url, "h");
+    let seen: Vec<(String, String, Option<u64>)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["host"].as_str().unwrap().to_string(),
+                r["outcome"].as_str().unwrap().to_string(),
+                r["exit"].as_u64(),
+            )
+        })
+        .collect();
+    let here = nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let expected = [
+        ("db2", "ran", Some(0)),
+        (here.as_str(), "replaced", Some(77)),
+        (here.as_str(), "lost", Some(76)),
+        ("db1", "timeout", Some(124)),
+        // By start: db2's command started before the busy runs began, and ended after them.
+        ("db3", "busy", Some(9)),
+        ("db3", "busy", Some(75)),
+        ("db2", "ran", Some(0)),
+        ("db1", "ran", Some(3)),
+    ];
+    let expected: Vec<(String, String, Option<u64>)> = expected
+        .iter()
+        .map(|(h, o, e)| (h.to_string(), o.to_string(), *e))
+        .collect();
+    assert_eq!(seen, expected, "{runs:#?}");
+    // The fields: a run that held the lock has a fence, a place and a run time; a busy one
+    // none, and its wait.
+    let first = &runs[7];
+    assert_eq!(first["status"], 3);
+    assert_eq!(first["command"], "sh -c exit 3");
+    assert_eq!(first["slot"], 0);
+    assert!(first["run_ms"].is_u64() && first["fence"].is_u64());
+    let waited = &runs[4];
+    assert!(waited["fence"].is_null() && waited["run_ms"].is_null());
+    assert!(waited["wait_ms"].as_u64().unwrap() >= 300, "{waited}");
+    let timed_out = &runs[3];
+    assert!(timed_out["run_ms"].as_u64().unwrap() >= 500, "{timed_out}");
+    // Fences increase with the runs that held the lock, and starts go back in time.
+    let fences: Vec<u64> = runs.iter().filter_map(|r| r["fence"].as_u64()).collect();
+    assert!(fences.windows(2).all(|f| f[0] > f[1]), "{fences:?}");
+    let starts: Vec<i64> = runs
+        .iter()
+        .map(|r| r["start_ms"].as_i64().unwrap())
+        .collect();
+    assert!(starts.windows(2).all(|s| s[0] >= s[1]), "{starts:?}");
+
+    // The text form: one line each, and `status` names the last run that got past busy.
+    let text =
+        String::from_utf8(succeeded(redlock(&url).args(["history", "--name", "h"]))).unwrap();
+    assert_eq!(text.lines().count(), 8, "{text}");
+    assert!(text.lines().next().unwrap().contains("\tdb2\t"), "{text}");
+    let status = String::from_utf8(
+        redlock(&url)
+            .args(["status", "-n", "h"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(status.contains("  last run db2, "), "{status}");
+    assert!(status.contains(", exit 0, took "), "{status}");
+}
+
+/// `--history N` keeps the last N runs; 0 records none.
+#[test]
+fn the_history_is_capped() {
+    let server = RedisServer::start();
+    let url = server.url();
+    for i in 0..5 {
+        let output = on("db1", &url)
+            .args(["run", "-n", "c", "--history", "3", "--", "sh", "-c"])
+            .arg(format!("exit {i}"))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(i));
+    }
+    assert_eq!(server.cmd::<i64>(&["LLEN", "redlock:{c}:history"]), 3);
+    let statuses: Vec<u64> = history(&url, "c")
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [4, 3, 2]);
+    succeeded(redlock(&url).args(["run", "-n", "none", "--history", "0", "--", "true"]));
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{none}:history"]), 0);
+}
+
+/// With three servers each keeps its list; `history` shows each run once. A run that finds too
+/// few servers is recorded by those it reached (and by the others, if they execute its late
+/// give-back).
+#[test]
+fn a_quorum_s_history_has_each_run_once() {
+    let servers = start_servers(3);
+    let url = urls(&servers);
+    for _ in 0..3 {
+        succeeded(on("db1", &url).args(["run", "-n", "q", "--", "true"]));
+    }
+    for server in &servers {
+        assert_eq!(server.cmd::<i64>(&["LLEN", "redlock:{q}:history"]), 3);
+    }
+    let runs = history(&url, "q");
+    assert_eq!(runs.len(), 3, "{runs:#?}");
+    assert!(
+        runs.iter()
+            .all(|r| r["recorded_on"] == 3 && r["outcome"] == "ran")
+    );
+
+    servers[1].freeze();
+    servers[2].freeze();
+    let output = run("db2", &url, &["-n", "q", "--ttl", "2s", "--", "true"]);
+    servers[1].thaw();
+    servers[2].thaw();
+    assert_eq!(output.status.code(), Some(69));
+    let runs = history(&url, "q");
+    assert_eq!(runs.len(), 4, "{runs:#?}");
+    assert_eq!(runs[0]["outcome"], "unavailable");
+    assert_eq!(runs[0]["exit"], 69);
+    // The frozen servers may execute the give-back they were sent once they wake up, and
+    // record it too: still one run.
+    assert!(runs[0]["recorded_on"].as_u64().unwrap() >= 1);
+}
+
+/// A waiter that gives up is recorded as busy once, by the request that takes it out of the
+/// queue; one interrupted by a signal is not recorded.
+#[test]
+fn a_waiter_is_recorded_when_it_gives_up_not_when_interrupted() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let mut holder = Holder::start(&url, &["-n", "w"]);
+    let mut waiter = on("db3", &url)
+        .args(["run", "-n", "w", "--wait", "60s", "--", "true"])
+        .spawn()
+        .unwrap();
+    wait_for_subscriber(&server, "w");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(waiter.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = waiter.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{w}:history"]), 0);
+    assert!(holder.finish().0.success());
+    assert_eq!(history(&url, "w").len(), 1);
+}
