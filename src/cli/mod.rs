@@ -111,6 +111,9 @@ pub struct HistoryArgs {
     pub name: String,
 
     /// How many runs to show
+    ///
+    /// The newest N runs, from every server's history merged (each keeps at most its run's
+    /// --history entries).
     #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 20)]
     pub count: usize,
 
