@@ -114,8 +114,8 @@ pub const RUN: &[(Status, &str)] = &[
 pub const OPERATORS: &[(Status, &str)] = &[
     (
         Status::Code(0),
-        "`status`: the lock is held; `list`: done; `release`: no majority of the servers holds \
-         the lock any more (its holder released it when asked, or it was deleted)",
+        "`status`: the lock is held; `list`, `history`: done; `release`: no majority of the \
+         servers holds the lock any more (its holder released it when asked, or it was deleted)",
     ),
     (
         Status::Code(1),
@@ -262,8 +262,8 @@ macro_rules! run_exit_table {
 macro_rules! operators_exit_table {
     () => {
         concat!(
-            "  0              status: the lock is held; list: done; release: no majority of the servers holds the\n",
-            "                 lock any more (its holder released it when asked, or it was deleted)\n",
+            "  0              status: the lock is held; list, history: done; release: no majority of the servers\n",
+            "                 holds the lock any more (its holder released it when asked, or it was deleted)\n",
             "  1              status: the lock is free; release: there was nothing to break (free, or another\n",
             "                 token)\n",
             "  64             usage error, and release without --force\n",

@@ -107,7 +107,11 @@ fn man_page(cmd: &clap::Command, page: Page) -> Result<Vec<u8>> {
         exit_table(&mut out, "redlock run", exit::RUN);
     }
     if page != Page::Run {
-        exit_table(&mut out, "redlock status, list, release", exit::OPERATORS);
+        exit_table(
+            &mut out,
+            "redlock status, list, release, history",
+            exit::OPERATORS,
+        );
     }
     if page != Page::Operator {
         out.extend_from_slice(SIGNALS.as_bytes());

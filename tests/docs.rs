@@ -81,7 +81,10 @@ fn exit_statuses_agree_in_readme_help_and_man_pages() {
     // Left: what the binary or a man page shows; right: the README. Both should be exit.rs's.
     let readme = read("README.md");
     let run = readme_table(&readme, "`redlock run`:");
-    let operators = readme_table(&readme, "`redlock status`, `list` and `release`:");
+    let operators = readme_table(
+        &readme,
+        "`redlock status`, `list`, `release` and `history`:",
+    );
 
     assert_eq!(
         help_block(&["run"], "Exit status:"),
@@ -94,7 +97,10 @@ fn exit_statuses_agree_in_readme_help_and_man_pages() {
         "redlock --help"
     );
     assert_eq!(
-        help_block(&[], "Exit status of redlock status, list and release:"),
+        help_block(
+            &[],
+            "Exit status of redlock status, list, release and history:"
+        ),
         operators,
         "redlock --help"
     );
@@ -117,9 +123,10 @@ fn exit_statuses_agree_in_readme_help_and_man_pages() {
         "redlock-status.1",
         "redlock-list.1",
         "redlock-release.1",
+        "redlock-history.1",
     ] {
         assert_eq!(
-            man_block(page, "redlock status, list, release"),
+            man_block(page, "redlock status, list, release, history"),
             operators,
             "{page}"
         );

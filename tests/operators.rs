@@ -307,6 +307,7 @@ fn completions_parse_and_man_pages_render_cleanly() {
         "redlock-status.1",
         "redlock-list.1",
         "redlock-release.1",
+        "redlock-history.1",
     ] {
         let output = Command::new("groff")
             // -P -cbou: plain text, without the terminal's bold and underlining.

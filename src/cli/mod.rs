@@ -432,7 +432,7 @@ Example:
 const MAIN_AFTER_HELP: &str = concat!(
     "Exit status of redlock run:\n",
     run_exit_table!(),
-    "\n\nExit status of redlock status, list and release:\n",
+    "\n\nExit status of redlock status, list, release and history:\n",
     operators_exit_table!()
 );
 
