@@ -59,12 +59,16 @@ _redlock() {
 
     case "${cmd}" in
         redlock)
-            opts="-h -V --help --version run status list release history help"
+            opts="-h -V --log-format --help --version run status list release history help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -171,7 +175,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__history)
-            opts="-n -h --name --lines --json --redis --prefix --tls-ca --tls-cert --tls-key --help"
+            opts="-n -h --name --lines --json --redis --prefix --tls-ca --tls-cert --tls-key --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -209,6 +213,10 @@ _redlock() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -217,7 +225,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__list)
-            opts="-h --json --redis --prefix --tls-ca --tls-cert --tls-key --help"
+            opts="-h --json --redis --prefix --tls-ca --tls-cert --tls-key --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -243,6 +251,10 @@ _redlock() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -251,7 +263,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__release)
-            opts="-n -h --name --force --token --slot --now --redis --prefix --tls-ca --tls-cert --tls-key --help"
+            opts="-n -h --name --force --token --slot --now --redis --prefix --tls-ca --tls-cert --tls-key --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -293,6 +305,10 @@ _redlock() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -301,7 +317,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__run)
-            opts="-n -w -E -q -v -h --name --redis --prefix --tls-ca --tls-cert --tls-key --ttl --wait --limit --heartbeat --kill-after --replace --on-unavailable --timeout --min-hold --history --metrics-dir --ping --ping-busy --ping-timeout --wait-replicas --conflict-exit-code --quiet --verbose --help"
+            opts="-n -w -E -q -v -h --name --redis --prefix --tls-ca --tls-cert --tls-key --ttl --wait --limit --heartbeat --kill-after --replace --on-unavailable --timeout --min-hold --history --metrics-dir --ping --ping-busy --ping-timeout --wait-replicas --conflict-exit-code --quiet --verbose --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -403,6 +419,10 @@ _redlock() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -411,7 +431,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__status)
-            opts="-n -h --name --json --redis --prefix --tls-ca --tls-cert --tls-key --help"
+            opts="-n -h --name --json --redis --prefix --tls-ca --tls-cert --tls-key --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -443,6 +463,10 @@ _redlock() {
                     ;;
                 --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -18,6 +18,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
     }
     var completions = [
         &'redlock'= {
+            cand --log-format 'Format of redlock''s own lines on stderr: text or json'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -54,6 +55,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand --wait-replicas 'Replicas that must confirm each acquire and extension'
             cand -E 'Exit status when the lock is busy'
             cand --conflict-exit-code 'Exit status when the lock is busy'
+            cand --log-format 'Format of redlock''s own lines on stderr: text or json'
             cand --replace 'Take over from the current holder: ask it to stop its command and let go'
             cand -q 'Print nothing when the lock is busy'
             cand --quiet 'Print nothing when the lock is busy'
@@ -70,6 +72,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand --tls-ca 'Trust only the CA certificates in FILE for rediss:// servers'
             cand --tls-cert 'Client certificate for rediss:// servers (needs --tls-key)'
             cand --tls-key 'Private key of --tls-cert (needs --tls-cert)'
+            cand --log-format 'Format of redlock''s own lines on stderr: text or json'
             cand --json 'Print JSON'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -80,6 +83,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand --tls-ca 'Trust only the CA certificates in FILE for rediss:// servers'
             cand --tls-cert 'Client certificate for rediss:// servers (needs --tls-key)'
             cand --tls-key 'Private key of --tls-cert (needs --tls-cert)'
+            cand --log-format 'Format of redlock''s own lines on stderr: text or json'
             cand --json 'Print JSON'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -94,6 +98,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand --tls-ca 'Trust only the CA certificates in FILE for rediss:// servers'
             cand --tls-cert 'Client certificate for rediss:// servers (needs --tls-key)'
             cand --tls-key 'Private key of --tls-cert (needs --tls-cert)'
+            cand --log-format 'Format of redlock''s own lines on stderr: text or json'
             cand --force 'Really break the lock'
             cand --now 'Delete the lock at once, without asking its holder to stop first'
             cand -h 'Print help (see more with ''--help'')'
@@ -108,6 +113,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand --tls-ca 'Trust only the CA certificates in FILE for rediss:// servers'
             cand --tls-cert 'Client certificate for rediss:// servers (needs --tls-key)'
             cand --tls-key 'Private key of --tls-cert (needs --tls-cert)'
+            cand --log-format 'Format of redlock''s own lines on stderr: text or json'
             cand --json 'Print JSON'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_redlock_global_optspecs
-    string join \n h/help V/version
+    string join \n log-format= h/help V/version
 end
 
 function __fish_redlock_needs_command
@@ -24,6 +24,8 @@ function __fish_redlock_using_subcommand
     contains -- $cmd[1] $argv
 end
 
+complete -c redlock -n "__fish_redlock_needs_command" -l log-format -d 'Format of redlock\'s own lines on stderr: text or json' -r -f -a "text\t'One `redlock: MESSAGE` line each'
+json\t'One JSON object per line'"
 complete -c redlock -n "__fish_redlock_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_needs_command" -s V -l version -d 'Print version'
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "run" -d 'Run COMMAND while holding the lock NAME'
@@ -56,6 +58,8 @@ ok\t'A success ping: the job is accounted for'"
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l ping-timeout -d 'Bound on each run\'s pings, retry included' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l wait-replicas -d 'Replicas that must confirm each acquire and extension' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l log-format -d 'Format of redlock\'s own lines on stderr: text or json' -r -f -a "text\t'One `redlock: MESSAGE` line each'
+json\t'One JSON object per line'"
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l replace -d 'Take over from the current holder: ask it to stop its command and let go'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s q -l quiet -d 'Print nothing when the lock is busy'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s v -l verbose -d 'Report what happens, with timings, on stderr'
@@ -66,6 +70,8 @@ complete -c redlock -n "__fish_redlock_using_subcommand status" -l prefix -d 'Pr
 complete -c redlock -n "__fish_redlock_using_subcommand status" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand status" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand status" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand status" -l log-format -d 'Format of redlock\'s own lines on stderr: text or json' -r -f -a "text\t'One `redlock: MESSAGE` line each'
+json\t'One JSON object per line'"
 complete -c redlock -n "__fish_redlock_using_subcommand status" -l json -d 'Print JSON'
 complete -c redlock -n "__fish_redlock_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand list" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
@@ -73,6 +79,8 @@ complete -c redlock -n "__fish_redlock_using_subcommand list" -l prefix -d 'Pref
 complete -c redlock -n "__fish_redlock_using_subcommand list" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand list" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand list" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand list" -l log-format -d 'Format of redlock\'s own lines on stderr: text or json' -r -f -a "text\t'One `redlock: MESSAGE` line each'
+json\t'One JSON object per line'"
 complete -c redlock -n "__fish_redlock_using_subcommand list" -l json -d 'Print JSON'
 complete -c redlock -n "__fish_redlock_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -s n -l name -d 'Name of the lock' -r
@@ -83,6 +91,8 @@ complete -c redlock -n "__fish_redlock_using_subcommand release" -l prefix -d 'P
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand release" -l log-format -d 'Format of redlock\'s own lines on stderr: text or json' -r -f -a "text\t'One `redlock: MESSAGE` line each'
+json\t'One JSON object per line'"
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l force -d 'Really break the lock'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l now -d 'Delete the lock at once, without asking its holder to stop first'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -93,6 +103,8 @@ complete -c redlock -n "__fish_redlock_using_subcommand history" -l prefix -d 'P
 complete -c redlock -n "__fish_redlock_using_subcommand history" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand history" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand history" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand history" -l log-format -d 'Format of redlock\'s own lines on stderr: text or json' -r -f -a "text\t'One `redlock: MESSAGE` line each'
+json\t'One JSON object per line'"
 complete -c redlock -n "__fish_redlock_using_subcommand history" -l json -d 'Print JSON'
 complete -c redlock -n "__fish_redlock_using_subcommand history" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history help" -f -a "run" -d 'Run COMMAND while holding the lock NAME'

@@ -157,6 +157,8 @@ pub enum Kind {
 pub struct Failure {
     pub kind: Kind,
     pub error: anyhow::Error,
+    /// What the message states, as fields of its JSON line (src/say.rs): a busy lock's holder.
+    pub fields: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl Failure {
@@ -164,7 +166,12 @@ impl Failure {
         Failure {
             kind,
             error: error.into(),
+            fields: Vec::new(),
         }
+    }
+
+    pub fn with_fields(self, fields: Vec<(&'static str, serde_json::Value)>) -> Self {
+        Failure { fields, ..self }
     }
 
     /// The exit status; `busy_code` is the one chosen with `-E`.

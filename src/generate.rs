@@ -63,9 +63,12 @@ pub fn files() -> Result<Vec<(PathBuf, Vec<u8>)>> {
     ] {
         files.push((PathBuf::from("completions").join(name), completion(shell)));
     }
-    let cli = Cli::command();
+    let mut cli = Cli::command();
+    // Built, so that each subcommand's page lists the global options (--log-format) too.
+    cli.build();
     files.push((PathBuf::from("man/redlock.1"), man_page(&cli, Page::Main)?));
-    for sub in cli.get_subcommands() {
+    // Building adds a `help` subcommand: it has no page of its own.
+    for sub in cli.get_subcommands().filter(|sub| sub.get_name() != "help") {
         // clap names are 'static; a few short strings in a one-off generator may leak.
         let file: &'static str = format!("redlock-{}", sub.get_name()).leak();
         let shown: &'static str = format!("redlock {}", sub.get_name()).leak();
@@ -176,6 +179,12 @@ The CA certificates, client certificate and its key for rediss:// (\fB\-\-tls\-c
 .TP
 SSL_CERT_FILE
 A PEM file of certificates to trust for rediss:// instead of the system's, unless \fB\-\-tls\-ca\fR is given.
+.TP
+REDLOCK_LOG_FORMAT
+The format of redlock's own lines on stderr, text or json (\fB\-\-log\-format\fR).
+.TP
+JOURNAL_STREAM
+Set by systemd when stderr goes to the journal: when its device and inode are those of stderr, each of redlock's lines starts with the syslog priority journald reads (\fB<3>\fR to \fB<7>\fR, \fBsd\-daemon\fR(3)).
 "#;
 
 /// The rest of the run page's ENVIRONMENT: what else `run` reads, and what the command gets.

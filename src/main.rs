@@ -9,6 +9,7 @@ mod lock;
 mod ops;
 mod report;
 mod run;
+mod say;
 mod settings;
 
 use std::process::ExitCode;
@@ -17,7 +18,8 @@ use clap::Parser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use crate::cli::{Cli, Command};
-use crate::exit::{Classify, Kind};
+use crate::exit::{Classify, Failure, Kind};
+use crate::say::{Event, say};
 
 /// The README builds redlock against musl, whose start-up asks the CPU nothing (glibc's asks it
 /// about its caches some fifty times, and each CPUID traps to the hypervisor in a virtual
@@ -30,19 +32,22 @@ static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         let message = info.payload_as_str().unwrap_or("unknown panic");
-        eprintln!("redlock: internal error: {message}");
+        say(
+            Event::Error,
+            format!("internal error: {message}"),
+            &[("kind", "internal".into())],
+        );
     }));
     // args_os: a command's arguments need not be UTF-8.
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).take(3).collect();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let format = say::format_before_parsing(&args, std::env::var_os("REDLOCK_LOG_FORMAT"));
+    say::set_format(format);
     if let [flag, what] = args.as_slice()
         && flag == generate::FLAG
     {
         return match generate::generate(&what.to_string_lossy()) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("redlock: {e:#}");
-                ExitCode::from(exit::USAGE)
-            }
+            Err(e) => usage_error(format!("{e:#}")),
         };
     }
     let cli = match Cli::try_parse() {
@@ -51,15 +56,21 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            eprintln!("redlock: missing subcommand (see 'redlock --help')");
-            return ExitCode::from(exit::USAGE);
+        // The second when --log-format or REDLOCK_LOG_FORMAT is given.
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand
+            ) =>
+        {
+            return usage_error("missing subcommand (see 'redlock --help')".into());
         }
-        Err(e) => {
-            eprintln!("redlock: {}", usage_line(&e));
-            return ExitCode::from(exit::USAGE);
-        }
+        Err(e) => return usage_error(usage_line(&e)),
     };
+    say::set_format(cli.log_format);
+    if let Some(name) = cli.command.name() {
+        say::set_name(name);
+    }
     let command = cli.command;
     // A bug must still end in one line and a documented status (the hook above printed it).
     let outcome = std::panic::catch_unwind(|| {
@@ -79,14 +90,46 @@ fn main() -> ExitCode {
         match result {
             Ok(code) => code,
             Err(failure) => {
+                let code = failure.exit_code(busy_code);
                 if !(failure.kind == Kind::Busy && quiet_busy) {
-                    eprintln!("redlock: {failure}");
+                    say_failure(&failure, code);
                 }
-                failure.exit_code(busy_code)
+                code
             }
         }
     });
     ExitCode::from(outcome.unwrap_or(exit::INTERNAL))
+}
+
+/// A usage error, said before anything ran.
+fn usage_error(message: String) -> ExitCode {
+    say(
+        Event::Error,
+        message,
+        &[("kind", "usage".into()), ("exit_code", exit::USAGE.into())],
+    );
+    ExitCode::from(exit::USAGE)
+}
+
+/// The one line of a failure: a `busy` or `unavailable` event, or an `error` with its kind.
+fn say_failure(failure: &Failure, exit_code: u8) {
+    let (event, kind) = match failure.kind {
+        Kind::Busy => (Event::Busy, None),
+        Kind::Unavailable | Kind::UnavailableNoPolicy => (Event::Unavailable, None),
+        Kind::Usage => (Event::Error, Some("usage")),
+        Kind::LimitMismatch => (Event::Error, Some("limit_mismatch")),
+        Kind::CannotExecute => (Event::Error, Some("cannot_execute")),
+        Kind::NotFound => (Event::Error, Some("not_found")),
+        Kind::Signal(_) => (Event::Error, Some("signal")),
+        Kind::Internal => (Event::Error, Some("internal")),
+    };
+    let mut fields = Vec::new();
+    if let Some(kind) = kind {
+        fields.push(("kind", kind.into()));
+    }
+    fields.push(("exit_code", exit_code.into()));
+    fields.extend(failure.fields.iter().cloned());
+    say(event, failure.to_string(), &fields);
 }
 
 /// clap's message fits on one line once its "error: " label, usage and tips are taken away;

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::duration::{parse_duration, parse_positive};
 use crate::exit::{self, operators_exit_table, run_exit_table};
+use crate::say::Format;
 
 mod servers;
 pub use servers::ServerArgs;
@@ -28,6 +29,21 @@ pub use servers::ServerArgs;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Format of redlock's own lines on stderr: text or json
+    ///
+    /// text: one `redlock: MESSAGE` line each. json: one JSON object per line, with event,
+    /// level, name (the lock's), message and the numbers the message states (durations as
+    /// *_ms integers); the events and their fields are listed in docs/events.md. Either way,
+    /// when stderr is the systemd journal (JOURNAL_STREAM names it), each line starts with the
+    /// <N> priority journald reads. Read before the rest of the command line, so that a usage
+    /// error is said in it too (a bad value here is said in text).
+    // Global: one option for every subcommand, before or after its name, as the environment
+    // variable is one for all of them.
+    #[arg(long, global = true, value_name = "FORMAT", value_enum, default_value_t = Format::Text,
+          display_order = 90,
+          env = "REDLOCK_LOG_FORMAT")]
+    pub log_format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +148,17 @@ pub struct HistoryArgs {
 }
 
 impl Command {
+    /// The lock it is about, for redlock's lines on stderr (`list` has none).
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Command::Run(args) => Some(&args.name),
+            Command::Status(args) => Some(&args.name),
+            Command::List(_) => None,
+            Command::Release(args) => Some(&args.name),
+            Command::History(args) => Some(&args.name),
+        }
+    }
+
     /// Where the locks are, for whichever subcommand it is.
     pub fn servers(&self) -> &ServerArgs {
         match self {

@@ -17,6 +17,7 @@ use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::{self, ASK_MARGIN, Asked, Broken, ServerView, UNKNOWN_KILL_AFTER};
 use crate::lock::{Keys, beyond_minority, scripts};
+use crate::say::{Event, ms, say};
 use crate::settings;
 
 use super::majority::{enough_answered, may_hold, most_held, summarize};
@@ -75,10 +76,17 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
         ));
     }
     if held.is_empty() {
-        eprintln!(
-            "redlock: lock '{}' (--limit {}) has no place held; nothing to break",
-            args.name,
-            places.len()
+        say(
+            Event::NothingToBreak,
+            format!(
+                "lock '{}' (--limit {}) has no place held; nothing to break",
+                args.name,
+                places.len()
+            ),
+            &[
+                ("reason", "not_held".into()),
+                ("limit", places.len().into()),
+            ],
         );
     }
     let mut outcome = 1;
@@ -170,9 +178,10 @@ fn release_place(
                 // Asked again, and a majority no longer holds it: the holder let go (stopped
                 // its command and released it before its answer was seen, or its command ended).
                 Some(token) if !majority_may_hold(&answers, &errors, token) => {
-                    eprintln!(
-                        "redlock: the holder of {} stopped its command and released the lock",
-                        label
+                    say(
+                        Event::HolderReleased,
+                        format!("the holder of {label} stopped its command and released the lock"),
+                        &[],
                     );
                     return Ok(0);
                 }
@@ -191,11 +200,15 @@ fn release_place(
                 break answers;
             }
             if first_ask.elapsed() >= ANSWER_PATIENCE {
-                eprintln!(
-                    "redlock: no holder of {} answered within {} (gone, or not running); \
-                     deleting the lock",
-                    label,
-                    human(ANSWER_PATIENCE)
+                say(
+                    Event::NoAnswer,
+                    format!(
+                        "no holder of {} answered within {} (gone, or not running); \
+                         deleting the lock",
+                        label,
+                        human(ANSWER_PATIENCE)
+                    ),
+                    &[("wait_ms", ms(ANSWER_PATIENCE))],
                 );
                 break answers;
             }
@@ -203,25 +216,38 @@ fn release_place(
         };
         if let Some((asked, kill_after)) = heard(&answers) {
             let patience = kill_after + ASK_MARGIN;
-            eprintln!(
-                "redlock: asked the holder of {} to stop its command and release the lock; \
-                 waiting up to {} (its --kill-after of {}, plus {})",
-                label,
-                human(patience),
-                human(kill_after),
-                human(ASK_MARGIN)
+            say(
+                Event::Asking,
+                format!(
+                    "asked the holder of {} to stop its command and release the lock; \
+                     waiting up to {} (its --kill-after of {}, plus {})",
+                    label,
+                    human(patience),
+                    human(kill_after),
+                    human(ASK_MARGIN)
+                ),
+                &[
+                    ("wait_ms", ms(patience)),
+                    ("kill_after_ms", ms(kill_after)),
+                    ("margin_ms", ms(ASK_MARGIN)),
+                ],
             );
             if holder_let_go(servers, keys, &asked, patience) {
-                eprintln!(
-                    "redlock: the holder of {} stopped its command and released the lock",
-                    label
+                say(
+                    Event::HolderReleased,
+                    format!("the holder of {label} stopped its command and released the lock"),
+                    &[],
                 );
                 return Ok(0);
             }
-            eprintln!(
-                "redlock: the holder of {} did not release the lock within {}; deleting it",
-                label,
-                human(patience)
+            say(
+                Event::NotReleased,
+                format!(
+                    "the holder of {} did not release the lock within {}; deleting it",
+                    label,
+                    human(patience)
+                ),
+                &[("wait_ms", ms(patience))],
             );
             tokens.fill(Some(asked));
         }
@@ -327,13 +353,25 @@ fn report(
             true => String::new(),
             false => format!("; not reached: {}", unreached.join("; ")),
         };
-        eprintln!("redlock: broke lock {name} on {deleted} of {total} server(s){unreached}");
+        say(
+            Event::Broken,
+            format!("broke lock {name} on {deleted} of {total} server(s){unreached}"),
+            &[("deleted", deleted.into()), ("servers", total.into())],
+        );
         return Ok(0);
     }
     if broken.contains(&Broken::OtherToken) {
-        eprintln!("redlock: lock {name} holds another token; nothing was broken");
+        say(
+            Event::NothingToBreak,
+            format!("lock {name} holds another token; nothing was broken"),
+            &[("reason", "other_token".into())],
+        );
     } else {
-        eprintln!("redlock: lock {name} is not held; nothing to break");
+        say(
+            Event::NothingToBreak,
+            format!("lock {name} is not held; nothing to break"),
+            &[("reason", "not_held".into())],
+        );
     }
     Ok(1)
 }

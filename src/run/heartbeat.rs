@@ -16,6 +16,7 @@ use crate::duration::human;
 use crate::lock::{Extension, Lock, Twin};
 use crate::run::deadman::DeadMan;
 use crate::run::events::{Event, Sender};
+use crate::say::{self, ms, say};
 use crate::settings::Lease;
 
 /// Pause between retries of a failed extension.
@@ -250,7 +251,12 @@ fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
         match beat.lock.extend(beat.signal_at() - now, beat.stopping) {
             Extension::Confirmed { lease_end: end } => {
                 if beat.verbose {
-                    eprintln!("redlock: extended the lease in {}", human(now.elapsed()));
+                    let took = now.elapsed();
+                    say(
+                        say::Event::Extended,
+                        format!("extended the lease in {}", human(took)),
+                        &[("took_ms", ms(took))],
+                    );
                 }
                 beat.lease_end.set(end);
                 next = (now + beat.lease.heartbeat).min(beat.signal_at());
@@ -261,7 +267,11 @@ fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
             }
             Extension::Unconfirmed(error) => {
                 if beat.verbose {
-                    eprintln!("redlock: extension failed, retrying: {error:#}");
+                    say(
+                        say::Event::ExtensionFailed,
+                        format!("extension failed, retrying: {error:#}"),
+                        &[("error", format!("{error:#}").into())],
+                    );
                 }
                 next = (Moment::now() + RETRY).min(beat.signal_at());
             }

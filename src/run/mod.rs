@@ -36,6 +36,7 @@ use crate::exit::{self, Classify, Failure, Kind};
 use crate::lock::history::{Ending, Record};
 use crate::lock::{HolderInfo, Keys, Lock, REQUEST_TIMEOUT, Released};
 use crate::report::{self, Facts, Outcome, pings::Pings};
+use crate::say::{Event, ms, say};
 use crate::settings::{self, Lease};
 use control::Listener;
 use deadman::DeadMan;
@@ -287,10 +288,14 @@ fn unavailable(
             anyhow::anyhow!("{failure}; skipped, as if busy (--on-unavailable skip)"),
         ),
         OnUnavailable::Run => {
-            eprintln!(
-                "redlock: WARNING: running the command WITHOUT the lock '{}' \
-                 (--on-unavailable run): {failure}",
-                args.name
+            say(
+                Event::Unlocked,
+                format!(
+                    "WARNING: running the command WITHOUT the lock '{}' \
+                     (--on-unavailable run): {failure}",
+                    args.name
+                ),
+                &[],
             );
             let result = Err(Failure::new(
                 Kind::Unavailable,
@@ -338,11 +343,16 @@ fn take(
     };
     events.watch_guard(guard.pid());
     if args.verbose {
-        eprintln!(
-            "redlock: acquired '{}' (fence {}) in {}",
-            args.name,
-            granted.fence,
-            human(granted.sent.elapsed())
+        let took = granted.sent.elapsed();
+        say(
+            Event::Acquired,
+            format!(
+                "acquired '{}' (fence {}) in {}",
+                args.name,
+                granted.fence,
+                human(took)
+            ),
+            &[("fence", granted.fence.into()), ("took_ms", ms(took))],
         );
     }
     Ok((granted, guard))
@@ -375,46 +385,73 @@ fn start(
 /// redlock's exit status: the command's own, or 76 if the lock was lost (and then why).
 fn exit_status(status: ExitStatus, stopped: Option<Stop>, released: &Released) -> u8 {
     let own = exit::describe_status(status);
-    let why = match stopped {
-        Some(Stop::Lost(_)) => "the lock was lost",
-        Some(Stop::Asked) if released.lost() => {
+    // The `exiting` line: redlock's status, why (docs/events.md), the command's own.
+    let exiting = |code: u8, reason: &str, message: String| {
+        let fields = [
+            ("exit_code", code.into()),
+            ("reason", reason.into()),
+            ("status", exit::status_code(status).into()),
+        ];
+        say(Event::Exiting, message, &fields);
+        code
+    };
+    let (why, reason) = match stopped {
+        Some(Stop::Lost(_)) => ("the lock was lost", "lost"),
+        Some(Stop::Asked) if released.lost() => (
             "the lock was broken by `redlock release --force` (it deleted the lock before this \
-             run could let it go)"
-        }
-        Some(Stop::Asked) => {
-            "the lock was broken by `redlock release --force` (this run let it go)"
-        }
+             run could let it go)",
+            "broken",
+        ),
+        Some(Stop::Asked) => (
+            "the lock was broken by `redlock release --force` (this run let it go)",
+            "broken",
+        ),
         None if released.lost() => {
-            eprintln!(
-                "redlock: lock lost: found at release that the lock was no longer ours \
-                 (deleted, broken or taken by another holder); the command's own status was {own}"
+            return exiting(
+                exit::LOCK_LOST,
+                "lost",
+                format!(
+                    "lock lost: found at release that the lock was no longer ours \
+                     (deleted, broken or taken by another holder); the command's own status \
+                     was {own}"
+                ),
             );
-            return exit::LOCK_LOST;
         }
         Some(Stop::Replaced) if !released.lost() => {
-            eprintln!(
-                "redlock: exiting with 77: replaced by another run (--replace); the command's \
-                 own status was {own}"
+            return exiting(
+                exit::REPLACED,
+                "replaced",
+                format!(
+                    "exiting with 77: replaced by another run (--replace); the command's \
+                     own status was {own}"
+                ),
             );
-            return exit::REPLACED;
         }
-        Some(Stop::Replaced) => {
-            "the lock was lost (found at release, after --replace asked for it)"
-        }
+        Some(Stop::Replaced) => (
+            "the lock was lost (found at release, after --replace asked for it)",
+            "lost",
+        ),
         Some(Stop::TimedOut) if !released.lost() => {
-            eprintln!(
-                "redlock: exiting with 124: the command ran for its --timeout; its own status \
-                 was {own}"
+            return exiting(
+                exit::TIMED_OUT,
+                "timeout",
+                format!(
+                    "exiting with 124: the command ran for its --timeout; its own status \
+                     was {own}"
+                ),
             );
-            return exit::TIMED_OUT;
         }
-        Some(Stop::TimedOut) => {
-            "the lock was lost (found at release, after --timeout stopped the command)"
-        }
+        Some(Stop::TimedOut) => (
+            "the lock was lost (found at release, after --timeout stopped the command)",
+            "lost",
+        ),
         None => return exit::status_code(status),
     };
-    eprintln!("redlock: exiting with 76: {why}; the command's own status was {own}");
-    exit::LOCK_LOST
+    exiting(
+        exit::LOCK_LOST,
+        reason,
+        format!("exiting with 76: {why}; the command's own status was {own}"),
+    )
 }
 
 /// How long one server may take to answer while we take the lock. With several servers it is

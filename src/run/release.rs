@@ -7,6 +7,7 @@ use crate::clock::Moment;
 use crate::duration::human;
 use crate::lock::history::Ending;
 use crate::lock::{Everywhere, Lock, Released};
+use crate::say::{Event, ms, say};
 
 /// Releases the lock within `timeout`, or with `keep` leaves it to expire then, and says what
 /// it found; `ending` is how the run ended, for the history. After a lost lease there is
@@ -24,11 +25,18 @@ pub fn release(
     // With several servers, a majority releasing frees the lock: the rest is for --verbose.
     let freed = released.ours >= lock.quorum();
     if !released.errors.is_empty() && ((!lost && !freed) || args.verbose) {
-        eprintln!(
-            "redlock: could not release '{}' ({}); it expires within {}",
-            args.name,
-            released.errors.join("; "),
-            human(lock.timing.ttl)
+        say(
+            Event::ReleaseFailed,
+            format!(
+                "could not release '{}' ({}); it expires within {}",
+                args.name,
+                released.errors.join("; "),
+                human(lock.timing.ttl)
+            ),
+            &[
+                ("errors", released.errors.clone().into()),
+                ("expires_within_ms", ms(lock.timing.ttl)),
+            ],
         );
     } else if args.verbose {
         let held = if released.ours > 0 {
@@ -36,15 +44,21 @@ pub fn release(
         } else {
             " (it was no longer ours)"
         };
-        eprint!(
-            "redlock: released '{}'{held} in {}",
-            args.name,
-            human(started.elapsed())
-        );
+        let took = started.elapsed();
+        let message = format!("released '{}'{held} in {}", args.name, human(took));
+        let fields = [("ours", (released.ours > 0).into()), ("took_ms", ms(took))];
         if keep.is_zero() {
-            eprintln!();
+            say(Event::Released, message, &fields);
         } else {
-            eprintln!("; --min-hold keeps it locked for {} more", human(keep));
+            let message = format!(
+                "{message}; --min-hold keeps it locked for {} more",
+                human(keep)
+            );
+            say(
+                Event::Kept,
+                message,
+                &[&fields[..], &[("kept_ms", ms(keep))]].concat(),
+            );
         }
     }
     released

@@ -19,6 +19,7 @@ use crate::run::heartbeat::{Heartbeat, LeaseEnd};
 use crate::run::signals;
 use crate::run::spawn::Spawned;
 use crate::run::terminal;
+use crate::say::{self, ms, say};
 use crate::settings::Lease;
 
 /// Why the command was stopped before it ended on its own.
@@ -137,7 +138,11 @@ impl Supervisor<'_> {
                 return self.on_notice(notice, state);
             }
             Event::Unguarded => {
-                eprintln!("redlock: the command's guard died; killing the command");
+                say(
+                    say::Event::GuardDied,
+                    "the command's guard died; killing the command",
+                    &[],
+                );
                 group::signal_group(group, Signal::SIGKILL);
             }
             _ => {}
@@ -212,18 +217,34 @@ impl Supervisor<'_> {
 
     /// SIGTERM now, SIGKILL `kill_after` from now or when the lease ends, whichever is first.
     fn begin_stopping(&self, reason: Stop, state: &mut State) {
+        let stopping = |reason: &str| [("reason", reason.into())];
         match &reason {
-            Stop::Lost(why) => eprintln!("redlock: lock lost: {why}; stopping the command"),
-            Stop::Asked => eprintln!(
-                "redlock: `redlock release --force` asked for the lock; stopping the command"
+            Stop::Lost(why) => say(
+                say::Event::Lost,
+                format!("lock lost: {why}; stopping the command"),
+                &[],
             ),
-            Stop::Replaced => eprintln!(
-                "redlock: another run asked for the lock with --replace; stopping the command"
+            Stop::Asked => say(
+                say::Event::Stopping,
+                "`redlock release --force` asked for the lock; stopping the command",
+                &stopping("asked"),
             ),
-            Stop::TimedOut => eprintln!(
-                "redlock: the command ran for its --timeout of {}; stopping it",
-                human(self.time_limit.map_or(Duration::ZERO, |(_, limit)| limit))
+            Stop::Replaced => say(
+                say::Event::Stopping,
+                "another run asked for the lock with --replace; stopping the command",
+                &stopping("replaced"),
             ),
+            Stop::TimedOut => {
+                let limit = self.time_limit.map_or(Duration::ZERO, |(_, limit)| limit);
+                say(
+                    say::Event::Stopping,
+                    format!(
+                        "the command ran for its --timeout of {}; stopping it",
+                        human(limit)
+                    ),
+                    &[("reason", "timeout".into()), ("timeout_ms", ms(limit))],
+                )
+            }
         }
         group::terminate(self.spawned.group);
         // Never later than set already: a lease lost while the command stops on request.
@@ -241,7 +262,11 @@ impl Supervisor<'_> {
         };
         self.guard.await_step_out();
         if group::stop_leftovers(self.spawned.group, deadline) && self.verbose {
-            eprintln!("redlock: stopped the processes the command left in its process group");
+            say(
+                say::Event::Leftovers,
+                "stopped the processes the command left in its process group",
+                &[],
+            );
         }
     }
 }

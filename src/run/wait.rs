@@ -12,9 +12,12 @@ use anyhow::anyhow;
 use crate::duration::human;
 use crate::exit::{Failure, Kind};
 use crate::lock::view::{ASK_MARGIN, UNKNOWN_KILL_AFTER};
-use crate::lock::{Attempt, Everywhere, HolderInfo, Lock, NotTaken, Notices, busy_message_for};
+use crate::lock::{
+    Attempt, Everywhere, Holder, HolderInfo, Lock, NotTaken, Notices, busy_message_for,
+};
 use crate::run::events::{Event, Events};
 use crate::run::signals;
+use crate::say::{self, ms, say};
 
 /// Longest random pause before retrying after a split vote.
 const SPLIT_RETRY: Duration = Duration::from_millis(50);
@@ -168,30 +171,42 @@ fn take(
                 replacing = Some(until);
                 deadline = deadline.max(until);
                 if verbose {
-                    eprintln!(
-                        "redlock: asked the holder to stop its command (--replace); waiting up to {}",
-                        human(until - now)
+                    say(
+                        say::Event::Replacing,
+                        format!(
+                            "asked the holder to stop its command (--replace); waiting up to {}",
+                            human(until - now)
+                        ),
+                        &[("wait_ms", ms(until - now))],
                     );
                 }
             }
         }
         if now >= deadline {
+            let mut fields = holder_fields(&holders);
             let waited = if wait.is_zero() {
                 String::new()
             } else {
+                fields.push(("waited_ms", ms(wait)));
                 format!("gave up after {}: ", human(wait))
             };
             return Err(Failure::new(
                 Kind::Busy,
                 anyhow!("{waited}{}", busy_message_for(name, &holders)),
-            ));
+            )
+            .with_fields(fields));
         }
         if !subscribed {
             if verbose {
-                eprintln!(
-                    "redlock: waiting up to {}: {}",
-                    human(wait),
-                    busy_message_for(name, &holders)
+                let fields = [vec![("wait_ms", ms(wait))], holder_fields(&holders)].concat();
+                say(
+                    say::Event::Waiting,
+                    format!(
+                        "waiting up to {}: {}",
+                        human(wait),
+                        busy_message_for(name, &holders)
+                    ),
+                    &fields,
                 );
             }
             // Subscribing wakes us once more when it is confirmed, so that a release between
@@ -279,6 +294,26 @@ fn drain(events: &mut Events, me: &str) -> (Option<i32>, Option<Turn>) {
         }
     }
     (None, notice)
+}
+
+/// Who holds the lock, for a `busy` or `waiting` line: `holder`, as `status --json` shows it
+/// without its token; for a semaphore, `limit` and each place's in
+/// `holders`.
+fn holder_fields(holders: &[Holder]) -> Vec<say::Field> {
+    let view = |holder: &Holder| {
+        let mut view = serde_json::to_value(holder).unwrap_or_default();
+        if let Some(view) = view.as_object_mut() {
+            view.remove("token");
+        }
+        view
+    };
+    match holders {
+        [holder] => vec![("holder", view(holder))],
+        _ => vec![
+            ("limit", holders.len().into()),
+            ("holders", holders.iter().map(view).collect()),
+        ],
+    }
 }
 
 fn interrupted(signal: i32) -> Failure {
