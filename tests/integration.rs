@@ -8,6 +8,7 @@ mod busy;
 mod cluster;
 mod connection;
 mod docs;
+mod events;
 mod history;
 mod lease;
 mod limits;
