@@ -350,7 +350,8 @@ pub struct RunArgs {
     ///
     /// Each run is recorded next to the lock, by the requests it sends anyway: host, pid, user,
     /// command, wait and run time, outcome, exit status, fence. `redlock history` shows them.
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    #[arg(long, value_name = "N", default_value_t = 100, env = "REDLOCK_HISTORY",
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub history: u32,
 
     /// After each run, write its outcome to DIR/redlock_NAME.prom (Prometheus textfile)
