@@ -13,6 +13,7 @@ mod history;
 mod lease;
 mod limits;
 mod lost;
+mod metrics;
 mod operators;
 mod quorum;
 mod run;
