@@ -66,8 +66,6 @@ pub enum Event {
     NotReleased,
     Broken,
     NothingToBreak,
-    // Said by report/ (metrics, pings), which is being written: drop the allow with it.
-    #[allow(dead_code)]
     Warning,
     Error,
 }
@@ -210,7 +208,6 @@ pub fn say(event: Event, message: impl AsRef<str>, fields: &[Field]) {
 }
 
 /// A warning: `redlock: warning: MESSAGE`, or a `warning` event.
-#[allow(dead_code)] // See `Event::Warning`.
 pub fn warning(message: impl AsRef<str>, fields: &[Field]) {
     say(
         Event::Warning,

@@ -20,9 +20,9 @@ const LOCK_PATIENCE: Duration = Duration::from_secs(5);
 /// job's own status is what the caller returns.
 pub fn write(dir: &Path, report: &Report) {
     if let Err(e) = try_write(dir, report) {
-        eprintln!(
-            "redlock: warning: cannot write metrics to {}: {e}",
-            dir.display()
+        crate::say::warning(
+            format!("cannot write metrics to {}: {e}", dir.display()),
+            &[("metrics_dir", dir.display().to_string().into())],
         );
     }
 }
