@@ -11,7 +11,12 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::clock::Moment;
-use crate::exit::{Failure, Kind};
+use crate::exit::{self, Failure, Kind};
+use crate::lock::history::Ending;
+
+fn millis(duration: Duration) -> u64 {
+    duration.as_millis() as u64
+}
 
 /// How a run ended, as the history, the metrics and the pings name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -122,6 +127,38 @@ impl Facts {
     /// When the run began.
     pub fn began_at(&self) -> Moment {
         self.began_at
+    }
+
+    /// How a run that held the lock ended, as it knows before its release (for the history):
+    /// its command's status `code`, and its `fence`.
+    pub fn ending(&self, code: u8, fence: u64) -> Ending {
+        let outcome = self.stopped.unwrap_or(Outcome::Ran);
+        let exit = match outcome {
+            Outcome::Lost => exit::LOCK_LOST,
+            Outcome::Timeout => exit::TIMED_OUT,
+            Outcome::Replaced => exit::REPLACED,
+            _ => code,
+        };
+        let at = |moment: Option<Moment>| moment.unwrap_or_else(Moment::now);
+        let acquired = at(self.acquired.map(|(at, _)| at));
+        let started = at(self.started.map(|(_, at)| at));
+        let ended = at(self.ended.map(|(at, _)| at));
+        Ending {
+            outcome: outcome.as_str(),
+            exit,
+            status: Some(code),
+            wait_ms: millis(acquired.saturating_duration_since(self.began_at)),
+            run_ms: millis(ended.saturating_duration_since(started)),
+            fence,
+        }
+    }
+
+    /// The ending of a run whose command could not be started: `code` is 126 or 127.
+    pub fn not_started(&self, code: u8, fence: u64) -> Ending {
+        Ending {
+            run_ms: 0,
+            ..self.ending(code, fence)
+        }
     }
 
     /// How the run ends with `result`: `None` when nothing worth recording happened (a usage

@@ -6,7 +6,9 @@
 //! The other files are what these steps stand on: the main thread's one queue of events
 //! (`events.rs`), the signal policy (`signals.rs`), reaping (`reap.rs`), the process group
 //! (`group.rs`), the terminal (`terminal.rs`), the heartbeat and the dead-man switch
-//! (`heartbeat.rs`, `deadman.rs`), and the lock's channels (`control.rs`; `wait.rs` for the release notices).
+//! (`heartbeat.rs`, `deadman.rs`), the lock's channels (`control.rs`; `wait.rs` for the
+//! release notices), and a run nested in a run of the same lock (`nested.rs`). What the run
+//! finds out goes to `report::Facts`: the history, metrics and pings are made from it.
 
 mod control;
 mod deadman;
@@ -14,6 +16,7 @@ mod events;
 mod group;
 mod guard;
 mod heartbeat;
+mod nested;
 mod reap;
 mod release;
 // Public for exit.rs, which names a signal in its messages.
@@ -33,7 +36,7 @@ use crate::cli::{OnUnavailable, RunArgs};
 use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{self, Classify, Failure, Kind};
-use crate::lock::history::{Ending, Record};
+use crate::lock::history::Record;
 use crate::lock::{HolderInfo, Keys, Lock, REQUEST_TIMEOUT, Released};
 use crate::report::{self, Facts, Outcome, pings::Pings};
 use crate::say::{Event, ms, say};
@@ -43,6 +46,7 @@ use deadman::DeadMan;
 use events::Events;
 use guard::Guard;
 use heartbeat::{Heartbeat, LeaseEnd};
+use nested::{inside, outer_token};
 use release::release;
 use spawn::Spawned;
 use supervise::{Stop, Supervisor};
@@ -132,14 +136,7 @@ fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Res
             lease_end.command_gone();
             // The command never ran: --min-hold has nothing to protect.
             let code = failure.exit_code(args.conflict_exit_code);
-            let ending = Ending {
-                outcome: Outcome::Ran.as_str(),
-                exit: code,
-                status: Some(code),
-                wait_ms: millis(granted.sent.saturating_duration_since(facts.began_at())),
-                run_ms: 0,
-                fence: granted.fence,
-            };
+            let ending = facts.not_started(code, granted.fence);
             release(
                 &mut lock,
                 args,
@@ -203,74 +200,12 @@ fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Res
     };
     let left = REQUEST_TIMEOUT.saturating_sub(gone.elapsed());
     let lost_before = matches!(stopped, Some(Stop::Lost(_)));
-    let ending = ending(facts, status, granted.fence);
+    let ending = facts.ending(exit::status_code(status), granted.fence);
     let released = release(&mut lock, args, keep, left, lost_before, Some(ending));
     // Only now: the server handles our hang-up after the release, not ahead of it.
     listener.stop(&mut events);
     facts.lost_at_release = released.lost();
     Ok(exit_status(status, stopped, &released))
-}
-
-/// How a run that held the lock ended, as it knows before its release (for the history).
-fn ending(facts: &Facts, status: ExitStatus, fence: u64) -> Ending {
-    let code = exit::status_code(status);
-    let outcome = facts.stopped.unwrap_or(Outcome::Ran);
-    let exit = match outcome {
-        Outcome::Lost => exit::LOCK_LOST,
-        Outcome::Timeout => exit::TIMED_OUT,
-        Outcome::Replaced => exit::REPLACED,
-        _ => code,
-    };
-    let at = |moment: Option<Moment>| moment.unwrap_or_else(Moment::now);
-    let acquired = at(facts.acquired.map(|(at, _)| at));
-    let started = at(facts.started.map(|(_, at)| at));
-    let ended = at(facts.ended.map(|(at, _)| at));
-    Ending {
-        outcome: outcome.as_str(),
-        exit,
-        status: Some(code),
-        wait_ms: millis(acquired.saturating_duration_since(facts.began_at())),
-        run_ms: millis(ended.saturating_duration_since(started)),
-        fence,
-    }
-}
-
-fn millis(duration: Duration) -> u64 {
-    duration.as_millis() as u64
-}
-
-/// The token and place of an outer run of this same lock, from the environment it gave its
-/// command (REDLOCK_NAME, REDLOCK_TOKEN, REDLOCK_FENCE, REDLOCK_SLOT); whether that run still
-/// holds the lock is checked on the servers before it counts.
-fn outer_token(args: &RunArgs) -> Option<(String, usize)> {
-    let var = |name| std::env::var(name).ok().filter(|value| !value.is_empty());
-    let name = var("REDLOCK_NAME")?;
-    var("REDLOCK_FENCE")?;
-    let place = var("REDLOCK_SLOT").map_or(Some(0), |slot| slot.parse().ok())?;
-    (name == args.name && place < usize::from(args.limit))
-        .then(|| Some((var("REDLOCK_TOKEN")?, place)))
-        .flatten()
-}
-
-/// Whether this process runs inside the command of the outer run that holds the lock as
-/// `outer`: on its host, in the process group it made for its command (led by its guard, a
-/// child of that redlock), and with that command still running. A process that only has the
-/// token (a daemon that left the group, a job started by `at`, someone who read `status
-/// --json`) is not: the outer run would not stop it before its lease ends.
-fn inside(outer: &crate::lock::Holder) -> bool {
-    if outer.ended_ms.is_some() || outer.host.as_deref() != Some(crate::lock::host_name().as_str())
-    {
-        return false;
-    }
-    let group = nix::unistd::getpgrp().as_raw();
-    // `/proc/PID/stat`: `PID (COMM) STATE PPID ...`; COMM may hold spaces and parentheses.
-    let parent = std::fs::read_to_string(format!("/proc/{group}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let (_, rest) = stat.rsplit_once(") ")?;
-            rest.split(' ').nth(1)?.parse::<u32>().ok()
-        });
-    parent.is_some() && parent == outer.pid
 }
 
 /// `--on-unavailable`: the servers could not be reached (the lock was not taken). With `run`,

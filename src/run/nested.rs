@@ -1,0 +1,39 @@
+//! A run inside a run of the same lock (a locking script that calls another that locks the
+//! same name): it finds the outer run in its environment, and runs its command under the outer
+//! lease if that run still holds the lock and this process is inside its command.
+
+use crate::cli::RunArgs;
+
+/// The token and place of an outer run of this same lock, from the environment it gave its
+/// command (REDLOCK_NAME, REDLOCK_TOKEN, REDLOCK_FENCE, REDLOCK_SLOT); whether that run still
+/// holds the lock is checked on the servers before it counts.
+pub fn outer_token(args: &RunArgs) -> Option<(String, usize)> {
+    let var = |name| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let name = var("REDLOCK_NAME")?;
+    var("REDLOCK_FENCE")?;
+    let place = var("REDLOCK_SLOT").map_or(Some(0), |slot| slot.parse().ok())?;
+    (name == args.name && place < usize::from(args.limit))
+        .then(|| Some((var("REDLOCK_TOKEN")?, place)))
+        .flatten()
+}
+
+/// Whether this process runs inside the command of the outer run that holds the lock as
+/// `outer`: on its host, in the process group it made for its command (led by its guard, a
+/// child of that redlock), and with that command still running. A process that only has the
+/// token (a daemon that left the group, a job started by `at`, someone who read `status
+/// --json`) is not: the outer run would not stop it before its lease ends.
+pub fn inside(outer: &crate::lock::Holder) -> bool {
+    if outer.ended_ms.is_some() || outer.host.as_deref() != Some(crate::lock::host_name().as_str())
+    {
+        return false;
+    }
+    let group = nix::unistd::getpgrp().as_raw();
+    // `/proc/PID/stat`: `PID (COMM) STATE PPID ...`; COMM may hold spaces and parentheses.
+    let parent = std::fs::read_to_string(format!("/proc/{group}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(") ")?;
+            rest.split(' ').nth(1)?.parse::<u32>().ok()
+        });
+    parent.is_some() && parent == outer.pid
+}
