@@ -244,3 +244,26 @@ fn a_waiter_is_recorded_when_it_gives_up_not_when_interrupted() {
     assert!(holder.finish().0.success());
     assert_eq!(history(&url, "w").len(), 1);
 }
+
+/// A key of another type where the history goes is left alone, and the runs go on: the
+/// history must never cost a run anything.
+#[test]
+fn a_key_of_another_type_in_the_history_s_place_does_not_fail_a_run() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let _: () = server.cmd(&["SET", "redlock:{t}:history", "someone else's"]);
+    succeeded(redlock(&url).args(["run", "-n", "t", "--", "true"]));
+    let mut holder = Holder::start(&url, &["-n", "t"]);
+    let busy = redlock(&url)
+        .args(["run", "-n", "t", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(busy.status.code(), Some(75));
+    assert!(holder.finish().0.success());
+    // Released: the next run takes it at once.
+    succeeded(redlock(&url).args(["run", "-n", "t", "--", "true"]));
+    assert_eq!(
+        server.cmd::<String>(&["GET", "redlock:{t}:history"]),
+        "someone else's"
+    );
+}

@@ -8,6 +8,11 @@ local function record(history, entry, cap, held)
   if entry == '' then
     return
   end
+  -- A key of another type there is not ours to replace, and must not fail the run.
+  local kind = redis.call('TYPE', history).ok
+  if kind ~= 'none' and kind ~= 'list' then
+    return
+  end
   local now = redis.call('TIME')
   local run = cjson.decode(entry)
   run.end_ms = now[1] * 1000 + math.floor(now[2] / 1000)
