@@ -55,7 +55,7 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
             [CompletionResult]::new('--metrics-dir', '--metrics-dir', [CompletionResultType]::ParameterName, 'After each run, write its outcome to DIR/redlock_NAME.prom (Prometheus textfile)')
             [CompletionResult]::new('--ping', '--ping', [CompletionResultType]::ParameterName, 'Health-check pings to URL (the healthchecks.io protocol)')
             [CompletionResult]::new('--ping-busy', '--ping-busy', [CompletionResultType]::ParameterName, 'What a busy run pings: nothing (none), or a success (ok)')
-            [CompletionResult]::new('--ping-timeout', '--ping-timeout', [CompletionResultType]::ParameterName, 'Bound on each run''s pings, retry included')
+            [CompletionResult]::new('--ping-timeout', '--ping-timeout', [CompletionResultType]::ParameterName, 'How long redlock''s exit may wait for the final ping')
             [CompletionResult]::new('--wait-replicas', '--wait-replicas', [CompletionResultType]::ParameterName, 'Replicas that must confirm each acquire and extension')
             [CompletionResult]::new('-E', '-E ', [CompletionResultType]::ParameterName, 'Exit status when the lock is busy')
             [CompletionResult]::new('--conflict-exit-code', '--conflict-exit-code', [CompletionResultType]::ParameterName, 'Exit status when the lock is busy')

@@ -51,7 +51,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand --metrics-dir 'After each run, write its outcome to DIR/redlock_NAME.prom (Prometheus textfile)'
             cand --ping 'Health-check pings to URL (the healthchecks.io protocol)'
             cand --ping-busy 'What a busy run pings: nothing (none), or a success (ok)'
-            cand --ping-timeout 'Bound on each run''s pings, retry included'
+            cand --ping-timeout 'How long redlock''s exit may wait for the final ping'
             cand --wait-replicas 'Replicas that must confirm each acquire and extension'
             cand -E 'Exit status when the lock is busy'
             cand --conflict-exit-code 'Exit status when the lock is busy'

@@ -55,7 +55,7 @@ complete -c redlock -n "__fish_redlock_using_subcommand run" -l metrics-dir -d '
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l ping -d 'Health-check pings to URL (the healthchecks.io protocol)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l ping-busy -d 'What a busy run pings: nothing (none), or a success (ok)' -r -f -a "none\t'Nothing: a skipped run is not a failure, and not a run either'
 ok\t'A success ping: the job is accounted for'"
-complete -c redlock -n "__fish_redlock_using_subcommand run" -l ping-timeout -d 'Bound on each run\'s pings, retry included' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l ping-timeout -d 'How long redlock\'s exit may wait for the final ping' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l wait-replicas -d 'Replicas that must confirm each acquire and extension' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l log-format -d 'Format of redlock\'s own lines on stderr: text or json' -r -f -a "text\t'One `redlock: MESSAGE` line each'

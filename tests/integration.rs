@@ -15,6 +15,7 @@ mod limits;
 mod lost;
 mod metrics;
 mod operators;
+mod pings;
 mod quorum;
 mod run;
 mod semaphore;

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::duration::{parse_duration, parse_positive};
 use crate::exit::{self, operators_exit_table, run_exit_table};
+use crate::report::pings::{self, PingBusy};
 use crate::say::Format;
 
 mod servers;
@@ -365,24 +366,26 @@ pub struct RunArgs {
 
     /// Health-check pings to URL (the healthchecks.io protocol)
     ///
-    /// URL/start?rid=ID once the lock is taken, and URL/STATUS?rid=ID after the command
-    /// (URL/fail for a lost lock, a timeout or Redis unavailable), with redlock's summary line
-    /// as the body. A busy run sends nothing (see --ping-busy). Each ping runs beside the
-    /// command, is bounded by --ping-timeout, and a failed ping is a warning only.
-    #[arg(long, value_name = "URL", env = "REDLOCK_PING")]
+    /// URL/start?rid=ID once the lock is taken, and URL/STATUS?rid=ID after the command with
+    /// redlock's exit status (URL/fail for a lost lock, a timeout or Redis unavailable; URL,
+    /// a success, for a run replaced by --replace), with redlock's summary line as the body.
+    /// ID is new for each run, so overlapping runs pair up. A busy run sends nothing (see
+    /// --ping-busy). The command never waits for a ping, and a failed ping is a warning only.
+    #[arg(long, value_name = "URL", env = "REDLOCK_PING", value_parser = pings::parse_url)]
     pub ping: Option<String>,
 
     /// What a busy run pings: nothing (none), or a success (ok)
     ///
-    /// A run skipped because another host holds the lock is not a failure: by default it sends
-    /// no ping at all; with ok, a success ping, so that the check counts the job as done.
+    /// A busy run left the job to the run that holds the lock: by default it sends no ping at
+    /// all, not even a start. With ok it sends URL?rid=ID, a success, for a check that expects
+    /// a ping from every run that was due.
     #[arg(long, value_name = "WHAT", value_enum, default_value_t = PingBusy::None)]
     pub ping_busy: PingBusy,
 
-    /// Bound on each run's pings, retry included
+    /// How long redlock's exit may wait for the final ping
     ///
-    /// The start ping never delays the command; redlock waits for the final ping at most this
-    /// long before it exits.
+    /// Each ping gets this long, its one retry included; the final ping also waits in it for a
+    /// start ping still in flight.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_positive)]
     pub ping_timeout: Duration,
 
@@ -423,15 +426,6 @@ pub struct RunArgs {
     /// untouched, and REDLOCK_NAME, REDLOCK_TOKEN and REDLOCK_FENCE in its environment.
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
-}
-
-/// What `--ping` sends for a busy run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PingBusy {
-    /// Nothing: a skipped run is not a failure, and not a run either.
-    None,
-    /// A success ping: the job is accounted for.
-    Ok,
 }
 
 /// The widest help clap renders; the text after the options is wrapped to it here, as clap

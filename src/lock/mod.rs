@@ -22,7 +22,7 @@ pub use acquire::{Attempt, NotTaken};
 pub use holder::{Holder, HolderInfo, busy_message_for, host_name};
 pub use keys::{Keys, MOST_PLACES, lock_of};
 use transport::{Answer, Wait};
-pub use transport::{Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve};
+pub use transport::{Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve, tls};
 
 /// The timing of a lease, checked for safety when the settings were read.
 #[derive(Debug, Clone, Copy)]

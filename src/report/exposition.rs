@@ -140,7 +140,6 @@ mod tests {
             name: "a\"b\\c".into(),
             outcome,
             exit_code: 3,
-            status: Some(3),
             began,
             waited: Duration::from_millis(1500),
             started: Some(began + Duration::from_millis(1500)),

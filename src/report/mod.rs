@@ -67,10 +67,6 @@ pub struct Report {
     pub outcome: Outcome,
     /// redlock's exit status.
     pub exit_code: u8,
-    /// The command's own exit status (128 + N when a signal killed it), when it ran.
-    // Not read yet (the metrics give redlock's status); pings.rs, being written, may.
-    #[allow(dead_code)]
-    pub status: Option<u8>,
     /// When the run began, before it waited for the lock (this machine's clock).
     pub began: SystemTime,
     /// How long it waited for the lock: until it got it, or gave up.
@@ -81,8 +77,6 @@ pub struct Report {
     /// The fencing token the command was given.
     pub fence: Option<u64>,
     /// redlock's own one-line summary (a ping's body).
-    // Read by pings.rs, which is being written: remove this with it.
-    #[allow(dead_code)]
     pub summary: String,
 }
 
@@ -214,7 +208,6 @@ impl Facts {
             name: name.to_string(),
             outcome,
             exit_code,
-            status,
             began: self.began,
             waited,
             started: self.started.map(|(at, _)| at),

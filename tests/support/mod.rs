@@ -312,12 +312,13 @@ pub fn succeeded(command: &mut Command) -> Vec<u8> {
     output.stdout
 }
 
-/// `redlock` against `url`, with no REDLOCK_* variables inherited from the caller, and the
-/// signals it handles at their defaults (see `with_default_signals`).
+/// `redlock` against `url`, with no REDLOCK_* variables inherited from the caller, no proxy
+/// for the pings' endpoints on 127.0.0.1 (`HTTPS_PROXY`, ...), and the signals it handles at
+/// their defaults (see `with_default_signals`).
 pub fn redlock(url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_redlock"));
     for (key, _) in std::env::vars() {
-        if key.starts_with("REDLOCK_") {
+        if key.starts_with("REDLOCK_") || key.to_ascii_lowercase().ends_with("_proxy") {
             command.env_remove(key);
         }
     }

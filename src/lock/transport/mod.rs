@@ -24,7 +24,8 @@ mod resp;
 mod sentinel;
 mod server;
 mod stream;
-mod tls;
+// Public for the pings (report/pings.rs), which trust the same certificates.
+pub mod tls;
 
 use std::time::{Duration, Instant};
 

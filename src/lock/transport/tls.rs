@@ -143,14 +143,20 @@ fn checked() -> Result<ClientConfig, String> {
 
 /// The system's trusted certificates, or those of `SSL_CERT_FILE`.
 fn native_roots() -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    // A certificate rustls cannot use is skipped, as the system's other clients do.
+    roots.add_parsable_certificates(system_certificates()?);
+    Ok(roots)
+}
+
+/// The certificates redlock trusts when it is given none: the system's, or those of the PEM
+/// file `SSL_CERT_FILE` names. For `rediss://` without `--tls-ca`, and for `--ping` over https.
+pub fn system_certificates() -> Result<Vec<CertificateDer<'static>>, String> {
     let found = rustls_native_certs::load_native_certs();
     if let Some(error) = found.errors.first() {
         return Err(format!("cannot load the trusted certificates: {error}"));
     }
-    let mut roots = RootCertStore::empty();
-    // A certificate rustls cannot use is skipped, as the system's other clients do.
-    roots.add_parsable_certificates(found.certs);
-    Ok(roots)
+    Ok(found.certs)
 }
 
 fn unchecked() -> Result<ClientConfig, String> {
@@ -174,7 +180,8 @@ fn client_certificate(builder: ConfigBuilder<ClientConfig, WantsClientCert>) -> 
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
+/// rustls' cryptography: the process default if one was set, else ring (see Cargo.toml).
+pub fn provider() -> Arc<CryptoProvider> {
     CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
