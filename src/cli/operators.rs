@@ -1,0 +1,118 @@
+//! The options of `status`, `list`, `release` and `history`: the operators' commands.
+
+use clap::Args;
+
+use super::ServerArgs;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Name of the lock
+    ///
+    /// As given to `redlock run --name`.
+    #[arg(short, long, value_name = "NAME")]
+    pub name: String,
+
+    /// Print JSON
+    ///
+    /// An object: name, held (a majority holds it with one token), holder (that majority's
+    /// view, or null), quorum (servers needed), agreeing (servers holding that token) and servers
+    /// (one view each). A view: address, held, token, ttl_ms (-1: no expiry), fence, host, pid,
+    /// user, command, started_ms (ms since the epoch, server clock), age_ms, ended_ms (when
+    /// --min-hold keeps a finished command's lock), limit_ms (when its --timeout ends, about)
+    /// and error. For a semaphore (run --limit N): name, limit (N), held (a place is held),
+    /// places_held, and places (such an object for each place). The fields are stable.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub servers: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only locks whose name matches this pattern
+    ///
+    /// A Redis glob (`*`, `?`, `[abc]`) on the lock name.
+    #[arg(value_name = "PATTERN", default_value = "*")]
+    pub pattern: String,
+
+    /// Print JSON
+    ///
+    /// An array of the held locks, each with name, servers (how many hold it) and the fields of
+    /// a `redlock status` view: address, held, token, ttl_ms (-1: no expiry), fence, host, pid,
+    /// user, command, started_ms, age_ms, ended_ms, limit_ms and error; a semaphore's places
+    /// (run --limit N) each with slot and limit. The fields are stable.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub servers: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// Name of the lock
+    ///
+    /// As given to `redlock run --name`.
+    #[arg(short, long, value_name = "NAME")]
+    pub name: String,
+
+    /// Really break the lock
+    ///
+    /// Without it, release only says what it would do, and exits with 64.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Only if the lock still holds this token
+    ///
+    /// The token `redlock status` shows: a lock taken again since is left alone.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// Only this place of a semaphore (run --limit), 0 to N-1
+    ///
+    /// Without it, every place of a semaphore that is held is broken, one after the other.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(0..100))]
+    pub slot: Option<u16>,
+
+    /// Delete the lock at once, without asking its holder to stop first
+    ///
+    /// The holder hears of it within milliseconds and stops its command, but a waiter takes
+    /// the lock at once: for up to the holder's --kill-after, the old command may still run
+    /// beside the new holder's. Use it for a holder you know is gone.
+    #[arg(long, requires = "force")]
+    pub now: bool,
+
+    #[command(flatten)]
+    pub servers: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Name of the lock
+    ///
+    /// As given to `redlock run --name`. (Here -n is the number of runs, as `tail -n` and
+    /// `journalctl -n` take it.)
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+
+    /// How many runs to show
+    ///
+    /// The newest N runs, from every server's history merged (each keeps at most its run's
+    /// --history entries).
+    #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 20)]
+    pub count: usize,
+
+    /// Print JSON
+    ///
+    /// An array of runs, newest first, each with token, host, pid, user, command, outcome,
+    /// exit (redlock's status; null when --on-unavailable run gave the command its place),
+    /// status (the command's), wait_ms, run_ms, fence, slot, servers (of the lock), end_ms
+    /// (when a server recorded it, its clock), start_ms and recorded_on (how many servers
+    /// recorded it). The fields are stable.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub servers: ServerArgs,
+}
