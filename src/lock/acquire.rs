@@ -105,7 +105,7 @@ impl Lock {
         // A run that will not wait ends here if the lock is busy: the script records it then.
         let busy = match (&self.record, queue) {
             (Some(record), false) => {
-                Some(record.without_lock(&self.token, self.addresses.len(), "busy"))
+                Some(record.without_lock(&self.token, self.addresses.len(), "busy", false))
             }
             _ => None,
         };
@@ -191,7 +191,9 @@ impl Lock {
         // Too few servers answered: the run ends here, and the servers that did record it.
         let unavailable = match &self.record {
             Some(record) if beyond_minority(errors.len(), n) => {
-                Some(record.without_lock(&self.token, n, "unavailable"))
+                let policy =
+                    !self.seen_held && busy.is_empty() && mismatch.is_none() && !in_the_way;
+                Some(record.without_lock(&self.token, n, "unavailable", policy))
             }
             _ => None,
         };
@@ -243,6 +245,7 @@ impl Lock {
                 split: true,
             });
         }
+        self.seen_held = true;
         Ok(busiest(busy, quorum))
     }
 

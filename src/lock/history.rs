@@ -70,11 +70,14 @@ pub struct Ending {
 }
 
 impl Record {
-    /// The entry of a run that did not get the lock.
-    pub fn without_lock(&self, token: &str, servers: usize, outcome: &str) -> String {
+    /// The entry of a run that did not get the lock: `busy`, or `unavailable`, when
+    /// `--on-unavailable` applies if `policy` (not when the servers that answered said the lock
+    /// is held, or a key of another type is in the way: the run exits with 69 then).
+    pub fn without_lock(&self, token: &str, servers: usize, outcome: &str, policy: bool) -> String {
         let exit = match outcome {
             "busy" => Some(self.busy_exit),
-            _ => self.unavailable_exit,
+            _ if policy => self.unavailable_exit,
+            _ => Some(crate::exit::UNAVAILABLE),
         };
         self.entry(Entry {
             outcome: outcome.to_string(),

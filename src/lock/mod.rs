@@ -82,6 +82,8 @@ pub struct Lock {
     /// What this run records in the lock's history; none for the operators' commands, and
     /// with `--history 0`.
     pub record: Option<history::Record>,
+    /// An attempt found the lock held by another run (`--on-unavailable` no longer applies).
+    seen_held: bool,
     /// Every place of the lock: one, or a semaphore's N.
     places: Vec<Keys>,
     /// Which place to ask for: with several servers that did not agree last time, a place
@@ -166,6 +168,7 @@ impl Lock {
             keys,
             place: 0,
             record: None,
+            seen_held: false,
             ask: scripts::Place::Any,
             token,
             timing,
@@ -237,7 +240,7 @@ impl Lock {
     pub fn leave_queue(&mut self, timeout: Duration, gave_up: bool) {
         let busy = match (&self.record, gave_up) {
             (Some(record), true) => {
-                Some(record.without_lock(&self.token, self.addresses.len(), "busy"))
+                Some(record.without_lock(&self.token, self.addresses.len(), "busy", false))
             }
             _ => None,
         };

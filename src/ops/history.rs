@@ -12,19 +12,19 @@ use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::history::Entry;
 use crate::lock::{Keys, Request, beyond_minority};
-use crate::settings;
+use crate::{say, settings};
 
 use super::majority::enough_answered;
 use super::servers::Servers;
 
-/// One run as `history --json` shows it: the recorded entry, when it started by the server's
-/// clock, and how many servers recorded it.
-#[derive(Debug, Serialize)]
-struct Run {
+/// One run as `history --json` (and `status --json`'s `last_run`) shows it: the recorded
+/// entry, when it started by the server's clock, and how many servers recorded it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
     #[serde(flatten)]
-    entry: Entry,
-    start_ms: Option<i64>,
-    recorded_on: usize,
+    pub entry: Entry,
+    pub start_ms: Option<i64>,
+    pub recorded_on: usize,
 }
 
 pub fn history(args: &HistoryArgs) -> Result<u8, Failure> {
@@ -49,6 +49,9 @@ pub fn history(args: &HistoryArgs) -> Result<u8, Failure> {
         }
     }
     enough_answered(&failed, servers.len())?;
+    for error in &failed {
+        say::warning(format!("not in this history: {error}"), &[]);
+    }
     let mut runs = merge(entries);
     runs.truncate(args.count);
     if args.json {
@@ -65,7 +68,7 @@ pub fn history(args: &HistoryArgs) -> Result<u8, Failure> {
 }
 
 /// The entries of all servers as one list of runs, newest first.
-fn merge(entries: Vec<Entry>) -> Vec<Run> {
+pub fn merge(entries: Vec<Entry>) -> Vec<Run> {
     let mut by_token: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
     for entry in entries {
         by_token.entry(entry.token.clone()).or_default().push(entry);
@@ -75,11 +78,12 @@ fn merge(entries: Vec<Entry>) -> Vec<Run> {
     runs
 }
 
-/// What the servers recorded of one run: the latest of their entries, lost when a majority of
-/// the servers no longer held its token at release (its redlock exited with 76 then).
+/// What the servers recorded of one run: the latest of their entries (one that got past busy
+/// before a busy one, whatever the servers' clocks say), lost when a majority of the servers no
+/// longer held its token at release (its redlock exited with 76 then).
 fn one_run(mut copies: Vec<Entry>) -> Run {
     let gone = copies.iter().filter(|e| e.held == Some(false)).count();
-    copies.sort_by_key(|e| e.end_ms);
+    copies.sort_by_key(|e| (e.outcome != "busy", e.end_ms));
     let recorded_on = copies.len();
     let mut entry = copies.pop().expect("a run has an entry");
     let lost = entry.servers > 0 && beyond_minority(gone, entry.servers);

@@ -5,8 +5,9 @@ use anyhow::anyhow;
 use serde::Serialize;
 
 use crate::exit::{Failure, Kind};
-use crate::lock::history::Entry;
 use crate::lock::view::ServerView;
+
+use super::history::{self, Run};
 use crate::lock::{beyond_minority, majority};
 
 /// The whole answer of `status`; its field names are the documented JSON.
@@ -21,8 +22,9 @@ pub struct Status {
     pub quorum: usize,
     pub agreeing: usize,
     pub servers: Vec<ServerView>,
-    /// The last run that got past busy, from the lock's history (the newest any server has).
-    pub last_run: Option<Entry>,
+    /// The last run that got past busy, from the lock's history (the newest any server has,
+    /// lost when a majority found its token gone, as `history` shows it).
+    pub last_run: Option<Run>,
     /// The clock of the server that recorded it, now.
     #[serde(skip)]
     pub now_ms: i64,
@@ -36,11 +38,9 @@ pub fn summarize(name: &str, servers: Vec<ServerView>) -> Result<Status, Failure
     let best = most_held(&servers, |v| v.holder.token.as_deref().filter(|_| v.held));
     let agreeing = best.map_or(0, |(_, count)| count);
     let held = agreeing >= quorum;
-    let last = servers
-        .iter()
-        .filter_map(|v| Some((v.last_run.as_ref()?, v.now_ms)))
-        .max_by_key(|(run, _)| run.end_ms);
-    let (last_run, now_ms) = last.map_or((None, 0), |(run, now)| (Some(run.clone()), now));
+    let copies = servers.iter().filter_map(|v| v.last_run.clone()).collect();
+    let last_run = history::merge(copies).into_iter().next();
+    let now_ms = servers.iter().map(|v| v.now_ms).max().unwrap_or(0);
     Ok(Status {
         last_run,
         now_ms,

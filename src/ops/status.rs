@@ -6,10 +6,9 @@ use crate::cli::StatusArgs;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::Keys;
-use crate::lock::history::Entry;
 use crate::settings;
 
-use super::history;
+use super::history::{self, Run};
 use super::majority::{Status, summarize};
 use super::servers::Servers;
 
@@ -75,13 +74,16 @@ struct Semaphore {
     /// Each place as `status` shows a lock, place 0 first.
     places: Vec<Status>,
     /// The last run that got past busy, from the lock's history.
-    last_run: Option<Entry>,
+    last_run: Option<Run>,
 }
 
-/// `  last run  db2, 3m ago, exit 0, took 41s`, when the history has one.
+/// `  last run: db2, 3m ago, exit 0, took 41s`, when the history has one.
 fn last_run(status: &Status) -> String {
     status.last_run.as_ref().map_or(String::new(), |run| {
-        format!("  last run {}\n", history::last_run(run, status.now_ms))
+        format!(
+            "  last run: {}\n",
+            history::last_run(&run.entry, status.now_ms)
+        )
     })
 }
 

@@ -1,9 +1,11 @@
 -- The run history, prepended to the scripts that record a run (acquire.lua for a busy run that
 -- does not wait, leave.lua for a waiter that gave up, release.lua for the end of a run and for
 -- a run that found too few servers): recording adds no request of its own.
--- `entry` is the run as JSON, written by redlock ('' when --history is 0); the server adds
--- when it recorded it (end_ms, its clock) and, from release.lua, whether it still held the
--- run's token (held). Newest first, at most `cap` entries.
+-- `entry` is the run as a JSON object, written by redlock ('' when --history is 0), ending in
+-- its `servers` field; the server adds when it recorded it (end_ms, its clock) and, from
+-- release.lua, whether it still held the run's token (held). The text is extended, not decoded
+-- and encoded again: Redis's cjson keeps 14 digits, and would turn a large fence into a float.
+-- Newest first, at most `cap` entries.
 local function record(history, entry, cap, held)
   if entry == '' then
     return
@@ -14,19 +16,22 @@ local function record(history, entry, cap, held)
     return
   end
   local now = redis.call('TIME')
-  local run = cjson.decode(entry)
-  run.end_ms = now[1] * 1000 + math.floor(now[2] / 1000)
+  local added = ',"end_ms":' .. now[1] .. string.format('%03d', math.floor(now[2] / 1000))
   if held ~= nil then
-    run.held = held
+    added = added .. ',"held":' .. tostring(held)
     -- With one server, a run whose token was gone at release lost its lock (76), whatever it
     -- thought; with several, `redlock history` decides by the majority.
-    if not held and run.servers == 1 and (run.outcome == 'ran' or run.outcome == 'timeout'
-        or run.outcome == 'replaced') then
-      run.outcome = 'lost'
-      run.exit = 76
+    if not held and string.find(entry, '"servers":1}', 1, true) then
+      for _, outcome in ipairs({'ran', 'timeout', 'replaced'}) do
+        local was = '"outcome":"' .. outcome .. '"'
+        if string.find(entry, was, 1, true) then
+          entry = string.gsub(string.gsub(entry, was, '"outcome":"lost"'), '"exit":%d+',
+            '"exit":76')
+        end
+      end
     end
   end
-  redis.call('LPUSH', history, cjson.encode(run))
+  redis.call('LPUSH', history, string.sub(entry, 1, -2) .. added .. '}')
   redis.call('LTRIM', history, 0, tonumber(cap) - 1)
 end
 

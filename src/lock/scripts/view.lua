@@ -23,11 +23,12 @@ local places = ''
 if redis.call('TYPE', KEYS[4]).ok == 'string' then
   places = redis.call('GET', KEYS[4])
 end
--- The newest of the last few entries that is not a skipped (busy) run.
+-- The newest of the last hundred entries that is a run of redlock's, not a skipped (busy) one.
 local last = ''
 if redis.call('TYPE', KEYS[5]).ok == 'list' then
-  for _, entry in ipairs(redis.call('LRANGE', KEYS[5], 0, 19)) do
-    if not string.find(entry, '"outcome":"busy"', 1, true) then
+  for _, entry in ipairs(redis.call('LRANGE', KEYS[5], 0, 99)) do
+    if string.find(entry, '"outcome":"', 1, true)
+        and not string.find(entry, '"outcome":"busy"', 1, true) then
       last = entry
       break
     end
