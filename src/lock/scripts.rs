@@ -113,6 +113,7 @@ pub fn acquire(
             &only,
             &entry,
             &cap,
+            &shared.channel,
         ]),
         |reply| matches!(reply, Value::Array(items) if items.first() == Some(&Value::Int(1))),
     )

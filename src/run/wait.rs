@@ -214,28 +214,34 @@ fn take(
             events.listen(Notices::subscribe(&lock.targets(), &lock.keys.channel));
             subscribed = true;
         }
-        let mut notice = match notice {
-            Some(turn) => Some(turn),
-            None => {
-                // The first place whose lease runs out.
-                let remaining = holders.iter().filter_map(|h| h.remaining()).min();
-                let retry_at = match remaining {
-                    Some(remaining) => now + remaining + jitter(remaining),
-                    None => now + NO_EXPIRY_RETRY,
-                };
-                // While a replaced holder may still answer, it is asked again now and then.
-                let retry_at = match replacing {
-                    Some(until) if now < until => retry_at.min(now + REPLACE_POLL),
-                    _ => retry_at,
-                };
-                sleep_until(retry_at.min(deadline), events, &lock.token)?
-            }
+        // The first place whose lease runs out.
+        let remaining = holders.iter().filter_map(|h| h.remaining()).min();
+        let retry_at = match remaining {
+            Some(remaining) => now + remaining + jitter(remaining),
+            None => now + NO_EXPIRY_RETRY,
         };
-        // While notices name others, the queue moves and our turn comes; a pause without one
-        // means the waiter named last could not take the lock.
-        while notice == Some(Turn::Soon) {
-            let until = (Moment::now() + OTHERS_FIRST).min(deadline);
-            notice = sleep_until(until, events, &lock.token)?;
+        // While a replaced holder may still answer, it is asked again now and then.
+        let retry_at = match replacing {
+            Some(until) if now < until => retry_at.min(now + REPLACE_POLL),
+            _ => retry_at,
+        }
+        .min(deadline);
+        let mut notice = match notice {
+            None | Some(Turn::Moved) => sleep_until(retry_at, events, &lock.token)?,
+            turn => turn,
+        };
+        // While notices name others, the queue moves and our turn comes. A waiter named that
+        // took the lock says so (`Moved`): sleep on until the next release, as a named waiter
+        // is being served. A pause without it means the one named could not take the lock.
+        loop {
+            notice = match notice {
+                Some(Turn::Soon) => {
+                    let until = (Moment::now() + OTHERS_FIRST).min(deadline);
+                    sleep_until(until, events, &lock.token)?
+                }
+                Some(Turn::Moved) => sleep_until(retry_at, events, &lock.token)?,
+                _ => break,
+            };
         }
         if split {
             // Contenders split the votes and are giving their minorities back (the notices
@@ -255,10 +261,14 @@ enum Turn {
     /// It names another, earlier waiter: try once no notice has come for `OTHERS_FIRST`, in
     /// case that one cannot take the lock (stopped, or gone).
     Soon,
+    /// A waiter took the lock (`took TOKEN`, from acquire.lua): the queue moved, and the next
+    /// release will name the next one.
+    Moved,
 }
 
 fn turn(named: Option<String>, me: &str) -> Turn {
     match named {
+        Some(notice) if notice.starts_with("took ") => Turn::Moved,
         Some(token) if token != me => Turn::Soon,
         _ => Turn::Now,
     }
@@ -278,7 +288,8 @@ fn sleep_until(until: Moment, events: &mut Events, me: &str) -> Result<Option<Tu
 }
 
 /// Takes the events that came in during a request: the first signal, if any, and what the
-/// release notices (or a confirmed subscription) say of trying again, `Now` over `Soon`.
+/// release notices (or a confirmed subscription) say of trying again: `Now` over the others,
+/// else the last (a waiter named, then its taking the lock, is `Moved`).
 fn drain(events: &mut Events, me: &str) -> (Option<i32>, Option<Turn>) {
     let mut notice = None;
     while let Some(event) = events.try_recv() {
@@ -344,6 +355,7 @@ mod tests {
         assert_eq!(turn(Some("me".into()), "me"), Turn::Now);
         assert_eq!(turn(None, "me"), Turn::Now);
         assert_eq!(turn(Some("other".into()), "me"), Turn::Soon);
+        assert_eq!(turn(Some("took other".into()), "me"), Turn::Moved);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 -- 8 the holder's --kill-after in ms, 9 its --timeout in ms ('' for none), 10 the place to take
 -- if it is free ('' for the first free one), 11 '1' to take that place or none (several servers
 -- that disagreed are asked for a place most of them have free), 12 the run as history.lua
--- records it, if it ends busy here ('' when it would wait, or keeps no history), 13 the cap.
+-- records it, if it ends busy here ('' when it would wait, or keeps no history), 13 the cap,
+-- 14 the release channel: when others still wait, they are told that the queue moved
+-- (`took TOKEN`), and sleep on rather than try (see run/wait.rs).
 -- Returns {1, fence, place, free} when acquired (or already ours), free listing the places
 -- that were free before (empty when already ours); {2, limit} when the lock is held with
 -- another --limit (stored while anyone holds it); else 0 and, for each place, its holder
@@ -107,5 +109,10 @@ keep_limit()
 local control = lock(place) .. ':control'
 if not pcall(redis.call, 'SPUBLISH', control, 'taken ' .. ARGV[1]) then
   redis.call('PUBLISH', control, 'taken ' .. ARGV[1])
+end
+if redis.call('ZCARD', KEYS[2]) > 0 then
+  if not pcall(redis.call, 'SPUBLISH', ARGV[14], 'took ' .. ARGV[1]) then
+    redis.call('PUBLISH', ARGV[14], 'took ' .. ARGV[1])
+  end
 end
 return {1, fence, place, free}
