@@ -63,12 +63,12 @@ pub fn files() -> Result<Vec<(PathBuf, Vec<u8>)>> {
     ] {
         files.push((PathBuf::from("completions").join(name), completion(shell)));
     }
-    let mut cli = Cli::command();
-    // Built, so that each subcommand's page lists the global options (--log-format) too.
+    // Built, so that each subcommand's page lists the global options (--log-format) too;
+    // without the `help` subcommand building would add, which has no page of its own.
+    let mut cli = Cli::command().disable_help_subcommand(true);
     cli.build();
     files.push((PathBuf::from("man/redlock.1"), man_page(&cli, Page::Main)?));
-    // Building adds a `help` subcommand: it has no page of its own.
-    for sub in cli.get_subcommands().filter(|sub| sub.get_name() != "help") {
+    for sub in cli.get_subcommands() {
         // clap names are 'static; a few short strings in a one-off generator may leak.
         let file: &'static str = format!("redlock-{}", sub.get_name()).leak();
         let shown: &'static str = format!("redlock {}", sub.get_name()).leak();
@@ -192,6 +192,12 @@ const ENVIRONMENT_RUN: &str = r#".TP
 USER, LOGNAME
 The user named in the holder's details (\fBredlock status\fR); without them, the name of the user ID.
 .TP
+REDLOCK_HOST
+The host name recorded in the holder's details and the run history, instead of the machine's (a container's host name is often a meaningless id).
+.TP
+REDLOCK_ON_UNAVAILABLE, REDLOCK_HISTORY, REDLOCK_METRICS_DIR, REDLOCK_PING
+The defaults of \fB\-\-on\-unavailable\fR, \fB\-\-history\fR, \fB\-\-metrics\-dir\fR and \fB\-\-ping\fR.
+.TP
 PATH
 Where the command is searched for, as \fBexecvp\fR(3) does.
 .PP
@@ -205,6 +211,12 @@ This run's random token: the value of the lock key while it holds the lock.
 .TP
 REDLOCK_FENCE
 The fencing token: strictly increasing for each acquisition of the name, so that a resource can reject writes from an older holder.
+.TP
+REDLOCK_SLOT
+Its place, 0 to N\-1, with \fB\-\-limit\fR N (0 for a lock).
+.TP
+REDLOCK_UNLOCKED
+1 when it runs without the lock (\fB\-\-on\-unavailable run\fR); it then gets no token, fence or place.
 "#;
 
 const EXAMPLES: &str = r#".SH EXAMPLES
@@ -248,7 +260,7 @@ redlock release \-\-name backup \-\-force
 "#;
 
 const SEE_ALSO: &str = r#".SH "SEE ALSO"
-\fBflock\fR(1), \fBtimeout\fR(1), \fBredis\-server\fR(1)
+\fBredlock\fR(1), \fBredlock\-run\fR(1), \fBredlock\-status\fR(1), \fBredlock\-list\fR(1), \fBredlock\-release\fR(1), \fBredlock\-history\fR(1), \fBflock\fR(1), \fBtimeout\fR(1), \fBredis\-server\fR(1)
 "#;
 
 #[cfg(test)]

@@ -40,8 +40,14 @@ fn main() -> ExitCode {
     }));
     // args_os: a command's arguments need not be UTF-8.
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let format = say::format_before_parsing(&args, std::env::var_os("REDLOCK_LOG_FORMAT"));
+    let variable = std::env::var_os("REDLOCK_LOG_FORMAT");
+    let format = say::format_before_parsing(&args, variable.clone());
     say::set_format(format);
+    if let Some(bad) = say::bad_variable(&args, variable) {
+        return usage_error(format!(
+            "invalid value '{bad}' for REDLOCK_LOG_FORMAT: text or json"
+        ));
+    }
     if let [flag, what] = args.as_slice()
         && flag == generate::FLAG
     {
@@ -67,7 +73,10 @@ fn main() -> ExitCode {
         }
         Err(e) => return usage_error(usage_line(&e)),
     };
-    say::set_format(cli.log_format);
+    // Read above already (an option given, or the variable); json given as the option wins.
+    if cli.log_format == say::Format::Json {
+        say::set_format(cli.log_format);
+    }
     if let Some(name) = cli.command.name() {
         say::set_name(name);
     }

@@ -186,6 +186,23 @@ pub fn format_before_parsing(args: &[OsString], env: Option<OsString>) -> Format
         .unwrap_or(Format::Text)
 }
 
+/// A REDLOCK_LOG_FORMAT that is not a format, when no `--log-format` before `--` overrides it.
+pub fn bad_variable(args: &[OsString], env: Option<OsString>) -> Option<String> {
+    for arg in args {
+        if arg == "--" {
+            break;
+        }
+        if arg == "--log-format" || arg.to_str().is_some_and(|a| a.starts_with("--log-format=")) {
+            return None;
+        }
+    }
+    let value = env.filter(|value| !value.is_empty())?;
+    let text = value.to_string_lossy();
+    Format::from_str(&text, false)
+        .is_err()
+        .then(|| text.into_owned())
+}
+
 /// Prints one line of `event`. `message` is the text after `redlock: `; `fields` are the
 /// numbers (and names) it states, durations in `*_ms` (see [`ms`]), for the JSON form only.
 pub fn say(event: Event, message: impl AsRef<str>, fields: &[Field]) {

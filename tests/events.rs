@@ -382,3 +382,28 @@ fn journal_prefixes_only_when_the_stream_is_stderr() {
     }
     assert!(holder.finish().0.success());
 }
+
+/// The option wins over REDLOCK_LOG_FORMAT, even over a bad value there; a bad value with no
+/// option is a usage error that names the variable.
+#[test]
+fn the_option_wins_over_a_bad_variable() {
+    let server = RedisServer::start();
+    let output = redlock(&server.url())
+        .env("REDLOCK_LOG_FORMAT", "xml")
+        .args(["run", "--log-format", "json", "-n", "v", "-v", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let events = events(&stderr_of(&output), Some("v"));
+    assert!(names(&events).contains(&"acquired"), "{events:?}");
+    let output = redlock(&server.url())
+        .env("REDLOCK_LOG_FORMAT", "xml")
+        .args(["run", "-n", "v", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    assert_eq!(
+        stderr_of(&output),
+        "redlock: invalid value 'xml' for REDLOCK_LOG_FORMAT: text or json\n"
+    );
+}

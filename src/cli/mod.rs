@@ -37,12 +37,14 @@ pub struct Cli {
     /// *_ms integers); the events and their fields are listed in docs/events.md. Either way,
     /// when stderr is the systemd journal (JOURNAL_STREAM names it), each line starts with the
     /// <N> priority journald reads. Read before the rest of the command line, so that a usage
-    /// error is said in it too (a bad value here is said in text).
+    /// error is said in it too (a bad value here is said in text). REDLOCK_LOG_FORMAT sets it
+    /// too; the option wins.
     // Global: one option for every subcommand, before or after its name, as the environment
     // variable is one for all of them.
+    // REDLOCK_LOG_FORMAT is read before clap (say::format_before_parsing): as clap's `env`, a
+    // bad value in it was an error even with the option given after the subcommand.
     #[arg(long, global = true, value_name = "FORMAT", value_enum, default_value_t = Format::Text,
-          display_order = 90,
-          env = "REDLOCK_LOG_FORMAT")]
+          display_order = 90)]
     pub log_format: Format,
 }
 

@@ -19,8 +19,11 @@ pub struct StatusArgs {
     /// (one view each). A view: address, held, token, ttl_ms (-1: no expiry), fence, host, pid,
     /// user, command, started_ms (ms since the epoch, server clock), age_ms, ended_ms (when
     /// --min-hold keeps a finished command's lock), limit_ms (when its --timeout ends, about)
-    /// and error. For a semaphore (run --limit N): name, limit (N), held (a place is held),
-    /// places_held, and places (such an object for each place). The fields are stable.
+    /// and error; and last_run (the last run that got past busy, as `redlock history --json`
+    /// shows a run, or null). For a semaphore (run --limit N) while a place is held (its N is
+    /// stored only then; all free, it shows as a free lock): name, limit (N), held (a place is
+    /// held), places_held, places (such an object for each place) and last_run. The fields are
+    /// stable.
     #[arg(long)]
     pub json: bool,
 
