@@ -2,7 +2,9 @@
 
 use std::process::Command;
 
-use crate::support::{Holder, RedisServer, redlock, start_servers, urls, wait_until};
+use crate::support::{
+    Holder, RedisServer, redlock, script_calls, start_servers, succeeded, urls, wait_until,
+};
 
 fn host() -> String {
     nix::unistd::gethostname().unwrap().into_string().unwrap()
@@ -415,4 +417,19 @@ fn list_takes_the_prefix_literally_and_counts_only_majorities() {
     assert_eq!(names, ["real"]);
     assert_eq!(json[0]["servers"], 3);
     holder.finish();
+}
+
+/// `list` reads the locks it found a page at a time: 250 locks cost 3 scripts, not 250 round
+/// trips (counted, not timed: the time is B10 in BENCHMARKS.md).
+#[test]
+fn list_reads_the_locks_a_page_per_round_trip() {
+    let server = RedisServer::start();
+    for i in 0..250 {
+        let key = format!("redlock:{{p{i}}}");
+        let _: () = server.cmd(&["SET", &key, "t", "PX", "60000"]);
+    }
+    let before = script_calls(&server);
+    let listed = succeeded(redlock(&server.url()).arg("list"));
+    assert_eq!(String::from_utf8_lossy(&listed).lines().count(), 250);
+    assert_eq!(script_calls(&server) - before, 3);
 }

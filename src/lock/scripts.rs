@@ -22,7 +22,18 @@ static EXTEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scr
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(recording!("scripts/release.lua")));
 static FENCE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/fence.lua")));
 static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(recording!("scripts/leave.lua")));
-static VIEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/view.lua")));
+static VIEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/view_fn.lua"),
+        include_str!("scripts/view.lua")
+    ))
+});
+static VIEWS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/view_fn.lua"),
+        include_str!("scripts/views.lua")
+    ))
+});
 static BREAK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/break.lua")));
 static ASK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/ask.lua")));
 static LIMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/limit.lua")));
@@ -179,6 +190,17 @@ pub fn release(
         ]),
         no_lease,
     )
+}
+
+/// Reads several locks (place 0 of each) in one reply: view.lua's for each, in their order.
+/// Their keys must be on one server (and in one slot of a Redis Cluster).
+pub fn views(locks: &[Keys]) -> Request {
+    let keys: Vec<&str> = locks
+        .iter()
+        .flat_map(|k| [&k.lock, &k.holder, &k.fence, &k.limit, &k.history])
+        .map(String::as_str)
+        .collect();
+    VIEWS.call(&keys, &[], no_lease)
 }
 
 /// Deletes a semaphore's stored N (`limit`) if none of its places is held any more.

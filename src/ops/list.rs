@@ -68,8 +68,15 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
     }
     enough_answered(&failed, total)?;
     let mut listed = Vec::new();
-    for name in names {
-        let places = servers.places(&Keys::new(prefix, &name));
+    let names: Vec<String> = names.into_iter().collect();
+    let locks: Vec<Keys> = names.iter().map(|name| Keys::new(prefix, name)).collect();
+    // A page of locks per round trip where the servers can read them together.
+    let mut first = servers.views_of(&locks).map(Vec::into_iter);
+    for (name, keys) in names.into_iter().zip(&locks) {
+        let places = match first.as_mut().and_then(Iterator::next) {
+            Some(views) => servers.places_after(keys, views),
+            None => servers.places(keys),
+        };
         let limit = (places.len() > 1).then_some(places.len());
         for (place, views) in places.into_iter().enumerate() {
             // A server that failed once is not asked again: each lock would cost a time-out.

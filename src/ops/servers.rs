@@ -103,6 +103,11 @@ impl Servers {
     /// whose N is stored (read with place 0; then each other place, a round trip each).
     pub fn places(&mut self, keys: &Keys) -> Vec<Vec<ServerView>> {
         let first = self.views(keys);
+        self.places_after(keys, first)
+    }
+
+    /// `places`, with place 0's views (`first`) read already.
+    pub fn places_after(&mut self, keys: &Keys, first: Vec<ServerView>) -> Vec<Vec<ServerView>> {
         let limit = first.iter().filter_map(|v| v.limit).max().unwrap_or(1);
         // A server that failed is not asked for the other places: each would cost a time-out.
         for (i, view) in first.iter().enumerate() {
@@ -115,6 +120,53 @@ impl Servers {
             places.push(self.views(&keys.slot(place)));
         }
         places
+    }
+}
+
+/// How many locks `views_of` reads per request: 500 keys, a page of `list`.
+const VIEWS_PER_REQUEST: usize = 100;
+
+impl Servers {
+    /// Every server's view of place 0 of each lock (`locks[i]`'s at `[i]`), read a page of
+    /// locks per round trip (`scripts::views`). `None` when a server cannot read them together
+    /// (a Redis Cluster: the locks' keys are in different slots), to be read one by one.
+    pub fn views_of(&mut self, locks: &[Keys]) -> Option<Vec<Vec<ServerView>>> {
+        let mut views: Vec<Vec<ServerView>> = Vec::with_capacity(locks.len());
+        for page in locks.chunks(VIEWS_PER_REQUEST) {
+            let replies = self.ask(
+                |_| Some(scripts::views(page)),
+                |reply| Ok(redis::from_redis_value::<Vec<Value>>(reply)?),
+            );
+            let mut per_lock: Vec<Vec<ServerView>> = page.iter().map(|_| Vec::new()).collect();
+            let mut failed = Vec::new();
+            for (i, (reply, address)) in replies.into_iter().zip(&self.addresses).enumerate() {
+                match reply {
+                    Some(Ok(replies)) if replies.len() == page.len() => {
+                        for ((keys, reply), lock) in page.iter().zip(replies).zip(&mut per_lock) {
+                            lock.push(view(address, keys, Some(Ok(reply))));
+                        }
+                    }
+                    Some(Err(e)) if format!("{e:#}").contains("CROSSSLOT") => return None,
+                    other => {
+                        // Not asked again: each page would cost it a time-out more.
+                        failed.push(i);
+                        let error = match other {
+                            None => "did not answer before".to_string(),
+                            Some(Err(e)) => format!("{e:#}"),
+                            Some(Ok(_)) => "an unexpected reply to the views script".into(),
+                        };
+                        for lock in &mut per_lock {
+                            lock.push(ServerView::unreachable(address, error.clone()));
+                        }
+                    }
+                }
+            }
+            for i in failed {
+                self.forget(i);
+            }
+            views.extend(per_lock);
+        }
+        Some(views)
     }
 }
 

@@ -1,0 +1,43 @@
+-- `view`: a lock as it is, in one reply (view.lua; views.lua for several at once): its token
+-- and TTL, its holder's details (only if they belong to the current token), the fencing
+-- counter, the server's clock, a semaphore's N, and the last run that got past busy in the
+-- history.
+-- Its keys: the lock, its holder details, the fencing counter, the stored limit, the history.
+-- Returns {token or '', pttl, fence or '', now_ms, start, host, pid, user, cmd, ended, limit,
+-- N, last run} ('' where unknown; pttl -1 when the key has no expiry, -2 when there is no
+-- lock; N '' when no semaphore's N is stored; the last run as history.lua wrote it, or ''):
+-- the first eleven are the layout acquire.lua's busy reply shares, read by `Holder::decode`.
+local function view(lock, holder, counter, limit, history)
+  local now = redis.call('TIME')
+  local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
+  local token = redis.call('GET', lock)
+  local fence = redis.call('GET', counter)
+  local h = {false, false, false, false, false, false, false, false, false}
+  -- Details someone else wrote with another type are ignored rather than fatal.
+  if token and redis.call('TYPE', holder).ok == 'hash' then
+    h = redis.call('HMGET', holder, 'token', 'start', 'host', 'pid', 'user', 'cmd', 'ended',
+      'fence', 'limit')
+    if h[1] ~= token then
+      h = {false, false, false, false, false, false, false, false, false}
+    end
+  end
+  local places = ''
+  if redis.call('TYPE', limit).ok == 'string' then
+    places = redis.call('GET', limit)
+  end
+  -- The newest of the last hundred entries that is a run of redlock's, not a skipped (busy) one.
+  local last = ''
+  if redis.call('TYPE', history).ok == 'list' then
+    for _, entry in ipairs(redis.call('LRANGE', history, 0, 99)) do
+      if string.find(entry, '"outcome":"', 1, true)
+          and not string.find(entry, '"outcome":"busy"', 1, true) then
+        last = entry
+        break
+      end
+    end
+  end
+  return {token or '', token and redis.call('PTTL', lock) or -2, h[8] or fence or '', now_ms,
+    h[2] or '', h[3] or '', h[4] or '', h[5] or '', h[6] or '', h[7] or '', h[9] or '', places,
+    last}
+end
+

@@ -1,0 +1,11 @@
+-- Several locks as `view` reads each (view_fn.lua, prepended), in one reply: `redlock list`
+-- reads a page of locks per round trip. Their keys must share a server, and on a Redis
+-- Cluster a slot (the server answers CROSSSLOT otherwise).
+-- KEYS: the five keys of view.lua for each lock, one lock after the other.
+-- Returns one reply of view.lua's layout for each lock, in their order.
+local replies = {}
+for i = 0, #KEYS / 5 - 1 do
+  local k = 5 * i
+  replies[#replies + 1] = view(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5])
+end
+return replies
