@@ -1,14 +1,13 @@
 //! What became of a run, for those who watch the jobs: the Prometheus textfile (`metrics.rs`)
-//! and the health-check pings (`pings.rs`). A run's facts are gathered as it goes (`Facts`) and turned
-//! into one `Report` when it ends.
+//! and the health-check pings (`pings.rs`); and how a run that held the lock ended, for the
+//! history its release records (`Facts::ending`). A run's facts are gathered as it goes
+//! (`Facts`) and turned into one `Report` when it ends.
 
 mod exposition;
 pub mod metrics;
 pub mod pings;
 
 use std::time::{Duration, SystemTime};
-
-use serde::Serialize;
 
 use crate::clock::Moment;
 use crate::exit::{self, Failure, Kind};
@@ -19,8 +18,7 @@ fn millis(duration: Duration) -> u64 {
 }
 
 /// How a run ended, as the history, the metrics and the pings name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The command ran and exited (or could not be started: 126, 127); its status is the run's.
     Ran,
@@ -124,8 +122,8 @@ impl Facts {
     }
 
     /// How a run that held the lock ended, as it knows before its release (for the history):
-    /// its command's status `code`, and its `fence`.
-    pub fn ending(&self, code: u8, fence: u64) -> Ending {
+    /// its command's status `code`.
+    pub fn ending(&self, code: u8) -> Ending {
         let outcome = self.stopped.unwrap_or(Outcome::Ran);
         let exit = match outcome {
             Outcome::Lost => exit::LOCK_LOST,
@@ -143,15 +141,15 @@ impl Facts {
             status: Some(code),
             wait_ms: millis(acquired.saturating_duration_since(self.began_at)),
             run_ms: millis(ended.saturating_duration_since(started)),
-            fence,
+            fence: self.acquired.map_or(0, |(_, fence)| fence),
         }
     }
 
     /// The ending of a run whose command could not be started: `code` is 126 or 127.
-    pub fn not_started(&self, code: u8, fence: u64) -> Ending {
+    pub fn not_started(&self, code: u8) -> Ending {
         Ending {
             run_ms: 0,
-            ..self.ending(code, fence)
+            ..self.ending(code)
         }
     }
 

@@ -136,7 +136,7 @@ fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Res
             lease_end.command_gone();
             // The command never ran: --min-hold has nothing to protect.
             let code = failure.exit_code(args.conflict_exit_code);
-            let ending = facts.not_started(code, granted.fence);
+            let ending = facts.not_started(code);
             release(
                 &mut lock,
                 args,
@@ -200,7 +200,7 @@ fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Res
     };
     let left = REQUEST_TIMEOUT.saturating_sub(gone.elapsed());
     let lost_before = matches!(stopped, Some(Stop::Lost(_)));
-    let ending = facts.ending(exit::status_code(status), granted.fence);
+    let ending = facts.ending(exit::status_code(status));
     let released = release(&mut lock, args, keep, left, lost_before, Some(ending));
     // Only now: the server handles our hang-up after the release, not ahead of it.
     listener.stop(&mut events);
