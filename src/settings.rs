@@ -101,6 +101,30 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Longest `--key`: an application's key is its own, but it is also a label in messages.
+const MAX_KEY: usize = 512;
+
+/// Checks an application's key (`--key`): its companions `{KEY}:...` must hash to its slot.
+pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        bail!("the key must not be empty");
+    }
+    if key.len() > MAX_KEY {
+        bail!("the key is {} bytes long; the limit is {MAX_KEY}", key.len());
+    }
+    if key.contains('}') {
+        bail!(
+            "the key {key:?} contains '}}': redlock's companion keys {{KEY}}:... would then hash \
+             to another slot than the key (a Redis Cluster could not run the scripts that \
+             touch both); use a key without '}}'"
+        );
+    }
+    if let Some(c) = key.chars().find(|c| c.is_control()) {
+        bail!("the key {key:?} contains {c:?}: control characters are not allowed");
+    }
+    Ok(())
+}
+
 /// Parses every `--redis` URL; the same server twice would count twice towards the majority.
 pub fn servers(urls: &[String], replicas: u32) -> Result<Vec<Server>> {
     let mut servers: Vec<Server> = Vec::new();
@@ -148,8 +172,7 @@ pub fn tls(args: &ServerArgs) -> Result<()> {
 
 /// Checks what `RunArgs` cannot check by type alone; returns the lease timings.
 pub fn check_run(args: &RunArgs) -> Result<Lease> {
-    check_name("the lock name", &args.name)?;
-    check_name("the key prefix", &args.servers.prefix)?;
+    args.lock.keys(&args.servers.prefix())?;
     if args.command.first().is_none_or(|c| c.is_empty()) {
         bail!("no command given: redlock run --name NAME -- COMMAND [ARGS...]");
     }
@@ -157,6 +180,13 @@ pub fn check_run(args: &RunArgs) -> Result<Lease> {
         bail!(
             "--replace cannot be used with --limit {}: it takes over from the one holder of a \
              lock, and a semaphore has several",
+            args.limit
+        );
+    }
+    if args.lock.key.is_some() && args.limit > 1 {
+        bail!(
+            "--key cannot be used with --limit {}: the libraries that lock a key hold it once, \
+             and a semaphore has several places",
             args.limit
         );
     }
@@ -226,5 +256,15 @@ mod tests {
         assert!(check_name("name", "a{b}").is_err());
         assert!(check_name("name", "a\nb").is_err());
         assert!(check_name("name", &"x".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn keys_must_not_part_from_their_companions() {
+        assert!(check_key("reindex").is_ok());
+        assert!(check_key("lock:{tenant").is_ok());
+        let err = check_key("lock:{tenant}:reindex").unwrap_err().to_string();
+        assert!(err.contains("another slot"), "{err}");
+        assert!(check_key("").is_err());
+        assert!(check_key("a\tb").is_err());
     }
 }

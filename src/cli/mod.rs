@@ -8,9 +8,11 @@ use crate::say::Format;
 mod operators;
 mod run;
 mod servers;
+mod which;
 pub use operators::{HistoryArgs, ListArgs, ReleaseArgs, StatusArgs};
 pub use run::{OnUnavailable, RunArgs};
 pub use servers::ServerArgs;
+pub use which::Which;
 
 /// Run a command under a distributed lock held in Redis.
 ///
@@ -123,11 +125,11 @@ impl Command {
     /// The lock it is about, for redlock's lines on stderr (`list` has none).
     pub fn name(&self) -> Option<&str> {
         match self {
-            Command::Run(args) => Some(&args.name),
-            Command::Status(args) => Some(&args.name),
+            Command::Run(args) => Some(args.lock.label()),
+            Command::Status(args) => Some(args.lock.label()),
             Command::List(_) => None,
-            Command::Release(args) => Some(&args.name),
-            Command::History(args) => Some(&args.name),
+            Command::Release(args) => Some(args.lock.label()),
+            Command::History(args) => args.name.as_deref().or(args.key.as_deref()),
         }
     }
 

@@ -2,15 +2,12 @@
 
 use clap::Args;
 
-use super::ServerArgs;
+use super::{ServerArgs, Which};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Name of the lock
-    ///
-    /// As given to `redlock run --name`.
-    #[arg(short, long, value_name = "NAME")]
-    pub name: String,
+    #[command(flatten)]
+    pub lock: Which,
 
     /// Print JSON
     ///
@@ -54,11 +51,8 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
-    /// Name of the lock
-    ///
-    /// As given to `redlock run --name`.
-    #[arg(short, long, value_name = "NAME")]
-    pub name: String,
+    #[command(flatten)]
+    pub lock: Which,
 
     /// Really break the lock
     ///
@@ -91,13 +85,18 @@ pub struct ReleaseArgs {
 }
 
 #[derive(Debug, Args)]
+#[group(id = "which", required = true, multiple = false)]
 pub struct HistoryArgs {
     /// Name of the lock
     ///
     /// As given to `redlock run --name`. (Here -n is the number of runs, as `tail -n` and
     /// `journalctl -n` take it.)
-    #[arg(long, value_name = "NAME")]
-    pub name: String,
+    #[arg(long, value_name = "NAME", group = "which")]
+    pub name: Option<String>,
+
+    /// The application's key, as given to `redlock run --key` (not with --name)
+    #[arg(long, value_name = "KEY", group = "which", conflicts_with = "given_prefix")]
+    pub key: Option<String>,
 
     /// How many runs to show
     ///
@@ -118,4 +117,14 @@ pub struct HistoryArgs {
 
     #[command(flatten)]
     pub servers: ServerArgs,
+}
+
+impl HistoryArgs {
+    /// The lock, as the other commands name it (here without -n).
+    pub fn lock(&self) -> Which {
+        Which {
+            name: self.name.clone(),
+            key: self.key.clone(),
+        }
+    }
 }

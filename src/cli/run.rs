@@ -5,19 +5,15 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::ServerArgs;
+use super::{ServerArgs, Which};
 use crate::duration::{parse_duration, parse_positive};
 use crate::exit;
 use crate::report::pings::{self, PingBusy};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Name of the lock
-    ///
-    /// The same name on every host means the same lock. At most 200 bytes; no braces or control
-    /// characters.
-    #[arg(short, long, value_name = "NAME")]
-    pub name: String,
+    #[command(flatten)]
+    pub lock: Which,
 
     #[command(flatten)]
     pub servers: ServerArgs,

@@ -32,18 +32,15 @@ pub struct ServerArgs {
     )]
     pub redis: Vec<String>,
 
-    /// Prefix of every key redlock writes
+    /// Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]
     ///
     /// The lock NAME lives in PREFIX:{NAME}, its holder's details in PREFIX:{NAME}:holder and its
-    /// fencing counter in PREFIX:{NAME}:fence. No braces or control characters.
-    #[arg(
-        long,
-        value_name = "PREFIX",
-        env = "REDLOCK_PREFIX",
-        default_value = "redlock",
-        hide_env_values = true
-    )]
-    pub prefix: String,
+    /// fencing counter in PREFIX:{NAME}:fence. No braces or control characters. Not with --key,
+    /// which names the key itself (REDLOCK_PREFIX is then ignored).
+    // REDLOCK_PREFIX is read by `prefix()`, not as clap's `env`: clap would take the variable
+    // for the option given, and refuse it beside --key.
+    #[arg(long = "prefix", value_name = "PREFIX")]
+    pub given_prefix: Option<String>,
 
     /// Trust only the CA certificates in FILE for rediss:// servers
     ///
@@ -88,4 +85,14 @@ pub struct ServerArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    /// --prefix, else REDLOCK_PREFIX, else `redlock`.
+    pub fn prefix(&self) -> String {
+        self.given_prefix
+            .clone()
+            .or_else(|| std::env::var("REDLOCK_PREFIX").ok())
+            .unwrap_or_else(|| "redlock".to_string())
+    }
 }

@@ -5,6 +5,10 @@
 //! key, holder details and control channel); place 0 is the plain lock's keys, so that a
 //! semaphore and a plain lock of the same name see each other. The fencing counter, the
 //! waiters' queue, the release channel and the stored limit are shared by all places.
+//!
+//! With `--key KEY` the lock is the application's key itself, as the lock libraries hold it (a
+//! string: the holder's token, with the lease as its TTL), and the companions are `{KEY}:...`:
+//! a KEY without '}' hashes like `{KEY}`, so they share its slot.
 
 /// The most places a lock may have (`run --limit`); a stored N above it (written by hand) is
 /// not read place by place.
@@ -32,16 +36,30 @@ pub struct Keys {
     pub limit: String,
     /// `PREFIX:{NAME}:history`: a list of the last runs, newest first, as JSON (`history.rs`).
     pub history: String,
-    /// `PREFIX:{NAME}`, which the places' keys are named after.
+    /// Whether the lock is an application's key (`--key`), which clients other than redlock
+    /// may hold: they write no holder details and publish no release notice.
+    pub app_key: bool,
+    /// `PREFIX:{NAME}` (or `{KEY}`), which the companions are named after.
     base: String,
+    /// Place 0's lock: `PREFIX:{NAME}`, or KEY.
+    first: String,
 }
 
 impl Keys {
     /// Place 0 of the lock: the plain lock's keys.
     pub fn new(prefix: &str, name: &str) -> Self {
         let base = format!("{prefix}:{{{name}}}");
+        Keys::around(base.clone(), base, false)
+    }
+
+    /// An application's key: the lock is `key` itself, its companions `{key}:...`.
+    pub fn for_key(key: &str) -> Self {
+        Keys::around(key.to_string(), format!("{{{key}}}"), true)
+    }
+
+    /// The lock `lock` with its companions named after `base`.
+    fn around(lock: String, base: String, app_key: bool) -> Self {
         Keys {
-            lock: base.clone(),
             holder: format!("{base}:holder"),
             control: format!("{base}:control"),
             fence: format!("{base}:fence"),
@@ -49,16 +67,19 @@ impl Keys {
             waiters: format!("{base}:waiters"),
             limit: format!("{base}:limit"),
             history: format!("{base}:history"),
+            first: lock.clone(),
+            lock,
+            app_key,
             base,
         }
     }
 
     /// Place `slot` of the same lock.
     pub fn slot(&self, slot: usize) -> Keys {
-        let lock = match slot {
-            0 => self.base.clone(),
-            _ => format!("{}:slot:{slot}", self.base),
-        };
+        if slot == 0 {
+            return Keys::around(self.first.clone(), self.base.clone(), self.app_key);
+        }
+        let lock = format!("{}:slot:{slot}", self.base);
         Keys {
             holder: format!("{lock}:holder"),
             control: format!("{lock}:control"),
@@ -115,6 +136,23 @@ mod tests {
         assert_eq!(two.control, "redlock:{backup}:slot:2:control");
         assert_eq!((&two.fence, &two.waiters), (&keys.fence, &keys.waiters));
         assert_eq!(two.slot(0).lock, "redlock:{backup}");
+        assert!(!keys.app_key);
+    }
+
+    #[test]
+    fn an_app_keys_companions_share_its_slot() {
+        let keys = Keys::for_key("reindex");
+        assert_eq!(keys.lock, "reindex");
+        assert_eq!(keys.holder, "{reindex}:holder");
+        assert_eq!(keys.control, "{reindex}:control");
+        assert_eq!(keys.fence, "{reindex}:fence");
+        assert_eq!(keys.channel, "{reindex}:released");
+        assert_eq!(keys.waiters, "{reindex}:waiters");
+        assert_eq!(keys.limit, "{reindex}:limit");
+        assert_eq!(keys.history, "{reindex}:history");
+        assert!(keys.app_key);
+        assert_eq!(keys.slot(0).lock, "reindex");
+        assert_eq!(keys.slot(0).holder, "{reindex}:holder");
     }
 
     #[test]

@@ -11,8 +11,8 @@ use crate::cli::HistoryArgs;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::history::Entry;
-use crate::lock::{Keys, Request, beyond_minority};
-use crate::{say, settings};
+use crate::lock::{Request, beyond_minority};
+use crate::say;
 
 use super::majority::enough_answered;
 use super::servers::Servers;
@@ -28,8 +28,7 @@ pub struct Run {
 }
 
 pub fn history(args: &HistoryArgs) -> Result<u8, Failure> {
-    settings::check_name("the lock name", &args.name).kind(Kind::Usage)?;
-    let keys = Keys::new(&args.servers.prefix, &args.name);
+    let keys = args.lock().keys(&args.servers.prefix()).kind(Kind::Usage)?;
     let mut servers = Servers::open(&args.servers)?;
     let lists = servers.ask(
         |_| {

@@ -30,7 +30,7 @@ struct Listed {
 
 pub fn list(args: &ListArgs) -> Result<u8, Failure> {
     let mut servers = Servers::open(&args.servers)?;
-    let prefix = &args.servers.prefix;
+    let prefix = &args.servers.prefix();
     let total = servers.len();
     let mut names: BTreeSet<String> = BTreeSet::new();
     let mut failed = Vec::new();

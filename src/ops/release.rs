@@ -18,7 +18,6 @@ use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::{self, ASK_MARGIN, Asked, Broken, ServerView, UNKNOWN_KILL_AFTER};
 use crate::lock::{Keys, beyond_minority, scripts};
 use crate::say::{Event, ms, say};
-use crate::settings;
 
 use super::majority::{enough_answered, may_hold, most_held, summarize};
 use super::servers::Servers;
@@ -34,19 +33,18 @@ const ANSWER_PATIENCE: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(20);
 
 pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
-    settings::check_name("the lock name", &args.name).kind(Kind::Usage)?;
     if args.token.as_deref() == Some("") {
         return Err(Failure::new(
             Kind::Usage,
             anyhow!("--token must not be empty"),
         ));
     }
-    let keys = Keys::new(&args.servers.prefix, &args.name);
+    let keys = args.lock.keys(&args.servers.prefix()).kind(Kind::Usage)?;
     let mut servers = Servers::open(&args.servers)?;
     if let Some(place) = args.slot {
         let keys = keys.slot(usize::from(place));
         let views = servers.views(&keys);
-        let label = format!("'{}' place {place}", args.name);
+        let label = format!("'{}' place {place}", args.lock.label());
         return release_place(args, &mut servers, &keys, &label, &views);
     }
     // A semaphore (`run --limit N`): each place that a server holds, in turn. A server that
@@ -54,7 +52,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     // counts as not reached.
     let places = servers.places(&keys);
     if places.len() == 1 {
-        let label = format!("'{}'", args.name);
+        let label = format!("'{}'", args.lock.label());
         return release_place(args, &mut servers, &keys, &label, &places[0]);
     }
     let failed: Vec<&String> = places[0].iter().filter_map(|v| v.error.as_ref()).collect();
@@ -69,7 +67,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
                 "not breaking lock '{}' (--limit {}, {} place(s) held) without --force: it \
                  would ask each holder to stop its command and release its place, then delete \
                  the places that are not released, and wake the waiters (--slot K: only place K)",
-                args.name,
+                args.lock.label(),
                 places.len(),
                 held.len()
             ),
@@ -80,7 +78,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
             Event::NothingToBreak,
             format!(
                 "lock '{}' (--limit {}) has no place held; nothing to break",
-                args.name,
+                args.lock.label(),
                 places.len()
             ),
             &[
@@ -91,7 +89,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     }
     let mut outcome = 1;
     for place in held {
-        let label = format!("'{}' place {place}", args.name);
+        let label = format!("'{}' place {place}", args.lock.label());
         let keys = keys.slot(place);
         if release_place(args, &mut servers, &keys, &label, &places[0])? == 0 {
             outcome = 0;
@@ -112,7 +110,7 @@ fn release_place(
 ) -> Result<u8, Failure> {
     let total = servers.len();
     if !args.force {
-        let status = summarize(&args.name, views.to_vec())?;
+        let status = summarize(args.lock.label(), views.to_vec())?;
         let holder = status
             .holder
             .map_or("nobody".to_string(), |view| format!("{:#}", view.holder));

@@ -22,7 +22,7 @@ pub struct Servers {
 impl Servers {
     /// Checks the shared options and opens the servers, their host names looked up at once.
     pub fn open(args: &ServerArgs) -> Result<Self, Failure> {
-        settings::check_name("the key prefix", &args.prefix).kind(Kind::Usage)?;
+        settings::check_name("the key prefix", &args.prefix()).kind(Kind::Usage)?;
         let servers = settings::servers(&args.redis, 0).kind(Kind::Usage)?;
         Ok(Servers::over(servers))
     }

@@ -5,19 +5,16 @@ use serde::Serialize;
 use crate::cli::StatusArgs;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
-use crate::lock::Keys;
-use crate::settings;
 
 use super::history::{self, Run};
 use super::majority::{Status, summarize};
 use super::servers::Servers;
 
 pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
-    settings::check_name("the lock name", &args.name).kind(Kind::Usage)?;
-    let keys = Keys::new(&args.servers.prefix, &args.name);
+    let keys = args.lock.keys(&args.servers.prefix()).kind(Kind::Usage)?;
     let mut places = Servers::open(&args.servers)?.places(&keys);
     if places.len() == 1 {
-        let status = summarize(&args.name, places.remove(0))?;
+        let status = summarize(args.lock.label(), places.remove(0))?;
         if args.json {
             println!(
                 "{}",
@@ -31,11 +28,11 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
     }
     let places = places
         .into_iter()
-        .map(|views| summarize(&args.name, views))
+        .map(|views| summarize(args.lock.label(), views))
         .collect::<Result<Vec<_>, _>>()?;
     let semaphore = Semaphore {
         last_run: places[0].last_run.clone(),
-        name: args.name.clone(),
+        name: args.lock.label().to_string(),
         limit: places.len(),
         held: places.iter().any(|place| place.held),
         places_held: places.iter().filter(|place| place.held).count(),

@@ -37,7 +37,7 @@ use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{self, Classify, Failure, Kind};
 use crate::lock::history::Record;
-use crate::lock::{HolderInfo, Keys, Lock, REQUEST_TIMEOUT, Released};
+use crate::lock::{HolderInfo, Lock, REQUEST_TIMEOUT, Released};
 use crate::report::{self, Facts, Outcome, pings::Pings};
 use crate::say::{Event, ms, say};
 use crate::settings::{self, Lease};
@@ -63,7 +63,7 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
         .as_deref()
         .map(|url| Pings::new(url, args.ping_timeout, args.ping_busy));
     let result = run_with(args, &mut facts, pings.as_mut());
-    if let Some(report) = facts.report(&args.name, &result, args.conflict_exit_code) {
+    if let Some(report) = facts.report(args.lock.label(), &result, args.conflict_exit_code) {
         report::finished(&report, args.metrics_dir.as_deref(), pings.as_mut());
     }
     result
@@ -84,7 +84,7 @@ fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Res
     // The servers' connections are opened at once, without waiting for them.
     let mut lock = Lock::new(
         servers,
-        Keys::new(&args.servers.prefix, &args.name),
+        args.lock.keys(&args.servers.prefix()).kind(Kind::Usage)?,
         usize::from(args.limit),
         lease.timing,
     );
@@ -228,7 +228,7 @@ fn unavailable(
                 format!(
                     "WARNING: running the command WITHOUT the lock '{}' \
                      (--on-unavailable run): {failure}",
-                    args.name
+                    args.lock.label()
                 ),
                 &[],
             );
@@ -236,10 +236,10 @@ fn unavailable(
                 Kind::Unavailable,
                 anyhow::anyhow!("{failure}"),
             ));
-            if let Some(report) = facts.report(&args.name, &result, args.conflict_exit_code) {
+            if let Some(report) = facts.report(args.lock.label(), &result, args.conflict_exit_code) {
                 report::finished(&report, args.metrics_dir.as_deref(), pings);
             }
-            spawn::exec_unlocked(&args.command, &args.name)
+            spawn::exec_unlocked(&args.command, &args.lock)
         }
     }
 }
@@ -255,7 +255,7 @@ fn take(
     // A reply later than this could not leave time to run the command safely.
     let usable = lease.timing.ttl - lease.timing.drift - lease.timing.min_validity;
     let policy = Policy {
-        name: &args.name,
+        name: args.lock.label(),
         wait: args.wait,
         replace: args.replace,
         timeout: request_timeout(lease.timing.ttl, usable, args.servers.redis.len()),
@@ -283,7 +283,7 @@ fn take(
             Event::Acquired,
             format!(
                 "acquired '{}' (fence {}) in {}",
-                args.name,
+                args.lock.label(),
                 granted.fence,
                 human(took)
             ),
@@ -308,8 +308,10 @@ fn start(
             anyhow::anyhow!("the command's guard died before the command could start"),
         ));
     }
+    let (variable, other) = args.lock.variables();
     let env = [
-        ("REDLOCK_NAME", args.name.clone()),
+        (variable, args.lock.label().to_string()),
+        (other, String::new()),
         ("REDLOCK_TOKEN", lock.token.clone()),
         ("REDLOCK_FENCE", granted.fence.to_string()),
         ("REDLOCK_SLOT", granted.place.to_string()),

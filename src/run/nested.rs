@@ -5,14 +5,14 @@
 use crate::cli::RunArgs;
 
 /// The token and place of an outer run of this same lock, from the environment it gave its
-/// command (REDLOCK_NAME, REDLOCK_TOKEN, REDLOCK_FENCE, REDLOCK_SLOT); whether that run still
+/// command (REDLOCK_NAME or REDLOCK_KEY, REDLOCK_TOKEN, REDLOCK_FENCE, REDLOCK_SLOT); whether that run still
 /// holds the lock is checked on the servers before it counts.
 pub fn outer_token(args: &RunArgs) -> Option<(String, usize)> {
     let var = |name| std::env::var(name).ok().filter(|value| !value.is_empty());
-    let name = var("REDLOCK_NAME")?;
+    let name = var(args.lock.variables().0)?;
     var("REDLOCK_FENCE")?;
     let place = var("REDLOCK_SLOT").map_or(Some(0), |slot| slot.parse().ok())?;
-    (name == args.name && place < usize::from(args.limit))
+    (name == args.lock.label() && place < usize::from(args.limit))
         .then(|| Some((var("REDLOCK_TOKEN")?, place)))
         .flatten()
 }

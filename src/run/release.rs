@@ -29,7 +29,7 @@ pub fn release(
             Event::ReleaseFailed,
             format!(
                 "could not release '{}' ({}); it expires within {}",
-                args.name,
+                args.lock.label(),
                 released.errors.join("; "),
                 human(lock.timing.ttl)
             ),
@@ -45,7 +45,7 @@ pub fn release(
             " (it was no longer ours)"
         };
         let took = started.elapsed();
-        let message = format!("released '{}'{held} in {}", args.name, human(took));
+        let message = format!("released '{}'{held} in {}", args.lock.label(), human(took));
         let fields = [("ours", (released.ours > 0).into()), ("took_ms", ms(took))];
         if keep.is_zero() {
             say(Event::Released, message, &fields);

@@ -10,6 +10,7 @@ use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_s
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 
+use crate::cli::Which;
 use crate::exit::{Failure, Kind};
 use crate::run::guard::Guard;
 use crate::run::terminal;
@@ -62,12 +63,14 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)], guard: &Guard) -> Result
 }
 
 /// Gives redlock's place to the command, run without the lock (`--on-unavailable run`): it
-/// gets REDLOCK_NAME and REDLOCK_UNLOCKED=1, and no REDLOCK_FENCE, REDLOCK_TOKEN or REDLOCK_SLOT (an outer
-/// run's would be a lie). Returns only if it fails.
-pub fn exec_unlocked(argv: &[OsString], name: &str) -> Failure {
+/// gets REDLOCK_NAME (or REDLOCK_KEY) and REDLOCK_UNLOCKED=1, and no REDLOCK_FENCE,
+/// REDLOCK_TOKEN or REDLOCK_SLOT (an outer run's would be a lie). Returns only if it fails.
+pub fn exec_unlocked(argv: &[OsString], lock: &Which) -> Failure {
+    let (variable, other) = lock.variables();
     exec(argv, &|command| {
         command
-            .env("REDLOCK_NAME", name)
+            .env(variable, lock.label())
+            .env_remove(other)
             .env("REDLOCK_UNLOCKED", "1")
             .env_remove("REDLOCK_FENCE")
             .env_remove("REDLOCK_TOKEN")
@@ -128,7 +131,8 @@ fn posix_spawn(argv: &[OsString], env: &[(&str, String)], group: Pid) -> io::Res
             c_string(pair)
         })
         .collect::<io::Result<Vec<_>>>()?;
-    for (key, value) in env {
+    // An empty value takes the variable out: an outer run's REDLOCK_KEY, say, in a run of a name.
+    for (key, value) in env.iter().filter(|(_, value)| !value.is_empty()) {
         vars.push(c_string(format!("{key}={value}").into_bytes())?);
     }
     let mut attributes = PosixSpawnAttr::init()?;
