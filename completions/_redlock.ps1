@@ -37,8 +37,9 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
         'redlock;run' {
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name of the lock')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name of the lock')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Lock exactly this key, as redis-py''s Lock, node-redlock and redsync do (not with --name)')
             [CompletionResult]::new('--redis', '--redis', [CompletionResultType]::ParameterName, 'Redis server URL (repeat it for several independent servers)')
-            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix of every key redlock writes')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]')
             [CompletionResult]::new('--tls-ca', '--tls-ca', [CompletionResultType]::ParameterName, 'Trust only the CA certificates in FILE for rediss:// servers')
             [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Client certificate for rediss:// servers (needs --tls-key)')
             [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'Private key of --tls-cert (needs --tls-cert)')
@@ -72,8 +73,9 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
         'redlock;status' {
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name of the lock')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name of the lock')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Lock exactly this key, as redis-py''s Lock, node-redlock and redsync do (not with --name)')
             [CompletionResult]::new('--redis', '--redis', [CompletionResultType]::ParameterName, 'Redis server URL (repeat it for several independent servers)')
-            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix of every key redlock writes')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]')
             [CompletionResult]::new('--tls-ca', '--tls-ca', [CompletionResultType]::ParameterName, 'Trust only the CA certificates in FILE for rediss:// servers')
             [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Client certificate for rediss:// servers (needs --tls-key)')
             [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'Private key of --tls-cert (needs --tls-cert)')
@@ -85,7 +87,7 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
         }
         'redlock;list' {
             [CompletionResult]::new('--redis', '--redis', [CompletionResultType]::ParameterName, 'Redis server URL (repeat it for several independent servers)')
-            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix of every key redlock writes')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]')
             [CompletionResult]::new('--tls-ca', '--tls-ca', [CompletionResultType]::ParameterName, 'Trust only the CA certificates in FILE for rediss:// servers')
             [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Client certificate for rediss:// servers (needs --tls-key)')
             [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'Private key of --tls-cert (needs --tls-cert)')
@@ -98,10 +100,11 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
         'redlock;release' {
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name of the lock')
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name of the lock')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Lock exactly this key, as redis-py''s Lock, node-redlock and redsync do (not with --name)')
             [CompletionResult]::new('--token', '--token', [CompletionResultType]::ParameterName, 'Only if the lock still holds this token')
             [CompletionResult]::new('--slot', '--slot', [CompletionResultType]::ParameterName, 'Only this place of a semaphore (run --limit), 0 to N-1')
             [CompletionResult]::new('--redis', '--redis', [CompletionResultType]::ParameterName, 'Redis server URL (repeat it for several independent servers)')
-            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix of every key redlock writes')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]')
             [CompletionResult]::new('--tls-ca', '--tls-ca', [CompletionResultType]::ParameterName, 'Trust only the CA certificates in FILE for rediss:// servers')
             [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Client certificate for rediss:// servers (needs --tls-key)')
             [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'Private key of --tls-cert (needs --tls-cert)')
@@ -114,10 +117,11 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
         }
         'redlock;history' {
             [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name of the lock')
+            [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'The application''s key, as given to `redlock run --key` (not with --name)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'How many runs to show')
             [CompletionResult]::new('--lines', '--lines', [CompletionResultType]::ParameterName, 'How many runs to show')
             [CompletionResult]::new('--redis', '--redis', [CompletionResultType]::ParameterName, 'Redis server URL (repeat it for several independent servers)')
-            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix of every key redlock writes')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]')
             [CompletionResult]::new('--tls-ca', '--tls-ca', [CompletionResultType]::ParameterName, 'Trust only the CA certificates in FILE for rediss:// servers')
             [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Client certificate for rediss:// servers (needs --tls-key)')
             [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'Private key of --tls-cert (needs --tls-cert)')

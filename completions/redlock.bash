@@ -175,13 +175,17 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__history)
-            opts="-n -h --name --lines --json --redis --prefix --tls-ca --tls-cert --tls-key --log-format --help"
+            opts="-n -h --name --key --lines --json --redis --prefix --tls-ca --tls-cert --tls-key --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -263,7 +267,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__release)
-            opts="-n -h --name --force --token --slot --now --redis --prefix --tls-ca --tls-cert --tls-key --log-format --help"
+            opts="-n -h --name --key --force --token --slot --now --redis --prefix --tls-ca --tls-cert --tls-key --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -274,6 +278,10 @@ _redlock() {
                     return 0
                     ;;
                 -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -317,7 +325,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__run)
-            opts="-n -w -E -q -v -h --name --redis --prefix --tls-ca --tls-cert --tls-key --ttl --wait --limit --heartbeat --kill-after --replace --on-unavailable --timeout --min-hold --history --metrics-dir --ping --ping-busy --ping-timeout --wait-replicas --conflict-exit-code --quiet --verbose --log-format --help"
+            opts="-n -w -E -q -v -h --name --key --redis --prefix --tls-ca --tls-cert --tls-key --ttl --wait --limit --heartbeat --kill-after --replace --on-unavailable --timeout --min-hold --history --metrics-dir --ping --ping-busy --ping-timeout --wait-replicas --conflict-exit-code --quiet --verbose --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -328,6 +336,10 @@ _redlock() {
                     return 0
                     ;;
                 -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -431,7 +443,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__status)
-            opts="-n -h --name --json --redis --prefix --tls-ca --tls-cert --tls-key --log-format --help"
+            opts="-n -h --name --key --json --redis --prefix --tls-ca --tls-cert --tls-key --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -442,6 +454,10 @@ _redlock() {
                     return 0
                     ;;
                 -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -33,8 +33,9 @@ set edit:completion:arg-completer[redlock] = {|@words|
         &'redlock;run'= {
             cand -n 'Name of the lock'
             cand --name 'Name of the lock'
+            cand --key 'Lock exactly this key, as redis-py''s Lock, node-redlock and redsync do (not with --name)'
             cand --redis 'Redis server URL (repeat it for several independent servers)'
-            cand --prefix 'Prefix of every key redlock writes'
+            cand --prefix 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]'
             cand --tls-ca 'Trust only the CA certificates in FILE for rediss:// servers'
             cand --tls-cert 'Client certificate for rediss:// servers (needs --tls-key)'
             cand --tls-key 'Private key of --tls-cert (needs --tls-cert)'
@@ -67,8 +68,9 @@ set edit:completion:arg-completer[redlock] = {|@words|
         &'redlock;status'= {
             cand -n 'Name of the lock'
             cand --name 'Name of the lock'
+            cand --key 'Lock exactly this key, as redis-py''s Lock, node-redlock and redsync do (not with --name)'
             cand --redis 'Redis server URL (repeat it for several independent servers)'
-            cand --prefix 'Prefix of every key redlock writes'
+            cand --prefix 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]'
             cand --tls-ca 'Trust only the CA certificates in FILE for rediss:// servers'
             cand --tls-cert 'Client certificate for rediss:// servers (needs --tls-key)'
             cand --tls-key 'Private key of --tls-cert (needs --tls-cert)'
@@ -79,7 +81,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
         }
         &'redlock;list'= {
             cand --redis 'Redis server URL (repeat it for several independent servers)'
-            cand --prefix 'Prefix of every key redlock writes'
+            cand --prefix 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]'
             cand --tls-ca 'Trust only the CA certificates in FILE for rediss:// servers'
             cand --tls-cert 'Client certificate for rediss:// servers (needs --tls-key)'
             cand --tls-key 'Private key of --tls-cert (needs --tls-cert)'
@@ -91,10 +93,11 @@ set edit:completion:arg-completer[redlock] = {|@words|
         &'redlock;release'= {
             cand -n 'Name of the lock'
             cand --name 'Name of the lock'
+            cand --key 'Lock exactly this key, as redis-py''s Lock, node-redlock and redsync do (not with --name)'
             cand --token 'Only if the lock still holds this token'
             cand --slot 'Only this place of a semaphore (run --limit), 0 to N-1'
             cand --redis 'Redis server URL (repeat it for several independent servers)'
-            cand --prefix 'Prefix of every key redlock writes'
+            cand --prefix 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]'
             cand --tls-ca 'Trust only the CA certificates in FILE for rediss:// servers'
             cand --tls-cert 'Client certificate for rediss:// servers (needs --tls-key)'
             cand --tls-key 'Private key of --tls-cert (needs --tls-cert)'
@@ -106,10 +109,11 @@ set edit:completion:arg-completer[redlock] = {|@words|
         }
         &'redlock;history'= {
             cand --name 'Name of the lock'
+            cand --key 'The application''s key, as given to `redlock run --key` (not with --name)'
             cand -n 'How many runs to show'
             cand --lines 'How many runs to show'
             cand --redis 'Redis server URL (repeat it for several independent servers)'
-            cand --prefix 'Prefix of every key redlock writes'
+            cand --prefix 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]'
             cand --tls-ca 'Trust only the CA certificates in FILE for rediss:// servers'
             cand --tls-cert 'Client certificate for rediss:// servers (needs --tls-key)'
             cand --tls-key 'Private key of --tls-cert (needs --tls-cert)'

@@ -35,8 +35,9 @@ complete -c redlock -n "__fish_redlock_needs_command" -f -a "release" -d 'Break 
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "history" -d 'Show the last runs of the lock NAME, on every host, newest first'
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s n -l name -d 'Name of the lock' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l key -d 'Lock exactly this key, as redis-py\'s Lock, node-redlock and redsync do (not with --name)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
-complete -c redlock -n "__fish_redlock_using_subcommand run" -l prefix -d 'Prefix of every key redlock writes' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l prefix -d 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
@@ -65,8 +66,9 @@ complete -c redlock -n "__fish_redlock_using_subcommand run" -s q -l quiet -d 'P
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s v -l verbose -d 'Report what happens, with timings, on stderr'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand status" -s n -l name -d 'Name of the lock' -r
+complete -c redlock -n "__fish_redlock_using_subcommand status" -l key -d 'Lock exactly this key, as redis-py\'s Lock, node-redlock and redsync do (not with --name)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand status" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
-complete -c redlock -n "__fish_redlock_using_subcommand status" -l prefix -d 'Prefix of every key redlock writes' -r
+complete -c redlock -n "__fish_redlock_using_subcommand status" -l prefix -d 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]' -r
 complete -c redlock -n "__fish_redlock_using_subcommand status" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand status" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand status" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
@@ -75,7 +77,7 @@ json\t'One JSON object per line'"
 complete -c redlock -n "__fish_redlock_using_subcommand status" -l json -d 'Print JSON'
 complete -c redlock -n "__fish_redlock_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand list" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
-complete -c redlock -n "__fish_redlock_using_subcommand list" -l prefix -d 'Prefix of every key redlock writes' -r
+complete -c redlock -n "__fish_redlock_using_subcommand list" -l prefix -d 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]' -r
 complete -c redlock -n "__fish_redlock_using_subcommand list" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand list" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand list" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
@@ -84,10 +86,11 @@ json\t'One JSON object per line'"
 complete -c redlock -n "__fish_redlock_using_subcommand list" -l json -d 'Print JSON'
 complete -c redlock -n "__fish_redlock_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -s n -l name -d 'Name of the lock' -r
+complete -c redlock -n "__fish_redlock_using_subcommand release" -l key -d 'Lock exactly this key, as redis-py\'s Lock, node-redlock and redsync do (not with --name)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l token -d 'Only if the lock still holds this token' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l slot -d 'Only this place of a semaphore (run --limit), 0 to N-1' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
-complete -c redlock -n "__fish_redlock_using_subcommand release" -l prefix -d 'Prefix of every key redlock writes' -r
+complete -c redlock -n "__fish_redlock_using_subcommand release" -l prefix -d 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
@@ -97,9 +100,10 @@ complete -c redlock -n "__fish_redlock_using_subcommand release" -l force -d 'Re
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l now -d 'Delete the lock at once, without asking its holder to stop first'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand history" -l name -d 'Name of the lock' -r
+complete -c redlock -n "__fish_redlock_using_subcommand history" -l key -d 'The application\'s key, as given to `redlock run --key` (not with --name)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand history" -s n -l lines -d 'How many runs to show' -r
 complete -c redlock -n "__fish_redlock_using_subcommand history" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
-complete -c redlock -n "__fish_redlock_using_subcommand history" -l prefix -d 'Prefix of every key redlock writes' -r
+complete -c redlock -n "__fish_redlock_using_subcommand history" -l prefix -d 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]' -r
 complete -c redlock -n "__fish_redlock_using_subcommand history" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand history" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand history" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F

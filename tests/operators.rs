@@ -342,7 +342,7 @@ fn operators_on_odd_locks() {
     assert_eq!(output.status.code(), Some(0));
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(
-        text.starts_with("lock 'manual' is held by an unknown holder\n"),
+        text.starts_with("lock 'manual' is held by another client (not redlock)\n"),
         "{text}"
     );
     assert!(

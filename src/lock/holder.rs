@@ -101,11 +101,12 @@ impl Holder {
 }
 
 /// `db2 (pid 4242, ./backup.sh)`, with `{:#}` `db2 (pid 4242, user backup, ./backup.sh)`, or
-/// `an unknown holder` when it wrote nothing about itself.
+/// `another client (not redlock)` when it wrote nothing about itself (a lock library, or a
+/// key set by hand).
 impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Some(host) = &self.host else {
-            return f.write_str("an unknown holder");
+            return f.write_str("another client (not redlock)");
         };
         let pid = self.pid.map_or("?".to_string(), |p| p.to_string());
         let command = self.command.as_deref().unwrap_or("?");
@@ -364,7 +365,7 @@ mod tests {
         };
         assert_eq!(
             busy_message("x", &unknown),
-            "lock 'x' is held by an unknown holder; the key has no expiry"
+            "lock 'x' is held by another client (not redlock); the key has no expiry"
         );
     }
 

@@ -22,7 +22,7 @@ pub use acquire::{Attempt, NotTaken};
 pub use holder::{Holder, HolderInfo, busy_message_for, host_name};
 pub use keys::{Keys, MOST_PLACES, lock_of};
 use transport::{Answer, Wait};
-pub use transport::{Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve, tls};
+pub use transport::{Keyspace, Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve, tls};
 
 /// The timing of a lease, checked for safety when the settings were read.
 #[derive(Debug, Clone, Copy)]
@@ -330,14 +330,26 @@ fn integer(reply: Value) -> Result<i64> {
     Ok(redis::from_redis_value(reply)?)
 }
 
-/// When a key of another type is in the way of a lock's script, says which keys to look at.
+/// When a key of another type is in the way of a lock's script, says which keys to look at:
+/// the lock's, with its type, when lock_type.lua named it; else any of those a script writes.
 pub fn name_keys_in_the_way(error: anyhow::Error, address: &str, keys: &Keys) -> anyhow::Error {
-    if !format!("{error:#}").contains(transport::WRONG_TYPE) {
+    let text = format!("{error:#}");
+    if !text.contains(transport::WRONG_TYPE) {
         return error;
     }
+    let remedy = if keys.app_key {
+        "use another --key"
+    } else {
+        "delete it, or choose another --prefix"
+    };
+    if let Some((_, named)) = text.split_once(&format!("{}: ", transport::WRONG_TYPE)) {
+        return anyhow!(
+            "{} at {address}: {named} (redlock holds a lock as a string key: {remedy})",
+            transport::WRONG_TYPE
+        );
+    }
     anyhow!(
-        "{} at {}: {}, {}, {} or {} holds a value redlock did not write \
-         (delete it, or choose another --prefix)",
+        "{} at {}: {}, {}, {} or {} holds a value redlock did not write ({remedy})",
         transport::WRONG_TYPE,
         address,
         keys.lock,

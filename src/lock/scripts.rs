@@ -17,19 +17,26 @@ macro_rules! recording {
     };
 }
 
-static ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(recording!("scripts/acquire.lua")));
+static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/lock_type.lua"),
+        recording!("scripts/acquire.lua")
+    ))
+});
 static EXTEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/extend.lua")));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(recording!("scripts/release.lua")));
 static FENCE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/fence.lua")));
 static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(recording!("scripts/leave.lua")));
 static VIEW: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("scripts/lock_type.lua"),
         include_str!("scripts/view_fn.lua"),
         include_str!("scripts/view.lua")
     ))
 });
 static VIEWS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("scripts/lock_type.lua"),
         include_str!("scripts/view_fn.lua"),
         include_str!("scripts/views.lua")
     ))

@@ -18,7 +18,7 @@ use anyhow::Result;
 use nix::libc;
 
 use crate::clock::Moment;
-use crate::lock::Notices;
+use crate::lock::{Keyspace, Notices};
 use crate::run::reap::{Change, Children};
 use crate::run::signals::{Caught, Received, Signals};
 
@@ -116,6 +116,11 @@ impl Events {
     }
 
     /// Unsubscribes (closes the sockets given to `listen`).
+    /// What the servers listened to said of their keyspace notifications (`--key`).
+    pub fn keyspace(&self) -> Option<Keyspace> {
+        self.notices.as_ref().map(Notices::keyspace)
+    }
+
     pub fn stop_listening(&mut self) {
         self.notices = None;
     }

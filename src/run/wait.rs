@@ -28,6 +28,9 @@ const OTHERS_FIRST: Duration = Duration::from_millis(20);
 const REPLACE_POLL: Duration = Duration::from_millis(100);
 /// Retry interval when the holder's key has no expiry, which redlock itself never leaves.
 const NO_EXPIRY_RETRY: Duration = Duration::from_secs(5);
+/// Retry interval for an application's key (`--key`) while the servers are not known to send
+/// its keyspace notifications: a library that releases it publishes nothing.
+pub const KEY_POLL: Duration = Duration::from_millis(100);
 
 /// A granted lease.
 pub struct Granted {
@@ -109,6 +112,8 @@ fn take(
     // Whether another run was seen holding the lock: servers that fail after that are no
     // reason to run without it (`--on-unavailable`).
     let mut seen_held = false;
+    // With -v and --key: whether the way of waiting was said.
+    let mut keyspace_said = false;
     loop {
         let attempt = lock.try_acquire(me, policy.queues(), timeout, in_flight);
         let (signal, notice) = drain(events, &lock.token);
@@ -211,9 +216,15 @@ fn take(
             }
             // Subscribing wakes us once more when it is confirmed, so that a release between
             // the attempt above and the subscription is not missed.
-            events.listen(Notices::subscribe(&lock.targets(), &lock.keys.channel));
+            let key = lock.keys.app_key.then_some(lock.keys.lock.as_str());
+            events.listen(Notices::subscribe_with(
+                &lock.targets(),
+                &lock.keys.channel,
+                key,
+            ));
             subscribed = true;
         }
+        let keyspace = keyspace_heard(lock, events, verbose, &mut keyspace_said);
         // The first place whose lease runs out.
         let remaining = holders.iter().filter_map(|h| h.remaining()).min();
         let retry_at = match remaining {
@@ -224,6 +235,11 @@ fn take(
         let retry_at = match replacing {
             Some(until) if now < until => retry_at.min(now + REPLACE_POLL),
             _ => retry_at,
+        };
+        // An application's key that a library may release unheard is tried again now and then.
+        let retry_at = match keyspace {
+            Heard::Unheard => retry_at.min(now + KEY_POLL),
+            Heard::Relied | Heard::NotAKey => retry_at,
         }
         .min(deadline);
         let mut notice = match notice {
@@ -251,6 +267,50 @@ fn take(
             while sleep_until(until, events, &lock.token)?.is_some() {}
         }
     }
+}
+
+/// How a waiter for an application's key (`--key`) learns of a library's release.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Heard {
+    /// Not an application's key: every holder is a redlock, which publishes its releases.
+    NotAKey,
+    /// By the key's keyspace notifications, which a majority sends and no server refused.
+    Relied,
+    /// Not known to be sent (yet): tried again every `KEY_POLL`.
+    Unheard,
+}
+
+/// How releases of the lock are heard (see `Heard`); with -v, says it once every server
+/// subscribed to has said whether it sends keyspace notifications.
+fn keyspace_heard(lock: &Lock, events: &Events, verbose: bool, said: &mut bool) -> Heard {
+    let Some(keyspace) = events.keyspace().filter(|_| lock.keys.app_key) else {
+        return Heard::NotAKey;
+    };
+    let heard = if keyspace.off == 0 && keyspace.on >= lock.quorum() {
+        Heard::Relied
+    } else {
+        Heard::Unheard
+    };
+    if verbose && !*said && keyspace.of > 0 && keyspace.on + keyspace.off >= keyspace.of {
+        *said = true;
+        let message = match heard {
+            Heard::Relied => format!(
+                "listening to the keyspace notifications of '{}': another client's release is \
+                 heard at once",
+                lock.keys.lock
+            ),
+            _ => format!(
+                "{} of {} servers send no keyspace notifications for '{}' (notify-keyspace-events \
+                 needs K and g): trying again every {} while another client may hold it",
+                keyspace.off,
+                keyspace.of,
+                lock.keys.lock,
+                human(KEY_POLL)
+            ),
+        };
+        say(say::Event::Waiting, message, &[]);
+    }
+    heard
 }
 
 /// When a release notice says to try again.

@@ -29,6 +29,9 @@ local function keep_limit()
   end
 end
 
+for place = 0, places - 1 do
+  must_be_lock(lock(place))
+end
 local stored = redis.call('GET', KEYS[3])
 for place = 0, places - 1 do
   if redis.call('GET', lock(place)) == ARGV[1] then

@@ -10,6 +10,7 @@
 local function view(lock, holder, counter, limit, history)
   local now = redis.call('TIME')
   local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
+  must_be_lock(lock)
   local token = redis.call('GET', lock)
   local fence = redis.call('GET', counter)
   local h = {false, false, false, false, false, false, false, false, false}

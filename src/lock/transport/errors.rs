@@ -31,6 +31,12 @@ pub(super) fn describe_reply(text: &str) -> anyhow::Error {
         anyhow!("authentication failed: wrong username or password")
     } else if text.contains("NOAUTH") || text.contains("unauthenticated") {
         anyhow!("authentication required: give the password in the URL (redis://:PASSWORD@host)")
+    } else if let Some((named, _)) = text
+        .strip_prefix("WRONGTYPE ")
+        .and_then(|t| t.split_once(", not a lock"))
+    {
+        // lock_type.lua named the key and its type (Redis adds where in the script after it).
+        anyhow!("{WRONG_TYPE}: {}, not a lock", one_line(named))
     } else if text.contains("WRONGTYPE") || text.contains("not an integer") {
         anyhow!("{WRONG_TYPE}")
     } else {

@@ -18,6 +18,8 @@ pub struct Server {
     pub(super) place: Place,
     /// AUTH and SELECT, sent ahead of the first request on each connection.
     pub(super) hello: Vec<Vec<u8>>,
+    /// The database number, which names its keyspace notifications' channels.
+    pub(super) db: i64,
     /// `--wait-replicas`: how many replicas must confirm each write of the lease.
     pub replicas: u32,
     /// More nodes of the same Redis Cluster (`redis://h1:7000,h2:7001`), tried in turn when
@@ -119,6 +121,7 @@ impl Server {
             address,
             place,
             hello: hello(settings.username(), settings.password(), settings.db()),
+            db: settings.db(),
             replicas: 0,
         })
     }
@@ -127,6 +130,7 @@ impl Server {
         Server {
             address: url.sentinels.describe(),
             hello: hello(url.user.as_deref(), url.password.as_deref(), url.db),
+            db: url.db,
             place: Place::Sentinel(Box::new(url.sentinels)),
             replicas: 0,
             seeds: Vec::new(),
@@ -155,6 +159,7 @@ impl Server {
                 tls,
             },
             hello: self.hello.clone(),
+            db: self.db,
             replicas: self.replicas,
             seeds: Vec::new(),
         }
