@@ -19,6 +19,7 @@ mod pings;
 mod quorum;
 mod run;
 mod semaphore;
+mod sharing;
 mod sentinel;
 mod signals;
 mod waiting;

@@ -856,5 +856,6 @@ impl MutualTls {
     }
 }
 
+pub mod apps;
 pub mod cluster;
 pub mod sentinel;
