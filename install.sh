@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 # 1. Packages. A Redis server to use; the C compiler for musl (ring, the TLS library's
 #    cryptography, needs it for that target). For the tests: openssl and script(1) (TLS and
 #    terminal cases), groff (the man pages render), python3, hyperfine, time and a C compiler
-#    (the benchmarks' quick mode), python3-venv (CI's other server versions).
+#    (the benchmarks' quick mode), python3-venv (CI's other server versions), Node.js and npm
+#    (node-redlock, for the tests of --key beside applications' lock libraries).
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v musl-gcc >/dev/null || missing+=(musl-tools)
@@ -20,6 +21,8 @@ command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 command -v cc >/dev/null || missing+=(gcc)
 [ -x /usr/bin/time ] || missing+=(time)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -32,12 +35,16 @@ fi
 target="$(uname -m)-unknown-linux-musl"
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 
+# 3. The lock libraries the --key tests share a lock with: redis-py and node-redlock, pinned,
+#    beside the tests (tests/interop).
+tests/interop/setup
+
 [ "${1:-}" = "--deps" ] && exit 0
 
-# 3. Build and install redlock into ~/.cargo/bin.
+# 4. Build and install redlock into ~/.cargo/bin.
 cargo install --locked --path . --target "$target"
 
-# 4. A Redis server on 127.0.0.1:6379, redlock's default: the packaged service, started if it is
+# 5. A Redis server on 127.0.0.1:6379, redlock's default: the packaged service, started if it is
 #    not running (a machine without systemd does not start it on installation).
 if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
   sudo=""
@@ -45,5 +52,5 @@ if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
   $sudo service redis-server start >/dev/null 2>&1 || redis-server --daemonize yes --save '' >/dev/null
 fi
 
-# 5. A first run.
+# 6. A first run.
 ~/.cargo/bin/redlock run --name hello -- echo "hello from inside the lock"

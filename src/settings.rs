@@ -110,7 +110,10 @@ pub fn check_key(key: &str) -> Result<()> {
         bail!("the key must not be empty");
     }
     if key.len() > MAX_KEY {
-        bail!("the key is {} bytes long; the limit is {MAX_KEY}", key.len());
+        bail!(
+            "the key is {} bytes long; the limit is {MAX_KEY}",
+            key.len()
+        );
     }
     if key.contains('}') {
         bail!(

@@ -64,7 +64,9 @@ fn a_foreign_key_without_details_is_reported_as_unknown() {
     assert_eq!(output.status.code(), Some(75));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
-        stderr.starts_with("redlock: lock 'other' is held by another client (not redlock); expires in "),
+        stderr.starts_with(
+            "redlock: lock 'other' is held by another client (not redlock); expires in "
+        ),
         "{stderr}"
     );
     let value: String = server.cmd(&["GET", "redlock:{other}"]);

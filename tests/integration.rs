@@ -19,7 +19,7 @@ mod pings;
 mod quorum;
 mod run;
 mod semaphore;
-mod sharing;
 mod sentinel;
+mod sharing;
 mod signals;
 mod waiting;

@@ -92,11 +92,18 @@ fn a_waiter_hears_redis_pys_release_by_keyspace_notifications() {
     let calls_before = script_calls(&server);
     std::thread::sleep(Duration::from_secs(1));
     let scripts = script_calls(&server) - calls_before;
-    assert!(scripts <= 1, "{scripts} scripts in a second: the waiter polled");
+    assert!(
+        scripts <= 1,
+        "{scripts} scripts in a second: the waiter polled"
+    );
     let released = app.release();
     assert!(waiting.wait().unwrap().success());
     let took = started_ns(dir.path()).saturating_sub(released);
-    assert!(took < 50_000_000, "took over {} ms after the release", took / 1_000_000);
+    assert!(
+        took < 50_000_000,
+        "took over {} ms after the release",
+        took / 1_000_000
+    );
 }
 
 /// Without keyspace notifications (the default), a waiter tries again every 100 ms: it takes
@@ -123,7 +130,11 @@ fn without_notifications_a_waiter_retries_every_100ms() {
         "{stderr}"
     );
     let took = started_ns(dir.path()).saturating_sub(released);
-    assert!(took < 200_000_000, "took over {} ms after the release", took / 1_000_000);
+    assert!(
+        took < 200_000_000,
+        "took over {} ms after the release",
+        took / 1_000_000
+    );
 }
 
 #[test]
@@ -147,7 +158,9 @@ fn node_redlock_and_redlock_exclude_each_other_on_one_server() {
 /// enough to keep the other side out, and a waiter hears node-redlock's release.
 #[test]
 fn node_redlock_and_redlock_respect_each_others_quorum_over_three_servers() {
-    let servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(&NOTIFYING)).collect();
+    let servers: Vec<RedisServer> = (0..3)
+        .map(|_| RedisServer::start_with(&NOTIFYING))
+        .collect();
     let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
     let url = urls(&servers);
     let mut app = AppHolder::start(Library::NodeRedlock, &ports, "job", 10_000);
@@ -170,9 +183,16 @@ fn node_redlock_and_redlock_respect_each_others_quorum_over_three_servers() {
     assert!(waiting.wait_with_output().unwrap().status.success());
     // node-redlock's clock is read in whole ms, after its unlock returned.
     let started = started_ns(dir.path());
-    assert!(started + 2_000_000 >= released, "started before the release");
+    assert!(
+        started + 2_000_000 >= released,
+        "started before the release"
+    );
     let took = started.saturating_sub(released);
-    assert!(took < 50_000_000, "took over {} ms after the release", took / 1_000_000);
+    assert!(
+        took < 50_000_000,
+        "took over {} ms after the release",
+        took / 1_000_000
+    );
     // And the other way: redlock holds it; one server loses it; node-redlock still cannot.
     let mut holder = Holder::start(&url, &["--key", "job"]);
     servers[1].cmd::<i64>(&["DEL", "job"]);
@@ -206,4 +226,259 @@ fn a_key_of_another_type_is_named_with_its_type_and_nothing_is_written() {
     }
     let keys: Vec<String> = server.cmd(&["KEYS", "*"]);
     assert_eq!(keys.len(), 2, "{keys:?}");
+}
+
+/// A shell loop of `runs` runs of `command`, in `dir`.
+fn shell_loop(runs: usize, command: &str, dir: &std::path::Path) -> std::process::Child {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "for i in $(seq {runs}); do {command} || echo \"FAILED $?\" >> log; done"
+        ))
+        .current_dir(dir)
+        .spawn()
+        .unwrap()
+}
+
+/// redlock's side of the contention: start, three life-signs and end, as pylock.py's `once`.
+fn redlock_loop(url: &str, runs: usize, dir: &std::path::Path) -> std::process::Child {
+    let critical = "m() { echo \"$1 rl$$ $(date +%s%N)\" >> log; }; m start; \
+                    for i in 1 2 3; do sleep 0.005; m alive; done; m end";
+    let command = format!(
+        "REDLOCK_URL={url} '{}' run --key shared --wait 120s -- sh -c '{critical}'",
+        env!("CARGO_BIN_EXE_redlock")
+    );
+    shell_loop(runs, &command, dir)
+}
+
+/// redis-py's side: a Python process per run, each holding the key once (`ttl_ms`).
+fn python_loop(
+    port: u16,
+    runs: usize,
+    ttl_ms: u64,
+    gap_ms: u64,
+    dir: &std::path::Path,
+) -> std::process::Child {
+    let python = crate::support::apps::command(Library::RedisPy, &[port], "shared", ttl_ms, "once");
+    let argv: Vec<String> = std::iter::once(python.get_program())
+        .chain(python.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let command = format!("{} log {gap_ms}", argv.join(" "));
+    shell_loop(runs, &command, dir)
+}
+
+/// Reads the marks (`WORD ID NS` lines) and checks that no two holders' intervals overlap: a
+/// holder's start, life-signs and end come one after the other. A holder in `killed` may have
+/// no end: the next one must then start no sooner than `ttl_ms` after its `try` (its key
+/// expired; nobody took it early). Returns the runs completed or killed.
+fn check_marks(log: &str, killed: &[String], ttl_ms: u64) -> usize {
+    let mut current: Option<(&str, u128)> = None;
+    let mut tried: std::collections::HashMap<&str, u128> = Default::default();
+    let mut runs = 0;
+    for line in log.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [word, id, ns] = fields[..] else {
+            panic!("a run failed: {line}\n{log}")
+        };
+        let ns: u128 = ns.parse().unwrap();
+        match word {
+            "try" => {
+                tried.insert(id, ns);
+            }
+            "start" => {
+                if let Some((holder, _)) = current {
+                    assert!(
+                        killed.iter().any(|k| k == holder),
+                        "{id} started while {holder} held the lock:\n{log}"
+                    );
+                    let expired = tried[holder] + u128::from(ttl_ms) * 1_000_000;
+                    assert!(
+                        ns >= expired,
+                        "{id} started {} ms before the key of {holder} (killed) expired:\n{log}",
+                        (expired - ns) / 1_000_000
+                    );
+                }
+                current = Some((id, ns));
+                runs += 1;
+            }
+            "alive" | "end" => {
+                assert_eq!(
+                    current.map(|c| c.0),
+                    Some(id),
+                    "{line}: not the holder:\n{log}"
+                );
+                if word == "end" {
+                    current = None;
+                }
+            }
+            _ => panic!("{line}"),
+        }
+    }
+    runs
+}
+
+/// Three shell loops of `redlock run --key` and three Python loops with redis-py's `Lock` on
+/// one key, 204 runs: no two critical sections overlap.
+#[test]
+fn redlock_and_redis_py_loops_never_overlap() {
+    let server = RedisServer::start_with(&NOTIFYING);
+    let dir = tempfile::tempdir().unwrap();
+    let mut loops: Vec<_> = (0..3)
+        .map(|_| redlock_loop(&server.url(), 34, dir.path()))
+        .collect();
+    loops.extend((0..3).map(|_| python_loop(server.port, 34, 10_000, 5, dir.path())));
+    for mut child in loops {
+        assert!(child.wait().unwrap().success());
+    }
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert_eq!(check_marks(&log, &[], 0), 204);
+    assert_eq!(log.matches("start rl").count(), 102, "{log}");
+}
+
+/// The same with Python holders SIGKILLed while they hold the key: it stays theirs until its
+/// TTL runs out; redlock (and the other Python loops) take over then, never before.
+#[test]
+fn a_killed_redis_py_holder_keeps_redlock_out_until_its_ttl() {
+    const TTL_MS: u64 = 1_000;
+    let server = RedisServer::start_with(&NOTIFYING);
+    let dir = tempfile::tempdir().unwrap();
+    let mut loops: Vec<_> = (0..3)
+        .map(|_| redlock_loop(&server.url(), 8, dir.path()))
+        .collect();
+    // Life-signs 40 ms apart: time for the killer to see the start and strike while it holds.
+    loops.extend((0..3).map(|_| python_loop(server.port, 8, TTL_MS, 40, dir.path())));
+    let log_path = dir.path().join("log");
+    let mut killed: Vec<String> = Vec::new();
+    let mut seen = 0;
+    // Every other Python holder is killed as soon as its start mark appears, five in all.
+    let mut python_starts = 0;
+    while killed.len() < 5 {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        for line in log.lines().skip(seen) {
+            seen += 1;
+            if let Some(rest) = line.strip_prefix("start py") {
+                python_starts += 1;
+                if python_starts % 2 == 1 {
+                    let pid: i32 = rest.split(' ').next().unwrap().parse().unwrap();
+                    nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    )
+                    .unwrap();
+                    killed.push(format!("py{pid}"));
+                }
+            }
+        }
+        assert!(
+            loops.iter_mut().any(|l| l.try_wait().unwrap().is_none()),
+            "the loops ended before five kills:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for mut child in loops {
+        assert!(child.wait().unwrap().success());
+    }
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    // A killed run writes no end: the log would show a failed run for it, which is the kill.
+    let log: String = log
+        .lines()
+        .filter(|line| !line.starts_with("FAILED 137"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert_eq!(check_marks(&log, &killed, TTL_MS), 48);
+    for id in &killed {
+        assert!(
+            !log.contains(&format!("end {id}")),
+            "{id} was killed too late"
+        );
+    }
+}
+
+/// The rest of a run works on a key as on a name: the command learns the key and its fence,
+/// `status --key` shows the holder, `history --key` the run, and a key taken by a library
+/// after it was deleted behind our back is a lost lock (76), heard by the heartbeat.
+#[test]
+fn a_key_run_has_its_fence_status_history_and_loses_a_key_taken_by_a_library() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let output = redlock(&url)
+        .args(["run", "--key", "job", "--", "sh", "-c"])
+        .arg("echo \"$REDLOCK_KEY ${REDLOCK_NAME-unset} $REDLOCK_FENCE\"")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "job unset 1\n");
+    let mut holder = Holder::start(&url, &["--key", "job", "--ttl", "2s"]);
+    let status = redlock(&url)
+        .args(["status", "--key", "job", "--json"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["held"], true, "{status}");
+    assert_eq!(status["holder"]["fence"], 2, "{status}");
+    assert_eq!(
+        status["holder"]["pid"],
+        holder.redlock_pid().as_raw(),
+        "{status}"
+    );
+    // The key deleted and taken by the application: the holder stops its command, exits 76.
+    server.cmd::<i64>(&["DEL", "job"]);
+    let mut app = AppHolder::start(Library::RedisPy, &[server.port], "job", 10_000);
+    let (status, stderr) = holder.wait();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+    // The library's lock is left alone.
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "job"]), 1);
+    app.release();
+    let history = redlock(&url)
+        .args(["history", "--key", "job", "--json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    let outcomes: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["lost", "ran"], "{runs}");
+}
+
+/// `release --key --force` breaks redlock's hold of a key: its holder stops and exits 76.
+#[test]
+fn release_key_force_breaks_a_redlock_holder() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["--key", "job"]);
+    let output = redlock(&server.url())
+        .args(["release", "--key", "job", "--force"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let (status, _) = holder.wait();
+    assert_eq!(status.code(), Some(76));
+    assert_eq!(server.cmd::<i64>(&["EXISTS", "job"]), 0);
+}
+
+#[test]
+fn key_and_name_or_prefix_are_exclusive_and_braces_are_refused() {
+    let server = RedisServer::start();
+    for args in [
+        &["run", "--key", "k", "--name", "n", "--", "true"][..],
+        &["run", "--key", "k", "--prefix", "p", "--", "true"],
+        &["status", "--key", "k", "--name", "n"],
+        &["run", "--key", "k", "--limit", "2", "--", "true"],
+        &["run", "--key", "tenant}1", "--", "true"],
+    ] {
+        let output = redlock(&server.url()).args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(64), "{args:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("redlock: "), "{stderr}");
+    }
+    // REDLOCK_PREFIX in the environment is for names: ignored beside --key.
+    let output = redlock(&server.url())
+        .env("REDLOCK_PREFIX", "other")
+        .args(["run", "--key", "k", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
 }

@@ -97,7 +97,12 @@ pub struct HistoryArgs {
     /// The application's key, as given to `redlock run --key` (not with --name)
     ///
     /// Its runs are recorded in {KEY}:history; a library's own holds of the key are not.
-    #[arg(long, value_name = "KEY", group = "which", conflicts_with = "given_prefix")]
+    #[arg(
+        long,
+        value_name = "KEY",
+        group = "which",
+        conflicts_with = "given_prefix"
+    )]
     pub key: Option<String>,
 
     /// How many runs to show

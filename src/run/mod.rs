@@ -236,7 +236,8 @@ fn unavailable(
                 Kind::Unavailable,
                 anyhow::anyhow!("{failure}"),
             ));
-            if let Some(report) = facts.report(args.lock.label(), &result, args.conflict_exit_code) {
+            if let Some(report) = facts.report(args.lock.label(), &result, args.conflict_exit_code)
+            {
                 report::finished(&report, args.metrics_dir.as_deref(), pings);
             }
             spawn::exec_unlocked(&args.command, &args.lock)

@@ -4,9 +4,11 @@
     pylock.py PORT KEY TTL_S try      acquire(blocking=False): prints acquired (then releases) or busy
     pylock.py PORT KEY TTL_S hold     acquires (blocking), prints held, releases on a line on stdin,
                                       prints released NANOSECONDS (the time just after the release)
-    pylock.py PORT KEY TTL_S once LOG holds it once as a critical section: appends to LOG
-                                      `try PID NS` before the SET that took it, then start, three
-                                      life-signs 5 ms apart and end (see tests/sharing.rs)
+    pylock.py PORT KEY TTL_S once LOG [GAP_MS]
+                                      holds it once as a critical section: appends to LOG
+                                      `try pyPID NS` (the time before the SET that took it), then
+                                      start, three life-signs GAP_MS apart (5) and end
+                                      (tests/sharing.rs checks them)
 """
 
 import os
@@ -39,6 +41,7 @@ def main():
         print(f"released {time.time_ns()}", flush=True)
     elif mode == "once":
         log = sys.argv[5]
+        gap = float(sys.argv[6]) / 1000 if len(sys.argv) > 6 else 0.005
         # Each attempt is one SET NX: the time before the one that succeeds is no later than
         # the server's, so the key expires no sooner than TTL after it.
         while True:
@@ -49,7 +52,7 @@ def main():
         mark(log, "try", before)
         mark(log, "start")
         for _ in range(3):
-            time.sleep(0.005)
+            time.sleep(gap)
             mark(log, "alive")
         mark(log, "end")
         lock.release()

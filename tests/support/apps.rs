@@ -53,7 +53,9 @@ pub fn command(library: Library, ports: &[u16], key: &str, ttl_ms: u64, mode: &s
 
 /// One attempt without waiting: whether the library got the lock (it gives it back at once).
 pub fn try_lock(library: Library, ports: &[u16], key: &str) -> bool {
-    let output = command(library, ports, key, 10_000, "try").output().unwrap();
+    let output = command(library, ports, key, 10_000, "try")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

@@ -165,7 +165,9 @@ enum Read {
 
 fn read(message: &[Value]) -> Read {
     match message {
-        [Value::BulkString(name), Value::BulkString(flags)] if name == b"notify-keyspace-events" => {
+        [Value::BulkString(name), Value::BulkString(flags)]
+            if name == b"notify-keyspace-events" =>
+        {
             // K: keyspace channels; g (or A, all): generic commands, DEL among them.
             let has = |c: u8| flags.contains(&c);
             Read::Setting(has(b'K') && (has(b'g') || has(b'A')))
@@ -176,9 +178,11 @@ fn read(message: &[Value]) -> Read {
         {
             Read::Nothing
         }
-        [Value::BulkString(kind), Value::BulkString(channel), Value::BulkString(event)]
-            if kind == b"message" && channel.starts_with(b"__keyspace@") =>
-        {
+        [
+            Value::BulkString(kind),
+            Value::BulkString(channel),
+            Value::BulkString(event),
+        ] if kind == b"message" && channel.starts_with(b"__keyspace@") => {
             // Gone: deleted, expired, evicted. A wake-up naming no one: try now.
             match event.as_slice() {
                 b"del" | b"expired" | b"evicted" | b"unlink" => Read::Notice(None),
