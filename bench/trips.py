@@ -1,12 +1,19 @@
 """B11 (issue 15): round trips behind a proxy that adds latency (bench/proxy.rs, built here
 with rustc). `run -- true` in hyperfine rounds behind 1 ms each way, in front of 1, 3 and 5
-servers and 5 with one far away."""
+servers and 5 with one far away; and the round trips each phase of a run takes (connect,
+acquire, first extension, release), read from the proxy's log of what the client sent."""
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "src" / "lock" / "scripts"
+
+# The run that lives past its first extension: the heartbeat is due after 100 ms, the command
+# takes 350 ms.
+LONG = ["--ttl", "3s", "--heartbeat", "100ms", "--", "sleep", "0.35"]
 
 
 def build_proxy():
@@ -42,11 +49,13 @@ class Proxy:
         self.process.wait()
 
 
-def b11_round_trips(servers, redlock, hyperfine, runs, rounds, one_way_ms=1.0, slow_ms=50.0):
+def b11_round_trips(servers, make_server, redlock, hyperfine, runs, rounds, workdir,
+                    one_way_ms=1.0, slow_ms=50.0):
     """`run -- true` behind the proxy (`one_way_ms` each way, so a round trip of twice that) in
     front of 1, 3 and 5 servers, and 5 with one of them `slow_ms` each way instead; and without
     the proxy, for the run's own time. The issue's target: at most 3 round trips + 1.5 ms,
-    whatever the number of servers, as long as a majority is near."""
+    whatever the number of servers, as long as a majority is near. Then the round trips of each
+    phase (`phases`)."""
     binary = build_proxy()
     near = [(s.port, one_way_ms) for s in servers[:5]]
     proxy = Proxy(binary, near + [(servers[4].port, slow_ms)])
@@ -70,4 +79,152 @@ def b11_round_trips(servers, redlock, hyperfine, runs, rounds, one_way_ms=1.0, s
     result["round trips (1, 3, 5, 5 with one slow)"] = [round((m - own) / rtt, 2)
                                                         for m in medians[1:]]
     result["target_ms"] = round(3 * rtt + 1.5, 2)
+    result["phases"] = phases(make_server, binary, redlock, one_way_ms, workdir)
     return result
+
+
+def phases(make_server, binary, redlock, one_way_ms, workdir):
+    """The round trips of each phase of runs made one after the other behind the proxy, in
+    front of fresh servers: `run -- true`, then twice a run that lives past its first extension
+    (the first on a server that has never run the extend script); then twice `run -- true` on
+    3 servers whose fencing counters disagree, which the acquire settles before the command
+    runs (fence.lua). The URLs have a user and a password (the default user has none, so any
+    is accepted) and a database, so that AUTH and SELECT are sent: the log shows whether they
+    wait for a round trip of their own."""
+    log = os.path.join(workdir, "proxy.log")
+    servers = [make_server() for _ in range(3)]
+    proxy = Proxy(binary, [(s.port, one_way_ms) for s in servers], log)
+    urls = [a for port in proxy.ports
+            for a in ("--redis", f"redis://default:bench@127.0.0.1:{port}/1")]
+    long = " ".join(LONG)
+    runs = {"run -- true": (1, ["--", "true"]),
+            f"run {long}, on a fresh server": (1, LONG),
+            f"run {long}, again": (1, LONG),
+            "run -- true, 3 servers whose fences disagree, on fresh servers": (3, ["--", "true"]),
+            "run -- true, 3 servers whose fences disagree, again": (3, ["--", "true"])}
+    conns = []
+    try:
+        for i, (count, args) in enumerate(runs.values()):
+            name = f"b11p{i}"
+            if count == 3:
+                # Servers that granted runs the others did not see (they were down): 0, 10
+                # and 20, so that whichever two answer first, they disagree.
+                for server, fence in zip(servers[1:], ("10", "20")):
+                    server.cli("-n", "1", "SET", f"redlock:{{{name}}}:fence", fence)
+            subprocess.run([str(redlock), "run", *urls[:2 * count], "-n", name, *args],
+                           check=True)
+            conns.append(settled(log, conns[-1][1] if conns else 0))
+    finally:
+        proxy.stop()
+        for server in servers:
+            server.stop()
+    events, scripts = read_log(log)
+    return {name: phases_of(events, scripts, range(first + 1, last + 1))
+            for name, (first, last) in zip(runs, conns)}
+
+
+def settled(log, after):
+    """Waits until every connection the proxy logged after connection `after` has closed:
+    (after, the last one)."""
+    deadline = time.monotonic() + 5
+    while True:
+        opened, closed = set(), set()
+        for line in open(log):
+            word = line.split()
+            if word[0] in ("conn", "close") and int(word[1]) > after:
+                (opened if word[0] == "conn" else closed).add(int(word[1]))
+        if opened and opened == closed or time.monotonic() > deadline:
+            return after, max(opened, default=after)
+        time.sleep(0.02)
+
+
+def read_log(path):
+    """The proxy's log: the events (kind, connection, time, words), and each script seen in
+    full (EVAL), by its SHA1, named after the file in src/lock/scripts it ends with."""
+    events, scripts = [], {}
+    for line in open(path):
+        word = line.split()
+        if word[0] == "script":
+            scripts[word[1]] = script_name(bytes.fromhex(word[2]).decode())
+        else:
+            events.append((word[0], int(word[1]), word[2], word[3:]))
+    return events, scripts
+
+
+def script_name(body):
+    """The script a body runs: the file of src/lock/scripts whose code the body ends with (the
+    longest, as scripts.rs puts history.lua or view_fn.lua before some). request.rs sends a
+    script without its comment lines."""
+    best, name = 0, "?"
+    for path in SCRIPTS.glob("*.lua"):
+        code = "\n".join(line for line in path.read_text().splitlines()
+                         if not line.strip().startswith("--"))
+        if body.endswith(code) and len(code) > best:
+            best, name = len(code), path.stem
+    return name
+
+
+def phases_of(events, scripts, conns):
+    """The round trips of one run's phases, from the turns on its connections (a turn: a write
+    of the client's after a reply reached it, see bench/proxy.rs). A phase's round trips are
+    its first request's turn and the turns that sent it again after NOSCRIPT. With several
+    servers (they go in parallel), what the run waits for: a majority's answers, so the
+    round trips of the servers' connections, the majority-th fewest (a server that still owed
+    the previous answer is not sent a phase's request: fewer may have it)."""
+    turns = {}  # connection -> [[commands, what the server answered], ...]
+    for kind, conn, _, words in events:
+        if conn not in conns:
+            continue
+        if kind == "turn":
+            turns.setdefault(conn, []).append([named(words, scripts), []])
+        elif kind == "more" and conn in turns:
+            turns[conn][-1][0].extend(named(words, scripts))
+        elif kind == "reply" and conn in turns:
+            turns[conn][-1][1].extend(words)
+    mains = [c for c in turns if any("acquire" in t[0] for t in turns[c])]
+    each = [main_phases(turns[c], set(scripts.values())) for c in mains]
+    majority = len(mains) // 2 + 1
+    result = {"connections": len(turns), "servers": len(mains)}
+    for key in dict.fromkeys(k for e in each for k in e):
+        values = [e[key] for e in each if key in e]
+        if key == "noscript":
+            # Each script that came back NOSCRIPT, and on how many servers.
+            result[key] = {s: sum(s in v for v in values) for s in sorted(set(sum(values, [])))}
+        elif key.startswith("AUTH"):
+            result[key] = all(values)
+        else:
+            result[key] = sorted(values)[min(majority, len(values)) - 1]
+    result["other connections"] = sorted({" ".join(turns[c][0][0]) + f" ({len(turns[c])} turn(s))"
+                                          for c in turns if c not in mains})
+    return result
+
+
+def main_phases(mine, names):
+    """The phases on one server's connection, from its turns."""
+    first = next(i for i, t in enumerate(mine)
+                 if any(c in names or c.startswith("EVALSHA:") for c in t[0]))
+    result = {"connect": first,
+              "AUTH and SELECT with the first request": {"AUTH", "SELECT"} <= set(mine[first][0]),
+              "noscript": []}
+    for phase, script in (("acquire", "acquire"), ("fence raise", "fence"),
+                          ("first extension", "extend"), ("release", "release")):
+        at = next((i for i, t in enumerate(mine) if script in t[0]), None)
+        if at is None:
+            continue
+        trips = 1
+        while "NOSCRIPT" in mine[at][1] and at + 1 < len(mine) and script in mine[at + 1][0]:
+            result["noscript"].append(script)
+            trips, at = trips + 1, at + 1
+        result[phase] = trips
+    result["turns"] = len(mine)
+    return result
+
+
+def named(words, scripts):
+    """A turn's commands, a script by its name (EVALSHA: the name its body had when seen
+    in full; a script never seen in full keeps its hash)."""
+    out = []
+    for word in words:
+        kind, _, sha = word.partition(":")
+        out.append(scripts.get(sha, word) if kind in ("EVAL", "EVALSHA") else word)
+    return out
