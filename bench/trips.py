@@ -4,6 +4,8 @@ servers and 5 with one far away; and the round trips each phase of a run takes (
 acquire, first extension, release), read from the proxy's log of what the client sent."""
 
 import os
+import socket
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -71,6 +73,7 @@ def b11_round_trips(servers, make_server, redlock, hyperfine, runs, rounds, work
         medians = hyperfine([run([servers[0].port], "b11a"), run(ports[:1], "b11b"),
                              run(ports[:3], "b11c"), run(ports[:5], "b11d"),
                              run(ports[:4] + ports[5:], "b11e")], runs, rounds)
+        ping = ping_ms(ports[0], 10 * runs)
     finally:
         proxy.stop()
     rtt = 2 * one_way_ms
@@ -79,8 +82,25 @@ def b11_round_trips(servers, make_server, redlock, hyperfine, runs, rounds, work
     result["round trips (1, 3, 5, 5 with one slow)"] = [round((m - own) / rtt, 2)
                                                         for m in medians[1:]]
     result["target_ms"] = round(3 * rtt + 1.5, 2)
+    # What a round trip through the proxy really takes: its own cost on top of the delays.
+    result["PING through the proxy, median ms"] = round(ping, 3)
     result["phases"] = phases(make_server, binary, redlock, one_way_ms, workdir)
     return result
+
+
+def ping_ms(port, count):
+    """The median time of `count` PINGs, one after the other over one connection."""
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            connection.sendall(b"*1\r\n$4\r\nPING\r\n")
+            reply = b""
+            while not reply.endswith(b"\r\n"):
+                reply += connection.recv(64)
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 def phases(make_server, binary, redlock, one_way_ms, workdir):
