@@ -3,6 +3,7 @@ with rustc). `run -- true` in hyperfine rounds behind 1 ms each way, in front of
 servers and 5 with one far away; and the round trips each phase of a run takes (connect,
 acquire, first extension, release), read from the proxy's log of what the client sent."""
 
+import hashlib
 import os
 import socket
 import statistics
@@ -165,7 +166,10 @@ def read_log(path):
     for line in open(path):
         word = line.split()
         if word[0] == "script":
-            scripts[word[1]] = script_name(bytes.fromhex(word[2]).decode())
+            body = bytes.fromhex(word[2])
+            # The proxy's SHA1 is what names the EVALSHA requests: it must be Redis's.
+            assert hashlib.sha1(body).hexdigest() == word[1], f"the proxy's SHA1 of {body[:40]}"
+            scripts[word[1]] = script_name(body.decode())
         else:
             events.append((word[0], int(word[1]), word[2], word[3:]))
     return events, scripts
