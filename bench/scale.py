@@ -1,7 +1,6 @@
-"""Issue 15's cost at scale, beside B8 (waiters.py): B9, many holders at once (each redlock's
-heartbeat kept, its memory, Redis's CPU per extension); B10, `redlock list` among many other
-keys against a bare `redis-cli --scan` over the same keys; B11, round trips behind a proxy that
-adds latency (proxy.py)."""
+"""Issue 15's cost at scale, beside B8 (waiters.py) and B11 (trips.py): B9, many holders at
+once (each redlock's heartbeat kept, its memory, Redis's CPU per extension); B10, `redlock
+list` among many other keys against a bare `redis-cli --scan` over the same keys."""
 
 import os
 import socket
@@ -138,48 +137,6 @@ def b10_measure(redis, redlock, locks, others, workdir):
         "list_commands": list_commands,
         "scan_commands": scan_commands,
     }
-
-
-def b11_round_trips(servers, redlock, hyperfine, runs, rounds, one_way_ms=1.0, slow_ms=50.0):
-    """`run -- true` behind bench/proxy.py (`one_way_ms` each way, so a round trip of twice
-    that) in front of 1, 3 and 5 servers, and 5 with one of them `slow_ms` each way instead;
-    and without the proxy, for the run's own time. The issue's target: at most 3 round trips +
-    1.5 ms, whatever the number of servers, as long as a majority is near."""
-    proxy = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proxy.py")
-    proxies = []
-
-    def start(port, delay):
-        listen = free_port()
-        process = subprocess.Popen(["python3", proxy, str(listen), str(port), str(delay)],
-                                   stdout=subprocess.PIPE, text=True)
-        assert process.stdout.readline().strip() == "ready"
-        proxies.append(process)
-        return listen
-
-    try:
-        near = [start(s.port, one_way_ms) for s in servers[:5]]
-        far = start(servers[4].port, slow_ms)
-
-        def run(ports, name):
-            urls = " ".join(f"--redis redis://127.0.0.1:{p}" for p in ports)
-            return f"{redlock} run {urls} -n {name} -- true"
-
-        names = ["1 server, no proxy", "1 server", "3 servers", "5 servers",
-                 f"5 servers, one at {slow_ms:g} ms"]
-        medians = hyperfine([run([servers[0].port], "b11a"), run(near[:1], "b11b"),
-                             run(near[:3], "b11c"), run(near, "b11d"),
-                             run(near[:4] + [far], "b11e")], runs, rounds)
-    finally:
-        for process in proxies:
-            process.kill()
-            process.wait()
-    rtt = 2 * one_way_ms
-    result = dict(zip(names, (round(m, 2) for m in medians)))
-    own = medians[0]
-    result["round trips (1, 3, 5, 5 with one slow)"] = [round((m - own) / rtt, 2)
-                                                        for m in medians[1:]]
-    result["target_ms"] = round(3 * rtt + 1.5, 2)
-    return result
 
 
 def free_port():

@@ -2,20 +2,25 @@
 `sleep 0.02` once under the lock (`redlock run --wait`) or under `flock -w`. Per run: the
 scripts Redis ran (EVAL/EVALSHA: what redlock sent to take, extend or release the lock), every
 command it ran (INFO commandstats, the scripts' own calls included), and its CPU time
-(commandstats usec); and the hand-over gap between one holder's last write and the next one's
-first, redlock's against flock's with the same N, in the same round."""
+(commandstats usec); the hand-over gap between one holder's last write and the next one's
+first, redlock's against flock's with the same N, in the same round; and what the waiting
+costs the waiters: each process's CPU time and context switches (its rusage from wait4, which
+counts what it reaped: its command, the same for both tools), and the notices Redis delivered
+to them (`Spy`)."""
 
 import os
+import socket
 import statistics
 import subprocess
-import time
+import threading
 
 
 def commandstats(redis):
-    """(scripts, commands, usec) the server has run so far."""
+    """(scripts, commands, usec) the server has run so far; PUBSUB left out (what `Spy` asks:
+    redlock never sends it)."""
     scripts = commands = usec = 0
     for line in redis.cli("INFO", "commandstats").splitlines():
-        if not line.startswith("cmdstat_"):
+        if not line.startswith("cmdstat_") or line.startswith("cmdstat_pubsub"):
             continue
         name, fields = line.split(":", 1)
         values = dict(field.split("=") for field in fields.split(","))
@@ -27,9 +32,75 @@ def commandstats(redis):
     return scripts, commands, usec
 
 
+def resp(*args):
+    return b"".join([f"*{len(args)}\r\n".encode()] +
+                    [f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args])
+
+
+class Spy:
+    """A subscriber of our own to a lock's release and control channels (sharded: the Redis 7
+    servers bench/run starts), which counts the notices Redis delivers on them: on each one it
+    receives, the channel's subscribers then (PUBSUB SHARDNUMSUB, itself left out). A waiter
+    that takes the lock may leave between a notice and the count: it can be one short a
+    notice."""
+
+    def __init__(self, port, channels):
+        self.notices = self.delivered = 0
+        self.channels = channels
+        self.listen = socket.create_connection(("127.0.0.1", port))
+        self.ask = socket.create_connection(("127.0.0.1", port))
+        self.ask_reader = self.ask.makefile("rb")
+        self.listen.sendall(resp("SSUBSCRIBE", *channels))
+        self.reader = self.listen.makefile("rb")
+        for _ in channels:
+            reply(self.reader)  # the subscriptions confirmed
+        self.thread = threading.Thread(target=self.count)
+        self.thread.start()
+
+    def count(self):
+        while True:
+            kind, channel, *_ = reply(self.reader)
+            if kind == b"sunsubscribe":
+                return
+            self.notices += 1
+            self.ask.sendall(resp("PUBSUB", "SHARDNUMSUB", channel.decode()))
+            self.delivered += reply(self.ask_reader)[1] - 1
+
+    def stop(self):
+        """(notices published, notices delivered to the others) since it subscribed."""
+        # Its replies come after every notice published before it.
+        self.listen.sendall(resp("SUNSUBSCRIBE", *self.channels))
+        self.thread.join()
+        self.listen.close()
+        self.ask.close()
+        return self.notices, self.delivered
+
+
+def reply(reader):
+    """One RESP2 reply."""
+    line = reader.readline()
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"*":
+        return [reply(reader) for _ in range(int(rest))]
+    if kind == b"$":
+        return reader.read(int(rest) + 2)[:-2]
+    if kind == b":":
+        return int(rest)
+    raise RuntimeError(line)
+
+
+def reap(process):
+    """Waits for `process` with wait4: (CPU seconds, voluntary and involuntary context
+    switches) of the process and of the children it reaped."""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime, usage.ru_nvcsw, usage.ru_nivcsw
+
+
 def herd(tool, n, redis, redlock, workdir):
     """N processes at once; each critical section logs its start and end in nanoseconds.
-    Returns the gaps (ms), the overlaps, and what Redis ran (for redlock)."""
+    Returns the gaps (ms), the overlaps, what Redis ran (for redlock), and per run: CPU ms,
+    context switches, notices published and delivered (for redlock)."""
     log = os.path.join(workdir, f"herd-{tool}-{n}.log")
     if os.path.exists(log):
         os.remove(log)
@@ -40,10 +111,15 @@ def herd(tool, n, redis, redlock, workdir):
     else:
         command = ["flock", "-w", "300", f"{log}.lock", "sh", "-c", critical]
     env = dict(os.environ, REDLOCK_URL=redis.url)
+    spy = None
+    if tool == "redlock":
+        spy = Spy(redis.port, [f"redlock:{{herd{n}}}:released", f"redlock:{{herd{n}}}:control"])
     before = commandstats(redis)
     processes = [subprocess.Popen(command, env=env) for _ in range(n)]
-    failed = sum(1 for p in processes if p.wait() != 0)
+    usage = [reap(p) for p in processes]
+    failed = sum(1 for p in processes if p.returncode != 0)
     after = commandstats(redis)
+    notices = spy.stop() if spy else (0, 0)
     events = [line.split() for line in open(log)]
     gaps, overlaps = [], failed
     for a, b in zip(events, events[1:]):
@@ -52,7 +128,9 @@ def herd(tool, n, redis, redlock, workdir):
         elif a[0] == "e":
             gaps.append((int(b[1]) - int(a[1])) / 1e6)
     ran = [(y - x) / n for x, y in zip(before, after)]
-    return gaps, overlaps, ran
+    cost = [sum(u[0] for u in usage) * 1000 / n, sum(u[1] for u in usage) / n,
+            sum(u[2] for u in usage) / n, notices[0] / n, notices[1] / n]
+    return gaps, overlaps, ran, cost
 
 
 def b8_waiters(make_server, redlock, ns, rounds, workdir):
@@ -60,20 +138,25 @@ def b8_waiters(make_server, redlock, ns, rounds, workdir):
     results = {}
     for n in ns:
         gaps = {"redlock": [], "flock": []}
+        costs = {"redlock": [], "flock": []}
         overlaps = 0
         per_run = []
         for _ in range(rounds):
             redis = make_server()
             try:
                 for tool in ("redlock", "flock"):
-                    more, overlapping, ran = herd(tool, n, redis, redlock, workdir)
+                    more, overlapping, ran, cost = herd(tool, n, redis, redlock, workdir)
                     gaps[tool].append(statistics.median(more) if more else 0.0)
+                    costs[tool].append(cost)
                     overlaps += overlapping
                     if tool == "redlock":
                         per_run.append(ran)
             finally:
                 redis.stop()
         scripts, commands, usec = (statistics.median(r[i] for r in per_run) for i in range(3))
+        (cpu, voluntary, involuntary, published, delivered), flock = (
+            [statistics.median(c[i] for c in costs[tool]) for i in range(5)]
+            for tool in ("redlock", "flock"))
         redlock_gap = statistics.median(gaps["redlock"])
         flock_gap = statistics.median(gaps["flock"])
         results[str(n)] = {
@@ -84,5 +167,13 @@ def b8_waiters(make_server, redlock, ns, rounds, workdir):
             "flock_gap_median_ms": round(flock_gap, 2),
             "gap_vs_flock": round(redlock_gap / flock_gap, 2) if flock_gap else None,
             "overlaps": overlaps,
+            "cpu_ms_per_run": round(cpu, 2),
+            "flock_cpu_ms_per_run": round(flock[0], 2),
+            "voluntary_switches_per_run": round(voluntary, 1),
+            "flock_voluntary_switches_per_run": round(flock[1], 1),
+            "involuntary_switches_per_run": round(involuntary, 1),
+            "flock_involuntary_switches_per_run": round(flock[2], 1),
+            "notices_published_per_run": round(published, 2),
+            "notices_delivered_per_run": round(delivered, 1),
         }
     return results

@@ -29,6 +29,10 @@ fn bench_quick_mode_runs_every_scenario() {
         "B5 memory and size",
         "B6 heartbeat",
         "B7 deployments (median ms)",
+        "B8 waiters",
+        "B9 many holders",
+        "B10 list",
+        "B11 round trips (median ms)",
     ] {
         assert!(
             results.get(scenario).is_some(),
@@ -36,6 +40,13 @@ fn bench_quick_mode_runs_every_scenario() {
         );
     }
     assert_eq!(results["B2 hand-over"]["redlock"]["overlaps"], 0);
+    // The latency proxy (bench/proxy.rs) saw `run -- true` take one round trip to acquire and
+    // one to release, AUTH and SELECT in the acquire's write.
+    let short = &results["B11 round trips (median ms)"]["phases"]["run -- true"];
+    assert_eq!(short["connect"], 0, "{short}");
+    assert_eq!(short["AUTH and SELECT with the first request"], true, "{short}");
+    assert_eq!(short["acquire"], 1, "{short}");
+    assert_eq!(short["release"], 1, "{short}");
     // Every scenario has a row in the table, with its target where it has one.
     let table = std::fs::read_to_string(out.path().join("results.md")).unwrap();
     for row in [
@@ -46,6 +57,10 @@ fn bench_quick_mode_runs_every_scenario() {
         "| B5 memory |",
         "| B6 heartbeat |",
         "| B7 deployments |",
+        "| B8 waiters |",
+        "| B9 many holders |",
+        "| B10 list |",
+        "| B11 round trips |",
     ] {
         assert!(table.contains(row), "no row {row} in\n{table}");
     }
