@@ -44,7 +44,10 @@ fn bench_quick_mode_runs_every_scenario() {
     // one to release, AUTH and SELECT in the acquire's write.
     let short = &results["B11 round trips (median ms)"]["phases"]["run -- true"];
     assert_eq!(short["connect"], 0, "{short}");
-    assert_eq!(short["AUTH and SELECT with the first request"], true, "{short}");
+    assert_eq!(
+        short["AUTH and SELECT with the first request"], true,
+        "{short}"
+    );
     assert_eq!(short["acquire"], 1, "{short}");
     assert_eq!(short["release"], 1, "{short}");
     // Every scenario has a row in the table, with its target where it has one.

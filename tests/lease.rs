@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
-use crate::support::{Holder, RedisServer, is_dead, read_pid, redlock, wait_until};
+use crate::support::{
+    Holder, RedisServer, is_dead, read_pid, redlock, start_servers, urls, wait_until,
+};
 
 #[test]
 fn a_one_second_ttl_is_kept_alive_for_several_seconds() {
@@ -379,4 +381,44 @@ fn leftovers_die_with_redlock_during_their_grace() {
     kill(Pid::from_raw(run.id() as i32), Signal::SIGKILL).unwrap();
     run.wait().unwrap();
     wait_until("the leftover dies with redlock", || is_dead(leftover));
+}
+
+/// A script goes in full the first time it goes on a connection: a server that never ran it
+/// (new, or restarted) would answer NOSCRIPT to its hash, and each such answer costs a round
+/// trip more (issue 15: the first extension, and raising disagreeing fences, paid it).
+#[test]
+fn no_request_is_answered_noscript() {
+    let servers = start_servers(3);
+    // Three fences that disagree: the run raises them (fence.lua) before its command starts.
+    for (server, fence) in servers.iter().zip(["1", "5", "9"]) {
+        let _: () = server.cmd(&["SET", "redlock:{trips}:fence", fence]);
+    }
+    let output = redlock(&urls(&servers))
+        .args([
+            "run",
+            "-n",
+            "trips",
+            "--ttl",
+            "1s",
+            "--heartbeat",
+            "100ms",
+            "--",
+        ])
+        .args(["sleep", "0.5"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    for server in &servers {
+        let errors: String = server.cmd(&["INFO", "errorstats"]);
+        assert!(!errors.contains("NOSCRIPT"), "{errors}");
+        // It did extend, and raise the fences: by hash or in full, the scripts ran.
+        let stats: String = server.cmd(&["INFO", "commandstats"]);
+        assert!(stats.contains("cmdstat_eval"), "{stats}");
+    }
+    // The largest fence (9 + 1) was raised on a majority before the command started.
+    let raised = servers
+        .iter()
+        .filter(|s| s.cmd::<String>(&["GET", "redlock:{trips}:fence"]) == "10")
+        .count();
+    assert!(raised >= 2, "the fence was raised on {raised} servers");
 }

@@ -38,8 +38,8 @@ pub(super) struct Conn {
     pub(super) stream: Option<Stream>,
     /// Still connecting (TCP): writable means connected (or failed).
     pub(super) connecting: bool,
-    /// Nothing has been sent on this connection yet.
-    pub(super) fresh: bool,
+    /// The scripts (their SHA1s) sent in full on this connection: the server has them.
+    pub(super) known: Vec<Arc<str>>,
     pub(super) out: Vec<u8>,
     pub(super) input: Vec<u8>,
     pub(super) expect: VecDeque<Expect>,
@@ -63,7 +63,7 @@ impl Conn {
             tls: None,
             stream: None,
             connecting: false,
-            fresh: true,
+            known: Vec::new(),
             out: Vec::new(),
             input: Vec::new(),
             expect: VecDeque::new(),
@@ -174,7 +174,7 @@ impl Conn {
     pub(super) fn close(&mut self) {
         self.stream = None;
         self.connecting = false;
-        self.fresh = true;
+        self.known.clear();
         self.out.clear();
         self.input.clear();
         self.expect.clear();

@@ -111,10 +111,16 @@ impl Conn {
         }
         let (by_hash, in_full, resend) = match &request.body {
             Body::Script {
+                hash,
                 by_hash: hashed,
                 in_full,
             } => {
-                let by_hash = by_hash && !std::mem::take(&mut self.fresh);
+                // By hash only once this connection sent it in full: a server that has not run
+                // it (new, or restarted) would answer NOSCRIPT, and cost a round trip more.
+                let by_hash = by_hash && self.known.contains(hash);
+                if !by_hash {
+                    self.known.push(hash.clone());
+                }
                 self.out
                     .extend_from_slice(if by_hash { hashed } else { in_full });
                 (by_hash, by_hash.then(|| in_full.clone()), in_full.clone())
@@ -286,9 +292,8 @@ impl Conn {
         }
         current.redirects += 1;
         current.in_full = None;
-        self.move_to(to.as_ref())?;
         // The request goes in full: the node may not know the script.
-        self.fresh = false;
+        self.move_to(to.as_ref())?;
         if to.is_some_and(|to| to.ask) {
             self.out
                 .extend_from_slice(&redis::cmd("ASKING").get_packed_command());

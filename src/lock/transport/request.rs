@@ -7,9 +7,9 @@ use std::sync::Arc;
 use redis::{ToRedisArgs, Value};
 
 /// A Lua script, without its comment lines: they are for people, and a script often goes in
-/// full (the first request on each connection).
+/// full (the first time it goes on each connection).
 pub struct Script {
-    hash: String,
+    hash: Arc<str>,
     code: String,
 }
 
@@ -21,7 +21,7 @@ impl Script {
             .collect::<Vec<_>>()
             .join("\n");
         Script {
-            hash: redis::Script::new(&code).get_hash().to_string(),
+            hash: redis::Script::new(&code).get_hash().into(),
             code,
         }
     }
@@ -40,6 +40,7 @@ impl Script {
         };
         Request {
             body: Body::Script {
+                hash: self.hash.clone(),
                 by_hash: packed("EVALSHA", &self.hash),
                 in_full: packed("EVAL", &self.code),
             },
@@ -55,6 +56,8 @@ pub struct Request {
 
 pub(super) enum Body {
     Script {
+        /// The script's SHA1: a connection that sent it in full sends it by hash after that.
+        hash: Arc<str>,
         by_hash: Arc<[u8]>,
         in_full: Arc<[u8]>,
     },
