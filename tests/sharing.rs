@@ -482,3 +482,63 @@ fn key_and_name_or_prefix_are_exclusive_and_braces_are_refused() {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
 }
+
+/// The heartbeat keeps a key past its first TTL, and `--min-hold` keeps it after the command:
+/// the library sees it held all the while.
+#[test]
+fn the_heartbeat_and_min_hold_keep_a_key_held_for_the_library() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["--key", "job", "--ttl", "1s"]);
+    // Past the first TTL: only the heartbeat can have kept the key.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(holder.process.try_wait().unwrap().is_none());
+    assert!(!try_lock(Library::RedisPy, &[server.port], "job"));
+    assert!(holder.finish().0.success());
+    let output = redlock(&server.url())
+        .args(["run", "--key", "job", "--min-hold", "5s", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(!try_lock(Library::RedisPy, &[server.port], "job"));
+    let ttl: i64 = server.cmd(&["PTTL", "job"]);
+    assert!(ttl > 0 && ttl <= 5_000, "{ttl}");
+}
+
+/// On a Redis Cluster the companions share the key's slot: keys on every primary run; and a
+/// waiter given a node that does not own the key listens to its keyspace notifications on the
+/// node that does, and hears a library's release there.
+#[test]
+fn keys_run_on_a_cluster_and_waiters_hear_the_owners_notifications() {
+    let cluster = crate::support::cluster::Cluster::start(3, 0);
+    for node in &cluster.nodes {
+        node.cmd::<()>(&["CONFIG", "SET", "notify-keyspace-events", "Kg"]);
+    }
+    for i in 0..30 {
+        let key = format!("reindex-{i}");
+        let output = redlock(&cluster.url())
+            .args(["run", "--key", &key, "--", "true"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{key}: {output:?}");
+        let owner = cluster.owner(&key);
+        assert_eq!(owner.cmd::<String>(&["GET", &format!("{{{key}}}:fence")]), "1");
+    }
+    let key = (0..)
+        .map(|i| format!("app-{i}"))
+        .find(|key| cluster.owner(key).port != cluster.nodes[0].port)
+        .unwrap();
+    let owner = cluster.owner(&key);
+    // Held the libraries' way, for ten seconds.
+    owner.cmd::<()>(&["SET", &key, "app-token", "PX", "10000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let waiting = waiter(&cluster.url(), &key, dir.path());
+    let channel = format!("__keyspace@0__:{key}");
+    wait_until("the waiter listens on the owner", || {
+        listeners(&mut owner.connection(), &channel) == 1
+    });
+    owner.cmd::<i64>(&["DEL", &key]);
+    let output = waiting.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("listening to the keyspace notifications"), "{stderr}");
+}
