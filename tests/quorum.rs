@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, RedisServer, contend, expiring_keys, is_dead, redlock, start_servers,
-    takes_over_on_release, urls, wait_for_subscriber, wait_until, waiter,
+    Holder, RedisServer, contend, expiring_keys, is_dead, listeners, redlock, script_calls,
+    start_servers, takes_over_on_release, urls, wait_for_subscriber, wait_until, waiter,
 };
 
 fn lock_value(server: &RedisServer, name: &str) -> Option<String> {
@@ -563,4 +563,28 @@ fn a_unix_socket_that_accepts_nothing_does_not_hold_up_the_others() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(status.success());
+}
+
+/// A waiter whose tries a minority grants (one server lost the holder's key) gives that
+/// minority back quietly: the give-back's release notice woke every waiter, itself included,
+/// into trying again at once, thousands of times a second while the holder kept its majority.
+#[test]
+fn a_waiter_does_not_spin_on_its_own_give_backs() {
+    let servers = start_servers(3);
+    let url = urls(&servers);
+    let mut holder = Holder::start(&url, &["-n", "spin"]);
+    let _: () = servers[0].cmd(&["DEL", "redlock:{spin}"]);
+    let dir = tempfile::tempdir().unwrap();
+    let waiting = waiter(&url, "spin", dir.path());
+    wait_until("the waiter subscribes", || {
+        servers
+            .iter()
+            .all(|s| listeners(&mut s.connection(), "redlock:{spin}:released") == 1)
+    });
+    let before: u64 = servers.iter().map(script_calls).sum();
+    std::thread::sleep(Duration::from_secs(1));
+    let scripts = servers.iter().map(script_calls).sum::<u64>() - before;
+    // Nothing to try for until the holder's lease ends (30 s) or it releases.
+    assert!(scripts <= 3, "{scripts} scripts in a second");
+    takes_over_on_release(&mut holder, waiting, dir.path());
 }

@@ -21,6 +21,19 @@ fn waiter(url: &str, key: &str, dir: &std::path::Path) -> std::process::Child {
         .unwrap()
 }
 
+/// The waiter's lines up to the one that says how it waits, once every server has said whether
+/// it sends keyspace notifications (the rest of its stderr is left unread).
+fn said_how_it_waits(waiting: &mut std::process::Child) -> String {
+    let stderr = waiting.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut said = String::new();
+    while !said.contains("keyspace notifications") {
+        said.push_str(&lines.next().expect("the waiter ended").unwrap());
+        said.push('\n');
+    }
+    said
+}
+
 fn started_ns(dir: &std::path::Path) -> u128 {
     std::fs::read_to_string(dir.join("started"))
         .unwrap()
@@ -75,14 +88,7 @@ fn a_waiter_hears_redis_pys_release_by_keyspace_notifications() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = AppHolder::start(Library::RedisPy, &[server.port], "k", 10_000);
     let mut waiting = waiter(&server.url(), "k", dir.path());
-    let mut said = String::new();
-    let stderr = waiting.stderr.take().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    // The waiter says how it waits once the server has said whether it sends notifications.
-    while !said.contains("keyspace notifications") {
-        said.push_str(&lines.next().expect("the waiter ended").unwrap());
-        said.push('\n');
-    }
+    let said = said_how_it_waits(&mut waiting);
     assert!(
         said.contains("redlock: listening to the keyspace notifications of 'k'"),
         "{said}"
@@ -173,14 +179,27 @@ fn node_redlock_and_redlock_respect_each_others_quorum_over_three_servers() {
     assert_eq!(output.status.code(), Some(75), "{output:?}");
     // A waiter takes over when node-redlock lets go.
     let dir = tempfile::tempdir().unwrap();
-    let waiting = waiter(&url, "job", dir.path());
+    let mut waiting = waiter(&url, "job", dir.path());
+    let said = said_how_it_waits(&mut waiting);
+    assert!(
+        said.contains("listening to the keyspace notifications of 'job'"),
+        "{said}"
+    );
     wait_until("the waiter listens to the key on every server", || {
         servers
             .iter()
             .all(|s| listeners(&mut s.connection(), "__keyspace@0__:job") == 1)
     });
+    // Held for a second more: a waiter that polled every 100 ms would send ten scripts.
+    let before: u64 = servers.iter().map(script_calls).sum();
+    std::thread::sleep(Duration::from_secs(1));
+    let scripts = servers.iter().map(script_calls).sum::<u64>() - before;
+    assert!(
+        scripts <= 3,
+        "{scripts} scripts in a second: the waiter polled"
+    );
     let released = app.release();
-    assert!(waiting.wait_with_output().unwrap().status.success());
+    assert!(waiting.wait().unwrap().success());
     // node-redlock's clock is read in whole ms, after its unlock returned.
     let started = started_ns(dir.path());
     assert!(
@@ -264,7 +283,8 @@ fn python_loop(
         .chain(python.get_args())
         .map(|a| format!("'{}'", a.to_string_lossy()))
         .collect();
-    let command = format!("{} log {gap_ms}", argv.join(" "));
+    // The shell that sees a holder SIGKILLed says so on its stderr: kept out of the test's.
+    let command = format!("( {} log {gap_ms} ) 2>>python.stderr", argv.join(" "));
     shell_loop(runs, &command, dir)
 }
 
@@ -521,7 +541,10 @@ fn keys_run_on_a_cluster_and_waiters_hear_the_owners_notifications() {
             .unwrap();
         assert!(output.status.success(), "{key}: {output:?}");
         let owner = cluster.owner(&key);
-        assert_eq!(owner.cmd::<String>(&["GET", &format!("{{{key}}}:fence")]), "1");
+        assert_eq!(
+            owner.cmd::<String>(&["GET", &format!("{{{key}}}:fence")]),
+            "1"
+        );
     }
     let key = (0..)
         .map(|i| format!("app-{i}"))
@@ -536,9 +559,90 @@ fn keys_run_on_a_cluster_and_waiters_hear_the_owners_notifications() {
     wait_until("the waiter listens on the owner", || {
         listeners(&mut owner.connection(), &channel) == 1
     });
+    let deleted = std::time::Instant::now();
     owner.cmd::<i64>(&["DEL", &key]);
     let output = waiting.wait_with_output().unwrap();
     assert!(output.status.success(), "{output:?}");
+    // Heard, not waited out: the key had 10 s left (a second is room for a loaded machine).
+    assert!(
+        deleted.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        deleted.elapsed()
+    );
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("listening to the keyspace notifications"), "{stderr}");
+    assert!(
+        stderr.contains("listening to the keyspace notifications"),
+        "{stderr}"
+    );
+}
+
+/// Only where the node that owns the key sends notifications: a cluster whose seed node sends
+/// them and whose owner does not is waited for by retrying.
+#[test]
+fn a_cluster_is_asked_for_its_setting_on_the_keys_owner() {
+    let cluster = crate::support::cluster::Cluster::start(3, 0);
+    cluster.nodes[0].cmd::<()>(&["CONFIG", "SET", "notify-keyspace-events", "Kg"]);
+    let key = (0..)
+        .map(|i| format!("app-{i}"))
+        .find(|key| cluster.owner(key).port != cluster.nodes[0].port)
+        .unwrap();
+    let owner = cluster.owner(&key);
+    owner.cmd::<()>(&["SET", &key, "app-token", "PX", "10000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut waiting = waiter(&cluster.url(), &key, dir.path());
+    let said = said_how_it_waits(&mut waiting);
+    assert!(
+        said.contains("1 of 1 servers send no keyspace notifications"),
+        "{said}"
+    );
+    owner.cmd::<i64>(&["DEL", &key]);
+    assert!(waiting.wait().unwrap().success());
+}
+
+/// A subscription that fails (the server dropped it) no longer counts: the waiter goes back to
+/// retrying, and takes over within that, not at the key's TTL (10 s).
+#[test]
+fn a_dropped_subscription_falls_back_to_retrying() {
+    let server = RedisServer::start_with(&NOTIFYING);
+    server.cmd::<()>(&["SET", "k", "app-token", "PX", "10000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut waiting = waiter(&server.url(), "k", dir.path());
+    let said = said_how_it_waits(&mut waiting);
+    assert!(
+        said.contains("listening to the keyspace notifications"),
+        "{said}"
+    );
+    server.cmd::<i64>(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    // It tries again now and then: the next try after the kill.
+    let before = script_calls(&server);
+    wait_until("the waiter retries", || script_calls(&server) > before);
+    let deleted = std::time::Instant::now();
+    server.cmd::<i64>(&["DEL", "k"]);
+    assert!(waiting.wait().unwrap().success());
+    assert!(
+        deleted.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        deleted.elapsed()
+    );
+}
+
+/// A server that refuses CONFIG (an ACL without it, as managed services have) is taken for one
+/// that sends no notifications: the waiter says so, and retries.
+#[test]
+fn a_refused_config_is_no_notifications() {
+    let server = RedisServer::start_with(&NOTIFYING);
+    server.cmd::<()>(&[
+        "ACL", "SETUSER", "app", "on", ">secret", "~*", "&*", "+@all", "-config",
+    ]);
+    server.cmd::<()>(&["SET", "k", "app-token", "PX", "10000"]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("redis://app:secret@127.0.0.1:{}", server.port);
+    let mut waiting = waiter(&url, "k", dir.path());
+    let said = said_how_it_waits(&mut waiting);
+    assert!(
+        said.contains("1 of 1 servers send no keyspace notifications"),
+        "{said}"
+    );
+    server.cmd::<i64>(&["DEL", "k"]);
+    assert!(waiting.wait().unwrap().success());
 }

@@ -24,8 +24,14 @@ pub enum Attempt {
     },
     /// Held by others: for each place, the details of the holder with the most servers.
     /// `split` when no one holds a majority of some place (contenders took a few servers each
-    /// and are giving them back).
-    Busy { holders: Vec<Holder>, split: bool },
+    /// and are giving them back). `given_back`: on how many servers this attempt took the lock
+    /// and gave it back (a minority): each deletes the key there, which a waiter listening to
+    /// the key's keyspace notifications hears, and must not take for a release.
+    Busy {
+        holders: Vec<Holder>,
+        split: bool,
+        given_back: usize,
+    },
     /// The lock is held with another `--limit`: this one.
     Mismatch { limit: usize },
 }
@@ -135,6 +141,10 @@ impl Lock {
         let mut in_the_way = false;
         // How many servers had each place free.
         let mut free_on = vec![0; self.places.len()];
+        let took = answers
+            .iter()
+            .filter(|answer| matches!(answer, Some(Ok(Acquired::Yes { .. }))))
+            .count();
         for (address, answer) in self.addresses.iter().zip(answers) {
             if let Some(Ok(Acquired::Yes { free, .. })) = &answer {
                 for &p in free {
@@ -243,15 +253,19 @@ impl Lock {
             return Ok(Attempt::Busy {
                 holders: vec![unknown; self.places.len()],
                 split: true,
+                given_back: took,
             });
         }
         self.seen_held = true;
-        Ok(busiest(busy, quorum))
+        Ok(busiest(busy, quorum, took))
     }
 
     /// Gives back what an acquire got that is of no use (all of it, or every place but
     /// `keep`), on every server: one that executes the acquire late gets this after it.
-    /// `run`: the history entry of a run that ends here.
+    /// `run`: the history entry of a run that ends here. Quietly: the lock was never free on
+    /// a majority for this run, so no waiter has a reason to try again, and the notice woke
+    /// every waiter, this one too, into trying again at once, over and over while the holder
+    /// kept its majority (a minority that had lost the key granted it each time).
     fn give_back(&mut self, keep: Option<usize>, timeout: Duration, run: Option<&str>) {
         let request = scripts::release(
             &self.places,
@@ -259,6 +273,7 @@ impl Lock {
             Duration::ZERO,
             keep,
             self.recorded(run),
+            false,
         );
         self.pool.fan_out(
             Wait::Always,
@@ -302,7 +317,7 @@ fn granted_most(answers: &[Answer<Acquired>]) -> Option<(usize, usize)> {
 
 /// The busy answer to report: for each place, the holder on the most servers; and whether
 /// anyone has a majority of each.
-fn busiest(busy: Vec<Vec<Holder>>, quorum: usize) -> Attempt {
+fn busiest(busy: Vec<Vec<Holder>>, quorum: usize, given_back: usize) -> Attempt {
     let places = busy.iter().map(Vec::len).min().expect("busy is not empty");
     let mut split = false;
     let holders = (0..places)
@@ -317,5 +332,9 @@ fn busiest(busy: Vec<Vec<Holder>>, quorum: usize) -> Attempt {
             (*best).clone()
         })
         .collect();
-    Attempt::Busy { holders, split }
+    Attempt::Busy {
+        holders,
+        split,
+        given_back,
+    }
 }

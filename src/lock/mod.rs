@@ -22,7 +22,9 @@ pub use acquire::{Attempt, NotTaken};
 pub use holder::{Holder, HolderInfo, busy_message_for, host_name};
 pub use keys::{Keys, MOST_PLACES, lock_of};
 use transport::{Answer, Wait};
-pub use transport::{Keyspace, Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve, tls};
+pub use transport::{
+    KEY_GONE, Keyspace, Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve, tls,
+};
 
 /// The timing of a lease, checked for safety when the settings were read.
 #[derive(Debug, Clone, Copy)]
@@ -282,6 +284,7 @@ impl Lock {
             keep,
             None,
             self.recorded(run.as_deref()),
+            true,
         );
         let (quorum, servers) = (self.quorum(), self.addresses.len());
         let count = |answers: &[Answer<bool>], ours: bool| {

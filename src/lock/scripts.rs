@@ -182,6 +182,7 @@ pub fn release(
     keep: Duration,
     except: Option<usize>,
     run: Recorded,
+    tell_waiters: bool,
 ) -> Request {
     let shared = &places[0];
     let (entry, cap) = recorded(run);
@@ -190,7 +191,11 @@ pub fn release(
         &args(&[
             &token,
             &millis(keep),
-            &shared.channel,
+            &(if tell_waiters {
+                shared.channel.as_str()
+            } else {
+                ""
+            }),
             &except.map_or(String::new(), |place| place.to_string()),
             &entry,
             &cap,

@@ -115,12 +115,12 @@ impl Events {
         self.notices = Some(notices);
     }
 
-    /// Unsubscribes (closes the sockets given to `listen`).
     /// What the servers listened to said of their keyspace notifications (`--key`).
     pub fn keyspace(&self) -> Option<Keyspace> {
         self.notices.as_ref().map(Notices::keyspace)
     }
 
+    /// Unsubscribes (closes the sockets given to `listen`).
     pub fn stop_listening(&mut self) {
         self.notices = None;
     }

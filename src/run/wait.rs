@@ -13,7 +13,7 @@ use crate::duration::human;
 use crate::exit::{Failure, Kind};
 use crate::lock::view::{ASK_MARGIN, UNKNOWN_KILL_AFTER};
 use crate::lock::{
-    Attempt, Everywhere, Holder, HolderInfo, Lock, NotTaken, Notices, busy_message_for,
+    Attempt, Everywhere, Holder, HolderInfo, KEY_GONE, Lock, NotTaken, Notices, busy_message_for,
 };
 use crate::run::events::{Event, Events};
 use crate::run::signals;
@@ -116,7 +116,9 @@ fn take(
     let mut keyspace_said = false;
     loop {
         let attempt = lock.try_acquire(me, policy.queues(), timeout, in_flight);
-        let (signal, notice) = drain(events, &lock.token);
+        let me_token = lock.token.clone();
+        let mut heard = Heed::after(&attempt, &me_token);
+        let (signal, notice) = drain(events, &mut heard);
         // A signal that came in during the request ends the run as it would have ended a wait;
         // a lease granted meanwhile is given back before any command started.
         if let Some(signal) = signal {
@@ -139,7 +141,7 @@ fn take(
                     lease_end,
                 });
             }
-            Ok(Attempt::Busy { holders, split }) => {
+            Ok(Attempt::Busy { holders, split, .. }) => {
                 seen_held = true;
                 (holders, split)
             }
@@ -225,6 +227,7 @@ fn take(
             subscribed = true;
         }
         let keyspace = keyspace_heard(lock, events, verbose, &mut keyspace_said);
+        // A redlock holder publishes its release: the retry is for another client's hold.
         // The first place whose lease runs out.
         let remaining = holders.iter().filter_map(|h| h.remaining()).min();
         let retry_at = match remaining {
@@ -238,12 +241,12 @@ fn take(
         };
         // An application's key that a library may release unheard is tried again now and then.
         let retry_at = match keyspace {
-            Heard::Unheard => retry_at.min(now + KEY_POLL),
-            Heard::Relied | Heard::NotAKey => retry_at,
+            Heard::Unheard if heard.key_events => retry_at.min(now + KEY_POLL),
+            _ => retry_at,
         }
         .min(deadline);
         let mut notice = match notice {
-            None | Some(Turn::Moved) => sleep_until(retry_at, events, &lock.token)?,
+            None | Some(Turn::Moved) => sleep_until(retry_at, events, &mut heard)?,
             turn => turn,
         };
         // While notices name others, the queue moves and our turn comes. A waiter named that
@@ -253,9 +256,9 @@ fn take(
             notice = match notice {
                 Some(Turn::Soon) => {
                     let until = (Moment::now() + OTHERS_FIRST).min(deadline);
-                    sleep_until(until, events, &lock.token)?
+                    sleep_until(until, events, &mut heard)?
                 }
-                Some(Turn::Moved) => sleep_until(retry_at, events, &lock.token)?,
+                Some(Turn::Moved) => sleep_until(retry_at, events, &mut heard)?,
                 _ => break,
             };
         }
@@ -264,7 +267,7 @@ fn take(
             // that woke us): try again after a random pause, so that they do not all come
             // back at once and split them again (no livelock).
             let until = (Moment::now() + random_below(SPLIT_RETRY)).min(deadline);
-            while sleep_until(until, events, &lock.token)?.is_some() {}
+            while sleep_until(until, events, &mut heard)?.is_some() {}
         }
     }
 }
@@ -274,9 +277,11 @@ fn take(
 enum Heard {
     /// Not an application's key: every holder is a redlock, which publishes its releases.
     NotAKey,
-    /// By the key's keyspace notifications, which a majority sends and no server refused.
+    /// By the key's keyspace notifications, which a majority of the servers still listened to
+    /// send, and none refused.
     Relied,
-    /// Not known to be sent (yet): tried again every `KEY_POLL`.
+    /// Not known to be sent (yet), or no longer listened to: while another client holds the
+    /// key, tried again every `KEY_POLL`.
     Unheard,
 }
 
@@ -293,22 +298,29 @@ fn keyspace_heard(lock: &Lock, events: &Events, verbose: bool, said: &mut bool) 
     };
     if verbose && !*said && keyspace.of > 0 && keyspace.on + keyspace.off >= keyspace.of {
         *said = true;
-        let message = match heard {
-            Heard::Relied => format!(
-                "listening to the keyspace notifications of '{}': another client's release is \
-                 heard at once",
-                lock.keys.lock
+        let (message, how) = match heard {
+            Heard::Relied => (
+                format!(
+                    "listening to the keyspace notifications of '{}': another client's release \
+                     is heard at once",
+                    lock.keys.lock
+                ),
+                "keyspace",
             ),
-            _ => format!(
-                "{} of {} servers send no keyspace notifications for '{}' (notify-keyspace-events \
-                 needs K and g): trying again every {} while another client may hold it",
-                keyspace.off,
-                keyspace.of,
-                lock.keys.lock,
-                human(KEY_POLL)
+            _ => (
+                format!(
+                    "{} of {} servers send no keyspace notifications for '{}' \
+                     (notify-keyspace-events needs K and g): trying again every {} while \
+                     another client may hold it",
+                    keyspace.off,
+                    keyspace.of,
+                    lock.keys.lock,
+                    human(KEY_POLL)
+                ),
+                "retry",
             ),
         };
-        say(say::Event::Waiting, message, &[]);
+        say(say::Event::Waiting, message, &[("heard_by", how.into())]);
     }
     heard
 }
@@ -326,6 +338,55 @@ enum Turn {
     Moved,
 }
 
+/// What the notices that come in mean to this waiter: its token, and which of the key's
+/// keyspace events (`--key`) to heed.
+struct Heed<'a> {
+    me: &'a str,
+    /// Whether a key deleted or expired is a release to act on: only while another client
+    /// (no redlock: a lock library) holds it, as a redlock holder publishes its release.
+    key_events: bool,
+    /// Deletions that are this run's own: the last attempt's give-backs (see `Attempt::Busy`).
+    own_deletions: usize,
+}
+
+impl<'a> Heed<'a> {
+    fn after(attempt: &Result<Attempt, anyhow::Error>, me: &'a str) -> Heed<'a> {
+        let (key_events, own_deletions) = match attempt {
+            Ok(Attempt::Busy {
+                holders,
+                given_back,
+                ..
+            }) => (
+                holders
+                    .iter()
+                    .any(|h| h.token.is_some() && h.host.is_none()),
+                *given_back,
+            ),
+            _ => (false, 0),
+        };
+        Heed {
+            me,
+            key_events,
+            own_deletions,
+        }
+    }
+
+    /// When the notice says to try again; `None` when it is not for this waiter.
+    fn turn(&mut self, named: Option<String>) -> Option<Turn> {
+        if named.as_deref() == Some(KEY_GONE) {
+            if !self.key_events {
+                return None;
+            }
+            if self.own_deletions > 0 {
+                self.own_deletions -= 1;
+                return None;
+            }
+            return Some(Turn::Now);
+        }
+        Some(turn(named, self.me))
+    }
+}
+
 fn turn(named: Option<String>, me: &str) -> Turn {
     match named {
         Some(notice) if notice.starts_with("took ") => Turn::Moved,
@@ -336,11 +397,18 @@ fn turn(named: Option<String>, me: &str) -> Turn {
 
 /// Sleeps until `until` or a release notice, and says which: `None` when the time came. A
 /// signal ends the wait as it would have ended us.
-fn sleep_until(until: Moment, events: &mut Events, me: &str) -> Result<Option<Turn>, Failure> {
+fn sleep_until(
+    until: Moment,
+    events: &mut Events,
+    heed: &mut Heed,
+) -> Result<Option<Turn>, Failure> {
     loop {
         match events.recv_timeout(until.saturating_duration_since(Moment::now())) {
             None => return Ok(None),
-            Some(Event::Notice(named)) => return Ok(Some(turn(named, me))),
+            Some(Event::Notice(named)) => match heed.turn(named) {
+                Some(turn) => return Ok(Some(turn)),
+                None => continue,
+            },
             Some(Event::Signal(caught)) => return Err(interrupted(caught.signal)),
             Some(_) => continue,
         }
@@ -350,14 +418,15 @@ fn sleep_until(until: Moment, events: &mut Events, me: &str) -> Result<Option<Tu
 /// Takes the events that came in during a request: the first signal, if any, and what the
 /// release notices (or a confirmed subscription) say of trying again: `Now` over the others,
 /// else the last (a waiter named, then its taking the lock, is `Moved`).
-fn drain(events: &mut Events, me: &str) -> (Option<i32>, Option<Turn>) {
+fn drain(events: &mut Events, heed: &mut Heed) -> (Option<i32>, Option<Turn>) {
     let mut notice = None;
     while let Some(event) = events.try_recv() {
         match event {
             Event::Signal(caught) => return (Some(caught.signal), notice),
             Event::Notice(named) => {
-                let turn = turn(named, me);
-                if notice != Some(Turn::Now) {
+                if let Some(turn) = heed.turn(named)
+                    && notice != Some(Turn::Now)
+                {
                     notice = Some(turn);
                 }
             }

@@ -33,7 +33,13 @@ pub fn command(library: Library, ports: &[u16], key: &str, ttl_ms: u64, mode: &s
     };
     let installed = match library {
         Library::RedisPy => program.exists(),
-        Library::NodeRedlock => dir.join("node_modules/redlock").exists(),
+        Library::NodeRedlock => {
+            dir.join("node_modules/redlock").exists()
+                && Command::new("node")
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+        }
     };
     assert!(
         installed,

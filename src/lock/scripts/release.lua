@@ -1,7 +1,8 @@
 -- Release our place of the lock if we still hold it, and tell waiters at once.
 -- KEYS: 1 waiters, 2 stored limit, 3 history, then each place's lock and holder details (as
 -- acquire.lua).
--- ARGV: 1 token, 2 ms to keep it (--min-hold), 3 channel, 4 a place not to release ('' for
+-- ARGV: 1 token, 2 ms to keep it (--min-hold), 3 channel ('' to tell no waiter: an acquire
+-- giving back what a minority granted, see acquire.rs), 4 a place not to release ('' for
 -- none: used to give back the other places a semaphore's acquire took on a few servers), 5 the
 -- run as history.lua records it ('' for none), 6 the cap.
 -- Returns 1 when deleted, 2 when left to expire after ARGV[2] ms, 0 when it was not ours.
@@ -33,7 +34,10 @@ end
 -- case it cannot (stopped, or gone): so they do not all rush the server at each release. It
 -- leaves the queue here, so that one that is gone is named only once. (Before the DEL: on a
 -- key of another type this fails, and the lock is not half released.)
-local first = redis.call('ZPOPMIN', KEYS[1])
+local first = {}
+if ARGV[3] ~= '' then
+  first = redis.call('ZPOPMIN', KEYS[1])
+end
 redis.call('DEL', lock, details)
 if places > 1 then
   -- The last holder of a semaphore takes its N with it: the next run may choose another.
@@ -46,7 +50,7 @@ if places > 1 then
   end
 end
 -- Sharded pub/sub where the server has it (Redis 7+), as acquire.lua.
-if not pcall(redis.call, 'SPUBLISH', ARGV[3], first[1] or '') then
+if ARGV[3] ~= '' and not pcall(redis.call, 'SPUBLISH', ARGV[3], first[1] or '') then
   redis.call('PUBLISH', ARGV[3], first[1] or '')
 end
 return 1

@@ -36,7 +36,7 @@ use redis::Value;
 use conn::Conn;
 pub use errors::{WRONG_TYPE, unanswered};
 use exchange::Outcome;
-pub use notices::{Keyspace, Notices};
+pub use notices::{KEY_GONE, Keyspace, Notices};
 pub use request::{Request, Script, args};
 pub use resolve::resolve;
 pub use server::Server;

@@ -21,24 +21,43 @@ use super::resp::Reply;
 use super::server::Server;
 
 pub struct Notices {
-    /// Each subscription, and whether it is sharded (SSUBSCRIBE: Redis 7+, on the node that
-    /// owns the lock's slot) or not (SUBSCRIBE, on an older server).
-    conns: Vec<(Conn, bool)>,
+    subscriptions: Vec<Subscription>,
     channel: String,
     /// With `--key`: the key, for its keyspace notifications.
     key: Option<String>,
-    /// Of the servers whose `notify-keyspace-events` was read: those that send a key's `del`.
-    keyspace: Keyspace,
+}
+
+/// One server's subscription.
+struct Subscription {
+    conn: Conn,
+    /// Sharded (SSUBSCRIBE: Redis 7+, on the node that owns the lock's slot) or not (SUBSCRIBE,
+    /// on an older server).
+    sharded: bool,
+    /// With `--key`: what this server (the node that owns the key) said of its keyspace
+    /// notifications.
+    setting: Setting,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setting {
+    /// Not a `--key` wait.
+    NotAsked,
+    /// CONFIG GET sent: the next reply on the connection answers it.
+    Awaited,
+    /// It sends a key's `del`.
+    On,
+    /// It does not, or would not say (CONFIG refused: an ACL, a managed service).
+    Off,
 }
 
 /// What the servers said of their keyspace notifications, so far.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Keyspace {
-    /// Servers that send them.
+    /// Servers, of those still subscribed to, that send them.
     pub on: usize,
-    /// Servers that do not (or would not say: CONFIG may be refused).
+    /// Servers, of those still subscribed to, that do not.
     pub off: usize,
-    /// Servers subscribed to: once `on` and `off` add up to it, every one has said.
+    /// Servers still subscribed to: once `on` and `off` add up to it, every one has said.
     pub of: usize,
 }
 
@@ -52,41 +71,43 @@ impl Notices {
 
     /// As `subscribe`, and to the keyspace notifications of `key` where the server sends them.
     pub fn subscribe_with(servers: &[Server], channel: &str, key: Option<&str>) -> Notices {
-        let mut conns: Vec<(Conn, bool)> = servers.iter().map(|s| (Conn::new(s), true)).collect();
-        conns.retain_mut(|(conn, _)| {
-            if conn.open().is_err() {
-                return false;
-            }
-            if key.is_some() {
-                let read = redis::cmd("CONFIG")
-                    .arg("GET")
-                    .arg("notify-keyspace-events")
-                    .get_packed_command();
-                conn.queue_unmatched(&read);
-            }
-            subscribe(conn, channel, true, key)
-        });
+        let mut subscriptions: Vec<Subscription> = servers
+            .iter()
+            .map(|server| Subscription {
+                conn: Conn::new(server),
+                sharded: true,
+                setting: Setting::NotAsked,
+            })
+            .collect();
+        subscriptions.retain_mut(|sub| sub.conn.open().is_ok() && sub.subscribe(channel, key));
         Notices {
-            conns,
+            subscriptions,
             channel: channel.to_string(),
             key: key.map(str::to_string),
-            keyspace: Keyspace::default(),
         }
     }
 
-    /// What the servers said of their keyspace notifications so far (with `--key`).
+    /// What the servers still subscribed to said of their keyspace notifications (`--key`): a
+    /// connection that failed no longer counts.
     pub fn keyspace(&self) -> Keyspace {
+        let count = |setting| {
+            self.subscriptions
+                .iter()
+                .filter(|sub| sub.setting == setting)
+                .count()
+        };
         Keyspace {
-            of: self.conns.len(),
-            ..self.keyspace
+            on: count(Setting::On),
+            off: count(Setting::Off),
+            of: self.subscriptions.len(),
         }
     }
 
     /// The sockets to wait on, for `poll`.
     pub fn poll_fds(&self) -> Vec<libc::pollfd> {
-        self.conns
+        self.subscriptions
             .iter()
-            .filter_map(|(conn, _)| conn.poll_fd())
+            .filter_map(|sub| sub.conn.poll_fd())
             .map(|fd| libc::pollfd {
                 fd: fd.as_fd().as_raw_fd(),
                 events: fd.events().bits(),
@@ -101,31 +122,43 @@ impl Notices {
     /// is dropped.
     pub fn read(&mut self) -> Vec<Option<String>> {
         let mut notices = Vec::new();
-        let (channel, key, keyspace) = (&self.channel, self.key.as_deref(), &mut self.keyspace);
-        self.conns.retain_mut(|(conn, sharded)| match conn.pump() {
+        let (channel, key) = (&self.channel, self.key.as_deref());
+        self.subscriptions.retain_mut(|sub| match sub.conn.pump() {
             Ok(Pumped::Connecting) => true,
             Ok(Pumped::Open { closed }) => loop {
-                match conn.next_unmatched() {
-                    Ok(Some(Reply::Value(Value::Array(message)))) => match read(&message) {
-                        Read::Notice(named) => notices.push(named),
-                        Read::Setting(sends) if sends => keyspace.on += 1,
-                        Read::Setting(_) => keyspace.off += 1,
-                        Read::Nothing => {}
-                    },
-                    // A cluster node that does not own the lock's slot names the one that does
-                    // (the keyspace subscription, not sharded, is not redirected: it follows).
-                    Ok(Some(Reply::Error(text)))
-                        if *sharded && Redirect::parse(&text).is_some() =>
-                    {
-                        break conn.move_to(Redirect::parse(&text).as_ref()).is_ok()
-                            && subscribe(conn, channel, true, key);
+                let reply = sub.conn.next_unmatched();
+                // The first reply after CONFIG GET answers it, whatever it says.
+                if sub.setting == Setting::Awaited
+                    && let Ok(Some(answer)) = &reply
+                {
+                    sub.setting = match answer {
+                        Reply::Value(Value::Array(fields)) if sends_deletions(fields) => {
+                            Setting::On
+                        }
+                        _ => Setting::Off,
+                    };
+                    continue;
+                }
+                match reply {
+                    Ok(Some(Reply::Value(Value::Array(message)))) => {
+                        if let Some(named) = notice(&message) {
+                            notices.push(named);
+                        }
                     }
-                    // CONFIG refused (an ACL, or a managed service): rely on no notification.
-                    Ok(Some(Reply::Error(text))) if text.contains("CONFIG") => keyspace.off += 1,
-                    // A server without sharded pub/sub (before Redis 7).
-                    Ok(Some(Reply::Error(_))) if *sharded => {
-                        *sharded = false;
-                        if !subscribe(conn, channel, false, None) {
+                    // A cluster node that does not own the lock's slot names the one that does:
+                    // subscribed there, and asked there for its setting (the keyspace
+                    // subscription, not sharded, is not redirected: it follows).
+                    Ok(Some(Reply::Error(text)))
+                        if sub.sharded && Redirect::parse(&text).is_some() =>
+                    {
+                        break sub.conn.move_to(Redirect::parse(&text).as_ref()).is_ok()
+                            && sub.subscribe(channel, key);
+                    }
+                    // A server without sharded pub/sub (before Redis 7); the keyspace
+                    // subscription, sent with it, stands.
+                    Ok(Some(Reply::Error(_))) if sub.sharded => {
+                        sub.sharded = false;
+                        if !sub.subscribe(channel, None) {
                             break false;
                         }
                     }
@@ -140,56 +173,64 @@ impl Notices {
     }
 }
 
-/// Queues the subscription to `channel`, sharded or not, and to `key`'s keyspace notifications
-/// if there is one, and writes them; false if it fails.
-fn subscribe(conn: &mut Conn, channel: &str, sharded: bool, key: Option<&str>) -> bool {
-    let command = if sharded { "SSUBSCRIBE" } else { "SUBSCRIBE" };
-    conn.queue_unmatched(&redis::cmd(command).arg(channel).get_packed_command());
-    if let Some(key) = key {
-        let keyspace = format!("__keyspace@{}__:{key}", conn.server.db);
-        conn.queue_unmatched(&redis::cmd("SUBSCRIBE").arg(keyspace).get_packed_command());
+impl Subscription {
+    /// Queues the subscription to `channel`, sharded or not, and with a key: the server's
+    /// notification setting (CONFIG GET, ahead of the rest) and the key's keyspace channel;
+    /// writes them. False if it fails.
+    fn subscribe(&mut self, channel: &str, key: Option<&str>) -> bool {
+        let conn = &mut self.conn;
+        if key.is_some() {
+            let read = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("notify-keyspace-events")
+                .get_packed_command();
+            conn.queue_unmatched(&read);
+            self.setting = Setting::Awaited;
+        }
+        let command = if self.sharded {
+            "SSUBSCRIBE"
+        } else {
+            "SUBSCRIBE"
+        };
+        conn.queue_unmatched(&redis::cmd(command).arg(channel).get_packed_command());
+        if let Some(key) = key {
+            let keyspace = format!("__keyspace@{}__:{key}", conn.server.db);
+            conn.queue_unmatched(&redis::cmd("SUBSCRIBE").arg(keyspace).get_packed_command());
+        }
+        conn.flush().is_ok()
     }
-    conn.flush().is_ok()
 }
 
-/// What one array a subscribed connection received says.
-#[derive(Debug, PartialEq, Eq)]
-enum Read {
-    /// A release notice, naming a waiter or none (see `named`).
-    Notice(Option<String>),
-    /// The server's `notify-keyspace-events`: whether it sends a key's `del`.
-    Setting(bool),
-    /// A keyspace event that frees nothing (a `set`, an `expire`), and the like.
-    Nothing,
-}
-
-fn read(message: &[Value]) -> Read {
-    match message {
-        [Value::BulkString(name), Value::BulkString(flags)]
-            if name == b"notify-keyspace-events" =>
-        {
-            // K: keyspace channels; g (or A, all): generic commands, DEL among them.
+/// Whether CONFIG GET's answer, `notify-keyspace-events FLAGS`, has the server send a key's
+/// `del`: K (keyspace channels) and g (generic commands), or K and A (all).
+fn sends_deletions(fields: &[Value]) -> bool {
+    match fields {
+        [_, Value::BulkString(flags)] => {
             let has = |c: u8| flags.contains(&c);
-            Read::Setting(has(b'K') && (has(b'g') || has(b'A')))
+            has(b'K') && (has(b'g') || has(b'A'))
         }
-        // The keyspace subscription's confirmation: the release channel's wakes the waiter.
-        [Value::BulkString(kind), Value::BulkString(channel), _]
-            if kind == b"subscribe" && channel.starts_with(b"__keyspace@") =>
+        _ => false,
+    }
+}
+
+/// What a key's keyspace event that frees it (`del`, `expired`, ...) is reported as, among the
+/// release notices: not a token, which is hexadecimal.
+pub const KEY_GONE: &str = "key gone";
+
+/// What a message on a subscribed connection says: a release notice naming a waiter or none
+/// (see `named`), `KEY_GONE`, or `None`: a keyspace event that frees nothing (a `set`), or the
+/// keyspace subscription's confirmation (the release channel's wakes the waiter).
+fn notice(message: &[Value]) -> Option<Option<String>> {
+    match message {
+        [Value::BulkString(kind), Value::BulkString(channel), third]
+            if channel.starts_with(b"__keyspace@") =>
         {
-            Read::Nothing
+            // Gone: deleted, expired, evicted (the waiter decides whether that is a release).
+            let gone = matches!(third, Value::BulkString(event)
+                if matches!(event.as_slice(), b"del" | b"expired" | b"evicted" | b"unlink"));
+            (kind == b"message" && gone).then(|| Some(KEY_GONE.to_string()))
         }
-        [
-            Value::BulkString(kind),
-            Value::BulkString(channel),
-            Value::BulkString(event),
-        ] if kind == b"message" && channel.starts_with(b"__keyspace@") => {
-            // Gone: deleted, expired, evicted. A wake-up naming no one: try now.
-            match event.as_slice() {
-                b"del" | b"expired" | b"evicted" | b"unlink" => Read::Notice(None),
-                _ => Read::Nothing,
-            }
-        }
-        _ => Read::Notice(named(message)),
+        _ => Some(named(message)),
     }
 }
 
@@ -235,14 +276,17 @@ mod tests {
     #[test]
     fn keyspace_events_wake_only_when_the_key_is_gone() {
         let event = |name: &str| [bulk("message"), bulk("__keyspace@0__:k"), bulk(name)];
-        assert_eq!(read(&event("del")), Read::Notice(None));
-        assert_eq!(read(&event("expired")), Read::Notice(None));
-        assert_eq!(read(&event("set")), Read::Nothing);
-        assert_eq!(read(&event("pexpire")), Read::Nothing);
+        let gone = Some(Some(KEY_GONE.to_string()));
+        assert_eq!(notice(&event("del")), gone);
+        assert_eq!(notice(&event("expired")), gone);
+        assert_eq!(notice(&event("set")), None);
+        assert_eq!(notice(&event("pexpire")), None);
+        let confirmed = [bulk("subscribe"), bulk("__keyspace@0__:k"), Value::Int(2)];
+        assert_eq!(notice(&confirmed), None);
         let setting = |flags: &str| [bulk("notify-keyspace-events"), bulk(flags)];
-        assert_eq!(read(&setting("Kg")), Read::Setting(true));
-        assert_eq!(read(&setting("AK")), Read::Setting(true));
-        assert_eq!(read(&setting("Ex")), Read::Setting(false));
-        assert_eq!(read(&setting("")), Read::Setting(false));
+        assert!(sends_deletions(&setting("Kg")));
+        assert!(sends_deletions(&setting("AK")));
+        assert!(!sends_deletions(&setting("Ex")));
+        assert!(!sends_deletions(&setting("")));
     }
 }
