@@ -204,7 +204,10 @@ Where the command is searched for, as \fBexecvp\fR(3) does.
 The command gets redlock's environment, and:
 .TP
 REDLOCK_NAME
-The lock name.
+The lock name (not with \fB\-\-key\fR).
+.TP
+REDLOCK_KEY
+With \fB\-\-key\fR: the key (instead of REDLOCK_NAME).
 .TP
 REDLOCK_TOKEN
 This run's random token: the value of the lock key while it holds the lock.

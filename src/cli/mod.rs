@@ -153,7 +153,7 @@ macro_rules! run_environment {
     () => {
         "\
 The command's environment:
-  REDLOCK_NAME      the lock name
+  REDLOCK_NAME      the lock name (REDLOCK_KEY instead: the key, with --key)
   REDLOCK_TOKEN     this run's token (the lock key's value)
   REDLOCK_FENCE     fencing token: strictly increasing for each acquisition of NAME
   REDLOCK_SLOT      its place, 0 to N-1 (with --limit N; 0 for a lock)

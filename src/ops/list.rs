@@ -6,9 +6,10 @@ use serde::Serialize;
 
 use crate::cli::ListArgs;
 use crate::duration::human;
-use crate::exit::Failure;
+use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::ServerView;
 use crate::lock::{Keys, Request, lock_of};
+use crate::settings;
 
 use super::majority::{Status, enough_answered, summarize};
 use super::servers::Servers;
@@ -29,8 +30,9 @@ struct Listed {
 }
 
 pub fn list(args: &ListArgs) -> Result<u8, Failure> {
-    let mut servers = Servers::open(&args.servers)?;
     let prefix = &args.servers.prefix();
+    settings::check_name("the key prefix", prefix).kind(Kind::Usage)?;
+    let mut servers = Servers::open(&args.servers)?;
     let total = servers.len();
     let mut names: BTreeSet<String> = BTreeSet::new();
     let mut failed = Vec::new();

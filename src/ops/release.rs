@@ -111,18 +111,24 @@ fn release_place(
     let total = servers.len();
     if !args.force {
         let status = summarize(args.lock.label(), views.to_vec())?;
-        let holder = status
-            .holder
-            .map_or("nobody".to_string(), |view| format!("{:#}", view.holder));
-        return Err(Failure::new(
-            Kind::Usage,
-            anyhow!(
-                "not breaking lock {} without --force: it would ask its holder ({holder}) to \
-                 stop its command and release the lock, then delete {} on {total} server(s) \
-                 if it does not, and wake its waiters",
-                label,
+        let holder = status.holder.map(|view| view.holder);
+        let plan = match &holder {
+            // A lock library's holder (or a key set by hand) hears nothing of it, and goes on.
+            Some(holder) if holder.host.is_none() => format!(
+                "it would delete {} on {total} server(s) and wake its waiters; its holder, {holder}, \
+                 cannot be asked to stop, and would go on as if it held the lock",
                 keys.lock
             ),
+            _ => format!(
+                "it would ask its holder ({}) to stop its command and release the lock, then \
+                 delete {} on {total} server(s) if it does not, and wake its waiters",
+                holder.map_or("nobody".to_string(), |holder| format!("{holder:#}")),
+                keys.lock
+            ),
+        };
+        return Err(Failure::new(
+            Kind::Usage,
+            anyhow!("not breaking lock {label} without --force: {plan}"),
         ));
     }
     // The token each server's lock must still hold to be deleted (`None`: any).

@@ -20,9 +20,9 @@ pub struct Servers {
 }
 
 impl Servers {
-    /// Checks the shared options and opens the servers, their host names looked up at once.
+    /// Checks the servers' URLs and opens them, their host names looked up at once. (The
+    /// prefix is checked where it is used: not with --key.)
     pub fn open(args: &ServerArgs) -> Result<Self, Failure> {
-        settings::check_name("the key prefix", &args.prefix()).kind(Kind::Usage)?;
         let servers = settings::servers(&args.redis, 0).kind(Kind::Usage)?;
         Ok(Servers::over(servers))
     }

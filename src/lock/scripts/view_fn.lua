@@ -18,9 +18,11 @@ local function view(lock, holder, counter, limit, history)
   if token and redis.call('TYPE', holder).ok == 'hash' then
     h = redis.call('HMGET', holder, 'token', 'start', 'host', 'pid', 'user', 'cmd', 'ended',
       'fence', 'limit')
-    if h[1] ~= token then
-      h = {false, false, false, false, false, false, false, false, false}
-    end
+  end
+  if token and h[1] ~= token then
+    -- Held by another client (a lock library, or by hand): the counter is not its fence.
+    h = {false, false, false, false, false, false, false, false, false}
+    fence = false
   end
   local places = ''
   if redis.call('TYPE', limit).ok == 'string' then
