@@ -297,9 +297,13 @@ fn a_key_of_the_wrong_type_in_the_way_is_unavailable() {
         .args(["run", "-n", "typed", "--", "true"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&output.stderr).contains(
-        "redlock:{typed}, redlock:{typed}:fence, redlock:{typed}:waiters or redlock:{typed}:limit holds a value"
-    ));
+    // The lock's own key is named with its type; nothing is written.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(": redlock:{typed} is a hash, not a lock (redlock holds a lock as a string key: delete it, or choose another --prefix)"),
+        "{stderr}"
+    );
+    assert_eq!(server.cmd::<i64>(&["DBSIZE"]), 1);
     rejects(
         &server.url(),
         &["run", "-n", "typed", "--", "echo", "x"],

@@ -194,8 +194,11 @@ fn node_redlock_and_redlock_respect_each_others_quorum_over_three_servers() {
     let before: u64 = servers.iter().map(script_calls).sum();
     std::thread::sleep(Duration::from_secs(1));
     let scripts = servers.iter().map(script_calls).sum::<u64>() - before;
+    // At most two more tries as the other servers confirm its subscriptions, each an acquire
+    // on the three servers and a give-back on the one that lost the key; polling would be ten
+    // such tries.
     assert!(
-        scripts <= 3,
+        scripts <= 8,
         "{scripts} scripts in a second: the waiter polled"
     );
     let released = app.release();
