@@ -6,8 +6,8 @@
 //! The other files are what these steps stand on: the main thread's one queue of events
 //! (`events.rs`), the signal policy (`signals.rs`), reaping (`reap.rs`), the process group
 //! (`group.rs`), the terminal (`terminal.rs`), the heartbeat and the dead-man switch
-//! (`heartbeat.rs`, `deadman.rs`), the lock's channels (`control.rs`; `wait.rs` for the
-//! release notices), and a run nested in a run of the same lock (`nested.rs`). What the run
+//! (`heartbeat.rs`, `deadman.rs`), the lock's channels (`control.rs`; `heard.rs` for what a
+//! waiter hears), and a run nested in a run of the same lock (`nested.rs`). What the run
 //! finds out goes to `report::Facts`: the history, metrics and pings are made from it.
 
 mod control;
@@ -15,6 +15,7 @@ mod deadman;
 mod events;
 mod group;
 mod guard;
+mod heard;
 mod heartbeat;
 mod nested;
 mod reap;

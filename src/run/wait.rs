@@ -13,9 +13,10 @@ use crate::duration::human;
 use crate::exit::{Failure, Kind};
 use crate::lock::view::{ASK_MARGIN, UNKNOWN_KILL_AFTER};
 use crate::lock::{
-    Attempt, Everywhere, Holder, HolderInfo, KEY_GONE, Lock, NotTaken, Notices, busy_message_for,
+    Attempt, Everywhere, Holder, HolderInfo, Lock, NotTaken, Notices, busy_message_for,
 };
-use crate::run::events::{Event, Events};
+use crate::run::events::Events;
+use crate::run::heard::{Heard, Heed, KEY_POLL, Turn, drain, keyspace_heard, sleep_until};
 use crate::run::signals;
 use crate::say::{self, ms, say};
 
@@ -28,9 +29,6 @@ const OTHERS_FIRST: Duration = Duration::from_millis(20);
 const REPLACE_POLL: Duration = Duration::from_millis(100);
 /// Retry interval when the holder's key has no expiry, which redlock itself never leaves.
 const NO_EXPIRY_RETRY: Duration = Duration::from_secs(5);
-/// Retry interval for an application's key (`--key`) while the servers are not known to send
-/// its keyspace notifications: a library that releases it publishes nothing.
-pub const KEY_POLL: Duration = Duration::from_millis(100);
 
 /// A granted lease.
 pub struct Granted {
@@ -272,170 +270,6 @@ fn take(
     }
 }
 
-/// How a waiter for an application's key (`--key`) learns of a library's release.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Heard {
-    /// Not an application's key: every holder is a redlock, which publishes its releases.
-    NotAKey,
-    /// By the key's keyspace notifications, which a majority of the servers still listened to
-    /// send, and none refused.
-    Relied,
-    /// Not known to be sent (yet), or no longer listened to: while another client holds the
-    /// key, tried again every `KEY_POLL`.
-    Unheard,
-}
-
-/// How releases of the lock are heard (see `Heard`); with -v, says it once every server
-/// subscribed to has said whether it sends keyspace notifications.
-fn keyspace_heard(lock: &Lock, events: &Events, verbose: bool, said: &mut bool) -> Heard {
-    let Some(keyspace) = events.keyspace().filter(|_| lock.keys.app_key) else {
-        return Heard::NotAKey;
-    };
-    let heard = if keyspace.off == 0 && keyspace.on >= lock.quorum() {
-        Heard::Relied
-    } else {
-        Heard::Unheard
-    };
-    if verbose && !*said && keyspace.of > 0 && keyspace.on + keyspace.off >= keyspace.of {
-        *said = true;
-        let (message, how) = match heard {
-            Heard::Relied => (
-                format!(
-                    "listening to the keyspace notifications of '{}': another client's release \
-                     is heard at once",
-                    lock.keys.lock
-                ),
-                "keyspace",
-            ),
-            _ => (
-                format!(
-                    "{} of {} servers send no keyspace notifications for '{}' \
-                     (notify-keyspace-events needs K and g): trying again every {} while \
-                     another client may hold it",
-                    keyspace.off,
-                    keyspace.of,
-                    lock.keys.lock,
-                    human(KEY_POLL)
-                ),
-                "retry",
-            ),
-        };
-        say(say::Event::Waiting, message, &[("heard_by", how.into())]);
-    }
-    heard
-}
-
-/// When a release notice says to try again.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Turn {
-    /// It names this waiter, or none (a subscription confirmed, a broken lock).
-    Now,
-    /// It names another, earlier waiter: try once no notice has come for `OTHERS_FIRST`, in
-    /// case that one cannot take the lock (stopped, or gone).
-    Soon,
-    /// A waiter took the lock (`took TOKEN`, from acquire.lua): the queue moved, and the next
-    /// release will name the next one.
-    Moved,
-}
-
-/// What the notices that come in mean to this waiter: its token, and which of the key's
-/// keyspace events (`--key`) to heed.
-struct Heed<'a> {
-    me: &'a str,
-    /// Whether a key deleted or expired is a release to act on: only while another client
-    /// (no redlock: a lock library) holds it, as a redlock holder publishes its release.
-    key_events: bool,
-    /// Deletions that are this run's own: the last attempt's give-backs (see `Attempt::Busy`).
-    own_deletions: usize,
-}
-
-impl<'a> Heed<'a> {
-    fn after(attempt: &Result<Attempt, anyhow::Error>, me: &'a str) -> Heed<'a> {
-        let (key_events, own_deletions) = match attempt {
-            Ok(Attempt::Busy {
-                holders,
-                given_back,
-                ..
-            }) => (
-                holders
-                    .iter()
-                    .any(|h| h.token.is_some() && h.host.is_none()),
-                *given_back,
-            ),
-            _ => (false, 0),
-        };
-        Heed {
-            me,
-            key_events,
-            own_deletions,
-        }
-    }
-
-    /// When the notice says to try again; `None` when it is not for this waiter.
-    fn turn(&mut self, named: Option<String>) -> Option<Turn> {
-        if named.as_deref() == Some(KEY_GONE) {
-            if !self.key_events {
-                return None;
-            }
-            if self.own_deletions > 0 {
-                self.own_deletions -= 1;
-                return None;
-            }
-            return Some(Turn::Now);
-        }
-        Some(turn(named, self.me))
-    }
-}
-
-fn turn(named: Option<String>, me: &str) -> Turn {
-    match named {
-        Some(notice) if notice.starts_with("took ") => Turn::Moved,
-        Some(token) if token != me => Turn::Soon,
-        _ => Turn::Now,
-    }
-}
-
-/// Sleeps until `until` or a release notice, and says which: `None` when the time came. A
-/// signal ends the wait as it would have ended us.
-fn sleep_until(
-    until: Moment,
-    events: &mut Events,
-    heed: &mut Heed,
-) -> Result<Option<Turn>, Failure> {
-    loop {
-        match events.recv_timeout(until.saturating_duration_since(Moment::now())) {
-            None => return Ok(None),
-            Some(Event::Notice(named)) => match heed.turn(named) {
-                Some(turn) => return Ok(Some(turn)),
-                None => continue,
-            },
-            Some(Event::Signal(caught)) => return Err(interrupted(caught.signal)),
-            Some(_) => continue,
-        }
-    }
-}
-
-/// Takes the events that came in during a request: the first signal, if any, and what the
-/// release notices (or a confirmed subscription) say of trying again: `Now` over the others,
-/// else the last (a waiter named, then its taking the lock, is `Moved`).
-fn drain(events: &mut Events, heed: &mut Heed) -> (Option<i32>, Option<Turn>) {
-    let mut notice = None;
-    while let Some(event) = events.try_recv() {
-        match event {
-            Event::Signal(caught) => return (Some(caught.signal), notice),
-            Event::Notice(named) => {
-                if let Some(turn) = heed.turn(named)
-                    && notice != Some(Turn::Now)
-                {
-                    notice = Some(turn);
-                }
-            }
-            _ => {}
-        }
-    }
-    (None, notice)
-}
-
 /// Who holds the lock, for a `busy` or `waiting` line: `holder`, as `status --json` shows it
 /// without its token; for a semaphore, `limit` and each place's in
 /// `holders`.
@@ -456,7 +290,7 @@ fn holder_fields(holders: &[Holder]) -> Vec<say::Field> {
     }
 }
 
-fn interrupted(signal: i32) -> Failure {
+pub(super) fn interrupted(signal: i32) -> Failure {
     let name = signals::name(signal);
     Failure::new(
         Kind::Signal(signal),
@@ -478,14 +312,6 @@ fn random_below(limit: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_notice_for_another_waiter_lets_it_go_first() {
-        assert_eq!(turn(Some("me".into()), "me"), Turn::Now);
-        assert_eq!(turn(None, "me"), Turn::Now);
-        assert_eq!(turn(Some("other".into()), "me"), Turn::Soon);
-        assert_eq!(turn(Some("took other".into()), "me"), Turn::Moved);
-    }
 
     #[test]
     fn jitter_stays_small() {
