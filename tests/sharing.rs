@@ -22,8 +22,10 @@ fn waiter(url: &str, key: &str, dir: &std::path::Path) -> std::process::Child {
 }
 
 /// The waiter's lines up to the one that says how it waits, once every server has said whether
-/// it sends keyspace notifications (the rest of its stderr is left unread).
-fn said_how_it_waits(waiting: &mut std::process::Child) -> String {
+/// it sends keyspace notifications; the rest of its stderr is read on, by the thread returned.
+fn said_how_it_waits(
+    waiting: &mut std::process::Child,
+) -> (String, std::thread::JoinHandle<String>) {
     let stderr = waiting.stderr.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
     let mut said = String::new();
@@ -31,7 +33,9 @@ fn said_how_it_waits(waiting: &mut std::process::Child) -> String {
         said.push_str(&lines.next().expect("the waiter ended").unwrap());
         said.push('\n');
     }
-    said
+    let rest =
+        std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    (said, rest)
 }
 
 /// Checks that the waiter's command started within `limit_ms` of the library's release at
@@ -99,7 +103,7 @@ fn a_waiter_hears_redis_pys_release_by_keyspace_notifications() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = AppHolder::start(Library::RedisPy, &[server.port], "k", 10_000);
     let mut waiting = waiter(&server.url(), "k", dir.path());
-    let said = said_how_it_waits(&mut waiting);
+    let (said, _) = said_how_it_waits(&mut waiting);
     assert!(
         said.contains("redlock: listening to the keyspace notifications of 'k'"),
         "{said}"
@@ -181,7 +185,7 @@ fn node_redlock_and_redlock_respect_each_others_quorum_over_three_servers() {
     // A waiter takes over when node-redlock lets go.
     let dir = tempfile::tempdir().unwrap();
     let mut waiting = waiter(&url, "job", dir.path());
-    let said = said_how_it_waits(&mut waiting);
+    let (said, _) = said_how_it_waits(&mut waiting);
     assert!(
         said.contains("listening to the keyspace notifications of 'job'"),
         "{said}"
@@ -589,7 +593,7 @@ fn a_cluster_is_asked_for_its_setting_on_the_keys_owner() {
     owner.cmd::<()>(&["SET", &key, "app-token", "PX", "10000"]);
     let dir = tempfile::tempdir().unwrap();
     let mut waiting = waiter(&cluster.url(), &key, dir.path());
-    let said = said_how_it_waits(&mut waiting);
+    let (said, _) = said_how_it_waits(&mut waiting);
     assert!(
         said.contains("1 of 1 servers send no keyspace notifications"),
         "{said}"
@@ -606,7 +610,7 @@ fn a_dropped_subscription_falls_back_to_retrying() {
     server.cmd::<()>(&["SET", "k", "app-token", "PX", "10000"]);
     let dir = tempfile::tempdir().unwrap();
     let mut waiting = waiter(&server.url(), "k", dir.path());
-    let said = said_how_it_waits(&mut waiting);
+    let (said, rest) = said_how_it_waits(&mut waiting);
     assert!(
         said.contains("listening to the keyspace notifications"),
         "{said}"
@@ -615,9 +619,12 @@ fn a_dropped_subscription_falls_back_to_retrying() {
     // It tries again now and then: the next try after the kill.
     let before = script_calls(&server);
     wait_until("the waiter retries", || script_calls(&server) > before);
+    // Still the application's: the waiter retried, and found it held.
+    assert_eq!(server.cmd::<String>(&["GET", "k"]), "app-token");
     let deleted = std::time::Instant::now();
     server.cmd::<i64>(&["DEL", "k"]);
-    assert!(waiting.wait().unwrap().success());
+    let status = waiting.wait().unwrap();
+    assert!(status.success(), "{status}: {said}{}", rest.join().unwrap());
     assert!(
         deleted.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -637,7 +644,7 @@ fn a_refused_config_is_no_notifications() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("redis://app:secret@127.0.0.1:{}", server.port);
     let mut waiting = waiter(&url, "k", dir.path());
-    let said = said_how_it_waits(&mut waiting);
+    let (said, _) = said_how_it_waits(&mut waiting);
     assert!(
         said.contains("1 of 1 servers send no keyspace notifications"),
         "{said}"

@@ -119,9 +119,11 @@ impl Notices {
     /// Reads what the servers sent, without waiting: a release notice, with the token of the
     /// waiter it names if any, for each release, and one naming none for each subscription
     /// confirmed (a release just before it would have been missed). A connection that fails
-    /// is dropped.
+    /// is dropped, and that too is a notice naming none: a release may have gone unheard, and
+    /// a waiter that relied on the key's notifications must go back to retrying.
     pub fn read(&mut self) -> Vec<Option<String>> {
         let mut notices = Vec::new();
+        let before = self.subscriptions.len();
         let (channel, key) = (&self.channel, self.key.as_deref());
         self.subscriptions.retain_mut(|sub| match sub.conn.pump() {
             Ok(Pumped::Connecting) => true,
@@ -169,6 +171,7 @@ impl Notices {
             },
             Err(_) => false,
         });
+        notices.extend((self.subscriptions.len()..before).map(|_| None));
         notices
     }
 }
