@@ -584,7 +584,9 @@ fn a_waiter_does_not_spin_on_its_own_give_backs() {
     let before: u64 = servers.iter().map(script_calls).sum();
     std::thread::sleep(Duration::from_secs(1));
     let scripts = servers.iter().map(script_calls).sum::<u64>() - before;
-    // Nothing to try for until the holder's lease ends (30 s) or it releases.
-    assert!(scripts <= 3, "{scripts} scripts in a second");
+    // Nothing to try for until the holder's lease ends (30 s) or it releases. Allowed: a try
+    // as late subscription confirmations come in (3 acquires and a give-back each) and the
+    // holder's check once it listens (one per server); the spin was thousands.
+    assert!(scripts <= 10, "{scripts} scripts in a second");
     takes_over_on_release(&mut holder, waiting, dir.path());
 }

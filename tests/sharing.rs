@@ -652,3 +652,34 @@ fn a_refused_config_is_no_notifications() {
     server.cmd::<i64>(&["DEL", "k"]);
     assert!(waiting.wait().unwrap().success());
 }
+
+/// Between redlock runs of a key the release notice still does the work, notifications or not:
+/// a waiter behind a redlock holder does not poll (its release is published), and takes over
+/// on it at once.
+#[test]
+fn redlock_runs_of_a_key_hear_each_other_without_polling() {
+    let server = RedisServer::start();
+    let mut holder = Holder::start(&server.url(), &["--key", "job"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut waiting = waiter(&server.url(), "job", dir.path());
+    let (said, _) = said_how_it_waits(&mut waiting);
+    assert!(said.contains("send no keyspace notifications"), "{said}");
+    let before = script_calls(&server);
+    std::thread::sleep(Duration::from_secs(1));
+    let scripts = script_calls(&server) - before;
+    // At most a try on its subscription's confirmation and the holder's check once it
+    // listens; polling every 100 ms would be ten.
+    assert!(
+        scripts <= 3,
+        "{scripts} scripts in a second: the waiter polled"
+    );
+    let released = std::time::Instant::now();
+    assert!(holder.finish().0.success());
+    assert!(waiting.wait().unwrap().success());
+    // The holder's lease was 30 s: a second is room for a loaded machine, not a timer.
+    assert!(
+        released.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        released.elapsed()
+    );
+}
