@@ -184,8 +184,9 @@ impl Lock {
             || fences.iter().all(|&f| f == fence) || self.raise_fence(fence, timeout);
         if granted >= quorum && in_time() && fence_agreed() && in_time() {
             if strays {
-                // Other places a few servers gave us: each is a place another run could have.
-                self.give_back(Some(place), timeout, None);
+                // Other places a few servers gave us: each is a place another run could have,
+                // and its waiters are told.
+                self.give_back(Some(place), timeout, None, true);
             }
             self.ask = scripts::Place::Any;
             return Ok(Attempt::Acquired {
@@ -218,7 +219,8 @@ impl Lock {
         if granted > 0 || strays || !errors.is_empty() {
             // A minority (or a majority that came too late) is worthless and would block others;
             // a server that timed out may still execute our request once it wakes up.
-            self.give_back(None, timeout, unavailable.as_deref());
+            let held = !busy.is_empty() && !split(&busy, quorum);
+            self.give_back(None, timeout, unavailable.as_deref(), !held);
         }
         if beyond_minority(errors.len(), n) {
             let answered = n - errors.len();
@@ -262,18 +264,25 @@ impl Lock {
 
     /// Gives back what an acquire got that is of no use (all of it, or every place but
     /// `keep`), on every server: one that executes the acquire late gets this after it.
-    /// `run`: the history entry of a run that ends here. Quietly: the lock was never free on
-    /// a majority for this run, so no waiter has a reason to try again, and the notice woke
-    /// every waiter, this one too, into trying again at once, over and over while the holder
-    /// kept its majority (a minority that had lost the key granted it each time).
-    fn give_back(&mut self, keep: Option<usize>, timeout: Duration, run: Option<&str>) {
+    /// `run`: the history entry of a run that ends here. `tell_waiters` unless another holder
+    /// has a majority of every place: the lock is not free then, and its holder's release will
+    /// tell them; a notice woke every waiter, this one too, into trying again at once, over and
+    /// over while the holder kept its majority (a minority that had lost the key granted it
+    /// each time). Without such a holder (a split vote) the lock may be free: told, they try.
+    fn give_back(
+        &mut self,
+        keep: Option<usize>,
+        timeout: Duration,
+        run: Option<&str>,
+        tell_waiters: bool,
+    ) {
         let request = scripts::release(
             &self.places,
             &self.token,
             Duration::ZERO,
             keep,
             self.recorded(run),
-            false,
+            tell_waiters,
         );
         self.pool.fan_out(
             Wait::Always,
@@ -315,12 +324,10 @@ fn granted_most(answers: &[Answer<Acquired>]) -> Option<(usize, usize)> {
         .max_by_key(|&(place, count)| (count, std::cmp::Reverse(place)))
 }
 
-/// The busy answer to report: for each place, the holder on the most servers; and whether
-/// anyone has a majority of each.
-fn busiest(busy: Vec<Vec<Holder>>, quorum: usize, given_back: usize) -> Attempt {
+/// For each place, the holder on the most of the busy servers, and on how many.
+fn most_seen(busy: &[Vec<Holder>]) -> Vec<(Holder, usize)> {
     let places = busy.iter().map(Vec::len).min().expect("busy is not empty");
-    let mut split = false;
-    let holders = (0..places)
+    (0..places)
         .map(|place| {
             let seen: Vec<&Holder> = busy.iter().map(|holders| &holders[place]).collect();
             let count = |token: &Option<String>| seen.iter().filter(|h| &h.token == token).count();
@@ -328,13 +335,23 @@ fn busiest(busy: Vec<Vec<Holder>>, quorum: usize, given_back: usize) -> Attempt 
                 .iter()
                 .max_by_key(|h| (count(&h.token), h.remaining()))
                 .expect("busy is not empty");
-            split |= count(&best.token) < quorum;
-            (*best).clone()
+            ((*best).clone(), count(&best.token))
         })
-        .collect();
+        .collect()
+}
+
+/// Whether some place is held by no one on a majority of the servers.
+fn split(busy: &[Vec<Holder>], quorum: usize) -> bool {
+    most_seen(busy).iter().any(|(_, count)| *count < quorum)
+}
+
+/// The busy answer to report: for each place, the holder on the most servers; and whether
+/// anyone has a majority of each.
+fn busiest(busy: Vec<Vec<Holder>>, quorum: usize, given_back: usize) -> Attempt {
+    let seen = most_seen(&busy);
     Attempt::Busy {
-        holders,
-        split,
+        split: seen.iter().any(|(_, count)| *count < quorum),
+        holders: seen.into_iter().map(|(holder, _)| holder).collect(),
         given_back,
     }
 }

@@ -115,8 +115,8 @@ fn take(
     loop {
         let attempt = lock.try_acquire(me, policy.queues(), timeout, in_flight);
         let me_token = lock.token.clone();
-        let mut heard = Heed::after(&attempt, &me_token);
-        let (signal, notice) = drain(events, &mut heard);
+        let mut heed = Heed::after(&attempt, &me_token);
+        let (signal, notice) = drain(events, &mut heed);
         // A signal that came in during the request ends the run as it would have ended a wait;
         // a lease granted meanwhile is given back before any command started.
         if let Some(signal) = signal {
@@ -225,7 +225,6 @@ fn take(
             subscribed = true;
         }
         let keyspace = keyspace_heard(lock, events, verbose, &mut keyspace_said);
-        // A redlock holder publishes its release: the retry is for another client's hold.
         // The first place whose lease runs out.
         let remaining = holders.iter().filter_map(|h| h.remaining()).min();
         let retry_at = match remaining {
@@ -237,14 +236,15 @@ fn take(
             Some(until) if now < until => retry_at.min(now + REPLACE_POLL),
             _ => retry_at,
         };
-        // An application's key that a library may release unheard is tried again now and then.
+        // An application's key that a library may release unheard is tried again now and then
+        // (a redlock holder publishes its release: no retry for it).
         let retry_at = match keyspace {
-            Heard::Unheard if heard.key_events => retry_at.min(now + KEY_POLL),
+            Heard::Unheard if heed.key_events => retry_at.min(now + KEY_POLL),
             _ => retry_at,
         }
         .min(deadline);
         let mut notice = match notice {
-            None | Some(Turn::Moved) => sleep_until(retry_at, events, &mut heard)?,
+            None | Some(Turn::Moved) => sleep_until(retry_at, events, &mut heed)?,
             turn => turn,
         };
         // While notices name others, the queue moves and our turn comes. A waiter named that
@@ -254,9 +254,9 @@ fn take(
             notice = match notice {
                 Some(Turn::Soon) => {
                     let until = (Moment::now() + OTHERS_FIRST).min(deadline);
-                    sleep_until(until, events, &mut heard)?
+                    sleep_until(until, events, &mut heed)?
                 }
-                Some(Turn::Moved) => sleep_until(retry_at, events, &mut heard)?,
+                Some(Turn::Moved) => sleep_until(retry_at, events, &mut heed)?,
                 _ => break,
             };
         }
@@ -265,7 +265,7 @@ fn take(
             // that woke us): try again after a random pause, so that they do not all come
             // back at once and split them again (no livelock).
             let until = (Moment::now() + random_below(SPLIT_RETRY)).min(deadline);
-            while sleep_until(until, events, &mut heard)?.is_some() {}
+            while sleep_until(until, events, &mut heed)?.is_some() {}
         }
     }
 }

@@ -30,7 +30,10 @@ local function keep_limit()
 end
 
 for place = 0, places - 1 do
-  must_be_lock(lock(place))
+  local wrong = not_a_lock(lock(place))
+  if wrong then
+    return wrong
+  end
 end
 local stored = redis.call('GET', KEYS[3])
 for place = 0, places - 1 do

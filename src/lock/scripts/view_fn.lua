@@ -10,7 +10,10 @@
 local function view(lock, holder, counter, limit, history)
   local now = redis.call('TIME')
   local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
-  must_be_lock(lock)
+  local wrong = not_a_lock(lock)
+  if wrong then
+    return wrong
+  end
   local token = redis.call('GET', lock)
   local fence = redis.call('GET', counter)
   local h = {false, false, false, false, false, false, false, false, false}

@@ -6,6 +6,11 @@
 local replies = {}
 for i = 0, #KEYS / 5 - 1 do
   local k = 5 * i
-  replies[#replies + 1] = view(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5])
+  local reply = view(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5])
+  if reply.err then
+    -- A lock's key of another type fails the whole read, as it fails view.lua.
+    return reply
+  end
+  replies[#replies + 1] = reply
 end
 return replies
