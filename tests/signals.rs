@@ -282,11 +282,15 @@ fn bg_leaves_the_terminal_to_the_shell() {
     let server = RedisServer::start();
     let redlock = env!("CARGO_BIN_EXE_redlock");
     let dir = tempfile::tempdir().unwrap();
+    // The command waits on a FIFO, with no process forked: a Ctrl-Z that lands while dash
+    // vforks (a `sleep` in a loop) stops the child before its exec and leaves dash in the
+    // kernel, unable to stop until it is continued, and no shell then sees the job stop.
     let go = dir.path().join("go");
+    nix::unistd::mkfifo(&go, nix::sys::stat::Mode::S_IRWXU).unwrap();
     let pid = dir.path().join("pid");
     let mut terminal = Terminal::start("bash --norc --noprofile -i", &server.url());
     terminal.type_in(&format!(
-        "'{redlock}' run -n bgjob -- sh -c 'echo $$ > {}; echo rea''dy; while [ ! -e {} ]; do sleep 0.05; done; echo cmd''-done'\n",
+        "'{redlock}' run -n bgjob -- sh -c 'echo $$ > {}; echo rea''dy; read line < {}; echo cmd''-done'\n",
         pid.display(),
         go.display()
     ));
