@@ -527,6 +527,19 @@ fn the_heartbeat_and_min_hold_keep_a_key_held_for_the_library() {
     assert!(ttl > 0 && ttl <= 5_000, "{ttl}");
 }
 
+/// A key that a node other than the seed (the URL's first) owns, held there the libraries' way
+/// for ten seconds.
+fn held_off_the_seed(cluster: &crate::support::cluster::Cluster) -> String {
+    let key = (0..)
+        .map(|i| format!("app-{i}"))
+        .find(|key| cluster.owner(key).port != cluster.nodes[0].port)
+        .unwrap();
+    cluster
+        .owner(&key)
+        .cmd::<()>(&["SET", &key, "app-token", "PX", "10000"]);
+    key
+}
+
 /// On a Redis Cluster the companions share the key's slot: keys on every primary run; and a
 /// waiter given a node that does not own the key listens to its keyspace notifications on the
 /// node that does, and hears a library's release there.
@@ -549,13 +562,8 @@ fn keys_run_on_a_cluster_and_waiters_hear_the_owners_notifications() {
             "1"
         );
     }
-    let key = (0..)
-        .map(|i| format!("app-{i}"))
-        .find(|key| cluster.owner(key).port != cluster.nodes[0].port)
-        .unwrap();
+    let key = held_off_the_seed(&cluster);
     let owner = cluster.owner(&key);
-    // Held the libraries' way, for ten seconds.
-    owner.cmd::<()>(&["SET", &key, "app-token", "PX", "10000"]);
     let dir = tempfile::tempdir().unwrap();
     let waiting = waiter(&cluster.url(), &key, dir.path());
     let channel = format!("__keyspace@0__:{key}");
@@ -585,12 +593,8 @@ fn keys_run_on_a_cluster_and_waiters_hear_the_owners_notifications() {
 fn a_cluster_is_asked_for_its_setting_on_the_keys_owner() {
     let cluster = crate::support::cluster::Cluster::start(3, 0);
     cluster.nodes[0].cmd::<()>(&["CONFIG", "SET", "notify-keyspace-events", "Kg"]);
-    let key = (0..)
-        .map(|i| format!("app-{i}"))
-        .find(|key| cluster.owner(key).port != cluster.nodes[0].port)
-        .unwrap();
+    let key = held_off_the_seed(&cluster);
     let owner = cluster.owner(&key);
-    owner.cmd::<()>(&["SET", &key, "app-token", "PX", "10000"]);
     let dir = tempfile::tempdir().unwrap();
     let mut waiting = waiter(&cluster.url(), &key, dir.path());
     let (said, _) = said_how_it_waits(&mut waiting);
