@@ -16,8 +16,9 @@ use crate::lock::{
     Attempt, Everywhere, Holder, HolderInfo, Lock, NotTaken, Notices, busy_message_for,
 };
 use crate::run::events::Events;
-use crate::run::heard::{Heard, Heed, KEY_POLL, Turn, drain, keyspace_heard, sleep_until};
-use crate::run::signals;
+use crate::run::heard::{
+    Heard, Heed, KEY_POLL, Turn, drain, interrupted, keyspace_heard, sleep_until,
+};
 use crate::say::{self, ms, say};
 
 /// Longest random pause before retrying after a split vote.
@@ -288,14 +289,6 @@ fn holder_fields(holders: &[Holder]) -> Vec<say::Field> {
             ("holders", holders.iter().map(view).collect()),
         ],
     }
-}
-
-pub(super) fn interrupted(signal: i32) -> Failure {
-    let name = signals::name(signal);
-    Failure::new(
-        Kind::Signal(signal),
-        anyhow!("interrupted by {name} while waiting for the lock"),
-    )
 }
 
 /// Up to a tenth of the wait, at most 50 ms: contenders waking on expiry do not all collide.
