@@ -5,8 +5,8 @@
 use crate::cli::RunArgs;
 
 /// The token and place of an outer run of this same lock, from the environment it gave its
-/// command (REDLOCK_NAME or REDLOCK_KEY, REDLOCK_TOKEN, REDLOCK_FENCE, REDLOCK_SLOT); whether that run still
-/// holds the lock is checked on the servers before it counts.
+/// command (REDLOCK_NAME or REDLOCK_KEY, REDLOCK_TOKEN, REDLOCK_FENCE, REDLOCK_SLOT); whether
+/// that run still holds the lock is checked on the servers before it counts.
 pub fn outer_token(args: &RunArgs) -> Option<(String, usize)> {
     let var = |name| std::env::var(name).ok().filter(|value| !value.is_empty());
     let name = var(args.lock.variables().0)?;
