@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, RedisServer, contend, expiring_keys, is_dead, listeners, redlock, script_calls,
+    Holder, RedisServer, contend, expiring_keys, is_dead, listeners, redlock, scripts_in_a_second,
     start_servers, takes_over_on_release, urls, wait_for_subscriber, wait_until, waiter,
 };
 
@@ -581,9 +581,7 @@ fn a_waiter_does_not_spin_on_its_own_give_backs() {
             .iter()
             .all(|s| listeners(&mut s.connection(), "redlock:{spin}:released") == 1)
     });
-    let before: u64 = servers.iter().map(script_calls).sum();
-    std::thread::sleep(Duration::from_secs(1));
-    let scripts = servers.iter().map(script_calls).sum::<u64>() - before;
+    let scripts = scripts_in_a_second(&servers);
     // Nothing to try for until the holder's lease ends (30 s) or it releases. Allowed: a try
     // as late subscription confirmations come in (3 acquires and a give-back each) and the
     // holder's check once it listens (one per server); the spin was thousands.

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use crate::support::apps::{AppHolder, Library, try_lock};
-use crate::support::{Holder, RedisServer, listeners, redlock, script_calls, urls, wait_until};
+use crate::support::{
+    Holder, RedisServer, listeners, redlock, script_calls, scripts_in_a_second, urls, wait_until,
+};
 
 /// Servers that send a key's `del` to its keyspace channel, as `--key` waiters listen for.
 const NOTIFYING: [&str; 2] = ["--notify-keyspace-events", "Kg"];
@@ -110,9 +112,7 @@ fn a_waiter_hears_redis_pys_release_by_keyspace_notifications() {
     );
     // Held for a second more: a waiter that polled every 100 ms would send ten scripts, this
     // one at most the try that follows its subscription's confirmation.
-    let calls_before = script_calls(&server);
-    std::thread::sleep(Duration::from_secs(1));
-    let scripts = script_calls(&server) - calls_before;
+    let scripts = scripts_in_a_second(std::slice::from_ref(&server));
     assert!(
         scripts <= 1,
         "{scripts} scripts in a second: the waiter polled"
@@ -196,9 +196,7 @@ fn node_redlock_and_redlock_respect_each_others_quorum_over_three_servers() {
             .all(|s| listeners(&mut s.connection(), "__keyspace@0__:job") == 1)
     });
     // Held for a second more: a waiter that polled every 100 ms would send ten scripts.
-    let before: u64 = servers.iter().map(script_calls).sum();
-    std::thread::sleep(Duration::from_secs(1));
-    let scripts = servers.iter().map(script_calls).sum::<u64>() - before;
+    let scripts = scripts_in_a_second(&servers);
     // At most two more tries as the other servers confirm its subscriptions, each an acquire
     // on the three servers and a give-back on the one that lost the key; polling would be ten
     // such tries.
@@ -668,9 +666,7 @@ fn redlock_runs_of_a_key_hear_each_other_without_polling() {
     let mut waiting = waiter(&server.url(), "job", dir.path());
     let (said, _) = said_how_it_waits(&mut waiting);
     assert!(said.contains("send no keyspace notifications"), "{said}");
-    let before = script_calls(&server);
-    std::thread::sleep(Duration::from_secs(1));
-    let scripts = script_calls(&server) - before;
+    let scripts = scripts_in_a_second(std::slice::from_ref(&server));
     // At most a try on its subscription's confirmation and the holder's check once it
     // listens; polling every 100 ms would be ten.
     assert!(

@@ -662,6 +662,15 @@ pub fn script_calls(server: &RedisServer) -> u64 {
         .sum()
 }
 
+/// How many scripts `servers` ran in the next second: what a waiter that should sleep sends
+/// (one polling every 100 ms would send ten tries).
+pub fn scripts_in_a_second(servers: &[RedisServer]) -> u64 {
+    let total = || servers.iter().map(script_calls).sum::<u64>();
+    let before = total();
+    std::thread::sleep(Duration::from_secs(1));
+    total() - before
+}
+
 /// Waits until a waiter is subscribed to the release channel of lock `name`.
 pub fn wait_for_subscriber(server: &RedisServer, name: &str) {
     wait_for_listener(
