@@ -49,6 +49,7 @@ pub enum Event {
     Acquired,
     Busy,
     Unavailable,
+    Retrying,
     Unlocked,
     Extended,
     ExtensionFailed,
@@ -78,6 +79,7 @@ impl Event {
             Event::Acquired => "acquired",
             Event::Busy => "busy",
             Event::Unavailable => "unavailable",
+            Event::Retrying => "retrying",
             Event::Unlocked => "unlocked",
             Event::Extended => "extended",
             Event::ExtensionFailed => "extension_failed",
@@ -110,6 +112,7 @@ impl Event {
             Event::Busy
             | Event::Unlocked
             | Event::ExtensionFailed
+            | Event::Retrying
             | Event::Stopping
             | Event::ReleaseFailed
             | Event::NoAnswer

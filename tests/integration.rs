@@ -9,6 +9,7 @@ mod cluster;
 mod connection;
 mod docs;
 mod events;
+mod failover;
 mod history;
 mod lease;
 mod limits;

@@ -21,7 +21,7 @@ const AT_ONCE: Duration = Duration::from_secs(10);
 /// A run of `name` whose command writes `start ID`, then `alive ID` every 50 ms, to `log`, and
 /// says `ready`. On SIGTERM it runs `on_term` (after one more life-sign), then writes `end ID`
 /// and exits 0.
-fn marking_holder(url: &str, name: &str, log: &Path, id: &str, on_term: &str) -> Holder {
+pub fn marking_holder(url: &str, name: &str, log: &Path, id: &str, on_term: &str) -> Holder {
     let log = log.display();
     let script = format!(
         "echo \"start {id}\" >> {log}; trap 'stop=1' TERM; echo $$ > pid; echo ready; \
@@ -36,7 +36,7 @@ fn marking_holder(url: &str, name: &str, log: &Path, id: &str, on_term: &str) ->
 }
 
 /// A waiter for `name` whose command writes `start ID` and `end ID` to `log`.
-fn marking_waiter(url: &str, name: &str, log: &Path, id: &str) -> Child {
+pub fn marking_waiter(url: &str, name: &str, log: &Path, id: &str) -> Child {
     let log = log.display();
     redlock(url)
         .args(["run", "-n", name, "--wait", "60s", "--", "sh", "-c"])
@@ -62,7 +62,7 @@ fn wait_until_checked(server: &RedisServer, name: &str) {
 
 /// The runs' intervals in `log`, in the order they were written: `(id, first line, last
 /// line)`, and whether any two overlap.
-fn overlaps(log: &Path) -> bool {
+pub fn overlaps(log: &Path) -> bool {
     let text = std::fs::read_to_string(log).unwrap();
     let lines: Vec<(&str, &str)> = text
         .lines()

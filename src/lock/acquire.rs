@@ -39,10 +39,13 @@ pub enum Attempt {
 /// Why an attempt could not tell whether the lock is ours: too few servers answered, or too
 /// late. `unreachable` unless one that answered said the lock is held, or a key of another
 /// type is in the way: only unreachable servers are a reason for `--on-unavailable`.
+/// `passing` when every server that failed did so in a way that passes (refused, timed out, a
+/// failover under way: `transport::transient`): worth trying again within `--wait`.
 #[derive(Debug)]
 pub struct NotTaken {
     pub message: String,
     pub unreachable: bool,
+    pub passing: bool,
 }
 
 impl std::fmt::Display for NotTaken {
@@ -139,6 +142,7 @@ impl Lock {
         let mut mismatch = None;
         let mut errors = Vec::new();
         let mut in_the_way = false;
+        let mut passing = true;
         // How many servers had each place free.
         let mut free_on = vec![0; self.places.len()];
         let took = answers
@@ -161,6 +165,7 @@ impl Lock {
                 Some(Ok(Acquired::Busy(holders))) => busy.push(holders),
                 Some(Ok(Acquired::Mismatch(limit))) => mismatch = Some(limit),
                 Some(Err(e)) => {
+                    passing &= transport::transient(&e);
                     let error = format!("{:#}", name_keys_in_the_way(e, address, &self.keys));
                     in_the_way |= error.contains(transport::WRONG_TYPE);
                     errors.push(error);
@@ -171,6 +176,7 @@ impl Lock {
         let not_taken = |message: String| NotTaken {
             message,
             unreachable: busy.is_empty() && mismatch.is_none() && !in_the_way,
+            passing: passing && !in_the_way,
         };
         // The place is a lock of its own: from here on, its keys are the ones used.
         self.keys = self.places[place].clone();

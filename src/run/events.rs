@@ -213,8 +213,13 @@ impl Events {
                 revents: 0,
             },
         ];
+        let mut timeout = timeout;
         if let Some(notices) = &self.notices {
             fds.extend(notices.poll_fds());
+            // A dropped subscription is made again on time (`Notices::read`).
+            if let Some(due) = notices.resubscribe_in() {
+                timeout = timeout.min(due);
+            }
         }
         let millis = crate::clock::poll_millis(timeout);
         // SAFETY: poll on valid pollfds, as many as the vector holds.

@@ -30,6 +30,11 @@ const OTHERS_FIRST: Duration = Duration::from_millis(20);
 const REPLACE_POLL: Duration = Duration::from_millis(100);
 /// Retry interval when the holder's key has no expiry, which redlock itself never leaves.
 const NO_EXPIRY_RETRY: Duration = Duration::from_secs(5);
+/// The first pause before trying again servers that could not be reached, within `--wait`;
+/// it doubles up to `UNREACHABLE_MOST`. A Sentinel or Cluster failover takes seconds: a try a
+/// second at most finds the new primary soon after it is named, without a stream of connections.
+const UNREACHABLE_FIRST: Duration = Duration::from_millis(50);
+const UNREACHABLE_MOST: Duration = Duration::from_secs(1);
 
 /// A granted lease.
 pub struct Granted {
@@ -113,6 +118,8 @@ fn take(
     let mut seen_held = false;
     // With -v and --key: whether the way of waiting was said.
     let mut keyspace_said = false;
+    // The pause before trying unreachable servers again.
+    let mut unreachable_pause = UNREACHABLE_FIRST;
     loop {
         let attempt = lock.try_acquire(me, policy.queues(), timeout, in_flight);
         let me_token = lock.token.clone();
@@ -153,6 +160,22 @@ fn take(
                         lock.limit()
                     ),
                 ));
+            }
+            Err(e) if passes(&e) && Moment::now() < deadline => {
+                // Servers that cannot be reached now may be within the wait: a failover, a
+                // restart, a dropped connection. Tried again after a pause that grows.
+                let pause = unreachable_pause.min(deadline - Moment::now());
+                if verbose {
+                    say(
+                        say::Event::Retrying,
+                        format!("{e:#}; trying again in {}", human(pause)),
+                        &[("error", format!("{e:#}").into()), ("retry_ms", ms(pause))],
+                    );
+                }
+                unreachable_pause = (unreachable_pause * 2).min(UNREACHABLE_MOST);
+                let until = Moment::now() + pause + jitter(pause);
+                while sleep_until(until.min(deadline), events, &mut heed)?.is_some() {}
+                continue;
             }
             Err(e) => {
                 let unreachable = e.downcast_ref::<NotTaken>().is_none_or(|e| e.unreachable);
@@ -269,6 +292,12 @@ fn take(
             while sleep_until(until, events, &mut heed)?.is_some() {}
         }
     }
+}
+
+/// Whether a failed attempt is worth trying again within `--wait`: servers that could not be
+/// reached, or were failing over (`NotTaken::passing`).
+fn passes(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<NotTaken>().is_some_and(|e| e.passing)
 }
 
 /// Who holds the lock, for a `busy` or `waiting` line: `holder`, as `status --json` shows it

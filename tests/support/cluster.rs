@@ -13,6 +13,13 @@ const SLOTS: usize = 16384;
 impl Cluster {
     /// `primaries` nodes sharing the slots evenly, and `replicas` more of each.
     pub fn start(primaries: usize, replicas: usize) -> Cluster {
+        Cluster::start_with(primaries, replicas, 5000)
+    }
+
+    /// `start`, with the nodes' `cluster-node-timeout` in ms: 1000 fails a primary over in
+    /// about two seconds, for the tests of failovers.
+    pub fn start_with(primaries: usize, replicas: usize, node_timeout_ms: u32) -> Cluster {
+        let node_timeout = node_timeout_ms.to_string();
         let total = primaries * (1 + replicas);
         let nodes: Vec<RedisServer> = (0..total)
             .map(|_| {
@@ -24,7 +31,7 @@ impl Cluster {
                     "--cluster-port",
                     &bus,
                     "--cluster-node-timeout",
-                    "5000",
+                    &node_timeout,
                 ])
             })
             .collect();
@@ -94,6 +101,22 @@ impl Cluster {
             }
         }
         panic!("no node owns slot {slot}");
+    }
+
+    /// Waits until `replica` has taken over its primary's slots, and every node but the ones
+    /// on the ports `down` says the cluster is whole again.
+    pub fn wait_failed_over(&self, replica: &RedisServer, down: &[u16]) {
+        wait_until("the replica is a primary", || {
+            replica
+                .try_cmd::<String>(&["INFO", "replication"])
+                .is_ok_and(|info| info.contains("role:master"))
+        });
+        for node in self.nodes.iter().filter(|n| !down.contains(&n.port)) {
+            wait_until("the cluster is whole again", || {
+                node.try_cmd::<String>(&["CLUSTER", "INFO"])
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+            });
+        }
     }
 
     /// The replica of `primary`.

@@ -217,6 +217,12 @@ impl RedisServer {
         kill(self.pid(), Signal::SIGCONT).unwrap();
     }
 
+    /// A crash: SIGKILL, and the process reaped. `restart_empty` brings it back.
+    pub fn crash(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+
     /// A crash and a restart without persistence: the same port, an empty dataset.
     pub fn restart_empty(&mut self) {
         let _ = self.process.kill();

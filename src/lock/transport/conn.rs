@@ -11,9 +11,9 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self, sockopt};
 use redis::Value;
@@ -29,8 +29,24 @@ use super::server::{Place, Server, Tls};
 use super::stream::{Stream, connect_unix, start_connect};
 use super::tls;
 
+/// How long a cluster's seed node may leave a new connection without a byte before the next
+/// seed is asked instead: a node that accepts connections and never answers (frozen, or cut
+/// off behind a proxy) must not cost a run its request time-out while others could answer. A
+/// live node on a LAN answers in a millisecond; one that is merely slow costs a request sent
+/// twice, which the scripts take as one (`acquire.lua`: "already ours").
+pub(super) const SEED_PATIENCE: Duration = Duration::from_millis(200);
+
 pub(super) struct Conn {
     pub(super) server: Server,
+    /// The server as the URL names it: where the connection goes again after it fails, so
+    /// that a cluster node a redirect named, and that died or froze, is not asked forever (the
+    /// seeds then say where the slot went).
+    pub(super) home: Server,
+    /// When the connection was opened, until the server first sent something: a seed that
+    /// stays silent past `SEED_PATIENCE` is passed over.
+    pub(super) silent_since: Option<Instant>,
+    /// How many seeds this connection passed over since a node last answered.
+    pub(super) passed_over: usize,
     /// The host's addresses not tried yet, while connecting.
     pub(super) addresses: VecDeque<SocketAddr>,
     /// With TLS: the settings and the name to check, for when the TCP connection is made.
@@ -59,6 +75,9 @@ impl Conn {
     pub(super) fn new(server: &Server) -> Conn {
         Conn {
             server: server.clone(),
+            home: server.clone(),
+            silent_since: None,
+            passed_over: 0,
             addresses: VecDeque::new(),
             tls: None,
             stream: None,
@@ -96,6 +115,7 @@ impl Conn {
             }
         };
         self.stream = Some(stream);
+        self.silent_since = Some(Instant::now());
         for hello in &self.server.hello {
             self.out.extend_from_slice(hello);
             self.expect.push_back(Expect::Hello);
@@ -171,7 +191,12 @@ impl Conn {
         errors::named(error, &self.server.address, connecting)
     }
 
+    /// Closes the connection; the next one goes to the server the URL names (see `home`).
     pub(super) fn close(&mut self) {
+        if self.server.address != self.home.address {
+            self.server = self.home.clone();
+        }
+        self.silent_since = None;
         self.stream = None;
         self.connecting = false;
         self.known.clear();
@@ -237,12 +262,30 @@ impl Conn {
                     if matches!(expected, Some(Expect::Role))
                         && role.first() != Some(&Value::BulkString(b"master".to_vec())) =>
                 {
-                    return Err(anyhow!("the node the sentinels named is not the primary"));
+                    return Err(errors::passing(
+                        "the node the sentinels named is not the primary",
+                    ));
                 }
                 Reply::Value(_) => {}
             }
         }
         Ok(None)
+    }
+
+    /// When this connection to a cluster's seed is to be given up for the next seed, if it
+    /// stays silent (see `SEED_PATIENCE`); `None` once it has answered, or when every seed has
+    /// been passed over (then the request's own time-out ends it).
+    pub(super) fn pass_over_at(&self) -> Option<Instant> {
+        let since = self.silent_since?;
+        (self.stream.is_some()
+            && self.server.address == self.home.address
+            && self.passed_over + 1 < self.server.nodes())
+        .then_some(since + SEED_PATIENCE)
+    }
+
+    /// Whether this connection is to a node a redirect named rather than to the URL's own.
+    pub(super) fn redirected(&self) -> bool {
+        self.server.address != self.home.address
     }
 
     /// What to poll the connection for: reading, and writing while connecting or while
@@ -294,7 +337,11 @@ impl Conn {
                     closed = true;
                     break;
                 }
-                Ok(n) => self.input.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    self.input.extend_from_slice(&chunk[..n]);
+                    self.silent_since = None;
+                    self.passed_over = 0;
+                }
                 // A TLS server that hangs up without saying so (no close_notify): what it sent
                 // before is read all the same.
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {

@@ -1,8 +1,45 @@
 //! How a failure is worded: one line, the usual causes named, and the server named once, by
-//! its address (never its password).
+//! its address (never its password); and whether it is worth waiting out (`transient`): a
+//! server that cannot be reached, or is failing over, may be back within `--wait`; a refused
+//! login or a key in the way will not be.
 
 use anyhow::anyhow;
 use rustls::AlertDescription;
+
+/// A failure that passes: a connection refused, reset or timed out, a server loading or busy,
+/// a cluster or a Sentinel set in the middle of a failover. Its text is the whole message.
+#[derive(Debug)]
+pub struct Transient(pub String);
+
+impl std::fmt::Display for Transient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Transient {}
+
+/// A transient failure with these words.
+pub(super) fn passing(text: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Transient(text.into()))
+}
+
+/// Whether `error` is one that passes (see `Transient`): the one place that says so.
+pub fn transient(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.is::<Transient>())
+}
+
+/// The replies of a server that will answer otherwise in a moment: loading its data, running a
+/// long script, a replica without its primary, a cluster failing over, a primary turned replica.
+const PASSING_REPLIES: [&str; 7] = [
+    "LOADING",
+    "BUSY",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "READONLY",
+    "UNBLOCKED",
+];
 
 /// `error`, naming the server at `address`; while connecting or logging in, as a failure to
 /// connect.
@@ -39,6 +76,11 @@ pub(super) fn describe_reply(text: &str) -> anyhow::Error {
         anyhow!("{WRONG_TYPE}: {}, not a lock", one_line(named))
     } else if text.contains("WRONGTYPE") || text.contains("not an integer") {
         anyhow!("{WRONG_TYPE}")
+    } else if PASSING_REPLIES
+        .iter()
+        .any(|prefix| text.split_whitespace().next() == Some(prefix))
+    {
+        passing(one_line(text))
     } else {
         anyhow!("{}", one_line(text))
     }
@@ -46,12 +88,12 @@ pub(super) fn describe_reply(text: &str) -> anyhow::Error {
 
 /// A one-line description of a failed connection or socket operation.
 pub(super) fn describe_io(error: &std::io::Error) -> anyhow::Error {
+    // A socket that fails may work the next time; a certificate refused will not.
     match error.kind() {
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => anyhow!("timed out"),
-        std::io::ErrorKind::NotFound => anyhow!("no such socket"),
-        std::io::ErrorKind::ConnectionRefused => anyhow!("connection refused"),
-        _ => refused_certificate(error)
-            .unwrap_or_else(|| anyhow!("{}", one_line(&error.to_string()))),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => passing("timed out"),
+        std::io::ErrorKind::NotFound => passing("no such socket"),
+        std::io::ErrorKind::ConnectionRefused => passing("connection refused"),
+        _ => refused_certificate(error).unwrap_or_else(|| passing(one_line(&error.to_string()))),
     }
 }
 
@@ -85,4 +127,35 @@ pub const WRONG_TYPE: &str = "a key of another type is in the way";
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_passes_is_told_from_what_does_not() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(transient(&named(describe_io(&refused), "h:1", true)));
+        for text in [
+            "CLUSTERDOWN The cluster is down",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "READONLY You can't write against a read only replica.",
+            "LOADING Redis is loading the dataset in memory",
+            "MASTERDOWN Link with MASTER is down",
+        ] {
+            assert!(transient(&describe_reply(text)), "{text}");
+        }
+        for text in [
+            "WRONGPASS invalid username-password pair",
+            "NOAUTH Authentication required.",
+            "NOPERM this user has no permissions",
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+            "ERR unknown command 'EVALSHA'",
+            "BUSYKEY Target key name already exists.",
+        ] {
+            assert!(!transient(&describe_reply(text)), "{text}");
+        }
+        assert!(!transient(&not_redis()));
+    }
 }

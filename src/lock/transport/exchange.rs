@@ -11,7 +11,7 @@ use anyhow::{Result, anyhow};
 use redis::Value;
 
 use super::conn::{Conn, Pumped};
-use super::errors::{describe_reply, not_redis};
+use super::errors::{describe_reply, not_redis, passing};
 use super::request::{Body, Request};
 use super::resp::{self, Reply};
 
@@ -70,11 +70,12 @@ impl Conn {
     }
 
     /// Gives up on a request that ran out of time. The connection stays open: what follows
-    /// must reach the server after this request. Except to a primary Sentinel named: one that
-    /// stops answering may have been failed over, and the next request asks the sentinels
-    /// again (the old primary, become a replica, cannot keep a lease).
+    /// must reach the server after this request. Except to a primary Sentinel named, or a
+    /// cluster node a redirect named: one that stops answering may have been failed over, and
+    /// the next request asks the sentinels, or the URL's nodes, again (the old primary, become
+    /// a replica, cannot keep a lease).
     pub(super) fn time_out(&mut self) {
-        if self.server.by_sentinel() {
+        if self.server.by_sentinel() || self.redirected() {
             self.close();
         } else {
             self.abandon();
@@ -106,8 +107,12 @@ impl Conn {
         if self.expect.len() >= MAX_OWED {
             self.close();
         }
-        if self.stream.is_none() {
-            self.open()?;
+        if self.stream.is_none()
+            && let Err(e) = self.open()
+        {
+            // A node a redirect named that is gone: the next request starts from the URL's.
+            self.close();
+            return Err(e);
         }
         let (by_hash, in_full, resend) = match &request.body {
             Body::Script {
@@ -175,7 +180,7 @@ impl Conn {
             }
         }
         if closed {
-            return Err(anyhow!("the server closed the connection"));
+            return Err(passing("the server closed the connection"));
         }
         Ok(Outcome::Nothing)
     }
@@ -226,8 +231,8 @@ impl Conn {
                 Ok(Outcome::Nothing)
             }
             (Expect::Role, _) => {
-                let demoted = anyhow!(
-                    "the node the sentinels named is not the primary (a failover under way?)"
+                let demoted = passing(
+                    "the node the sentinels named is not the primary (a failover under way?)",
                 );
                 let demoted = self.named(demoted, true);
                 self.close();
@@ -263,9 +268,9 @@ impl Conn {
                 self.answer(reply.ok_or_else(not_redis))
             }
             (Expect::Replicated, Reply::Value(Value::Int(acked))) => {
-                let short = self.answer(Err(anyhow!(
+                let short = self.answer(Err(passing(format!(
                     "only {acked} of {replicas} replicas confirmed the write in time"
-                )));
+                ))));
                 // A primary Sentinel named that lost its replicas may have been failed over:
                 // the next request asks the sentinels again.
                 if self.server.by_sentinel() {
@@ -309,11 +314,35 @@ impl Conn {
     /// Opens the connection again, to the cluster node `to` names, or (none) to wherever the
     /// server's address leads now (Sentinel's primary).
     pub(super) fn move_to(&mut self, to: Option<&Redirect>) -> Result<()> {
+        let server = to.map(|to| self.server.at(&to.host, to.port));
         self.close();
-        if let Some(to) = to {
-            self.server = self.server.at(&to.host, to.port);
+        if let Some(server) = server {
+            self.server = server;
         }
         self.open()
+    }
+
+    /// Gives up on a cluster's seed node that accepted the connection and has said nothing
+    /// (`Conn::pass_over_at`): the next seed gets the current request, in full, and is asked
+    /// first from now on. `Err` when it cannot be connected to either.
+    pub(super) fn pass_over(&mut self) -> Result<()> {
+        let Some(next) = self.server.next_seed() else {
+            return Ok(());
+        };
+        let current = self.current.take();
+        let passed_over = self.passed_over + 1;
+        self.home = next.clone();
+        self.close();
+        self.server = next;
+        self.passed_over = passed_over;
+        self.open()?;
+        if let Some(mut current) = current {
+            current.in_full = None;
+            self.out.extend_from_slice(&current.resend);
+            self.expect.push_back(Expect::Request { by_hash: false });
+            self.current = Some(current);
+        }
+        self.flush().map_err(|e| self.named(e, false))
     }
 
     fn answer(&mut self, answer: Result<Value>) -> Result<Outcome> {

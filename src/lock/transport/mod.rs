@@ -29,12 +29,12 @@ pub mod tls;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use nix::poll::{PollFd, PollTimeout, poll};
 use redis::Value;
 
 use conn::Conn;
-pub use errors::{WRONG_TYPE, unanswered};
+pub use errors::{WRONG_TYPE, transient, unanswered};
 use exchange::Outcome;
 pub use notices::{KEY_GONE, Keyspace, Notices};
 pub use request::{Request, Script, args};
@@ -137,7 +137,7 @@ impl Pool {
             conn.settle();
             if let Some(current) = &conn.current {
                 if wait == Wait::Never && now < current.deadline {
-                    let skipped = anyhow!("the previous request is still unanswered");
+                    let skipped = errors::passing("the previous request is still unanswered");
                     *answer = Some(Err(conn.named(skipped, false)));
                     continue;
                 }
@@ -208,6 +208,7 @@ fn gather<S>(
         let mut until = waiting
             .iter()
             .filter_map(|&i| conns[i].current.as_ref().map(|c| c.deadline))
+            .chain(waiting.iter().filter_map(|&i| conns[i].pass_over_at()))
             .min()
             .expect("waiting");
         if let Some(linger) = linger_until {
@@ -222,12 +223,21 @@ fn gather<S>(
             let conn = &mut conns[i];
             let outcome = if ready.contains(&i) {
                 conn.on_ready()
+            } else if conn.pass_over_at().is_some_and(|at| now >= at) {
+                // A seed node that accepted and says nothing: the next one is asked.
+                match conn.pass_over() {
+                    Ok(()) => Outcome::Nothing,
+                    Err(e) => {
+                        conn.close();
+                        Outcome::Answer(Err(e))
+                    }
+                }
             } else {
                 Outcome::Nothing
             };
             let outcome = match outcome {
                 Outcome::Nothing if conn.current.as_ref().is_some_and(|c| now >= c.deadline) => {
-                    let timed_out = conn.named(anyhow!("timed out"), conn.opening());
+                    let timed_out = conn.named(errors::passing("timed out"), conn.opening());
                     conn.time_out();
                     Outcome::Answer(Err(timed_out))
                 }

@@ -9,8 +9,16 @@
 //! node-local, so on the connection that follows the key's slot), where the server sends them
 //! (`notify-keyspace-events` with K and g: a `del`), and each server's setting is read ahead of
 //! the subscriptions (CONFIG GET), for the waiter to know whether it can rely on them.
+//!
+//! A subscription that drops (a server restarted or failed over, `CLIENT KILL`, a NAT that
+//! forgets an idle connection) is made again, after a pause that doubles from
+//! `RESUBSCRIBE_FIRST` to `RESUBSCRIBE_MOST`: a holder that stopped listening would not hear
+//! `release --force` ask it to stop, and the operator's break would not wait for it. Its
+//! confirmation is a notice naming none, as the first one was: the holder checks its lock, a
+//! waiter tries again (a notice may have been missed meanwhile).
 
 use std::os::fd::{AsFd, AsRawFd};
+use std::time::{Duration, Instant};
 
 use nix::libc;
 use redis::Value;
@@ -19,6 +27,11 @@ use super::conn::{Conn, Pumped};
 use super::exchange::Redirect;
 use super::resp::Reply;
 use super::server::Server;
+
+/// The first pause before subscribing again on a server whose subscription dropped.
+const RESUBSCRIBE_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause between tries, while the server stays out of reach.
+const RESUBSCRIBE_MOST: Duration = Duration::from_secs(2);
 
 pub struct Notices {
     subscriptions: Vec<Subscription>,
@@ -36,6 +49,13 @@ struct Subscription {
     /// With `--key`: what this server (the node that owns the key) said of its keyspace
     /// notifications.
     setting: Setting,
+    /// While the subscription is down: when to make it again.
+    down: Option<Instant>,
+    /// The pause before the next try, should this one fail too.
+    pause: Duration,
+    /// Whether the server answered on this connection: only then can a drop have cost a
+    /// notice (one that never answered is tried again quietly).
+    heard: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,9 +97,16 @@ impl Notices {
                 conn: Conn::new(server),
                 sharded: true,
                 setting: Setting::NotAsked,
+                down: None,
+                pause: RESUBSCRIBE_FIRST,
+                heard: false,
             })
             .collect();
-        subscriptions.retain_mut(|sub| sub.conn.open().is_ok() && sub.subscribe(channel, key));
+        for sub in &mut subscriptions {
+            if !(sub.conn.open().is_ok() && sub.subscribe(channel, key)) {
+                sub.dropped();
+            }
+        }
         Notices {
             subscriptions,
             channel: channel.to_string(),
@@ -90,17 +117,20 @@ impl Notices {
     /// What the servers still subscribed to said of their keyspace notifications (`--key`): a
     /// connection that failed no longer counts.
     pub fn keyspace(&self) -> Keyspace {
-        let count = |setting| {
-            self.subscriptions
-                .iter()
-                .filter(|sub| sub.setting == setting)
-                .count()
-        };
+        let live = || self.subscriptions.iter().filter(|sub| sub.down.is_none());
+        let count = |setting| live().filter(|sub| sub.setting == setting).count();
         Keyspace {
             on: count(Setting::On),
             off: count(Setting::Off),
-            of: self.subscriptions.len(),
+            of: live().count(),
         }
+    }
+
+    /// How long until a dropped subscription is to be made again, if one is down: the caller's
+    /// sleep ends then, and `read` makes it.
+    pub fn resubscribe_in(&self) -> Option<Duration> {
+        let next = self.subscriptions.iter().filter_map(|sub| sub.down).min()?;
+        Some(next.saturating_duration_since(Instant::now()))
     }
 
     /// The sockets to wait on, for `poll`.
@@ -123,9 +153,42 @@ impl Notices {
     /// a waiter that relied on the key's notifications must go back to retrying.
     pub fn read(&mut self) -> Vec<Option<String>> {
         let mut notices = Vec::new();
-        let before = self.subscriptions.len();
         let (channel, key) = (&self.channel, self.key.as_deref());
-        self.subscriptions.retain_mut(|sub| match sub.conn.pump() {
+        let now = Instant::now();
+        for sub in &mut self.subscriptions {
+            match sub.down {
+                Some(at) if now >= at => {
+                    if !(sub.conn.open().is_ok() && sub.subscribe(channel, key)) {
+                        sub.dropped();
+                        continue;
+                    }
+                    sub.down = None;
+                }
+                Some(_) => continue,
+                None => {}
+            }
+            if !sub.pump(channel, key, &mut notices) {
+                if sub.heard {
+                    notices.push(None);
+                }
+                sub.dropped();
+            }
+        }
+        notices
+    }
+}
+
+impl Subscription {
+    /// Reads what the server sent, its notices into `notices`. False when the connection
+    /// failed.
+    fn pump(
+        &mut self,
+        channel: &str,
+        key: Option<&str>,
+        notices: &mut Vec<Option<String>>,
+    ) -> bool {
+        let sub = self;
+        match sub.conn.pump() {
             Ok(Pumped::Connecting) => true,
             Ok(Pumped::Open { closed }) => loop {
                 let reply = sub.conn.next_unmatched();
@@ -143,6 +206,9 @@ impl Notices {
                 }
                 match reply {
                     Ok(Some(Reply::Value(Value::Array(message)))) => {
+                        // The server answers: the next drop starts from the first pause again.
+                        sub.pause = RESUBSCRIBE_FIRST;
+                        sub.heard = true;
                         if let Some(named) = notice(&message) {
                             notices.push(named);
                         }
@@ -170,13 +236,19 @@ impl Notices {
                 }
             },
             Err(_) => false,
-        });
-        notices.extend((self.subscriptions.len()..before).map(|_| None));
-        notices
+        }
     }
-}
 
-impl Subscription {
+    /// The subscription is down: closed, and made again after a pause that grows while it
+    /// keeps failing.
+    fn dropped(&mut self) {
+        self.conn.close();
+        self.heard = false;
+        self.setting = Setting::NotAsked;
+        self.down = Some(Instant::now() + self.pause);
+        self.pause = (self.pause * 2).min(RESUBSCRIBE_MOST);
+    }
+
     /// Queues the subscription to `channel`, sharded or not, and with a key: the server's
     /// notification setting (CONFIG GET, ahead of the rest) and the key's keyspace channel;
     /// writes them. False if it fails.

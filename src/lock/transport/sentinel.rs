@@ -13,7 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use redis::Value;
 use rustls::StreamOwned;
 
-use super::errors::{describe_io, describe_reply};
+use super::errors::{describe_io, describe_reply, passing, transient};
 use super::resolve::Lookup;
 use super::resp::{self, Reply};
 use super::server::Tls;
@@ -131,20 +131,30 @@ impl Sentinels {
     /// Where the primary is, as the first sentinel that answers says, before `deadline`.
     pub fn primary(&self, deadline: Instant) -> Result<(String, u16)> {
         let mut errors = Vec::new();
+        // Sentinels that cannot be reached, or are electing a primary, may answer in a moment.
+        let mut passes = true;
         for (host, port) in &self.nodes {
             match self.ask(host, *port, deadline) {
                 Ok(primary) => return Ok(primary),
-                Err(e) => errors.push(format!("sentinel {host}:{port}: {e:#}")),
+                Err(e) => {
+                    passes &= transient(&e);
+                    errors.push(format!("sentinel {host}:{port}: {e:#}"));
+                }
             }
             if Instant::now() >= deadline {
                 break;
             }
         }
-        bail!(
+        let message = format!(
             "no sentinel could say where '{}' is: {}",
             self.service,
             errors.join("; ")
-        )
+        );
+        Err(if passes {
+            passing(message)
+        } else {
+            anyhow!(message)
+        })
     }
 
     fn ask(&self, host: &str, port: u16, deadline: Instant) -> Result<(String, u16)> {
@@ -152,7 +162,7 @@ impl Sentinels {
             deadline
                 .checked_duration_since(Instant::now())
                 .filter(|left| !left.is_zero())
-                .ok_or_else(|| anyhow!("timed out"))
+                .ok_or_else(|| passing("timed out"))
         };
         let addresses = Lookup::default().addresses(host, port)?;
         let address = addresses
@@ -217,7 +227,7 @@ fn exchange(mut stream: impl Read + Write, request: &[u8], count: usize) -> Resu
             break;
         }
         match stream.read(&mut chunk) {
-            Ok(0) => bail!("the sentinel closed the connection"),
+            Ok(0) => return Err(passing("the sentinel closed the connection")),
             Ok(n) => input.extend_from_slice(&chunk[..n]),
             Err(e) => return Err(describe_io(&e)),
         }

@@ -165,6 +165,35 @@ impl Server {
         }
     }
 
+    /// The same cluster with its next seed node first and this one last: the one tried first
+    /// accepted the connection and did not answer (frozen, or partitioned). `None` without seeds.
+    pub(super) fn next_seed(&self) -> Option<Server> {
+        let Place::Tcp {
+            host, port, tls, ..
+        } = &self.place
+        else {
+            return None;
+        };
+        let (first, rest) = self.seeds.split_first()?;
+        let mut next = self.at(&first.0, first.1);
+        next.seeds = rest.to_vec();
+        next.seeds.push((host.clone(), *port));
+        next.address = std::iter::once(first)
+            .chain(&next.seeds)
+            .map(|(host, port)| format!("{host}:{port}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        if tls.is_some() {
+            next.address.push_str(" (TLS)");
+        }
+        Some(next)
+    }
+
+    /// How many nodes the URL names: 1, or the cluster's seeds.
+    pub(super) fn nodes(&self) -> usize {
+        1 + self.seeds.len()
+    }
+
     /// Whether the sentinels say where this server is.
     pub(super) fn by_sentinel(&self) -> bool {
         matches!(self.place, Place::Sentinel(_))

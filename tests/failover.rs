@@ -1,0 +1,167 @@
+//! Riding through the servers' faults (issue 22): a run that asked to `--wait` waits out a
+//! Sentinel or Cluster failover instead of failing with 69, and a cluster's seed node that is
+//! frozen is passed over. The failovers here are real: a primary SIGKILLed or frozen, its
+//! replica promoted by the sentinels or by the cluster (`cluster-node-timeout 1000`).
+
+use std::process::{Child, Output};
+use std::time::{Duration, Instant};
+
+use crate::lost::{marking_holder, marking_waiter, overlaps};
+use crate::support::cluster::Cluster;
+use crate::support::sentinel::Sentinels;
+use crate::support::{RedisServer, redlock, wait_for_holder, wait_until};
+
+/// `count` runs of one name that each append a line to `out` in `dir`, waiting up to 30 s.
+fn appenders(url: &str, name: &str, count: usize, dir: &std::path::Path) -> Vec<Child> {
+    (0..count)
+        .map(|i| {
+            redlock(url)
+                .args(["run", "-n", name, "--wait", "30s", "-v", "--", "sh", "-c"])
+                .arg(format!("echo {i} >> out"))
+                .current_dir(dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Every run exited 0 and ran its command once.
+fn all_ran(runs: Vec<Child>, dir: &std::path::Path) {
+    let count = runs.len();
+    for run in runs {
+        let Output { status, stderr, .. } = run.wait_with_output().unwrap();
+        assert!(
+            status.success(),
+            "{status}: {}",
+            String::from_utf8_lossy(&stderr)
+        );
+    }
+    let out = std::fs::read_to_string(dir.join("out")).unwrap();
+    assert_eq!(out.lines().count(), count, "{out}");
+}
+
+/// The Sentinel primary is SIGKILLed and five runs start at once with `--wait 30s`: they try
+/// again (`retrying`) while the sentinels see it down and promote the replica, then all run.
+/// Before: all five exited 69 within 0.02 s ("connection refused").
+#[test]
+fn runs_that_wait_ride_through_a_sentinel_failover() {
+    let mut set = Sentinels::start();
+    let dir = tempfile::tempdir().unwrap();
+    set.primary.crash();
+    let runs = appenders(&set.url(), "sfo", 5, dir.path());
+    all_ran(runs, dir.path());
+}
+
+/// The cluster primary that owns the lock's slot is SIGKILLed; three runs through a seed that
+/// lives start at once with `--wait 30s`: the seed sends them to the dead node until the
+/// cluster has promoted its replica, and they ask the seed again each time. Before: all three
+/// exited 69 at once, redirected to the dead node and never asking the seed again.
+#[test]
+fn runs_that_wait_ride_through_a_cluster_failover() {
+    let mut cluster = Cluster::start_with(3, 1, 1000);
+    let name = "cfo";
+    let owner = cluster.owner(&format!("redlock:{{{name}}}")).port;
+    let seed = cluster
+        .nodes
+        .iter()
+        .find(|n| n.port != owner)
+        .unwrap()
+        .url();
+    let dir = tempfile::tempdir().unwrap();
+    let owner = cluster.nodes.iter_mut().find(|n| n.port == owner).unwrap();
+    owner.crash();
+    let runs = appenders(&seed, name, 3, dir.path());
+    all_ran(runs, dir.path());
+}
+
+/// Seeds `redis://A,B,C` with A frozen and already failed over by the cluster: a run passes A
+/// over (it accepts the connection and says nothing) and asks B. Before: every run exited 69
+/// after its request time-out (3 s with the default TTL), and 6 s in all. The bound is
+/// generous (a live seed answers in a millisecond; A is given 200 ms): it tells passing A over
+/// from waiting it out.
+#[test]
+fn a_frozen_first_seed_is_passed_over() {
+    let cluster = Cluster::start_with(3, 1, 1000);
+    let frozen = &cluster.nodes[0];
+    let replica = cluster.replica_of(frozen);
+    frozen.freeze();
+    cluster.wait_failed_over(replica, &[frozen.port]);
+    let seeds: Vec<String> = cluster.nodes[..3]
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let url = format!("redis://{}", seeds.join(","));
+    for name in ["f1", "f2", "f3"] {
+        let began = Instant::now();
+        let output = redlock(&url)
+            .args(["run", "-n", name, "--", "true"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            began.elapsed() < Duration::from_millis(2500),
+            "{name} took {:?}",
+            began.elapsed()
+        );
+    }
+}
+
+/// The ids of the connections subscribed to something on `server` (CLIENT LIST's `sub=` and
+/// `ssub=` counts).
+fn subscribers(server: &RedisServer) -> Vec<String> {
+    let list: String = server.cmd(&["CLIENT", "LIST"]);
+    list.lines()
+        .filter(|line| {
+            line.split(' ')
+                .any(|field| matches!(field.split_once('='), Some(("sub" | "ssub", n)) if n != "0"))
+        })
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The holder's one subscription is dropped (`CLIENT KILL`, as a server restart or a NAT that
+/// forgets an idle connection would): it subscribes again, so `release --force` asks it to stop
+/// and waits for it, and the waiter never starts beside its command. Before: the holder never
+/// listened again, the break deleted the lock at once, and the two commands overlapped until
+/// the holder's next extension (8.5 s).
+#[test]
+fn a_dropped_subscription_is_made_again() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let mut holder = marking_holder(&url, "resub", &log, "holder", "true");
+    wait_for_holder(&server, "resub");
+    let first = subscribers(&server);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let _: () = server.cmd(&["CLIENT", "KILL", "ID", &first[0]]);
+    wait_until("the holder subscribes again", || {
+        let now = subscribers(&server);
+        now.len() == 1 && now != first
+    });
+    let waiter = marking_waiter(&url, "resub", &log, "waiter");
+    let output = redlock(&url)
+        .args(["release", "-n", "resub", "--force"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the holder of 'resub' stopped its command and released"),
+        "{stderr}"
+    );
+    let (status, holder_stderr) = holder.wait();
+    assert_eq!(status.code(), Some(76), "{holder_stderr}");
+    assert!(waiter.wait_with_output().unwrap().status.success());
+    assert!(
+        !overlaps(&log),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+}
