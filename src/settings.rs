@@ -129,7 +129,7 @@ pub fn check_key(key: &str) -> Result<()> {
 }
 
 /// Parses every `--redis` URL; the same server twice would count twice towards the majority.
-pub fn servers(urls: &[String], replicas: u32) -> Result<Vec<Server>> {
+pub fn servers(urls: &[String], replicas: Option<u32>) -> Result<Vec<Server>> {
     let mut servers: Vec<Server> = Vec::new();
     for url in &rejoin(urls) {
         let mut server = Server::parse(url.trim())?;

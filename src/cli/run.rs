@@ -145,9 +145,11 @@ pub struct RunArgs {
     /// For a primary with replicas: each acquire and extension is followed by WAIT N and counts
     /// only when N replicas confirm it, so a failover cannot lose a lock the primary granted.
     /// A short answer is a failure: Redis unavailable (69) when taking the lock, a failed
-    /// extension afterwards.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub wait_replicas: u32,
+    /// extension afterwards. Default: 1 wherever the primary has a replica connected (a
+    /// Sentinel set, a Cluster with replicas, a primary with replicas), as its ROLE says when
+    /// redlock connects; none for a primary without one. 0 opts out.
+    #[arg(long, value_name = "N")]
+    pub wait_replicas: Option<u32>,
 
     /// Exit status when the lock is busy
     ///

@@ -57,8 +57,9 @@ pub enum Extension {
     Confirmed {
         lease_end: Moment,
     },
-    /// Enough servers no longer hold our token that the lease can never be confirmed again.
-    Lost(String),
+    /// Enough servers no longer hold our token that the lease can never be confirmed again
+    /// (`run/lapse.rs` says how, from when it was found).
+    Lost,
     /// Neither confirmed nor lost (errors, time-outs): worth retrying until the deadline.
     Unconfirmed(anyhow::Error),
 }
@@ -206,6 +207,8 @@ impl Lock {
             stopping,
             self.places.len(),
         );
+        // A primary that the sentinels no longer name is left before the extension is sent.
+        self.pool.follow_failovers(timeout);
         let sent = Moment::now();
         let quorum = self.quorum();
         let answers = self.pool.fan_out(
@@ -228,7 +231,7 @@ impl Lock {
         if ours >= quorum && Moment::now() < lease_end {
             Extension::Confirmed { lease_end }
         } else if beyond_minority(gone, self.addresses.len()) {
-            Extension::Lost("the lock was deleted or taken by another holder".into())
+            Extension::Lost
         } else if errors.is_empty() {
             Extension::Unconfirmed(anyhow!("the extension was confirmed too late"))
         } else {

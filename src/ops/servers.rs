@@ -23,7 +23,7 @@ impl Servers {
     /// Checks the servers' URLs and opens them, their host names looked up at once. (The
     /// prefix is checked where it is used: not with --key.)
     pub fn open(args: &ServerArgs) -> Result<Self, Failure> {
-        let servers = settings::servers(&args.redis, 0).kind(Kind::Usage)?;
+        let servers = settings::servers(&args.redis, Some(0)).kind(Kind::Usage)?;
         Ok(Servers::over(servers))
     }
 

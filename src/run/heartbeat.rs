@@ -5,9 +5,9 @@
 //! clock: a heartbeat stuck in a request (a slow DNS lookup, a reconnect) cannot delay the
 //! stopping of the command.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use crate::duration::human;
 use crate::lock::{Extension, Lock, Twin};
 use crate::run::deadman::DeadMan;
 use crate::run::events::{Event, Sender};
+use crate::run::lapse::Lapse;
 use crate::say::{self, ms, say};
 use crate::settings::Lease;
 
@@ -26,6 +27,9 @@ const RETRY: Duration = Duration::from_millis(100);
 /// re-arms the dead-man switch, `margin` / 2 before it.
 pub struct LeaseEnd {
     since_boot_nanos: AtomicU64,
+    /// What the servers that did not confirm the last extension said; none once one is
+    /// confirmed. For the words of a lease that ends unconfirmed (`lapse.rs`).
+    failures: Mutex<Option<String>>,
     deadman: DeadMan,
     margin: Duration,
 }
@@ -34,6 +38,7 @@ impl LeaseEnd {
     pub fn new(end: Moment, deadman: DeadMan, margin: Duration) -> Self {
         let lease_end = LeaseEnd {
             since_boot_nanos: AtomicU64::new(0),
+            failures: Mutex::new(None),
             deadman,
             margin,
         };
@@ -51,6 +56,18 @@ impl LeaseEnd {
         Moment::from_since_boot(Duration::from_nanos(
             self.since_boot_nanos.load(Ordering::Acquire),
         ))
+    }
+
+    /// Records what the last extension's failures were (`None`: it was confirmed).
+    fn failed(&self, failures: Option<String>) {
+        if let Ok(mut last) = self.failures.lock() {
+            *last = failures;
+        }
+    }
+
+    /// What the servers said that did not confirm the last extension, if it was not.
+    pub fn failures(&self) -> Option<String> {
+        self.failures.lock().ok().and_then(|last| last.clone())
     }
 
     /// The last moment to SIGKILL the command: `margin` before the end, ahead of the dead-man.
@@ -248,7 +265,14 @@ fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
             // The main thread stops the command: it watches the same deadline.
             return;
         }
-        match beat.lock.extend(beat.signal_at() - now, beat.stopping) {
+        // With several servers, each try is bounded as an acquire's is (a tenth of the TTL):
+        // a server that does not answer is named by a failed try, retried, well before the
+        // lease must be given up, rather than by one request that ends with it.
+        let timeout = match beat.lock.addresses.len() {
+            1 => beat.signal_at() - now,
+            n => super::request_timeout(beat.lease.timing.ttl, beat.signal_at() - now, n),
+        };
+        match beat.lock.extend(timeout, beat.stopping) {
             Extension::Confirmed { lease_end: end } => {
                 if beat.verbose {
                     let took = now.elapsed();
@@ -259,13 +283,18 @@ fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
                     );
                 }
                 beat.lease_end.set(end);
+                beat.lease_end.failed(None);
                 next = (now + beat.lease.heartbeat).min(beat.signal_at());
             }
-            Extension::Lost(reason) => {
-                let _ = beat.events.send(Event::Lost(reason));
+            Extension::Lost => {
+                let failures = beat.lease_end.failures();
+                let lapse =
+                    Lapse::found_gone(Moment::now(), beat.lease_end.get(), failures.as_deref());
+                let _ = beat.events.send(Event::Lost(lapse.to_string()));
                 return;
             }
             Extension::Unconfirmed(error) => {
+                beat.lease_end.failed(Some(format!("{error:#}")));
                 if beat.verbose {
                     say(
                         say::Event::ExtensionFailed,

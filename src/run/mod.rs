@@ -17,6 +17,7 @@ mod group;
 mod guard;
 mod heard;
 mod heartbeat;
+mod lapse;
 mod nested;
 mod reap;
 mod release;
@@ -47,6 +48,7 @@ use deadman::DeadMan;
 use events::Events;
 use guard::Guard;
 use heartbeat::{Heartbeat, LeaseEnd};
+use lapse::Lapse;
 use nested::{inside, outer_token};
 use release::release;
 use spawn::Spawned;
@@ -206,7 +208,9 @@ fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Res
     // Only now: the server handles our hang-up after the release, not ahead of it.
     listener.stop(&mut events);
     facts.lost_at_release = released.lost();
-    Ok(exit_status(status, stopped, &released))
+    let failures = lease_end.failures();
+    let lapse = Lapse::found_gone(Moment::now(), lease_end.get(), failures.as_deref());
+    Ok(exit_status(status, stopped, &released, &lapse))
 }
 
 /// `--on-unavailable`: the servers could not be reached (the lock was not taken). With `run`,
@@ -321,8 +325,14 @@ fn start(
     spawn::spawn(&args.command, &env, guard)
 }
 
-/// redlock's exit status: the command's own, or 76 if the lock was lost (and then why).
-fn exit_status(status: ExitStatus, stopped: Option<Stop>, released: &Released) -> u8 {
+/// redlock's exit status: the command's own, or 76 if the lock was lost (and then why: `lapse`,
+/// for a lock the release found gone).
+fn exit_status(
+    status: ExitStatus,
+    stopped: Option<Stop>,
+    released: &Released,
+    lapse: &Lapse,
+) -> u8 {
     let own = exit::describe_status(status);
     // The `exiting` line: redlock's status, why (docs/events.md), the command's own.
     let exiting = |code: u8, reason: &str, message: String| {
@@ -350,9 +360,8 @@ fn exit_status(status: ExitStatus, stopped: Option<Stop>, released: &Released) -
                 exit::LOCK_LOST,
                 "lost",
                 format!(
-                    "lock lost: found at release that the lock was no longer ours \
-                     (deleted, broken or taken by another holder); the command's own status \
-                     was {own}"
+                    "lock lost: found at release that {lapse}; the command's own status was \
+                     {own}"
                 ),
             );
         }

@@ -16,6 +16,7 @@ use crate::run::events::{Event, Events};
 use crate::run::group;
 use crate::run::guard::Guard;
 use crate::run::heartbeat::{Heartbeat, LeaseEnd};
+use crate::run::lapse::Lapse;
 use crate::run::signals;
 use crate::run::spawn::Spawned;
 use crate::run::terminal;
@@ -209,10 +210,12 @@ impl Supervisor<'_> {
                 .is_some_and(|(at, _)| now >= at)
                 .then_some(Stop::TimedOut);
         }
-        Some(Stop::Lost(format!(
-            "the lease could not be extended before {} of it was left",
-            human(self.lease.kill_after)
-        )))
+        let failures = self.lease_end.failures();
+        let lapse = Lapse::NotExtended {
+            kill_after: self.lease.kill_after,
+            failures: failures.as_deref(),
+        };
+        Some(Stop::Lost(lapse.to_string()))
     }
 
     /// SIGTERM now, SIGKILL `kill_after` from now or when the lease ends, whichever is first.

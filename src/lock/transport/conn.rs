@@ -47,6 +47,13 @@ pub(super) struct Conn {
     pub(super) silent_since: Option<Instant>,
     /// How many seeds this connection passed over since a node last answered.
     pub(super) passed_over: usize,
+    /// Whether ROLE is asked when the connection opens: for the lease's requests (how many
+    /// replicas confirm a write, see `Server::replicas`), and of a primary Sentinel named.
+    pub(super) asks_role: bool,
+    /// How many replicas the primary had connected, as its ROLE said.
+    pub(super) role_replicas: u32,
+    /// The primary the sentinels named when the connection opened.
+    pub(super) named_primary: Option<(String, u16)>,
     /// The host's addresses not tried yet, while connecting.
     pub(super) addresses: VecDeque<SocketAddr>,
     /// With TLS: the settings and the name to check, for when the TCP connection is made.
@@ -78,6 +85,9 @@ impl Conn {
             home: server.clone(),
             silent_since: None,
             passed_over: 0,
+            asks_role: true,
+            role_replicas: 0,
+            named_primary: None,
             addresses: VecDeque::new(),
             tls: None,
             stream: None,
@@ -87,6 +97,15 @@ impl Conn {
             input: Vec::new(),
             expect: VecDeque::new(),
             current: None,
+        }
+    }
+
+    /// A connection for a subscription: no replicas to count (ROLE only of a primary Sentinel
+    /// named, which must be one).
+    pub(super) fn for_notices(server: &Server) -> Conn {
+        Conn {
+            asks_role: false,
+            ..Conn::new(server)
         }
     }
 
@@ -111,6 +130,7 @@ impl Conn {
                 let (host, port) = sentinels
                     .primary(deadline)
                     .map_err(|e| self.named(e, true))?;
+                self.named_primary = Some((host.clone(), port));
                 self.connect_tcp(&host, port, &Lookup::default(), &[], sentinels.tls)?
             }
         };
@@ -120,7 +140,7 @@ impl Conn {
             self.out.extend_from_slice(hello);
             self.expect.push_back(Expect::Hello);
         }
-        if self.server.by_sentinel() {
+        if self.server.by_sentinel() || (self.asks_role && self.server.replicas.is_none()) {
             self.out
                 .extend_from_slice(&redis::cmd("ROLE").get_packed_command());
             self.expect.push_back(Expect::Role);
@@ -197,6 +217,7 @@ impl Conn {
             self.server = self.home.clone();
         }
         self.silent_since = None;
+        self.named_primary = None;
         self.stream = None;
         self.connecting = false;
         self.known.clear();
@@ -257,9 +278,12 @@ impl Conn {
             }
             let expected = self.expect.pop_front();
             match reply {
+                // ROLE refused (an ACL without @admin): the replicas are not counted.
+                Reply::Error(_) if matches!(expected, Some(Expect::Role)) => {}
                 Reply::Error(text) => return Err(describe_reply(&text)),
                 Reply::Value(Value::Array(role))
                     if matches!(expected, Some(Expect::Role))
+                        && self.server.by_sentinel()
                         && role.first() != Some(&Value::BulkString(b"master".to_vec())) =>
                 {
                     return Err(errors::passing(
@@ -281,6 +305,24 @@ impl Conn {
             && self.server.address == self.home.address
             && self.passed_over + 1 < self.server.nodes())
         .then_some(since + SEED_PATIENCE)
+    }
+
+    /// A connection to a primary the sentinels no longer name (a failover): closed, so that
+    /// the next request goes to the one they name now. Asked of the sentinels within
+    /// `timeout`; a sentinel set that cannot say leaves the connection as it is.
+    pub(super) fn follow_sentinels(&mut self, timeout: Duration) {
+        let (Place::Sentinel(sentinels), Some(named)) = (&self.server.place, &self.named_primary)
+        else {
+            return;
+        };
+        if self.stream.is_none() {
+            return;
+        }
+        if let Ok(now) = sentinels.primary(Instant::now() + timeout)
+            && &now != named
+        {
+            self.close();
+        }
     }
 
     /// Whether this connection is to a node a redirect named rather than to the URL's own.

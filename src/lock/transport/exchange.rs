@@ -190,7 +190,7 @@ impl Conn {
         let Some(expect) = self.expect.pop_front() else {
             return Err(not_redis());
         };
-        let replicas = self.server.replicas;
+        let replicas = self.server.replicas.unwrap_or(self.role_replicas.min(1));
         match (expect, reply) {
             (Expect::Stale, _) => Ok(Outcome::Nothing),
             (Expect::Hello, Reply::Error(text)) => {
@@ -228,6 +228,17 @@ impl Conn {
             (Expect::Role, Reply::Value(Value::Array(role)))
                 if role.first() == Some(&Value::BulkString(b"master".to_vec())) =>
             {
+                // `master OFFSET [[HOST PORT OFFSET]...]`: the replicas connected now.
+                self.role_replicas = match role.get(2) {
+                    Some(Value::Array(replicas)) => replicas.len() as u32,
+                    _ => 0,
+                };
+                Ok(Outcome::Nothing)
+            }
+            // Not a primary, or ROLE refused (an ACL without @admin): a cluster's replica node
+            // redirects the request, a standalone replica refuses it (READONLY); no WAIT.
+            (Expect::Role, _) if !self.server.by_sentinel() => {
+                self.role_replicas = 0;
                 Ok(Outcome::Nothing)
             }
             (Expect::Role, _) => {

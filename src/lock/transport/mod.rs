@@ -88,6 +88,16 @@ impl Pool {
         Pool { conns }
     }
 
+    /// Asks the sentinels of every primary they named whether they still name it, and drops
+    /// the connections to those they no longer do (`Conn::follow_sentinels`): a holder follows
+    /// a failover at its next extension, and finds there whether the new primary has its
+    /// token, rather than extending on the old primary until it is turned into a replica.
+    pub fn follow_failovers(&mut self, timeout: Duration) {
+        for conn in &mut self.conns {
+            conn.follow_sentinels(timeout);
+        }
+    }
+
     /// Sends `request` to every server and collects the answers (`read` from the replies)
     /// until `done` says the outcome is known, or all have answered: `None` for a server that
     /// has not. Each is bounded by `timeout`.

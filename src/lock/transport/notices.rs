@@ -94,7 +94,7 @@ impl Notices {
         let mut subscriptions: Vec<Subscription> = servers
             .iter()
             .map(|server| Subscription {
-                conn: Conn::new(server),
+                conn: Conn::for_notices(server),
                 sharded: true,
                 setting: Setting::NotAsked,
                 down: None,

@@ -20,8 +20,10 @@ pub struct Server {
     pub(super) hello: Vec<Vec<u8>>,
     /// The database number, which names its keyspace notifications' channels.
     pub(super) db: i64,
-    /// `--wait-replicas`: how many replicas must confirm each write of the lease.
-    pub replicas: u32,
+    /// `--wait-replicas`: how many replicas must confirm each write of the lease; `None`: one
+    /// wherever the primary has a replica (its ROLE says so when the connection opens), none
+    /// where it has not.
+    pub replicas: Option<u32>,
     /// More nodes of the same Redis Cluster (`redis://h1:7000,h2:7001`), tried in turn when
     /// the first cannot be reached: any node leads to the one that owns the lock.
     pub(super) seeds: Vec<(String, u16)>,
@@ -122,7 +124,7 @@ impl Server {
             place,
             hello: hello(settings.username(), settings.password(), settings.db()),
             db: settings.db(),
-            replicas: 0,
+            replicas: None,
         })
     }
 
@@ -132,7 +134,7 @@ impl Server {
             hello: hello(url.user.as_deref(), url.password.as_deref(), url.db),
             db: url.db,
             place: Place::Sentinel(Box::new(url.sentinels)),
-            replicas: 0,
+            replicas: None,
             seeds: Vec::new(),
         }
     }
