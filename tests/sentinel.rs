@@ -5,8 +5,8 @@ use std::process::Stdio;
 
 use crate::support::sentinel::Sentinels;
 use crate::support::{
-    Holder, redlock, script_calls, succeeded, takes_over_on_release, wait_for_subscriber,
-    wait_until, waiter,
+    Holder, redlock, script_calls, succeeded, takes_over_on_release, wait_for_holder,
+    wait_for_subscriber, wait_until, waiter,
 };
 
 /// A run, a busy run, a waiter taking over on release, and `status`, all through the sentinels.
@@ -110,4 +110,49 @@ fn two_contenders_across_a_failover_never_overlap() {
         }
     }
     assert_eq!(log.matches("start").count(), 2, "{log}");
+}
+
+/// With default flags (the primary has a replica: every write is confirmed by it), a holder
+/// follows a `SENTINEL FAILOVER`: its next extension goes to the new primary, and so does its
+/// subscription, so that `release --force` there still asks it to stop, and the operator's
+/// break waits for it. Before: the subscription stayed on the old primary, turned replica;
+/// nobody listened on the new one, and the break deleted the lock of a live holder at once.
+#[test]
+fn a_holder_follows_a_failover_with_its_lease_and_its_subscription() {
+    let set = Sentinels::start();
+    let mut holder = Holder::start(&set.url(), &["-n", "follow", "--ttl", "6s"]);
+    set.fail_over_and_resync();
+    wait_until("the holder extends on the new primary", || {
+        script_calls(&set.replica) > 0
+    });
+    wait_for_holder(&set.replica, "follow");
+    let output = redlock(&set.url())
+        .args(["release", "-n", "follow", "--force"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the holder of 'follow' stopped its command and released"),
+        "{stderr}"
+    );
+    let (status, stderr) = holder.wait();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+}
+
+/// The primary freezes (a partition: the sentinels cannot turn it into a replica, nor drop its
+/// clients) and the sentinels promote the replica: the holder's extensions, each bounded,
+/// go to the primary the sentinels name now, and its subscription follows it there. Before:
+/// one extension waited on the frozen primary until the lease had to be given up (76), and
+/// the subscription stayed on it.
+#[test]
+fn a_holder_follows_a_frozen_primary_s_failover() {
+    let set = Sentinels::start();
+    let mut holder = Holder::start(&set.url(), &["-n", "frozen", "--ttl", "20s"]);
+    wait_for_holder(&set.primary, "frozen");
+    set.primary.freeze();
+    set.wait_promoted();
+    wait_for_holder(&set.replica, "frozen");
+    let (status, stderr) = holder.finish();
+    set.primary.thaw();
+    assert!(status.success(), "{stderr}");
 }

@@ -56,6 +56,8 @@ impl Timing {
 pub enum Extension {
     Confirmed {
         lease_end: Moment,
+        /// The sentinels named a new primary, and the extension was confirmed there.
+        moved: bool,
     },
     /// Enough servers no longer hold our token that the lease can never be confirmed again
     /// (`run/lapse.rs` says how, from when it was found).
@@ -229,7 +231,11 @@ impl Lock {
             }
         }
         if ours >= quorum && Moment::now() < lease_end {
-            Extension::Confirmed { lease_end }
+            // Told once confirmed there: the subscription follows a lease that lives on.
+            Extension::Confirmed {
+                lease_end,
+                moved: self.pool.moved(),
+            }
         } else if beyond_minority(gone, self.addresses.len()) {
             Extension::Lost
         } else if errors.is_empty() {

@@ -50,6 +50,14 @@ impl Listener {
         }
     }
 
+    /// Subscribes again, to where the servers are now (a new primary the sentinels named),
+    /// if it had subscribed: its confirmation has the lock checked there.
+    pub fn follow(&mut self, events: &mut Events) {
+        if self.subscribed {
+            events.listen(Notices::subscribe(&self.servers, &self.channel));
+        }
+    }
+
     /// Unsubscribes.
     pub fn stop(self, events: &mut Events) {
         events.stop_listening();

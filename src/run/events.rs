@@ -35,6 +35,9 @@ pub enum Event {
     Stopped,
     Continued,
     Lost(String),
+    /// The lease now lives on another primary (the sentinels named a new one): the holder's
+    /// subscription moves there too.
+    Moved,
     /// The guard died while redlock lives: nothing would stop the command if redlock died too.
     Unguarded,
 }

@@ -265,15 +265,23 @@ fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
             // The main thread stops the command: it watches the same deadline.
             return;
         }
-        // With several servers, each try is bounded as an acquire's is (a tenth of the TTL):
-        // a server that does not answer is named by a failed try, retried, well before the
-        // lease must be given up, rather than by one request that ends with it.
-        let timeout = match beat.lock.addresses.len() {
-            1 => beat.signal_at() - now,
-            n => super::request_timeout(beat.lease.timing.ttl, beat.signal_at() - now, n),
-        };
+        // Each try is bounded as an acquire's is (3 s; with several servers a tenth of the
+        // TTL): a server that does not answer is named by a failed try and tried again well
+        // before the lease must be given up, over a new connection where it may have moved
+        // (a primary the sentinels name anew, a cluster's new owner of the slot).
+        let timeout = super::request_timeout(
+            beat.lease.timing.ttl,
+            beat.signal_at() - now,
+            beat.lock.addresses.len(),
+        );
         match beat.lock.extend(timeout, beat.stopping) {
-            Extension::Confirmed { lease_end: end } => {
+            Extension::Confirmed {
+                lease_end: end,
+                moved,
+            } => {
+                if moved {
+                    let _ = beat.events.send(Event::Moved);
+                }
                 if beat.verbose {
                     let took = now.elapsed();
                     say(

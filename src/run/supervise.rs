@@ -135,6 +135,7 @@ impl Supervisor<'_> {
                     None => reason,
                 }));
             }
+            Event::Moved => self.listener.follow(self.events),
             Event::Notice(notice) if state.stop.is_none() => {
                 return self.on_notice(notice, state);
             }

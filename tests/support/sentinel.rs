@@ -110,6 +110,19 @@ impl Sentinels {
         });
     }
 
+    /// Waits until the sentinels name the replica as the primary (after the primary froze or
+    /// died: `down-after-milliseconds` is 2 s).
+    pub fn wait_promoted(&self) {
+        let port = self.sentinels[0].1;
+        let replica = self.replica.port.to_string();
+        wait_until("the sentinels promote the replica", || {
+            let address: Vec<String> = self
+                .ask(port, &["SENTINEL", "get-master-addr-by-name", SERVICE])
+                .unwrap_or_default();
+            address.get(1) == Some(&replica)
+        });
+    }
+
     /// `fail_over`, and waits until the old primary is the new one's replica, in sync.
     pub fn fail_over_and_resync(&self) {
         self.fail_over();

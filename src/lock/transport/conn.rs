@@ -54,6 +54,10 @@ pub(super) struct Conn {
     pub(super) role_replicas: u32,
     /// The primary the sentinels named when the connection opened.
     pub(super) named_primary: Option<(String, u16)>,
+    /// The last primary they named, kept across connections: a new one is a failover.
+    pub(super) last_primary: Option<(String, u16)>,
+    /// A connection opened to another primary than the one before, not yet told (`moved`).
+    pub(super) moved: bool,
     /// The host's addresses not tried yet, while connecting.
     pub(super) addresses: VecDeque<SocketAddr>,
     /// With TLS: the settings and the name to check, for when the TCP connection is made.
@@ -88,6 +92,8 @@ impl Conn {
             asks_role: true,
             role_replicas: 0,
             named_primary: None,
+            last_primary: None,
+            moved: false,
             addresses: VecDeque::new(),
             tls: None,
             stream: None,
@@ -130,7 +136,10 @@ impl Conn {
                 let (host, port) = sentinels
                     .primary(deadline)
                     .map_err(|e| self.named(e, true))?;
-                self.named_primary = Some((host.clone(), port));
+                let named = Some((host.clone(), port));
+                self.moved |= self.last_primary.is_some() && self.last_primary != named;
+                self.last_primary = named.clone();
+                self.named_primary = named;
                 self.connect_tcp(&host, port, &Lookup::default(), &[], sentinels.tls)?
             }
         };
@@ -315,14 +324,18 @@ impl Conn {
         else {
             return;
         };
-        if self.stream.is_none() {
-            return;
-        }
-        if let Ok(now) = sentinels.primary(Instant::now() + timeout)
-            && &now != named
+        if self.stream.is_some()
+            && sentinels
+                .primary(Instant::now() + timeout)
+                .is_ok_and(|now| &now != named)
         {
             self.close();
         }
+    }
+
+    /// Whether the connection went to another primary since this was last asked.
+    pub(super) fn moved(&mut self) -> bool {
+        std::mem::take(&mut self.moved)
     }
 
     /// Whether this connection is to a node a redirect named rather than to the URL's own.

@@ -98,6 +98,14 @@ impl Pool {
         }
     }
 
+    /// Whether a connection went to another primary the sentinels named (after a failover)
+    /// since this was last asked: followed above, or after the old one stopped answering.
+    pub fn moved(&mut self) -> bool {
+        self.conns
+            .iter_mut()
+            .fold(false, |moved, conn| conn.moved() || moved)
+    }
+
     /// Sends `request` to every server and collects the answers (`read` from the replies)
     /// until `done` says the outcome is known, or all have answered: `None` for a server that
     /// has not. Each is bounded by `timeout`.
