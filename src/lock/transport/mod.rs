@@ -101,9 +101,12 @@ impl Pool {
     /// Whether a connection went to another primary the sentinels named (after a failover)
     /// since this was last asked: followed above, or after the old one stopped answering.
     pub fn moved(&mut self) -> bool {
-        self.conns
-            .iter_mut()
-            .fold(false, |moved, conn| conn.moved() || moved)
+        // Every connection's flag is taken, not only up to the first that moved.
+        let mut moved = false;
+        for conn in &mut self.conns {
+            moved |= conn.moved();
+        }
+        moved
     }
 
     /// Sends `request` to every server and collects the answers (`read` from the replies)
