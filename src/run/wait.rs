@@ -163,18 +163,10 @@ fn take(
             }
             Err(e) if passes(&e) && Moment::now() < deadline => {
                 // Servers that cannot be reached now may be within the wait: a failover, a
-                // restart, a dropped connection. Tried again after a pause that grows.
+                // restart, a dropped connection.
                 let pause = unreachable_pause.min(deadline - Moment::now());
-                if verbose {
-                    say(
-                        say::Event::Retrying,
-                        format!("{e:#}; trying again in {}", human(pause)),
-                        &[("error", format!("{e:#}").into()), ("retry_ms", ms(pause))],
-                    );
-                }
                 unreachable_pause = (unreachable_pause * 2).min(UNREACHABLE_MOST);
-                let until = Moment::now() + pause + jitter(pause);
-                while sleep_until(until.min(deadline), events, &mut heed)?.is_some() {}
+                pause_to_retry(&e, pause, deadline, verbose, events, &mut heed)?;
                 continue;
             }
             Err(e) => {
@@ -292,6 +284,31 @@ fn take(
             while sleep_until(until, events, &mut heed)?.is_some() {}
         }
     }
+}
+
+/// Sleeps `pause` (and a little jitter, not past `deadline`) before trying unreachable servers
+/// again, saying so with `-v`; a signal ends the wait.
+fn pause_to_retry(
+    error: &anyhow::Error,
+    pause: Duration,
+    deadline: Moment,
+    verbose: bool,
+    events: &mut Events,
+    heed: &mut Heed,
+) -> Result<(), Failure> {
+    if verbose {
+        say(
+            say::Event::Retrying,
+            format!("{error:#}; trying again in {}", human(pause)),
+            &[
+                ("error", format!("{error:#}").into()),
+                ("retry_ms", ms(pause)),
+            ],
+        );
+    }
+    let until = (Moment::now() + pause + jitter(pause)).min(deadline);
+    while sleep_until(until, events, heed)?.is_some() {}
+    Ok(())
 }
 
 /// Whether a failed attempt is worth trying again within `--wait`: servers that could not be

@@ -225,30 +225,7 @@ impl Conn {
             }
             (Expect::Request { .. }, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
             (Expect::Asking, Reply::Value(_)) => Ok(Outcome::Nothing),
-            (Expect::Role, Reply::Value(Value::Array(role)))
-                if role.first() == Some(&Value::BulkString(b"master".to_vec())) =>
-            {
-                // `master OFFSET [[HOST PORT OFFSET]...]`: the replicas connected now.
-                self.role_replicas = match role.get(2) {
-                    Some(Value::Array(replicas)) => replicas.len() as u32,
-                    _ => 0,
-                };
-                Ok(Outcome::Nothing)
-            }
-            // Not a primary, or ROLE refused (an ACL without @admin): a cluster's replica node
-            // redirects the request, a standalone replica refuses it (READONLY); no WAIT.
-            (Expect::Role, _) if !self.server.by_sentinel() => {
-                self.role_replicas = 0;
-                Ok(Outcome::Nothing)
-            }
-            (Expect::Role, _) => {
-                let demoted = passing(
-                    "the node the sentinels named is not the primary (a failover under way?)",
-                );
-                let demoted = self.named(demoted, true);
-                self.close();
-                Ok(Outcome::Answer(Err(demoted)))
-            }
+            (Expect::Role, reply) => Ok(self.on_role(reply)),
             (Expect::Asking, Reply::Error(text)) => {
                 let refused = self.answer(Err(describe_reply(&text)));
                 // The request's own reply still comes: it answers nobody now.
@@ -291,6 +268,31 @@ impl Conn {
             }
             (Expect::Replicated, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
             (Expect::Replicated, Reply::Value(_)) => Err(not_redis()),
+        }
+    }
+
+    /// ROLE's answer: how many replicas a primary has (for the default WAIT). A primary
+    /// Sentinel named must say it is one; any other node may not be one, or refuse ROLE (an
+    /// ACL without @admin): a cluster's replica node redirects the request, a standalone
+    /// replica refuses it (READONLY); no WAIT then.
+    fn on_role(&mut self, reply: Reply) -> Outcome {
+        match reply {
+            Reply::Value(Value::Array(role)) if is_primary(&role) => {
+                self.role_replicas = connected_replicas(&role);
+                Outcome::Nothing
+            }
+            _ if !self.server.by_sentinel() => {
+                self.role_replicas = 0;
+                Outcome::Nothing
+            }
+            _ => {
+                let demoted = passing(
+                    "the node the sentinels named is not the primary (a failover under way?)",
+                );
+                let demoted = self.named(demoted, true);
+                self.close();
+                Outcome::Answer(Err(demoted))
+            }
         }
     }
 
@@ -359,6 +361,20 @@ impl Conn {
     fn answer(&mut self, answer: Result<Value>) -> Result<Outcome> {
         self.current = None;
         Ok(Outcome::Answer(answer.map_err(|e| self.named(e, false))))
+    }
+}
+
+/// Whether a ROLE reply says `master`.
+fn is_primary(role: &[Value]) -> bool {
+    role.first() == Some(&Value::BulkString(b"master".to_vec()))
+}
+
+/// How many replicas a primary's ROLE reply lists, `master OFFSET [[HOST PORT OFFSET]...]`:
+/// those connected now.
+fn connected_replicas(role: &[Value]) -> u32 {
+    match role.get(2) {
+        Some(Value::Array(replicas)) => replicas.len() as u32,
+        _ => 0,
     }
 }
 
