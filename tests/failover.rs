@@ -258,3 +258,75 @@ fn a_primary_with_a_replica_has_each_write_confirmed_by_default() {
     assert!(output.status.success());
     assert_eq!(waits(&alone), 0);
 }
+
+/// The primary freezes as a run with `--wait` starts: its first request (ROLE, then the
+/// acquire) times out, and the run tries again. Once the primary thaws, the ROLE answer that
+/// was queued ahead still counts: the lock is taken with WAIT 1, as the primary has a replica.
+/// Before: the timed-out request took ROLE's answer with it, and the lock was taken without
+/// any replica confirming it.
+#[test]
+fn role_survives_a_request_that_timed_out() {
+    use std::io::{BufRead, BufReader};
+    let primary = RedisServer::start();
+    let port = primary.port.to_string();
+    let _replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    wait_until("the replica is in sync", || {
+        primary
+            .cmd::<String>(&["INFO", "replication"])
+            .contains("state=online")
+    });
+    primary.freeze();
+    let mut run = redlock(&primary.url())
+        .args([
+            "run", "-n", "role", "--ttl", "2s", "--wait", "60s", "-v", "--", "true",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(run.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("trying again") {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "{said}");
+        said.push_str(&line);
+    }
+    primary.thaw();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(run.wait().unwrap().success(), "{said}{rest}");
+    assert!(waits(&primary) > 0, "{said}{rest}");
+}
+
+/// Seeds `redis://A,B,C` with A frozen: the holder's subscription passes A over as its
+/// requests do, and listens on the node that owns the lock, so that `release --force` reaches
+/// it. Before: the subscription waited on A forever, and the break deleted the lock at once.
+#[test]
+fn a_subscription_passes_a_frozen_seed_over() {
+    let cluster = Cluster::start_with(3, 0, 5000);
+    let name = (0..)
+        .map(|i| format!("s{i}"))
+        .find(|name| cluster.owner(&format!("redlock:{{{name}}}")).port != cluster.nodes[0].port)
+        .unwrap();
+    let owner = cluster.owner(&format!("redlock:{{{name}}}"));
+    let seeds: Vec<String> = (cluster.nodes.iter())
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let url = format!("redis://{}", seeds.join(","));
+    cluster.nodes[0].freeze();
+    let mut holder = Holder::start(&url, &["-n", &name]);
+    wait_for_holder(owner, &name);
+    // The operator's break is not sent twice, so not passed over: it names a live node first.
+    let live = format!("redis://{}", seeds[1..].join(","));
+    let output = redlock(&live)
+        .args(["release", "-n", &name, "--force"])
+        .output()
+        .unwrap();
+    cluster.nodes[0].thaw();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("stopped its command and released"),
+        "{stderr}"
+    );
+    let (status, stderr) = holder.wait();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+}

@@ -10,6 +10,7 @@ mod connection;
 mod docs;
 mod events;
 mod failover;
+mod faults;
 mod history;
 mod lease;
 mod limits;

@@ -156,3 +156,33 @@ fn a_holder_follows_a_frozen_primary_s_failover() {
     set.primary.thaw();
     assert!(status.success(), "{stderr}");
 }
+
+/// The first sentinel of the URL is frozen (it accepts connections and says nothing): each
+/// connection asks it for 300 ms at most, then the next, and the one that answered is asked
+/// first from then on; the holder's extensions, which ask the sentinels too, go on. Before:
+/// the frozen sentinel took the whole request time-out (3 s), and every run exited 69.
+#[test]
+fn a_frozen_sentinel_is_passed_over() {
+    let set = Sentinels::start();
+    set.freeze_sentinel(0);
+    let output = redlock(&set.url())
+        .args([
+            "run",
+            "-n",
+            "fs",
+            "--ttl",
+            "3s",
+            "--",
+            "sh",
+            "-c",
+            "sleep 2; echo ran",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, b"ran\n");
+}

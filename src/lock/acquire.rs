@@ -176,7 +176,9 @@ impl Lock {
         let not_taken = |message: String| NotTaken {
             message,
             unreachable: busy.is_empty() && mismatch.is_none() && !in_the_way,
-            passing: passing && !in_the_way,
+            // Only servers that failed are a reason to try again: a grant that came too late
+            // is not (raise --ttl).
+            passing: passing && !in_the_way && !errors.is_empty(),
         };
         // The place is a lock of its own: from here on, its keys are the ones used.
         self.keys = self.places[place].clone();

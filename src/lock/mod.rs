@@ -209,8 +209,11 @@ impl Lock {
             stopping,
             self.places.len(),
         );
-        // A primary that the sentinels no longer name is left before the extension is sent.
-        self.pool.follow_failovers(timeout);
+        // A primary that the sentinels no longer name is left before the extension is sent;
+        // asking them takes half of the try's time at most, and the extension the rest.
+        let asked = Moment::now();
+        self.pool.follow_failovers(timeout / 2);
+        let timeout = timeout.saturating_sub(asked.elapsed());
         let sent = Moment::now();
         let quorum = self.quorum();
         let answers = self.pool.fan_out(

@@ -110,6 +110,12 @@ impl Sentinels {
         });
     }
 
+    /// Freezes sentinel `i` (SIGSTOP): it accepts connections and answers nothing.
+    pub fn freeze_sentinel(&self, i: usize) {
+        let pid = nix::unistd::Pid::from_raw(self.sentinels[i].0.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    }
+
     /// Waits until the sentinels name the replica as the primary (after the primary froze or
     /// died: `down-after-milliseconds` is 2 s).
     pub fn wait_promoted(&self) {

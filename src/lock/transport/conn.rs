@@ -29,12 +29,20 @@ use super::server::{Place, Server, Tls};
 use super::stream::{Stream, connect_unix, start_connect};
 use super::tls;
 
-/// How long a cluster's seed node may leave a new connection without a byte before the next
-/// seed is asked instead: a node that accepts connections and never answers (frozen, or cut
+/// How long a cluster's seed node may leave a new connection, once made, without a byte before
+/// the next seed is asked instead: a node that accepts connections and never answers (frozen, or cut
 /// off behind a proxy) must not cost a run its request time-out while others could answer. A
 /// live node on a LAN answers in a millisecond; one that is merely slow costs a request sent
 /// twice, which the scripts take as one (`acquire.lua`: "already ours").
 pub(super) const SEED_PATIENCE: Duration = Duration::from_millis(200);
+
+/// How long a cluster's seed may take to accept a connection before the next is tried: a host
+/// that drops packets leaves the connection half made.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(1);
+
+/// How long a subscription may wait for the sentinels to name the primary: it is made on the
+/// main thread, which stops the command in time; one that fails is made again later.
+const NOTICE_SENTINEL_BUDGET: Duration = Duration::from_millis(300);
 
 pub(super) struct Conn {
     pub(super) server: Server,
@@ -52,11 +60,15 @@ pub(super) struct Conn {
     pub(super) asks_role: bool,
     /// How many replicas the primary had connected, as its ROLE said.
     pub(super) role_replicas: u32,
+    /// How long asking the sentinels for the primary may take when the connection opens: a
+    /// request's time-out, or on the main thread (subscriptions) a moment, to be tried again.
+    pub(super) sentinel_budget: Duration,
     /// The primary the sentinels named when the connection opened.
     pub(super) named_primary: Option<(String, u16)>,
-    /// The last primary they named, kept across connections: a new one is a failover.
-    pub(super) last_primary: Option<(String, u16)>,
-    /// A connection opened to another primary than the one before, not yet told (`moved`).
+    /// The node that answered last (the primary the sentinels named, a cluster's node), kept
+    /// across connections: another one answering is a failover, or a slot that moved.
+    pub(super) last_node: Option<String>,
+    /// Another node answered than the one before, not yet told (`moved`).
     pub(super) moved: bool,
     /// The host's addresses not tried yet, while connecting.
     pub(super) addresses: VecDeque<SocketAddr>,
@@ -91,8 +103,9 @@ impl Conn {
             passed_over: 0,
             asks_role: true,
             role_replicas: 0,
+            sentinel_budget: REQUEST_TIMEOUT,
             named_primary: None,
-            last_primary: None,
+            last_node: None,
             moved: false,
             addresses: VecDeque::new(),
             tls: None,
@@ -111,6 +124,7 @@ impl Conn {
     pub(super) fn for_notices(server: &Server) -> Conn {
         Conn {
             asks_role: false,
+            sentinel_budget: NOTICE_SENTINEL_BUDGET,
             ..Conn::new(server)
         }
     }
@@ -132,14 +146,11 @@ impl Conn {
             }
             Place::Sentinel(sentinels) => {
                 let sentinels = sentinels.clone();
-                let deadline = Instant::now() + REQUEST_TIMEOUT;
+                let deadline = Instant::now() + self.sentinel_budget;
                 let (host, port) = sentinels
                     .primary(deadline)
                     .map_err(|e| self.named(e, true))?;
-                let named = Some((host.clone(), port));
-                self.moved |= self.last_primary.is_some() && self.last_primary != named;
-                self.last_primary = named.clone();
-                self.named_primary = named;
+                self.named_primary = Some((host.clone(), port));
                 self.connect_tcp(&host, port, &Lookup::default(), &[], sentinels.tls)?
             }
         };
@@ -205,6 +216,10 @@ impl Conn {
     /// A TCP connection that is made, in TLS if the server wants it.
     fn secured(&mut self, stream: Stream) -> io::Result<Stream> {
         self.connecting = false;
+        // Its silence counts from now: the connection took its own round trip.
+        if self.silent_since.is_some() {
+            self.silent_since = Some(Instant::now());
+        }
         match &self.tls {
             Some((config, name)) => stream.tls(config.clone(), name.clone()),
             None => Ok(stream),
@@ -310,10 +325,16 @@ impl Conn {
     /// been passed over (then the request's own time-out ends it).
     pub(super) fn pass_over_at(&self) -> Option<Instant> {
         let since = self.silent_since?;
+        let patience = if self.connecting {
+            CONNECT_PATIENCE
+        } else {
+            SEED_PATIENCE
+        };
         (self.stream.is_some()
+            && self.current.as_ref().is_none_or(|c| c.resendable)
             && self.server.address == self.home.address
             && self.passed_over + 1 < self.server.nodes())
-        .then_some(since + SEED_PATIENCE)
+        .then_some(since + patience)
     }
 
     /// A connection to a primary the sentinels no longer name (a failover): closed, so that
@@ -333,9 +354,33 @@ impl Conn {
         }
     }
 
-    /// Whether the connection went to another primary since this was last asked.
+    /// Whether another node answered (a new primary, a slot's new owner) since this was last
+    /// asked.
     pub(super) fn moved(&mut self) -> bool {
         std::mem::take(&mut self.moved)
+    }
+
+    /// Notes that the node the connection is on answered: another than last time sets `moved`.
+    pub(super) fn answered(&mut self) {
+        let node = match &self.named_primary {
+            Some((host, port)) => format!("{host}:{port}"),
+            None => self.server.address.clone(),
+        };
+        self.moved |= self.last_node.as_ref().is_some_and(|last| *last != node);
+        self.last_node = Some(node);
+    }
+
+    /// Gives up on a cluster's seed that accepted a subscription and said nothing: the next
+    /// seed is where the connection goes from now on. False without another seed.
+    pub(super) fn next_home(&mut self) -> bool {
+        let Some(next) = self.home.next_seed() else {
+            return false;
+        };
+        let passed_over = self.passed_over + 1;
+        self.home = next;
+        self.close();
+        self.passed_over = passed_over;
+        true
     }
 
     /// Whether this connection is to a node a redirect named rather than to the URL's own.

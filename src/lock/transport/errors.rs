@@ -88,12 +88,19 @@ pub(super) fn describe_reply(text: &str) -> anyhow::Error {
 
 /// A one-line description of a failed connection or socket operation.
 pub(super) fn describe_io(error: &std::io::Error) -> anyhow::Error {
-    // A socket that fails may work the next time; a certificate refused will not.
+    use std::io::ErrorKind::*;
+    // A server down, restarting or cut off may answer the next time; a certificate refused,
+    // TLS spoken to a plain port or a host without an address will not.
     match error.kind() {
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => passing("timed out"),
-        std::io::ErrorKind::NotFound => passing("no such socket"),
-        std::io::ErrorKind::ConnectionRefused => passing("connection refused"),
-        _ => refused_certificate(error).unwrap_or_else(|| passing(one_line(&error.to_string()))),
+        TimedOut | WouldBlock => passing("timed out"),
+        NotFound => passing("no such socket"),
+        ConnectionRefused => passing("connection refused"),
+        ConnectionReset | ConnectionAborted | BrokenPipe | NotConnected | UnexpectedEof
+        | HostUnreachable | NetworkUnreachable | NetworkDown | Interrupted => {
+            passing(one_line(&error.to_string()))
+        }
+        _ => refused_certificate(error)
+            .unwrap_or_else(|| anyhow!("{}", one_line(&error.to_string()))),
     }
 }
 
@@ -157,5 +164,14 @@ mod tests {
             assert!(!transient(&describe_reply(text)), "{text}");
         }
         assert!(!transient(&not_redis()));
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(transient(&describe_io(&reset)));
+        for kind in [
+            std::io::ErrorKind::InvalidData,
+            std::io::ErrorKind::PermissionDenied,
+            std::io::ErrorKind::AddrNotAvailable,
+        ] {
+            assert!(!transient(&describe_io(&kind.into())), "{kind:?}");
+        }
     }
 }

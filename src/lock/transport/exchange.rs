@@ -52,6 +52,10 @@ pub(super) struct Current {
     resend: Arc<[u8]>,
     /// How many redirects it has followed.
     redirects: u8,
+    /// Whether it may go to another seed, should this one stay silent: an acquire or an
+    /// extension, which the scripts take as one when run twice ("already ours"); not a release,
+    /// whose second copy would find the lock no longer ours.
+    pub(super) resendable: bool,
 }
 
 /// What a connection has to say after some I/O.
@@ -85,7 +89,9 @@ impl Conn {
     /// Gives up on the current request: its replies will be read and dropped.
     pub(super) fn abandon(&mut self) {
         for expect in self.expect.iter_mut() {
-            if !matches!(expect, Expect::Hello) {
+            // The login and ROLE still count: ROLE tells how many replicas must confirm the
+            // next writes (dropped, the default WAIT would be lost with it).
+            if !matches!(expect, Expect::Hello | Expect::Role) {
                 *expect = Expect::Stale;
             }
         }
@@ -114,6 +120,8 @@ impl Conn {
             self.close();
             return Err(e);
         }
+        // Asked to go by hash: an acquire or an extension, which may be sent twice.
+        let resendable = by_hash;
         let (by_hash, in_full, resend) = match &request.body {
             Body::Script {
                 hash,
@@ -143,6 +151,7 @@ impl Conn {
             in_full,
             resend,
             redirects: 0,
+            resendable,
         });
         self.flush().map_err(|e| {
             self.close();
@@ -260,8 +269,9 @@ impl Conn {
                     "only {acked} of {replicas} replicas confirmed the write in time"
                 ))));
                 // A primary Sentinel named that lost its replicas may have been failed over:
-                // the next request asks the sentinels again.
-                if self.server.by_sentinel() {
+                // the next request asks the sentinels again. By default, the next connection
+                // asks ROLE again: a replica that went away is no longer waited for.
+                if self.server.by_sentinel() || self.server.replicas.is_none() {
                     self.close();
                 }
                 short
@@ -284,6 +294,12 @@ impl Conn {
             _ if !self.server.by_sentinel() => {
                 self.role_replicas = 0;
                 Outcome::Nothing
+            }
+            // Refused (a password the URL lacks, an ACL): no failover will change that.
+            Reply::Error(text) => {
+                let refused = self.named(describe_reply(&text), true);
+                self.close();
+                Outcome::Answer(Err(refused))
             }
             _ => {
                 let demoted = passing(
@@ -360,6 +376,9 @@ impl Conn {
 
     fn answer(&mut self, answer: Result<Value>) -> Result<Outcome> {
         self.current = None;
+        if answer.is_ok() {
+            self.answered();
+        }
         Ok(Outcome::Answer(answer.map_err(|e| self.named(e, false))))
     }
 }

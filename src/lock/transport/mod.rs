@@ -98,8 +98,9 @@ impl Pool {
         }
     }
 
-    /// Whether a connection went to another primary the sentinels named (after a failover)
-    /// since this was last asked: followed above, or after the old one stopped answering.
+    /// Whether another node answered on a connection since this was last asked: a primary the
+    /// sentinels newly named (followed above, or after the old one stopped answering), or a
+    /// cluster's new owner of the slot (a redirect after a failover).
     pub fn moved(&mut self) -> bool {
         // Every connection's flag is taken, not only up to the first that moved.
         let mut moved = false;

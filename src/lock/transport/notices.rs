@@ -32,6 +32,8 @@ use super::server::Server;
 const RESUBSCRIBE_FIRST: Duration = Duration::from_millis(100);
 /// The longest pause between tries, while the server stays out of reach.
 const RESUBSCRIBE_MOST: Duration = Duration::from_secs(2);
+/// How long a subscription must have stayed up for its drop to start from the first pause.
+const STAYED_UP: Duration = Duration::from_secs(10);
 
 pub struct Notices {
     subscriptions: Vec<Subscription>,
@@ -53,9 +55,11 @@ struct Subscription {
     down: Option<Instant>,
     /// The pause before the next try, should this one fail too.
     pause: Duration,
-    /// Whether the server answered on this connection: only then can a drop have cost a
-    /// notice (one that never answered is tried again quietly).
-    heard: bool,
+    /// Since when the server has answered on this connection: only then can a drop have cost
+    /// a notice (one that never answered is tried again quietly), and only a subscription that
+    /// stayed up `STAYED_UP` starts again from the first pause when it drops (one that a
+    /// server confirms and drops at once is not made again every 100 ms).
+    heard: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +103,7 @@ impl Notices {
                 setting: Setting::NotAsked,
                 down: None,
                 pause: RESUBSCRIBE_FIRST,
-                heard: false,
+                heard: None,
             })
             .collect();
         for sub in &mut subscriptions {
@@ -129,7 +133,14 @@ impl Notices {
     /// How long until a dropped subscription is to be made again, if one is down: the caller's
     /// sleep ends then, and `read` makes it.
     pub fn resubscribe_in(&self) -> Option<Duration> {
-        let next = self.subscriptions.iter().filter_map(|sub| sub.down).min()?;
+        let next = (self.subscriptions.iter())
+            .filter_map(|sub| match sub.down {
+                Some(at) => Some(at),
+                // A silent seed, passed over then (see `read`).
+                None if sub.heard.is_none() => sub.conn.pass_over_at(),
+                None => None,
+            })
+            .min()?;
         Some(next.saturating_duration_since(Instant::now()))
     }
 
@@ -167,8 +178,17 @@ impl Notices {
                 Some(_) => continue,
                 None => {}
             }
+            // A cluster's seed that accepted the subscription and says nothing: the next one.
+            if sub.heard.is_none()
+                && sub.conn.pass_over_at().is_some_and(|at| now >= at)
+                && sub.conn.next_home()
+            {
+                sub.setting = Setting::NotAsked;
+                sub.down = Some(now);
+                continue;
+            }
             if !sub.pump(channel, key, &mut notices) {
-                if sub.heard {
+                if sub.heard.is_some() {
                     notices.push(None);
                 }
                 sub.dropped();
@@ -206,9 +226,7 @@ impl Subscription {
                 }
                 match reply {
                     Ok(Some(Reply::Value(Value::Array(message)))) => {
-                        // The server answers: the next drop starts from the first pause again.
-                        sub.pause = RESUBSCRIBE_FIRST;
-                        sub.heard = true;
+                        sub.heard.get_or_insert_with(Instant::now);
                         if let Some(named) = notice(&message) {
                             notices.push(named);
                         }
@@ -243,7 +261,13 @@ impl Subscription {
     /// keeps failing.
     fn dropped(&mut self) {
         self.conn.close();
-        self.heard = false;
+        if self
+            .heard
+            .take()
+            .is_some_and(|since| since.elapsed() >= STAYED_UP)
+        {
+            self.pause = RESUBSCRIBE_FIRST;
+        }
         self.setting = Setting::NotAsked;
         self.down = Some(Instant::now() + self.pause);
         self.pause = (self.pause * 2).min(RESUBSCRIBE_MOST);

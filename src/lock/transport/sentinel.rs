@@ -7,7 +7,9 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use redis::Value;
@@ -27,6 +29,10 @@ pub const GRAMMAR: &str = "redis+sentinel://[USER:PASSWORD@]HOST[:PORT][,HOST[:P
 /// Where a sentinel listens unless the URL says otherwise.
 const SENTINEL_PORT: u16 = 26379;
 
+/// How long one sentinel may take to answer before the next is asked: one that accepts the
+/// connection and says nothing (frozen, cut off) must not cost the others their turn.
+const SENTINEL_PATIENCE: Duration = Duration::from_millis(300);
+
 /// The sentinels that watch one primary.
 #[derive(Clone)]
 pub(super) struct Sentinels {
@@ -35,6 +41,9 @@ pub(super) struct Sentinels {
     /// AUTH for the sentinels, when they have credentials of their own.
     auth: Option<Vec<u8>>,
     pub tls: Option<Tls>,
+    /// The sentinel that answered last, asked first next time (shared by the copies): one
+    /// that stopped answering is not waited for on every connection.
+    answered: Arc<AtomicUsize>,
 }
 
 /// A sentinel URL, read.
@@ -112,6 +121,7 @@ impl SentinelUrl {
                 service,
                 auth,
                 tls,
+                answered: Arc::default(),
             },
             user,
             password,
@@ -128,14 +138,22 @@ impl Sentinels {
         format!("{} (sentinels {}{tls})", self.service, nodes.join(","))
     }
 
-    /// Where the primary is, as the first sentinel that answers says, before `deadline`.
+    /// Where the primary is, as the first sentinel that answers says, before `deadline`; each
+    /// is given `SENTINEL_PATIENCE` at most.
     pub fn primary(&self, deadline: Instant) -> Result<(String, u16)> {
         let mut errors = Vec::new();
         // Sentinels that cannot be reached, or are electing a primary, may answer in a moment.
         let mut passes = true;
-        for (host, port) in &self.nodes {
-            match self.ask(host, *port, deadline) {
-                Ok(primary) => return Ok(primary),
+        let first = self.answered.load(Ordering::Relaxed);
+        let order = (0..self.nodes.len()).map(|i| (first + i) % self.nodes.len());
+        for index in order {
+            let (host, port) = &self.nodes[index];
+            let patience = deadline.min(Instant::now() + SENTINEL_PATIENCE);
+            match self.ask(host, *port, patience) {
+                Ok(primary) => {
+                    self.answered.store(index, Ordering::Relaxed);
+                    return Ok(primary);
+                }
                 Err(e) => {
                     passes &= transient(&e);
                     errors.push(format!("sentinel {host}:{port}: {e:#}"));
