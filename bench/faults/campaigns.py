@@ -1,0 +1,118 @@
+"""The campaigns: for each, the servers it runs against, the flags of its runs and the faults
+it injects (bench/faults/README.md says what each one tests). `deploy` starts the servers."""
+
+import os
+from dataclasses import dataclass, field
+
+import faults as f
+from proxy import Proxy
+from servers import Cluster, Sentinels, Server
+
+
+@dataclass
+class Campaign:
+    name: str
+    servers: str  # one, three, sentinel, cluster, proxied-one, proxied-three
+    faults: list  # (weight, fault)
+    flags: object = lambda loop: []  # the extra flags of loop number `loop`'s runs
+    loops: int = 4
+    limit: int = 1
+    key: bool = False  # --key KEY instead of --name NAME
+    py_loops: int = 0  # how many of the loops are redis-py's (the last ones), when it is set up
+    standin: bool = False  # the stand-in's interface is enough for it (the control)
+    gap: float = 0.1  # the most a loop sleeps between two runs, in seconds
+    calm: tuple = (0.2, 1.0)  # seconds between two faults (from the end of one), at random
+    about: str = ""
+
+
+SINGLE = [(3, f.pause_servers), (2, f.kill_holder), (2, f.freeze_holder), (2, f.release_force)]
+SENTINEL = [(1, f.sentinel_kill_primary), (1, f.sentinel_failover)]
+CLUSTER = [(1, f.cluster_kill_owner), (1, f.cluster_freeze_owner)]
+WAIT_REPLICAS = ["--wait-replicas", "1"]
+# A failover and the resync after it take seconds: faults in a row would leave no time with a
+# working primary (every run 69) and run the sentinels into their failover retry delay.
+FAILOVER_CALM = (1.0, 3.0)
+
+CAMPAIGNS = {c.name: c for c in [
+    Campaign("single", "one", SINGLE, standin=True,
+             about="one server: pauses, the holder killed or frozen, release --force"),
+    Campaign("three", "three",
+             [(2, f.pause_servers), (1, f.pause_two), (2, f.crash_restart), (1, f.kill_holder),
+              (1, f.freeze_holder)],
+             about="three servers: pauses of one or two, one killed and restarted empty"),
+    Campaign("sentinel", "sentinel", SENTINEL, calm=FAILOVER_CALM,
+             about="Sentinel: the primary killed, SENTINEL FAILOVER; default flags"),
+    Campaign("sentinel-replicas", "sentinel", SENTINEL, calm=FAILOVER_CALM,
+             flags=lambda loop: WAIT_REPLICAS, about="the same with --wait-replicas 1"),
+    Campaign("cluster", "cluster", CLUSTER, calm=FAILOVER_CALM,
+             about="Cluster 3+3: the lock's primary killed or frozen; default flags"),
+    Campaign("cluster-replicas", "cluster", CLUSTER, calm=FAILOVER_CALM,
+             flags=lambda loop: WAIT_REPLICAS, about="the same with --wait-replicas 1"),
+    Campaign("partition", "proxied-one", [(1, f.drop), (1, f.blackhole)], standin=True,
+             about="the only server behind a proxy that drops or blackholes"),
+    Campaign("partition-three", "proxied-three", [(1, f.drop), (1, f.blackhole)],
+             about="three servers, each behind a proxy; one (or two) cut at a time"),
+    Campaign("limit3", "one", SINGLE, flags=lambda loop: ["--limit", "3"], loops=6, limit=3,
+             about="--limit 3 (six loops) under single-server faults"),
+    Campaign("replace", "one", SINGLE[:3],
+             flags=lambda loop: ["--replace"] if loop < 2 else [],
+             about="two loops of four with --replace, under single-server faults"),
+    # Gaps between runs leave the key free at times: redlock's waiters queue and take over
+    # within a millisecond, where redis-py polls, so without them redis-py would never hold it.
+    Campaign("key", "one", SINGLE, key=True, gap=1.0, py_loops=2,
+             about="--key, two loops of four redis-py's, under single-server faults"),
+    Campaign("timeout", "one", [(3, f.pause_servers), (3, f.kill_holder)],
+             flags=lambda loop: ["--timeout", "1s"],
+             about="--timeout 1s (three commands in ten hold 2.5 s or more) under kills "
+                   "and pauses"),
+]}
+
+
+@dataclass
+class Deployment:
+    servers: list = field(default_factory=list)  # the data servers (to pause or kill)
+    urls: list = field(default_factory=list)  # the --redis URLs of the runs
+    sentinels: Sentinels = None
+    cluster: Cluster = None
+    proxies: list = field(default_factory=list)
+
+    def close(self):
+        for proxy in self.proxies:
+            proxy.close()
+
+
+def deploy(kind, root):
+    d = Deployment()
+    if kind in ("one", "three", "proxied-one", "proxied-three"):
+        d.servers = [Server(root) for _ in range(3 if kind.endswith("three") else 1)]
+        if kind.startswith("proxied"):
+            d.proxies = [Proxy(s.port) for s in d.servers]
+            d.urls = [p.url for p in d.proxies]
+        else:
+            d.urls = [s.url for s in d.servers]
+    elif kind == "sentinel":
+        d.sentinels = Sentinels(root)
+        d.servers = d.sentinels.nodes
+        d.urls = [d.sentinels.url]
+    elif kind == "cluster":
+        d.cluster = Cluster(root)
+        d.servers = d.cluster.nodes
+        d.urls = [d.cluster.url]
+    else:
+        raise ValueError(kind)
+    return d
+
+
+def described(kind, d):
+    ports = " ".join(str(s.port) for s in d.servers)
+    if kind == "sentinel":
+        sentinels = " ".join(str(s.port) for s in d.sentinels.sentinels)
+        return f"primary and replicas on {ports}, sentinels on {sentinels}"
+    if d.proxies:
+        return f"servers on {ports} behind proxies on " + " ".join(
+            str(p.port) for p in d.proxies)
+    return f"servers on {ports}"
+
+
+PYTHON_REDIS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                            "interop", "venv", "bin", "python")
