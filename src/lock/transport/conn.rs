@@ -60,6 +60,8 @@ pub(super) struct Conn {
     pub(super) asks_role: bool,
     /// How many replicas the primary had connected, as its ROLE said.
     pub(super) role_replicas: u32,
+    /// How many replicas of the primary the sentinels knew to be up, when they named it.
+    pub(super) sentinel_replicas: u32,
     /// How long asking the sentinels for the primary may take when the connection opens: a
     /// request's time-out, or on the main thread (subscriptions) a moment, to be tried again.
     pub(super) sentinel_budget: Duration,
@@ -103,6 +105,7 @@ impl Conn {
             passed_over: 0,
             asks_role: true,
             role_replicas: 0,
+            sentinel_replicas: 0,
             sentinel_budget: REQUEST_TIMEOUT,
             named_primary: None,
             last_node: None,
@@ -147,11 +150,18 @@ impl Conn {
             Place::Sentinel(sentinels) => {
                 let sentinels = sentinels.clone();
                 let deadline = Instant::now() + self.sentinel_budget;
-                let (host, port) = sentinels
+                let primary = sentinels
                     .primary(deadline)
                     .map_err(|e| self.named(e, true))?;
-                self.named_primary = Some((host.clone(), port));
-                self.connect_tcp(&host, port, &Lookup::default(), &[], sentinels.tls)?
+                self.named_primary = Some((primary.host.clone(), primary.port));
+                self.sentinel_replicas = primary.replicas;
+                self.connect_tcp(
+                    &primary.host,
+                    primary.port,
+                    &Lookup::default(),
+                    &[],
+                    sentinels.tls,
+                )?
             }
         };
         self.stream = Some(stream);
@@ -348,7 +358,7 @@ impl Conn {
         if self.stream.is_some()
             && sentinels
                 .primary(Instant::now() + timeout)
-                .is_ok_and(|now| &now != named)
+                .is_ok_and(|now| (&now.host, now.port) != (&named.0, named.1))
         {
             self.close();
         }
@@ -381,6 +391,18 @@ impl Conn {
         self.close();
         self.passed_over = passed_over;
         true
+    }
+
+    /// How many replicas must confirm each write of the lease: `--wait-replicas`, or by default
+    /// one where the primary has a replica connected, and every replica the sentinels know to
+    /// be up for a primary they named (see `sentinel::Primary`).
+    pub(super) fn required_replicas(&self) -> u32 {
+        let connected = self.role_replicas.min(1);
+        match self.server.replicas {
+            Some(replicas) => replicas,
+            None if self.server.by_sentinel() => connected.max(self.sentinel_replicas),
+            None => connected,
+        }
     }
 
     /// Whether this connection is to a node a redirect named rather than to the URL's own.

@@ -199,7 +199,7 @@ impl Conn {
         let Some(expect) = self.expect.pop_front() else {
             return Err(not_redis());
         };
-        let replicas = self.server.replicas.unwrap_or(self.role_replicas.min(1));
+        let replicas = self.required_replicas();
         match (expect, reply) {
             (Expect::Stale, _) => Ok(Outcome::Nothing),
             (Expect::Hello, Reply::Error(text)) => {

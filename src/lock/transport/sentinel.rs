@@ -46,6 +46,19 @@ pub(super) struct Sentinels {
     answered: Arc<AtomicUsize>,
 }
 
+/// The primary as a sentinel names it, and how many of its replicas that sentinel knows to be
+/// up: each write of the lease waits for all of them by default (see `Conn::required_replicas`).
+/// A replica the sentinels are about to promote no longer follows the old primary, while they
+/// still name it for a second or so: a write confirmed by another replica only would be lost,
+/// and its fencing token handed out again. Waiting for every replica they know makes the old
+/// primary unable to confirm anything in that window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Primary {
+    pub host: String,
+    pub port: u16,
+    pub replicas: u32,
+}
+
 /// A sentinel URL, read.
 pub(super) struct SentinelUrl {
     pub sentinels: Sentinels,
@@ -140,7 +153,7 @@ impl Sentinels {
 
     /// Where the primary is, as the first sentinel that answers says, before `deadline`; each
     /// is given `SENTINEL_PATIENCE` at most.
-    pub fn primary(&self, deadline: Instant) -> Result<(String, u16)> {
+    pub fn primary(&self, deadline: Instant) -> Result<Primary> {
         let mut errors = Vec::new();
         // Sentinels that cannot be reached, or are electing a primary, may answer in a moment.
         let mut passes = true;
@@ -175,7 +188,7 @@ impl Sentinels {
         })
     }
 
-    fn ask(&self, host: &str, port: u16, deadline: Instant) -> Result<(String, u16)> {
+    fn ask(&self, host: &str, port: u16, deadline: Instant) -> Result<Primary> {
         let left = || {
             deadline
                 .checked_duration_since(Instant::now())
@@ -190,29 +203,36 @@ impl Sentinels {
         tcp.set_read_timeout(Some(left()?))?;
         tcp.set_write_timeout(Some(left()?))?;
         let mut request = self.auth.clone().unwrap_or_default();
-        request.extend(
-            redis::cmd("SENTINEL")
-                .arg("get-master-addr-by-name")
-                .arg(&self.service)
-                .get_packed_command(),
-        );
+        for command in ["get-master-addr-by-name", "replicas"] {
+            request.extend(
+                redis::cmd("SENTINEL")
+                    .arg(command)
+                    .arg(&self.service)
+                    .get_packed_command(),
+            );
+        }
+        let count = 2 + usize::from(self.auth.is_some());
         let replies = match self.tls {
-            None => exchange(tcp, &request, 1 + usize::from(self.auth.is_some())),
+            None => exchange(tcp, &request, count),
             Some(settings) => {
                 let config = tls::config(settings.insecure)?;
                 let connection = rustls::ClientConnection::new(config, tls::server_name(host)?)
                     .map_err(|e| anyhow!("{e}"))?;
                 let stream = StreamOwned::new(connection, tcp);
-                exchange(stream, &request, 1 + usize::from(self.auth.is_some()))
+                exchange(stream, &request, count)
             }
         }?;
-        match replies.last() {
+        let replicas = match replies.last() {
+            Some(Reply::Value(Value::Array(replicas))) => up(replicas),
+            _ => 0,
+        };
+        match replies.get(count - 2) {
             Some(Reply::Value(Value::Array(address))) => match address.as_slice() {
-                [Value::BulkString(host), Value::BulkString(port)] => {
-                    let host = String::from_utf8_lossy(host).into_owned();
-                    let port = String::from_utf8_lossy(port).parse()?;
-                    Ok((host, port))
-                }
+                [Value::BulkString(host), Value::BulkString(port)] => Ok(Primary {
+                    host: String::from_utf8_lossy(host).into_owned(),
+                    port: String::from_utf8_lossy(port).parse()?,
+                    replicas,
+                }),
                 _ => Err(anyhow!("an unexpected answer: {address:?}")),
             },
             Some(Reply::Value(Value::Nil)) => Err(anyhow!("it does not know '{}'", self.service)),
@@ -221,6 +241,32 @@ impl Sentinels {
         }
         .context("asking for the primary")
     }
+}
+
+/// How many of the replicas in a `SENTINEL REPLICAS` answer (each a list of field and value)
+/// the sentinel takes to be up: not down (subjectively or objectively) nor disconnected.
+fn up(replicas: &[Value]) -> u32 {
+    let field = |fields: &[Value], name: &[u8]| {
+        fields.chunks(2).find_map(|pair| match pair {
+            [Value::BulkString(key), Value::BulkString(value)] if key == name => {
+                Some(value.clone())
+            }
+            _ => None,
+        })
+    };
+    replicas
+        .iter()
+        .filter(|replica| {
+            let Value::Array(fields) = replica else {
+                return false;
+            };
+            let flags = field(fields, b"flags").unwrap_or_default();
+            let flags = String::from_utf8_lossy(&flags);
+            !flags
+                .split(',')
+                .any(|flag| matches!(flag, "s_down" | "o_down" | "disconnected"))
+        })
+        .count() as u32
 }
 
 /// Writes `request` and reads `count` replies; an error answer to AUTH ends it.
@@ -277,6 +323,26 @@ fn decode(text: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_up_are_counted() {
+        let replica = |flags: &str| {
+            let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
+            Value::Array(vec![
+                bulk("name"),
+                bulk("127.0.0.1:7001"),
+                bulk("flags"),
+                bulk(flags),
+            ])
+        };
+        assert_eq!(up(&[replica("slave"), replica("slave")]), 2);
+        assert_eq!(up(&[replica("slave"), replica("s_down,slave")]), 1);
+        assert_eq!(
+            up(&[replica("slave,disconnected"), replica("o_down,slave")]),
+            0
+        );
+        assert_eq!(up(&[]), 0);
+    }
 
     #[test]
     fn sentinel_urls_are_read() {
