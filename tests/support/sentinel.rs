@@ -13,19 +13,32 @@ pub const SERVICE: &str = "mymaster";
 pub struct Sentinels {
     pub primary: RedisServer,
     pub replica: RedisServer,
+    /// Replicas beyond the first (`start_with`).
+    pub others: Vec<RedisServer>,
     sentinels: Vec<(Child, u16, TempDir)>,
 }
 
 impl Sentinels {
     pub fn start() -> Sentinels {
+        Sentinels::start_with(1)
+    }
+
+    /// A primary with `replicas` replicas (at least one), and the three sentinels.
+    pub fn start_with(replicas: usize) -> Sentinels {
         let primary = RedisServer::start();
         let port = primary.port.to_string();
-        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
-        wait_until("the replica is in sync", || {
-            replica
-                .cmd::<String>(&["INFO", "replication"])
-                .contains("master_link_status:up")
-        });
+        let mut all: Vec<RedisServer> = (0..replicas.max(1))
+            .map(|_| RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]))
+            .collect();
+        for replica in &all {
+            wait_until("the replica is in sync", || {
+                replica
+                    .cmd::<String>(&["INFO", "replication"])
+                    .contains("master_link_status:up")
+            });
+        }
+        let replica = all.remove(0);
+        let others = all;
         let sentinels: Vec<(Child, u16, TempDir)> = (0..3)
             .map(|_| {
                 let dir = tempfile::tempdir().unwrap();
@@ -56,14 +69,16 @@ impl Sentinels {
         let set = Sentinels {
             primary,
             replica,
+            others,
             sentinels,
         };
+        let slaves = format!("slaves={}", replicas.max(1));
         for (_, port, _) in &set.sentinels {
-            wait_until("each sentinel knows the others and the replica", || {
+            wait_until("each sentinel knows the others and the replicas", || {
                 let Ok(info) = set.ask::<String>(*port, &["INFO", "sentinel"]) else {
                     return false;
                 };
-                info.contains("slaves=1") && info.contains("sentinels=3")
+                info.contains(&slaves) && info.contains("sentinels=3")
             });
         }
         set

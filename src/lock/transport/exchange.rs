@@ -5,7 +5,7 @@
 //! the connection itself.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use redis::Value;
@@ -17,6 +17,9 @@ use super::resp::{self, Reply};
 
 /// How many replies a connection may owe before it is opened again (see `Conn::send`).
 const MAX_OWED: usize = 32;
+
+/// How much sooner than the request's own time-out the server's WAIT ends, at least.
+const WAIT_MARGIN: Duration = Duration::from_millis(150);
 
 /// How many times one request follows a cluster's redirects: a slot that moves on, or moves
 /// back while a migration ends, takes two or three.
@@ -244,8 +247,11 @@ impl Conn {
             (Expect::Request { .. }, Reply::Value(value)) => match &mut self.current {
                 Some(current) if waited && replicas > 0 && (current.wrote)(&value) => {
                     let left = current.deadline.saturating_duration_since(Instant::now());
-                    // The server answers WAIT when its own time-out ends; ours ends a little later.
-                    let wait_ms = (left.as_millis() as u64 * 9 / 10).max(1);
+                    // The server answers WAIT when its own time-out ends; ours ends a little
+                    // later: a tenth of what is left, and at least 150 ms, as the server checks
+                    // its blocked clients' time-outs ten times a second (hz 10).
+                    let margin = (left / 10).max(WAIT_MARGIN);
+                    let wait_ms = (left.saturating_sub(margin).as_millis() as u64).max(1);
                     current.reply = Some(value);
                     let wait = redis::cmd("WAIT")
                         .arg(replicas)
