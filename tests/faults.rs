@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-/// Long enough for several faults, short enough for 13 campaigns on 2 cores.
+/// Long enough for several faults, short enough for 17 campaigns on 2 cores.
 const SECONDS: &str = "8";
 
 fn campaign(name: &str, extra: &[&str]) {
@@ -73,6 +73,26 @@ fn partition_of_one_server_of_three() {
 #[test]
 fn limit_3() {
     campaign("limit3", &[]);
+}
+
+#[test]
+fn limit_3_over_three_servers() {
+    campaign("limit3-three", &[]);
+}
+
+#[test]
+fn limit_3_through_sentinel() {
+    campaign("limit3-sentinel", &[]);
+}
+
+#[test]
+fn limit_3_on_a_cluster() {
+    campaign("limit3-cluster", &[]);
+}
+
+#[test]
+fn limit_3_behind_cut_proxies() {
+    campaign("limit3-partition", &[]);
 }
 
 #[test]
