@@ -10,7 +10,8 @@ use crate::lost::{marking_holder, marking_waiter, overlaps};
 use crate::support::cluster::Cluster;
 use crate::support::sentinel::Sentinels;
 use crate::support::{
-    Holder, RedisServer, redlock, start_servers, urls, wait_for_holder, wait_until,
+    Holder, RedisServer, breaks_a_live_holder, primary_with_replica, redlock, start_servers, urls,
+    wait_for_holder, wait_until,
 };
 
 /// `count` runs of one name that each append a line to `out` in `dir`, waiting up to 30 s.
@@ -149,17 +150,7 @@ fn a_dropped_subscription_is_made_again() {
         now.len() == 1 && now != first
     });
     let waiter = marking_waiter(&url, "resub", &log, "waiter");
-    let output = redlock(&url)
-        .args(["release", "-n", "resub", "--force"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("the holder of 'resub' stopped its command and released"),
-        "{stderr}"
-    );
-    let (status, holder_stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{holder_stderr}");
+    breaks_a_live_holder(&url, "resub", &mut holder);
     assert!(waiter.wait_with_output().unwrap().status.success());
     assert!(
         !overlaps(&log),
@@ -216,14 +207,7 @@ fn waits(server: &RedisServer) -> u64 {
 /// waited, and a Sentinel failover let two commands overlap (13 overlaps in 78 runs).
 #[test]
 fn a_primary_with_a_replica_has_each_write_confirmed_by_default() {
-    let primary = RedisServer::start();
-    let port = primary.port.to_string();
-    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
-    wait_until("the replica is in sync", || {
-        primary
-            .cmd::<String>(&["INFO", "replication"])
-            .contains("state=online")
-    });
+    let (primary, replica) = primary_with_replica();
     let run = |extra: &[&str]| {
         let output = redlock(&primary.url())
             .args(["run", "-n", "replicated"])
@@ -267,14 +251,7 @@ fn a_primary_with_a_replica_has_each_write_confirmed_by_default() {
 #[test]
 fn role_survives_a_request_that_timed_out() {
     use std::io::{BufRead, BufReader};
-    let primary = RedisServer::start();
-    let port = primary.port.to_string();
-    let _replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
-    wait_until("the replica is in sync", || {
-        primary
-            .cmd::<String>(&["INFO", "replication"])
-            .contains("state=online")
-    });
+    let (primary, _replica) = primary_with_replica();
     primary.freeze();
     let mut run = redlock(&primary.url())
         .args([
@@ -317,16 +294,6 @@ fn a_subscription_passes_a_frozen_seed_over() {
     wait_for_holder(owner, &name);
     // The operator's break is not sent twice, so not passed over: it names a live node first.
     let live = format!("redis://{}", seeds[1..].join(","));
-    let output = redlock(&live)
-        .args(["release", "-n", &name, "--force"])
-        .output()
-        .unwrap();
+    breaks_a_live_holder(&live, &name, &mut holder);
     cluster.nodes[0].thaw();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("stopped its command and released"),
-        "{stderr}"
-    );
-    let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
 }

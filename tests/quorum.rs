@@ -280,14 +280,7 @@ fn contention_over_five_servers() {
 /// --wait-replicas: a write only counts once the replica has it.
 #[test]
 fn wait_replicas_needs_the_replica() {
-    let primary = RedisServer::start();
-    let port = primary.port.to_string();
-    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
-    wait_until("the replica is in sync", || {
-        primary
-            .cmd::<String>(&["INFO", "replication"])
-            .contains("state=online")
-    });
+    let (primary, replica) = crate::support::primary_with_replica();
     let output = redlock(&primary.url())
         .args([
             "run",

@@ -5,8 +5,8 @@ use std::process::Stdio;
 
 use crate::support::sentinel::Sentinels;
 use crate::support::{
-    Holder, redlock, script_calls, succeeded, takes_over_on_release, wait_for_holder,
-    wait_for_subscriber, wait_until, waiter,
+    Holder, breaks_a_live_holder, redlock, script_calls, succeeded, takes_over_on_release,
+    wait_for_holder, wait_for_subscriber, wait_until, waiter,
 };
 
 /// A run, a busy run, a waiter taking over on release, and `status`, all through the sentinels.
@@ -126,17 +126,7 @@ fn a_holder_follows_a_failover_with_its_lease_and_its_subscription() {
         script_calls(&set.replica) > 0
     });
     wait_for_holder(&set.replica, "follow");
-    let output = redlock(&set.url())
-        .args(["release", "-n", "follow", "--force"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("the holder of 'follow' stopped its command and released"),
-        "{stderr}"
-    );
-    let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    breaks_a_live_holder(&set.url(), "follow", &mut holder);
 }
 
 /// The primary freezes (a partition: the sentinels cannot turn it into a replica, nor drop its

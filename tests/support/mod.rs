@@ -874,3 +874,34 @@ impl MutualTls {
 pub mod apps;
 pub mod cluster;
 pub mod sentinel;
+
+/// A primary and its replica, in sync.
+pub fn primary_with_replica() -> (RedisServer, RedisServer) {
+    let primary = RedisServer::start();
+    let port = primary.port.to_string();
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]);
+    wait_until("the replica is in sync", || {
+        primary
+            .cmd::<String>(&["INFO", "replication"])
+            .contains("state=online")
+    });
+    (primary, replica)
+}
+
+/// `redlock release --force` of `name` through `url` reaches a live holder, which stops its
+/// command and lets go (the break waited for it), and that holder exits 76.
+pub fn breaks_a_live_holder(url: &str, name: &str, holder: &mut Holder) {
+    let output = redlock(url)
+        .args(["release", "-n", name, "--force"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the holder of '{name}' stopped its command and released"
+        )),
+        "{stderr}"
+    );
+    let (status, stderr) = holder.wait();
+    assert_eq!(status.code(), Some(76), "{stderr}");
+}

@@ -244,7 +244,12 @@ impl Sentinels {
 }
 
 /// How many of the replicas in a `SENTINEL REPLICAS` answer (each a list of field and value)
-/// the sentinel takes to be up: not down (subjectively or objectively) nor disconnected.
+/// the sentinel takes to be up and following: not down (subjectively or objectively) nor
+/// disconnected, and their link to the primary `ok` when it last read their INFO. One still
+/// syncing (the old primary rejoining after a failover) is not waited for until it follows;
+/// one the sentinels are promoting still counts for the old primary (they keep its last
+/// link status while it reports itself a primary), which is what stops the old primary from
+/// confirming writes in that window.
 fn up(replicas: &[Value]) -> u32 {
     let field = |fields: &[Value], name: &[u8]| {
         fields.chunks(2).find_map(|pair| match pair {
@@ -262,9 +267,11 @@ fn up(replicas: &[Value]) -> u32 {
             };
             let flags = field(fields, b"flags").unwrap_or_default();
             let flags = String::from_utf8_lossy(&flags);
-            !flags
-                .split(',')
-                .any(|flag| matches!(flag, "s_down" | "o_down" | "disconnected"))
+            let link = field(fields, b"master-link-status").unwrap_or_default();
+            link == b"ok"
+                && !flags
+                    .split(',')
+                    .any(|flag| matches!(flag, "s_down" | "o_down" | "disconnected"))
         })
         .count() as u32
 }
@@ -326,16 +333,20 @@ mod tests {
 
     #[test]
     fn replicas_up_are_counted() {
-        let replica = |flags: &str| {
-            let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
+        let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
+        let with = |flags: &str, link: &str| {
             Value::Array(vec![
                 bulk("name"),
                 bulk("127.0.0.1:7001"),
                 bulk("flags"),
                 bulk(flags),
+                bulk("master-link-status"),
+                bulk(link),
             ])
         };
+        let replica = |flags: &str| with(flags, "ok");
         assert_eq!(up(&[replica("slave"), replica("slave")]), 2);
+        assert_eq!(up(&[replica("slave"), with("slave", "err")]), 1);
         assert_eq!(up(&[replica("slave"), replica("s_down,slave")]), 1);
         assert_eq!(
             up(&[replica("slave,disconnected"), replica("o_down,slave")]),
