@@ -120,7 +120,9 @@ fn two_contenders_across_a_failover_never_overlap() {
 #[test]
 fn a_holder_follows_a_failover_with_its_lease_and_its_subscription() {
     let set = Sentinels::start();
-    let mut holder = Holder::start(&set.url(), &["-n", "follow", "--ttl", "6s"]);
+    // The default lease (30 s): the writes wait for the old primary until it follows the new
+    // one, which the sentinels see to within their INFO period (10 s).
+    let mut holder = Holder::start(&set.url(), &["-n", "follow"]);
     set.fail_over_and_resync();
     wait_until("the holder extends on the new primary", || {
         script_calls(&set.replica) > 0

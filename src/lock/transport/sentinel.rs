@@ -244,12 +244,12 @@ impl Sentinels {
 }
 
 /// How many of the replicas in a `SENTINEL REPLICAS` answer (each a list of field and value)
-/// the sentinel takes to be up and following: not down (subjectively or objectively) nor
-/// disconnected, and their link to the primary `ok` when it last read their INFO. One still
-/// syncing (the old primary rejoining after a failover) is not waited for until it follows;
-/// one the sentinels are promoting still counts for the old primary (they keep its last
-/// link status while it reports itself a primary), which is what stops the old primary from
-/// confirming writes in that window.
+/// the sentinel takes to be up: not down (subjectively or objectively) nor disconnected. One
+/// still syncing counts: the old primary rejoining after a failover is waited for, which costs
+/// writes until it follows the new one (the sentinels turn it into a replica within their
+/// INFO period, 10 s); not counting it let a replica that confirmed a write alone be followed
+/// by another failover to one that never had it (the fault campaign: 3 and 9 stale writes
+/// accepted at two seeds of three, with failovers 1 to 3 s apart).
 fn up(replicas: &[Value]) -> u32 {
     let field = |fields: &[Value], name: &[u8]| {
         fields.chunks(2).find_map(|pair| match pair {
@@ -267,11 +267,9 @@ fn up(replicas: &[Value]) -> u32 {
             };
             let flags = field(fields, b"flags").unwrap_or_default();
             let flags = String::from_utf8_lossy(&flags);
-            let link = field(fields, b"master-link-status").unwrap_or_default();
-            link == b"ok"
-                && !flags
-                    .split(',')
-                    .any(|flag| matches!(flag, "s_down" | "o_down" | "disconnected"))
+            !flags
+                .split(',')
+                .any(|flag| matches!(flag, "s_down" | "o_down" | "disconnected"))
         })
         .count() as u32
 }
@@ -346,7 +344,7 @@ mod tests {
         };
         let replica = |flags: &str| with(flags, "ok");
         assert_eq!(up(&[replica("slave"), replica("slave")]), 2);
-        assert_eq!(up(&[replica("slave"), with("slave", "err")]), 1);
+        assert_eq!(up(&[replica("slave"), with("slave", "err")]), 2);
         assert_eq!(up(&[replica("slave"), replica("s_down,slave")]), 1);
         assert_eq!(
             up(&[replica("slave,disconnected"), replica("o_down,slave")]),
