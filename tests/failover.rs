@@ -10,8 +10,8 @@ use crate::lost::{marking_holder, marking_waiter, overlaps};
 use crate::support::cluster::Cluster;
 use crate::support::sentinel::Sentinels;
 use crate::support::{
-    Holder, RedisServer, breaks_a_live_holder, primary_with_replica, redlock, start_servers, urls,
-    wait_for_holder, wait_until,
+    Holder, RedisServer, breaks_a_live_holder, primary_with_replica, redlock, start_servers,
+    succeeded, urls, wait_for_holder, wait_until,
 };
 
 /// `count` runs of one name that each append a line to `out` in `dir`, waiting up to 30 s.
@@ -98,15 +98,7 @@ fn a_frozen_first_seed_is_passed_over() {
     let url = format!("redis://{}", seeds.join(","));
     for name in ["f1", "f2", "f3"] {
         let began = Instant::now();
-        let output = redlock(&url)
-            .args(["run", "-n", name, "--", "true"])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        succeeded(redlock(&url).args(["run", "-n", name, "--", "true"]));
         assert!(
             began.elapsed() < Duration::from_millis(2500),
             "{name} took {:?}",
@@ -209,17 +201,12 @@ fn waits(server: &RedisServer) -> u64 {
 fn a_primary_with_a_replica_has_each_write_confirmed_by_default() {
     let (primary, replica) = primary_with_replica();
     let run = |extra: &[&str]| {
-        let output = redlock(&primary.url())
-            .args(["run", "-n", "replicated"])
-            .args(extra)
-            .args(["--", "true"])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        succeeded(
+            redlock(&primary.url())
+                .args(["run", "-n", "replicated"])
+                .args(extra)
+                .args(["--", "true"]),
+        )
     };
     run(&[]);
     assert_eq!(waits(&primary), 1);

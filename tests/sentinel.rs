@@ -157,26 +157,18 @@ fn a_holder_follows_a_frozen_primary_s_failover() {
 fn a_frozen_sentinel_is_passed_over() {
     let set = Sentinels::start();
     set.freeze_sentinel(0);
-    let output = redlock(&set.url())
-        .args([
-            "run",
-            "-n",
-            "fs",
-            "--ttl",
-            "3s",
-            "--",
-            "sh",
-            "-c",
-            "sleep 2; echo ran",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(output.stdout, b"ran\n");
+    let ran = succeeded(redlock(&set.url()).args([
+        "run",
+        "-n",
+        "fs",
+        "--ttl",
+        "3s",
+        "--",
+        "sh",
+        "-c",
+        "sleep 2; echo ran",
+    ]));
+    assert_eq!(ran, b"ran\n");
 }
 
 /// Two replicas, and one stops following the primary while the sentinels still count it (as

@@ -29,17 +29,6 @@ use super::server::{Place, Server, Tls};
 use super::stream::{Stream, connect_unix, start_connect};
 use super::tls;
 
-/// How long a cluster's seed node may leave a new connection, once made, without a byte before
-/// the next seed is asked instead: a node that accepts connections and never answers (frozen, or cut
-/// off behind a proxy) must not cost a run its request time-out while others could answer. A
-/// live node on a LAN answers in a millisecond; one that is merely slow costs a request sent
-/// twice, which the scripts take as one (`acquire.lua`: "already ours").
-pub(super) const SEED_PATIENCE: Duration = Duration::from_millis(200);
-
-/// How long a cluster's seed may take to accept a connection before the next is tried: a host
-/// that drops packets leaves the connection half made.
-const CONNECT_PATIENCE: Duration = Duration::from_secs(1);
-
 /// How long a subscription may wait for the sentinels to name the primary: it is made on the
 /// main thread, which stops the command in time; one that fails is made again later.
 const NOTICE_SENTINEL_BUDGET: Duration = Duration::from_millis(300);
@@ -69,7 +58,7 @@ pub(super) struct Conn {
     pub(super) named_primary: Option<(String, u16)>,
     /// The node that answered last (the primary the sentinels named, a cluster's node), kept
     /// across connections: another one answering is a failover, or a slot that moved.
-    pub(super) last_node: Option<String>,
+    pub(super) last_node: Option<(String, u16)>,
     /// Another node answered than the one before, not yet told (`moved`).
     pub(super) moved: bool,
     /// The host's addresses not tried yet, while connecting.
@@ -330,69 +319,6 @@ impl Conn {
         Ok(None)
     }
 
-    /// When this connection to a cluster's seed is to be given up for the next seed, if it
-    /// stays silent (see `SEED_PATIENCE`); `None` once it has answered, or when every seed has
-    /// been passed over (then the request's own time-out ends it).
-    pub(super) fn pass_over_at(&self) -> Option<Instant> {
-        let since = self.silent_since?;
-        let patience = if self.connecting {
-            CONNECT_PATIENCE
-        } else {
-            SEED_PATIENCE
-        };
-        (self.stream.is_some()
-            && self.current.as_ref().is_none_or(|c| c.resendable)
-            && self.server.address == self.home.address
-            && self.passed_over + 1 < self.server.nodes())
-        .then_some(since + patience)
-    }
-
-    /// A connection to a primary the sentinels no longer name (a failover): closed, so that
-    /// the next request goes to the one they name now. Asked of the sentinels within
-    /// `timeout`; a sentinel set that cannot say leaves the connection as it is.
-    pub(super) fn follow_sentinels(&mut self, timeout: Duration) {
-        let (Place::Sentinel(sentinels), Some(named)) = (&self.server.place, &self.named_primary)
-        else {
-            return;
-        };
-        if self.stream.is_some()
-            && sentinels
-                .primary(Instant::now() + timeout)
-                .is_ok_and(|now| (&now.host, now.port) != (&named.0, named.1))
-        {
-            self.close();
-        }
-    }
-
-    /// Whether another node answered (a new primary, a slot's new owner) since this was last
-    /// asked.
-    pub(super) fn moved(&mut self) -> bool {
-        std::mem::take(&mut self.moved)
-    }
-
-    /// Notes that the node the connection is on answered: another than last time sets `moved`.
-    pub(super) fn answered(&mut self) {
-        let node = match &self.named_primary {
-            Some((host, port)) => format!("{host}:{port}"),
-            None => self.server.address.clone(),
-        };
-        self.moved |= self.last_node.as_ref().is_some_and(|last| *last != node);
-        self.last_node = Some(node);
-    }
-
-    /// Gives up on a cluster's seed that accepted a subscription and said nothing: the next
-    /// seed is where the connection goes from now on. False without another seed.
-    pub(super) fn next_home(&mut self) -> bool {
-        let Some(next) = self.home.next_seed() else {
-            return false;
-        };
-        let passed_over = self.passed_over + 1;
-        self.home = next;
-        self.close();
-        self.passed_over = passed_over;
-        true
-    }
-
     /// How many replicas must confirm each write of the lease: `--wait-replicas`, or by default
     /// one where the primary has a replica connected, and every replica the sentinels know to
     /// be up for a primary they named (see `sentinel::Primary`).
@@ -403,11 +329,6 @@ impl Conn {
             None if self.server.by_sentinel() => connected.max(self.sentinel_replicas),
             None => connected,
         }
-    }
-
-    /// Whether this connection is to a node a redirect named rather than to the URL's own.
-    pub(super) fn redirected(&self) -> bool {
-        self.server.address != self.home.address
     }
 
     /// What to poll the connection for: reading, and writing while connecting or while

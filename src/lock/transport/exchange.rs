@@ -331,19 +331,24 @@ impl Conn {
             return self.answer(Err(looping.context(describe_reply(text))));
         }
         current.redirects += 1;
-        current.in_full = None;
-        // The request goes in full: the node may not know the script.
         self.move_to(to.as_ref())?;
         if to.is_some_and(|to| to.ask) {
             self.out
                 .extend_from_slice(&redis::cmd("ASKING").get_packed_command());
             self.expect.push_back(Expect::Asking);
         }
+        self.resend(current)?;
+        Ok(Outcome::Nothing)
+    }
+
+    /// Sends `current` again on this (new) connection, in full: the node may not know the
+    /// script; it is the request the connection answers from now on.
+    pub(super) fn resend(&mut self, mut current: Current) -> Result<()> {
+        current.in_full = None;
         self.out.extend_from_slice(&current.resend);
         self.expect.push_back(Expect::Request { by_hash: false });
         self.current = Some(current);
-        self.flush()?;
-        Ok(Outcome::Nothing)
+        self.flush()
     }
 
     /// Opens the connection again, to the cluster node `to` names, or (none) to wherever the
@@ -355,29 +360,6 @@ impl Conn {
             self.server = server;
         }
         self.open()
-    }
-
-    /// Gives up on a cluster's seed node that accepted the connection and has said nothing
-    /// (`Conn::pass_over_at`): the next seed gets the current request, in full, and is asked
-    /// first from now on. `Err` when it cannot be connected to either.
-    pub(super) fn pass_over(&mut self) -> Result<()> {
-        let Some(next) = self.server.next_seed() else {
-            return Ok(());
-        };
-        let current = self.current.take();
-        let passed_over = self.passed_over + 1;
-        self.home = next.clone();
-        self.close();
-        self.server = next;
-        self.passed_over = passed_over;
-        self.open()?;
-        if let Some(mut current) = current {
-            current.in_full = None;
-            self.out.extend_from_slice(&current.resend);
-            self.expect.push_back(Expect::Request { by_hash: false });
-            self.current = Some(current);
-        }
-        self.flush().map_err(|e| self.named(e, false))
     }
 
     fn answer(&mut self, answer: Result<Value>) -> Result<Outcome> {

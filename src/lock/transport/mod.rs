@@ -17,6 +17,7 @@
 mod conn;
 mod errors;
 mod exchange;
+mod moves;
 mod notices;
 mod request;
 mod resolve;
