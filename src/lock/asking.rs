@@ -33,10 +33,12 @@ impl Lock {
     }
 
     /// Asks the holder of the lock (the one holding `token`) to stop its command and let the
-    /// lock go, for `run --replace`; returns its --kill-after, as the servers that answered
-    /// know it. The answers are otherwise of no interest: the release notice tells the rest.
+    /// lock go to this run, for `run --replace`; returns its --kill-after, as the servers that
+    /// answered know it. The answers are otherwise of no interest: the release notice tells
+    /// the rest.
     pub fn ask_to_replace(&mut self, token: &str, timeout: Duration) -> Option<Duration> {
-        let request = scripts::ask_to_stop(&self.keys, Some(token), scripts::Ask::Replace);
+        let by = scripts::Ask::Replace { by: &self.token };
+        let request = scripts::ask_to_stop(&self.keys, Some(token), by);
         let answers = self
             .pool
             .fan_out(Wait::Always, &request, timeout, view::asked, |_| false);

@@ -92,6 +92,27 @@ impl Keys {
     pub fn slots(&self, limit: usize) -> Vec<Keys> {
         (0..limit).map(|slot| self.slot(slot)).collect()
     }
+
+    /// The channel on which a server of database `db` tells of the changes to the lock's key
+    /// (Redis's keyspace notifications), which a `--key` waiter listens to: a library that
+    /// holds the key publishes no release notice.
+    pub fn keyspace(&self, db: i64) -> String {
+        format!("__keyspace@{db}__:{}", self.lock)
+    }
+}
+
+/// What `SCAN ... MATCH` is given to find the places of the locks whose names match the glob
+/// `names` (`redlock list`): `PREFIX:{NAMES}*`, the prefix's own glob characters escaped. It
+/// finds the companions too, which `lock_of` tells apart.
+pub fn scan_pattern(prefix: &str, names: &str) -> String {
+    let mut escaped = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    format!("{escaped}:{{{names}}}*")
 }
 
 /// The lock's name and place, if `key` is the key of a lock's place (`PREFIX:{NAME}` or
@@ -118,6 +139,17 @@ pub fn lock_of(key: &str, prefix: &str) -> Option<(String, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes_are_matched_literally() {
+        assert_eq!(scan_pattern("team[a]*", "b*"), "team\\[a\\]\\*:{b*}*");
+        assert_eq!(scan_pattern("redlock", "*"), "redlock:{*}*");
+    }
+
+    #[test]
+    fn a_keys_notifications_name_its_database() {
+        assert_eq!(Keys::for_key("kk").keyspace(3), "__keyspace@3__:kk");
+    }
 
     #[test]
     fn all_keys_share_the_hash_tag() {

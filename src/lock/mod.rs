@@ -20,7 +20,7 @@ use redis::Value;
 
 pub use acquire::{Attempt, NotTaken};
 pub use holder::{Holder, HolderInfo, busy_message_for, host_name};
-pub use keys::{Keys, MOST_PLACES, lock_of};
+pub use keys::{Keys, MOST_PLACES, lock_of, scan_pattern};
 use transport::{Answer, Wait};
 pub use transport::{
     KEY_GONE, Keyspace, Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve, tls,

@@ -106,6 +106,28 @@ pub fn acquire(
     };
     let queue = if queue { "1" } else { "0" };
     let shared = &places[0];
+    let mut argv = args(&[
+        &token,
+        &millis(ttl),
+        &me.host,
+        &me.pid,
+        &me.user,
+        &me.command,
+        &queue,
+        &millis(me.kill_after),
+        &me.time_limit
+            .map_or(String::new(), |limit| millis(limit).to_string()),
+        &wanted,
+        &only,
+        &entry,
+        &cap,
+        &shared.channel,
+    ]);
+    argv.extend(
+        places
+            .iter()
+            .map(|place| place.control.clone().into_bytes()),
+    );
     ACQUIRE.call(
         &with_places(
             &[
@@ -116,23 +138,7 @@ pub fn acquire(
             ],
             places,
         ),
-        &args(&[
-            &token,
-            &millis(ttl),
-            &me.host,
-            &me.pid,
-            &me.user,
-            &me.command,
-            &queue,
-            &millis(me.kill_after),
-            &me.time_limit
-                .map_or(String::new(), |limit| millis(limit).to_string()),
-            &wanted,
-            &only,
-            &entry,
-            &cap,
-            &shared.channel,
-        ]),
+        &argv,
         |reply| matches!(reply, Value::Array(items) if items.first() == Some(&Value::Int(1))),
     )
 }
@@ -249,23 +255,25 @@ pub fn break_lock(keys: &Keys, token: Option<&str>) -> Request {
 
 /// What a run asks of the live holder of its lock (see `ask_to_stop`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ask {
+pub enum Ask<'a> {
     /// `release --force`: stop the command and release the lock.
     Stop,
-    /// `run --replace`: the same, for another run that takes over.
-    Replace,
+    /// `run --replace`: the same, for the run holding token `by`, which waits in the queue and
+    /// is moved to its front: the holder's release names it, and the waiters that came before
+    /// keep their turn after it.
+    Replace { by: &'a str },
 }
 
 /// Asks the live holder of the lock (only if it holds `token`, when given) to stop its command
 /// and release the lock, on its control channel.
 pub fn ask_to_stop(keys: &Keys, token: Option<&str>, ask: Ask) -> Request {
-    let verb = match ask {
-        Ask::Stop => "stop",
-        Ask::Replace => "replace",
+    let (verb, by) = match ask {
+        Ask::Stop => ("stop", ""),
+        Ask::Replace { by } => ("replace", by),
     };
     ASK.call(
-        &[&keys.lock, &keys.holder],
-        &args(&[&keys.control, &token.unwrap_or(""), &verb]),
+        &[&keys.lock, &keys.holder, &keys.waiters],
+        &args(&[&keys.control, &token.unwrap_or(""), &verb, &by]),
         no_lease,
     )
 }

@@ -8,7 +8,7 @@ use crate::cli::ListArgs;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::ServerView;
-use crate::lock::{Keys, Request, lock_of};
+use crate::lock::{Keys, Request, lock_of, scan_pattern};
 use crate::settings;
 
 use super::majority::{Status, enough_answered, summarize};
@@ -132,7 +132,7 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
 fn scan(servers: &mut Servers, prefix: &str, pattern: &str) -> Vec<anyhow::Result<Vec<String>>> {
     // The lock key itself is `PREFIX:{NAME}`, a semaphore's other places `PREFIX:{NAME}:slot:K`;
     // the companions of both are told apart here (`lock_of`).
-    let matching = format!("{}:{{{pattern}}}*", escape_glob(prefix));
+    let matching = scan_pattern(prefix, pattern);
     let mut found: Vec<anyhow::Result<Vec<String>>> =
         (0..servers.len()).map(|_| Ok(Vec::new())).collect();
     // Each server's next cursor, while it has more to scan.
@@ -171,25 +171,4 @@ fn scan(servers: &mut Servers, prefix: &str, pattern: &str) -> Vec<anyhow::Resul
         }
     }
     found
-}
-
-/// The prefix is matched literally: its glob characters are escaped for SCAN MATCH.
-fn escape_glob(text: &str) -> String {
-    let mut escaped = String::new();
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(c);
-    }
-    escaped
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn prefixes_are_matched_literally() {
-        assert_eq!(super::escape_glob("team[a]*"), "team\\[a\\]\\*");
-        assert_eq!(super::escape_glob("redlock"), "redlock");
-    }
 }

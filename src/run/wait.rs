@@ -110,8 +110,10 @@ fn take(
     } = *policy;
     let started = Moment::now();
     let mut deadline = started + wait;
-    // With --replace: until when the holder is asked again, while it may still answer.
-    let mut replacing: Option<Moment> = None;
+    // With --replace: the holder asked (the one found holding the lock), and until when it is
+    // asked again, while it may still answer. Only that holder is replaced: a waiter that gets
+    // the lock after it (its lease ran out) came before this run, and keeps its turn.
+    let mut replacing: Option<(String, Moment)> = None;
     let mut subscribed = false;
     // Whether another run was seen holding the lock: servers that fail after that are no
     // reason to run without it (`--on-unavailable`).
@@ -182,14 +184,16 @@ fn take(
         let now = Moment::now();
         // --replace is refused with --limit above 1: there is one holder to replace.
         if let (true, Some(token)) = (replace, &holders[0].token)
-            && replacing.is_none_or(|until| now < until)
+            && replacing
+                .as_ref()
+                .is_none_or(|(asked, until)| asked == token && now < *until)
         {
             // Asked again on each attempt: a holder that took the lock a moment ago may not
             // listen yet (see `control::LISTEN_AFTER`).
             let kill_after = lock.ask_to_replace(token, timeout);
             if replacing.is_none() {
                 let until = now + kill_after.unwrap_or(UNKNOWN_KILL_AFTER) + ASK_MARGIN;
-                replacing = Some(until);
+                replacing = Some((token.clone(), until));
                 deadline = deadline.max(until);
                 if verbose {
                     say(
@@ -232,11 +236,13 @@ fn take(
             }
             // Subscribing wakes us once more when it is confirmed, so that a release between
             // the attempt above and the subscription is not missed.
-            let key = lock.keys.app_key.then_some(lock.keys.lock.as_str());
+            let servers = lock.targets();
+            let keyspace = (lock.keys.app_key)
+                .then(|| servers.iter().map(|s| lock.keys.keyspace(s.db)).collect());
             events.listen(Notices::subscribe_with(
-                &lock.targets(),
+                &servers,
                 &lock.keys.channel,
-                key,
+                keyspace,
             ));
             subscribed = true;
         }
@@ -248,8 +254,10 @@ fn take(
             None => now + NO_EXPIRY_RETRY,
         };
         // While a replaced holder may still answer, it is asked again now and then.
-        let retry_at = match replacing {
-            Some(until) if now < until => retry_at.min(now + REPLACE_POLL),
+        let retry_at = match &replacing {
+            Some((asked, until)) if now < *until && holders[0].token.as_ref() == Some(asked) => {
+                retry_at.min(now + REPLACE_POLL)
+            }
             _ => retry_at,
         };
         // An application's key that a library may release unheard is tried again now and then

@@ -8,7 +8,8 @@
 -- that disagreed are asked for a place most of them have free), 12 the run as history.lua
 -- records it, if it ends busy here ('' when it would wait, or keeps no history), 13 the cap,
 -- 14 the release channel: when others still wait, they are told that the queue moved
--- (`took TOKEN`), and sleep on rather than try (see run/wait.rs).
+-- (`took TOKEN`), and sleep on rather than try (see run/wait.rs), then each place's control
+-- channel (15 for place 0, 16 for place 1, ...).
 -- Returns {1, fence, place, free} when acquired (or already ours), free listing the places
 -- that were free before (empty when already ours); {2, limit} when the lock is held with
 -- another --limit (stored while anyone holds it); else 0 and, for each place, its holder
@@ -22,6 +23,7 @@ local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
 local places = (#KEYS - 4) / 2
 local function lock(place) return KEYS[5 + 2 * place] end
 local function details(place) return KEYS[6 + 2 * place] end
+local function control(place) return ARGV[15 + place] end
 -- A semaphore's N outlives its holders' leases: PTTL -2 (none) and -1 (no expiry) are renewed.
 local function keep_limit()
   if places > 1 and redis.call('PTTL', KEYS[3]) < tonumber(ARGV[2]) then
@@ -112,9 +114,8 @@ keep_limit()
 -- learns at once that it has been taken over, and stops its command.
 -- Sharded pub/sub (Redis 7+) reaches the subscribers of the node that owns the lock's slot;
 -- an older server has only PUBLISH (the subscribers fall back the same way).
-local control = lock(place) .. ':control'
-if not pcall(redis.call, 'SPUBLISH', control, 'taken ' .. ARGV[1]) then
-  redis.call('PUBLISH', control, 'taken ' .. ARGV[1])
+if not pcall(redis.call, 'SPUBLISH', control(place), 'taken ' .. ARGV[1]) then
+  redis.call('PUBLISH', control(place), 'taken ' .. ARGV[1])
 end
 if redis.call('ZCARD', KEYS[2]) > 0 then
   if not pcall(redis.call, 'SPUBLISH', ARGV[14], 'took ' .. ARGV[1]) then

@@ -1,6 +1,9 @@
 -- Ask the live holder of a lock to stop its command and release the lock (release --force, or
--- run --replace). KEYS: 1 lock, 2 holder details.  ARGV: 1 control channel, 2 the token it must
--- hold ('' for any), 3 what is asked: 'stop' (release --force) or 'replace' (run --replace).
+-- run --replace). KEYS: 1 lock, 2 holder details, 3 waiters.  ARGV: 1 control channel, 2 the
+-- token it must hold ('' for any), 3 what is asked: 'stop' (release --force) or 'replace' (run
+-- --replace), 4 the replacing run's token ('' for none): a waiter, moved to the front of the
+-- queue when the holder is asked, so that the holder's release names it, and the waiters that
+-- came before it are not handed a lock only to be replaced (they keep their order after it).
 -- Returns {token, kill_after_ms, listeners, age_ms, state}: the token it holds ('' when there is
 -- no lock), the holder's --kill-after (-1 when unknown), how many listeners the request reached
 -- (0: nobody heard it, or the lock holds another token than ARGV[2] and nobody was asked; a
@@ -26,6 +29,13 @@ if redis.call('TYPE', KEYS[2]).ok == 'hash' and redis.call('HGET', KEYS[2], 'tok
     state = 'ended'
   elseif h[3] then
     state = 'stopping'
+  end
+end
+if ARGV[4] ~= '' then
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  if first[1] and first[1] ~= ARGV[4] then
+    -- XX: a run that has left the queue is not put back.
+    redis.call('ZADD', KEYS[3], 'XX', tonumber(first[2]) - 1, ARGV[4])
   end
 end
 -- Sharded pub/sub where the server has it (Redis 7+), as acquire.lua.

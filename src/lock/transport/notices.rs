@@ -5,7 +5,7 @@
 //! (BENCHMARKS.md).
 //!
 //! The lock of an application's key (`--key`) may also be released by a library that publishes
-//! nothing: its waiters listen to the key's keyspace notifications too (`__keyspace@DB__:KEY`,
+//! nothing: its waiters listen to the key's keyspace notifications too (`Keys::keyspace`,
 //! node-local, so on the connection that follows the key's slot), where the server sends them
 //! (`notify-keyspace-events` with K and g: a `del`), and each server's setting is read ahead of
 //! the subscriptions (CONFIG GET), for the waiter to know whether it can rely on them.
@@ -38,8 +38,6 @@ const STAYED_UP: Duration = Duration::from_secs(10);
 pub struct Notices {
     subscriptions: Vec<Subscription>,
     channel: String,
-    /// With `--key`: the key, for its keyspace notifications.
-    key: Option<String>,
 }
 
 /// One server's subscription.
@@ -48,6 +46,8 @@ struct Subscription {
     /// Sharded (SSUBSCRIBE: Redis 7+, on the node that owns the lock's slot) or not (SUBSCRIBE,
     /// on an older server).
     sharded: bool,
+    /// With `--key`: the key's keyspace channel on this server (named in `keys.rs`).
+    keyspace: Option<String>,
     /// With `--key`: what this server (the node that owns the key) said of its keyspace
     /// notifications.
     setting: Setting,
@@ -93,13 +93,20 @@ impl Notices {
         Notices::subscribe_with(servers, channel, None)
     }
 
-    /// As `subscribe`, and to the keyspace notifications of `key` where the server sends them.
-    pub fn subscribe_with(servers: &[Server], channel: &str, key: Option<&str>) -> Notices {
+    /// As `subscribe`, and to a key's keyspace notifications where the server sends them:
+    /// `keyspace` names its channel on each server, in their order.
+    pub fn subscribe_with(
+        servers: &[Server],
+        channel: &str,
+        keyspace: Option<Vec<String>>,
+    ) -> Notices {
+        let mut keyspace = keyspace.map(Vec::into_iter);
         let mut subscriptions: Vec<Subscription> = servers
             .iter()
             .map(|server| Subscription {
                 conn: Conn::for_notices(server),
                 sharded: true,
+                keyspace: keyspace.as_mut().and_then(Iterator::next),
                 setting: Setting::NotAsked,
                 down: None,
                 pause: RESUBSCRIBE_FIRST,
@@ -107,14 +114,13 @@ impl Notices {
             })
             .collect();
         for sub in &mut subscriptions {
-            if !(sub.conn.open().is_ok() && sub.subscribe(channel, key)) {
+            if !(sub.conn.open().is_ok() && sub.subscribe(channel, true)) {
                 sub.dropped();
             }
         }
         Notices {
             subscriptions,
             channel: channel.to_string(),
-            key: key.map(str::to_string),
         }
     }
 
@@ -164,12 +170,12 @@ impl Notices {
     /// a waiter that relied on the key's notifications must go back to retrying.
     pub fn read(&mut self) -> Vec<Option<String>> {
         let mut notices = Vec::new();
-        let (channel, key) = (&self.channel, self.key.as_deref());
+        let channel = &self.channel;
         let now = Instant::now();
         for sub in &mut self.subscriptions {
             match sub.down {
                 Some(at) if now >= at => {
-                    if !(sub.conn.open().is_ok() && sub.subscribe(channel, key)) {
+                    if !(sub.conn.open().is_ok() && sub.subscribe(channel, true)) {
                         sub.dropped();
                         continue;
                     }
@@ -187,7 +193,7 @@ impl Notices {
                 sub.down = Some(now);
                 continue;
             }
-            if !sub.pump(channel, key, &mut notices) {
+            if !sub.pump(channel, &mut notices) {
                 if sub.heard.is_some() {
                     notices.push(None);
                 }
@@ -201,12 +207,7 @@ impl Notices {
 impl Subscription {
     /// Reads what the server sent, its notices into `notices`. False when the connection
     /// failed.
-    fn pump(
-        &mut self,
-        channel: &str,
-        key: Option<&str>,
-        notices: &mut Vec<Option<String>>,
-    ) -> bool {
+    fn pump(&mut self, channel: &str, notices: &mut Vec<Option<String>>) -> bool {
         let sub = self;
         match sub.conn.pump() {
             Ok(Pumped::Connecting) => true,
@@ -227,7 +228,7 @@ impl Subscription {
                 match reply {
                     Ok(Some(Reply::Value(Value::Array(message)))) => {
                         sub.heard.get_or_insert_with(Instant::now);
-                        if let Some(named) = notice(&message) {
+                        if let Some(named) = notice(&message, sub.keyspace.as_deref()) {
                             notices.push(named);
                         }
                     }
@@ -238,13 +239,13 @@ impl Subscription {
                         if sub.sharded && Redirect::parse(&text).is_some() =>
                     {
                         break sub.conn.move_to(Redirect::parse(&text).as_ref()).is_ok()
-                            && sub.subscribe(channel, key);
+                            && sub.subscribe(channel, true);
                     }
                     // A server without sharded pub/sub (before Redis 7); the keyspace
                     // subscription, sent with it, stands.
                     Ok(Some(Reply::Error(_))) if sub.sharded => {
                         sub.sharded = false;
-                        if !sub.subscribe(channel, None) {
+                        if !sub.subscribe(channel, false) {
                             break false;
                         }
                     }
@@ -273,12 +274,13 @@ impl Subscription {
         self.pause = (self.pause * 2).min(RESUBSCRIBE_MOST);
     }
 
-    /// Queues the subscription to `channel`, sharded or not, and with a key: the server's
-    /// notification setting (CONFIG GET, ahead of the rest) and the key's keyspace channel;
-    /// writes them. False if it fails.
-    fn subscribe(&mut self, channel: &str, key: Option<&str>) -> bool {
+    /// Queues the subscription to `channel`, sharded or not, and `with_keyspace` (with a key):
+    /// the server's notification setting (CONFIG GET, ahead of the rest) and the key's keyspace
+    /// channel; writes them. False if it fails.
+    fn subscribe(&mut self, channel: &str, with_keyspace: bool) -> bool {
         let conn = &mut self.conn;
-        if key.is_some() {
+        let keyspace = self.keyspace.as_ref().filter(|_| with_keyspace);
+        if keyspace.is_some() {
             let read = redis::cmd("CONFIG")
                 .arg("GET")
                 .arg("notify-keyspace-events")
@@ -292,8 +294,7 @@ impl Subscription {
             "SUBSCRIBE"
         };
         conn.queue_unmatched(&redis::cmd(command).arg(channel).get_packed_command());
-        if let Some(key) = key {
-            let keyspace = format!("__keyspace@{}__:{key}", conn.server.db);
+        if let Some(keyspace) = keyspace {
             conn.queue_unmatched(&redis::cmd("SUBSCRIBE").arg(keyspace).get_packed_command());
         }
         conn.flush().is_ok()
@@ -318,11 +319,12 @@ pub const KEY_GONE: &str = "key gone";
 
 /// What a message on a subscribed connection says: a release notice naming a waiter or none
 /// (see `named`), `KEY_GONE`, or `None`: a keyspace event that frees nothing (a `set`), or the
-/// keyspace subscription's confirmation (the release channel's wakes the waiter).
-fn notice(message: &[Value]) -> Option<Option<String>> {
+/// keyspace subscription's confirmation (the release channel's wakes the waiter). `keyspace`:
+/// the keyspace channel subscribed to, if any.
+fn notice(message: &[Value], keyspace: Option<&str>) -> Option<Option<String>> {
     match message {
         [Value::BulkString(kind), Value::BulkString(channel), third]
-            if channel.starts_with(b"__keyspace@") =>
+            if keyspace.is_some_and(|keyspace| channel == keyspace.as_bytes()) =>
         {
             // Gone: deleted, expired, evicted (the waiter decides whether that is a release).
             let gone = matches!(third, Value::BulkString(event)
@@ -374,14 +376,17 @@ mod tests {
 
     #[test]
     fn keyspace_events_wake_only_when_the_key_is_gone() {
-        let event = |name: &str| [bulk("message"), bulk("__keyspace@0__:k"), bulk(name)];
+        let keyspace = Some("events of k");
+        let event = |name: &str| [bulk("message"), bulk("events of k"), bulk(name)];
         let gone = Some(Some(KEY_GONE.to_string()));
-        assert_eq!(notice(&event("del")), gone);
-        assert_eq!(notice(&event("expired")), gone);
-        assert_eq!(notice(&event("set")), None);
-        assert_eq!(notice(&event("pexpire")), None);
-        let confirmed = [bulk("subscribe"), bulk("__keyspace@0__:k"), Value::Int(2)];
-        assert_eq!(notice(&confirmed), None);
+        assert_eq!(notice(&event("del"), keyspace), gone);
+        assert_eq!(notice(&event("expired"), keyspace), gone);
+        assert_eq!(notice(&event("set"), keyspace), None);
+        assert_eq!(notice(&event("pexpire"), keyspace), None);
+        let confirmed = [bulk("subscribe"), bulk("events of k"), Value::Int(2)];
+        assert_eq!(notice(&confirmed, keyspace), None);
+        // The same event on another channel is a release channel's message.
+        assert_eq!(notice(&event("set"), None), Some(Some("set".to_string())));
         let setting = |flags: &str| [bulk("notify-keyspace-events"), bulk(flags)];
         assert!(sends_deletions(&setting("Kg")));
         assert!(sends_deletions(&setting("AK")));

@@ -18,8 +18,8 @@ pub struct Server {
     pub(super) place: Place,
     /// AUTH and SELECT, sent ahead of the first request on each connection.
     pub(super) hello: Vec<Vec<u8>>,
-    /// The database number, which names its keyspace notifications' channels.
-    pub(super) db: i64,
+    /// The database number, which names its keyspace notifications' channels (`keys.rs`).
+    pub db: i64,
     /// `--wait-replicas`: how many replicas must confirm each write of the lease; `None`: one
     /// wherever the primary has a replica (its ROLE says so when the connection opens), none
     /// where it has not.
