@@ -1,7 +1,6 @@
 //! The man pages and shell completions, generated from the one clap definition (`--generate`).
 //! The outputs are committed under man/ and completions/; a test fails when they drift.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -20,7 +19,7 @@ pub fn generate(what: &str) -> Result<()> {
     let shell = match what {
         "man" => {
             let page = man_page(&Cli::command(), Page::Main)?;
-            return std::io::stdout().write_all(&page).map_err(Into::into);
+            return crate::out::print(page).map_err(|failure| failure.error);
         }
         "all" => {
             for (path, contents) in files()? {
@@ -39,8 +38,7 @@ pub fn generate(what: &str) -> Result<()> {
             "cannot generate {other:?}: man, bash, zsh, fish, elvish, powershell or all"
         ),
     };
-    std::io::stdout().write_all(&completion(shell))?;
-    Ok(())
+    crate::out::print(completion(shell)).map_err(|failure| failure.error)
 }
 
 /// Which man page: the sections differ.

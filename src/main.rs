@@ -7,6 +7,7 @@ mod exit;
 mod generate;
 mod lock;
 mod ops;
+mod out;
 mod report;
 mod run;
 mod say;
@@ -155,10 +156,7 @@ fn usage_line(error: &clap::Error) -> String {
             .collect();
         line = format!("{} {}", line, items.join(", "));
     }
-    let subcommand = std::env::args_os()
-        .nth(1)
-        .and_then(|a| a.into_string().ok())
-        .filter(|a| ["run", "status", "list", "release"].contains(&a.as_str()));
+    let subcommand = subcommand_named(std::env::args_os().skip(1));
     // `redlock run -n x echo hi`: the command must come after `--`.
     let stray_word = error.kind() == ErrorKind::UnknownArgument
         && matches!(error.get(ContextKind::InvalidArg),
@@ -170,4 +168,13 @@ fn usage_line(error: &clap::Error) -> String {
         Some(name) => format!("{line} (see 'redlock {name} --help')"),
         None => format!("{line} (see 'redlock --help')"),
     }
+}
+
+/// The subcommand a command line names: its first word that is one (a global option such as
+/// `--log-format json` may come before it), as the clap definition has them.
+fn subcommand_named(args: impl Iterator<Item = std::ffi::OsString>) -> Option<String> {
+    let cli = <Cli as clap::CommandFactory>::command();
+    args.take_while(|arg| arg != "--")
+        .filter_map(|arg| arg.into_string().ok())
+        .find(|arg| cli.find_subcommand(arg).is_some())
 }

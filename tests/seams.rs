@@ -320,3 +320,97 @@ fn log_of(dir: &std::path::Path) -> String {
 fn text(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// `command` with its stdout a pipe whose reader is already gone (`redlock list | head -1`
+/// once `head` has its line): its status and stderr.
+fn with_reader_gone(command: &mut std::process::Command) -> (Option<i32>, String) {
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let output = command
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    (output.status.code(), text(&output))
+}
+
+/// A reader that stops reading is no error: each command that prints ends quietly with the
+/// status it would have had (docs/observing.md), never 70 ("internal error: failed printing to
+/// stdout: Broken pipe").
+#[test]
+fn a_reader_that_stops_reading_ends_the_output_quietly() {
+    let server = RedisServer::start();
+    let url = server.url();
+    succeeded(redlock(&url).args(["run", "-n", "held", "--", "true"]));
+    let _holder = Holder::start(&url, &["-n", "held"]);
+    let cases: [(&[&str], i32); 13] = [
+        (&["list"], 0),
+        (&["list", "--json"], 0),
+        (&["status", "-n", "held"], 0),
+        (&["status", "-n", "held", "--json"], 0),
+        (&["status", "-n", "free"], 1),
+        (&["status", "-n", "free", "--json"], 1),
+        (&["history", "--name", "held"], 0),
+        (&["history", "--name", "held", "--json"], 0),
+        (&["--help"], 0),
+        (&["run", "--help"], 0),
+        (&["--version"], 0),
+        (&["--generate", "man"], 0),
+        (&["--generate", "bash"], 0),
+    ];
+    for (args, expected) in cases {
+        let (status, stderr) = with_reader_gone(redlock(&url).args(args));
+        assert_eq!((status, stderr.as_str()), (Some(expected), ""), "{args:?}");
+    }
+}
+
+/// A usage error names the subcommand's help, for every subcommand `redlock --help` lists.
+#[test]
+fn a_usage_error_points_to_its_subcommand_s_help() {
+    let help = String::from_utf8(succeeded(redlock("redis://127.0.0.1:1").arg("--help"))).unwrap();
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|line| *line != "Commands:")
+        .skip(1)
+        .map_while(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .collect();
+    assert!(commands.len() >= 5, "{help}");
+    for name in commands {
+        for args in [
+            vec![name, "--bad"],
+            vec!["--log-format", "text", name, "--bad"],
+        ] {
+            let output = redlock("redis://127.0.0.1:1").args(&args).output().unwrap();
+            assert_eq!(output.status.code(), Some(64), "{args:?}");
+            assert_eq!(
+                text(&output),
+                format!(
+                    "redlock: unexpected argument '--bad' found (see 'redlock {name} --help')\n"
+                ),
+                "{args:?}"
+            );
+        }
+    }
+}
+
+/// A write that fails otherwise is an error said in one line: 70, not a panic.
+#[test]
+fn a_full_disk_behind_stdout_is_an_error() {
+    let server = RedisServer::start();
+    let _holder = Holder::start(&server.url(), &["-n", "held"]);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let output = redlock(&server.url())
+        .arg("list")
+        .stdout(Stdio::from(full))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(70));
+    assert_eq!(
+        text(&output),
+        "redlock: cannot write to stdout: No space left on device (os error 28)\n"
+    );
+}

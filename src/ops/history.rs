@@ -12,6 +12,7 @@ use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::history::Entry;
 use crate::lock::{Request, beyond_minority};
+use crate::out;
 use crate::say;
 
 use super::majority::enough_answered;
@@ -54,13 +55,10 @@ pub fn history(args: &HistoryArgs) -> Result<u8, Failure> {
     let mut runs = merge(entries);
     runs.truncate(args.count);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&runs).expect("plain data")
-        );
+        out::line(serde_json::to_string_pretty(&runs).expect("plain data"))?;
     } else {
         for run in &runs {
-            println!("{}", line(run));
+            out::line(line(run))?;
         }
     }
     Ok(0)

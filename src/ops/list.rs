@@ -9,6 +9,7 @@ use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::ServerView;
 use crate::lock::{Keys, Request, lock_of, scan_pattern};
+use crate::out;
 use crate::settings;
 
 use super::majority::{Status, enough_answered, summarize};
@@ -105,10 +106,7 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
         }
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&listed).expect("plain data")
-        );
+        out::line(serde_json::to_string_pretty(&listed).expect("plain data"))?;
     } else {
         for lock in &listed {
             let holder = &lock.view.holder;
@@ -121,7 +119,7 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
                 (Some(place), Some(limit)) => format!("{} [place {place} of {limit}]", lock.name),
                 _ => lock.name.clone(),
             };
-            println!("{name}\t{holder:#}\tfor {age}\t{ttl}");
+            out::line(format!("{name}\t{holder:#}\tfor {age}\t{ttl}"))?;
         }
     }
     Ok(0)

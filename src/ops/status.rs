@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::cli::StatusArgs;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
+use crate::out;
 
 use super::history::{self, Run};
 use super::majority::{Status, summarize};
@@ -16,13 +17,10 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
     if places.len() == 1 {
         let status = summarize(args.lock.label(), places.remove(0))?;
         if args.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&status).expect("plain data")
-            );
+            out::line(serde_json::to_string_pretty(&status).expect("plain data"))?;
         } else {
-            print!("{}", text(&status));
-            print!("{}", last_run(&status));
+            out::print(text(&status))?;
+            out::print(last_run(&status))?;
         }
         return Ok(if status.held { 0 } else { 1 });
     }
@@ -39,20 +37,17 @@ pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
         places,
     };
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&semaphore).expect("plain data")
-        );
+        out::line(serde_json::to_string_pretty(&semaphore).expect("plain data"))?;
     } else {
-        println!(
+        out::line(format!(
             "lock '{}' has {} of {} places held (--limit {})",
             semaphore.name, semaphore.places_held, semaphore.limit, semaphore.limit
-        );
-        print!("{}", last_run(&semaphore.places[0]));
+        ))?;
+        out::print(last_run(&semaphore.places[0]))?;
         for (place, status) in semaphore.places.iter().enumerate() {
             let about = text(status);
             let about = about.strip_prefix(&format!("lock '{}' ", status.name));
-            print!("place {place} {}", about.unwrap_or_default());
+            out::print(format!("place {place} {}", about.unwrap_or_default()))?;
         }
     }
     Ok(if semaphore.held { 0 } else { 1 })
