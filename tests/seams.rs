@@ -291,10 +291,21 @@ fn replace_takes_over_before_the_queue_and_replaces_no_waiter() {
             waiter
         })
         .collect();
-    let replacing = run("new", &["--replace", "--wait", "20s"])
-        .output()
-        .unwrap();
+    let replacing = run(
+        "new",
+        &["--replace", "--wait", "20s", "-v", "--log-format", "json"],
+    )
+    .output()
+    .unwrap();
     assert_eq!(replacing.status.code(), Some(0), "{}", text(&replacing));
+    // It says which holder it asked (the fault campaign's checker reads it): the first run's.
+    let asked: Vec<serde_json::Value> = text(&replacing)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["event"] == "replacing")
+        .collect();
+    assert_eq!(asked.len(), 1, "{}", text(&replacing));
+    assert_eq!(asked[0]["holder"]["fence"], 1, "{}", text(&replacing));
     let old = holder.wait_with_output().unwrap();
     assert_eq!(old.status.code(), Some(77), "{}", text(&old));
     for waiter in waiters {

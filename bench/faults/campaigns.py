@@ -29,6 +29,7 @@ SINGLE = [(3, f.pause_servers), (2, f.kill_holder), (2, f.freeze_holder), (2, f.
 SENTINEL = [(1, f.sentinel_kill_primary), (1, f.sentinel_failover)]
 CLUSTER = [(1, f.cluster_kill_owner), (1, f.cluster_freeze_owner)]
 WAIT_REPLICAS = ["--wait-replicas", "1"]
+REPLACING = ["--replace", "-v", "--log-format", "json"]
 # A failover and the resync after it take seconds: faults in a row would leave no time with a
 # working primary (every run 69) and run the sentinels into their failover retry delay.
 FAILOVER_CALM = (1.0, 3.0)
@@ -72,13 +73,19 @@ CAMPAIGNS = {c.name: c for c in [
     Campaign("limit3-partition", "proxied-three", [(1, f.drop), (1, f.blackhole)],
              flags=lambda loop: ["--limit", "3"], loops=6, limit=3,
              about="--limit 3 over three servers behind proxies: cuts"),
+    # The replacing runs say which holder they asked (-v, JSON): the checker counts a run
+    # stopped by a --replace that had not asked it (a queued waiter started only to be stopped).
     Campaign("replace", "one", SINGLE[:3],
-             flags=lambda loop: ["--replace"] if loop < 2 else [],
+             flags=lambda loop: REPLACING if loop < 2 else [],
              about="two loops of four with --replace, under single-server faults"),
     # Gaps between runs leave the key free at times: redlock's waiters queue and take over
     # within a millisecond, where redis-py polls, so without them redis-py would never hold it.
+    # One loop of redlock's replaces the key's holder: a redlock run, or redis-py's (which
+    # cannot hear the request, and is waited out).
     Campaign("key", "one", SINGLE, key=True, gap=1.0, py_loops=2,
-             about="--key, two loops of four redis-py's, under single-server faults"),
+             flags=lambda loop: REPLACING if loop == 1 else [],
+             about="--key, one loop of four with --replace, two redis-py's, under "
+                   "single-server faults"),
     Campaign("timeout", "one", [(3, f.pause_servers), (3, f.kill_holder)],
              flags=lambda loop: ["--timeout", "1s"],
              about="--timeout 1s (three commands in ten hold 2.5 s or more) under kills "

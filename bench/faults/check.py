@@ -17,6 +17,10 @@
 - **Fence regressions** (reported, not a failure of its own): a run whose fence is not larger
   than that of a run of its place that started before it. A fencing resource then rejects a
   legitimate holder's writes; it shows the servers lost the counter.
+- **Waiters replaced** (`--replace`): a run that exited 77 whose fence no replacing run asked
+  to let go (the `replacing` event of `-v --log-format json` names the holder asked, with its
+  fence). A replacing run asks the holder it found; a waiter that took the lock after it had
+  queued before the replacing run, and must not be started only to be stopped.
 - Exit statuses and hung runs come from the harness's runs.json.
 """
 
@@ -132,6 +136,34 @@ def fence_regressions(runs):
     return found
 
 
+def asked_fences(logdir):
+    """The fences of the holders that replacing runs asked to let go, from their JSON lines."""
+    asked = set()
+    for path in glob.glob(os.path.join(logdir, "runs", "*.err")):
+        with open(path, errors="replace") as f:
+            for line in f:
+                if '"event":"replacing"' not in line:
+                    continue
+                try:
+                    fence = json.loads(line).get("holder", {}).get("fence")
+                except ValueError:
+                    continue  # a line cut short by SIGKILL
+                if fence is not None:
+                    asked.add(int(fence))
+    return asked
+
+
+def waiters_replaced(logdir, runs, harness):
+    """Runs stopped by a --replace (77) that no replacing run had asked: see the docstring."""
+    asked = asked_fences(logdir)
+    found = []
+    for r in harness["runs"]:
+        run = runs.get(r["id"])
+        if r["status"] == 77 and run is not None and run["fence"] not in asked:
+            found.append({"run": r["id"], "fence": run["fence"]})
+    return found
+
+
 def check(logdir):
     with open(os.path.join(logdir, "runs.json")) as f:
         harness = json.load(f)
@@ -151,6 +183,7 @@ def check(logdir):
         "writes_accepted": accepted,
         "writes_rejected": rejected,
         "fence_regressions": fence_regressions(runs),
+        "waiters_replaced": waiters_replaced(logdir, runs, harness),
         "exits": dict(sorted(exits.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 999)),
         "hung": sum(1 for r in harness["runs"] if r["hung"]),
     }

@@ -196,13 +196,14 @@ fn take(
                 replacing = Some((token.clone(), until));
                 deadline = deadline.max(until);
                 if verbose {
+                    let fields = [vec![("wait_ms", ms(until - now))], holder_fields(&holders)];
                     say(
                         say::Event::Replacing,
                         format!(
                             "asked the holder to stop its command (--replace); waiting up to {}",
                             human(until - now)
                         ),
-                        &[("wait_ms", ms(until - now))],
+                        &fields.concat(),
                     );
                 }
             }
