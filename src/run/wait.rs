@@ -110,10 +110,7 @@ fn take(
     } = *policy;
     let started = Moment::now();
     let mut deadline = started + wait;
-    // With --replace: the holder asked (the one found holding the lock), and until when it is
-    // asked again, while it may still answer. Only that holder is replaced: a waiter that gets
-    // the lock after it (its lease ran out) came before this run, and keeps its turn.
-    let mut replacing: Option<(String, Moment)> = None;
+    let mut replacing = Replacing::default();
     let mut subscribed = false;
     // Whether another run was seen holding the lock: servers that fail after that are no
     // reason to run without it (`--on-unavailable`).
@@ -182,31 +179,10 @@ fn take(
             }
         };
         let now = Moment::now();
-        // --replace is refused with --limit above 1: there is one holder to replace.
-        if let (true, Some(token)) = (replace, &holders[0].token)
-            && replacing
-                .as_ref()
-                .is_none_or(|(asked, until)| asked == token && now < *until)
-        {
-            // Asked again on each attempt: a holder that took the lock a moment ago may not
-            // listen yet (see `control::LISTEN_AFTER`).
-            let kill_after = lock.ask_to_replace(token, timeout);
-            if replacing.is_none() {
-                let until = now + kill_after.unwrap_or(UNKNOWN_KILL_AFTER) + ASK_MARGIN;
-                replacing = Some((token.clone(), until));
-                deadline = deadline.max(until);
-                if verbose {
-                    let fields = [vec![("wait_ms", ms(until - now))], holder_fields(&holders)];
-                    say(
-                        say::Event::Replacing,
-                        format!(
-                            "asked the holder to stop its command (--replace); waiting up to {}",
-                            human(until - now)
-                        ),
-                        &fields.concat(),
-                    );
-                }
-            }
+        if replace {
+            // Its answer may take the holder's --kill-after: the wait lasts at least that long.
+            let until = replacing.ask(lock, &holders, now, timeout, verbose);
+            deadline = deadline.max(until.unwrap_or(deadline));
         }
         if now >= deadline {
             let mut fields = holder_fields(&holders);
@@ -255,11 +231,10 @@ fn take(
             None => now + NO_EXPIRY_RETRY,
         };
         // While a replaced holder may still answer, it is asked again now and then.
-        let retry_at = match &replacing {
-            Some((asked, until)) if now < *until && holders[0].token.as_ref() == Some(asked) => {
-                retry_at.min(now + REPLACE_POLL)
-            }
-            _ => retry_at,
+        let retry_at = if replacing.answering(&holders, now) {
+            retry_at.min(now + REPLACE_POLL)
+        } else {
+            retry_at
         };
         // An application's key that a library may release unheard is tried again now and then
         // (a redlock holder publishes its release: no retry for it).
@@ -292,6 +267,59 @@ fn take(
             let until = (Moment::now() + random_below(SPLIT_RETRY)).min(deadline);
             while sleep_until(until, events, &mut heed)?.is_some() {}
         }
+    }
+}
+
+/// With --replace: the holder asked (the one found holding the lock), and until when it is
+/// asked again, while it may still answer. Only that holder is replaced: a waiter that gets the
+/// lock after it (its lease ran out) came before this run, and keeps its turn.
+#[derive(Default)]
+struct Replacing {
+    asked: Option<(String, Moment)>,
+}
+
+impl Replacing {
+    /// Asks the holder of the lock to let go (again, on each attempt: a holder that took the
+    /// lock a moment ago may not listen yet, see `control::LISTEN_AFTER`), if it is the one
+    /// first found and may still answer; the first time, returns until when it may.
+    /// `--replace` is refused with `--limit` above 1: there is one holder to replace.
+    fn ask(
+        &mut self,
+        lock: &mut Lock,
+        holders: &[Holder],
+        now: Moment,
+        timeout: Duration,
+        verbose: bool,
+    ) -> Option<Moment> {
+        let token = holders[0].token.as_ref()?;
+        if self.asked.is_some() {
+            if self.answering(holders, now) {
+                lock.ask_to_replace(token, timeout);
+            }
+            return None;
+        }
+        let kill_after = lock.ask_to_replace(token, timeout);
+        let until = now + kill_after.unwrap_or(UNKNOWN_KILL_AFTER) + ASK_MARGIN;
+        self.asked = Some((token.clone(), until));
+        if verbose {
+            let fields = [vec![("wait_ms", ms(until - now))], holder_fields(holders)];
+            say(
+                say::Event::Replacing,
+                format!(
+                    "asked the holder to stop its command (--replace); waiting up to {}",
+                    human(until - now)
+                ),
+                &fields.concat(),
+            );
+        }
+        Some(until)
+    }
+
+    /// Whether the holder asked still holds the lock (of `holders`) and may still answer.
+    fn answering(&self, holders: &[Holder], now: Moment) -> bool {
+        self.asked
+            .as_ref()
+            .is_some_and(|(asked, until)| now < *until && holders[0].token.as_ref() == Some(asked))
     }
 }
 
