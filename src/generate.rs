@@ -8,24 +8,27 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
-use crate::exit;
+use crate::exit::{self, Classify, Failure, Kind};
+use crate::out;
 
 /// `redlock --generate WHAT`: kept out of the clap definition, so that no completion offers it.
 pub const FLAG: &str = "--generate";
 
 /// Prints one output (`man`, `bash`, `zsh`, `fish`, `elvish`, `powershell`), or with `all`
 /// writes every file under the current directory.
-pub fn generate(what: &str) -> Result<()> {
+/// An unknown WHAT is a usage error; an output that cannot be written, an internal one.
+pub fn generate(what: &str) -> Result<(), Failure> {
     let shell = match what {
         "man" => {
-            let page = man_page(&Cli::command(), Page::Main)?;
-            return crate::out::print(page).map_err(|failure| failure.error);
+            let page = man_page(&Cli::command(), Page::Main).kind(Kind::Internal)?;
+            return out::print(page);
         }
         "all" => {
-            for (path, contents) in files()? {
-                std::fs::create_dir_all(path.parent().expect("a directory"))?;
-                std::fs::write(&path, contents)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+            for (path, contents) in files().kind(Kind::Internal)? {
+                std::fs::create_dir_all(path.parent().expect("a directory"))
+                    .and_then(|()| std::fs::write(&path, contents))
+                    .with_context(|| format!("cannot write {}", path.display()))
+                    .kind(Kind::Internal)?;
             }
             return Ok(());
         }
@@ -34,11 +37,16 @@ pub fn generate(what: &str) -> Result<()> {
         "fish" => Shell::Fish,
         "elvish" => Shell::Elvish,
         "powershell" => Shell::PowerShell,
-        other => anyhow::bail!(
-            "cannot generate {other:?}: man, bash, zsh, fish, elvish, powershell or all"
-        ),
+        other => {
+            return Err(Failure::new(
+                Kind::Usage,
+                anyhow::anyhow!(
+                    "cannot generate {other:?}: man, bash, zsh, fish, elvish, powershell or all"
+                ),
+            ));
+        }
     };
-    crate::out::print(completion(shell)).map_err(|failure| failure.error)
+    out::print(completion(shell))
 }
 
 /// Which man page: the sections differ.

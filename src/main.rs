@@ -52,16 +52,12 @@ fn main() -> ExitCode {
     if let [flag, what] = args.as_slice()
         && flag == generate::FLAG
     {
-        return match generate::generate(&what.to_string_lossy()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => usage_error(format!("{e:#}")),
-        };
+        return ended(generate::generate(&what.to_string_lossy()));
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
+            return ended(out::written(e.print()));
         }
         // The second when --log-format or REDLOCK_LOG_FORMAT is given.
         Err(e)
@@ -109,6 +105,18 @@ fn main() -> ExitCode {
         }
     });
     ExitCode::from(outcome.unwrap_or(exit::INTERNAL))
+}
+
+/// The status of what ended before a subcommand ran (`--help`, `--generate`), its failure said.
+fn ended(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let code = failure.exit_code(exit::BUSY);
+            say_failure(&failure, code);
+            ExitCode::from(code)
+        }
+    }
 }
 
 /// A usage error, said before anything ran.

@@ -23,10 +23,16 @@ pub fn print(text: impl AsRef<[u8]>) -> Result<(), Failure> {
         return Ok(());
     }
     let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_ref())
-        .and_then(|()| stdout.flush())
-    {
+    written(
+        stdout
+            .write_all(text.as_ref())
+            .and_then(|()| stdout.flush()),
+    )
+}
+
+/// What a write to stdout came to (another's, as clap's help): a closed pipe is no error.
+pub fn written(result: std::io::Result<()>) -> Result<(), Failure> {
+    match result {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::BrokenPipe => {
             READER_GONE.store(true, Ordering::Relaxed);

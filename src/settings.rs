@@ -117,7 +117,7 @@ pub fn check_key(key: &str) -> Result<()> {
     }
     if key.contains('}') {
         bail!(
-            "the key {key:?} contains '}}': redlock's companion keys {{KEY}}:... would then hash \
+            "the key {key:?} contains '}}': redlock's companion keys, named after {{KEY}}, would hash \
              to another slot than the key (a Redis Cluster could not run the scripts that \
              touch both); use a key without '}}'"
         );

@@ -179,26 +179,9 @@ fn take(
             }
         };
         let now = Moment::now();
-        if replace {
-            // Its answer may take the holder's --kill-after: the wait lasts at least that long.
-            let until = replacing.ask(lock, &holders, now, timeout, verbose);
-            deadline = deadline.max(until.unwrap_or(deadline));
-        }
-        if now >= deadline {
-            let mut fields = holder_fields(&holders);
-            let waited = if wait.is_zero() {
-                String::new()
-            } else {
-                fields.push(("waited_ms", ms(wait)));
-                format!("gave up after {}: ", human(wait))
-            };
-            return Err(Failure::new(
-                Kind::Busy,
-                anyhow!("{waited}{}", busy_message_for(name, &holders)),
-            )
-            .with_fields(fields));
-        }
-        if !subscribed {
+        // A replacing run subscribes before it asks: the holder's release names it, and it
+        // must hear that at once, before the other waiters try (`OTHERS_FIRST`).
+        if !subscribed && (replace || now < deadline) {
             if verbose {
                 let fields = [vec![("wait_ms", ms(wait))], holder_fields(&holders)].concat();
                 say(
@@ -222,6 +205,31 @@ fn take(
                 keyspace,
             ));
             subscribed = true;
+        }
+        if replace && !split {
+            // Its answer may take the holder's --kill-after: the wait lasts at least that long.
+            // Not while the servers' votes are split: the holder asked must be the one most of
+            // them name.
+            let until = replacing.ask(lock, &holders, now, timeout, verbose);
+            deadline = deadline.max(until.unwrap_or(deadline));
+        } else if replace {
+            // A split vote settles within moments (its contenders give their minorities back):
+            // a replacing run gives the servers that long to name a holder.
+            deadline = deadline.max(started + ASK_MARGIN);
+        }
+        if now >= deadline {
+            let mut fields = holder_fields(&holders);
+            let waited = if wait.is_zero() {
+                String::new()
+            } else {
+                fields.push(("waited_ms", ms(wait)));
+                format!("gave up after {}: ", human(wait))
+            };
+            return Err(Failure::new(
+                Kind::Busy,
+                anyhow!("{waited}{}", busy_message_for(name, &holders)),
+            )
+            .with_fields(fields));
         }
         let keyspace = keyspace_heard(lock, events, verbose, &mut keyspace_said);
         // The first place whose lease runs out.

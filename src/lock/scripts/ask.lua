@@ -31,16 +31,18 @@ if redis.call('TYPE', KEYS[2]).ok == 'hash' and redis.call('HGET', KEYS[2], 'tok
     state = 'stopping'
   end
 end
+-- Sharded pub/sub where the server has it (Redis 7+), as acquire.lua.
+local sharded, listeners = pcall(redis.call, 'SPUBLISH', ARGV[1], ARGV[3] .. ' ' .. current)
+if not sharded then
+  listeners = redis.call('PUBLISH', ARGV[1], ARGV[3] .. ' ' .. current)
+end
+-- After the request (the script is atomic: the holder cannot release in between), so that a
+-- queue of another type fails the move, not the request.
 if ARGV[4] ~= '' then
   local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   if first[1] and first[1] ~= ARGV[4] then
     -- XX: a run that has left the queue is not put back.
     redis.call('ZADD', KEYS[3], 'XX', tonumber(first[2]) - 1, ARGV[4])
   end
-end
--- Sharded pub/sub where the server has it (Redis 7+), as acquire.lua.
-local sharded, listeners = pcall(redis.call, 'SPUBLISH', ARGV[1], ARGV[3] .. ' ' .. current)
-if not sharded then
-  listeners = redis.call('PUBLISH', ARGV[1], ARGV[3] .. ' ' .. current)
 end
 return {current, kill_after, listeners, age, state}
