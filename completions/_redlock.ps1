@@ -52,6 +52,7 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
             [CompletionResult]::new('--on-unavailable', '--on-unavailable', [CompletionResultType]::ParameterName, 'What to do when too few Redis servers can be reached: fail, skip, or run')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Stop the command once it has run this long (as timeout(1) does)')
             [CompletionResult]::new('--min-hold', '--min-hold', [CompletionResultType]::ParameterName, 'Keep the lock at least this long after acquiring it')
+            [CompletionResult]::new('--label', '--label', [CompletionResultType]::ParameterName, 'Record TEXT instead of the command line')
             [CompletionResult]::new('--history', '--history', [CompletionResultType]::ParameterName, 'How many runs the lock''s history keeps (0: record none)')
             [CompletionResult]::new('--metrics-dir', '--metrics-dir', [CompletionResultType]::ParameterName, 'After each run, write its outcome to DIR/redlock_NAME.prom (Prometheus textfile)')
             [CompletionResult]::new('--ping', '--ping', [CompletionResultType]::ParameterName, 'Health-check pings to URL (the healthchecks.io protocol)')

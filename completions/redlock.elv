@@ -48,6 +48,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand --on-unavailable 'What to do when too few Redis servers can be reached: fail, skip, or run'
             cand --timeout 'Stop the command once it has run this long (as timeout(1) does)'
             cand --min-hold 'Keep the lock at least this long after acquiring it'
+            cand --label 'Record TEXT instead of the command line'
             cand --history 'How many runs the lock''s history keeps (0: record none)'
             cand --metrics-dir 'After each run, write its outcome to DIR/redlock_NAME.prom (Prometheus textfile)'
             cand --ping 'Health-check pings to URL (the healthchecks.io protocol)'

@@ -51,6 +51,7 @@ skip\t'Exit as if busy (the -E status)'
 run\t'Run the command without the lock'"
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l timeout -d 'Stop the command once it has run this long (as timeout(1) does)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l min-hold -d 'Keep the lock at least this long after acquiring it' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l label -d 'Record TEXT instead of the command line' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l history -d 'How many runs the lock\'s history keeps (0: record none)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l metrics-dir -d 'After each run, write its outcome to DIR/redlock_NAME.prom (Prometheus textfile)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l ping -d 'Health-check pings to URL (the healthchecks.io protocol)' -r

@@ -2,6 +2,7 @@
 
 mod cli;
 mod clock;
+mod cmdline;
 mod duration;
 mod exit;
 mod generate;
@@ -78,6 +79,7 @@ fn main() -> ExitCode {
         say::set_name(name);
     }
     let command = cli.command;
+    hide_secrets(&command, &args);
     // A bug must still end in one line and a documented status (the hook above printed it).
     let outcome = std::panic::catch_unwind(|| {
         let (quiet_busy, busy_code) = match &command {
@@ -105,6 +107,31 @@ fn main() -> ExitCode {
         }
     });
     ExitCode::from(outcome.unwrap_or(exit::INTERNAL))
+}
+
+/// Keeps the passwords and health-check URLs given on the command line out of `ps`, before
+/// anything forks (`cmdline.rs`); says once when it cannot, naming the variables that can.
+fn hide_secrets(command: &Command, args: &[std::ffi::OsString]) {
+    let own = || args.iter().take_while(|arg| *arg != "--");
+    let given = |value: &str| own().any(|arg| arg.to_string_lossy().contains(value));
+    let mut secrets: Vec<cmdline::Secret> = (command.servers().redis.iter())
+        .filter(|url| given(url))
+        .map(|url| cmdline::in_redis_url(url))
+        .collect();
+    if let Command::Run(run) = command
+        && let Some(ping) = run.ping.as_deref().filter(|ping| given(ping))
+    {
+        secrets.push(cmdline::in_ping_url(ping));
+    }
+    if let Err(e) = cmdline::hide(&secrets) {
+        say::warning(
+            format!(
+                "cannot hide the secrets of --redis and --ping from other users' ps ({e}): \
+                 give them in REDLOCK_URL and REDLOCK_PING instead"
+            ),
+            &[],
+        );
+    }
 }
 
 /// The status of what ended before a subcommand ran (`--help`, `--generate`), its failure said.

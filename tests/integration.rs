@@ -22,6 +22,7 @@ mod pings;
 mod quorum;
 mod run;
 mod seams;
+mod secrets;
 mod semaphore;
 mod sentinel;
 mod sharing;

@@ -98,6 +98,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub min_hold: Duration,
 
+    /// Record TEXT instead of the command line
+    ///
+    /// The command line is recorded next to the lock, where every Redis user reads it (status,
+    /// list, history, the busy message on other hosts), with the credentials of its URLs and
+    /// the values of options and variables named like a password, token, secret or key
+    /// replaced by ***. For anything else it must not show, give a label: "nightly backup".
+    #[arg(long, value_name = "TEXT", value_parser = parse_label)]
+    pub label: Option<String>,
+
     /// How many runs the lock's history keeps (0: record none)
     ///
     /// Each run is recorded next to the lock, by the requests it sends anyway: host, pid, user,
@@ -191,4 +200,24 @@ pub enum OnUnavailable {
     Skip,
     /// Run the command without the lock.
     Run,
+}
+
+/// A label is shown on one line, as the command line is: no control characters, at most as
+/// long as a recorded command line.
+fn parse_label(text: &str) -> Result<String, String> {
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "{c:?} is not allowed: a label is shown on one line"
+        ));
+    }
+    if text.trim().is_empty() {
+        return Err("a label must say something".into());
+    }
+    if text.len() > crate::lock::MAX_COMMAND {
+        return Err(format!(
+            "at most {} bytes, as a recorded command line",
+            crate::lock::MAX_COMMAND
+        ));
+    }
+    Ok(text.to_string())
 }

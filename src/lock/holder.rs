@@ -235,8 +235,13 @@ pub struct HolderInfo {
 }
 
 impl HolderInfo {
-    /// Describes this process and the command it is about to run.
-    pub fn current(command: &[std::ffi::OsString], kill_after: Duration) -> Self {
+    /// Describes this process and the command it is about to run: its `label`, else its
+    /// command line with the credentials hidden (`redact.rs`).
+    pub fn current(
+        command: &[std::ffi::OsString],
+        label: Option<&str>,
+        kill_after: Duration,
+    ) -> Self {
         let host = host_name();
         let uid = nix::unistd::getuid();
         let from_env = |name| std::env::var(name).ok().filter(|user| !user.is_empty());
@@ -250,11 +255,14 @@ impl HolderInfo {
                     .map(|u| u.name)
             })
             .unwrap_or_else(|| format!("uid {uid}"));
-        let mut command = command
+        let words: Vec<String> = command
             .iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ");
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let mut command = match label {
+            Some(label) => label.to_string(),
+            None => super::redact::command_line(&words),
+        };
         if command.len() > MAX_COMMAND {
             let cut = (0..=MAX_COMMAND)
                 .rev()
@@ -303,7 +311,7 @@ fn local_user_name(uid: nix::unistd::Uid) -> Option<String> {
 }
 
 /// The command line is stored for people to read; a long one is cut.
-const MAX_COMMAND: usize = 200;
+pub const MAX_COMMAND: usize = 200;
 
 #[cfg(test)]
 mod tests {

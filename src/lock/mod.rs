@@ -7,6 +7,7 @@ mod asking;
 pub mod history;
 mod holder;
 mod keys;
+mod redact;
 pub mod scripts;
 mod transport;
 pub mod view;
@@ -19,7 +20,7 @@ use anyhow::{Result, anyhow};
 use redis::Value;
 
 pub use acquire::{Attempt, NotTaken};
-pub use holder::{Holder, HolderInfo, busy_message_for, host_name};
+pub use holder::{Holder, HolderInfo, MAX_COMMAND, busy_message_for, host_name};
 pub use keys::{Keys, MOST_PLACES, lock_of, scan_pattern};
 use transport::{Answer, Wait};
 pub use transport::{

@@ -100,7 +100,7 @@ fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Res
     }
     let me = HolderInfo {
         time_limit: args.timeout,
-        ..HolderInfo::current(&args.command, lease.kill_after)
+        ..HolderInfo::current(&args.command, args.label.as_deref(), lease.kill_after)
     };
     lock.record = (args.history > 0).then(|| Record {
         cap: args.history as usize,

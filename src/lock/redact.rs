@@ -1,0 +1,199 @@
+//! What of a command line is recorded next to the lock, where every Redis user can read it
+//! (`status`, `list`, `history`, the busy message on every host): the command with its
+//! credentials replaced by `***`. Cron lines carry DSNs (`pg_dump postgres://user:pw@db/app`)
+//! and tokens (`--token=...`, `AWS_SECRET_ACCESS_KEY=...`); `--label` records a text of the
+//! operator's choosing instead, for what this cannot recognise.
+//!
+//! Hidden: the password of any URL's user information (`scheme://user:PASSWORD@host`, all of
+//! it when there is no `:`, as in `https://TOKEN@host`); the value of an assignment or option
+//! whose name says password, passwd, token, secret or key (a part of it ends so:
+//! `--password=X`, `PGPASSWORD=X`, `?api_key=X&...`), and the word after such an option given alone (`--token X`). Short
+//! options (`-pX`) are too ambiguous to guess at, and are left alone.
+
+/// The word standing for what is hidden.
+pub const HIDDEN: &str = "***";
+
+/// What a name of an option or variable says when it holds a credential.
+const SECRET_NAMES: [&str; 5] = ["password", "passwd", "token", "secret", "key"];
+
+/// The command line as recorded: its words joined by spaces, credentials hidden.
+pub fn command_line(args: &[String]) -> String {
+    let mut out = Vec::with_capacity(args.len());
+    let mut value_follows = false;
+    for arg in args {
+        let (redacted, next_is_value) = redact_arg(arg, value_follows);
+        out.push(redacted);
+        value_follows = next_is_value;
+    }
+    out.join(" ")
+}
+
+/// One argument, which may hold several words (`sh -c '...'`): each word redacted; and whether
+/// the word after its last is a secret's value (`--token` given alone).
+fn redact_arg(arg: &str, mut value_follows: bool) -> (String, bool) {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while !rest.is_empty() {
+        let space = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, after) = rest.split_at(space);
+        if !word.is_empty() {
+            if value_follows && !word.starts_with('-') {
+                out.push_str(HIDDEN);
+                value_follows = false;
+            } else {
+                out.push_str(&redact_word(word));
+                value_follows = names_a_secret_option(word);
+            }
+        }
+        let blank = after
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(after.len());
+        out.push_str(&after[..blank]);
+        rest = &after[blank..];
+    }
+    (out, value_follows)
+}
+
+/// `--password`, `--api-key`: an option alone whose value is the next word.
+fn names_a_secret_option(word: &str) -> bool {
+    word.strip_prefix("--")
+        .is_some_and(|name| !name.contains('=') && is_secret_name(name))
+}
+
+/// A part of the name (between `-`, `_` or `.`) ends with a secret's word: `PGPASSWORD`,
+/// `api-key`, `AWS_SECRET_ACCESS_KEY`; not `--keyless` or `KEYSPACE`.
+fn is_secret_name(name: &str) -> bool {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|part| {
+            let part = part.to_ascii_lowercase();
+            SECRET_NAMES.iter().any(|secret| part.ends_with(secret))
+        })
+}
+
+/// One word: the credentials of its URLs and the values of its secret assignments hidden.
+fn redact_word(word: &str) -> String {
+    let word = redact_user_info(word);
+    redact_assignments(&word)
+}
+
+/// `scheme://user:password@host...` → `scheme://user:***@host...`; `scheme://token@host` →
+/// `scheme://***@host`; for every URL in the word.
+fn redact_user_info(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    let mut rest = word;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let authority_end = tail.find(['/', '?', '#']).unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at_sign) => {
+                let user_info = &tail[..at_sign];
+                if let Some((user, _)) = user_info.split_once(':') {
+                    out.push_str(user);
+                    out.push(':');
+                }
+                out.push_str(HIDDEN);
+                rest = &tail[at_sign..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `NAME=VALUE` wherever NAME says it is a secret (`--password=`, `PGPASSWORD=`, `?token=`):
+/// the VALUE, up to the next `&` or `;`, hidden.
+fn redact_assignments(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    let mut rest = word;
+    while let Some(at) = rest.find('=') {
+        let (before, after) = rest.split_at(at);
+        let name_start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+            .map_or(0, |i| i + 1);
+        out.push_str(before);
+        out.push('=');
+        let after = &after[1..];
+        let value_end = after.find(['&', ';']).unwrap_or(after.len());
+        if is_secret_name(&before[name_start..]) && value_end > 0 {
+            out.push_str(HIDDEN);
+            rest = &after[value_end..];
+        } else {
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(args: &[&str]) -> String {
+        command_line(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_plain_command_is_recorded_as_it_is() {
+        assert_eq!(
+            recorded(&["./backup.sh", "-v", "--keyless", "a=b"]),
+            "./backup.sh -v --keyless a=b"
+        );
+        assert_eq!(
+            recorded(&["sh", "-c", "sleep 2;  echo hi"]),
+            "sh -c sleep 2;  echo hi"
+        );
+    }
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            recorded(&["pg_dump", "postgres://backup:hunter2@db:5432/app"]),
+            "pg_dump postgres://backup:***@db:5432/app"
+        );
+        assert_eq!(
+            recorded(&["git", "clone", "https://ghp_abc@github.com/x/y"]),
+            "git clone https://***@github.com/x/y"
+        );
+        assert_eq!(
+            recorded(&["sh", "-c", "curl https://u:p@a/x && curl http://v:q@b"]),
+            "sh -c curl https://u:***@a/x && curl http://v:***@b"
+        );
+        // An @ in the path is not user information.
+        assert_eq!(recorded(&["https://host/a@b"]), "https://host/a@b");
+    }
+
+    #[test]
+    fn secret_assignments_and_options_lose_their_values() {
+        assert_eq!(
+            recorded(&["sh", "-c", "sleep 2", "--password=hunter2"]),
+            "sh -c sleep 2 --password=***"
+        );
+        assert_eq!(
+            recorded(&[
+                "env",
+                "PGPASSWORD=pw",
+                "AWS_SECRET_ACCESS_KEY=k",
+                "HOME=/root"
+            ]),
+            "env PGPASSWORD=*** AWS_SECRET_ACCESS_KEY=*** HOME=/root"
+        );
+        assert_eq!(
+            recorded(&["curl", "https://h/p?api_key=abc&page=2;token=t"]),
+            "curl https://h/p?api_key=***&page=2;token=***"
+        );
+        assert_eq!(
+            recorded(&["tool", "--token", "abc", "--api-key", "k", "x"]),
+            "tool --token *** --api-key *** x"
+        );
+        assert_eq!(
+            recorded(&["sh", "-c", "tool --secret s3 next"]),
+            "sh -c tool --secret *** next"
+        );
+        // An option that follows is no value; a short option is left alone.
+        assert_eq!(recorded(&["tool", "--token", "-v"]), "tool --token -v");
+        assert_eq!(recorded(&["mysql", "-phunter2"]), "mysql -phunter2");
+    }
+}
