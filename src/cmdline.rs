@@ -100,26 +100,31 @@ pub fn hide(secrets: &[Secret]) -> io::Result<()> {
 /// Masks the secrets in the arguments of `area` (NUL-terminated, redlock's own up to `--`);
 /// whether anything changed.
 fn mask(area: &mut [u8], secrets: &[Secret]) -> bool {
-    let mut changed = false;
+    // Each argument's start and length, found before any is changed.
+    let mut args = Vec::new();
     let mut offset = 0;
+    for arg in area.split(|&b| b == 0) {
+        args.push((offset, arg.len()));
+        offset += arg.len() + 1;
+    }
+    let mut changed = false;
     // The first is the program's name.
-    for (i, arg) in area.to_vec().split(|&b| b == 0).enumerate() {
-        if i > 0 && arg == b"--" {
+    for (i, (start, len)) in args.into_iter().enumerate() {
+        if i > 0 && &area[start..start + len] == b"--" {
             break;
         }
         for secret in secrets {
             let value = secret.value.as_bytes();
             let mut from = 0;
-            while let Some(at) = find(&arg[from..], value) {
+            while let Some(at) = find(&area[start + from..start + len], value) {
                 for range in &secret.hidden {
-                    let begin = offset + from + at + range.start;
+                    let begin = start + from + at + range.start;
                     area[begin..begin + range.len()].fill(b'*');
                     changed = true;
                 }
                 from += at + value.len().max(1);
             }
         }
-        offset += arg.len() + 1;
     }
     changed
 }
