@@ -17,14 +17,27 @@ macro_rules! recording {
     };
 }
 
+/// The scripts that publish a notice start with its `notify` function.
+macro_rules! notifying {
+    ($file:literal) => {
+        concat!(include_str!("scripts/notify.lua"), include_str!($file))
+    };
+}
+
 static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("scripts/lock_type.lua"),
+        include_str!("scripts/notify.lua"),
         recording!("scripts/acquire.lua")
     ))
 });
 static EXTEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/extend.lua")));
-static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(recording!("scripts/release.lua")));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("scripts/notify.lua"),
+        recording!("scripts/release.lua")
+    ))
+});
 static FENCE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/fence.lua")));
 static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(recording!("scripts/leave.lua")));
 static VIEW: LazyLock<Script> = LazyLock::new(|| {
@@ -41,8 +54,8 @@ static VIEWS: LazyLock<Script> = LazyLock::new(|| {
         include_str!("scripts/views.lua")
     ))
 });
-static BREAK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/break.lua")));
-static ASK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/ask.lua")));
+static BREAK: LazyLock<Script> = LazyLock::new(|| Script::new(notifying!("scripts/break.lua")));
+static ASK: LazyLock<Script> = LazyLock::new(|| Script::new(notifying!("scripts/ask.lua")));
 static LIMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/limit.lua")));
 
 /// Writes nothing that replicas must confirm.

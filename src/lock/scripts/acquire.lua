@@ -112,14 +112,8 @@ redis.call('PEXPIRE', details(place), ARGV[2])
 keep_limit()
 -- A holder that is still alive (its key was deleted behind its back, or its server lost it)
 -- learns at once that it has been taken over, and stops its command.
--- Sharded pub/sub (Redis 7+) reaches the subscribers of the node that owns the lock's slot;
--- an older server has only PUBLISH (the subscribers fall back the same way).
-if not pcall(redis.call, 'SPUBLISH', control(place), 'taken ' .. ARGV[1]) then
-  redis.call('PUBLISH', control(place), 'taken ' .. ARGV[1])
-end
+notify(control(place), 'taken ' .. ARGV[1])
 if redis.call('ZCARD', KEYS[2]) > 0 then
-  if not pcall(redis.call, 'SPUBLISH', ARGV[14], 'took ' .. ARGV[1]) then
-    redis.call('PUBLISH', ARGV[14], 'took ' .. ARGV[1])
-  end
+  notify(ARGV[14], 'took ' .. ARGV[1])
 end
 return {1, fence, place, free}

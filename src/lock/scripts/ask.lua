@@ -31,11 +31,7 @@ if redis.call('TYPE', KEYS[2]).ok == 'hash' and redis.call('HGET', KEYS[2], 'tok
     state = 'stopping'
   end
 end
--- Sharded pub/sub where the server has it (Redis 7+), as acquire.lua.
-local sharded, listeners = pcall(redis.call, 'SPUBLISH', ARGV[1], ARGV[3] .. ' ' .. current)
-if not sharded then
-  listeners = redis.call('PUBLISH', ARGV[1], ARGV[3] .. ' ' .. current)
-end
+local listeners = notify(ARGV[1], ARGV[3] .. ' ' .. current)
 -- After the request (the script is atomic: the holder cannot release in between), so that a
 -- queue of another type fails the move, not the request.
 if ARGV[4] ~= '' then

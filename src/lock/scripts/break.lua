@@ -11,12 +11,7 @@ if ARGV[2] ~= '' and current ~= ARGV[2] then
 end
 redis.call('DEL', KEYS[1], KEYS[2])
 -- A notice that names no waiter: all of them try at once.
--- Sharded pub/sub where the server has it (Redis 7+), as acquire.lua.
-if not pcall(redis.call, 'SPUBLISH', ARGV[1], '') then
-  redis.call('PUBLISH', ARGV[1], '')
-end
+notify(ARGV[1], '')
 -- And the holder, if it still runs: it stops its command at once.
-if not pcall(redis.call, 'SPUBLISH', ARGV[3], 'broken') then
-  redis.call('PUBLISH', ARGV[3], 'broken')
-end
+notify(ARGV[3], 'broken')
 return 1

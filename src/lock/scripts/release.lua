@@ -49,8 +49,7 @@ if places > 1 then
     redis.call('DEL', KEYS[2])
   end
 end
--- Sharded pub/sub where the server has it (Redis 7+), as acquire.lua.
-if ARGV[3] ~= '' and not pcall(redis.call, 'SPUBLISH', ARGV[3], first[1] or '') then
-  redis.call('PUBLISH', ARGV[3], first[1] or '')
+if ARGV[3] ~= '' then
+  notify(ARGV[3], first[1] or '')
 end
 return 1

@@ -86,6 +86,64 @@ pub(super) fn describe_reply(text: &str) -> anyhow::Error {
     }
 }
 
+/// Where the rule an ACL needs is written down.
+const ACL_RULE: &str = "docs/security.md gives the rule redlock needs";
+
+/// `describe_reply`, for the answer to a request; an ACL's refusal names what the Redis user
+/// may not do. Inside a script Redis names only the line (`... script: SHA, on
+/// @user_script:N.`): the command is read from that line of the script's `code` as sent.
+pub(super) fn describe_refusal(text: &str, code: Option<&str>) -> anyhow::Error {
+    let refused = |what: String| anyhow!("the Redis user {what} (an ACL): {ACL_RULE}");
+    if let Some(command) = text
+        .strip_prefix("NOPERM this user has no permissions to run the '")
+        .and_then(|rest| rest.split_once('\''))
+        .map(|(command, _)| command.to_ascii_uppercase())
+    {
+        return refused(format!("may not run {command}"));
+    }
+    if text.starts_with("NOPERM") && text.contains("keys") {
+        return refused("may not touch the lock's keys".into());
+    }
+    if text.starts_with("NOPERM") && text.contains("channel") {
+        return refused("may not listen on the lock's channels".into());
+    }
+    let in_script = [
+        ("can't run this command", "may not run"),
+        ("can't access at least one of the keys", "may not touch the keys of"),
+        ("can't publish to the channel", "may not publish with"),
+    ]
+    .into_iter()
+    .find(|(said, _)| text.contains(said));
+    if let Some((_, what)) = in_script {
+        let command = script_line(text)
+            .zip(code)
+            .and_then(|(line, code)| code.lines().nth(line.checked_sub(1)?))
+            .and_then(called_in);
+        return match command {
+            Some(command) => refused(format!("{what} {command} in a lock script")),
+            None => refused(format!("{what} a command of a lock script")),
+        };
+    }
+    describe_reply(text)
+}
+
+/// N in Redis's `..., on @user_script:N.`.
+fn script_line(text: &str) -> Option<usize> {
+    let after = text.rsplit_once("@user_script:")?.1;
+    after
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The command a line of Lua calls: `redis.call('ZADD', ...)` or `pcall(redis.call, 'X', ...)`.
+fn called_in(line: &str) -> Option<String> {
+    let after = line.split_once("redis.call")?.1;
+    let quoted = after.split_once('\'')?.1;
+    Some(quoted.split_once('\'')?.0.to_ascii_uppercase())
+}
+
 /// A one-line description of a failed connection or socket operation.
 pub(super) fn describe_io(error: &std::io::Error) -> anyhow::Error {
     use std::io::ErrorKind::*;

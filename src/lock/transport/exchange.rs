@@ -11,7 +11,7 @@ use anyhow::{Result, anyhow};
 use redis::Value;
 
 use super::conn::{Conn, Pumped};
-use super::errors::{describe_reply, not_redis, passing};
+use super::errors::{describe_refusal, describe_reply, not_redis, passing};
 use super::request::{Body, Request};
 use super::resp::{self, Reply};
 
@@ -53,6 +53,8 @@ pub(super) struct Current {
     in_full: Option<Arc<[u8]>>,
     /// The request in full, for the node a cluster redirects it to.
     resend: Arc<[u8]>,
+    /// A script's text, whose line an ACL refusal names.
+    code: Option<Arc<str>>,
     /// How many redirects it has followed.
     redirects: u8,
     /// Whether it may go to another seed, should this one stay silent: an acquire or an
@@ -130,6 +132,7 @@ impl Conn {
                 hash,
                 by_hash: hashed,
                 in_full,
+                ..
             } => {
                 // By hash only once this connection sent it in full: a server that has not run
                 // it (new, or restarted) would answer NOSCRIPT, and cost a round trip more.
@@ -153,6 +156,10 @@ impl Conn {
             reply: None,
             in_full,
             resend,
+            code: match &request.body {
+                Body::Script { code, .. } => Some(code.clone()),
+                Body::Command(_) => None,
+            },
             redirects: 0,
             resendable,
         });
@@ -235,7 +242,10 @@ impl Conn {
                 // The primary Sentinel named has become a replica: ask the sentinels again.
                 self.follow(None, &text)
             }
-            (Expect::Request { .. }, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
+            (Expect::Request { .. }, Reply::Error(text)) => {
+                let code = self.current.as_ref().and_then(|c| c.code.clone());
+                self.answer(Err(describe_refusal(&text, code.as_deref())))
+            }
             (Expect::Asking, Reply::Value(_)) => Ok(Outcome::Nothing),
             (Expect::Role, reply) => Ok(self.on_role(reply)),
             (Expect::Asking, Reply::Error(text)) => {

@@ -10,7 +10,7 @@ use redis::{ToRedisArgs, Value};
 /// full (the first time it goes on each connection).
 pub struct Script {
     hash: Arc<str>,
-    code: String,
+    code: Arc<str>,
 }
 
 impl Script {
@@ -22,7 +22,7 @@ impl Script {
             .join("\n");
         Script {
             hash: redis::Script::new(&code).get_hash().into(),
-            code,
+            code: code.into(),
         }
     }
 
@@ -43,6 +43,7 @@ impl Script {
                 hash: self.hash.clone(),
                 by_hash: packed("EVALSHA", &self.hash),
                 in_full: packed("EVAL", &self.code),
+                code: self.code.clone(),
             },
             wrote,
         }
@@ -60,6 +61,8 @@ pub(super) enum Body {
         hash: Arc<str>,
         by_hash: Arc<[u8]>,
         in_full: Arc<[u8]>,
+        /// Its text as sent, whose lines a refusal names (`errors::describe_refusal`).
+        code: Arc<str>,
     },
     Command(Arc<[u8]>),
 }

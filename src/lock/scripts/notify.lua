@@ -1,0 +1,19 @@
+-- `notify`, prepended to the scripts that publish a notice (acquire, ask, break, release): the
+-- one place they publish. Sharded pub/sub (SPUBLISH, Redis 7+) reaches the subscribers of the
+-- node that owns the lock's slot; a server before 7.0 does not know it, and has PUBLISH (the
+-- subscribers fall back the same way). Any other failure, an ACL without SPUBLISH, is raised
+-- by a second SPUBLISH where it happens (the error names the line, which redlock reads to name
+-- the command): a notice published otherwise would reach none of the sharded subscribers.
+-- Returns how many subscribers received it.
+local function notify(channel, message)
+  local sent, result = pcall(redis.call, 'SPUBLISH', channel, message)
+  if sent then
+    return result
+  end
+  local text = type(result) == 'table' and result.err or tostring(result)
+  if string.find(text, 'nknown', 1, true) then
+    return redis.call('PUBLISH', channel, message)
+  end
+  return redis.call('SPUBLISH', channel, message)
+end
+
