@@ -173,6 +173,16 @@ impl Events {
         }
         let notices = self.notices.as_mut().map(Notices::read).unwrap_or_default();
         self.pending.extend(notices.into_iter().map(Event::Notice));
+        if let Some(why) = self.notices.as_mut().and_then(Notices::refusal) {
+            crate::say::warning(
+                format!(
+                    "cannot listen for the lock's notices: {why}; a holder then hears \
+                     `release --force` or a take-over only when it next extends its lease, and \
+                     a waiter tries again when the lease ends"
+                ),
+                &[],
+            );
+        }
         self.pending.pop_front()
     }
 

@@ -307,6 +307,18 @@ impl Conn {
                 self.role_replicas = connected_replicas(&role);
                 Outcome::Nothing
             }
+            // An ACL without ROLE would turn the default WAIT off unseen, on a primary that may
+            // have replicas: refused, unless --wait-replicas says how many must confirm.
+            Reply::Error(text) if text.starts_with("NOPERM") && self.server.replicas.is_none() => {
+                let refused = anyhow!(
+                    "{:#}; or give --wait-replicas N (how many replicas must confirm each write \
+                     of the lease, which ROLE tells by default)",
+                    describe_refusal(&text, None)
+                );
+                let refused = self.named(refused, true);
+                self.close();
+                Outcome::Answer(Err(refused))
+            }
             _ if !self.server.by_sentinel() => {
                 self.role_replicas = 0;
                 Outcome::Nothing

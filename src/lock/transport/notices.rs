@@ -24,6 +24,7 @@ use nix::libc;
 use redis::Value;
 
 use super::conn::{Conn, Pumped};
+use super::errors::describe_refusal;
 use super::exchange::Redirect;
 use super::resp::Reply;
 use super::server::Server;
@@ -38,6 +39,10 @@ const STAYED_UP: Duration = Duration::from_secs(10);
 pub struct Notices {
     subscriptions: Vec<Subscription>,
     channel: String,
+    /// Why a server refused a subscription (an ACL), until the caller has taken it.
+    refused: Option<String>,
+    /// Whether a refusal was already handed to the caller: said once.
+    told: bool,
 }
 
 /// One server's subscription.
@@ -121,6 +126,8 @@ impl Notices {
         Notices {
             subscriptions,
             channel: channel.to_string(),
+            refused: None,
+            told: false,
         }
     }
 
@@ -134,6 +141,16 @@ impl Notices {
             off: count(Setting::Off),
             of: live().count(),
         }
+    }
+
+    /// Why a server refused to subscribe (an ACL), the first time it is asked after that.
+    pub fn refusal(&mut self) -> Option<String> {
+        if self.told {
+            return None;
+        }
+        let refused = self.refused.take();
+        self.told = refused.is_some();
+        refused
     }
 
     /// How long until a dropped subscription is to be made again, if one is down: the caller's
@@ -193,7 +210,7 @@ impl Notices {
                 sub.down = Some(now);
                 continue;
             }
-            if !sub.pump(channel, &mut notices) {
+            if !sub.pump(channel, &mut notices, &mut self.refused) {
                 if sub.heard.is_some() {
                     notices.push(None);
                 }
@@ -207,7 +224,12 @@ impl Notices {
 impl Subscription {
     /// Reads what the server sent, its notices into `notices`. False when the connection
     /// failed.
-    fn pump(&mut self, channel: &str, notices: &mut Vec<Option<String>>) -> bool {
+    fn pump(
+        &mut self,
+        channel: &str,
+        notices: &mut Vec<Option<String>>,
+        refused: &mut Option<String>,
+    ) -> bool {
         let sub = self;
         match sub.conn.pump() {
             Ok(Pumped::Connecting) => true,
@@ -240,6 +262,13 @@ impl Subscription {
                     {
                         break sub.conn.move_to(Redirect::parse(&text).as_ref()).is_ok()
                             && sub.subscribe(channel, true);
+                    }
+                    // An ACL: falling back to SUBSCRIBE would reach no sharded publisher.
+                    Ok(Some(Reply::Error(text))) if text.starts_with("NOPERM") => {
+                        refused.get_or_insert_with(|| {
+                            format!("{:#}", describe_refusal(&text, None))
+                        });
+                        break false;
                     }
                     // A server without sharded pub/sub (before Redis 7); the keyspace
                     // subscription, sent with it, stands.
