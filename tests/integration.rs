@@ -2,6 +2,7 @@
 
 mod support;
 
+mod acl;
 mod bad_input;
 mod bench;
 mod busy;
@@ -12,6 +13,7 @@ mod events;
 mod failover;
 mod faults;
 mod history;
+mod hostile;
 mod lease;
 mod limits;
 mod lost;

@@ -60,6 +60,14 @@ fn ps_shows_no_password_and_no_ping_secret() {
         );
     }
     assert!(holder.finish().0.success());
+    // In REDLOCK_URL (the README's crontab line), it is never on the command line at all.
+    let mut holder = Holder::start(&url, &["-n", "sec"]);
+    let shown = cmdline(holder.redlock_pid().as_raw());
+    assert!(
+        !shown.contains("s3cretpw") && !shown.contains("*"),
+        "{shown}"
+    );
+    assert!(holder.finish().0.success());
 }
 
 /// The command line recorded next to the lock hides the credentials it carries: what `list`,

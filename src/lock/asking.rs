@@ -34,19 +34,30 @@ impl Lock {
 
     /// Asks the holder of the lock (the one holding `token`) to stop its command and let the
     /// lock go to this run, for `run --replace`; returns its --kill-after, as the servers that
-    /// answered know it. The answers are otherwise of no interest: the release notice tells
+    /// answered know it, and the first refusal of a server that answered with an error (an
+    /// ACL: the holder may have been asked all the same, but this run was not moved to the
+    /// front of the queue). The answers are otherwise of no interest: the release notice tells
     /// the rest.
-    pub fn ask_to_replace(&mut self, token: &str, timeout: Duration) -> Option<Duration> {
+    pub fn ask_to_replace(
+        &mut self,
+        token: &str,
+        timeout: Duration,
+    ) -> (Option<Duration>, Option<anyhow::Error>) {
         let by = scripts::Ask::Replace { by: &self.token };
         let request = scripts::ask_to_stop(&self.keys, Some(token), by);
         let answers = self
             .pool
             .fan_out(Wait::Always, &request, timeout, view::asked, |_| false);
-        answers
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|asked| asked.kill_after)
-            .max()
+        let mut kill_after = None;
+        let mut refused = None;
+        for answer in answers.into_iter().flatten() {
+            match answer {
+                Ok(asked) => kill_after = kill_after.max(asked.kill_after),
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
+        }
+        (kill_after, refused)
     }
 }

@@ -24,7 +24,7 @@ pub use holder::{Holder, HolderInfo, MAX_COMMAND, busy_message_for, host_name};
 pub use keys::{Keys, MOST_PLACES, lock_of, scan_pattern};
 use transport::{Answer, Wait};
 pub use transport::{
-    KEY_GONE, Keyspace, Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve, tls,
+    KEY_GONE, Keyspace, Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve, tls, transient,
 };
 
 /// The timing of a lease, checked for safety when the settings were read.

@@ -249,6 +249,9 @@ impl Heartbeat {
 
 fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
     let mut next = first;
+    // A refusal that will not pass (an ACL) is said once even without -v: retried, it will
+    // only lose the lease.
+    let mut refusal_said = false;
     // When the last extension was sent: it answers every check asked for before (a burst of
     // notices, one per server, costs one extension).
     let mut sent: Option<Moment> = None;
@@ -307,6 +310,12 @@ fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
                     say(
                         say::Event::ExtensionFailed,
                         format!("extension failed, retrying: {error:#}"),
+                        &[("error", format!("{error:#}").into())],
+                    );
+                } else if !refusal_said && !crate::lock::transient(&error) {
+                    refusal_said = true;
+                    say::warning(
+                        format!("cannot extend the lease, retrying until it runs out: {error:#}"),
                         &[("error", format!("{error:#}").into())],
                     );
                 }

@@ -306,7 +306,14 @@ impl Replacing {
             }
             return None;
         }
-        let kill_after = lock.ask_to_replace(token, timeout);
+        let (kill_after, refused) = lock.ask_to_replace(token, timeout);
+        if let Some(refused) = refused {
+            // A timed-out answer is asked again; a refusal would be refused again.
+            say::warning(
+                format!("--replace could not ask the holder to let go: {refused:#}"),
+                &[],
+            );
+        }
         let until = now + kill_after.unwrap_or(UNKNOWN_KILL_AFTER) + ASK_MARGIN;
         self.asked = Some((token.clone(), until));
         if verbose {

@@ -18,7 +18,9 @@ if ARGV[2] ~= '' and current ~= ARGV[2] then
   return {current, -1, 0, -1, ''}
 end
 local kill_after, age, state = -1, -1, ''
-if redis.call('TYPE', KEYS[2]).ok == 'hash' and redis.call('HGET', KEYS[2], 'token') == current then
+-- One call a line: a refusal (an ACL) names the line, and redlock the command on it.
+local details = redis.call('TYPE', KEYS[2]).ok == 'hash'
+if details and redis.call('HGET', KEYS[2], 'token') == current then
   local h = redis.call('HMGET', KEYS[2], 'kill_after', 'start', 'stopping', 'ended')
   kill_after = tonumber(h[1]) or -1
   local now = redis.call('TIME')

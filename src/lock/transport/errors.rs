@@ -109,7 +109,10 @@ pub(super) fn describe_refusal(text: &str, code: Option<&str>) -> anyhow::Error 
     }
     let in_script = [
         ("can't run this command", "may not run"),
-        ("can't access at least one of the keys", "may not touch the keys of"),
+        (
+            "can't access at least one of the keys",
+            "may not touch the keys of",
+        ),
         ("can't publish to the channel", "may not publish with"),
     ]
     .into_iter()

@@ -292,7 +292,9 @@ impl Conn {
                 }
                 short
             }
-            (Expect::Replicated, Reply::Error(text)) => self.answer(Err(describe_reply(&text))),
+            (Expect::Replicated, Reply::Error(text)) => {
+                self.answer(Err(describe_refusal(&text, None)))
+            }
             (Expect::Replicated, Reply::Value(_)) => Err(not_redis()),
         }
     }

@@ -265,9 +265,8 @@ impl Subscription {
                     }
                     // An ACL: falling back to SUBSCRIBE would reach no sharded publisher.
                     Ok(Some(Reply::Error(text))) if text.starts_with("NOPERM") => {
-                        refused.get_or_insert_with(|| {
-                            format!("{:#}", describe_refusal(&text, None))
-                        });
+                        refused
+                            .get_or_insert_with(|| format!("{:#}", describe_refusal(&text, None)));
                         break false;
                     }
                     // A server without sharded pub/sub (before Redis 7); the keyspace
