@@ -28,8 +28,10 @@ pub fn in_redis_url(url: &str) -> Secret<'_> {
     let mut hidden = Vec::new();
     if let Some(scheme_end) = url.find("://") {
         let start = scheme_end + 3;
+        // As the URLs are read (`sentinel.rs`): the user information ends at the last `@`
+        // before the query, so a password may hold a `/`.
         let authority_end = url[start..]
-            .find(['/', '?', '#'])
+            .find(['?', '#'])
             .map_or(url.len(), |end| start + end);
         if let Some(at_sign) = url[start..authority_end].rfind('@')
             && let Some(colon) = url[start..start + at_sign].find(':')
@@ -91,8 +93,11 @@ pub fn hide(secrets: &[Secret]) -> io::Result<()> {
         .open("/proc/self/mem")?;
     let mut area = vec![0; end.saturating_sub(start) as usize];
     mem.read_exact_at(&mut area, start)?;
+    // The caller found each secret among the arguments: not finding one here is a failure.
     if !mask(&mut area, secrets) {
-        return Ok(());
+        return Err(io::Error::other(
+            "the arguments are not where /proc/self/stat says",
+        ));
     }
     mem.write_all_at(&area, start)
 }
@@ -177,6 +182,10 @@ mod tests {
             ["p%40ss"]
         );
         assert!(parts(in_redis_url("redis://user@h:1")).is_empty());
+        assert_eq!(
+            parts(in_redis_url("redis+sentinel://:pa/ss@s1/m")),
+            ["pa/ss"]
+        );
         assert!(parts(in_redis_url("redis://h:1/0")).is_empty());
         assert_eq!(
             parts(in_redis_url(

@@ -114,7 +114,9 @@ fn main() -> ExitCode {
 fn hide_secrets(command: &Command, args: &[std::ffi::OsString]) {
     let own = || args.iter().take_while(|arg| *arg != "--");
     let given = |value: &str| own().any(|arg| arg.to_string_lossy().contains(value));
-    let mut secrets: Vec<cmdline::Secret> = (command.servers().redis.iter())
+    // As given: clap split them at commas, which a password may hold.
+    let urls = settings::rejoin(&command.servers().redis);
+    let mut secrets: Vec<cmdline::Secret> = (urls.iter())
         .filter(|url| given(url))
         .map(|url| cmdline::in_redis_url(url))
         .collect();

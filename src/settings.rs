@@ -148,7 +148,7 @@ pub fn servers(urls: &[String], replicas: Option<u32>) -> Result<Vec<Server>> {
 /// The URLs, as given: `--redis` and `REDLOCK_URL` are split at commas, and a Sentinel URL's
 /// list of sentinels (`redis+sentinel://h1,h2/SERVICE`) has commas of its own. A piece with no
 /// scheme belongs to the URL before it.
-fn rejoin(pieces: &[String]) -> Vec<String> {
+pub fn rejoin(pieces: &[String]) -> Vec<String> {
     let mut urls: Vec<String> = Vec::new();
     for piece in pieces {
         match urls.last_mut() {

@@ -58,7 +58,8 @@ fn steps(server: &RedisServer, step: &str, name: &str) -> Vec<(Option<i32>, Stri
         // Take a free lock, with a replica to confirm it, and release it.
         "run" => vec![run(&["--", "true"])],
         // Extend the lease, by hash once the script is known.
-        "extend" => vec![run(&["--heartbeat", "200ms", "--", "sleep", "0.7"])],
+        // Seven extensions are due: the second goes by hash.
+        "extend" => vec![run(&["--heartbeat", "200ms", "--", "sleep", "1.5"])],
         "busy" | "wait" | "ask" | "replace" => {
             let mut held = holder(server, &["-n", name, "--ttl", "60s"]);
             let said = match step {
@@ -172,6 +173,19 @@ fn the_documented_user_with_a_key() {
     assert!(held.finish().0.success());
     let (status, stderr) = as_user(&server, &["status", "--key", "app-lock"]);
     assert_eq!(status, Some(1), "{stderr}");
+    // Without the optional keyspace channel: a waiter retries, and says nothing of it.
+    make_user(&server, &rule, &extra[..3]);
+    let mut held = holder(&server, &["--key", "app-lock"]);
+    let (status, stderr) = as_user(
+        &server,
+        &["run", "--key", "app-lock", "--wait", "1s", "--", "true"],
+    );
+    assert_eq!(
+        (status, stderr.contains("warning")),
+        (Some(75), false),
+        "{stderr}"
+    );
+    assert!(held.finish().0.success());
 }
 
 /// Each command of the rule, taken away, fails the step that needs it (or the part of it:

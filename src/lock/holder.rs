@@ -43,9 +43,11 @@ impl Holder {
     /// user, cmd, ended, limit}`, '' where unknown. view.lua answers this, and acquire.lua after its 0
     /// when the lock is busy.
     pub(super) fn decode(fields: &[Value]) -> Holder {
+        // Printed on one line, to a terminal: whoever can write the key could plant escape
+        // sequences, and a multi-line `sh -c` script would break the line.
         let text = |i: usize| match fields.get(i) {
             Some(Value::BulkString(b)) if !b.is_empty() => {
-                Some(String::from_utf8_lossy(b).into_owned())
+                Some(one_line(&String::from_utf8_lossy(b)))
             }
             Some(Value::Int(n)) => Some(n.to_string()),
             _ => None,
@@ -282,6 +284,19 @@ impl HolderInfo {
     }
 }
 
+/// `text` as it may be printed on one line of a terminal: what anyone who can write a key
+/// could have planted there (escape sequences) shows as `?`, and a line break or tab (a
+/// multi-line `sh -c` script) as a space.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' | '\r' => ' ',
+            c if c.is_control() => '?',
+            c => c,
+        })
+        .collect()
+}
+
 /// The name this host goes by in the lock's details and history: REDLOCK_HOST when set (a
 /// container's host name is often a meaningless id), else the host name.
 pub fn host_name() -> String {
@@ -399,6 +414,13 @@ mod tests {
         assert_eq!(holder.remaining(), Some(Duration::from_secs(27)));
         assert_eq!(holder.to_string(), "db2 (pid 4242, ./backup.sh)");
         assert_eq!(holder.ended_ago(), None);
+
+        // Planted escapes and a multi-line script come out on one line, harmless.
+        let mut planted = reply.clone();
+        planted[5] = bulk("db\x1b]0;owned\x07");
+        planted[8] = bulk("sh -c 'a\nb'");
+        let holder = Holder::decode(&planted);
+        assert_eq!(holder.to_string(), "db?]0;owned? (pid 4242, sh -c 'a b')");
 
         let mut odd = reply.clone();
         odd[4] = bulk("-5");

@@ -20,7 +20,7 @@ use anyhow::{Result, anyhow};
 use redis::Value;
 
 pub use acquire::{Attempt, NotTaken};
-pub use holder::{Holder, HolderInfo, MAX_COMMAND, busy_message_for, host_name};
+pub use holder::{Holder, HolderInfo, MAX_COMMAND, busy_message_for, host_name, one_line};
 pub use keys::{Keys, MOST_PLACES, lock_of, scan_pattern};
 use transport::{Answer, Wait};
 pub use transport::{

@@ -5,34 +5,56 @@
 //! operator's choosing instead, for what this cannot recognise.
 //!
 //! Hidden: the password of any URL's user information (`scheme://user:PASSWORD@host`, all of
-//! it when there is no `:`, as in `https://TOKEN@host`); the value of an assignment or option
-//! whose name says password, passwd, token, secret or key (a part of it ends so:
-//! `--password=X`, `PGPASSWORD=X`, `?api_key=X&...`), and the word after such an option given alone (`--token X`). Short
-//! options (`-pX`) are too ambiguous to guess at, and are left alone.
+//! it when there is no `:`, as in `https://TOKEN@host`); the value of an assignment whose name
+//! has a part (between `-`, `_`, `.`) that says password, passwd, pwd, pass, token, secret or
+//! key (`--password=X`, `PGPASSWORD=X`, `MYSQL_PWD=X`, `?api_key=X&...`), all of it when the
+//! assignment is a whole argument (`--password='correct horse'`); the argument after an option
+//! given alone whose last part says so (`--token X`, not `--no-password` or
+//! `--password-stdin`); the word after `Bearer` or `Basic`. Short options (`-pX`, `-a X`) are
+//! too ambiguous to guess at, and are left alone.
 
 /// The word standing for what is hidden.
 pub const HIDDEN: &str = "***";
 
-/// What a name of an option or variable says when it holds a credential.
-const SECRET_NAMES: [&str; 5] = ["password", "passwd", "token", "secret", "key"];
-
-/// The command line as recorded: its words joined by spaces, credentials hidden.
+/// The command line as recorded: its arguments joined by spaces, credentials hidden.
 pub fn command_line(args: &[String]) -> String {
     let mut out = Vec::with_capacity(args.len());
     let mut value_follows = false;
     for arg in args {
-        let (redacted, next_is_value) = redact_arg(arg, value_follows);
+        if value_follows && !arg.starts_with('-') {
+            out.push(HIDDEN.to_string());
+            value_follows = false;
+            continue;
+        }
+        if let Some(name) = assigned(arg).filter(|name| is_secret_name(name)) {
+            out.push(format!("{name}={HIDDEN}"));
+            value_follows = false;
+            continue;
+        }
+        let (redacted, next_is_value) = redact_arg(arg);
         out.push(redacted);
         value_follows = next_is_value;
     }
     out.join(" ")
 }
 
-/// One argument, which may hold several words (`sh -c '...'`): each word redacted; and whether
-/// the word after its last is a secret's value (`--token` given alone).
-fn redact_arg(arg: &str, mut value_follows: bool) -> (String, bool) {
+/// The name of an argument that is all an assignment: `NAME=...`, `--NAME=...`.
+fn assigned(arg: &str) -> Option<&str> {
+    let (name, _) = arg.split_once('=')?;
+    let bare = name.trim_start_matches('-');
+    let plain = !bare.is_empty()
+        && bare
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    plain.then_some(name)
+}
+
+/// One argument that may hold several words (`sh -c '...'`): each word redacted; and whether
+/// the argument after it is a secret's value (its last word is `--token`).
+fn redact_arg(arg: &str) -> (String, bool) {
     let mut out = String::with_capacity(arg.len());
     let mut rest = arg;
+    let mut value_follows = false;
     while !rest.is_empty() {
         let space = rest.find(char::is_whitespace).unwrap_or(rest.len());
         let (word, after) = rest.split_at(space);
@@ -42,7 +64,8 @@ fn redact_arg(arg: &str, mut value_follows: bool) -> (String, bool) {
                 value_follows = false;
             } else {
                 out.push_str(&redact_word(word));
-                value_follows = names_a_secret_option(word);
+                value_follows = names_a_secret_option(word)
+                    || matches!(word.to_ascii_lowercase().as_str(), "bearer" | "basic");
             }
         }
         let blank = after
@@ -51,23 +74,40 @@ fn redact_arg(arg: &str, mut value_follows: bool) -> (String, bool) {
         out.push_str(&after[..blank]);
         rest = &after[blank..];
     }
-    (out, value_follows)
+    (
+        out,
+        value_follows && arg.ends_with(|c: char| !c.is_whitespace()),
+    )
 }
 
-/// `--password`, `--api-key`: an option alone whose value is the next word.
+/// `--password`, `--api-key`: an option alone whose last part says it takes a secret, so that
+/// its value is the next word; not `--no-password` or `--password-stdin`.
 fn names_a_secret_option(word: &str) -> bool {
-    word.strip_prefix("--")
-        .is_some_and(|name| !name.contains('=') && is_secret_name(name))
+    let Some(name) = word.strip_prefix("--") else {
+        return false;
+    };
+    !name.contains('=')
+        && !name.starts_with("no-")
+        && name
+            .rsplit(['-', '_', '.'])
+            .next()
+            .is_some_and(is_secret_part)
 }
 
-/// A part of the name (between `-`, `_` or `.`) ends with a secret's word: `PGPASSWORD`,
-/// `api-key`, `AWS_SECRET_ACCESS_KEY`; not `--keyless` or `KEYSPACE`.
+/// Some part of the name (between `-`, `_` or `.`) says it holds a secret.
 fn is_secret_name(name: &str) -> bool {
     name.split(|c: char| !c.is_ascii_alphanumeric())
-        .any(|part| {
-            let part = part.to_ascii_lowercase();
-            SECRET_NAMES.iter().any(|secret| part.ends_with(secret))
-        })
+        .any(is_secret_part)
+}
+
+/// `password`, `PGPASSWORD`, `passwd`, `pwd`, `pass`, `token`, `secret`, `key`, `apikey`; not
+/// `monkey`, `keyless` or `passthrough`.
+fn is_secret_part(part: &str) -> bool {
+    let part = part.to_ascii_lowercase();
+    ["password", "passwd", "token", "secret", "apikey"]
+        .iter()
+        .any(|secret| part.ends_with(secret))
+        || matches!(part.as_str(), "pwd" | "pass" | "key")
 }
 
 /// One word: the credentials of its URLs and the values of its secret assignments hidden.
@@ -109,9 +149,9 @@ fn redact_assignments(word: &str) -> String {
     let mut rest = word;
     while let Some(at) = rest.find('=') {
         let (before, after) = rest.split_at(at);
-        let name_start = before
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
-            .map_or(0, |i| i + 1);
+        let name_start = (before.char_indices().rev())
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         out.push_str(before);
         out.push('=');
         let after = &after[1..];
@@ -141,6 +181,7 @@ mod tests {
             recorded(&["./backup.sh", "-v", "--keyless", "a=b"]),
             "./backup.sh -v --keyless a=b"
         );
+        assert_eq!(recorded(&["x", "--sort-key=name"]), "x --sort-key=***");
         assert_eq!(
             recorded(&["sh", "-c", "sleep 2;  echo hi"]),
             "sh -c sleep 2;  echo hi"
@@ -195,5 +236,51 @@ mod tests {
         // An option that follows is no value; a short option is left alone.
         assert_eq!(recorded(&["tool", "--token", "-v"]), "tool --token -v");
         assert_eq!(recorded(&["mysql", "-phunter2"]), "mysql -phunter2");
+    }
+
+    #[test]
+    fn a_secret_argument_is_hidden_whole() {
+        assert_eq!(
+            recorded(&["tool", "--password", "correct horse battery"]),
+            "tool --password ***"
+        );
+        assert_eq!(
+            recorded(&["tool", "--password=correct horse battery", "x"]),
+            "tool --password=*** x"
+        );
+        assert_eq!(
+            recorded(&[
+                "curl",
+                "-H",
+                "Authorization: Bearer abc.def",
+                "MYSQL_PWD=p",
+                "?pass=q"
+            ]),
+            "curl -H Authorization: Bearer *** MYSQL_PWD=*** ?pass=***"
+        );
+    }
+
+    #[test]
+    fn ordinary_arguments_are_left_alone() {
+        for args in [
+            &["pg_dump", "--no-password", "mydb"][..],
+            &[
+                "docker",
+                "login",
+                "--password-stdin",
+                "registry.example.com",
+            ],
+            &[
+                "tool",
+                "--monkey=3",
+                "--keyless",
+                "a=b",
+                "--passthrough",
+                "x",
+            ],
+            &["sh", "-c", "echo café=1 ünï=2"],
+        ] {
+            assert_eq!(recorded(args), args.join(" "), "{args:?}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::cli::HistoryArgs;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::history::Entry;
-use crate::lock::{Request, beyond_minority};
+use crate::lock::{Request, beyond_minority, one_line};
 use crate::out;
 use crate::say;
 
@@ -115,12 +115,12 @@ fn line(run: &Run) -> String {
     let fence = e.fence.map_or("-".into(), |f| format!("fence {f}"));
     format!(
         "{start}\t{}\t{}\t{}\t{}, {exit}\twaited {}\t{took}\t{fence}\t{}",
-        e.host,
+        one_line(&e.host),
         e.pid,
-        e.user,
-        e.outcome,
+        one_line(&e.user),
+        one_line(&e.outcome),
         human(Duration::from_millis(e.wait_ms)),
-        e.command
+        one_line(&e.command)
     )
 }
 
@@ -139,7 +139,10 @@ pub fn last_run(entry: &Entry, now_ms: i64) -> String {
         "ran" => String::new(),
         other => format!(", {other}"),
     };
-    format!("{}, {ago} ago{outcome}, {exit}{took}", entry.host)
+    format!(
+        "{}, {ago} ago{outcome}, {exit}{took}",
+        one_line(&entry.host)
+    )
 }
 
 #[cfg(test)]

@@ -96,9 +96,16 @@ if not place then
   end
   return reply
 end
--- The steps that can fail on a key of another type come before the lock is written: a script
--- that fails half-way keeps what it wrote.
+-- The steps that can fail (on a key of another type, or refused by an ACL) come before the
+-- lock is written: a script that fails half-way keeps what it wrote.
 redis.call('ZREM', KEYS[2], ARGV[1])
+-- A holder that is still alive (its key was deleted behind its back, or its server lost it)
+-- learns at once that it has been taken over, and stops its command (it checks its key once
+-- this script has run). The waiters learn that the queue moved.
+notify(control(place), 'taken ' .. ARGV[1])
+if redis.call('ZCARD', KEYS[2]) > 0 then
+  notify(ARGV[14], 'took ' .. ARGV[1])
+end
 local fence = redis.call('INCR', KEYS[1])
 redis.call('SET', lock(place), ARGV[1], 'PX', ARGV[2])
 redis.call('DEL', details(place))
@@ -110,10 +117,4 @@ if ARGV[9] ~= '' then
 end
 redis.call('PEXPIRE', details(place), ARGV[2])
 keep_limit()
--- A holder that is still alive (its key was deleted behind its back, or its server lost it)
--- learns at once that it has been taken over, and stops its command.
-notify(control(place), 'taken ' .. ARGV[1])
-if redis.call('ZCARD', KEYS[2]) > 0 then
-  notify(ARGV[14], 'took ' .. ARGV[1])
-end
 return {1, fence, place, free}

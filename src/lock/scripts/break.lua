@@ -9,9 +9,11 @@ end
 if ARGV[2] ~= '' and current ~= ARGV[2] then
   return -1
 end
-redis.call('DEL', KEYS[1], KEYS[2])
--- A notice that names no waiter: all of them try at once.
+-- The notices first: one an ACL refuses fails the break before it deleted anything. (The
+-- script is atomic: the holder checks its key after the DEL.) A notice that names no waiter:
+-- all of them try at once.
 notify(ARGV[1], '')
 -- And the holder, if it still runs: it stops its command at once.
 notify(ARGV[3], 'broken')
+redis.call('DEL', KEYS[1], KEYS[2])
 return 1

@@ -11,7 +11,9 @@ local function notify(channel, message)
     return result
   end
   local text = type(result) == 'table' and result.err or tostring(result)
-  if string.find(text, 'nknown', 1, true) then
+  -- Redis 6.2 says "Unknown Redis command called from Lua script".
+  if string.find(text, 'Unknown Redis command', 1, true)
+      or string.find(text, 'unknown command', 1, true) then
     return redis.call('PUBLISH', channel, message)
   end
   return redis.call('SPUBLISH', channel, message)

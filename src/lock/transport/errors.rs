@@ -90,49 +90,55 @@ pub(super) fn describe_reply(text: &str) -> anyhow::Error {
 const ACL_RULE: &str = "docs/security.md gives the rule redlock needs";
 
 /// `describe_reply`, for the answer to a request; an ACL's refusal names what the Redis user
-/// may not do. Inside a script Redis names only the line (`... script: SHA, on
-/// @user_script:N.`): the command is read from that line of the script's `code` as sent.
+/// may not do. Redis 7.2 and Valkey name the command, inside a script too (`... no
+/// permissions to run the 'zcard' command`); inside a script 6.2 and 7.0 name only the line
+/// (`... script: SHA, on @user_script:N.`), and the command is read from that line of the
+/// script's `code` as sent.
 pub(super) fn describe_refusal(text: &str, code: Option<&str>) -> anyhow::Error {
     let refused = |what: String| anyhow!("the Redis user {what} (an ACL): {ACL_RULE}");
-    if let Some(command) = text
-        .strip_prefix("NOPERM this user has no permissions to run the '")
-        .and_then(|rest| rest.split_once('\''))
-        .map(|(command, _)| command.to_ascii_uppercase())
+    let in_script = text.contains("script");
+    let where_ = if in_script { " in a lock script" } else { "" };
+    if let Some((_, rest)) = text.split_once("permissions to run the '")
+        && let Some((command, _)) = rest.split_once('\'')
     {
-        return refused(format!("may not run {command}"));
+        return refused(format!(
+            "may not run {}{where_}",
+            command.to_ascii_uppercase()
+        ));
     }
-    if text.starts_with("NOPERM") && text.contains("keys") {
-        return refused("may not touch the lock's keys".into());
+    let acl = text.starts_with("NOPERM")
+        || text.contains("ACL failure")
+        || text.contains("The user executing the script can't");
+    if !acl {
+        return describe_reply(text);
     }
-    if text.starts_with("NOPERM") && text.contains("channel") {
-        return refused("may not listen on the lock's channels".into());
-    }
-    let in_script = [
-        ("can't run this command", "may not run"),
-        (
-            "can't access at least one of the keys",
-            "may not touch the keys of",
-        ),
-        ("can't publish to the channel", "may not publish with"),
-    ]
-    .into_iter()
-    .find(|(said, _)| text.contains(said));
-    if let Some((_, what)) = in_script {
-        let command = script_line(text)
+    let named = || {
+        script_line(text)
             .zip(code)
             .and_then(|(line, code)| code.lines().nth(line.checked_sub(1)?))
-            .and_then(called_in);
-        return match command {
-            Some(command) => refused(format!("{what} {command} in a lock script")),
-            None => refused(format!("{what} a command of a lock script")),
-        };
+            .and_then(called_in)
+    };
+    let what = if text.contains("key") {
+        "may not touch the keys of"
+    } else if text.contains("channel") {
+        "may not use the channel of"
+    } else {
+        "may not run"
+    };
+    match (in_script, named()) {
+        (true, Some(command)) => refused(format!("{what} {command} in a lock script")),
+        (true, None) => refused(format!("{what} a command of a lock script")),
+        (false, _) if text.contains("key") => refused("may not touch the lock's keys".into()),
+        (false, _) if text.contains("channel") => {
+            refused("may not listen on the lock's channels".into())
+        }
+        (false, _) => refused(format!("refused: {}", one_line(text))),
     }
-    describe_reply(text)
 }
 
-/// N in Redis's `..., on @user_script:N.`.
+/// N in Redis's `..., on @user_script:N.` (7.0), or `@user_script: N:` (6.2): the first.
 fn script_line(text: &str) -> Option<usize> {
-    let after = text.rsplit_once("@user_script:")?.1;
+    let after = text.split_once("@user_script:")?.1.trim_start();
     after
         .split(|c: char| !c.is_ascii_digit())
         .next()?
@@ -195,6 +201,68 @@ pub const WRONG_TYPE: &str = "a key of another type is in the way";
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod refusals {
+    use super::*;
+
+    const CODE: &str = "local a = 1\nredis.call('ZCARD', KEYS[2])\nlocal s, r = pcall(redis.call, 'SPUBLISH', c, m)";
+
+    fn said(text: &str) -> String {
+        format!("{:#}", describe_refusal(text, Some(CODE)))
+    }
+
+    #[test]
+    fn each_server_s_wording_names_the_command() {
+        let name = |text: &str, what: &str| {
+            let said = said(text);
+            assert!(
+                said.contains(what) && said.contains("docs/security.md"),
+                "{text}: {said}"
+            );
+        };
+        // Redis 7.0, inside a script: the line; 6.2 says it twice, the first is right.
+        name(
+            "ERR The user executing the script can't run this command or subcommand script: abc, on @user_script:2.",
+            "may not run ZCARD in a lock script",
+        );
+        name(
+            "ERR Error running script (call to f_abc): @user_script:3: @user_script: 3: The user executing the script can't run this command or subcommand",
+            "may not run SPUBLISH in a lock script",
+        );
+        name(
+            "ERR The user executing the script can't publish to the channel mentioned in the command script: abc, on @user_script:3.",
+            "may not use the channel of SPUBLISH",
+        );
+        // 7.2 and Valkey name it, in a script or not.
+        name(
+            "ERR ACL failure in script: User u has no permissions to run the 'zcard' command script: abc, on @user_script:2.",
+            "may not run ZCARD in a lock script",
+        );
+        name(
+            "NOPERM User u has no permissions to run the 'role' command",
+            "may not run ROLE",
+        );
+        name(
+            "NOPERM this user has no permissions to run the 'scan' command",
+            "may not run SCAN",
+        );
+        name(
+            "NOPERM this user has no permissions to access one of the keys used as arguments",
+            "may not touch the lock's keys",
+        );
+        name(
+            "NOPERM User u has no permissions to access the 'redlock:{x}' key",
+            "may not touch the lock's keys",
+        );
+        name(
+            "NOPERM this user has no permissions to access one of the channels used as arguments",
+            "may not listen on the lock's channels",
+        );
+        // Not an ACL's.
+        assert!(!said("ERR something else").contains("ACL"));
+    }
 }
 
 #[cfg(test)]

@@ -65,6 +65,9 @@ struct Subscription {
     /// stayed up `STAYED_UP` starts again from the first pause when it drops (one that a
     /// server confirms and drops at once is not made again every 100 ms).
     heard: Option<Instant>,
+    /// The server confirmed the subscription to the lock's channel: a refusal after that is
+    /// the keyspace channel's.
+    listening: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +119,7 @@ impl Notices {
                 down: None,
                 pause: RESUBSCRIBE_FIRST,
                 heard: None,
+                listening: false,
             })
             .collect();
         for sub in &mut subscriptions {
@@ -250,6 +254,7 @@ impl Subscription {
                 match reply {
                     Ok(Some(Reply::Value(Value::Array(message)))) => {
                         sub.heard.get_or_insert_with(Instant::now);
+                        sub.listening |= confirms(&message, channel);
                         if let Some(named) = notice(&message, sub.keyspace.as_deref()) {
                             notices.push(named);
                         }
@@ -262,6 +267,15 @@ impl Subscription {
                     {
                         break sub.conn.move_to(Redirect::parse(&text).as_ref()).is_ok()
                             && sub.subscribe(channel, true);
+                    }
+                    // An ACL that allows the lock's channel, not the key's keyspace channel
+                    // (docs/security.md: optional): as a server that sends no notifications.
+                    Ok(Some(Reply::Error(text)))
+                        if text.starts_with("NOPERM")
+                            && sub.listening
+                            && sub.keyspace.is_some() =>
+                    {
+                        sub.setting = Setting::Off;
                     }
                     // An ACL: falling back to SUBSCRIBE would reach no sharded publisher.
                     Ok(Some(Reply::Error(text))) if text.starts_with("NOPERM") => {
@@ -289,6 +303,7 @@ impl Subscription {
     /// The subscription is down: closed, and made again after a pause that grows while it
     /// keeps failing.
     fn dropped(&mut self) {
+        self.listening = false;
         self.conn.close();
         if self
             .heard
@@ -361,6 +376,12 @@ fn notice(message: &[Value], keyspace: Option<&str>) -> Option<Option<String>> {
         }
         _ => Some(named(message)),
     }
+}
+
+/// Whether `message` confirms the subscription to `channel`.
+fn confirms(message: &[Value], channel: &str) -> bool {
+    matches!(message, [Value::BulkString(kind), Value::BulkString(named), _]
+        if (kind == b"ssubscribe" || kind == b"subscribe") && named == channel.as_bytes())
 }
 
 /// The waiter a release notice names: its payload, `message CHANNEL TOKEN` (`smessage` when
