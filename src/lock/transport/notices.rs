@@ -65,9 +65,18 @@ struct Subscription {
     /// stayed up `STAYED_UP` starts again from the first pause when it drops (one that a
     /// server confirms and drops at once is not made again every 100 ms).
     heard: Option<Instant>,
-    /// The server confirmed the subscription to the lock's channel: a refusal after that is
-    /// the keyspace channel's.
-    listening: bool,
+    /// The subscriptions sent whose confirmation (or refusal) has not come yet, in order: a
+    /// refusal is the lock channel's or the keyspace channel's.
+    pending: std::collections::VecDeque<Sent>,
+}
+
+/// A subscription sent on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// To the lock's channel.
+    Lock,
+    /// To the key's keyspace channel.
+    Keyspace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +128,7 @@ impl Notices {
                 down: None,
                 pause: RESUBSCRIBE_FIRST,
                 heard: None,
-                listening: false,
+                pending: std::collections::VecDeque::new(),
             })
             .collect();
         for sub in &mut subscriptions {
@@ -254,43 +263,42 @@ impl Subscription {
                 match reply {
                     Ok(Some(Reply::Value(Value::Array(message)))) => {
                         sub.heard.get_or_insert_with(Instant::now);
-                        sub.listening |= confirms(&message, channel);
+                        if confirms(&message) {
+                            sub.pending.pop_front();
+                        }
                         if let Some(named) = notice(&message, sub.keyspace.as_deref()) {
                             notices.push(named);
                         }
                     }
-                    // A cluster node that does not own the lock's slot names the one that does:
-                    // subscribed there, and asked there for its setting (the keyspace
-                    // subscription, not sharded, is not redirected: it follows).
-                    Ok(Some(Reply::Error(text)))
-                        if sub.sharded && Redirect::parse(&text).is_some() =>
-                    {
-                        break sub.conn.move_to(Redirect::parse(&text).as_ref()).is_ok()
-                            && sub.subscribe(channel, true);
-                    }
-                    // An ACL that allows the lock's channel, not the key's keyspace channel
-                    // (docs/security.md: optional): as a server that sends no notifications.
-                    Ok(Some(Reply::Error(text)))
-                        if text.starts_with("NOPERM")
-                            && sub.listening
-                            && sub.keyspace.is_some() =>
-                    {
-                        sub.setting = Setting::Off;
-                    }
-                    // An ACL: falling back to SUBSCRIBE would reach no sharded publisher.
-                    Ok(Some(Reply::Error(text))) if text.starts_with("NOPERM") => {
-                        refused
-                            .get_or_insert_with(|| format!("{:#}", describe_refusal(&text, None)));
-                        break false;
-                    }
-                    // A server without sharded pub/sub (before Redis 7); the keyspace
-                    // subscription, sent with it, stands.
-                    Ok(Some(Reply::Error(_))) if sub.sharded => {
-                        sub.sharded = false;
-                        if !sub.subscribe(channel, false) {
+                    Ok(Some(Reply::Error(text))) => match sub.pending.pop_front() {
+                        // An ACL that allows the lock's channel, not the key's keyspace channel
+                        // (docs/security.md: optional): as a server that sends no
+                        // notifications.
+                        Some(Sent::Keyspace) => sub.setting = Setting::Off,
+                        // A cluster node that does not own the lock's slot names the one that
+                        // does: subscribed there, and asked there for its setting (the keyspace
+                        // subscription, not sharded, is not redirected: it follows).
+                        _ if sub.sharded && Redirect::parse(&text).is_some() => {
+                            break sub.conn.move_to(Redirect::parse(&text).as_ref()).is_ok()
+                                && sub.subscribe(channel, true);
+                        }
+                        // An ACL: falling back to SUBSCRIBE would reach no sharded publisher.
+                        _ if text.starts_with("NOPERM") => {
+                            refused.get_or_insert_with(|| {
+                                format!("{:#}", describe_refusal(&text, None))
+                            });
                             break false;
                         }
-                    }
+                        // A server without sharded pub/sub (before Redis 7); the keyspace
+                        // subscription, sent with it, stands.
+                        _ if sub.sharded => {
+                            sub.sharded = false;
+                            if !sub.subscribe(channel, false) {
+                                break false;
+                            }
+                        }
+                        _ => {}
+                    },
                     Ok(Some(_)) => {}
                     Ok(None) => break !closed,
                     Err(_) => break false,
@@ -303,7 +311,7 @@ impl Subscription {
     /// The subscription is down: closed, and made again after a pause that grows while it
     /// keeps failing.
     fn dropped(&mut self) {
-        self.listening = false;
+        self.pending.clear();
         self.conn.close();
         if self
             .heard
@@ -323,6 +331,10 @@ impl Subscription {
     fn subscribe(&mut self, channel: &str, with_keyspace: bool) -> bool {
         let conn = &mut self.conn;
         let keyspace = self.keyspace.as_ref().filter(|_| with_keyspace);
+        if with_keyspace {
+            // A connection of its own (opened, or moved): nothing of the last one is awaited.
+            self.pending.clear();
+        }
         if keyspace.is_some() {
             let read = redis::cmd("CONFIG")
                 .arg("GET")
@@ -337,8 +349,10 @@ impl Subscription {
             "SUBSCRIBE"
         };
         conn.queue_unmatched(&redis::cmd(command).arg(channel).get_packed_command());
+        self.pending.push_back(Sent::Lock);
         if let Some(keyspace) = keyspace {
             conn.queue_unmatched(&redis::cmd("SUBSCRIBE").arg(keyspace).get_packed_command());
+            self.pending.push_back(Sent::Keyspace);
         }
         conn.flush().is_ok()
     }
@@ -378,10 +392,10 @@ fn notice(message: &[Value], keyspace: Option<&str>) -> Option<Option<String>> {
     }
 }
 
-/// Whether `message` confirms the subscription to `channel`.
-fn confirms(message: &[Value], channel: &str) -> bool {
-    matches!(message, [Value::BulkString(kind), Value::BulkString(named), _]
-        if (kind == b"ssubscribe" || kind == b"subscribe") && named == channel.as_bytes())
+/// Whether `message` confirms a subscription.
+fn confirms(message: &[Value]) -> bool {
+    matches!(message, [Value::BulkString(kind), _, Value::Int(_)]
+        if kind == b"ssubscribe" || kind == b"subscribe")
 }
 
 /// The waiter a release notice names: its payload, `message CHANNEL TOKEN` (`smessage` when
