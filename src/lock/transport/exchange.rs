@@ -13,6 +13,7 @@ use redis::Value;
 use super::conn::{Conn, Pumped};
 use super::errors::{describe_refusal, describe_reply, not_redis, passing};
 use super::request::{Body, Request};
+use super::redirect::Redirect;
 use super::resp::{self, Reply};
 
 /// How many replies a connection may owe before it is opened again (see `Conn::send`).
@@ -406,60 +407,5 @@ fn connected_replicas(role: &[Value]) -> u32 {
     match role.get(2) {
         Some(Value::Array(replicas)) => replicas.len() as u32,
         _ => 0,
-    }
-}
-
-/// A cluster's redirect: `MOVED 3999 127.0.0.1:6381` or `ASK 3999 127.0.0.1:6381`.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct Redirect {
-    ask: bool,
-    host: String,
-    port: u16,
-}
-
-impl Redirect {
-    pub(super) fn parse(text: &str) -> Option<Redirect> {
-        let mut words = text.split_whitespace();
-        let ask = match words.next()? {
-            "MOVED" => false,
-            "ASK" => true,
-            _ => return None,
-        };
-        let _slot: u16 = words.next()?.parse().ok()?;
-        let (host, port) = words.next()?.rsplit_once(':')?;
-        // An empty host is the node that answered (a node that does not know its own address).
-        Some(Redirect {
-            ask,
-            host: host.to_string(),
-            port: port.parse().ok()?,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redirects_are_read() {
-        assert_eq!(
-            Redirect::parse("MOVED 15495 127.0.0.1:7102"),
-            Some(Redirect {
-                ask: false,
-                host: "127.0.0.1".into(),
-                port: 7102
-            })
-        );
-        assert_eq!(
-            Redirect::parse("ASK 3999 ::1:6381"),
-            Some(Redirect {
-                ask: true,
-                host: "::1".into(),
-                port: 6381
-            })
-        );
-        assert_eq!(Redirect::parse("MOVEDX 1 a:1"), None);
-        assert_eq!(Redirect::parse("NOSCRIPT No matching script"), None);
-        assert_eq!(Redirect::parse("MOVED x a:1"), None);
     }
 }
