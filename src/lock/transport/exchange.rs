@@ -12,8 +12,8 @@ use redis::Value;
 
 use super::conn::{Conn, Pumped};
 use super::errors::{describe_refusal, describe_reply, not_redis, passing};
-use super::request::{Body, Request};
 use super::redirect::Redirect;
+use super::request::{Body, Request};
 use super::resp::{self, Reply};
 
 /// How many replies a connection may owe before it is opened again (see `Conn::send`).

@@ -17,8 +17,8 @@
 mod conn;
 mod errors;
 mod exchange;
-mod moves;
 mod messages;
+mod moves;
 mod notices;
 mod redirect;
 mod request;
