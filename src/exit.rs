@@ -220,7 +220,7 @@ pub fn status_code(status: ExitStatus) -> u8 {
 pub fn describe_status(status: ExitStatus) -> String {
     let code = status_code(status);
     match status.signal() {
-        Some(signal) => format!("{code} (killed by {})", crate::run::signals::name(signal)),
+        Some(signal) => format!("{code} (killed by {})", signal_name(signal)),
         None => code.to_string(),
     }
 }
@@ -280,6 +280,13 @@ macro_rules! operators_exit_table {
     };
 }
 pub(crate) use {operators_exit_table, run_exit_table};
+
+/// The signal's name for messages: `SIGINT`.
+pub fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {signal}"))
+}
 
 #[cfg(test)]
 mod tests {

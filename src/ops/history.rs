@@ -15,8 +15,7 @@ use crate::lock::{Request, beyond_minority, one_line};
 use crate::out;
 use crate::say;
 
-use super::majority::enough_answered;
-use super::servers::Servers;
+use super::servers::{Servers, enough_answered};
 
 /// One run as `history --json` (and `status --json`'s `last_run`) shows it: the recorded
 /// entry, when it started by the server's clock, and how many servers recorded it.

@@ -12,8 +12,8 @@ use crate::lock::{Keys, Request, lock_of, scan_pattern};
 use crate::out;
 use crate::settings;
 
-use super::majority::{Status, enough_answered, summarize};
-use super::servers::Servers;
+use super::majority::{Status, summarize};
+use super::servers::{Servers, enough_answered};
 
 /// One held lock; its field names are the documented JSON.
 #[derive(Debug, Serialize)]

@@ -1,14 +1,14 @@
 //! What a majority of the servers says about a lock: the rules `status`, `list` and `release`
 //! share, over `lock::majority`.
 
-use anyhow::anyhow;
 use serde::Serialize;
 
-use crate::exit::{Failure, Kind};
+use crate::exit::Failure;
 use crate::lock::view::ServerView;
 
 use super::history::{self, Run};
-use crate::lock::{beyond_minority, majority};
+use super::servers::enough_answered;
+use crate::lock::majority;
 
 /// The whole answer of `status`; its field names are the documented JSON.
 #[derive(Debug, Serialize)]
@@ -51,19 +51,6 @@ pub fn summarize(name: &str, servers: Vec<ServerView>) -> Result<Status, Failure
         agreeing,
         servers,
     })
-}
-
-/// Fails as Redis being unavailable, with every server's error, when too few of `total`
-/// servers answered for a majority to be told.
-pub fn enough_answered(errors: &[impl AsRef<str>], total: usize) -> Result<(), Failure> {
-    if !beyond_minority(errors.len(), total) {
-        return Ok(());
-    }
-    let errors: Vec<&str> = errors.iter().map(AsRef::as_ref).collect();
-    Err(Failure::new(
-        Kind::Unavailable,
-        anyhow!("{}", errors.join("; ")),
-    ))
 }
 
 /// The answer whose token the most answers hold, and how many hold it; on a tie, the last.

@@ -19,8 +19,8 @@ use crate::lock::view::{self, ASK_MARGIN, Asked, Broken, ServerView, UNKNOWN_KIL
 use crate::lock::{Keys, beyond_minority, scripts};
 use crate::say::{Event, ms, say};
 
-use super::majority::{enough_answered, may_hold, most_held, summarize};
-use super::servers::Servers;
+use super::majority::{may_hold, most_held, summarize};
+use super::servers::{Servers, enough_answered};
 
 /// A holder that took the lock less than this long ago may not listen to its control channel
 /// yet (`control::LISTEN_AFTER`): it is asked again until it does.

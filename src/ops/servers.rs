@@ -7,7 +7,9 @@ use redis::Value;
 use crate::cli::ServerArgs;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::{ServerView, view};
-use crate::lock::{Keys, MOST_PLACES, Pool, REQUEST_TIMEOUT, Request, Server, resolve, scripts};
+use crate::lock::{
+    Keys, MOST_PLACES, Pool, REQUEST_TIMEOUT, Request, Server, beyond_minority, resolve, scripts,
+};
 use crate::settings;
 
 /// The servers from `--redis`, each asked until it fails once: a server that failed is not
@@ -199,4 +201,17 @@ fn primaries(seed: &Server, shards: Value) -> Vec<Server> {
         .iter()
         .map(|(host, port)| seed.at(host, *port))
         .collect()
+}
+
+/// Fails as Redis being unavailable, with every server's error, when too few of `total`
+/// servers answered for a majority to be told.
+pub fn enough_answered(errors: &[impl AsRef<str>], total: usize) -> Result<(), Failure> {
+    if !beyond_minority(errors.len(), total) {
+        return Ok(());
+    }
+    let errors: Vec<&str> = errors.iter().map(AsRef::as_ref).collect();
+    Err(Failure::new(
+        Kind::Unavailable,
+        anyhow!("{}", errors.join("; ")),
+    ))
 }

@@ -7,15 +7,14 @@ use std::time::Duration;
 
 use crate::clock::Moment;
 use crate::duration::human;
-use crate::exit::{Failure, Kind};
+use crate::exit::{Failure, Kind, signal_name};
 use crate::lock::{Attempt, KEY_GONE, Lock};
 use crate::run::events::{Event, Events};
-use crate::run::signals;
 use crate::say::{self, say};
 
 /// A signal that ends the wait: the run ends as the signal would have ended it.
 pub(super) fn interrupted(signal: i32) -> Failure {
-    let name = signals::name(signal);
+    let name = signal_name(signal);
     Failure::new(
         Kind::Signal(signal),
         anyhow::anyhow!("interrupted by {name} while waiting for the lock"),

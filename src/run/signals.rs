@@ -143,10 +143,3 @@ pub fn forward(group: Pid, caught: Caught, stopped: bool) {
         let _ = killpg(group, Signal::SIGCONT);
     }
 }
-
-/// The signal's name for messages: `SIGINT`.
-pub fn name(signal: i32) -> String {
-    Signal::try_from(signal)
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_else(|_| format!("signal {signal}"))
-}
