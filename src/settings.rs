@@ -9,8 +9,6 @@ use crate::cli::{RunArgs, ServerArgs};
 use crate::duration::human;
 use crate::lock::{Server, Timing};
 
-/// Longest lock name; Redis would take more, but a name is a label, not a payload.
-const MAX_NAME: usize = 200;
 /// Shortest lease: Redis counts in milliseconds, and a lease must outlast a few round trips.
 const MIN_TTL: Duration = Duration::from_millis(100);
 
@@ -79,53 +77,6 @@ impl Lease {
     pub fn kill_margin(&self) -> Duration {
         (self.kill_after / 2).min(Duration::from_secs(1))
     }
-}
-
-/// Checks a lock name or key prefix: it becomes part of a key and of a hash tag.
-pub fn check_name(what: &str, name: &str) -> Result<()> {
-    if name.is_empty() {
-        bail!("{what} must not be empty");
-    }
-    if name.len() > MAX_NAME {
-        bail!(
-            "{what} is {} bytes long; the limit is {MAX_NAME}",
-            name.len()
-        );
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| c.is_control() || *c == '{' || *c == '}')
-    {
-        bail!("{what} {name:?} contains {c:?}: braces and control characters are not allowed");
-    }
-    Ok(())
-}
-
-/// Longest `--key`: an application's key is its own, but it is also a label in messages.
-const MAX_KEY: usize = 512;
-
-/// Checks an application's key (`--key`): its companions `{KEY}:...` must hash to its slot.
-pub fn check_key(key: &str) -> Result<()> {
-    if key.is_empty() {
-        bail!("the key must not be empty");
-    }
-    if key.len() > MAX_KEY {
-        bail!(
-            "the key is {} bytes long; the limit is {MAX_KEY}",
-            key.len()
-        );
-    }
-    if key.contains('}') {
-        bail!(
-            "the key {key:?} contains '}}': redlock's companion keys, named after {{KEY}}, would hash \
-             to another slot than the key (a Redis Cluster could not run the scripts that \
-             touch both); use a key without '}}'"
-        );
-    }
-    if let Some(c) = key.chars().find(|c| c.is_control()) {
-        bail!("the key {key:?} contains {c:?}: control characters are not allowed");
-    }
-    Ok(())
 }
 
 /// Parses every `--redis` URL; the same server twice would count twice towards the majority.
@@ -250,24 +201,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "--ttl 99ms is too short: the minimum is 100ms");
-    }
-
-    #[test]
-    fn names_are_checked() {
-        assert!(check_name("name", "backup-db.daily").is_ok());
-        assert!(check_name("name", "").is_err());
-        assert!(check_name("name", "a{b}").is_err());
-        assert!(check_name("name", "a\nb").is_err());
-        assert!(check_name("name", &"x".repeat(201)).is_err());
-    }
-
-    #[test]
-    fn keys_must_not_part_from_their_companions() {
-        assert!(check_key("reindex").is_ok());
-        assert!(check_key("lock:{tenant").is_ok());
-        let err = check_key("lock:{tenant}:reindex").unwrap_err().to_string();
-        assert!(err.contains("another slot"), "{err}");
-        assert!(check_key("").is_err());
-        assert!(check_key("a\tb").is_err());
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::lock::Keys;
-use crate::settings;
+use crate::lock::{check_key, check_name};
 
 #[derive(Debug, Clone, Args)]
 #[group(id = "which", required = true, multiple = false)]
@@ -48,13 +48,13 @@ impl Which {
     pub fn keys(&self, prefix: &str) -> Result<Keys> {
         match (&self.name, &self.key) {
             (_, Some(key)) => {
-                settings::check_key(key)?;
+                check_key(key)?;
                 Ok(Keys::for_key(key))
             }
             (name, None) => {
                 let name = name.as_deref().unwrap_or("");
-                settings::check_name("the lock name", name)?;
-                settings::check_name("the key prefix", prefix)?;
+                check_name("the lock name", name)?;
+                check_name("the key prefix", prefix)?;
                 Ok(Keys::new(prefix, name))
             }
         }

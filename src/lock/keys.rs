@@ -10,6 +10,11 @@
 //! string: the holder's token, with the lease as its TTL), and the companions are `{KEY}:...`:
 //! a KEY without '}' hashes like `{KEY}`, so they share its slot.
 
+use anyhow::{Result, bail};
+
+/// Longest lock name; Redis would take more, but a name is a label, not a payload.
+const MAX_NAME: usize = 200;
+
 /// The most places a lock may have (`run --limit`); a stored N above it (written by hand) is
 /// not read place by place.
 pub const MOST_PLACES: usize = 100;
@@ -136,9 +141,75 @@ pub fn lock_of(key: &str, prefix: &str) -> Option<(String, usize)> {
     Some((name.to_string(), slot))
 }
 
+/// Checks a lock name or key prefix: it becomes part of a key and of a hash tag.
+pub fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        bail!("{what} must not be empty");
+    }
+    if name.len() > MAX_NAME {
+        bail!(
+            "{what} is {} bytes long; the limit is {MAX_NAME}",
+            name.len()
+        );
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_control() || *c == '{' || *c == '}')
+    {
+        bail!("{what} {name:?} contains {c:?}: braces and control characters are not allowed");
+    }
+    Ok(())
+}
+
+/// Longest `--key`: an application's key is its own, but it is also a label in messages.
+const MAX_KEY: usize = 512;
+
+/// Checks an application's key (`--key`): its companions `{KEY}:...` must hash to its slot.
+pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        bail!("the key must not be empty");
+    }
+    if key.len() > MAX_KEY {
+        bail!(
+            "the key is {} bytes long; the limit is {MAX_KEY}",
+            key.len()
+        );
+    }
+    if key.contains('}') {
+        bail!(
+            "the key {key:?} contains '}}': redlock's companion keys, named after {{KEY}}, would hash \
+             to another slot than the key (a Redis Cluster could not run the scripts that \
+             touch both); use a key without '}}'"
+        );
+    }
+    if let Some(c) = key.chars().find(|c| c.is_control()) {
+        bail!("the key {key:?} contains {c:?}: control characters are not allowed");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("name", "backup-db.daily").is_ok());
+        assert!(check_name("name", "").is_err());
+        assert!(check_name("name", "a{b}").is_err());
+        assert!(check_name("name", "a\nb").is_err());
+        assert!(check_name("name", &"x".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn keys_must_not_part_from_their_companions() {
+        assert!(check_key("reindex").is_ok());
+        assert!(check_key("lock:{tenant").is_ok());
+        let err = check_key("lock:{tenant}:reindex").unwrap_err().to_string();
+        assert!(err.contains("another slot"), "{err}");
+        assert!(check_key("").is_err());
+        assert!(check_key("a\tb").is_err());
+    }
 
     #[test]
     fn prefixes_are_matched_literally() {

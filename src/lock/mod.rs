@@ -21,7 +21,7 @@ use redis::Value;
 
 pub use acquire::{Attempt, NotTaken};
 pub use holder::{Holder, HolderInfo, MAX_COMMAND, busy_message_for, host_name, one_line};
-pub use keys::{Keys, MOST_PLACES, lock_of, scan_pattern};
+pub use keys::{Keys, MOST_PLACES, check_key, check_name, lock_of, scan_pattern};
 use transport::{Answer, Wait};
 pub use transport::{
     KEY_GONE, Keyspace, Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve, tls, transient,

@@ -8,9 +8,8 @@ use crate::cli::ListArgs;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::ServerView;
-use crate::lock::{Keys, Request, lock_of, scan_pattern};
+use crate::lock::{Keys, Request, check_name, lock_of, scan_pattern};
 use crate::out;
-use crate::settings;
 
 use super::majority::{Status, summarize};
 use super::servers::{Servers, enough_answered};
@@ -32,7 +31,7 @@ struct Listed {
 
 pub fn list(args: &ListArgs) -> Result<u8, Failure> {
     let prefix = &args.servers.prefix();
-    settings::check_name("the key prefix", prefix).kind(Kind::Usage)?;
+    check_name("the key prefix", prefix).kind(Kind::Usage)?;
     let mut servers = Servers::open(&args.servers)?;
     let total = servers.len();
     let mut names: BTreeSet<String> = BTreeSet::new();

@@ -59,7 +59,7 @@ fn write_new(path: &Path, text: &str) -> io::Result<()> {
 /// `redlock_NAME.prom`, NAME with every character outside `[a-zA-Z0-9_]` made `_` (a file name
 /// any tool takes). When that changed the name, a hash of the real one is added, so `a-b` and
 /// `a.b` get files of their own; the real name is the `name` label. At most 200 bytes of name
-/// (settings::check_name) keep it well within a file name's 255.
+/// (lock::check_name) keep it well within a file name's 255.
 fn file_name(name: &str) -> String {
     let safe: String = name
         .chars()
