@@ -25,9 +25,9 @@ use super::errors::{self, describe_io, describe_reply, not_redis};
 use super::exchange::{Current, Expect};
 use super::resolve::Lookup;
 use super::resp::{self, Reply};
-use super::server::{Place, Server, Tls};
+use super::server::{Place, Server};
 use super::stream::{Stream, connect_unix, start_connect};
-use super::tls;
+use super::tls::{self, Tls};
 
 /// How long a subscription may wait for the sentinels to name the primary: it is made on the
 /// main thread, which stops the command in time; one that fails is made again later.

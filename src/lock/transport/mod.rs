@@ -42,8 +42,8 @@ use exchange::Outcome;
 pub use messages::KEY_GONE;
 pub use notices::{Keyspace, Notices};
 pub use request::{Request, Script, args};
-pub use resolve::resolve;
 pub use server::Server;
+pub use server::resolve;
 
 /// How long a request to a server may take, connecting (TCP, TLS, login) included; it bounds
 /// the host name lookups too. Every command uses it.

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 
 use super::REQUEST_TIMEOUT;
-use super::server::Server;
 
 /// A server's addresses, or why it has none: looked up once, shared by its copies.
 #[derive(Clone, Default)]
@@ -34,18 +33,11 @@ impl Lookup {
     }
 }
 
-/// Looks up the host names of all `servers` at once, one thread per name, and waits no longer
-/// than `timeout`: a lookup still running then fails its servers ("timed out") and its thread
-/// is left to end on its own. A failure is reported by the first request to the server.
-pub fn resolve(servers: &[Server], timeout: Duration) {
-    look_up_all(servers.iter().filter_map(Server::lookup), timeout, look_up);
-}
-
 /// What a thread does with one host name: `look_up`, or a stand-in in tests.
 type LookUp = fn(&str) -> Result<Vec<IpAddr>, String>;
 
-/// `resolve`, for hosts and ports given with the cells their answers go to.
-fn look_up_all<'a>(
+/// `server::resolve`, for hosts and ports given with the cells their answers go to.
+pub(super) fn look_up_all<'a>(
     servers: impl IntoIterator<Item = (&'a str, u16, &'a Lookup)>,
     timeout: Duration,
     look_up: LookUp,
@@ -101,7 +93,7 @@ fn fail(servers: &[(u16, Lookup)], error: &str) {
 }
 
 /// The addresses of a host name, or a one-line reason why there are none.
-fn look_up(host: &str) -> Result<Vec<IpAddr>, String> {
+pub(super) fn look_up(host: &str) -> Result<Vec<IpAddr>, String> {
     match (host, 0).to_socket_addrs() {
         Ok(found) => {
             let ips: Vec<IpAddr> = found.map(|address| address.ip()).collect();

@@ -18,8 +18,7 @@ use rustls::StreamOwned;
 use super::errors::{describe_io, describe_reply, passing, transient};
 use super::resolve::Lookup;
 use super::resp::{self, Reply};
-use super::server::Tls;
-use super::tls;
+use super::tls::{self, Tls};
 
 /// The grammar, quoted in usage errors.
 pub const GRAMMAR: &str = "redis+sentinel://[USER:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/SERVICE[/DB] \

@@ -2,13 +2,14 @@
 //! redis-rs reads the URL; everything after that is ours (see `transport/mod.rs`).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use redis::{ConnectionAddr, IntoConnectionInfo};
 
-use super::resolve::Lookup;
+use super::resolve::{Lookup, look_up, look_up_all};
 use super::sentinel::{self, SentinelUrl, Sentinels};
-use super::tls;
+use super::tls::{self, Tls};
 
 /// A server to connect to. Copies share the host's addresses (`resolve.rs`).
 #[derive(Clone)]
@@ -44,11 +45,6 @@ pub(super) enum Place {
     /// A primary named by its service: the sentinels say where it is, each time a connection
     /// opens.
     Sentinel(Box<Sentinels>),
-}
-
-#[derive(Clone, Copy)]
-pub(super) struct Tls {
-    pub insecure: bool,
 }
 
 impl Server {
@@ -262,6 +258,13 @@ fn split_seeds(url: &str) -> Result<(String, Vec<(String, u16)>)> {
         seeds.push((name.to_string(), port));
     }
     Ok((format!("{scheme}://{auth}{first}{path}"), seeds))
+}
+
+/// Looks up the host names of all `servers` at once, one thread per name, and waits no longer
+/// than `timeout`: a lookup still running then fails its servers ("timed out") and its thread
+/// is left to end on its own. A failure is reported by the first request to the server.
+pub fn resolve(servers: &[Server], timeout: Duration) {
+    look_up_all(servers.iter().filter_map(Server::lookup), timeout, look_up);
 }
 
 #[cfg(test)]

@@ -16,6 +16,13 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{ClientConfig, ConfigBuilder, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+/// A server reached over TLS (`rediss://`); `insecure`: without checking its certificate
+/// (`#insecure`).
+#[derive(Clone, Copy)]
+pub(super) struct Tls {
+    pub insecure: bool,
+}
+
 /// What `--tls-ca`, `--tls-cert` and `--tls-key` give every `rediss://` server of the run.
 #[derive(Default)]
 struct Files {
