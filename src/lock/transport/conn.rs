@@ -21,8 +21,8 @@ use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 
 use super::REQUEST_TIMEOUT;
+use super::awaited::{Current, Expect};
 use super::errors::{self, describe_io, describe_reply, not_redis};
-use super::exchange::{Current, Expect};
 use super::resolve::Lookup;
 use super::resp::{self, Reply};
 use super::server::{Place, Server};

@@ -2,14 +2,14 @@
 //! the conversation written here only: a script by hash with a fall-back to sending it in full
 //! (NOSCRIPT), WAIT for replicas after a write of the lease, a Redis Cluster's redirects
 //! (MOVED, ASK) followed, and a stale reply never taken for a later request's. See `conn.rs` for
-//! the connection itself.
+//! the connection itself, and `awaited.rs` for what it awaits.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use redis::Value;
 
+use super::awaited::{Current, Expect, Outcome};
 use super::conn::{Conn, Pumped};
 use super::errors::{describe_refusal, describe_reply, not_redis, passing};
 use super::redirect::Redirect;
@@ -25,50 +25,6 @@ const WAIT_MARGIN: Duration = Duration::from_millis(150);
 /// How many times one request follows a cluster's redirects: a slot that moves on, or moves
 /// back while a migration ends, takes two or three.
 const MAX_REDIRECTS: u8 = 5;
-
-/// A reply still to come on a connection, in the order they will come.
-pub(super) enum Expect {
-    /// The answer to AUTH or SELECT.
-    Hello,
-    /// The answer to a request nobody waits for any more.
-    Stale,
-    /// The request's own reply; for a script, whether it was sent by hash (EVALSHA).
-    Request { by_hash: bool },
-    /// WAIT, after a script that wrote the lease.
-    Replicated,
-    /// ASKING, ahead of a request a cluster node takes for a slot being migrated to it.
-    Asking,
-    /// ROLE, from a node Sentinel named as the primary: it must say so too.
-    Role,
-}
-
-/// The request a connection is answering.
-pub(super) struct Current {
-    pub(super) deadline: Instant,
-    wrote: fn(&Value) -> bool,
-    /// The script's reply, while WAIT is awaited.
-    reply: Option<Value>,
-    /// The script in full (EVAL), for a server that answers NOSCRIPT to it by hash: sent
-    /// even when nobody waits for the answer any more, so that a server that answers late
-    /// still ends up with the lock the others granted.
-    in_full: Option<Arc<[u8]>>,
-    /// The request in full, for the node a cluster redirects it to.
-    resend: Arc<[u8]>,
-    /// A script's text, whose line an ACL refusal names.
-    code: Option<Arc<str>>,
-    /// How many redirects it has followed.
-    redirects: u8,
-    /// Whether it may go to another seed, should this one stay silent: an acquire or an
-    /// extension, which the scripts take as one when run twice ("already ours"); not a release,
-    /// whose second copy would find the lock no longer ours.
-    pub(super) resendable: bool,
-}
-
-/// What a connection has to say after some I/O.
-pub(super) enum Outcome {
-    Nothing,
-    Answer(Result<Value>),
-}
 
 impl Conn {
     /// Reads and drops what has come for an earlier request nobody waits for any more: no

@@ -14,6 +14,7 @@
 //! talking to it, so a redirect (Cluster's MOVED/ASK) or a primary named by Sentinel is a new
 //! address for the same connection, followed where the reply is matched.
 
+mod awaited;
 mod conn;
 mod errors;
 mod exchange;
@@ -36,9 +37,9 @@ use anyhow::Result;
 use nix::poll::{PollFd, PollTimeout, poll};
 use redis::Value;
 
+use awaited::Outcome;
 use conn::Conn;
 pub use errors::{WRONG_TYPE, transient, unanswered};
-use exchange::Outcome;
 pub use messages::KEY_GONE;
 pub use notices::{Keyspace, Notices};
 pub use request::{Request, Script, args};
