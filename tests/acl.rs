@@ -157,6 +157,15 @@ fn the_documented_user_runs_everything() {
         assert!(!stderr.contains("ACL"), "{stderr}");
     }
     assert_eq!(said.len(), 9);
+    // Another database needs +select, as the doc says, and the refusal names it.
+    let url = format!("redis://redlock:{PASSWORD}@127.0.0.1:{}/1", primary.port);
+    let output = redlock(&url)
+        .args(["run", "-n", "db1", "--", "true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("may not run SELECT"), "{stderr}");
 }
 
 /// `--key` with the documented additions: the key's companions, and its keyspace channel for

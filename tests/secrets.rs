@@ -136,4 +136,9 @@ fn a_label_stands_for_the_command_line() {
         history.contains("\"command\": \"nightly backup\""),
         "{history}"
     );
+    // A label with a control character is taken, and printed on one line, harmless.
+    let mut holder = Holder::start(&url, &["-n", "odd", "--label", "night\x1b[31mly"]);
+    let status = String::from_utf8(succeeded(redlock(&url).args(["status", "-n", "odd"]))).unwrap();
+    assert!(status.contains("night?[31mly"), "{status}");
+    assert!(holder.finish().0.success());
 }

@@ -4,14 +4,16 @@
 //! and tokens (`--token=...`, `AWS_SECRET_ACCESS_KEY=...`); `--label` records a text of the
 //! operator's choosing instead, for what this cannot recognise.
 //!
-//! Hidden: the password of any URL's user information (`scheme://user:PASSWORD@host`, all of
-//! it when there is no `:`, as in `https://TOKEN@host`); the value of an assignment whose name
-//! has a part (between `-`, `_`, `.`) that says password, passwd, pwd, pass, token, secret or
-//! key (`--password=X`, `PGPASSWORD=X`, `MYSQL_PWD=X`, `?api_key=X&...`), all of it when the
-//! assignment is a whole argument (`--password='correct horse'`); the argument after an option
-//! given alone whose last part says so (`--token X`, not `--no-password` or
-//! `--password-stdin`); the word after `Bearer` or `Basic`. Short options (`-pX`, `-a X`) are
-//! too ambiguous to guess at, and are left alone.
+//! Hidden (docs/security.md has the same list): the password of any URL's user information
+//! (`scheme://user:PASSWORD@host`, all of it when there is no `:`, as in `https://TOKEN@host`);
+//! the value of an assignment whose name has a part (between `-`, `_`, `.`) that ends in
+//! password, passwd, passphrase, token, secret, credentials or apikey, or is pwd, pass or key
+//! (`--password=X`, `PGPASSWORD=X`, `MYSQL_PWD=X`, `?api_key=X&...`), all of it when the
+//! argument is an option's assignment (`--password='correct horse'`); the argument after an
+//! option given alone whose last part says so (`--token X`; not `--no-password`,
+//! `--password-stdin` or a bare `--key`); what follows `Authorization:`, and the word after
+//! `Bearer` or `Basic`. Short options (`-pX`, `-a X`, `-pass pass:X`) are too ambiguous to
+//! guess at, and are left alone.
 
 /// The word standing for what is hidden.
 pub const HIDDEN: &str = "***";
@@ -38,10 +40,11 @@ pub fn command_line(args: &[String]) -> String {
     out.join(" ")
 }
 
-/// The name of an argument that is all an assignment: `NAME=...`, `--NAME=...`.
+/// The name of an argument that is all an option's assignment: `--NAME=...` (a `NAME=...`
+/// argument is more often a script, `PGPASSWORD=x pg_dump ...`: its words are redacted).
 fn assigned(arg: &str) -> Option<&str> {
     let (name, _) = arg.split_once('=')?;
-    let bare = name.trim_start_matches('-');
+    let bare = name.strip_prefix('-')?.trim_start_matches('-');
     let plain = !bare.is_empty()
         && bare
             .chars()
@@ -64,6 +67,15 @@ fn redact_arg(arg: &str) -> (String, bool) {
                 value_follows = false;
             } else {
                 out.push_str(&redact_word(word));
+                if word.to_ascii_lowercase().ends_with("authorization:") {
+                    // A header's credentials: `Bearer X`, `Basic X`, `token X`.
+                    let header = after.trim_start();
+                    if !header.is_empty() {
+                        out.push(' ');
+                        out.push_str(HIDDEN);
+                    }
+                    return (out, false);
+                }
                 value_follows = names_a_secret_option(word)
                     || matches!(word.to_ascii_lowercase().as_str(), "bearer" | "basic");
             }
@@ -86,8 +98,10 @@ fn names_a_secret_option(word: &str) -> bool {
     let Some(name) = word.strip_prefix("--") else {
         return false;
     };
+    // `--key` alone is too common (sort, gpg) to be taken for one; `--api-key` is.
     !name.contains('=')
         && !name.starts_with("no-")
+        && name != "key"
         && name
             .rsplit(['-', '_', '.'])
             .next()
@@ -100,13 +114,21 @@ fn is_secret_name(name: &str) -> bool {
         .any(is_secret_part)
 }
 
-/// `password`, `PGPASSWORD`, `passwd`, `pwd`, `pass`, `token`, `secret`, `key`, `apikey`; not
-/// `monkey`, `keyless` or `passthrough`.
+/// `password`, `PGPASSWORD`, `passwd`, `passphrase`, `pwd`, `pass`, `token`, `secret`,
+/// `credentials`, `key`, `apikey`; not `monkey`, `keyless` or `passthrough`.
 fn is_secret_part(part: &str) -> bool {
     let part = part.to_ascii_lowercase();
-    ["password", "passwd", "token", "secret", "apikey"]
-        .iter()
-        .any(|secret| part.ends_with(secret))
+    [
+        "password",
+        "passwd",
+        "passphrase",
+        "token",
+        "secret",
+        "credentials",
+        "apikey",
+    ]
+    .iter()
+    .any(|secret| part.ends_with(secret))
         || matches!(part.as_str(), "pwd" | "pass" | "key")
 }
 
@@ -155,7 +177,7 @@ fn redact_assignments(word: &str) -> String {
         out.push_str(before);
         out.push('=');
         let after = &after[1..];
-        let value_end = after.find(['&', ';']).unwrap_or(after.len());
+        let value_end = after.find(['&', ';', '"', '\'']).unwrap_or(after.len());
         if is_secret_name(&before[name_start..]) && value_end > 0 {
             out.push_str(HIDDEN);
             rest = &after[value_end..];
@@ -256,7 +278,44 @@ mod tests {
                 "MYSQL_PWD=p",
                 "?pass=q"
             ]),
-            "curl -H Authorization: Bearer *** MYSQL_PWD=*** ?pass=***"
+            "curl -H Authorization: *** MYSQL_PWD=*** ?pass=***"
+        );
+        assert_eq!(
+            recorded(&[
+                "git",
+                "-c",
+                "http.extraHeader=Authorization: token ghp_x",
+                "pull"
+            ]),
+            "git -c http.extraHeader=Authorization: *** pull"
+        );
+        assert_eq!(
+            recorded(&[
+                "gpg",
+                "--passphrase",
+                "h2",
+                "--aws-credentials",
+                "c",
+                "--db-pass",
+                "p"
+            ]),
+            "gpg --passphrase *** --aws-credentials *** --db-pass ***"
+        );
+        assert_eq!(
+            recorded(&["sh", "-c", "curl \"https://h/x?token=t\" -o out"]),
+            "sh -c curl \"https://h/x?token=***\" -o out"
+        );
+    }
+
+    #[test]
+    fn a_script_keeps_its_words() {
+        assert_eq!(
+            recorded(&["sh", "-c", "PGPASSWORD=x pg_dump -h db app > /bk/app.sql"]),
+            "sh -c PGPASSWORD=*** pg_dump -h db app > /bk/app.sql"
+        );
+        assert_eq!(
+            recorded(&["sh", "-c", "KEY=daily; rotate --set $KEY"]),
+            "sh -c KEY=***; rotate --set $KEY"
         );
     }
 
@@ -279,6 +338,7 @@ mod tests {
                 "x",
             ],
             &["sh", "-c", "echo café=1 ünï=2"],
+            &["sort", "--key", "2", "-t", ","],
         ] {
             assert_eq!(recorded(args), args.join(" "), "{args:?}");
         }

@@ -171,7 +171,7 @@ impl Conn {
             (Expect::Stale, _) => Ok(Outcome::Nothing),
             (Expect::Hello, Reply::Error(text)) => {
                 // Logging in is part of connecting; the connection is of no use.
-                let refused = self.named(describe_reply(&text), true);
+                let refused = self.named(describe_refusal(&text, None), true);
                 self.close();
                 Ok(Outcome::Answer(Err(refused)))
             }
