@@ -271,9 +271,27 @@ fn fences_increase_while_servers_come_and_go() {
 fn contention_over_five_servers() {
     let servers = start_servers(5);
     contend(&urls(&servers), 5, 10);
-    // The last release returns once a majority has it; the others run it a moment later.
+    // The last release returns once a majority has it; the others run it a moment later. A
+    // waiter that took the lock on a majority may stay queued on a server that was busy for
+    // it (docs/design.md: until a release names it, or an hour): the queue is no lock.
+    let locks = |server: &RedisServer| -> Vec<String> {
+        let left = expiring_keys(server);
+        left.into_iter()
+            .filter(|key| !key.ends_with(":waiters"))
+            .collect()
+    };
     for server in &servers {
-        wait_until("every server released", || expiring_keys(server).is_empty());
+        let deadline = Instant::now() + crate::support::PATIENCE;
+        while !locks(server).is_empty() {
+            // Which key, should it stay: a lock, or its holder details (CI saw this once).
+            assert!(
+                Instant::now() < deadline,
+                "not released on {}: {:?}",
+                server.port,
+                locks(server)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
