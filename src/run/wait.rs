@@ -182,28 +182,7 @@ fn take(
         // A replacing run subscribes before it asks: the holder's release names it, and it
         // must hear that at once, before the other waiters try (`OTHERS_FIRST`).
         if !subscribed && (replace || now < deadline) {
-            if verbose {
-                let fields = [vec![("wait_ms", ms(wait))], holder_fields(&holders)].concat();
-                say(
-                    say::Event::Waiting,
-                    format!(
-                        "waiting up to {}: {}",
-                        human(wait),
-                        busy_message_for(name, &holders)
-                    ),
-                    &fields,
-                );
-            }
-            // Subscribing wakes us once more when it is confirmed, so that a release between
-            // the attempt above and the subscription is not missed.
-            let servers = lock.targets();
-            let keyspace = (lock.keys.app_key)
-                .then(|| servers.iter().map(|s| lock.keys.keyspace(s.db)).collect());
-            events.listen(Notices::subscribe_with(
-                &servers,
-                &lock.keys.channel,
-                keyspace,
-            ));
+            listen(lock, events, name, wait, &holders, verbose);
             subscribed = true;
         }
         if replace && !split {
@@ -276,6 +255,39 @@ fn take(
             while sleep_until(until, events, &mut heed)?.is_some() {}
         }
     }
+}
+
+/// Subscribes to the lock's release notices (and with `--key`, its keyspace channel), saying
+/// with `-v` that the run waits, and for whom. Subscribing wakes the run once more when it is
+/// confirmed, so that a release between its attempt and the subscription is not missed.
+fn listen(
+    lock: &Lock,
+    events: &mut Events,
+    name: &str,
+    wait: Duration,
+    holders: &[Holder],
+    verbose: bool,
+) {
+    if verbose {
+        let fields = [vec![("wait_ms", ms(wait))], holder_fields(holders)].concat();
+        say(
+            say::Event::Waiting,
+            format!(
+                "waiting up to {}: {}",
+                human(wait),
+                busy_message_for(name, holders)
+            ),
+            &fields,
+        );
+    }
+    let servers = lock.targets();
+    let keyspace =
+        (lock.keys.app_key).then(|| servers.iter().map(|s| lock.keys.keyspace(s.db)).collect());
+    events.listen(Notices::subscribe_with(
+        &servers,
+        &lock.keys.channel,
+        keyspace,
+    ));
 }
 
 /// With --replace: the holder asked (the one found holding the lock), and until when it is
