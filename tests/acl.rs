@@ -26,21 +26,35 @@ fn documented_rule() -> Vec<String> {
         .collect()
 }
 
-/// (Re)makes the user `redlock` with `rule` and `extra` on `server`; on Redis 6, which has no
-/// sharded pub/sub, with `publish` and `subscribe` instead, as docs/security.md says.
+/// Whether `server` is Redis 6, which has no sharded pub/sub.
+fn before_7(server: &RedisServer) -> bool {
+    server
+        .cmd::<String>(&["INFO", "server"])
+        .contains("redis_version:6.")
+}
+
+/// A command of the rule as a server `before_7` has it: `publish` and `subscribe` instead of
+/// their sharded forms, as docs/security.md says.
+fn as_on(before_7: bool, command: &str) -> &str {
+    match command {
+        "spublish" if before_7 => "publish",
+        "ssubscribe" if before_7 => "subscribe",
+        command => command,
+    }
+}
+
+/// (Re)makes the user `redlock` with `rule` (as `as_on` the server) and `extra` on `server`.
 fn make_user(server: &RedisServer, rule: &[String], extra: &[&str]) {
     server.cmd::<i64>(&["ACL", "DELUSER", "redlock"]);
-    let info: String = server.cmd(&["INFO", "server"]);
-    let six = info.contains("redis_version:6.");
-    let rule: Vec<&str> = (rule.iter().map(String::as_str))
-        .map(|word| match word {
-            "+spublish" if six => "+publish",
-            "+ssubscribe" if six => "+subscribe",
-            word => word,
+    let six = before_7(server);
+    let rule: Vec<String> = (rule.iter())
+        .map(|word| match word.strip_prefix('+') {
+            Some(command) => format!("+{}", as_on(six, command)),
+            None => word.clone(),
         })
         .collect();
     let mut args = vec!["ACL", "SETUSER", "redlock"];
-    args.extend(rule);
+    args.extend(rule.iter().map(String::as_str));
     args.extend(extra);
     server.cmd::<()>(&args);
 }
@@ -219,6 +233,7 @@ fn each_command_less_is_named() {
         .map(str::to_string)
         .collect();
     assert!(commands.len() >= 25, "{rule:?}");
+    let six = before_7(&primary);
     for (i, command) in commands.iter().enumerate() {
         let without: Vec<String> = rule
             .iter()
@@ -227,12 +242,7 @@ fn each_command_less_is_named() {
             .collect();
         make_user(&primary, &without, &[]);
         let said = steps(&primary, step_of(command), &format!("less{i}"));
-        let info: String = primary.cmd(&["INFO", "server"]);
-        let command = match command.as_str() {
-            "spublish" if info.contains("redis_version:6.") => "publish",
-            "ssubscribe" if info.contains("redis_version:6.") => "subscribe",
-            command => command,
-        };
+        let command = as_on(six, command);
         // Redis 6.2 names a subcommand's command only (CLUSTER for cluster|slots).
         let command = command.split('|').next().unwrap_or_default();
         let named = format!("may not run {}", command.to_ascii_uppercase());

@@ -135,24 +135,25 @@ fn a_companion(literal: &str) -> bool {
     })
 }
 
-/// A piece of a name in Lua: a companion's word, a separator alone (`k .. ':' .. 'control'`),
-/// the hash tag's braces beside one, or Redis's keyspace channel.
-fn names_a_key_in_lua(literal: &str) -> bool {
+/// A piece of a name: a companion's word, a separator alone (`k .. ':' .. 'control'`,
+/// `.join(":")`), the hash tag's braces beside one as the language writes them (`tag`), or
+/// Redis's keyspace channel.
+fn names_a_key(literal: &str, tag: [&str; 2]) -> bool {
     a_companion(literal)
         || literal == ":"
-        || literal.contains(":{")
-        || literal.contains("}:")
+        || tag.iter().any(|brace| literal.contains(brace))
         || literal.contains("__keyspace")
 }
 
-/// A piece of a name in Rust: as in Lua, the hash tag's braces escaped in a format string
-/// (`:{{`, `}}:`; `{host}:{port}` is an address).
+/// In Lua: `:{`, `}:`.
+fn names_a_key_in_lua(literal: &str) -> bool {
+    names_a_key(literal, [":{", "}:"])
+}
+
+/// In Rust, the braces escaped in a format string: `:{{`, `}}:` (`{host}:{port}` is an
+/// address).
 fn names_a_key_in_rust(literal: &str) -> bool {
-    a_companion(literal)
-        || literal == ":"
-        || literal.contains(":{{")
-        || literal.contains("}}:")
-        || literal.contains("__keyspace")
+    names_a_key(literal, [":{{", "}}:"])
 }
 
 fn offenders(
