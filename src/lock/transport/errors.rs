@@ -132,7 +132,7 @@ pub(super) fn describe_refusal(text: &str, code: Option<&str>) -> anyhow::Error 
         (false, _) if text.contains("channel") => {
             refused("may not listen on the lock's channels".into())
         }
-        (false, _) => refused(format!("refused: {}", one_line(text))),
+        (false, _) => refused(format!("is refused: {}", one_line(text))),
     }
 }
 
