@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::holder::{Acquired, Holder, HolderInfo, acquired};
+use super::tally::{Tally, Vote};
 use super::transport::{self, Answer, Wait};
-use super::{Lock, MOST_PLACES, beyond_minority, decided, integer, name_keys_in_the_way, scripts};
+use super::{Lock, MOST_PLACES, integer, name_keys_in_the_way, said_yes, scripts};
 use crate::clock::Moment;
 
 /// The outcome of one attempt to take the lock.
@@ -132,10 +133,12 @@ impl Lock {
         let on_its_way = self.pool.send(Wait::Never, &request, timeout);
         in_flight();
         let answers = on_its_way.collect(acquired, |answers| {
-            granted_most(answers).is_some_and(|(_, count)| count >= quorum)
+            places_granted(answers).winner().is_some()
         });
         let lease_end = self.timing.lease_end(sent);
-        let (place, granted) = granted_most(&answers).unwrap_or((0, 0));
+        let tally = places_granted(&answers);
+        let won = tally.winner().is_some();
+        let (place, granted) = tally.leader().map_or((0, 0), |(&p, count)| (p, count));
         let mut fences = Vec::new();
         let mut strays = false;
         let mut busy = Vec::new();
@@ -190,7 +193,7 @@ impl Lock {
         // servers disagree, the largest is written back before the command may use it.
         let mut fence_agreed =
             || fences.iter().all(|&f| f == fence) || self.raise_fence(fence, timeout);
-        if granted >= quorum && in_time() && fence_agreed() && in_time() {
+        if won && in_time() && fence_agreed() && in_time() {
             if strays {
                 // Other places a few servers gave us: each is a place another run could have,
                 // and its waiters are told.
@@ -209,7 +212,7 @@ impl Lock {
         let n = self.addresses.len();
         // Too few servers answered: the run ends here, and the servers that did record it.
         let unavailable = match &self.record {
-            Some(record) if beyond_minority(errors.len(), n) => {
+            Some(record) if tally.too_few_answered() => {
                 let policy =
                     !self.seen_held && busy.is_empty() && mismatch.is_none() && !in_the_way;
                 Some(record.without_lock(&self.token, n, "unavailable", policy))
@@ -227,10 +230,10 @@ impl Lock {
         if granted > 0 || strays || !errors.is_empty() {
             // A minority (or a majority that came too late) is worthless and would block others;
             // a server that timed out may still execute our request once it wakes up.
-            let held = !busy.is_empty() && !split(&busy, quorum);
+            let held = !busy.is_empty() && !split(&busy, n);
             self.give_back(None, timeout, unavailable.as_deref(), !held);
         }
-        if beyond_minority(errors.len(), n) {
+        if tally.too_few_answered() {
             let answered = n - errors.len();
             return Err(not_taken(match n {
                 1 => errors.join("; "),
@@ -244,8 +247,8 @@ impl Lock {
         if let Some(limit) = mismatch {
             return Ok(Attempt::Mismatch { limit });
         }
-        if busy.is_empty() && (granted >= quorum || self.places.len() == 1) {
-            let message = if granted >= quorum && in_time() {
+        if busy.is_empty() && (won || self.places.len() == 1) {
+            let message = if won && in_time() {
                 "the fencing token could not be recorded on a majority of the servers"
             } else {
                 "the lock was granted too late to be of use; raise --ttl"
@@ -267,7 +270,7 @@ impl Lock {
             });
         }
         self.seen_held = true;
-        Ok(busiest(busy, quorum, took))
+        Ok(busiest(busy, n, took))
     }
 
     /// Gives back what an acquire got that is of no use (all of it, or every place but
@@ -304,61 +307,56 @@ impl Lock {
     /// Writes `fence` back to every server whose counter is lower; true once a majority has it.
     fn raise_fence(&mut self, fence: u64, timeout: Duration) -> bool {
         let request = scripts::raise_fence(&self.keys, &self.token, fence);
-        let quorum = self.quorum();
         let answers = self.pool.fan_out(
             Wait::Never,
             &request,
             timeout,
             |reply| integer(reply).map(drop),
-            |answers| decided(answers, quorum, |a| a.is_ok()),
+            |answers| said_yes(answers, |_| true).yes(),
         );
-        answers.iter().filter(|a| matches!(a, Some(Ok(())))).count() >= quorum
+        said_yes(&answers, |_| true).yes()
     }
 }
 
-/// The place most servers granted, and how many did.
-fn granted_most(answers: &[Answer<Acquired>]) -> Option<(usize, usize)> {
-    let places: Vec<usize> = answers
-        .iter()
-        .filter_map(|answer| match answer {
-            Some(Ok(Acquired::Yes { place, .. })) => Some(*place),
-            _ => None,
-        })
-        .collect();
-    let count = |wanted: usize| places.iter().filter(|&&p| p == wanted).count();
-    places
-        .iter()
-        .map(|&place| (place, count(place)))
-        .max_by_key(|&(place, count)| (count, std::cmp::Reverse(place)))
+/// Which place each server granted.
+fn places_granted(answers: &[Answer<Acquired>]) -> Tally<usize> {
+    Tally::of(answers.iter().map(|answer| match answer {
+        Some(Ok(Acquired::Yes { place, .. })) => Vote::For(*place),
+        Some(Ok(_)) => Vote::Against,
+        _ => Vote::Unknown,
+    }))
 }
 
-/// For each place, the holder on the most of the busy servers, and on how many.
-fn most_seen(busy: &[Vec<Holder>]) -> Vec<(Holder, usize)> {
+/// For each place, the holder on the most of the busy servers (of `servers`), and whether that
+/// is a majority. Of the same holder's answers, the one with the most time left.
+fn most_seen(busy: &[Vec<Holder>], servers: usize) -> Vec<(Holder, bool)> {
     let places = busy.iter().map(Vec::len).min().expect("busy is not empty");
     (0..places)
         .map(|place| {
-            let seen: Vec<&Holder> = busy.iter().map(|holders| &holders[place]).collect();
-            let count = |token: &Option<String>| seen.iter().filter(|h| &h.token == token).count();
-            let best = seen
-                .iter()
-                .max_by_key(|h| (count(&h.token), h.remaining()))
-                .expect("busy is not empty");
-            ((*best).clone(), count(&best.token))
+            let seen = || busy.iter().map(|holders| &holders[place]);
+            let others = std::iter::repeat_n(Vote::Unknown, servers - busy.len());
+            let tally = Tally::of(seen().map(|h| Vote::For(h.token.clone())).chain(others));
+            let (token, _) = tally.leader().expect("busy is not empty");
+            let best = seen()
+                .filter(|h| &h.token == token)
+                .max_by_key(|h| h.remaining())
+                .expect("the leader was seen");
+            (best.clone(), tally.winner().is_some())
         })
         .collect()
 }
 
 /// Whether some place is held by no one on a majority of the servers.
-fn split(busy: &[Vec<Holder>], quorum: usize) -> bool {
-    most_seen(busy).iter().any(|(_, count)| *count < quorum)
+fn split(busy: &[Vec<Holder>], servers: usize) -> bool {
+    most_seen(busy, servers).iter().any(|(_, held)| !held)
 }
 
 /// The busy answer to report: for each place, the holder on the most servers; and whether
 /// anyone has a majority of each.
-fn busiest(busy: Vec<Vec<Holder>>, quorum: usize, given_back: usize) -> Attempt {
-    let seen = most_seen(&busy);
+fn busiest(busy: Vec<Vec<Holder>>, servers: usize, given_back: usize) -> Attempt {
+    let seen = most_seen(&busy, servers);
     Attempt::Busy {
-        split: seen.iter().any(|(_, count)| *count < quorum),
+        split: seen.iter().any(|(_, held)| !held),
         holders: seen.into_iter().map(|(holder, _)| holder).collect(),
         given_back,
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use redis::Value;
 
 use super::holder::Holder;
+use super::tally::Tally;
 use super::transport::Wait;
 use super::{Lock, scripts, view};
 
@@ -18,6 +19,7 @@ impl Lock {
         let answers = self
             .pool
             .fan_out(Wait::Always, &request, timeout, Ok, |_| false);
+        let servers = answers.len();
         let holding: Vec<Holder> = answers
             .into_iter()
             .flatten()
@@ -27,9 +29,8 @@ impl Lock {
             .map(|fields| Holder::decode(&fields))
             .filter(|holder| holder.token.as_deref() == Some(token))
             .collect();
-        (holding.len() >= self.quorum())
-            .then(|| holding.into_iter().next())
-            .flatten()
+        let majority = Tally::counted(holding.len(), 0, servers).yes();
+        majority.then(|| holding.into_iter().next()).flatten()
     }
 
     /// Asks the holder of the lock (the one holding `token`) to stop its command and let the

@@ -9,6 +9,7 @@ mod holder;
 mod keys;
 mod redact;
 pub mod scripts;
+mod tally;
 mod transport;
 pub mod view;
 
@@ -22,6 +23,7 @@ use redis::Value;
 pub use acquire::{Attempt, NotTaken};
 pub use holder::{Holder, HolderInfo, MAX_COMMAND, busy_message_for, host_name, one_line};
 pub use keys::{Keys, MOST_PLACES, check_key, check_name, lock_of, scan_pattern};
+pub use tally::{Tally, Vote, majority};
 use transport::{Answer, Wait};
 pub use transport::{
     KEY_GONE, Keyspace, Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve, tls, transient,
@@ -216,31 +218,30 @@ impl Lock {
         self.pool.follow_failovers(timeout / 2);
         let timeout = timeout.saturating_sub(asked.elapsed());
         let sent = Moment::now();
-        let quorum = self.quorum();
         let answers = self.pool.fan_out(
             Wait::Never,
             &request,
             timeout,
             |reply| Ok(integer(reply)? == 1),
-            |answers| decided(answers, quorum, |a| matches!(a, Ok(true))),
+            |answers| said_yes(answers, |ours| *ours).yes(),
         );
         let lease_end = self.timing.lease_end(sent);
-        let (mut ours, mut gone, mut errors) = (0, 0, Vec::new());
+        let tally = said_yes(&answers, |ours| *ours);
+        let mut errors = Vec::new();
         for (address, answer) in self.addresses.iter().zip(answers) {
             match answer {
-                Some(Ok(true)) => ours += 1,
-                Some(Ok(false)) => gone += 1,
                 Some(Err(e)) => errors.push(format!("{e:#}")),
                 None => errors.push(transport::unanswered(address)),
+                Some(Ok(_)) => {}
             }
         }
-        if ours >= quorum && Moment::now() < lease_end {
+        if tally.yes() && Moment::now() < lease_end {
             // Told once confirmed there: the subscription follows a lease that lives on.
             Extension::Confirmed {
                 lease_end,
                 moved: self.pool.moved(),
             }
-        } else if beyond_minority(gone, self.addresses.len()) {
+        } else if tally.no() {
             Extension::Lost
         } else if errors.is_empty() {
             Extension::Unconfirmed(anyhow!("the extension was confirmed too late"))
@@ -260,13 +261,20 @@ impl Lock {
             _ => None,
         };
         let request = scripts::leave(&self.keys, &self.token, self.recorded(busy.as_deref()));
-        let quorum = self.quorum();
         self.pool.fan_out(
             Wait::Always,
             &request,
             timeout,
             |reply| integer(reply).map(drop),
-            |answers| answers.iter().flatten().count() >= quorum,
+            // Answered at all, even with an error: the request was read.
+            |answers| {
+                Tally::of(
+                    answers
+                        .iter()
+                        .map(|a| a.as_ref().map_or(Vote::Unknown, |_| Vote::For(()))),
+                )
+                .yes()
+            },
         );
     }
 
@@ -299,23 +307,15 @@ impl Lock {
             self.recorded(run.as_deref()),
             true,
         );
-        let (quorum, servers) = (self.quorum(), self.addresses.len());
-        let count = |answers: &[Answer<bool>], ours: bool| {
-            answers
-                .iter()
-                .flatten()
-                .filter(|a| matches!(a, Ok(o) if *o == ours))
-                .count()
-        };
+        let servers = self.addresses.len();
         let answers = self.pool.fan_out(
             Wait::Always,
             &request,
             timeout,
             |reply| Ok(integer(reply)? != 0),
             |answers| {
-                everywhere == Everywhere::No
-                    && (count(answers, true) >= quorum
-                        || beyond_minority(count(answers, false), servers))
+                let tally = said_yes(answers, |ours| *ours);
+                everywhere == Everywhere::No && (tally.yes() || tally.no())
             },
         );
         let mut released = Released {
@@ -337,7 +337,16 @@ impl Released {
     /// Whether so many servers no longer held our token that no majority did: the lease had
     /// been lost (deleted, broken or taken over) by the time of the release.
     pub fn lost(&self) -> bool {
-        beyond_minority(self.gone, self.servers)
+        self.tally().no()
+    }
+
+    /// Whether a majority still held our token and let it go: the lock is free.
+    pub fn freed(&self) -> bool {
+        self.tally().yes()
+    }
+
+    fn tally(&self) -> Tally<()> {
+        Tally::counted(self.ours, self.gone, self.servers)
     }
 }
 
@@ -375,21 +384,15 @@ pub fn name_keys_in_the_way(error: anyhow::Error, address: &str, keys: &Keys) ->
     )
 }
 
-/// How many of `servers` make a majority.
-pub fn majority(servers: usize) -> usize {
-    servers / 2 + 1
-}
-
-/// Whether `count` of `servers` is more than a minority may be: with that many failed (or lost)
-/// no majority is possible.
-pub fn beyond_minority(count: usize, servers: usize) -> bool {
-    count > servers - majority(servers)
-}
-
-/// Whether the answers so far settle the outcome: `yes` reached a majority. A failure waits for
-/// every answer (each bounded by its time-out): its message says what each server said.
-fn decided<R>(answers: &[Answer<R>], quorum: usize, yes: impl Fn(&Result<R>) -> bool) -> bool {
-    answers.iter().flatten().filter(|a| yes(a)).count() >= quorum
+/// The tally of the answers to a yes-or-no request: a server that failed or did not answer
+/// may have said either. (A failure waits for every answer, each bounded by its time-out: its
+/// message says what each server said.)
+fn said_yes<R>(answers: &[Answer<R>], yes: impl Fn(&R) -> bool) -> Tally<()> {
+    Tally::of(answers.iter().map(|answer| match answer {
+        Some(Ok(r)) if yes(r) => Vote::For(()),
+        Some(Ok(_)) => Vote::Against,
+        _ => Vote::Unknown,
+    }))
 }
 
 #[cfg(test)]

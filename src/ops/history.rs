@@ -11,7 +11,7 @@ use crate::cli::HistoryArgs;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::history::Entry;
-use crate::lock::{Request, beyond_minority, one_line};
+use crate::lock::{Request, Tally, one_line};
 use crate::out;
 use crate::say;
 
@@ -82,7 +82,7 @@ fn one_run(mut copies: Vec<Entry>) -> Run {
     copies.sort_by_key(|e| (e.outcome != "busy", e.end_ms));
     let recorded_on = copies.len();
     let mut entry = copies.pop().expect("a run has an entry");
-    let lost = entry.servers > 0 && beyond_minority(gone, entry.servers);
+    let lost = entry.servers > 0 && Tally::counted(0, gone, entry.servers).no();
     if lost && matches!(entry.outcome.as_str(), "ran" | "timeout" | "replaced") {
         entry.outcome = "lost".into();
         entry.exit = Some(crate::exit::LOCK_LOST);

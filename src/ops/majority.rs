@@ -1,5 +1,5 @@
-//! What a majority of the servers says about a lock: the rules `status`, `list` and `release`
-//! share, over `lock::majority`.
+//! What a majority of the servers says about a lock, for `status`, `list` and `release`,
+//! counted by `lock::Tally`.
 
 use serde::Serialize;
 
@@ -8,7 +8,7 @@ use crate::lock::view::ServerView;
 
 use super::history::{self, Run};
 use super::servers::enough_answered;
-use crate::lock::majority;
+use crate::lock::{Tally, Vote, majority};
 
 /// The whole answer of `status`; its field names are the documented JSON.
 #[derive(Debug, Serialize)]
@@ -35,9 +35,16 @@ pub fn summarize(name: &str, servers: Vec<ServerView>) -> Result<Status, Failure
     let quorum = majority(servers.len());
     let failed: Vec<&str> = servers.iter().filter_map(|v| v.error.as_deref()).collect();
     enough_answered(&failed, servers.len())?;
-    let best = most_held(&servers, |v| v.holder.token.as_deref().filter(|_| v.held));
-    let agreeing = best.map_or(0, |(_, count)| count);
-    let held = agreeing >= quorum;
+    let tally = Tally::of(servers.iter().map(|v| match (&v.holder.token, &v.error) {
+        (_, Some(_)) => Vote::Unknown,
+        (Some(token), None) if v.held => Vote::For(token.as_str()),
+        _ => Vote::Against,
+    }));
+    let agreeing = tally.leader().map_or(0, |(_, count)| count);
+    let holder = tally.winner().and_then(|&token| {
+        let holds = |v: &&ServerView| v.held && v.holder.token.as_deref() == Some(token);
+        servers.iter().find(holds).cloned()
+    });
     let copies = servers.iter().filter_map(|v| v.last_run.clone()).collect();
     let last_run = history::merge(copies).into_iter().next();
     let now_ms = servers.iter().map(|v| v.now_ms).max().unwrap_or(0);
@@ -45,48 +52,10 @@ pub fn summarize(name: &str, servers: Vec<ServerView>) -> Result<Status, Failure
         last_run,
         now_ms,
         name: name.to_string(),
-        held,
-        holder: best.filter(|_| held).map(|(view, _)| view.clone()),
+        held: holder.is_some(),
+        holder,
         quorum,
         agreeing,
         servers,
     })
-}
-
-/// The answer whose token the most answers hold, and how many hold it; on a tie, the last.
-pub fn most_held<T>(answers: &[T], token: impl Fn(&T) -> Option<&str>) -> Option<(&T, usize)> {
-    let count = |wanted: &str| answers.iter().filter(|a| token(a) == Some(wanted)).count();
-    answers
-        .iter()
-        .filter_map(|answer| Some((answer, count(token(answer)?))))
-        .max_by_key(|(_, count)| *count)
-}
-
-/// Whether a majority of `total` servers may hold a lock: `holding` said they do, and the
-/// `unknown` ones that did not answer may.
-pub fn may_hold(holding: usize, unknown: usize, total: usize) -> bool {
-    holding + unknown >= majority(total)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_token_most_hold_wins_and_the_last_breaks_a_tie() {
-        let tokens = [Some("a"), None, Some("b"), Some("b"), Some("a")];
-        let found = most_held(&tokens, |t| *t);
-        assert_eq!(found.map(|(t, n)| (*t, n)), Some((Some("a"), 2)));
-        let found = most_held(&tokens[..4], |t| *t);
-        assert_eq!(found.map(|(t, n)| (*t, n)), Some((Some("b"), 2)));
-        assert!(most_held(&[None::<&str>], |t| *t).is_none());
-    }
-
-    #[test]
-    fn servers_that_did_not_answer_may_hold_it() {
-        assert!(may_hold(1, 1, 3));
-        assert!(!may_hold(1, 0, 3));
-        assert!(may_hold(0, 2, 3));
-        assert!(!may_hold(0, 1, 3));
-    }
 }

@@ -16,10 +16,10 @@ use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::{self, ASK_MARGIN, Asked, Broken, ServerView, UNKNOWN_KILL_AFTER};
-use crate::lock::{Keys, beyond_minority, scripts};
+use crate::lock::{Keys, Tally, Vote, scripts};
 use crate::say::{Event, ms, say};
 
-use super::majority::{may_hold, most_held, summarize};
+use super::majority::summarize;
 use super::servers::{Servers, enough_answered};
 
 /// A holder that took the lock less than this long ago may not listen to its control channel
@@ -295,17 +295,18 @@ fn heard(answers: &[Asked]) -> Option<(String, Duration)> {
 /// Whether a majority may still hold `token`: the servers that answered holding it, and those
 /// that did not answer.
 fn majority_may_hold(answers: &[Asked], errors: &[Option<String>], token: &str) -> bool {
-    let holding = answers
-        .iter()
-        .filter(|asked| asked.token.as_deref() == Some(token))
-        .count();
-    may_hold(holding, errors.iter().flatten().count(), errors.len())
+    let holds = |asked: &&Asked| asked.token.as_deref() == Some(token);
+    let holding = answers.iter().filter(holds).count();
+    Tally::counted(holding, answers.len() - holding, errors.len()).may_win(&())
 }
 
 /// The token most servers hold, if any holds one.
 fn most_held_token(answers: &[Asked]) -> Option<String> {
-    let (asked, _) = most_held(answers, |asked| asked.token.as_deref())?;
-    asked.token.clone()
+    let tally = Tally::of(answers.iter().map(|asked| match &asked.token {
+        Some(token) => Vote::For(token),
+        None => Vote::Against,
+    }));
+    tally.leader().map(|(token, _)| token.to_string())
 }
 
 /// Waits until no majority holds `token` any more (the holder stopped its command and
@@ -315,13 +316,13 @@ fn holder_let_go(servers: &mut Servers, keys: &Keys, token: &str, patience: Dura
     let deadline = Moment::now() + patience;
     loop {
         let views = servers.views(keys);
-        let unread = views.iter().filter(|v| v.error.is_some()).count();
-        let holding = views
-            .iter()
-            .filter(|v| v.holder.token.as_deref() == Some(token))
-            .count();
+        let tally = Tally::of(views.iter().map(|v| match (&v.error, &v.holder.token) {
+            (Some(_), _) => Vote::Unknown,
+            (None, Some(held)) if held == token => Vote::For(()),
+            (None, _) => Vote::Against,
+        }));
         // Seen released only by a majority that answered: one that did not tells nothing.
-        if !beyond_minority(unread, views.len()) && !may_hold(holding, unread, views.len()) {
+        if !tally.too_few_answered() && tally.no() {
             return true;
         }
         if Moment::now() >= deadline {
@@ -342,7 +343,7 @@ fn report(
     let deleted = broken.iter().filter(|b| **b == Broken::Deleted).count();
     let unreached: Vec<&str> = errors.iter().flatten().map(String::as_str).collect();
     // A server that did not answer may still hold it; every other one no longer does.
-    if may_hold(0, unreached.len(), total) {
+    if Tally::counted(0, total - unreached.len(), total).may_win(&()) {
         return Err(Failure::new(
             Kind::Unavailable,
             anyhow!(

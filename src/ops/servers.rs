@@ -8,7 +8,7 @@ use crate::cli::ServerArgs;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::{ServerView, view};
 use crate::lock::{
-    Keys, MOST_PLACES, Pool, REQUEST_TIMEOUT, Request, Server, beyond_minority, resolve, scripts,
+    Keys, MOST_PLACES, Pool, REQUEST_TIMEOUT, Request, Server, Tally, resolve, scripts,
 };
 use crate::settings;
 
@@ -206,7 +206,8 @@ fn primaries(seed: &Server, shards: Value) -> Vec<Server> {
 /// Fails as Redis being unavailable, with every server's error, when too few of `total`
 /// servers answered for a majority to be told.
 pub fn enough_answered(errors: &[impl AsRef<str>], total: usize) -> Result<(), Failure> {
-    if !beyond_minority(errors.len(), total) {
+    let answered = total.saturating_sub(errors.len());
+    if !Tally::counted(0, answered, total).too_few_answered() {
         return Ok(());
     }
     let errors: Vec<&str> = errors.iter().map(AsRef::as_ref).collect();

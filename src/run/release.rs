@@ -23,7 +23,7 @@ pub fn release(
     let started = Moment::now();
     let released = lock.release(keep, timeout, Everywhere::No, ending);
     // With several servers, a majority releasing frees the lock: the rest is for --verbose.
-    let freed = released.ours >= lock.quorum();
+    let freed = released.freed();
     if !released.errors.is_empty() && ((!lost && !freed) || args.verbose) {
         say(
             Event::ReleaseFailed,
