@@ -330,11 +330,12 @@ mod tests {
             "a\nb",
             &fields,
         );
-        assert_eq!(
-            line,
-            "{\"event\":\"acquired\",\"level\":\"info\",\"name\":\"b\\\"k\",\
-             \"message\":\"a\\nb\",\"fence\":7,\"took_ms\":2}\n"
+        let expected = concat!(
+            r#"{"event":"acquired","level":"info","name":"b\"k","#,
+            r#""message":"a\nb","fence":7,"took_ms":2}"#,
+            "\n"
         );
+        assert_eq!(line, expected);
         let line = render(Format::Json, true, Event::Error, None, "bad", &[]);
         let (prefix, object) = line.split_at(3);
         assert_eq!(prefix, "<3>");

@@ -112,6 +112,51 @@ impl Lock {
         timeout: Duration,
         in_flight: &mut dyn FnMut(),
     ) -> Result<Attempt> {
+        let (sent, answers) = self.send_acquire(me, queue, timeout, in_flight);
+        let lease_end = self.timing.lease_end(sent);
+        let tally = places_granted(&answers);
+        let won = tally.winner().is_some();
+        let place = tally.leader().map_or(0, |(&p, _)| p);
+        let sorted = self.sort(answers, place);
+        // The place is a lock of its own: from here on, its keys are the ones used.
+        self.keys = self.places[place].clone();
+        self.place = place;
+        let fences = &sorted.fences;
+        let fence = fences.iter().copied().max().unwrap_or(0);
+        let min_validity = self.timing.min_validity;
+        let in_time = || Moment::now() + min_validity < lease_end;
+        // Only a counter a majority holds is sure to be exceeded by the next holder's: when the
+        // servers disagree, the largest is written back before the command may use it.
+        let mut fence_agreed =
+            || fences.iter().all(|&f| f == fence) || self.raise_fence(fence, timeout);
+        if won && in_time() && fence_agreed() && in_time() {
+            if sorted.strays {
+                // Other places a few servers gave us: each is a place another run could have,
+                // and its waiters are told.
+                self.give_back(Some(place), timeout, None, true);
+            }
+            self.ask = scripts::Place::Any;
+            return Ok(Attempt::Acquired {
+                fence,
+                sent,
+                lease_end,
+                place,
+            });
+        }
+        self.keys = self.places[0].clone();
+        self.place = 0;
+        self.not_acquired(sorted, &tally, lease_end, timeout)
+    }
+
+    /// Sends the acquire to every server (`in_flight` runs while it travels), and collects
+    /// the answers once a majority granted a place, or every server answered.
+    fn send_acquire(
+        &mut self,
+        me: &HolderInfo,
+        queue: bool,
+        timeout: Duration,
+        in_flight: &mut dyn FnMut(),
+    ) -> (Moment, Vec<Answer<Acquired>>) {
         // A run that will not wait ends here if the lock is busy: the script records it then.
         let busy = match (&self.record, queue) {
             (Some(record), false) => {
@@ -129,33 +174,32 @@ impl Lock {
             self.recorded(busy.as_deref()),
         );
         let sent = Moment::now();
-        let quorum = self.quorum();
         let on_its_way = self.pool.send(Wait::Never, &request, timeout);
         in_flight();
         let answers = on_its_way.collect(acquired, |answers| {
             places_granted(answers).winner().is_some()
         });
-        let lease_end = self.timing.lease_end(sent);
-        let tally = places_granted(&answers);
-        let won = tally.winner().is_some();
-        let (place, granted) = tally.leader().map_or((0, 0), |(&p, count)| (p, count));
-        let mut fences = Vec::new();
-        let mut strays = false;
-        let mut busy = Vec::new();
-        let mut mismatch = None;
-        let mut errors = Vec::new();
-        let mut in_the_way = false;
-        let mut passing = true;
-        // How many servers had each place free.
-        let mut free_on = vec![0; self.places.len()];
-        let took = answers
-            .iter()
-            .filter(|answer| matches!(answer, Some(Ok(Acquired::Yes { .. }))))
-            .count();
+        (sent, answers)
+    }
+
+    /// Sorts the servers' answers, for the place most of them granted.
+    fn sort(&self, answers: Vec<Answer<Acquired>>, place: usize) -> Sorted {
+        let mut sorted = Sorted {
+            fences: Vec::new(),
+            strays: false,
+            busy: Vec::new(),
+            mismatch: None,
+            errors: Vec::new(),
+            in_the_way: false,
+            passing: true,
+            free_on: vec![0; self.places.len()],
+            took: 0,
+        };
         for (address, answer) in self.addresses.iter().zip(answers) {
             if let Some(Ok(Acquired::Yes { free, .. })) = &answer {
+                sorted.took += 1;
                 for &p in free {
-                    if let Some(count) = free_on.get_mut(p) {
+                    if let Some(count) = sorted.free_on.get_mut(p) {
                         *count += 1;
                     }
                 }
@@ -163,53 +207,41 @@ impl Lock {
             match answer {
                 Some(Ok(Acquired::Yes {
                     fence, place: p, ..
-                })) if p == place => fences.push(fence),
-                Some(Ok(Acquired::Yes { .. })) => strays = true,
-                Some(Ok(Acquired::Busy(holders))) => busy.push(holders),
-                Some(Ok(Acquired::Mismatch(limit))) => mismatch = Some(limit),
+                })) if p == place => sorted.fences.push(fence),
+                Some(Ok(Acquired::Yes { .. })) => sorted.strays = true,
+                Some(Ok(Acquired::Busy(holders))) => sorted.busy.push(holders),
+                Some(Ok(Acquired::Mismatch(limit))) => sorted.mismatch = Some(limit),
                 Some(Err(e)) => {
-                    passing &= transport::transient(&e);
+                    sorted.passing &= transport::transient(&e);
                     let error = format!("{:#}", name_keys_in_the_way(e, address, &self.keys));
-                    in_the_way |= error.contains(transport::WRONG_TYPE);
-                    errors.push(error);
+                    sorted.in_the_way |= error.contains(transport::WRONG_TYPE);
+                    sorted.errors.push(error);
                 }
-                None => errors.push(transport::unanswered(address)),
+                None => sorted.errors.push(transport::unanswered(address)),
             }
         }
-        let not_taken = |message: String| NotTaken {
-            message,
-            unreachable: busy.is_empty() && mismatch.is_none() && !in_the_way,
-            // Only servers that failed are a reason to try again: a grant that came too late
-            // is not (raise --ttl).
-            passing: passing && !in_the_way && !errors.is_empty(),
-        };
-        // The place is a lock of its own: from here on, its keys are the ones used.
-        self.keys = self.places[place].clone();
-        self.place = place;
-        let fence = fences.iter().copied().max().unwrap_or(0);
-        let min_validity = self.timing.min_validity;
-        let in_time = || Moment::now() + min_validity < lease_end;
-        // Only a counter a majority holds is sure to be exceeded by the next holder's: when the
-        // servers disagree, the largest is written back before the command may use it.
-        let mut fence_agreed =
-            || fences.iter().all(|&f| f == fence) || self.raise_fence(fence, timeout);
-        if won && in_time() && fence_agreed() && in_time() {
-            if strays {
-                // Other places a few servers gave us: each is a place another run could have,
-                // and its waiters are told.
-                self.give_back(Some(place), timeout, None, true);
-            }
-            self.ask = scripts::Place::Any;
-            return Ok(Attempt::Acquired {
-                fence,
-                sent,
-                lease_end,
-                place,
-            });
-        }
-        self.keys = self.places[0].clone();
-        self.place = 0;
+        sorted
+    }
+
+    /// What an attempt that did not take the lock found: busy, another N, or too few servers
+    /// (`Err`). What a few servers granted is given back first.
+    fn not_acquired(
+        &mut self,
+        sorted: Sorted,
+        tally: &Tally<usize>,
+        lease_end: Moment,
+        timeout: Duration,
+    ) -> Result<Attempt> {
+        let (place, granted) = tally.leader().map_or((0, 0), |(&p, count)| (p, count));
+        let won = tally.winner().is_some();
         let n = self.addresses.len();
+        let Sorted {
+            busy,
+            mismatch,
+            errors,
+            in_the_way,
+            ..
+        } = &sorted;
         // Too few servers answered: the run ends here, and the servers that did record it.
         let unavailable = match &self.record {
             Some(record) if tally.too_few_answered() => {
@@ -221,39 +253,41 @@ impl Lock {
         };
         // Next time, ask for a place a majority had free, if one had, or else first for the one
         // most of them gave: they then agree more often.
+        let free_on = &sorted.free_on;
         let most_free = (0..free_on.len()).max_by_key(|&p| (free_on[p], std::cmp::Reverse(p)));
         self.ask = match most_free {
-            Some(p) if free_on[p] >= quorum => scripts::Place::Only(p),
+            Some(p) if free_on[p] >= self.quorum() => scripts::Place::Only(p),
             _ if granted > 0 => scripts::Place::Prefer(place),
             _ => scripts::Place::Any,
         };
-        if granted > 0 || strays || !errors.is_empty() {
+        if granted > 0 || sorted.strays || !errors.is_empty() {
             // A minority (or a majority that came too late) is worthless and would block others;
             // a server that timed out may still execute our request once it wakes up.
-            let held = !busy.is_empty() && !split(&busy, n);
+            let held = !busy.is_empty() && !split(busy, n);
             self.give_back(None, timeout, unavailable.as_deref(), !held);
         }
         if tally.too_few_answered() {
             let answered = n - errors.len();
-            return Err(not_taken(match n {
-                1 => errors.join("; "),
-                _ => format!(
-                    "only {answered} of {n} Redis servers answered; {}",
-                    errors.join("; ")
-                ),
-            })
-            .into());
+            return Err(sorted
+                .not_taken(match n {
+                    1 => errors.join("; "),
+                    _ => format!(
+                        "only {answered} of {n} Redis servers answered; {}",
+                        errors.join("; ")
+                    ),
+                })
+                .into());
         }
-        if let Some(limit) = mismatch {
+        if let Some(limit) = *mismatch {
             return Ok(Attempt::Mismatch { limit });
         }
         if busy.is_empty() && (won || self.places.len() == 1) {
-            let message = if won && in_time() {
+            let message = if won && Moment::now() + self.timing.min_validity < lease_end {
                 "the fencing token could not be recorded on a majority of the servers"
             } else {
                 "the lock was granted too late to be of use; raise --ttl"
             };
-            return Err(not_taken(message.to_string()).into());
+            return Err(sorted.not_taken(message.to_string()).into());
         }
         if busy.is_empty() {
             // The servers gave different places of a semaphore, none of them to a majority:
@@ -266,11 +300,11 @@ impl Lock {
             return Ok(Attempt::Busy {
                 holders: vec![unknown; self.places.len()],
                 split: true,
-                given_back: took,
+                given_back: sorted.took,
             });
         }
         self.seen_held = true;
-        Ok(busiest(busy, n, took))
+        Ok(busiest(sorted.busy, n, sorted.took))
     }
 
     /// Gives back what an acquire got that is of no use (all of it, or every place but
@@ -315,6 +349,38 @@ impl Lock {
             |answers| said_yes(answers, |_| true).yes(),
         );
         said_yes(&answers, |_| true).yes()
+    }
+}
+
+/// The answers of one attempt, sorted.
+struct Sorted {
+    /// The fencing counters of the servers that granted the place most of them granted.
+    fences: Vec<u64>,
+    /// Some server granted another place.
+    strays: bool,
+    /// The holders each busy server named, a place each.
+    busy: Vec<Vec<Holder>>,
+    mismatch: Option<usize>,
+    errors: Vec<String>,
+    /// A key of another type is in the way.
+    in_the_way: bool,
+    /// Every server that failed did so in a way that passes (`transport::transient`).
+    passing: bool,
+    /// How many servers had each place free.
+    free_on: Vec<usize>,
+    /// How many servers granted a place.
+    took: usize,
+}
+
+impl Sorted {
+    fn not_taken(&self, message: String) -> NotTaken {
+        NotTaken {
+            message,
+            unreachable: self.busy.is_empty() && self.mismatch.is_none() && !self.in_the_way,
+            // Only servers that failed are a reason to try again: a grant that came too late
+            // is not (raise --ttl).
+            passing: self.passing && !self.in_the_way && !self.errors.is_empty(),
+        }
     }
 }
 

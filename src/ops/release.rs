@@ -108,158 +108,226 @@ fn release_place(
     label: &str,
     views: &[ServerView],
 ) -> Result<u8, Failure> {
-    let total = servers.len();
     if !args.force {
-        let status = summarize(args.lock.label(), views.to_vec())?;
-        let holder = status.holder.map(|view| view.holder);
-        let plan = match &holder {
-            // A lock library's holder (or a key set by hand) hears nothing of it, and goes on.
-            Some(holder) if holder.host.is_none() => format!(
-                "it would delete {} on {total} server(s) and wake its waiters; its holder, {holder}, \
-                 cannot be asked to stop, and would go on as if it held the lock",
-                keys.lock
-            ),
-            _ => format!(
-                "it would ask its holder ({}) to stop its command and release the lock, then \
-                 delete {} on {total} server(s) if it does not, and wake its waiters",
-                holder.map_or("nobody".to_string(), |holder| format!("{holder:#}")),
-                keys.lock
-            ),
-        };
-        return Err(Failure::new(
-            Kind::Usage,
-            anyhow!("not breaking lock {label} without --force: {plan}"),
-        ));
+        return Err(without_force(args, servers.len(), keys, label, views));
     }
-    // The token each server's lock must still hold to be deleted (`None`: any).
-    let mut tokens = vec![args.token.clone(); total];
-    // What a server was found to hold, when that settles it without a second request.
-    let mut settled = vec![None; total];
-    let mut errors: Vec<Option<String>> = views.iter().map(|v| v.error.clone()).collect();
-    for (i, error) in errors.iter().enumerate() {
+    let mut targets = Targets {
+        tokens: vec![args.token.clone(); servers.len()],
+        settled: vec![None; servers.len()],
+        errors: views.iter().map(|v| v.error.clone()).collect(),
+    };
+    for (i, error) in targets.errors.iter().enumerate() {
         if error.is_some() {
             servers.forget(i);
         }
     }
     if !args.now {
-        let first_ask = Moment::now();
-        // The token the lock held when first asked: the one asked to stop.
-        let mut asked_first: Option<String> = None;
-        let answers = loop {
-            let token = args.token.as_deref();
-            let asked = servers.ask(
-                |_| Some(scripts::ask_to_stop(keys, token, scripts::Ask::Stop)),
-                view::asked,
-            );
-            let mut answers = Vec::new();
-            for (i, answer) in asked.into_iter().enumerate() {
-                match answer {
-                    Some(Ok(asked)) => {
-                        // What the server held then, and nothing taken since: a lock a waiter
-                        // took meanwhile is not ours to break.
-                        (tokens[i], settled[i]) = match (&asked.token, &args.token) {
-                            (None, _) => (None, Some(Broken::NotHeld)),
-                            (Some(held), Some(wanted)) if held != wanted => {
-                                (None, Some(Broken::OtherToken))
-                            }
-                            (Some(held), _) => (Some(held.clone()), None),
-                        };
-                        answers.push(asked);
-                    }
-                    // Failed before, and not asked again.
-                    None => {}
-                    Some(Err(e)) => {
-                        // Not asked again: it would only take the time-out once more.
-                        servers.forget(i);
-                        errors[i] = Some(format!("{e:#}"));
-                    }
-                }
-            }
-            if heard(&answers).is_some() {
-                break answers;
-            }
-            match &asked_first {
-                // Asked again, and a majority no longer holds it: the holder let go (stopped
-                // its command and released it before its answer was seen, or its command ended).
-                Some(token) if !majority_may_hold(&answers, &errors, token) => {
-                    say(
-                        Event::HolderReleased,
-                        format!("the holder of {label} stopped its command and released the lock"),
-                        &[],
-                    );
-                    return Ok(0);
-                }
-                Some(_) => {}
-                None => asked_first = most_held_token(&answers),
-            }
-            // Someone may still answer, for a moment: a listener (the holder, about to say it
-            // heard; or another run, which never will), or a holder that took the lock just now
-            // and does not listen yet (`control::LISTEN_AFTER`). Asked again until then.
-            let may_answer = answers.iter().any(|asked| {
-                asked.token.is_some()
-                    && !asked.ended
-                    && (asked.listeners > 0 || asked.age.is_some_and(|age| age < JUST_STARTED))
-            });
-            if !may_answer {
-                break answers;
-            }
-            if first_ask.elapsed() >= ANSWER_PATIENCE {
-                say(
-                    Event::NoAnswer,
-                    format!(
-                        "no holder of {} answered within {} (gone, or not running); \
-                         deleting the lock",
-                        label,
-                        human(ANSWER_PATIENCE)
-                    ),
-                    &[("wait_ms", ms(ANSWER_PATIENCE))],
-                );
-                break answers;
-            }
-            thread::sleep(POLL);
+        let Some(answers) = ask_to_stop(args, servers, keys, label, &mut targets) else {
+            return Ok(0);
         };
         if let Some((asked, kill_after)) = heard(&answers) {
-            let patience = kill_after + ASK_MARGIN;
-            say(
-                Event::Asking,
-                format!(
-                    "asked the holder of {} to stop its command and release the lock; \
-                     waiting up to {} (its --kill-after of {}, plus {})",
-                    label,
-                    human(patience),
-                    human(kill_after),
-                    human(ASK_MARGIN)
-                ),
-                &[
-                    ("wait_ms", ms(patience)),
-                    ("kill_after_ms", ms(kill_after)),
-                    ("margin_ms", ms(ASK_MARGIN)),
-                ],
-            );
-            if holder_let_go(servers, keys, &asked, patience) {
+            if let Waited::LetGo = wait_for_holder(servers, keys, label, &asked, kill_after) {
+                return Ok(0);
+            }
+            targets.tokens.fill(Some(asked));
+        }
+    }
+    delete(servers, keys, label, targets)
+}
+
+/// What each server's lock is deleted with.
+struct Targets {
+    /// The token each server's lock must still hold to be deleted (`None`: any).
+    tokens: Vec<Option<String>>,
+    /// What a server was found to hold, when that settles it without a second request.
+    settled: Vec<Option<Broken>>,
+    /// Why a server was not reached (it is not asked again).
+    errors: Vec<Option<String>>,
+}
+
+/// The refusal without --force: what breaking the lock would do.
+fn without_force(
+    args: &ReleaseArgs,
+    total: usize,
+    keys: &Keys,
+    label: &str,
+    views: &[ServerView],
+) -> Failure {
+    let holder = match summarize(args.lock.label(), views.to_vec()) {
+        Ok(status) => status.holder.map(|view| view.holder),
+        Err(failure) => return failure,
+    };
+    let plan = match &holder {
+        // A lock library's holder (or a key set by hand) hears nothing of it, and goes on.
+        Some(holder) if holder.host.is_none() => format!(
+            "it would delete {} on {total} server(s) and wake its waiters; its holder, {holder}, \
+             cannot be asked to stop, and would go on as if it held the lock",
+            keys.lock
+        ),
+        _ => format!(
+            "it would ask its holder ({}) to stop its command and release the lock, then \
+             delete {} on {total} server(s) if it does not, and wake its waiters",
+            holder.map_or("nobody".to_string(), |holder| format!("{holder:#}")),
+            keys.lock
+        ),
+    };
+    Failure::new(
+        Kind::Usage,
+        anyhow!("not breaking lock {label} without --force: {plan}"),
+    )
+}
+
+/// Asks the holder, on its control channel, to stop its command and release the lock, until
+/// it says it heard, nobody may answer any more, or `ANSWER_PATIENCE` is over: the last
+/// answers then. `None` when the holder let go meanwhile (the run is done).
+fn ask_to_stop(
+    args: &ReleaseArgs,
+    servers: &mut Servers,
+    keys: &Keys,
+    label: &str,
+    targets: &mut Targets,
+) -> Option<Vec<Asked>> {
+    let first_ask = Moment::now();
+    // The token the lock held when first asked: the one asked to stop.
+    let mut asked_first: Option<String> = None;
+    loop {
+        let token = args.token.as_deref();
+        let asked = servers.ask(
+            |_| Some(scripts::ask_to_stop(keys, token, scripts::Ask::Stop)),
+            view::asked,
+        );
+        let mut answers = Vec::new();
+        for (i, answer) in asked.into_iter().enumerate() {
+            match answer {
+                Some(Ok(asked)) => {
+                    // What the server held then, and nothing taken since: a lock a waiter
+                    // took meanwhile is not ours to break.
+                    (targets.tokens[i], targets.settled[i]) = match (&asked.token, &args.token) {
+                        (None, _) => (None, Some(Broken::NotHeld)),
+                        (Some(held), Some(wanted)) if held != wanted => {
+                            (None, Some(Broken::OtherToken))
+                        }
+                        (Some(held), _) => (Some(held.clone()), None),
+                    };
+                    answers.push(asked);
+                }
+                // Failed before, and not asked again.
+                None => {}
+                Some(Err(e)) => {
+                    // Not asked again: it would only take the time-out once more.
+                    servers.forget(i);
+                    targets.errors[i] = Some(format!("{e:#}"));
+                }
+            }
+        }
+        if heard(&answers).is_some() {
+            return Some(answers);
+        }
+        match &asked_first {
+            // Asked again, and a majority no longer holds it: the holder let go (stopped
+            // its command and released it before its answer was seen, or its command ended).
+            Some(token) if !majority_may_hold(&answers, &targets.errors, token) => {
                 say(
                     Event::HolderReleased,
                     format!("the holder of {label} stopped its command and released the lock"),
                     &[],
                 );
-                return Ok(0);
+                return None;
             }
-            say(
-                Event::NotReleased,
-                format!(
-                    "the holder of {} did not release the lock within {}; deleting it",
-                    label,
-                    human(patience)
-                ),
-                &[("wait_ms", ms(patience))],
-            );
-            tokens.fill(Some(asked));
+            Some(_) => {}
+            None => asked_first = most_held_token(&answers),
         }
+        // Someone may still answer, for a moment: a listener (the holder, about to say it
+        // heard; or another run, which never will), or a holder that took the lock just now
+        // and does not listen yet (`control::LISTEN_AFTER`). Asked again until then.
+        let may_answer = answers.iter().any(|asked| {
+            asked.token.is_some()
+                && !asked.ended
+                && (asked.listeners > 0 || asked.age.is_some_and(|age| age < JUST_STARTED))
+        });
+        if !may_answer {
+            return Some(answers);
+        }
+        if first_ask.elapsed() >= ANSWER_PATIENCE {
+            say(
+                Event::NoAnswer,
+                format!(
+                    "no holder of {} answered within {} (gone, or not running); \
+                     deleting the lock",
+                    label,
+                    human(ANSWER_PATIENCE)
+                ),
+                &[("wait_ms", ms(ANSWER_PATIENCE))],
+            );
+            return Some(answers);
+        }
+        thread::sleep(POLL);
     }
+}
+
+/// Whether a holder that heard let go in time.
+enum Waited {
+    LetGo,
+    NotReleased,
+}
+
+/// Waits for the holder that heard (holding `token`) to stop its command and release the
+/// lock: its --kill-after and `ASK_MARGIN`.
+fn wait_for_holder(
+    servers: &mut Servers,
+    keys: &Keys,
+    label: &str,
+    token: &str,
+    kill_after: Duration,
+) -> Waited {
+    let patience = kill_after + ASK_MARGIN;
+    say(
+        Event::Asking,
+        format!(
+            "asked the holder of {} to stop its command and release the lock; \
+             waiting up to {} (its --kill-after of {}, plus {})",
+            label,
+            human(patience),
+            human(kill_after),
+            human(ASK_MARGIN)
+        ),
+        &[
+            ("wait_ms", ms(patience)),
+            ("kill_after_ms", ms(kill_after)),
+            ("margin_ms", ms(ASK_MARGIN)),
+        ],
+    );
+    if holder_let_go(servers, keys, token, patience) {
+        say(
+            Event::HolderReleased,
+            format!("the holder of {label} stopped its command and released the lock"),
+            &[],
+        );
+        return Waited::LetGo;
+    }
+    say(
+        Event::NotReleased,
+        format!(
+            "the holder of {} did not release the lock within {}; deleting it",
+            label,
+            human(patience)
+        ),
+        &[("wait_ms", ms(patience))],
+    );
+    Waited::NotReleased
+}
+
+/// Deletes the lock on every server not settled yet, holding the token it must hold there.
+fn delete(
+    servers: &mut Servers,
+    keys: &Keys,
+    label: &str,
+    mut targets: Targets,
+) -> Result<u8, Failure> {
     let outcomes = servers.ask(
         |i| {
-            let token = tokens[i].as_deref();
-            settled[i]
+            let token = targets.tokens[i].as_deref();
+            targets.settled[i]
                 .is_none()
                 .then(|| scripts::break_lock(keys, token))
         },
@@ -269,18 +337,18 @@ fn release_place(
     for (i, outcome) in outcomes.into_iter().enumerate() {
         // A server whose answer to the ask settled it was not asked again; one that failed
         // since (forgotten) counts as failed, whatever it said before.
-        let outcome = match errors[i] {
+        let outcome = match targets.errors[i] {
             Some(_) => None,
-            None => settled[i].map(Ok).or(outcome),
+            None => targets.settled[i].map(Ok).or(outcome),
         };
         match outcome {
             // It failed already, and was not asked again.
             None => {}
             Some(Ok(outcome)) => broken.push(outcome),
-            Some(Err(e)) => errors[i] = Some(format!("{e:#}")),
+            Some(Err(e)) => targets.errors[i] = Some(format!("{e:#}")),
         }
     }
-    report(label, total, &broken, &errors)
+    report(label, servers.len(), &broken, &targets.errors)
 }
 
 /// The token of a holder that said it heard the request and stops its command, and its

@@ -17,10 +17,12 @@ mod group;
 mod guard;
 mod heard;
 mod heartbeat;
+mod holders;
 mod lapse;
 mod nested;
 mod reap;
 mod release;
+mod replacing;
 // Public for exit.rs, which names a signal in its messages.
 pub mod signals;
 mod spawn;
@@ -76,7 +78,6 @@ pub fn run(args: &RunArgs) -> Result<u8, Failure> {
 /// command starts.
 fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Result<u8, Failure> {
     let lease = settings::check_run(args).kind(Kind::Usage)?;
-    let servers = settings::servers(&args.servers.redis, args.wait_replicas).kind(Kind::Usage)?;
     reap::adopt_orphans()
         .context("cannot become the reaper of the command's orphans")
         .kind(Kind::Internal)?;
@@ -84,6 +85,26 @@ fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Res
     let mut events = Events::new()
         .context("cannot set up event handling")
         .kind(Kind::Internal)?;
+    let (mut lock, me) = open(args, lease, facts)?;
+    let deadman = DeadMan::new().kind(Kind::Internal)?;
+    let taken = match take(&mut lock, args, &me, lease, &mut events) {
+        Err(failure) if failure.kind == Kind::Unavailable => {
+            facts.unavailable = true;
+            return Err(unavailable(args, failure, facts, pings));
+        }
+        taken => taken?,
+    };
+    facts.acquired = Some((Moment::now(), taken.0.fence));
+    if let Some(pings) = pings {
+        pings.start();
+    }
+    hold(args, lease, facts, lock, taken, deadman, events)
+}
+
+/// The lock over the servers, and what this run records of itself in it. A run nested in a
+/// run of the same lock does not return: it becomes its command (`nested.rs`).
+fn open(args: &RunArgs, lease: Lease, facts: &Facts) -> Result<(Lock, HolderInfo), Failure> {
+    let servers = settings::servers(&args.servers.redis, args.wait_replicas).kind(Kind::Usage)?;
     // The servers' connections are opened at once, without waiting for them.
     let mut lock = Lock::new(
         servers,
@@ -113,20 +134,20 @@ fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Res
             OnUnavailable::Run => None,
         },
     });
-    let deadman = DeadMan::new().kind(Kind::Internal)?;
-    let (granted, mut guard) = match take(&mut lock, args, &me, lease, &mut events) {
-        Err(failure) if failure.kind == Kind::Unavailable => {
-            facts.unavailable = true;
-            return Err(unavailable(args, failure, facts, pings));
-        }
-        taken => taken?,
-    };
-    facts.acquired = Some((Moment::now(), granted.fence));
-    if let Some(pings) = pings {
-        pings.start();
-    }
+    Ok((lock, me))
+}
 
-    // From here the lock is ours: every path below ends in `release`.
+/// The lock is ours: starts the command, supervises it, and releases the lock once it is
+/// gone; every path ends in `release`.
+fn hold(
+    args: &RunArgs,
+    lease: Lease,
+    facts: &mut Facts,
+    mut lock: Lock,
+    (granted, mut guard): (Granted, Guard),
+    deadman: DeadMan,
+    mut events: Events,
+) -> Result<u8, Failure> {
     // Armed before the command starts: from here the kernel kills us if we stop running.
     let lease_end = Arc::new(LeaseEnd::new(
         granted.lease_end,

@@ -11,7 +11,7 @@ use anyhow::anyhow;
 
 use crate::duration::human;
 use crate::exit::{Failure, Kind};
-use crate::lock::view::{ASK_MARGIN, UNKNOWN_KILL_AFTER};
+use crate::lock::view::ASK_MARGIN;
 use crate::lock::{
     Attempt, Everywhere, Holder, HolderInfo, Lock, NotTaken, Notices, busy_message_for,
 };
@@ -19,6 +19,8 @@ use crate::run::events::Events;
 use crate::run::heard::{
     Heard, Heed, KEY_POLL, Turn, drain, interrupted, keyspace_heard, sleep_until,
 };
+use crate::run::holders::holder_fields;
+use crate::run::replacing::Replacing;
 use crate::say::{self, ms, say};
 
 /// Longest random pause before retrying after a split vote.
@@ -101,26 +103,9 @@ fn take(
     events: &mut Events,
     in_flight: &mut dyn FnMut(),
 ) -> Result<Granted, Failure> {
-    let Policy {
-        name,
-        wait,
-        timeout,
-        verbose,
-        replace,
-    } = *policy;
-    let started = Moment::now();
-    let mut deadline = started + wait;
-    let mut replacing = Replacing::default();
-    let mut subscribed = false;
-    // Whether another run was seen holding the lock: servers that fail after that are no
-    // reason to run without it (`--on-unavailable`).
-    let mut seen_held = false;
-    // With -v and --key: whether the way of waiting was said.
-    let mut keyspace_said = false;
-    // The pause before trying unreachable servers again.
-    let mut unreachable_pause = UNREACHABLE_FIRST;
+    let mut waiting = Waiting::new(policy);
     loop {
-        let attempt = lock.try_acquire(me, policy.queues(), timeout, in_flight);
+        let attempt = lock.try_acquire(me, policy.queues(), policy.timeout, in_flight);
         let me_token = lock.token.clone();
         let mut heed = Heed::after(&attempt, &me_token);
         let (signal, notice) = drain(events, &mut heed);
@@ -128,110 +113,214 @@ fn take(
         // a lease granted meanwhile is given back before any command started.
         if let Some(signal) = signal {
             if let Ok(Attempt::Acquired { .. }) = attempt {
-                lock.release(Duration::ZERO, timeout, Everywhere::Yes, None);
+                lock.release(Duration::ZERO, policy.timeout, Everywhere::Yes, None);
             }
             return Err(interrupted(signal));
         }
-        let (holders, split) = match attempt {
+        let (holders, split) = match waiting.judge(lock, attempt, events, &mut heed)? {
+            Found::Granted(granted) => return Ok(granted),
+            Found::Retry => continue,
+            Found::Busy { holders, split } => (holders, split),
+        };
+        let now = Moment::now();
+        waiting.prepare(lock, events, &holders, split, now)?;
+        let retry_at = waiting.retry_at(lock, events, &holders, &heed, now);
+        waiting.sleep(notice, retry_at, split, events, &mut heed)?;
+    }
+}
+
+/// What an attempt means for the wait.
+enum Found {
+    Granted(Granted),
+    /// Servers that could not be reached are tried again (after a pause).
+    Retry,
+    /// Held by others: wait, unless the wait is over.
+    Busy {
+        holders: Vec<Holder>,
+        split: bool,
+    },
+}
+
+/// The state of one wait for the lock, across its attempts.
+struct Waiting<'a> {
+    policy: &'a Policy<'a>,
+    started: Moment,
+    /// When the run gives up: `--wait` after it started, later while a replaced holder stops.
+    deadline: Moment,
+    replacing: Replacing,
+    subscribed: bool,
+    /// Whether another run was seen holding the lock: servers that fail after that are no
+    /// reason to run without it (`--on-unavailable`).
+    seen_held: bool,
+    /// With -v and --key: whether the way of waiting was said.
+    keyspace_said: bool,
+    /// The pause before trying unreachable servers again.
+    unreachable_pause: Duration,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(policy: &'a Policy<'a>) -> Self {
+        let started = Moment::now();
+        Waiting {
+            policy,
+            started,
+            deadline: started + policy.wait,
+            replacing: Replacing::default(),
+            subscribed: false,
+            seen_held: false,
+            keyspace_said: false,
+            unreachable_pause: UNREACHABLE_FIRST,
+        }
+    }
+
+    /// Granted, busy, worth trying again after a pause (which it sleeps), or the run's end.
+    fn judge(
+        &mut self,
+        lock: &Lock,
+        attempt: anyhow::Result<Attempt>,
+        events: &mut Events,
+        heed: &mut Heed,
+    ) -> Result<Found, Failure> {
+        match attempt {
             Ok(Attempt::Acquired {
                 fence,
                 sent,
                 lease_end,
                 place,
-            }) => {
-                return Ok(Granted {
-                    fence,
-                    place,
-                    sent,
-                    lease_end,
-                });
-            }
+            }) => Ok(Found::Granted(Granted {
+                fence,
+                place,
+                sent,
+                lease_end,
+            })),
             Ok(Attempt::Busy { holders, split, .. }) => {
-                seen_held = true;
-                (holders, split)
+                self.seen_held = true;
+                Ok(Found::Busy { holders, split })
             }
-            Ok(Attempt::Mismatch { limit }) => {
-                return Err(Failure::new(
-                    Kind::LimitMismatch,
-                    anyhow!(
-                        "lock '{name}' is held with --limit {limit}, and this run has --limit {}: \
-                         every run of a name must use the same limit",
-                        lock.limit()
-                    ),
-                ));
-            }
-            Err(e) if passes(&e) && Moment::now() < deadline => {
+            Ok(Attempt::Mismatch { limit }) => Err(Failure::new(
+                Kind::LimitMismatch,
+                anyhow!(
+                    "lock '{}' is held with --limit {limit}, and this run has --limit {}: \
+                     every run of a name must use the same limit",
+                    self.policy.name,
+                    lock.limit()
+                ),
+            )),
+            Err(e) if passes(&e) && Moment::now() < self.deadline => {
                 // Servers that cannot be reached now may be within the wait: a failover, a
                 // restart, a dropped connection.
-                let pause = unreachable_pause.min(deadline - Moment::now());
-                unreachable_pause = (unreachable_pause * 2).min(UNREACHABLE_MOST);
-                pause_to_retry(&e, pause, deadline, verbose, events, &mut heed)?;
-                continue;
+                let pause = self.unreachable_pause.min(self.deadline - Moment::now());
+                self.unreachable_pause = (self.unreachable_pause * 2).min(UNREACHABLE_MOST);
+                let (deadline, verbose) = (self.deadline, self.policy.verbose);
+                pause_to_retry(&e, pause, deadline, verbose, events, heed)?;
+                Ok(Found::Retry)
             }
             Err(e) => {
                 let unreachable = e.downcast_ref::<NotTaken>().is_none_or(|e| e.unreachable);
-                let kind = if seen_held || !unreachable {
+                let kind = if self.seen_held || !unreachable {
                     Kind::UnavailableNoPolicy
                 } else {
                     Kind::Unavailable
                 };
-                return Err(Failure::new(kind, e.context("cannot take the lock")));
+                Err(Failure::new(kind, e.context("cannot take the lock")))
             }
-        };
-        let now = Moment::now();
+        }
+    }
+
+    /// Before waiting for a busy lock: subscribes to its notices, asks the holder to let go
+    /// with `--replace`, and gives up once the wait is over.
+    fn prepare(
+        &mut self,
+        lock: &mut Lock,
+        events: &mut Events,
+        holders: &[Holder],
+        split: bool,
+        now: Moment,
+    ) -> Result<(), Failure> {
+        let Policy {
+            name,
+            wait,
+            timeout,
+            verbose,
+            replace,
+        } = *self.policy;
         // A replacing run subscribes before it asks: the holder's release names it, and it
         // must hear that at once, before the other waiters try (`OTHERS_FIRST`).
-        if !subscribed && (replace || now < deadline) {
-            listen(lock, events, name, wait, &holders, verbose);
-            subscribed = true;
+        if !self.subscribed && (replace || now < self.deadline) {
+            listen(lock, events, name, wait, holders, verbose);
+            self.subscribed = true;
         }
         if replace && !split {
             // Its answer may take the holder's --kill-after: the wait lasts at least that long.
             // Not while the servers' votes are split: the holder asked must be the one most of
             // them name.
-            let until = replacing.ask(lock, &holders, now, timeout, verbose);
-            deadline = deadline.max(until.unwrap_or(deadline));
+            let until = self.replacing.ask(lock, holders, now, timeout, verbose);
+            self.deadline = self.deadline.max(until.unwrap_or(self.deadline));
         } else if replace {
             // A split vote settles within moments (its contenders give their minorities back):
             // a replacing run gives the servers that long to name a holder.
-            deadline = deadline.max(started + ASK_MARGIN);
+            self.deadline = self.deadline.max(self.started + ASK_MARGIN);
         }
-        if now >= deadline {
-            let mut fields = holder_fields(&holders);
-            let waited = if wait.is_zero() {
-                String::new()
-            } else {
-                fields.push(("waited_ms", ms(wait)));
-                format!("gave up after {}: ", human(wait))
-            };
-            return Err(Failure::new(
-                Kind::Busy,
-                anyhow!("{waited}{}", busy_message_for(name, &holders)),
-            )
-            .with_fields(fields));
+        if now < self.deadline {
+            return Ok(());
         }
-        let keyspace = keyspace_heard(lock, events, verbose, &mut keyspace_said);
-        // The first place whose lease runs out.
+        let mut fields = holder_fields(holders);
+        let waited = if wait.is_zero() {
+            String::new()
+        } else {
+            fields.push(("waited_ms", ms(wait)));
+            format!("gave up after {}: ", human(wait))
+        };
+        Err(Failure::new(
+            Kind::Busy,
+            anyhow!("{waited}{}", busy_message_for(name, holders)),
+        )
+        .with_fields(fields))
+    }
+
+    /// When to try again without a notice: when the first place's lease runs out (and a
+    /// jitter), sooner while a replaced holder may answer or a key's release may go unheard.
+    fn retry_at(
+        &mut self,
+        lock: &Lock,
+        events: &Events,
+        holders: &[Holder],
+        heed: &Heed,
+        now: Moment,
+    ) -> Moment {
+        let verbose = self.policy.verbose;
+        let keyspace = keyspace_heard(lock, events, verbose, &mut self.keyspace_said);
         let remaining = holders.iter().filter_map(|h| h.remaining()).min();
-        let retry_at = match remaining {
+        let mut retry_at = match remaining {
             Some(remaining) => now + remaining + jitter(remaining),
             None => now + NO_EXPIRY_RETRY,
         };
         // While a replaced holder may still answer, it is asked again now and then.
-        let retry_at = if replacing.answering(&holders, now) {
-            retry_at.min(now + REPLACE_POLL)
-        } else {
-            retry_at
-        };
+        if self.replacing.answering(holders, now) {
+            retry_at = retry_at.min(now + REPLACE_POLL);
+        }
         // An application's key that a library may release unheard is tried again now and then
         // (a redlock holder publishes its release: no retry for it).
-        let retry_at = match keyspace {
-            Heard::Unheard if heed.key_events => retry_at.min(now + KEY_POLL),
-            _ => retry_at,
+        if let Heard::Unheard = keyspace
+            && heed.key_events
+        {
+            retry_at = retry_at.min(now + KEY_POLL);
         }
-        .min(deadline);
+        retry_at.min(self.deadline)
+    }
+
+    /// Sleeps until `retry_at`, or until a release notice makes it this run's turn; a signal
+    /// ends the wait.
+    fn sleep(
+        &self,
+        notice: Option<Turn>,
+        retry_at: Moment,
+        split: bool,
+        events: &mut Events,
+        heed: &mut Heed,
+    ) -> Result<(), Failure> {
         let mut notice = match notice {
-            None | Some(Turn::Moved) => sleep_until(retry_at, events, &mut heed)?,
+            None | Some(Turn::Moved) => sleep_until(retry_at, events, heed)?,
             turn => turn,
         };
         // While notices name others, the queue moves and our turn comes. A waiter named that
@@ -240,10 +329,10 @@ fn take(
         loop {
             notice = match notice {
                 Some(Turn::Soon) => {
-                    let until = (Moment::now() + OTHERS_FIRST).min(deadline);
-                    sleep_until(until, events, &mut heed)?
+                    let until = (Moment::now() + OTHERS_FIRST).min(self.deadline);
+                    sleep_until(until, events, heed)?
                 }
-                Some(Turn::Moved) => sleep_until(retry_at, events, &mut heed)?,
+                Some(Turn::Moved) => sleep_until(retry_at, events, heed)?,
                 _ => break,
             };
         }
@@ -251,9 +340,10 @@ fn take(
             // Contenders split the votes and are giving their minorities back (the notices
             // that woke us): try again after a random pause, so that they do not all come
             // back at once and split them again (no livelock).
-            let until = (Moment::now() + random_below(SPLIT_RETRY)).min(deadline);
-            while sleep_until(until, events, &mut heed)?.is_some() {}
+            let until = (Moment::now() + random_below(SPLIT_RETRY)).min(self.deadline);
+            while sleep_until(until, events, heed)?.is_some() {}
         }
+        Ok(())
     }
 }
 
@@ -290,66 +380,6 @@ fn listen(
     ));
 }
 
-/// With --replace: the holder asked (the one found holding the lock), and until when it is
-/// asked again, while it may still answer. Only that holder is replaced: a waiter that gets the
-/// lock after it (its lease ran out) came before this run, and keeps its turn.
-#[derive(Default)]
-struct Replacing {
-    asked: Option<(String, Moment)>,
-}
-
-impl Replacing {
-    /// Asks the holder of the lock to let go (again, on each attempt: a holder that took the
-    /// lock a moment ago may not listen yet, see `control::LISTEN_AFTER`), if it is the one
-    /// first found and may still answer; the first time, returns until when it may.
-    /// `--replace` is refused with `--limit` above 1: there is one holder to replace.
-    fn ask(
-        &mut self,
-        lock: &mut Lock,
-        holders: &[Holder],
-        now: Moment,
-        timeout: Duration,
-        verbose: bool,
-    ) -> Option<Moment> {
-        let token = holders[0].token.as_ref()?;
-        if self.asked.is_some() {
-            if self.answering(holders, now) {
-                lock.ask_to_replace(token, timeout);
-            }
-            return None;
-        }
-        let (kill_after, refused) = lock.ask_to_replace(token, timeout);
-        if let Some(refused) = refused {
-            // A timed-out answer is asked again; a refusal would be refused again.
-            say::warning(
-                format!("--replace could not ask the holder to let go: {refused:#}"),
-                &[],
-            );
-        }
-        let until = now + kill_after.unwrap_or(UNKNOWN_KILL_AFTER) + ASK_MARGIN;
-        self.asked = Some((token.clone(), until));
-        if verbose {
-            let fields = [vec![("wait_ms", ms(until - now))], holder_fields(holders)];
-            say(
-                say::Event::Replacing,
-                format!(
-                    "asked the holder to stop its command (--replace); waiting up to {}",
-                    human(until - now)
-                ),
-                &fields.concat(),
-            );
-        }
-        Some(until)
-    }
-
-    /// Whether the holder asked still holds the lock (of `holders`) and may still answer.
-    fn answering(&self, holders: &[Holder], now: Moment) -> bool {
-        self.asked
-            .as_ref()
-            .is_some_and(|(asked, until)| now < *until && holders[0].token.as_ref() == Some(asked))
-    }
-}
-
 /// Sleeps `pause` (and a little jitter, not past `deadline`) before trying unreachable servers
 /// again, saying so with `-v`; a signal ends the wait.
 fn pause_to_retry(
@@ -379,26 +409,6 @@ fn pause_to_retry(
 /// reached, or were failing over (`NotTaken::passing`).
 fn passes(error: &anyhow::Error) -> bool {
     error.downcast_ref::<NotTaken>().is_some_and(|e| e.passing)
-}
-
-/// Who holds the lock, for a `busy` or `waiting` line: `holder`, as `status --json` shows it
-/// without its token; for a semaphore, `limit` and each place's in
-/// `holders`.
-fn holder_fields(holders: &[Holder]) -> Vec<say::Field> {
-    let view = |holder: &Holder| {
-        let mut view = serde_json::to_value(holder).unwrap_or_default();
-        if let Some(view) = view.as_object_mut() {
-            view.remove("token");
-        }
-        view
-    };
-    match holders {
-        [holder] => vec![("holder", view(holder))],
-        _ => vec![
-            ("limit", holders.len().into()),
-            ("holders", holders.iter().map(view).collect()),
-        ],
-    }
 }
 
 /// Up to a tenth of the wait, at most 50 ms: contenders waking on expiry do not all collide.
