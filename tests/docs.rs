@@ -153,3 +153,54 @@ fn ci_runs_the_tests_the_readme_gives() {
         commands[0]
     );
 }
+
+/// CONTRIBUTING's layout is the map a new contributor reads: every source file is named in the
+/// paragraph of its folder (`src/lock/transport/` has one of its own; the top level's files are
+/// named with their path).
+#[test]
+fn the_layout_names_every_source_file() {
+    let contributing = read("CONTRIBUTING.md");
+    let layout = &contributing[contributing
+        .find("\n## Layout\n")
+        .expect("a Layout section")..];
+    let paragraphs: Vec<String> = layout
+        .split("\n- ")
+        .skip(1)
+        .map(|paragraph| words(paragraph.split("\n## ").next().unwrap_or_default()))
+        .collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut missing = Vec::new();
+    let mut folders = vec![root.clone()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|ext| ext != "rs") {
+                continue;
+            }
+            let relative = path
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            let (named, folder) = match relative.rsplit_once('/') {
+                Some((folder, file)) => (format!("`{file}`"), format!("`src/{folder}/`")),
+                // The top level's paragraph begins with main.rs.
+                None => (format!("`src/{relative}`"), "`src/main.rs`".to_string()),
+            };
+            let paragraph = paragraphs.iter().find(|p| p.starts_with(&folder));
+            if !paragraph.is_some_and(|p| p.contains(&named)) {
+                missing.push(format!("src/{relative}"));
+            }
+        }
+    }
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "CONTRIBUTING.md's layout does not name: {}",
+        missing.join(", ")
+    );
+}

@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use super::holder::{Acquired, Holder, HolderInfo, acquired};
 use super::tally::{Tally, Vote};
-use super::transport::{self, Answer, Wait};
+use super::transport::{self, Answer, Class, Wait};
 use super::{Lock, MOST_PLACES, integer, name_keys_in_the_way, said_yes, scripts};
 use crate::clock::Moment;
 
@@ -213,9 +213,10 @@ impl Lock {
                 Some(Ok(Acquired::Mismatch(limit))) => sorted.mismatch = Some(limit),
                 Some(Err(e)) => {
                     sorted.passing &= transport::transient(&e);
-                    let error = format!("{:#}", name_keys_in_the_way(e, address, &self.keys));
-                    sorted.in_the_way |= error.contains(transport::WRONG_TYPE);
-                    sorted.errors.push(error);
+                    let in_the_way = matches!(transport::class(&e), Some(Class::WrongType { .. }));
+                    sorted.in_the_way |= in_the_way;
+                    let error = name_keys_in_the_way(e, address, &self.keys);
+                    sorted.errors.push(format!("{error:#}"));
                 }
                 None => sorted.errors.push(transport::unanswered(address)),
             }

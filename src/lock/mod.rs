@@ -26,7 +26,8 @@ pub use keys::{Keys, MOST_PLACES, check_key, check_name, lock_of, scan_pattern};
 pub use tally::{Tally, Vote, majority};
 use transport::{Answer, Wait};
 pub use transport::{
-    KEY_GONE, Keyspace, Notices, Pool, REQUEST_TIMEOUT, Request, Server, resolve, tls, transient,
+    Class, KEY_GONE, Keyspace, Notices, Pool, REQUEST_TIMEOUT, Request, Server, class, resolve,
+    tls, transient,
 };
 
 /// The timing of a lease, checked for safety when the settings were read.
@@ -358,30 +359,29 @@ fn integer(reply: Value) -> Result<i64> {
 /// When a key of another type is in the way of a lock's script, says which keys to look at:
 /// the lock's, with its type, when lock_type.lua named it; else any of those a script writes.
 pub fn name_keys_in_the_way(error: anyhow::Error, address: &str, keys: &Keys) -> anyhow::Error {
-    let text = format!("{error:#}");
-    if !text.contains(transport::WRONG_TYPE) {
+    let Some(Class::WrongType { named }) = class(&error) else {
         return error;
-    }
+    };
     let remedy = if keys.app_key {
         "use another --key"
     } else {
         "delete it, or choose another --prefix"
     };
-    if let Some((_, named)) = text.split_once(&format!("{}: ", transport::WRONG_TYPE)) {
-        return anyhow!(
-            "{} at {address}: {named} (redlock holds a lock as a string key: {remedy})",
-            transport::WRONG_TYPE
-        );
-    }
-    anyhow!(
-        "{} at {}: {}, {}, {} or {} holds a value redlock did not write ({remedy})",
-        transport::WRONG_TYPE,
-        address,
-        keys.lock,
-        keys.fence,
-        keys.waiters,
-        keys.limit
-    )
+    let in_the_way = transport::WRONG_TYPE;
+    let message = match named {
+        Some(named) => format!(
+            "{in_the_way} at {address}: {named}, not a lock (redlock holds a lock as a string \
+             key: {remedy})"
+        ),
+        None => format!(
+            "{in_the_way} at {}: {}, {}, {} or {} holds a value redlock did not write ({remedy})",
+            address, keys.lock, keys.fence, keys.waiters, keys.limit
+        ),
+    };
+    let class = Class::WrongType {
+        named: named.clone(),
+    };
+    transport::failed(class, message)
 }
 
 /// The tally of the answers to a yes-or-no request: a server that failed or did not answer

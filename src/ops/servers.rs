@@ -8,7 +8,8 @@ use crate::cli::ServerArgs;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::{ServerView, view};
 use crate::lock::{
-    Keys, MOST_PLACES, Pool, REQUEST_TIMEOUT, Request, Server, Tally, resolve, scripts,
+    Class, Keys, MOST_PLACES, Pool, REQUEST_TIMEOUT, Request, Server, Tally, class, resolve,
+    scripts,
 };
 use crate::settings;
 
@@ -53,9 +54,7 @@ impl Servers {
             .map(|(reply, server)| match reply {
                 Some(Ok(shards)) => Ok(primaries(server, shards)),
                 // A server that is not a cluster says so.
-                Some(Err(e)) if format!("{e:#}").contains("cluster support disabled") => {
-                    Ok(vec![server.clone()])
-                }
+                Some(Err(e)) if class(&e) == Some(&Class::NotACluster) => Ok(vec![server.clone()]),
                 Some(Err(e)) => Err(e),
                 None => Err(anyhow!("did not answer before")),
             })
@@ -148,7 +147,7 @@ impl Servers {
                             lock.push(view(address, keys, Some(Ok(reply))));
                         }
                     }
-                    Some(Err(e)) if format!("{e:#}").contains("CROSSSLOT") => return None,
+                    Some(Err(e)) if class(&e) == Some(&Class::CrossSlot) => return None,
                     other => {
                         // Not asked again: each page would cost it a time-out more.
                         failed.push(i);

@@ -6,27 +6,111 @@
 use anyhow::anyhow;
 use rustls::AlertDescription;
 
-/// A failure that passes: a connection refused, reset or timed out, a server loading or busy,
-/// a cluster or a Sentinel set in the middle of a failover. Its text is the whole message.
-#[derive(Debug)]
-pub struct Transient(pub String);
+/// What kind of failure an error is, decided once, where the reply or the socket's error is
+/// read (`Class::of`, `describe_io`): nobody else reads a message's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Class {
+    /// Cannot be reached now: refused, reset, timed out, closed, its address not known yet.
+    Unreachable,
+    /// Will answer otherwise in a moment: loading, busy, a cluster failing over.
+    Busy,
+    /// READONLY: a primary turned replica.
+    ReadOnly,
+    /// MOVED or ASK: a cluster's redirect (`Redirect::parse` reads where to).
+    Redirect,
+    /// NOSCRIPT: the script is not in the server's cache.
+    NoScript,
+    /// An ACL refused a command, a key or a channel.
+    NoPermission,
+    WrongPassword,
+    NoPassword,
+    /// A key of another type in a script's way; `named` by lock_type.lua: the key, its type.
+    WrongType {
+        named: Option<String>,
+    },
+    /// CROSSSLOT: the keys of one request are in several slots.
+    CrossSlot,
+    /// A cluster command to a server without cluster support.
+    NotACluster,
+    Other,
+}
 
-impl std::fmt::Display for Transient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl Class {
+    /// The class of a server's error reply.
+    pub fn of(text: &str) -> Class {
+        let first = text.split_whitespace().next().unwrap_or_default();
+        let has = |words: &str| text.contains(words);
+        match first {
+            "MOVED" | "ASK" => Class::Redirect,
+            "NOSCRIPT" => Class::NoScript,
+            "READONLY" => Class::ReadOnly,
+            "CROSSSLOT" => Class::CrossSlot,
+            "NOPERM" => Class::NoPermission,
+            _ if PASSING_REPLIES.contains(&first) => Class::Busy,
+            _ if has("ACL failure") || has("The user executing the script can't") => {
+                Class::NoPermission
+            }
+            _ if has("WRONGPASS") || has("invalid password") => Class::WrongPassword,
+            _ if has("NOAUTH") || has("unauthenticated") => Class::NoPassword,
+            // lock_type.lua names the key and its type (Redis adds where in the script after).
+            "WRONGTYPE" => Class::WrongType {
+                named: (text.strip_prefix("WRONGTYPE "))
+                    .and_then(|t| t.split_once(", not a lock"))
+                    .map(|(named, _)| one_line(named)),
+            },
+            _ if has("WRONGTYPE") || has("not an integer") => Class::WrongType { named: None },
+            _ if has("cluster support disabled") => Class::NotACluster,
+            _ => Class::Other,
+        }
+    }
+
+    /// Whether a failure of this class passes (a server down, restarting or failing over may
+    /// answer the next time; a refused login or a key in the way will not): worth waiting out
+    /// within `--wait`.
+    pub fn passes(&self) -> bool {
+        matches!(self, Class::Unreachable | Class::Busy | Class::ReadOnly)
     }
 }
 
-impl std::error::Error for Transient {}
-
-/// A transient failure with these words.
-pub(super) fn passing(text: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Transient(text.into()))
+/// A failure, worded, and its class. Its text is the whole message.
+#[derive(Debug)]
+pub struct Failed {
+    pub class: Class,
+    message: String,
 }
 
-/// Whether `error` is one that passes (see `Transient`): the one place that says so.
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failed {}
+
+/// A failure of `class`, in these words.
+pub fn failed(class: Class, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failed {
+        class,
+        message: message.into(),
+    })
+}
+
+/// A failure to reach a server, in these words: it passes.
+pub(super) fn passing(text: impl Into<String>) -> anyhow::Error {
+    failed(Class::Unreachable, text)
+}
+
+/// The class of `error`, or of the failure it wraps; none for redlock's own errors.
+pub fn class(error: &anyhow::Error) -> Option<&Class> {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<Failed>())
+        .map(|failed| &failed.class)
+}
+
+/// Whether `error` is one that passes (`Class::passes`): the one place that says so.
 pub fn transient(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.is::<Transient>())
+    class(error).is_some_and(Class::passes)
 }
 
 /// The replies of a server that will answer otherwise in a moment: loading its data, running a
@@ -64,26 +148,17 @@ fn at(address: &str, connecting: bool) -> String {
 
 /// A one-line description of an error a server answered, with the usual causes named.
 pub(super) fn describe_reply(text: &str) -> anyhow::Error {
-    if text.contains("WRONGPASS") || text.contains("invalid password") {
-        anyhow!("authentication failed: wrong username or password")
-    } else if text.contains("NOAUTH") || text.contains("unauthenticated") {
-        anyhow!("authentication required: give the password in the URL (redis://:PASSWORD@host)")
-    } else if let Some((named, _)) = text
-        .strip_prefix("WRONGTYPE ")
-        .and_then(|t| t.split_once(", not a lock"))
-    {
-        // lock_type.lua named the key and its type (Redis adds where in the script after it).
-        anyhow!("{WRONG_TYPE}: {}, not a lock", one_line(named))
-    } else if text.contains("WRONGTYPE") || text.contains("not an integer") {
-        anyhow!("{WRONG_TYPE}")
-    } else if PASSING_REPLIES
-        .iter()
-        .any(|prefix| text.split_whitespace().next() == Some(prefix))
-    {
-        passing(one_line(text))
-    } else {
-        anyhow!("{}", one_line(text))
-    }
+    let class = Class::of(text);
+    let message = match &class {
+        Class::WrongPassword => "authentication failed: wrong username or password".into(),
+        Class::NoPassword => {
+            "authentication required: give the password in the URL (redis://:PASSWORD@host)".into()
+        }
+        Class::WrongType { named: Some(named) } => format!("{WRONG_TYPE}: {named}, not a lock"),
+        Class::WrongType { named: None } => WRONG_TYPE.into(),
+        _ => one_line(text),
+    };
+    failed(class, message)
 }
 
 /// Where the rule an ACL needs is written down.
@@ -95,7 +170,10 @@ const ACL_RULE: &str = "docs/security.md gives the rule redlock needs";
 /// (`... script: SHA, on @user_script:N.`), and the command is read from that line of the
 /// script's `code` as sent.
 pub(super) fn describe_refusal(text: &str, code: Option<&str>) -> anyhow::Error {
-    let refused = |what: String| anyhow!("the Redis user {what} (an ACL): {ACL_RULE}");
+    let refused = |what: String| {
+        let message = format!("the Redis user {what} (an ACL): {ACL_RULE}");
+        failed(Class::NoPermission, message)
+    };
     let in_script = text.contains("script");
     let where_ = if in_script { " in a lock script" } else { "" };
     if let Some((_, rest)) = text.split_once("permissions to run the '")
@@ -106,10 +184,7 @@ pub(super) fn describe_refusal(text: &str, code: Option<&str>) -> anyhow::Error 
             command.to_ascii_uppercase()
         ));
     }
-    let acl = text.starts_with("NOPERM")
-        || text.contains("ACL failure")
-        || text.contains("The user executing the script can't");
-    if !acl {
+    if Class::of(text) != Class::NoPermission {
         return describe_reply(text);
     }
     let named = || {
@@ -302,5 +377,68 @@ mod tests {
         ] {
             assert!(!transient(&describe_io(&kind.into())), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn each_reply_is_classified_once_and_keeps_its_class_in_context() {
+        let named = |key: &str| Class::WrongType {
+            named: Some(key.into()),
+        };
+        for (text, class) in [
+            ("MOVED 3999 127.0.0.1:6381", Class::Redirect),
+            ("ASK 3999 127.0.0.1:6381", Class::Redirect),
+            ("NOSCRIPT No matching script.", Class::NoScript),
+            (
+                "READONLY You can't write against a read only replica.",
+                Class::ReadOnly,
+            ),
+            (
+                "CROSSSLOT Keys in request don't hash to the same slot",
+                Class::CrossSlot,
+            ),
+            (
+                "ERR This instance has cluster support disabled",
+                Class::NotACluster,
+            ),
+            (
+                "NOPERM User u has no permissions to run the 'role' command",
+                Class::NoPermission,
+            ),
+            (
+                "ERR ACL failure in script: User u has no permissions",
+                Class::NoPermission,
+            ),
+            (
+                "WRONGPASS invalid username-password pair",
+                Class::WrongPassword,
+            ),
+            ("NOAUTH Authentication required.", Class::NoPassword),
+            (
+                "LOADING Redis is loading the dataset in memory",
+                Class::Busy,
+            ),
+            (
+                "WRONGTYPE Operation against a key holding the wrong kind of value",
+                Class::WrongType { named: None },
+            ),
+            (
+                "WRONGTYPE redlock:{a} is a list, not a lock script: x",
+                named("redlock:{a} is a list"),
+            ),
+            (
+                "ERR value is not an integer or out of range",
+                Class::WrongType { named: None },
+            ),
+            ("ERR unknown command 'EVALSHA'", Class::Other),
+        ] {
+            assert_eq!(Class::of(text), class, "{text}");
+            let error = named_error(describe_reply(text));
+            assert_eq!(self::class(&error), Some(&class), "{text}");
+        }
+        assert_eq!(self::class(&not_redis()), None);
+    }
+
+    fn named_error(error: anyhow::Error) -> anyhow::Error {
+        named(error, "h:1", false).context("cannot take the lock")
     }
 }

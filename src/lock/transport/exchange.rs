@@ -11,7 +11,7 @@ use redis::Value;
 
 use super::awaited::{Current, Expect, Outcome};
 use super::conn::{Conn, Pumped};
-use super::errors::{describe_refusal, describe_reply, not_redis, passing};
+use super::errors::{Class, describe_refusal, describe_reply, not_redis, passing};
 use super::redirect::Redirect;
 use super::request::{Body, Request};
 use super::resp::{self, Reply};
@@ -177,7 +177,7 @@ impl Conn {
             }
             (Expect::Hello, Reply::Value(_)) => Ok(Outcome::Nothing),
             (Expect::Request { by_hash: true }, Reply::Error(text))
-                if text.starts_with("NOSCRIPT")
+                if Class::of(&text) == Class::NoScript
                     && self.current.as_ref().is_some_and(|c| c.in_full.is_some()) =>
             {
                 let in_full = self.current.as_mut().and_then(|c| c.in_full.take());
@@ -194,7 +194,7 @@ impl Conn {
             (Expect::Request { .. }, Reply::Error(text))
                 if self.current.is_some()
                     && self.server.by_sentinel()
-                    && text.starts_with("READONLY") =>
+                    && Class::of(&text) == Class::ReadOnly =>
             {
                 // The primary Sentinel named has become a replica: ask the sentinels again.
                 self.follow(None, &text)
@@ -268,7 +268,9 @@ impl Conn {
             }
             // An ACL without ROLE would turn the default WAIT off unseen, on a primary that may
             // have replicas: refused, unless --wait-replicas says how many must confirm.
-            Reply::Error(text) if text.starts_with("NOPERM") && self.server.replicas.is_none() => {
+            Reply::Error(text)
+                if Class::of(&text) == Class::NoPermission && self.server.replicas.is_none() =>
+            {
                 let refused = anyhow!(
                     "{:#}; or give --wait-replicas N (how many replicas must confirm each write \
                      of the lease, which ROLE tells by default)",

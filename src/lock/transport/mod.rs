@@ -39,7 +39,7 @@ use redis::Value;
 
 use awaited::Outcome;
 use conn::Conn;
-pub use errors::{WRONG_TYPE, transient, unanswered};
+pub use errors::{Class, WRONG_TYPE, class, failed, transient, unanswered};
 pub use messages::KEY_GONE;
 pub use notices::{Keyspace, Notices};
 pub use request::{Request, Script, args};

@@ -24,7 +24,7 @@ use nix::libc;
 use redis::Value;
 
 use super::conn::{Conn, Pumped};
-use super::errors::describe_refusal;
+use super::errors::{Class, describe_refusal};
 use super::messages::{confirms, notice, sends_deletions};
 use super::redirect::Redirect;
 use super::resp::Reply;
@@ -284,7 +284,7 @@ impl Subscription {
                                 && sub.subscribe(channel, true);
                         }
                         // An ACL: falling back to SUBSCRIBE would reach no sharded publisher.
-                        _ if text.starts_with("NOPERM") => {
+                        _ if Class::of(&text) == Class::NoPermission => {
                             refused.get_or_insert_with(|| {
                                 format!("{:#}", describe_refusal(&text, None))
                             });
