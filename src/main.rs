@@ -9,6 +9,7 @@ mod generate;
 mod lock;
 mod ops;
 mod out;
+mod outcome;
 mod report;
 mod run;
 mod say;

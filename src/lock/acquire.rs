@@ -11,6 +11,7 @@ use super::tally::{Tally, Vote};
 use super::transport::{self, Answer, Class, Wait};
 use super::{Lock, MOST_PLACES, integer, name_keys_in_the_way, said_yes, scripts};
 use crate::clock::Moment;
+use crate::outcome::Outcome;
 
 /// The outcome of one attempt to take the lock.
 #[derive(Debug)]
@@ -160,7 +161,7 @@ impl Lock {
         // A run that will not wait ends here if the lock is busy: the script records it then.
         let busy = match (&self.record, queue) {
             (Some(record), false) => {
-                Some(record.without_lock(&self.token, self.addresses.len(), "busy", false))
+                Some(record.without_lock(&self.token, self.addresses.len(), Outcome::Busy, false))
             }
             _ => None,
         };
@@ -248,7 +249,7 @@ impl Lock {
             Some(record) if tally.too_few_answered() => {
                 let policy =
                     !self.seen_held && busy.is_empty() && mismatch.is_none() && !in_the_way;
-                Some(record.without_lock(&self.token, n, "unavailable", policy))
+                Some(record.without_lock(&self.token, n, Outcome::Unavailable, policy))
             }
             _ => None,
         };

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::holder::HolderInfo;
 use crate::clock::Moment;
+use crate::outcome::Outcome;
 
 /// One run as the history keeps it. The field names are the documented JSON of `redlock
 /// history`.
@@ -19,7 +20,7 @@ pub struct Entry {
     pub user: String,
     pub command: String,
     /// `ran`, `busy`, `unavailable`, `lost`, `timeout` or `replaced`.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// redlock's exit status; none when it gave the command its place (`--on-unavailable
     /// run`).
     pub exit: Option<u8>,
@@ -61,7 +62,7 @@ pub struct Record {
 /// lock lost: `history.lua` and `redlock history` decide that).
 #[derive(Debug, Clone, Copy)]
 pub struct Ending {
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     pub exit: u8,
     pub status: Option<u8>,
     pub wait_ms: u64,
@@ -73,14 +74,20 @@ impl Record {
     /// The entry of a run that did not get the lock: `busy`, or `unavailable`, when
     /// `--on-unavailable` applies if `policy` (not when the servers that answered said the lock
     /// is held, or a key of another type is in the way: the run exits with 69 then).
-    pub fn without_lock(&self, token: &str, servers: usize, outcome: &str, policy: bool) -> String {
+    pub fn without_lock(
+        &self,
+        token: &str,
+        servers: usize,
+        outcome: Outcome,
+        policy: bool,
+    ) -> String {
         let exit = match outcome {
-            "busy" => Some(self.busy_exit),
+            Outcome::Busy => Some(self.busy_exit),
             _ if policy => self.unavailable_exit,
             _ => Some(crate::exit::UNAVAILABLE),
         };
         self.entry(Entry {
-            outcome: outcome.to_string(),
+            outcome,
             exit,
             status: None,
             run_ms: None,
@@ -93,7 +100,7 @@ impl Record {
     /// The entry of a run that held place `place` of the lock.
     pub fn with_lock(&self, token: &str, servers: usize, place: usize, ending: Ending) -> String {
         self.entry(Entry {
-            outcome: ending.outcome.to_string(),
+            outcome: ending.outcome,
             exit: Some(ending.exit),
             status: ending.status,
             wait_ms: ending.wait_ms,
@@ -111,7 +118,7 @@ impl Record {
             pid: self.me.pid,
             user: self.me.user.clone(),
             command: self.me.command.clone(),
-            outcome: String::new(),
+            outcome: Outcome::Ran,
             exit: None,
             status: None,
             wait_ms: self.began.elapsed().as_millis() as u64,

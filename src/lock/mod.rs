@@ -16,6 +16,7 @@ pub mod view;
 use std::time::Duration;
 
 use crate::clock::Moment;
+use crate::outcome::Outcome;
 
 use anyhow::{Result, anyhow};
 use redis::Value;
@@ -257,7 +258,7 @@ impl Lock {
     pub fn leave_queue(&mut self, timeout: Duration, gave_up: bool) {
         let busy = match (&self.record, gave_up) {
             (Some(record), true) => {
-                Some(record.without_lock(&self.token, self.addresses.len(), "busy", false))
+                Some(record.without_lock(&self.token, self.addresses.len(), Outcome::Busy, false))
             }
             _ => None,
         };

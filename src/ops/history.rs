@@ -13,6 +13,7 @@ use crate::exit::{Classify, Failure, Kind};
 use crate::lock::history::Entry;
 use crate::lock::{Request, Tally, one_line};
 use crate::out;
+use crate::outcome::Outcome;
 use crate::say;
 
 use super::servers::{Servers, enough_answered};
@@ -79,13 +80,13 @@ pub fn merge(entries: Vec<Entry>) -> Vec<Run> {
 /// longer held its token at release (its redlock exited with 76 then).
 fn one_run(mut copies: Vec<Entry>) -> Run {
     let gone = copies.iter().filter(|e| e.held == Some(false)).count();
-    copies.sort_by_key(|e| (e.outcome != "busy", e.end_ms));
+    copies.sort_by_key(|e| (e.outcome != Outcome::Busy, e.end_ms));
     let recorded_on = copies.len();
     let mut entry = copies.pop().expect("a run has an entry");
     let lost = entry.servers > 0 && Tally::counted(0, gone, entry.servers).no();
-    if lost && matches!(entry.outcome.as_str(), "ran" | "timeout" | "replaced") {
-        entry.outcome = "lost".into();
-        entry.exit = Some(crate::exit::LOCK_LOST);
+    if lost && entry.outcome.found_lost() != entry.outcome {
+        entry.outcome = entry.outcome.found_lost();
+        entry.exit = entry.exit.map(|status| entry.outcome.held_exit(status));
     }
     entry.held = None;
     // A run that held the lock started its command then; one that did not began its wait.
@@ -117,7 +118,7 @@ fn line(run: &Run) -> String {
         one_line(&e.host),
         e.pid,
         one_line(&e.user),
-        one_line(&e.outcome),
+        e.outcome.as_str(),
         human(Duration::from_millis(e.wait_ms)),
         one_line(&e.command)
     )
@@ -134,9 +135,9 @@ pub fn last_run(entry: &Entry, now_ms: i64) -> String {
     let took = entry.run_ms.map_or(String::new(), |ms| {
         format!(", took {}", human(Duration::from_millis(ms)))
     });
-    let outcome = match entry.outcome.as_str() {
-        "ran" => String::new(),
-        other => format!(", {other}"),
+    let outcome = match entry.outcome {
+        Outcome::Ran => String::new(),
+        other => format!(", {}", other.as_str()),
     };
     format!(
         "{}, {ago} ago{outcome}, {exit}{took}",
@@ -155,7 +156,7 @@ mod tests {
             pid: 1,
             user: "u".into(),
             command: "c".into(),
-            outcome: "ran".into(),
+            outcome: Outcome::Ran,
             exit: Some(0),
             status: Some(0),
             wait_ms: 5,
@@ -179,9 +180,9 @@ mod tests {
         ]);
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[0].entry.token, "b");
-        assert_eq!(runs[0].entry.outcome, "lost");
+        assert_eq!(runs[0].entry.outcome, Outcome::Lost);
         assert_eq!(runs[0].entry.exit, Some(76));
-        assert_eq!(runs[1].entry.outcome, "ran");
+        assert_eq!(runs[1].entry.outcome, Outcome::Ran);
         assert_eq!(runs[1].recorded_on, 3);
         assert_eq!(runs[1].start_ms, Some(9_002));
         assert_eq!(

@@ -10,51 +10,12 @@ pub mod pings;
 use std::time::{Duration, SystemTime};
 
 use crate::clock::Moment;
-use crate::exit::{self, Failure, Kind};
+use crate::exit::{Failure, Kind};
 use crate::lock::history::Ending;
+pub use crate::outcome::Outcome;
 
 fn millis(duration: Duration) -> u64 {
     duration.as_millis() as u64
-}
-
-/// How a run ended, as the history, the metrics and the pings name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The command ran and exited (or could not be started: 126, 127); its status is the run's.
-    Ran,
-    /// Busy: the lock was not acquired within `--wait`; the command did not run.
-    Busy,
-    /// Redis could not be reached: the command did not run (or ran without the lock, with
-    /// `--on-unavailable run`).
-    Unavailable,
-    /// The lock was lost while the command ran, or found lost at release (76).
-    Lost,
-    /// The command ran for its `--timeout` and was stopped (124).
-    Timeout,
-    /// Another run took over with `--replace` (77).
-    Replaced,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 6] = [
-        Outcome::Ran,
-        Outcome::Busy,
-        Outcome::Unavailable,
-        Outcome::Lost,
-        Outcome::Timeout,
-        Outcome::Replaced,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ran => "ran",
-            Outcome::Busy => "busy",
-            Outcome::Unavailable => "unavailable",
-            Outcome::Lost => "lost",
-            Outcome::Timeout => "timeout",
-            Outcome::Replaced => "replaced",
-        }
-    }
 }
 
 /// What one run did.
@@ -124,24 +85,29 @@ impl Facts {
     /// How a run that held the lock ended, as it knows before its release (for the history):
     /// its command's status `code`.
     pub fn ending(&self, code: u8) -> Ending {
-        let outcome = self.stopped.unwrap_or(Outcome::Ran);
-        let exit = match outcome {
-            Outcome::Lost => exit::LOCK_LOST,
-            Outcome::Timeout => exit::TIMED_OUT,
-            Outcome::Replaced => exit::REPLACED,
-            _ => code,
-        };
+        let outcome = self.held();
+        let exit = outcome.held_exit(code);
         let at = |moment: Option<Moment>| moment.unwrap_or_else(Moment::now);
         let acquired = at(self.acquired.map(|(at, _)| at));
         let started = at(self.started.map(|(_, at)| at));
         let ended = at(self.ended.map(|(at, _)| at));
         Ending {
-            outcome: outcome.as_str(),
+            outcome,
             exit,
             status: Some(code),
             wait_ms: millis(acquired.saturating_duration_since(self.began_at)),
             run_ms: millis(ended.saturating_duration_since(started)),
             fence: self.acquired.map_or(0, |(_, fence)| fence),
+        }
+    }
+
+    /// How a run that held the lock ended: as its command was stopped, or `Ran`; lost when
+    /// its release found the lock gone.
+    pub fn held(&self) -> Outcome {
+        let outcome = self.stopped.unwrap_or(Outcome::Ran);
+        match self.lost_at_release {
+            true => outcome.found_lost(),
+            false => outcome,
         }
     }
 
@@ -160,8 +126,7 @@ impl Facts {
             return Some(Outcome::Unavailable);
         }
         match result {
-            Ok(_) if self.lost_at_release => Some(Outcome::Lost),
-            Ok(_) => Some(self.stopped.unwrap_or(Outcome::Ran)),
+            Ok(_) => Some(self.held()),
             Err(failure) => match failure.kind {
                 Kind::Busy => Some(Outcome::Busy),
                 Kind::Unavailable | Kind::UnavailableNoPolicy => Some(Outcome::Unavailable),

@@ -41,7 +41,7 @@ use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{self, Classify, Failure, Kind};
 use crate::lock::history::Record;
-use crate::lock::{HolderInfo, Lock, REQUEST_TIMEOUT, Released};
+use crate::lock::{HolderInfo, Lock, REQUEST_TIMEOUT};
 use crate::report::{self, Facts, Outcome, pings::Pings};
 use crate::say::{Event, ms, say};
 use crate::settings::{self, Lease};
@@ -231,7 +231,7 @@ fn hold(
     facts.lost_at_release = released.lost();
     let failures = lease_end.failures();
     let lapse = Lapse::found_gone(Moment::now(), lease_end.get(), failures.as_deref());
-    Ok(exit_status(status, stopped, &released, &lapse))
+    Ok(exit_status(status, stopped, facts, &lapse))
 }
 
 /// `--on-unavailable`: the servers could not be reached (the lock was not taken). With `run`,
@@ -346,81 +346,61 @@ fn start(
     spawn::spawn(&args.command, &env, guard)
 }
 
-/// redlock's exit status: the command's own, or 76 if the lock was lost (and then why: `lapse`,
-/// for a lock the release found gone).
-fn exit_status(
-    status: ExitStatus,
-    stopped: Option<Stop>,
-    released: &Released,
-    lapse: &Lapse,
-) -> u8 {
+/// redlock's exit status, from how the run ended (`Facts::held`): the command's own, or 76 if
+/// the lock was lost (and then why: `lapse`, for a lock the release found gone), 77 when
+/// replaced, 124 at --timeout; said in an `exiting` line unless it is the command's.
+fn exit_status(status: ExitStatus, stopped: Option<Stop>, facts: &Facts, lapse: &Lapse) -> u8 {
+    let outcome = facts.held();
+    let code = outcome.held_exit(exit::status_code(status));
     let own = exit::describe_status(status);
-    // The `exiting` line: redlock's status, why (docs/events.md), the command's own.
-    let exiting = |code: u8, reason: &str, message: String| {
-        let fields = [
-            ("exit_code", code.into()),
-            ("reason", reason.into()),
-            ("status", exit::status_code(status).into()),
-        ];
-        say(Event::Exiting, message, &fields);
-        code
-    };
-    let (why, reason) = match stopped {
-        Some(Stop::Lost(_)) => ("the lock was lost", "lost"),
-        Some(Stop::Asked) if released.lost() => (
-            "the lock was broken by `redlock release --force` (it deleted the lock before this \
-             run could let it go)",
+    let lost = |why: &str| format!("exiting with 76: {why}; the command's own status was {own}");
+    let (reason, message) = match (outcome, stopped) {
+        (Outcome::Ran | Outcome::Busy | Outcome::Unavailable, _) => return code,
+        (Outcome::Timeout, _) => (
+            "timeout",
+            format!(
+                "exiting with 124: the command ran for its --timeout; its own status was {own}"
+            ),
+        ),
+        (Outcome::Replaced, _) => (
+            "replaced",
+            format!(
+                "exiting with 77: replaced by another run (--replace); the command's own status \
+                 was {own}"
+            ),
+        ),
+        (Outcome::Lost, Some(Stop::Lost(_))) => ("lost", lost("the lock was lost")),
+        (Outcome::Lost, Some(Stop::Asked)) if facts.lost_at_release => (
             "broken",
+            lost(
+                "the lock was broken by `redlock release --force` (it deleted the lock before \
+                 this run could let it go)",
+            ),
         ),
-        Some(Stop::Asked) => (
-            "the lock was broken by `redlock release --force` (this run let it go)",
+        (Outcome::Lost, Some(Stop::Asked)) => (
             "broken",
+            lost("the lock was broken by `redlock release --force` (this run let it go)"),
         ),
-        None if released.lost() => {
-            return exiting(
-                exit::LOCK_LOST,
-                "lost",
-                format!(
-                    "lock lost: found at release that {lapse}; the command's own status was \
-                     {own}"
-                ),
-            );
-        }
-        Some(Stop::Replaced) if !released.lost() => {
-            return exiting(
-                exit::REPLACED,
-                "replaced",
-                format!(
-                    "exiting with 77: replaced by another run (--replace); the command's \
-                     own status was {own}"
-                ),
-            );
-        }
-        Some(Stop::Replaced) => (
-            "the lock was lost (found at release, after --replace asked for it)",
+        (Outcome::Lost, Some(Stop::Replaced)) => (
             "lost",
+            lost("the lock was lost (found at release, after --replace asked for it)"),
         ),
-        Some(Stop::TimedOut) if !released.lost() => {
-            return exiting(
-                exit::TIMED_OUT,
-                "timeout",
-                format!(
-                    "exiting with 124: the command ran for its --timeout; its own status \
-                     was {own}"
-                ),
-            );
-        }
-        Some(Stop::TimedOut) => (
-            "the lock was lost (found at release, after --timeout stopped the command)",
+        (Outcome::Lost, Some(Stop::TimedOut)) => (
             "lost",
+            lost("the lock was lost (found at release, after --timeout stopped the command)"),
         ),
-        None => return exit::status_code(status),
+        (Outcome::Lost, None) => (
+            "lost",
+            format!("lock lost: found at release that {lapse}; the command's own status was {own}"),
+        ),
     };
-    exiting(
-        exit::LOCK_LOST,
-        reason,
-        format!("exiting with 76: {why}; the command's own status was {own}"),
-    )
+    let fields = [
+        ("exit_code", code.into()),
+        ("reason", reason.into()),
+        ("status", exit::status_code(status).into()),
+    ];
+    say(Event::Exiting, message, &fields);
+    code
 }
 
 /// How long one server may take to answer while we take the lock. With several servers it is

@@ -17,19 +17,10 @@ local function record(history, entry, cap, held)
   end
   local now = redis.call('TIME')
   local added = ',"end_ms":' .. now[1] .. string.format('%03d', math.floor(now[2] / 1000))
+  -- A fact, not a verdict: whether the run lost its lock is decided in Rust, by the majority
+  -- of the servers' records (`redlock history`, `status`).
   if held ~= nil then
     added = added .. ',"held":' .. tostring(held)
-    -- With one server, a run whose token was gone at release lost its lock (76), whatever it
-    -- thought; with several, `redlock history` decides by the majority.
-    if not held and string.find(entry, '"servers":1}', 1, true) then
-      for _, outcome in ipairs({'ran', 'timeout', 'replaced'}) do
-        local was = '"outcome":"' .. outcome .. '"'
-        if string.find(entry, was, 1, true) then
-          entry = string.gsub(string.gsub(entry, was, '"outcome":"lost"'), '"exit":%d+',
-            '"exit":76')
-        end
-      end
-    end
   end
   redis.call('LPUSH', history, string.sub(entry, 1, -2) .. added .. '}')
   redis.call('LTRIM', history, 0, tonumber(cap) - 1)
