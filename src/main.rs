@@ -10,6 +10,7 @@ mod lock;
 mod ops;
 mod out;
 mod outcome;
+mod plan;
 mod report;
 mod run;
 mod say;
@@ -90,7 +91,9 @@ fn main() -> ExitCode {
         // The TLS files serve every subcommand alike: read once, before anything runs.
         let tls = settings::tls(command.servers()).kind(Kind::Usage);
         let result = tls.and_then(|()| match &command {
-            Command::Run(args) => run::run(args),
+            Command::Run(args) => plan::plan(args)
+                .kind(Kind::Usage)
+                .and_then(|plan| run::run(&plan)),
             Command::Status(args) => ops::status::status(args),
             Command::List(args) => ops::list::list(args),
             Command::Release(args) => ops::release::release(args),

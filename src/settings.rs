@@ -1,13 +1,14 @@
-//! The run's settings, checked before anything touches Redis: a bad or unsafe value is a usage
-//! error with a message that says why.
+//! The settings every command checks before anything touches Redis: the servers, the lock's
+//! keys, the TLS files, and the lease's timings (`plan.rs` makes a run's plan with them). A bad
+//! or unsafe value is a usage error with a message that says why.
 
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 
-use crate::cli::{RunArgs, ServerArgs};
+use crate::cli::{ServerArgs, Which};
 use crate::duration::human;
-use crate::lock::{Server, Timing};
+use crate::lock::{Keys, REQUEST_TIMEOUT, Server, Timing, check_key, check_name};
 
 /// Shortest lease: Redis counts in milliseconds, and a lease must outlast a few round trips.
 const MIN_TTL: Duration = Duration::from_millis(100);
@@ -72,6 +73,22 @@ impl Lease {
 }
 
 impl Lease {
+    /// How long a reply to a grant may take and still leave time to run the command safely.
+    pub fn usable(&self) -> Duration {
+        self.timing.ttl - self.timing.drift - self.timing.min_validity
+    }
+
+    /// How long one of `servers` may take to answer a request (taking the lock, extending it)
+    /// when `left` remains before its answer would be too late. With several servers it is
+    /// kept small next to the TTL: a slow one must not eat the lease the others granted.
+    pub fn request_timeout(&self, left: Duration, servers: usize) -> Duration {
+        let timeout = REQUEST_TIMEOUT.min(left);
+        match servers {
+            1 => timeout,
+            _ => timeout.min((self.timing.ttl / 10).max(Duration::from_millis(50))),
+        }
+    }
+
     /// How long before the end of the lease the command is SIGKILLed at the latest; the
     /// dead-man switch fires half-way through this margin if redlock failed to.
     pub fn kill_margin(&self) -> Duration {
@@ -124,27 +141,20 @@ pub fn tls(args: &ServerArgs) -> Result<()> {
     )
 }
 
-/// Checks what `RunArgs` cannot check by type alone; returns the lease timings.
-pub fn check_run(args: &RunArgs) -> Result<Lease> {
-    args.lock.keys(&args.servers.prefix())?;
-    if args.command.first().is_none_or(|c| c.is_empty()) {
-        bail!("no command given: redlock run --name NAME -- COMMAND [ARGS...]");
+/// The lock's keys, once the name (and prefix) or the key is checked.
+pub fn keys(which: &Which, prefix: &str) -> Result<Keys> {
+    match (&which.name, &which.key) {
+        (_, Some(key)) => {
+            check_key(key)?;
+            Ok(Keys::for_key(key))
+        }
+        (name, None) => {
+            let name = name.as_deref().unwrap_or("");
+            check_name("the lock name", name)?;
+            check_name("the key prefix", prefix)?;
+            Ok(Keys::new(prefix, name))
+        }
     }
-    if args.replace && args.limit > 1 {
-        bail!(
-            "--replace cannot be used with --limit {}: it takes over from the one holder of a \
-             lock, and a semaphore has several",
-            args.limit
-        );
-    }
-    if args.lock.key.is_some() && args.limit > 1 {
-        bail!(
-            "--key cannot be used with --limit {}: the libraries that lock a key hold it once, \
-             and a semaphore has several places",
-            args.limit
-        );
-    }
-    Lease::new(args.ttl, args.heartbeat, args.kill_after)
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ fn rejects(url: &str, args: &[&str], code: i32, needle: &str) {
         "{args:?}: expected {needle:?} in {stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // A URL's secret (the cases spell it so) is not repeated in the message.
+    assert!(!stderr.contains("s3cret"), "{args:?}: {stderr}");
     assert!(output.stdout.is_empty(), "{args:?}: the command ran");
 }
 
@@ -30,6 +32,7 @@ const NOWHERE: &str = "redis://127.0.0.1:1";
 #[test]
 fn usage_errors_exit_64() {
     let long_name = "x".repeat(201);
+    let long_label = "y".repeat(201);
     let cases: &[(&[&str], &str)] = &[
         (&["run", "--", "echo", "x"], "--name"),
         (
@@ -56,6 +59,42 @@ fn usage_errors_exit_64() {
         (
             &["run", "-n", "x", "--ttl", "0s", "--", "echo", "x"],
             "at least 1ms",
+        ),
+        // --label and --ping are checked with the run's plan (src/plan.rs); the URL, which may
+        // hold a secret, is not repeated.
+        (
+            &["run", "-n", "x", "--label", " ", "--", "echo", "x"],
+            "--label must say something",
+        ),
+        (
+            &["run", "-n", "x", "--label", &long_label, "--", "echo", "x"],
+            "--label is at most 200 bytes",
+        ),
+        (
+            &[
+                "run",
+                "-n",
+                "x",
+                "--ping",
+                "ftp://h/s3cret",
+                "--",
+                "echo",
+                "x",
+            ],
+            "--ping: must be an http:// or https:// URL",
+        ),
+        (
+            &[
+                "run",
+                "-n",
+                "x",
+                "--ping",
+                "https:///s3cret",
+                "--",
+                "echo",
+                "x",
+            ],
+            "--ping: ",
         ),
         (
             &["run", "-n", "x", "--heartbeat", "0ms", "--", "echo", "x"],

@@ -14,6 +14,7 @@ mod failover;
 mod faults;
 mod history;
 mod hostile;
+mod layers;
 mod lease;
 mod limits;
 mod lost;

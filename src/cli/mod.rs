@@ -10,7 +10,7 @@ mod run;
 mod servers;
 mod which;
 pub use operators::{HistoryArgs, ListArgs, ReleaseArgs, StatusArgs};
-pub use run::{OnUnavailable, RunArgs};
+pub use run::{OnUnavailable, PingBusy, RunArgs};
 pub use servers::ServerArgs;
 pub use which::Which;
 

@@ -8,7 +8,6 @@ use clap::{Args, ValueEnum};
 use super::{ServerArgs, Which};
 use crate::duration::{parse_duration, parse_positive};
 use crate::exit;
-use crate::report::pings::{self, PingBusy};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -104,7 +103,7 @@ pub struct RunArgs {
     /// list, history, the busy message on other hosts), with the credentials of its URLs and
     /// the values of options and variables named like a password, token, secret or key
     /// replaced by ***. For anything else it must not show, give a label: "nightly backup".
-    #[arg(long, value_name = "TEXT", value_parser = parse_label)]
+    #[arg(long, value_name = "TEXT")]
     pub label: Option<String>,
 
     /// How many runs the lock's history keeps (0: record none)
@@ -131,7 +130,7 @@ pub struct RunArgs {
     /// a success, for a run replaced by --replace), with redlock's summary line as the body.
     /// ID is new for each run, so overlapping runs pair up. A busy run sends nothing (see
     /// --ping-busy). The command never waits for a ping, and a failed ping is a warning only.
-    #[arg(long, value_name = "URL", env = "REDLOCK_PING", value_parser = pings::parse_url)]
+    #[arg(long, value_name = "URL", env = "REDLOCK_PING")]
     pub ping: Option<String>,
 
     /// What a busy run pings: nothing (none), or a success (ok)
@@ -202,17 +201,11 @@ pub enum OnUnavailable {
     Run,
 }
 
-/// A label is shown on one line, as the command line is (its control characters shown as `?`
-/// when it is printed), and at most as long as a recorded command line.
-fn parse_label(text: &str) -> Result<String, String> {
-    if text.trim().is_empty() {
-        return Err("a label must say something".into());
-    }
-    if text.len() > crate::lock::MAX_COMMAND {
-        return Err(format!(
-            "at most {} bytes, as a recorded command line",
-            crate::lock::MAX_COMMAND
-        ));
-    }
-    Ok(text.to_string())
+/// What `--ping` sends for a busy run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PingBusy {
+    /// Nothing: a skipped run is not a failure, and not a run either.
+    None,
+    /// A success ping: the job is accounted for.
+    Ok,
 }

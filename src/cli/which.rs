@@ -2,11 +2,7 @@
 //! application's key (`--key`), held the way redis-py's `Lock`, node-redlock and redsync hold
 //! theirs.
 
-use anyhow::Result;
 use clap::Args;
-
-use crate::lock::Keys;
-use crate::lock::{check_key, check_name};
 
 #[derive(Debug, Clone, Args)]
 #[group(id = "which", required = true, multiple = false)]
@@ -41,22 +37,6 @@ impl Which {
         match self.key {
             Some(_) => ("REDLOCK_KEY", "REDLOCK_NAME"),
             None => ("REDLOCK_NAME", "REDLOCK_KEY"),
-        }
-    }
-
-    /// The lock's keys, once the name (and prefix) or the key is checked.
-    pub fn keys(&self, prefix: &str) -> Result<Keys> {
-        match (&self.name, &self.key) {
-            (_, Some(key)) => {
-                check_key(key)?;
-                Ok(Keys::for_key(key))
-            }
-            (name, None) => {
-                let name = name.as_deref().unwrap_or("");
-                check_name("the lock name", name)?;
-                check_name("the key prefix", prefix)?;
-                Ok(Keys::new(prefix, name))
-            }
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::lock::{Request, Tally, one_line};
 use crate::out;
 use crate::outcome::Outcome;
 use crate::say;
+use crate::settings;
 
 use super::servers::{Servers, enough_answered};
 
@@ -29,7 +30,7 @@ pub struct Run {
 }
 
 pub fn history(args: &HistoryArgs) -> Result<u8, Failure> {
-    let keys = args.lock().keys(&args.servers.prefix()).kind(Kind::Usage)?;
+    let keys = settings::keys(&args.lock(), &args.servers.prefix()).kind(Kind::Usage)?;
     let mut servers = Servers::open(&args.servers)?;
     let lists = servers.ask(
         |_| {

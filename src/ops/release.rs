@@ -18,6 +18,7 @@ use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::{self, ASK_MARGIN, Asked, Broken, ServerView, UNKNOWN_KILL_AFTER};
 use crate::lock::{Keys, Tally, Vote, scripts};
 use crate::say::{Event, ms, say};
+use crate::settings;
 
 use super::majority::summarize;
 use super::servers::{Servers, enough_answered};
@@ -39,7 +40,7 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
             anyhow!("--token must not be empty"),
         ));
     }
-    let keys = args.lock.keys(&args.servers.prefix()).kind(Kind::Usage)?;
+    let keys = settings::keys(&args.lock, &args.servers.prefix()).kind(Kind::Usage)?;
     let mut servers = Servers::open(&args.servers)?;
     if let Some(place) = args.slot {
         let keys = keys.slot(usize::from(place));
@@ -126,7 +127,7 @@ fn release_place(
             return Ok(0);
         };
         if let Some((asked, kill_after)) = heard(&answers) {
-            if let Waited::LetGo = wait_for_holder(servers, keys, label, &asked, kill_after) {
+            if wait_for_holder(servers, keys, label, &asked, kill_after) {
                 return Ok(0);
             }
             targets.tokens.fill(Some(asked));
@@ -265,21 +266,15 @@ fn ask_to_stop(
     }
 }
 
-/// Whether a holder that heard let go in time.
-enum Waited {
-    LetGo,
-    NotReleased,
-}
-
 /// Waits for the holder that heard (holding `token`) to stop its command and release the
-/// lock: its --kill-after and `ASK_MARGIN`.
+/// lock: its --kill-after and `ASK_MARGIN`. True when it let go in time.
 fn wait_for_holder(
     servers: &mut Servers,
     keys: &Keys,
     label: &str,
     token: &str,
     kill_after: Duration,
-) -> Waited {
+) -> bool {
     let patience = kill_after + ASK_MARGIN;
     say(
         Event::Asking,
@@ -303,7 +298,7 @@ fn wait_for_holder(
             format!("the holder of {label} stopped its command and released the lock"),
             &[],
         );
-        return Waited::LetGo;
+        return true;
     }
     say(
         Event::NotReleased,
@@ -314,7 +309,7 @@ fn wait_for_holder(
         ),
         &[("wait_ms", ms(patience))],
     );
-    Waited::NotReleased
+    false
 }
 
 /// Deletes the lock on every server not settled yet, holding the token it must hold there.

@@ -6,13 +6,14 @@ use crate::cli::StatusArgs;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::out;
+use crate::settings;
 
 use super::history::{self, Run};
 use super::majority::{Status, summarize};
 use super::servers::Servers;
 
 pub fn status(args: &StatusArgs) -> Result<u8, Failure> {
-    let keys = args.lock.keys(&args.servers.prefix()).kind(Kind::Usage)?;
+    let keys = settings::keys(&args.lock, &args.servers.prefix()).kind(Kind::Usage)?;
     let mut places = Servers::open(&args.servers)?.places(&keys);
     if places.len() == 1 {
         let status = summarize(args.lock.label(), places.remove(0))?;

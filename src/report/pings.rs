@@ -24,19 +24,11 @@ use crate::lock::tls;
 /// server that is restarting gets a moment.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
-/// What `--ping` sends for a busy run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PingBusy {
-    /// Nothing: a skipped run is not a failure, and not a run either.
-    None,
-    /// A success ping: the job is accounted for.
-    Ok,
-}
-
 /// The pings of one run.
 pub struct Pings {
     endpoint: Arc<Endpoint>,
-    busy: PingBusy,
+    /// Whether a busy run pings a success (`--ping-busy ok`).
+    busy_ok: bool,
     /// Closed when the start ping is over (answered, failed or given up), if one was sent.
     start: Option<Receiver<()>>,
 }
@@ -44,11 +36,11 @@ pub struct Pings {
 impl Pings {
     /// Only notes the URL and a new run id: nothing is connected, and no thread started, before
     /// the first ping.
-    pub fn new(url: &str, timeout: Duration, busy: PingBusy) -> Self {
+    pub fn new(url: &str, timeout: Duration, busy_ok: bool) -> Self {
         let rid = uuid::Uuid::new_v4().to_string();
         Pings {
             endpoint: Arc::new(Endpoint::new(url, &rid, timeout)),
-            busy,
+            busy_ok,
             start: None,
         }
     }
@@ -77,7 +69,7 @@ impl Pings {
     /// The run is over: the final ping, for at most the time-out. It follows the start ping,
     /// so that the two arrive in order; a start ping still in flight uses up the same time-out.
     pub fn finish(&mut self, report: &Report) {
-        let Some(what) = last(report, self.busy) else {
+        let Some(what) = last(report, self.busy_ok) else {
             return;
         };
         let deadline = Instant::now() + self.endpoint.timeout;
@@ -93,13 +85,13 @@ impl Pings {
 
 /// What the final ping of `report` is, as the path after URL (empty: URL itself, a success);
 /// `None`: no ping at all.
-fn last(report: &Report, busy: PingBusy) -> Option<String> {
+fn last(report: &Report, busy_ok: bool) -> Option<String> {
     match report.outcome {
         // 126 and 127 (the command could not be started) are failures too, as any non-zero.
         Outcome::Ran => Some(report.exit_code.to_string()),
         Outcome::Lost | Outcome::Timeout | Outcome::Unavailable => Some("fail".into()),
         // The job was not due: another run was doing it.
-        Outcome::Busy => (busy == PingBusy::Ok).then(String::new),
+        Outcome::Busy => busy_ok.then(String::new),
         // Another run took the job over on purpose (--replace) and pings for it: a success
         // closes this run without an alert.
         Outcome::Replaced => Some(String::new()),
@@ -235,8 +227,8 @@ fn warn(url: &str, why: &str) {
     crate::say::warning(format!("ping {url}: {why}"), &[("ping", url.into())]);
 }
 
-/// The `--ping` option's value: an http:// or https:// URL with a host.
-pub fn parse_url(text: &str) -> Result<String, String> {
+/// Whether `--ping`'s value is an http:// or https:// URL with a host.
+pub fn check_url(text: &str) -> Result<(), String> {
     let uri: ureq::http::Uri = text.parse().map_err(|e| format!("not a URL: {e}"))?;
     let scheme = uri.scheme_str().unwrap_or_default();
     if !["http", "https"].contains(&scheme.to_ascii_lowercase().as_str()) {
@@ -245,7 +237,7 @@ pub fn parse_url(text: &str) -> Result<String, String> {
     if uri.host().is_none_or(str::is_empty) {
         return Err("the URL has no host".into());
     }
-    Ok(text.to_string())
+    Ok(())
 }
 
 #[cfg(test)]
@@ -298,15 +290,15 @@ mod tests {
     #[test]
     fn each_outcome_has_its_final_ping() {
         let cases = [
-            (Outcome::Ran, 0, PingBusy::None, Some("0")),
-            (Outcome::Ran, 3, PingBusy::None, Some("3")),
-            (Outcome::Ran, 127, PingBusy::None, Some("127")),
-            (Outcome::Lost, 76, PingBusy::None, Some("fail")),
-            (Outcome::Timeout, 124, PingBusy::None, Some("fail")),
-            (Outcome::Unavailable, 69, PingBusy::None, Some("fail")),
-            (Outcome::Replaced, 77, PingBusy::None, Some("")),
-            (Outcome::Busy, 75, PingBusy::None, None),
-            (Outcome::Busy, 75, PingBusy::Ok, Some("")),
+            (Outcome::Ran, 0, false, Some("0")),
+            (Outcome::Ran, 3, false, Some("3")),
+            (Outcome::Ran, 127, false, Some("127")),
+            (Outcome::Lost, 76, false, Some("fail")),
+            (Outcome::Timeout, 124, false, Some("fail")),
+            (Outcome::Unavailable, 69, false, Some("fail")),
+            (Outcome::Replaced, 77, false, Some("")),
+            (Outcome::Busy, 75, false, None),
+            (Outcome::Busy, 75, true, Some("")),
         ];
         for (outcome, code, busy, expected) in cases {
             let got = last(&report(outcome, code), busy);
@@ -316,8 +308,8 @@ mod tests {
 
     #[test]
     fn only_http_urls_are_taken() {
-        assert!(parse_url("https://hc-ping.com/abc").is_ok());
-        assert!(parse_url("HTTP://127.0.0.1:8000/ping?x=1").is_ok());
+        assert!(check_url("https://hc-ping.com/abc").is_ok());
+        assert!(check_url("HTTP://127.0.0.1:8000/ping?x=1").is_ok());
         for bad in [
             "hc-ping.com/abc",
             "ftp://host/x",
@@ -325,7 +317,7 @@ mod tests {
             "not a url",
             "",
         ] {
-            assert!(parse_url(bad).is_err(), "{bad}");
+            assert!(check_url(bad).is_err(), "{bad}");
         }
     }
 }

@@ -272,11 +272,8 @@ fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
         // TTL): a server that does not answer is named by a failed try and tried again well
         // before the lease must be given up, over a new connection where it may have moved
         // (a primary the sentinels name anew, a cluster's new owner of the slot).
-        let timeout = super::request_timeout(
-            beat.lease.timing.ttl,
-            beat.signal_at() - now,
-            beat.lock.addresses.len(),
-        );
+        let timeout =
+            (beat.lease).request_timeout(beat.signal_at() - now, beat.lock.addresses.len());
         match beat.lock.extend(timeout, beat.stopping) {
             Extension::Confirmed {
                 lease_end: end,

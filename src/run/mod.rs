@@ -36,15 +36,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::{OnUnavailable, RunArgs};
+use crate::cli::OnUnavailable;
 use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{self, Classify, Failure, Kind};
 use crate::lock::history::Record;
 use crate::lock::{HolderInfo, Lock, REQUEST_TIMEOUT};
+use crate::plan::Plan;
 use crate::report::{self, Facts, Outcome, pings::Pings};
 use crate::say::{Event, ms, say};
-use crate::settings::{self, Lease};
 use control::Listener;
 use deadman::DeadMan;
 use events::Events;
@@ -61,23 +61,20 @@ use wait::{Granted, Policy};
 /// extension in flight to a healthy server is answered well within this.
 const HAND_BACK_PATIENCE: Duration = Duration::from_millis(100);
 
-pub fn run(args: &RunArgs) -> Result<u8, Failure> {
+pub fn run(plan: &Plan) -> Result<u8, Failure> {
     let mut facts = Facts::default();
-    let mut pings = args
-        .ping
-        .as_deref()
-        .map(|url| Pings::new(url, args.ping_timeout, args.ping_busy));
-    let result = run_with(args, &mut facts, pings.as_mut());
-    if let Some(report) = facts.report(args.lock.label(), &result, args.conflict_exit_code) {
-        report::finished(&report, args.metrics_dir.as_deref(), pings.as_mut());
+    let mut pings =
+        (plan.ping.as_ref()).map(|ping| Pings::new(&ping.url, ping.timeout, ping.busy_ok));
+    let result = run_with(plan, &mut facts, pings.as_mut());
+    if let Some(report) = facts.report(&plan.label, &result, plan.busy_exit) {
+        report::finished(&report, plan.metrics_dir.as_deref(), pings.as_mut());
     }
     result
 }
 
 /// The steps of a run, with what they find out kept in `facts`; `pings` is told when the
 /// command starts.
-fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Result<u8, Failure> {
-    let lease = settings::check_run(args).kind(Kind::Usage)?;
+fn run_with(plan: &Plan, facts: &mut Facts, pings: Option<&mut Pings>) -> Result<u8, Failure> {
     reap::adopt_orphans()
         .context("cannot become the reaper of the command's orphans")
         .kind(Kind::Internal)?;
@@ -85,12 +82,12 @@ fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Res
     let mut events = Events::new()
         .context("cannot set up event handling")
         .kind(Kind::Internal)?;
-    let (mut lock, me) = open(args, lease, facts)?;
+    let (mut lock, me) = open(plan, facts)?;
     let deadman = DeadMan::new().kind(Kind::Internal)?;
-    let taken = match take(&mut lock, args, &me, lease, &mut events) {
+    let taken = match take(&mut lock, plan, &me, &mut events) {
         Err(failure) if failure.kind == Kind::Unavailable => {
             facts.unavailable = true;
-            return Err(unavailable(args, failure, facts, pings));
+            return Err(unavailable(plan, failure, facts, pings));
         }
         taken => taken?,
     };
@@ -98,41 +95,40 @@ fn run_with(args: &RunArgs, facts: &mut Facts, pings: Option<&mut Pings>) -> Res
     if let Some(pings) = pings {
         pings.start();
     }
-    hold(args, lease, facts, lock, taken, deadman, events)
+    hold(plan, facts, lock, taken, deadman, events)
 }
 
 /// The lock over the servers, and what this run records of itself in it. A run nested in a
 /// run of the same lock does not return: it becomes its command (`nested.rs`).
-fn open(args: &RunArgs, lease: Lease, facts: &Facts) -> Result<(Lock, HolderInfo), Failure> {
-    let servers = settings::servers(&args.servers.redis, args.wait_replicas).kind(Kind::Usage)?;
+fn open(plan: &Plan, facts: &Facts) -> Result<(Lock, HolderInfo), Failure> {
     // The servers' connections are opened at once, without waiting for them.
     let mut lock = Lock::new(
-        servers,
-        args.lock.keys(&args.servers.prefix()).kind(Kind::Usage)?,
-        usize::from(args.limit),
-        lease.timing,
+        plan.servers.clone(),
+        plan.keys.clone(),
+        plan.limit,
+        plan.lease.timing,
     );
-    if let Some((token, place)) = outer_token(args)
+    if let Some((token, place)) = outer_token(plan)
         && let Some(outer) = lock.holder_with(&token, place, REQUEST_TIMEOUT)
         && inside(&outer)
     {
         // A run inside a run of the same lock: the outer lease covers this command too.
-        return Err(spawn::exec_nested(&args.command));
+        return Err(spawn::exec_nested(&plan.command));
     }
     let me = HolderInfo {
-        time_limit: args.timeout,
-        ..HolderInfo::current(&args.command, args.label.as_deref(), lease.kill_after)
+        time_limit: plan.time_limit,
+        ..HolderInfo::current(
+            &plan.command,
+            plan.holder_label.as_deref(),
+            plan.lease.kill_after,
+        )
     };
-    lock.record = (args.history > 0).then(|| Record {
-        cap: args.history as usize,
+    lock.record = plan.history.map(|cap| Record {
+        cap,
         began: facts.began_at(),
         me: me.clone(),
-        busy_exit: args.conflict_exit_code,
-        unavailable_exit: match args.on_unavailable {
-            OnUnavailable::Fail => Some(exit::UNAVAILABLE),
-            OnUnavailable::Skip => Some(args.conflict_exit_code),
-            OnUnavailable::Run => None,
-        },
+        busy_exit: plan.busy_exit,
+        unavailable_exit: plan.unavailable_exit,
     });
     Ok((lock, me))
 }
@@ -140,8 +136,7 @@ fn open(args: &RunArgs, lease: Lease, facts: &Facts) -> Result<(Lock, HolderInfo
 /// The lock is ours: starts the command, supervises it, and releases the lock once it is
 /// gone; every path ends in `release`.
 fn hold(
-    args: &RunArgs,
-    lease: Lease,
+    plan: &Plan,
     facts: &mut Facts,
     mut lock: Lock,
     (granted, mut guard): (Granted, Guard),
@@ -152,18 +147,18 @@ fn hold(
     let lease_end = Arc::new(LeaseEnd::new(
         granted.lease_end,
         deadman,
-        lease.kill_margin(),
+        plan.lease.kill_margin(),
     ));
-    let spawned = match start(args, &lock, &granted, &guard, &events) {
+    let spawned = match start(plan, &lock, &granted, &guard, &events) {
         Ok(spawned) => spawned,
         Err(failure) => {
             lease_end.command_gone();
             // The command never ran: --min-hold has nothing to protect.
-            let code = failure.exit_code(args.conflict_exit_code);
+            let code = failure.exit_code(plan.busy_exit);
             let ending = facts.not_started(code);
             release(
                 &mut lock,
-                args,
+                plan,
                 Duration::ZERO,
                 REQUEST_TIMEOUT,
                 false,
@@ -180,24 +175,24 @@ fn hold(
     let token = lock.token.clone();
     let mut heartbeat = Heartbeat::new(
         lock,
-        lease,
+        plan.lease,
         granted.sent,
         lease_end.clone(),
         events.sender(),
-        args.verbose,
+        plan.verbose,
     );
 
     let (status, stopped) = Supervisor {
         spawned,
         guard: &guard,
-        lease,
+        lease: plan.lease,
         lease_end: &lease_end,
         heartbeat: &mut heartbeat,
         events: &mut events,
         listener: &mut listener,
         token: &token,
-        verbose: args.verbose,
-        time_limit: args.timeout.map(|limit| (started + limit, limit)),
+        verbose: plan.verbose,
+        time_limit: plan.time_limit.map(|limit| (started + limit, limit)),
     }
     .supervise();
     facts.ended = Some((Moment::now(), exit::status_code(status)));
@@ -220,12 +215,12 @@ fn hold(
     // an operator asked for the lock.
     let keep = match stopped {
         Some(Stop::Asked | Stop::Replaced | Stop::TimedOut) => Duration::ZERO,
-        _ => args.min_hold.saturating_sub(granted.sent.elapsed()),
+        _ => plan.min_hold.saturating_sub(granted.sent.elapsed()),
     };
     let left = REQUEST_TIMEOUT.saturating_sub(gone.elapsed());
     let lost_before = matches!(stopped, Some(Stop::Lost(_)));
     let ending = facts.ending(exit::status_code(status));
-    let released = release(&mut lock, args, keep, left, lost_before, Some(ending));
+    let released = release(&mut lock, plan, keep, left, lost_before, Some(ending));
     // Only now: the server handles our hang-up after the release, not ahead of it.
     listener.stop(&mut events);
     facts.lost_at_release = released.lost();
@@ -237,12 +232,12 @@ fn hold(
 /// `--on-unavailable`: the servers could not be reached (the lock was not taken). With `run`,
 /// the metrics and the final ping are written before redlock gives the command its place.
 fn unavailable(
-    args: &RunArgs,
+    plan: &Plan,
     failure: Failure,
     facts: &mut Facts,
     pings: Option<&mut Pings>,
 ) -> Failure {
-    match args.on_unavailable {
+    match plan.on_unavailable {
         OnUnavailable::Fail => failure,
         OnUnavailable::Skip => Failure::new(
             Kind::Busy,
@@ -254,7 +249,7 @@ fn unavailable(
                 format!(
                     "WARNING: running the command WITHOUT the lock '{}' \
                      (--on-unavailable run): {failure}",
-                    args.lock.label()
+                    plan.label
                 ),
                 &[],
             );
@@ -262,11 +257,10 @@ fn unavailable(
                 Kind::Unavailable,
                 anyhow::anyhow!("{failure}"),
             ));
-            if let Some(report) = facts.report(args.lock.label(), &result, args.conflict_exit_code)
-            {
-                report::finished(&report, args.metrics_dir.as_deref(), pings);
+            if let Some(report) = facts.report(&plan.label, &result, plan.busy_exit) {
+                report::finished(&report, plan.metrics_dir.as_deref(), pings);
             }
-            spawn::exec_unlocked(&args.command, &args.lock)
+            spawn::exec_unlocked(&plan.command, &plan.label, plan.variables)
         }
     }
 }
@@ -274,19 +268,16 @@ fn unavailable(
 /// Takes the lock, waiting for it if asked, and forks the guard meanwhile.
 fn take(
     lock: &mut Lock,
-    args: &RunArgs,
+    plan: &Plan,
     me: &HolderInfo,
-    lease: Lease,
     events: &mut Events,
 ) -> Result<(Granted, Guard), Failure> {
-    // A reply later than this could not leave time to run the command safely.
-    let usable = lease.timing.ttl - lease.timing.drift - lease.timing.min_validity;
     let policy = Policy {
-        name: args.lock.label(),
-        wait: args.wait,
-        replace: args.replace,
-        timeout: request_timeout(lease.timing.ttl, usable, args.servers.redis.len()),
-        verbose: args.verbose,
+        name: &plan.label,
+        wait: plan.wait,
+        replace: plan.replace,
+        timeout: plan.request_timeout,
+        verbose: plan.verbose,
     };
     // The guard is forked while the first request is on its way: the fork then costs no time.
     // That is before the lock is ours, so taking over from a holder does not wait for it either.
@@ -299,18 +290,18 @@ fn take(
     let guard = match guard.context("cannot start the command's guard") {
         Ok(guard) => guard,
         Err(e) => {
-            release(lock, args, Duration::ZERO, REQUEST_TIMEOUT, false, None);
+            release(lock, plan, Duration::ZERO, REQUEST_TIMEOUT, false, None);
             return Err(Failure::new(Kind::Internal, e));
         }
     };
     events.watch_guard(guard.pid());
-    if args.verbose {
+    if plan.verbose {
         let took = granted.sent.elapsed();
         say(
             Event::Acquired,
             format!(
                 "acquired '{}' (fence {}) in {}",
-                args.lock.label(),
+                plan.label,
                 granted.fence,
                 human(took)
             ),
@@ -323,7 +314,7 @@ fn take(
 /// Starts the command, with the lock's name, token and fence in its environment; not if its
 /// guard is gone already.
 fn start(
-    args: &RunArgs,
+    plan: &Plan,
     lock: &Lock,
     granted: &Granted,
     guard: &Guard,
@@ -335,15 +326,15 @@ fn start(
             anyhow::anyhow!("the command's guard died before the command could start"),
         ));
     }
-    let (variable, other) = args.lock.variables();
+    let (variable, other) = plan.variables;
     let env = [
-        (variable, args.lock.label().to_string()),
+        (variable, plan.label.clone()),
         (other, String::new()),
         ("REDLOCK_TOKEN", lock.token.clone()),
         ("REDLOCK_FENCE", granted.fence.to_string()),
         ("REDLOCK_SLOT", granted.place.to_string()),
     ];
-    spawn::spawn(&args.command, &env, guard)
+    spawn::spawn(&plan.command, &env, guard)
 }
 
 /// redlock's exit status, from how the run ended (`Facts::held`): the command's own, or 76 if
@@ -401,14 +392,4 @@ fn exit_status(status: ExitStatus, stopped: Option<Stop>, facts: &Facts, lapse: 
     ];
     say(Event::Exiting, message, &fields);
     code
-}
-
-/// How long one server may take to answer while we take the lock. With several servers it is
-/// kept small next to the TTL: a slow server must not eat the lease the others granted.
-fn request_timeout(ttl: Duration, usable: Duration, servers: usize) -> Duration {
-    let timeout = REQUEST_TIMEOUT.min(usable);
-    match servers {
-        1 => timeout,
-        _ => timeout.min((ttl / 10).max(Duration::from_millis(50))),
-    }
 }

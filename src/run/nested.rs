@@ -2,17 +2,17 @@
 //! same name): it finds the outer run in its environment, and runs its command under the outer
 //! lease if that run still holds the lock and this process is inside its command.
 
-use crate::cli::RunArgs;
+use crate::plan::Plan;
 
 /// The token and place of an outer run of this same lock, from the environment it gave its
 /// command (REDLOCK_NAME or REDLOCK_KEY, REDLOCK_TOKEN, REDLOCK_FENCE, REDLOCK_SLOT); whether
 /// that run still holds the lock is checked on the servers before it counts.
-pub fn outer_token(args: &RunArgs) -> Option<(String, usize)> {
+pub fn outer_token(plan: &Plan) -> Option<(String, usize)> {
     let var = |name| std::env::var(name).ok().filter(|value| !value.is_empty());
-    let name = var(args.lock.variables().0)?;
+    let name = var(plan.variables.0)?;
     var("REDLOCK_FENCE")?;
     let place = var("REDLOCK_SLOT").map_or(Some(0), |slot| slot.parse().ok())?;
-    (name == args.lock.label() && place < usize::from(args.limit))
+    (name == plan.label && place < plan.limit)
         .then(|| Some((var("REDLOCK_TOKEN")?, place)))
         .flatten()
 }

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use crate::cli::RunArgs;
 use crate::clock::Moment;
 use crate::duration::human;
 use crate::lock::history::Ending;
 use crate::lock::{Everywhere, Lock, Released};
+use crate::plan::Plan;
 use crate::say::{Event, ms, say};
 
 /// Releases the lock within `timeout`, or with `keep` leaves it to expire then, and says what
@@ -14,7 +14,7 @@ use crate::say::{Event, ms, say};
 /// normally nothing left to release, so failures are only reported when `verbose`.
 pub fn release(
     lock: &mut Lock,
-    args: &RunArgs,
+    plan: &Plan,
     keep: Duration,
     timeout: Duration,
     lost: bool,
@@ -24,12 +24,12 @@ pub fn release(
     let released = lock.release(keep, timeout, Everywhere::No, ending);
     // With several servers, a majority releasing frees the lock: the rest is for --verbose.
     let freed = released.freed();
-    if !released.errors.is_empty() && ((!lost && !freed) || args.verbose) {
+    if !released.errors.is_empty() && ((!lost && !freed) || plan.verbose) {
         say(
             Event::ReleaseFailed,
             format!(
                 "could not release '{}' ({}); it expires within {}",
-                args.lock.label(),
+                plan.label,
                 released.errors.join("; "),
                 human(lock.timing.ttl)
             ),
@@ -38,14 +38,14 @@ pub fn release(
                 ("expires_within_ms", ms(lock.timing.ttl)),
             ],
         );
-    } else if args.verbose {
+    } else if plan.verbose {
         let held = if released.ours > 0 {
             ""
         } else {
             " (it was no longer ours)"
         };
         let took = started.elapsed();
-        let message = format!("released '{}'{held} in {}", args.lock.label(), human(took));
+        let message = format!("released '{}'{held} in {}", plan.label, human(took));
         let fields = [("ours", (released.ours > 0).into()), ("took_ms", ms(took))];
         if keep.is_zero() {
             say(Event::Released, message, &fields);

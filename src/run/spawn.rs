@@ -10,7 +10,6 @@ use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_s
 use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::Pid;
 
-use crate::cli::Which;
 use crate::exit::{Failure, Kind};
 use crate::run::guard::Guard;
 use crate::run::terminal;
@@ -65,11 +64,10 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)], guard: &Guard) -> Result
 /// Gives redlock's place to the command, run without the lock (`--on-unavailable run`): it
 /// gets REDLOCK_NAME (or REDLOCK_KEY) and REDLOCK_UNLOCKED=1, and no REDLOCK_FENCE,
 /// REDLOCK_TOKEN or REDLOCK_SLOT (an outer run's would be a lie). Returns only if it fails.
-pub fn exec_unlocked(argv: &[OsString], lock: &Which) -> Failure {
-    let (variable, other) = lock.variables();
+pub fn exec_unlocked(argv: &[OsString], label: &str, (variable, other): (&str, &str)) -> Failure {
     exec(argv, &|command| {
         command
-            .env(variable, lock.label())
+            .env(variable, label)
             .env_remove(other)
             .env("REDLOCK_UNLOCKED", "1")
             .env_remove("REDLOCK_FENCE")
