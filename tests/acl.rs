@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::support::{Holder, RedisServer, primary_with_replica, redlock};
+use crate::support::{Holder, RedisServer, code, keys, primary_with_replica, redlock};
 
 const PASSWORD: &str = "acl-test-pw";
 
@@ -140,18 +140,18 @@ fn the_documented_user_runs_everything() {
         )
     });
     crate::support::wait_until("the waiter queues", || {
-        primary.cmd::<usize>(&["ZCARD", "redlock:{w}:waiters"]) == 1
+        primary.cmd::<usize>(&["ZCARD", &keys("w").waiters]) == 1
     });
     said.push(as_user(&primary, &["status", "-n", "w"]));
     said.push(as_user(
         &primary,
         &["run", "-n", "w", "--replace", "--wait", "20s", "--", "true"],
     ));
-    assert_eq!(held.wait().0.code(), Some(77));
+    assert_eq!(held.wait().0.code(), Some(code::REPLACED));
     said.push(waiter.join().unwrap());
     let mut broken = holder(&primary, &["-n", "b"]);
     said.push(as_user(&primary, &["release", "-n", "b", "--force"]));
-    assert_eq!(broken.wait().0.code(), Some(76));
+    assert_eq!(broken.wait().0.code(), Some(code::LOCK_LOST));
     said.push(as_user(
         &primary,
         &[
@@ -178,7 +178,7 @@ fn the_documented_user_runs_everything() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE), "{stderr}");
     assert!(stderr.contains("may not run SELECT"), "{stderr}");
 }
 
@@ -201,7 +201,7 @@ fn the_documented_user_with_a_key() {
         &server,
         &["run", "--key", "app-lock", "--wait", "1s", "--", "true"],
     );
-    assert_eq!(status, Some(75), "{stderr}");
+    assert_eq!(status, Some(code::BUSY), "{stderr}");
     assert!(!stderr.contains("ACL"), "{stderr}");
     assert!(held.finish().0.success());
     let (status, stderr) = as_user(&server, &["status", "--key", "app-lock"]);
@@ -215,7 +215,7 @@ fn the_documented_user_with_a_key() {
     );
     assert_eq!(
         (status, stderr.contains("warning")),
-        (Some(75), false),
+        (Some(code::BUSY), false),
         "{stderr}"
     );
     assert!(held.finish().0.success());

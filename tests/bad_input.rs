@@ -3,7 +3,7 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use crate::support::{RedisServer, redlock};
+use crate::support::{RedisServer, code, keys, redlock};
 
 /// Runs redlock with `args`, expects `code` and a single `redlock:` line containing `needle`.
 fn rejects(url: &str, args: &[&str], code: i32, needle: &str) {
@@ -284,10 +284,10 @@ fn a_frozen_server_is_unavailable_and_the_late_lock_is_given_back() {
     // The server executes the acquire it received while frozen, then the release that followed:
     // the lock is free long before its 60 s TTL.
     crate::support::wait_until("the acquire is executed", || {
-        server.cmd::<Option<i64>>(&["GET", "redlock:{x}:fence"]) == Some(2)
+        server.cmd::<Option<i64>>(&["GET", &keys("x").fence]) == Some(2)
     });
     crate::support::wait_until("the late lock is released", || {
-        server.cmd::<i64>(&["EXISTS", "redlock:{x}"]) == 0
+        server.cmd::<i64>(&["EXISTS", &keys("x").lock]) == 0
     });
 }
 
@@ -331,7 +331,7 @@ fn wrong_or_missing_password_is_unavailable() {
 #[test]
 fn a_key_of_the_wrong_type_in_the_way_is_unavailable() {
     let server = RedisServer::start();
-    let _: () = server.cmd(&["HSET", "redlock:{typed}", "field", "value"]);
+    let _: () = server.cmd(&["HSET", &keys("typed").lock, "field", "value"]);
     let output = redlock(&server.url())
         .args(["run", "-n", "typed", "--", "true"])
         .output()
@@ -349,7 +349,7 @@ fn a_key_of_the_wrong_type_in_the_way_is_unavailable() {
         69,
         "a key of another type is in the way at 127.0.0.1:",
     );
-    let _: () = server.cmd(&["SET", "redlock:{counter}:fence", "not-a-number"]);
+    let _: () = server.cmd(&["SET", &keys("counter").fence, "not-a-number"]);
     rejects(
         &server.url(),
         &["run", "-n", "counter", "--", "echo", "x"],
@@ -357,14 +357,14 @@ fn a_key_of_the_wrong_type_in_the_way_is_unavailable() {
         "a key of another type is in the way",
     );
     // The queue of waiters is checked before the lock is written: none is left behind.
-    let _: () = server.cmd(&["SET", "redlock:{queued}:waiters", "x"]);
+    let _: () = server.cmd(&["SET", &keys("queued").waiters, "x"]);
     rejects(
         &server.url(),
         &["run", "-n", "queued", "--", "echo", "x"],
         69,
         "a key of another type is in the way",
     );
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{queued}"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("queued").lock]), 0);
 }
 
 /// Out of file descriptors, redlock cannot even set up its signal handling: an internal error,
@@ -382,7 +382,7 @@ fn an_internal_error_is_70() {
         .unwrap();
     assert_eq!(
         output.status.code(),
-        Some(70),
+        Some(code::INTERNAL),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
@@ -415,7 +415,7 @@ fn a_guard_that_cannot_start_gives_the_lock_back() {
         .output()
         .unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(output.status.code(), Some(70), "{stderr}");
+    assert_eq!(output.status.code(), Some(code::INTERNAL), "{stderr}");
     assert!(
         stderr.starts_with("redlock: cannot start the command's guard: "),
         "{stderr}"
@@ -424,10 +424,10 @@ fn a_guard_that_cannot_start_gives_the_lock_back() {
     assert!(output.stdout.is_empty());
     // Granted (the fencing counter moved), then released rather than left for its 60 s TTL.
     assert_eq!(
-        server.cmd::<Option<i64>>(&["GET", "redlock:{x}:fence"]),
+        server.cmd::<Option<i64>>(&["GET", &keys("x").fence]),
         Some(1)
     );
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{x}"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("x").lock]), 0);
 }
 
 #[test]

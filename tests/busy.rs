@@ -1,6 +1,6 @@
 //! A busy lock: the command does not run, and the exit status and message say who holds it.
 
-use crate::support::{Holder, RedisServer, redlock};
+use crate::support::{Holder, RedisServer, code, keys, redlock};
 
 #[test]
 fn busy_exits_75_and_names_the_holder() {
@@ -10,7 +10,7 @@ fn busy_exits_75_and_names_the_holder() {
         .args(["run", "-n", "backup", "--", "echo", "ran"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(75));
+    assert_eq!(output.status.code(), Some(code::BUSY));
     assert!(output.stdout.is_empty(), "the command must not run");
     let stderr = String::from_utf8(output.stderr).unwrap();
     let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
@@ -44,7 +44,7 @@ fn conflict_exit_code_and_quiet() {
         .args(["run", "-n", "job", "--quiet", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(75));
+    assert_eq!(output.status.code(), Some(code::BUSY));
     assert!(
         output.stderr.is_empty(),
         "{}",
@@ -56,12 +56,12 @@ fn conflict_exit_code_and_quiet() {
 #[test]
 fn a_foreign_key_without_details_is_reported_as_unknown() {
     let server = RedisServer::start();
-    let _: () = server.cmd(&["SET", "redlock:{other}", "someone-else", "PX", "60000"]);
+    let _: () = server.cmd(&["SET", &keys("other").lock, "someone-else", "PX", "60000"]);
     let output = redlock(&server.url())
         .args(["run", "-n", "other", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(75));
+    assert_eq!(output.status.code(), Some(code::BUSY));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.starts_with(
@@ -69,7 +69,7 @@ fn a_foreign_key_without_details_is_reported_as_unknown() {
         ),
         "{stderr}"
     );
-    let value: String = server.cmd(&["GET", "redlock:{other}"]);
+    let value: String = server.cmd(&["GET", &keys("other").lock]);
     assert_eq!(value, "someone-else");
 }
 

@@ -5,7 +5,7 @@ use std::thread;
 
 use crate::support::cluster::Cluster;
 use crate::support::{
-    Holder, contend_on, is_dead, redlock, script_calls, succeeded, takes_over_on_release,
+    Holder, code, contend_on, is_dead, redlock, script_calls, succeeded, takes_over_on_release,
     wait_for_subscriber, wait_until, waiter,
 };
 
@@ -234,7 +234,7 @@ fn a_failover_to_a_node_without_the_lease_loses_it() {
     });
     let _: () = replica.cmd(&["DEL", &lock_key(name)]);
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     assert!(is_dead(command), "{stderr}");
     assert!(stderr.contains("redlock: lock lost"), "{stderr}");
 }
@@ -261,14 +261,14 @@ fn a_semaphore_on_a_cluster() {
     };
     let busy = run("2");
     let stderr = String::from_utf8_lossy(&busy.stderr);
-    assert_eq!(busy.status.code(), Some(75), "{stderr}");
+    assert_eq!(busy.status.code(), Some(code::BUSY), "{stderr}");
     for holder in &holders {
         assert!(
             stderr.contains(&format!("pid {}", holder.redlock_pid())),
             "{stderr}"
         );
     }
-    assert_eq!(run("3").status.code(), Some(78));
+    assert_eq!(run("3").status.code(), Some(code::LIMIT_MISMATCH));
     let listed = succeeded(redlock(&url).arg("list"));
     let listed = String::from_utf8_lossy(&listed);
     assert!(

@@ -5,8 +5,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, MutualTls, RedisServer, redlock, start_servers, succeeded, takes_over_on_release,
-    wait_for_holder, wait_for_subscriber, waiter,
+    Holder, MutualTls, RedisServer, code, keys, redlock, start_servers, succeeded,
+    takes_over_on_release, wait_for_holder, wait_for_subscriber, waiter,
 };
 
 #[test]
@@ -30,7 +30,7 @@ fn the_redis_flag_overrides_the_environment() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{flag}:fence"]), 1);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("flag").fence]), 1);
 }
 
 #[test]
@@ -69,7 +69,7 @@ fn users_passwords_and_databases() {
     );
     let _: () = redis::cmd("SELECT").arg(3).query(&mut connection).unwrap();
     let exists: i64 = redis::cmd("EXISTS")
-        .arg("redlock:{acl}:fence")
+        .arg(&keys("acl").fence)
         .query(&mut connection)
         .unwrap();
     assert_eq!(exists, 1, "the counter must be in database 3");
@@ -93,7 +93,7 @@ fn tls_with_a_private_ca() {
         .args(["run", "-n", "tls", "--", "echo", "over-tls"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(69));
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("certificate"), "{stderr}");
     // A handshake that fails is a failure to connect, as a refused connection is.
@@ -137,7 +137,7 @@ fn mutual_tls_with_a_client_certificate() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(output.stdout, b"over-mtls\n");
-    assert_eq!(tls.server.cmd::<i64>(&["GET", "redlock:{mtls}:fence"]), 1);
+    assert_eq!(tls.server.cmd::<i64>(&["GET", &keys("mtls").fence]), 1);
     // The server's reason, in one line that names it.
     let refused = format!(
         "Redis at 127.0.0.1:{} (TLS): the server refused the client certificate: ",
@@ -154,13 +154,17 @@ fn mutual_tls_with_a_client_certificate() {
     ] {
         let output = run(files);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(69), "{files:?}: {stderr}");
+        assert_eq!(
+            output.status.code(),
+            Some(code::UNAVAILABLE),
+            "{files:?}: {stderr}"
+        );
         assert!(output.stdout.is_empty(), "{files:?}: the command ran");
         assert!(stderr.starts_with("redlock: "), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.contains(&format!("{refused}{reason}")), "{stderr}");
     }
-    assert_eq!(tls.server.cmd::<i64>(&["GET", "redlock:{mtls}:fence"]), 1);
+    assert_eq!(tls.server.cmd::<i64>(&["GET", &keys("mtls").fence]), 1);
 }
 
 /// REDLOCK_TLS_* serve every subcommand, as the flags do; `--tls-ca` replaces SSL_CERT_FILE,
@@ -202,7 +206,7 @@ fn mutual_tls_from_the_environment() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE), "{stderr}");
     assert!(stderr.contains("certificate"), "{stderr}");
 }
 
@@ -257,7 +261,11 @@ fn tls_files_are_checked_before_anything_runs() {
                 .output()
                 .unwrap();
             let stderr = String::from_utf8_lossy(&output.stderr);
-            assert_eq!(output.status.code(), Some(64), "{options:?}: {stderr}");
+            assert_eq!(
+                output.status.code(),
+                Some(code::USAGE),
+                "{options:?}: {stderr}"
+            );
             assert!(output.stdout.is_empty(), "{options:?}: something ran");
             assert!(stderr.starts_with("redlock: "), "{stderr}");
             assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -271,9 +279,9 @@ fn tls_files_are_checked_before_anything_runs() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert_eq!(output.status.code(), Some(code::USAGE), "{stderr}");
     assert!(stderr.contains(missing), "{stderr}");
-    assert_eq!(tls.server.cmd::<i64>(&["EXISTS", "redlock:{x}:fence"]), 0);
+    assert_eq!(tls.server.cmd::<i64>(&["EXISTS", &keys("x").fence]), 0);
 }
 
 #[test]
@@ -402,7 +410,7 @@ fn a_host_name_that_does_not_resolve_is_bounded() {
     assert!(stderr.contains(timed_out), "{stderr}");
     // The only server (redis-rs).
     let (code, _, stderr) = run(hung, &["run", "-n", "hung", "--", "true"]);
-    assert_eq!(code, Some(69), "{stderr}");
+    assert_eq!(code, Some(code::UNAVAILABLE), "{stderr}");
     assert!(stderr.contains(timed_out), "{stderr}");
     // The operators' commands.
     let (code, stdout, stderr) = run(&urls, &["status", "-n", "hung"]);

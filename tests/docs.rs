@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::succeeded;
+
 fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
         .unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
@@ -41,13 +43,12 @@ fn readme_table(readme: &str, heading: &str) -> String {
 
 /// The block of `redlock ARGS --help` under the line `title`, up to the next blank line.
 fn help_block(args: &[&str], title: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_redlock"))
-        .args(args)
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let help = String::from_utf8(output.stdout).unwrap();
+    let stdout = succeeded(
+        Command::new(env!("CARGO_BIN_EXE_redlock"))
+            .args(args)
+            .arg("--help"),
+    );
+    let help = String::from_utf8(stdout).unwrap();
     let start = help
         .find(&format!("\n{title}\n"))
         .unwrap_or_else(|| panic!("no {title:?} in redlock {args:?} --help:\n{help}"));

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::support::{Holder, RedisServer, redlock, wait_for_holder, wait_until};
+use crate::support::{Holder, RedisServer, code, keys, redlock, wait_for_holder, wait_until};
 
 /// Each line of `stderr` as an object with `event`, `level`, `name` (`name` as given) and
 /// `message`; panics on any line that is not.
@@ -134,7 +134,7 @@ fn busy_is_one_object_naming_the_holder() {
         .output()
         .unwrap();
     for output in [&by_option, &by_variable] {
-        assert_eq!(output.status.code(), Some(75));
+        assert_eq!(output.status.code(), Some(code::BUSY));
         let events = events(&stderr_of(output), Some("backup"));
         assert_eq!(names(&events), ["busy"]);
         let busy = &events[0];
@@ -166,7 +166,7 @@ fn unavailable_is_one_object() {
         .args(["--log-format", "json", "run", "-n", "u", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(69));
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE));
     let events = events(&stderr_of(&output), Some("u"));
     assert_eq!(names(&events), ["unavailable"]);
     assert_eq!(events[0]["level"], "err");
@@ -180,9 +180,9 @@ fn a_lost_lock_says_lost_then_exiting() {
     let server = RedisServer::start();
     let args = ["-n", "gone", "--ttl", "2s", "--log-format", "json"];
     let mut holder = Holder::start(&server.url(), &args);
-    let _: () = server.cmd(&["DEL", "redlock:{gone}"]);
+    let _: () = server.cmd(&["DEL", &keys("gone").lock]);
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     let events = events(&stderr, Some("gone"));
     assert_eq!(names(&events), ["lost", "exiting"]);
     assert_eq!(events[0]["level"], "err");
@@ -199,7 +199,7 @@ fn a_timeout_says_stopping_then_exiting() {
         .args(["--", "sleep", "30"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(124));
+    assert_eq!(output.status.code(), Some(code::TIMED_OUT));
     let events = events(&stderr_of(&output), Some("slow"));
     assert_eq!(names(&events), ["stopping", "exiting"]);
     assert_eq!(events[0]["reason"], "timeout");
@@ -243,7 +243,11 @@ fn usage_errors_are_error_objects() {
         }
         let output = command.args(args).output().unwrap();
         let events = events(&stderr_of(&output), name);
-        assert_eq!(output.status.code(), Some(64), "{args:?}: {events:?}");
+        assert_eq!(
+            output.status.code(),
+            Some(code::USAGE),
+            "{args:?}: {events:?}"
+        );
         assert_eq!(names(&events), ["error"], "{args:?}");
         assert_eq!(events[0]["kind"], "usage", "{args:?}");
         assert_eq!(events[0]["exit_code"], 64, "{args:?}");
@@ -253,7 +257,7 @@ fn usage_errors_are_error_objects() {
         &["run", "-n", "x", "--bogus", "--", "--log-format=json"],
     ] {
         let output = redlock(nowhere).args(args).output().unwrap();
-        assert_eq!(output.status.code(), Some(64));
+        assert_eq!(output.status.code(), Some(code::USAGE));
         assert!(stderr_of(&output).starts_with("redlock: "), "{args:?}");
     }
 }
@@ -283,7 +287,7 @@ fn release_force_says_each_step() {
     );
 
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     let events_of_holder = events(&stderr, Some("stale"));
     assert_eq!(names(&events_of_holder), ["stopping", "exiting"]);
     assert_eq!(events_of_holder[0]["reason"], "asked");
@@ -401,7 +405,7 @@ fn the_option_wins_over_a_bad_variable() {
         .args(["run", "-n", "v", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(64));
+    assert_eq!(output.status.code(), Some(code::USAGE));
     assert_eq!(
         stderr_of(&output),
         "redlock: invalid value 'xml' for REDLOCK_LOG_FORMAT: text or json\n"

@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 
 use crate::support::{
-    Holder, RedisServer, redlock, start_servers, succeeded, urls, wait_for_holder,
+    Holder, RedisServer, code, keys, redlock, start_servers, succeeded, urls, wait_for_holder,
     wait_for_subscriber,
 };
 
@@ -61,7 +61,10 @@ fn every_outcome_on_three_hosts_in_order() {
         &mut ready,
     )
     .unwrap();
-    assert_eq!(code(run("db3", &url, &["-n", "h", "--", "true"])), Some(75));
+    assert_eq!(
+        code(run("db3", &url, &["-n", "h", "--", "true"])),
+        Some(code::BUSY)
+    );
     assert_eq!(
         code(run(
             "db3",
@@ -79,12 +82,12 @@ fn every_outcome_on_three_hosts_in_order() {
             &url,
             &["-n", "h", "--timeout", "0.5s", "--", "sleep", "30"]
         )),
-        Some(124)
+        Some(code::TIMED_OUT)
     );
     // lost: the key deleted while the command runs.
     let mut lost = Holder::start(&url, &["-n", "h", "--ttl", "2s"]);
-    let _: () = server.cmd(&["DEL", "redlock:{h}"]);
-    assert_eq!(lost.wait().0.code(), Some(76));
+    let _: () = server.cmd(&["DEL", &keys("h").lock]);
+    assert_eq!(lost.wait().0.code(), Some(code::LOCK_LOST));
     // replaced, and the run that replaced it.
     let mut replaced = Holder::start(&url, &["-n", "h"]);
     wait_for_holder(&server, "h");
@@ -92,7 +95,7 @@ fn every_outcome_on_three_hosts_in_order() {
         code(run("db2", &url, &["-n", "h", "--replace", "--", "true"])),
         Some(0)
     );
-    assert_eq!(replaced.wait().0.code(), Some(77));
+    assert_eq!(replaced.wait().0.code(), Some(code::REPLACED));
 
     let runs = history(&url, "h");
     let seen: Vec<(String, String, Option<u64>)> = runs
@@ -111,18 +114,18 @@ fn every_outcome_on_three_hosts_in_order() {
         .into_owned();
     let expected = [
         ("db2", "ran", Some(0)),
-        (here.as_str(), "replaced", Some(77)),
-        (here.as_str(), "lost", Some(76)),
-        ("db1", "timeout", Some(124)),
+        (here.as_str(), "replaced", Some(code::REPLACED)),
+        (here.as_str(), "lost", Some(code::LOCK_LOST)),
+        ("db1", "timeout", Some(code::TIMED_OUT)),
         // By start: db2's command started before the busy runs began, and ended after them.
         ("db3", "busy", Some(9)),
-        ("db3", "busy", Some(75)),
+        ("db3", "busy", Some(code::BUSY)),
         ("db2", "ran", Some(0)),
         ("db1", "ran", Some(3)),
     ];
     let expected: Vec<(String, String, Option<u64>)> = expected
         .iter()
-        .map(|(h, o, e)| (h.to_string(), o.to_string(), *e))
+        .map(|(h, o, e)| (h.to_string(), o.to_string(), e.map(|e| e as u64)))
         .collect();
     assert_eq!(seen, expected, "{runs:#?}");
     // The fields: a run that held the lock has a fence, a place and a run time; a busy one
@@ -175,14 +178,14 @@ fn the_history_is_capped() {
             .unwrap();
         assert_eq!(output.status.code(), Some(i));
     }
-    assert_eq!(server.cmd::<i64>(&["LLEN", "redlock:{c}:history"]), 3);
+    assert_eq!(server.cmd::<i64>(&["LLEN", &keys("c").history]), 3);
     let statuses: Vec<u64> = history(&url, "c")
         .iter()
         .map(|r| r["status"].as_u64().unwrap())
         .collect();
     assert_eq!(statuses, [4, 3, 2]);
     succeeded(redlock(&url).args(["run", "-n", "none", "--history", "0", "--", "true"]));
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{none}:history"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("none").history]), 0);
 }
 
 /// With three servers each keeps its list; `history` shows each run once. A run that finds too
@@ -196,7 +199,7 @@ fn a_quorum_s_history_has_each_run_once() {
         succeeded(on("db1", &url).args(["run", "-n", "q", "--", "true"]));
     }
     for server in &servers {
-        assert_eq!(server.cmd::<i64>(&["LLEN", "redlock:{q}:history"]), 3);
+        assert_eq!(server.cmd::<i64>(&["LLEN", &keys("q").history]), 3);
     }
     let runs = history(&url, "q");
     assert_eq!(runs.len(), 3, "{runs:#?}");
@@ -210,7 +213,7 @@ fn a_quorum_s_history_has_each_run_once() {
     let output = run("db2", &url, &["-n", "q", "--ttl", "2s", "--", "true"]);
     servers[1].thaw();
     servers[2].thaw();
-    assert_eq!(output.status.code(), Some(69));
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE));
     let runs = history(&url, "q");
     assert_eq!(runs.len(), 4, "{runs:#?}");
     assert_eq!(runs[0]["outcome"], "unavailable");
@@ -239,7 +242,7 @@ fn a_waiter_is_recorded_when_it_gives_up_not_when_interrupted() {
     .unwrap();
     let status = waiter.wait().unwrap();
     assert_eq!(status.code(), Some(143));
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{w}:history"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("w").history]), 0);
     assert!(holder.finish().0.success());
     assert_eq!(history(&url, "w").len(), 1);
 }
@@ -250,19 +253,19 @@ fn a_waiter_is_recorded_when_it_gives_up_not_when_interrupted() {
 fn a_key_of_another_type_in_the_history_s_place_does_not_fail_a_run() {
     let server = RedisServer::start();
     let url = server.url();
-    let _: () = server.cmd(&["SET", "redlock:{t}:history", "someone else's"]);
+    let _: () = server.cmd(&["SET", &keys("t").history, "someone else's"]);
     succeeded(redlock(&url).args(["run", "-n", "t", "--", "true"]));
     let mut holder = Holder::start(&url, &["-n", "t"]);
     let busy = redlock(&url)
         .args(["run", "-n", "t", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(busy.status.code(), Some(75));
+    assert_eq!(busy.status.code(), Some(code::BUSY));
     assert!(holder.finish().0.success());
     // Released: the next run takes it at once.
     succeeded(redlock(&url).args(["run", "-n", "t", "--", "true"]));
     assert_eq!(
-        server.cmd::<String>(&["GET", "redlock:{t}:history"]),
+        server.cmd::<String>(&["GET", &keys("t").history]),
         "someone else's"
     );
 }
@@ -276,9 +279,9 @@ fn a_lock_lost_on_a_majority_is_lost_in_history_and_status() {
     let url = urls(&servers);
     let mut holder = Holder::start(&url, &["-n", "m", "--ttl", "60s"]);
     for server in &servers[..2] {
-        let _: () = server.cmd(&["DEL", "redlock:{m}"]);
+        let _: () = server.cmd(&["DEL", &keys("m").lock]);
     }
-    assert_eq!(holder.finish().0.code(), Some(76));
+    assert_eq!(holder.finish().0.code(), Some(code::LOCK_LOST));
     let runs = history(&url, "m");
     assert_eq!(runs.len(), 1, "{runs:#?}");
     assert_eq!(runs[0]["outcome"], "lost");
@@ -305,7 +308,7 @@ fn status_finds_the_last_run_behind_many_skipped_ones() {
     let mut holder = Holder::start(&url, &["-n", "s"]);
     for _ in 0..30 {
         let output = run("db2", &url, &["-n", "s", "-q", "--", "true"]);
-        assert_eq!(output.status.code(), Some(75));
+        assert_eq!(output.status.code(), Some(code::BUSY));
         assert!(output.stderr.is_empty());
     }
     let status = String::from_utf8(succeeded(redlock(&url).args(["status", "-n", "s"]))).unwrap();
@@ -320,15 +323,15 @@ fn an_unavailable_run_is_recorded_with_its_own_status() {
     let servers = start_servers(3);
     let url = urls(&servers);
     for server in &servers[..2] {
-        let _: () = server.cmd(&["HSET", "redlock:{wt}", "a", "b"]);
+        let _: () = server.cmd(&["HSET", &keys("wt").lock, "a", "b"]);
     }
     let output = run(
         "db1",
         &url,
         &["-n", "wt", "--on-unavailable", "skip", "--", "true"],
     );
-    assert_eq!(output.status.code(), Some(69));
-    let recorded: String = servers[2].cmd(&["LINDEX", "redlock:{wt}:history", "0"]);
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE));
+    let recorded: String = servers[2].cmd(&["LINDEX", &keys("wt").history, "0"]);
     let recorded: serde_json::Value = serde_json::from_str(&recorded).unwrap();
     assert_eq!(recorded["outcome"], "unavailable");
     assert_eq!(recorded["exit"], 69);
@@ -355,7 +358,7 @@ fn an_unavailable_run_is_recorded_with_its_own_status() {
     servers[0].thaw();
     servers[1].thaw();
     assert_eq!(output.status.code(), Some(9));
-    let recorded: String = servers[2].cmd(&["LINDEX", "redlock:{u}:history", "0"]);
+    let recorded: String = servers[2].cmd(&["LINDEX", &keys("u").history, "0"]);
     let recorded: serde_json::Value = serde_json::from_str(&recorded).unwrap();
     assert_eq!(recorded["exit"], 9);
 }
@@ -366,7 +369,7 @@ fn an_unavailable_run_is_recorded_with_its_own_status() {
 fn large_numbers_are_kept_exactly() {
     let server = RedisServer::start();
     let url = server.url();
-    let _: () = server.cmd(&["SET", "redlock:{f}:fence", "123456789012344"]);
+    let _: () = server.cmd(&["SET", &keys("f").fence, "123456789012344"]);
     succeeded(redlock(&url).args(["run", "-n", "f", "--", "true"]));
     let runs = history(&url, "f");
     assert_eq!(runs.len(), 1);

@@ -16,7 +16,7 @@ const FLOORS: [&[&str]; 8] = [
     &["cli"],
     &["settings", "plan"],
     &["run", "ops"],
-    &["main", "generate"],
+    &["lib", "main", "generate"],
 ];
 
 /// The floor of a module path (`lock::transport::conn`, `run`), by its longest known prefix.

@@ -8,7 +8,8 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 use crate::support::{
-    Holder, RedisServer, is_dead, read_pid, redlock, start_servers, urls, wait_until,
+    Holder, RedisServer, code, is_dead, keys, read_pid, redlock, start_servers, succeeded, urls,
+    wait_until,
 };
 
 #[test]
@@ -33,28 +34,28 @@ fn an_overwritten_key_stops_the_command_and_is_left_alone() {
     let server = RedisServer::start();
     let mut holder = Holder::start(&server.url(), &["-n", "stolen", "--ttl", "3s"]);
     let command = holder.command_pid();
-    let _: () = server.cmd(&["SET", "redlock:{stolen}", "another-owner", "PX", "60000"]);
+    let _: () = server.cmd(&["SET", &keys("stolen").lock, "another-owner", "PX", "60000"]);
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     assert!(
         stderr.contains("redlock: lock lost: the lock was deleted or taken by another holder"),
         "{stderr}"
     );
     assert!(is_dead(command));
-    let value: String = server.cmd(&["GET", "redlock:{stolen}"]);
+    let value: String = server.cmd(&["GET", &keys("stolen").lock]);
     assert_eq!(value, "another-owner");
-    assert!(server.cmd::<i64>(&["PTTL", "redlock:{stolen}"]) > 50_000);
+    assert!(server.cmd::<i64>(&["PTTL", &keys("stolen").lock]) > 50_000);
 }
 
 #[test]
 fn a_deleted_key_is_a_lost_lock() {
     let server = RedisServer::start();
     let mut holder = Holder::start(&server.url(), &["-n", "gone", "--ttl", "2s"]);
-    let _: () = server.cmd(&["DEL", "redlock:{gone}"]);
+    let _: () = server.cmd(&["DEL", &keys("gone").lock]);
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     // Extend never re-creates the key.
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{gone}"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("gone").lock]), 0);
 }
 
 #[test]
@@ -71,7 +72,7 @@ fn a_frozen_server_gets_the_command_killed_before_the_lease_ends() {
     let stopped = frozen.elapsed();
     let (status, stderr) = holder.wait();
     server.thaw();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     assert!(
         stopped < ttl,
         "the command outlived its lease: stopped {stopped:?} after the freeze"
@@ -91,9 +92,9 @@ fn grandchildren_are_stopped_when_the_lock_is_lost() {
     let mut holder = Holder::start_script(&server.url(), &["-n", "tree", "--ttl", "2s"], script);
     let soft = read_pid(&holder.path("soft.pid"));
     let hard = read_pid(&holder.path("hard.pid"));
-    let _: () = server.cmd(&["SET", "redlock:{tree}", "thief"]);
+    let _: () = server.cmd(&["SET", &keys("tree").lock, "thief"]);
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     assert!(is_dead(soft), "the grandchild survived");
     assert!(is_dead(hard), "the TERM-ignoring grandchild survived");
 }
@@ -134,7 +135,7 @@ fn a_killed_redlock_takes_its_command_down_and_the_lock_expires() {
     wait_until("the command dies with redlock", || is_dead(command));
     wait_until("its background child dies too", || is_dead(background));
     wait_until("the lock expires", || {
-        server.cmd::<i64>(&["EXISTS", "redlock:{crash}"]) == 0
+        server.cmd::<i64>(&["EXISTS", &keys("crash").lock]) == 0
     });
     // The last extension was sent before the kill, so the key ends within the TTL of it.
     assert!(killed.elapsed() < Duration::from_secs(2) + Duration::from_millis(500));
@@ -163,7 +164,7 @@ fn a_killed_guard_takes_the_command_down() {
         "{stderr}"
     );
     // The run ended normally otherwise: the lock is free.
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{unguarded}"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("unguarded").lock]), 0);
 }
 
 /// `redlock run` as a shell runs a job: in a process group of its own, whose ID is redlock's
@@ -257,7 +258,7 @@ fn a_command_that_ignores_sigterm_is_killed_before_the_lease_ends() {
     let stopped = frozen.elapsed();
     let (status, stderr) = holder.wait();
     server.thaw();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     assert!(
         stopped < ttl,
         "the command outlived its lease: killed {stopped:?} after the freeze"
@@ -391,24 +392,23 @@ fn no_request_is_answered_noscript() {
     let servers = start_servers(3);
     // Three fences that disagree: the run raises them (fence.lua) before its command starts.
     for (server, fence) in servers.iter().zip(["1", "5", "9"]) {
-        let _: () = server.cmd(&["SET", "redlock:{trips}:fence", fence]);
+        let _: () = server.cmd(&["SET", &keys("trips").fence, fence]);
     }
-    let output = redlock(&urls(&servers))
-        .args([
-            "run",
-            "-n",
-            "trips",
-            "--ttl",
-            "1s",
-            "--heartbeat",
-            "100ms",
-            "--",
-        ])
-        .args(["sh", "-c", "echo $REDLOCK_FENCE; sleep 0.5"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let fence = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    let stdout = succeeded(
+        redlock(&urls(&servers))
+            .args([
+                "run",
+                "-n",
+                "trips",
+                "--ttl",
+                "1s",
+                "--heartbeat",
+                "100ms",
+                "--",
+            ])
+            .args(["sh", "-c", "echo $REDLOCK_FENCE; sleep 0.5"]),
+    );
+    let fence = String::from_utf8(stdout).unwrap().trim().to_string();
     for server in &servers {
         let errors: String = server.cmd(&["INFO", "errorstats"]);
         assert!(!errors.contains("NOSCRIPT"), "{errors}");
@@ -420,7 +420,7 @@ fn no_request_is_answered_noscript() {
     // raised on a majority before the command started.
     let raised = servers
         .iter()
-        .filter(|s| s.cmd::<String>(&["GET", "redlock:{trips}:fence"]) == fence)
+        .filter(|s| s.cmd::<String>(&["GET", &keys("trips").fence]) == fence)
         .count();
     assert!(raised >= 2, "the fence was raised on {raised} servers");
 }

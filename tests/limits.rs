@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Holder, RedisServer, redlock, succeeded, wait_for_subscriber};
+use crate::support::{Holder, RedisServer, code, keys, redlock, succeeded, wait_for_subscriber};
 
 /// A command that ignores SIGTERM runs until its --timeout, gets SIGTERM, and is killed
 /// --kill-after later; redlock exits with 124 and the lock is free at once.
@@ -32,7 +32,7 @@ fn a_command_past_its_timeout_is_killed_and_the_run_exits_with_124() {
         .unwrap();
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(124), "{stderr}");
+    assert_eq!(output.status.code(), Some(code::TIMED_OUT), "{stderr}");
     assert!(
         stderr.contains("redlock: the command ran for its --timeout of 1.0s; stopping it"),
         "{stderr}"
@@ -43,7 +43,7 @@ fn a_command_past_its_timeout_is_killed_and_the_run_exits_with_124() {
     assert!(took < Duration::from_secs(20), "{took:?}");
     let marks = std::fs::read_to_string(dir.path().join("marks")).unwrap();
     assert_eq!(marks, "start\nterm\n");
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{t}"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("t").lock]), 0);
 }
 
 /// --timeout counts from the command's start, not from the wait for the lock: a waiter that
@@ -70,7 +70,7 @@ fn the_timeout_counts_from_the_command_s_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     // Its command ran (about its second), and was then stopped.
     assert!(dir.path().join("took-over").exists(), "{stderr}");
-    assert_eq!(output.status.code(), Some(124), "{stderr}");
+    assert_eq!(output.status.code(), Some(code::TIMED_OUT), "{stderr}");
     assert!(released.elapsed() >= Duration::from_secs(1), "{stderr}");
 }
 
@@ -96,11 +96,11 @@ fn on_unavailable_fails_skips_or_runs() {
                 .unwrap()
         };
         let failed = run("fail", &[]);
-        assert_eq!(failed.status.code(), Some(69), "{url}");
+        assert_eq!(failed.status.code(), Some(code::UNAVAILABLE), "{url}");
         assert!(failed.stdout.is_empty());
         let skipped = run("skip", &[]);
         let stderr = String::from_utf8_lossy(&skipped.stderr);
-        assert_eq!(skipped.status.code(), Some(75), "{url}: {stderr}");
+        assert_eq!(skipped.status.code(), Some(code::BUSY), "{url}: {stderr}");
         assert!(stderr.contains("skipped, as if busy"), "{stderr}");
         assert!(skipped.stdout.is_empty());
         let quiet = run("skip", &["-E", "0", "-q"]);
@@ -136,7 +136,7 @@ fn on_unavailable_is_never_triggered_by_a_busy_lock() {
         ])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(75));
+    assert_eq!(output.status.code(), Some(code::BUSY));
     assert!(output.stdout.is_empty());
     assert!(holder.finish().0.success());
 }
@@ -164,7 +164,7 @@ fn a_nested_run_of_the_same_lock_runs_under_the_outer_lease() {
         "{stderr}"
     );
     // One lease only: the counter was taken once.
-    assert_eq!(server.cmd::<i64>(&["GET", "redlock:{nest}:fence"]), 1);
+    assert_eq!(server.cmd::<i64>(&["GET", &keys("nest").fence]), 1);
 }
 
 /// A token in the environment that does not hold the lock (forged, or an outer run's that lost
@@ -180,7 +180,7 @@ fn a_forged_token_in_the_environment_does_not_bypass_the_lock() {
         .args(["run", "-n", "forged", "--", "echo", "ran"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(75));
+    assert_eq!(output.status.code(), Some(code::BUSY));
     assert!(output.stdout.is_empty());
     assert!(holder.finish().0.success());
 }
@@ -219,7 +219,7 @@ fn replace_stops_the_holder_and_starts_after_its_end() {
     );
     let old = old.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&old.stderr);
-    assert_eq!(old.status.code(), Some(77), "{stderr}");
+    assert_eq!(old.status.code(), Some(code::REPLACED), "{stderr}");
     assert!(
         stderr.contains("redlock: exiting with 77: replaced by another run (--replace)"),
         "{stderr}"
@@ -286,7 +286,7 @@ fn a_busy_message_says_when_the_holder_s_timeout_ends() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(75), "{stderr}");
+    assert_eq!(output.status.code(), Some(code::BUSY), "{stderr}");
     assert!(stderr.contains("; its --timeout ends in 9m"), "{stderr}");
     assert!(holder.finish().0.success());
 }
@@ -336,7 +336,7 @@ fn on_unavailable_run_does_not_run_after_the_lock_was_seen_held() {
     let output = waiter.wait_with_output().unwrap();
     server.thaw();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE), "{stderr}");
     assert!(output.stdout.is_empty(), "{stderr}");
     drop(holder);
 }
@@ -347,7 +347,7 @@ fn on_unavailable_run_does_not_run_after_the_lock_was_seen_held() {
 #[test]
 fn on_unavailable_is_not_triggered_by_servers_that_answered() {
     let server = RedisServer::start();
-    let _: () = server.cmd(&["RPUSH", "redlock:{w}", "x"]);
+    let _: () = server.cmd(&["RPUSH", &keys("w").lock, "x"]);
     let output = redlock(&server.url())
         .args([
             "run",
@@ -362,14 +362,14 @@ fn on_unavailable_is_not_triggered_by_servers_that_answered() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE), "{stderr}");
     assert!(
         stderr.contains("a key of another type is in the way"),
         "{stderr}"
     );
     assert!(output.stdout.is_empty(), "{stderr}");
 
-    let _: () = server.cmd(&["SET", "redlock:{h}", "another-run", "PX", "60000"]);
+    let _: () = server.cmd(&["SET", &keys("h").lock, "another-run", "PX", "60000"]);
     let nothing: Vec<String> = (0..2)
         .map(|_| {
             let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -384,7 +384,11 @@ fn on_unavailable_is_not_triggered_by_servers_that_answered() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(69), "{policy}: {stderr}");
+        assert_eq!(
+            output.status.code(),
+            Some(code::UNAVAILABLE),
+            "{policy}: {stderr}"
+        );
         assert!(output.stdout.is_empty(), "{stderr}");
     }
 }
@@ -416,5 +420,5 @@ fn a_script_without_a_shebang_line_runs_in_redlock_s_place() {
         succeeded(redlock(&server.url()).args(["run", "-n", "j", "--", "sh", "-c", &nested]));
     assert_eq!(output, b"job locked\n");
     // One lease only: the inner run was nested.
-    assert_eq!(server.cmd::<i64>(&["GET", "redlock:{j}:fence"]), 1);
+    assert_eq!(server.cmd::<i64>(&["GET", &keys("j").fence]), 1);
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 
 use crate::support::{
-    Holder, RedisServer, is_dead, redlock, script_calls, start_servers, urls, wait_for_holder,
-    wait_for_subscriber, wait_until,
+    Holder, RedisServer, code, is_dead, keys, redlock, script_calls, start_servers, urls,
+    wait_for_holder, wait_for_subscriber, wait_until,
 };
 
 /// Longer than any of these tests should take to notice a break, shorter than the heartbeat
@@ -86,9 +86,9 @@ fn a_lock_deleted_behind_its_back_is_lost_at_release() {
     let server = RedisServer::start();
     let mut holder = Holder::start(&server.url(), &["-n", "quiet-loss", "--ttl", "60s"]);
     // No notice: only the release can find it.
-    let _: () = server.cmd(&["DEL", "redlock:{quiet-loss}"]);
+    let _: () = server.cmd(&["DEL", &keys("quiet-loss").lock]);
     let (status, stderr) = holder.finish();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     assert!(
         stderr.contains(
             "redlock: lock lost: found at release that the lock was deleted or taken by \
@@ -106,11 +106,11 @@ fn a_lock_kept_by_min_hold_and_deleted_is_lost_at_release() {
         &server.url(),
         &["-n", "kept-loss", "--ttl", "60s", "--min-hold", "1h"],
     );
-    let _: () = server.cmd(&["DEL", "redlock:{kept-loss}"]);
+    let _: () = server.cmd(&["DEL", &keys("kept-loss").lock]);
     let (status, stderr) = holder.finish();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     assert!(stderr.contains("found at release"), "{stderr}");
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{kept-loss}"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("kept-loss").lock]), 0);
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn a_break_is_heard_at_once_and_the_command_stopped() {
     assert_eq!(output.status.code(), Some(0));
     let (status, stderr) = holder.wait();
     assert!(broken.elapsed() < AT_ONCE, "{:?}", broken.elapsed());
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     assert!(is_dead(command));
     assert!(
         stderr.contains(
@@ -152,7 +152,7 @@ fn a_takeover_is_heard_at_once() {
     wait_until_checked(&server, "taken");
     let taken = Instant::now();
     // The key vanishes without a notice (a server that lost it), and another run takes it.
-    let _: () = server.cmd(&["DEL", "redlock:{taken}"]);
+    let _: () = server.cmd(&["DEL", &keys("taken").lock]);
     let other = redlock(&server.url())
         .args(["run", "-n", "taken", "--", "true"])
         .status()
@@ -160,7 +160,7 @@ fn a_takeover_is_heard_at_once() {
     assert!(other.success());
     let (status, stderr) = holder.wait();
     assert!(taken.elapsed() < AT_ONCE, "{:?}", taken.elapsed());
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     assert!(stderr.contains("(another run took it)"), "{stderr}");
 }
 
@@ -172,7 +172,7 @@ fn a_takeover_on_a_minority_of_servers_is_checked_not_believed() {
     let url = urls(&servers);
     let mut holder = Holder::start(&url, &["-n", "minority", "--ttl", "60s", "-v"]);
     wait_for_holder(&servers[0], "minority");
-    let _: () = servers[0].cmd(&["DEL", "redlock:{minority}"]);
+    let _: () = servers[0].cmd(&["DEL", &keys("minority").lock]);
     // Another run takes that one server: a notice there, and no majority for it.
     let alone = redlock(&servers[0].url())
         .args(["run", "-n", "minority", "--", "true"])
@@ -183,7 +183,7 @@ fn a_takeover_on_a_minority_of_servers_is_checked_not_believed() {
     // second server's lease then has more left than one last extended before `taken`.
     let taken = Instant::now();
     wait_until("the holder checks its lock", || {
-        let left: i64 = servers[1].cmd(&["PTTL", "redlock:{minority}"]);
+        let left: i64 = servers[1].cmd(&["PTTL", &keys("minority").lock]);
         left + taken.elapsed().as_millis() as i64 > 60_000
     });
     let (status, stderr) = holder.finish();
@@ -227,7 +227,7 @@ fn release_force_waits_for_a_live_holder_so_a_waiter_never_overlaps_it() {
             "{n} servers: {stderr}"
         );
         let (status, holder_stderr) = holder.wait();
-        assert_eq!(status.code(), Some(76), "{holder_stderr}");
+        assert_eq!(status.code(), Some(code::LOCK_LOST), "{holder_stderr}");
         assert!(
             holder_stderr.contains(
                 "redlock: exiting with 76: the lock was broken by `redlock release --force` \
@@ -268,11 +268,11 @@ fn release_force_breaks_a_holder_that_does_not_answer() {
         "redlock: no holder of 'hung' answered within 2.0s (gone, or not running); deleting the \
          lock\nredlock: broke lock 'hung' on 1 of 1 server(s)\n"
     );
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{hung}"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("hung").lock]), 0);
     // Woken, it hears the break and stops its command.
     kill(holder.redlock_pid(), Signal::SIGCONT).unwrap();
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
 
     // Heard, said so, and then stuck: its command ignores SIGTERM and redlock freezes.
     let script = "trap '' TERM; echo $$ > pid; echo ready; while :; do sleep 0.05; done";
@@ -289,7 +289,7 @@ fn release_force_breaks_a_holder_that_does_not_answer() {
         .unwrap();
     wait_until("the holder says it stops", || {
         server
-            .cmd::<Option<String>>(&["HGET", "redlock:{stuck}:holder", "stopping"])
+            .cmd::<Option<String>>(&["HGET", &keys("stuck").holder, "stopping"])
             .is_some()
     });
     kill(holder.redlock_pid(), Signal::SIGSTOP).unwrap();
@@ -306,7 +306,7 @@ fn release_force_breaks_a_holder_that_does_not_answer() {
     );
     kill(holder.redlock_pid(), Signal::SIGCONT).unwrap();
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
 }
 
 /// Another run listening on the control channel is not the holder: its silence is not taken
@@ -324,7 +324,7 @@ fn release_force_counts_only_the_holders_answer() {
     let mut db2 = server.connection();
     let _: () = redis::cmd("SELECT").arg(2).query(&mut db2).unwrap();
     let _: () = redis::cmd("SET")
-        .arg(&["redlock:{shared}", "stale", "PX", "60000"][..])
+        .arg(&[&keys("shared").lock, "stale", "PX", "60000"][..])
         .query(&mut db2)
         .unwrap();
     let started = Instant::now();
@@ -345,7 +345,7 @@ fn release_force_counts_only_the_holders_answer() {
         started.elapsed()
     );
     let exists: i64 = redis::cmd("EXISTS")
-        .arg("redlock:{shared}")
+        .arg(&keys("shared").lock)
         .query(&mut db2)
         .unwrap();
     assert_eq!(exists, 0);
@@ -391,7 +391,7 @@ fn release_force_keeps_waiting_through_a_slow_server() {
         rest,
         "redlock: the holder of 'slow' stopped its command and released the lock\n"
     );
-    assert_eq!(holder.wait().0.code(), Some(76));
+    assert_eq!(holder.wait().0.code(), Some(code::LOCK_LOST));
     assert!(waiter.wait_with_output().unwrap().status.success());
     assert!(
         !overlaps(&log),
@@ -425,7 +425,7 @@ fn release_force_now_lets_a_waiter_start_beside_the_old_command() {
     let (status, stderr) = holder.wait();
     // The holder heard of it and stopped its command; it just could not be quicker than the
     // waiter.
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     assert!(overlaps(&log), "{}", std::fs::read_to_string(&log).unwrap());
 }
 
@@ -436,7 +436,7 @@ fn release_force_now_lets_a_waiter_start_beside_the_old_command() {
 fn release_force_without_a_majority_is_unavailable_and_bounded() {
     let servers = start_servers(3);
     for server in &servers {
-        let _: () = server.cmd(&["SET", "redlock:{q}", "stale-token", "PX", "60000"]);
+        let _: () = server.cmd(&["SET", &keys("q").lock, "stale-token", "PX", "60000"]);
     }
     servers[1].freeze();
     servers[2].freeze();
@@ -449,7 +449,7 @@ fn release_force_without_a_majority_is_unavailable_and_bounded() {
     servers[1].thaw();
     servers[2].thaw();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE), "{stderr}");
     for frozen in &servers[1..] {
         assert!(
             stderr.contains(&format!("Redis at 127.0.0.1:{}: timed out", frozen.port)),
@@ -458,11 +458,11 @@ fn release_force_without_a_majority_is_unavailable_and_bounded() {
     }
     assert!(stderr.contains("deleted on 1 of 3 server(s)"), "{stderr}");
     assert!(took < Duration::from_secs(5), "{took:?}");
-    assert_eq!(servers[0].cmd::<i64>(&["EXISTS", "redlock:{q}"]), 0);
+    assert_eq!(servers[0].cmd::<i64>(&["EXISTS", &keys("q").lock]), 0);
 
     // With one of three frozen, two confirm it gone: no majority can hold it.
     for server in &servers[..2] {
-        let _: () = server.cmd(&["SET", "redlock:{q}", "stale-token", "PX", "60000"]);
+        let _: () = server.cmd(&["SET", &keys("q").lock, "stale-token", "PX", "60000"]);
     }
     servers[2].freeze();
     let output = redlock(&urls(&servers))

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::support::{Holder, RedisServer, redlock};
+use crate::support::{Holder, RedisServer, code, keys, redlock};
 use exposition::{Exposition, parse};
 
 const OUTCOMES: [&str; 6] = ["ran", "busy", "unavailable", "lost", "timeout", "replaced"];
@@ -169,7 +169,7 @@ fn a_busy_run_is_counted_without_a_fence() {
     let mut holder = Holder::start(&server.url(), &["-n", "b"]);
     assert_eq!(
         code(&run(&server.url(), dir.path(), &["-n", "b", "--", "true"])),
-        Some(75)
+        Some(code::BUSY)
     );
     let busy = read(&file(dir.path(), "b"));
     assert_last(&busy, "b", "busy", 75);
@@ -198,7 +198,7 @@ fn unavailable_runs_are_recorded_before_a_command_runs_without_the_lock() {
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(
         code(&run(nowhere, dir.path(), &["-n", "u", "--", "true"])),
-        Some(69)
+        Some(code::UNAVAILABLE)
     );
     let first = read(&file(dir.path(), "u"));
     assert_last(&first, "u", "unavailable", 69);
@@ -221,9 +221,9 @@ fn a_lost_lock_is_recorded() {
     let metrics_dir = dir.path().to_str().unwrap();
     let args = ["-n", "gone", "--ttl", "2s", "--metrics-dir", metrics_dir];
     let mut holder = Holder::start(&server.url(), &args);
-    let _: () = server.cmd(&["DEL", "redlock:{gone}"]);
+    let _: () = server.cmd(&["DEL", &keys("gone").lock]);
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     let lost = read(&file(dir.path(), "gone"));
     assert_last(&lost, "gone", "lost", 76);
     assert_eq!(runs(&lost, "gone", "lost"), 1.0);
@@ -235,7 +235,10 @@ fn a_timeout_is_recorded() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let args = ["-n", "slow", "--timeout", "1s", "--", "sleep", "30"];
-    assert_eq!(code(&run(&server.url(), dir.path(), &args)), Some(124));
+    assert_eq!(
+        code(&run(&server.url(), dir.path(), &args)),
+        Some(code::TIMED_OUT)
+    );
     let timeout = read(&file(dir.path(), "slow"));
     assert_last(&timeout, "slow", "timeout", 124);
     // The command's time, cut short by --timeout: not the sleep's 30 s.
@@ -252,7 +255,7 @@ fn a_replaced_run_is_recorded() {
     let args = ["-n", "r", "--replace", "--", "true"];
     assert_eq!(code(&run(&server.url(), dir.path(), &args)), Some(0));
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(77), "{stderr}");
+    assert_eq!(status.code(), Some(code::REPLACED), "{stderr}");
     // Which of the two wrote last is a race; both are counted.
     let both = read(&file(dir.path(), "r"));
     assert_eq!(

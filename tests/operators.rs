@@ -3,7 +3,8 @@
 use std::process::Command;
 
 use crate::support::{
-    Holder, RedisServer, redlock, script_calls, start_servers, succeeded, urls, wait_until,
+    Holder, RedisServer, code, keys, redlock, script_calls, start_servers, succeeded, urls,
+    wait_until,
 };
 
 fn host() -> String {
@@ -60,22 +61,18 @@ fn the_holder_is_named_by_user_logname_or_uid() {
         run.env_remove("USER")
             .env_remove("LOGNAME")
             .envs(env.iter().copied());
-        let output = run
-            .args([
-                "run",
-                "-n",
-                "who",
-                "--",
-                redlock_path,
-                "status",
-                "-n",
-                "who",
-                "--json",
-            ])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
-        let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let stdout = succeeded(run.args([
+            "run",
+            "-n",
+            "who",
+            "--",
+            redlock_path,
+            "status",
+            "-n",
+            "who",
+            "--json",
+        ]));
+        let json: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
         json["holder"]["user"].as_str().unwrap().to_string()
     };
     assert_eq!(user_of(&[("USER", "alice"), ("LOGNAME", "bob")]), "alice");
@@ -110,7 +107,7 @@ fn status_of_a_free_lock_is_1_and_of_no_server_is_69() {
         .args(["status", "-n", "x"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(69));
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(
         stderr,
@@ -126,7 +123,7 @@ fn status_with_several_servers_shows_each_and_the_majority() {
     crate::support::wait_until("every server has the lock", || {
         servers
             .iter()
-            .all(|s| s.cmd::<i64>(&["EXISTS", "redlock:{multi}"]) == 1)
+            .all(|s| s.cmd::<i64>(&["EXISTS", &keys("multi").lock]) == 1)
     });
     servers[2].freeze();
     let output = redlock(&url)
@@ -199,7 +196,7 @@ fn release_needs_force_checks_the_token_and_stops_the_holder() {
         .args(["release", "-n", "stale"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(64));
+    assert_eq!(output.status.code(), Some(code::USAGE));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.starts_with(
@@ -207,7 +204,7 @@ fn release_needs_force_checks_the_token_and_stops_the_holder() {
         ) && stderr.contains("then delete redlock:{stale} on 1 server(s) if it does not"),
         "{stderr}"
     );
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{stale}"]), 1);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("stale").lock]), 1);
 
     let output = redlock(&server.url())
         .args([
@@ -221,9 +218,9 @@ fn release_needs_force_checks_the_token_and_stops_the_holder() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{stale}"]), 1);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("stale").lock]), 1);
 
-    let token: String = server.cmd(&["GET", "redlock:{stale}"]);
+    let token: String = server.cmd(&["GET", &keys("stale").lock]);
     let output = redlock(&server.url())
         .args(["release", "-n", "stale", "--force", "--token", &token])
         .output()
@@ -234,11 +231,11 @@ fn release_needs_force_checks_the_token_and_stops_the_holder() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{stale}"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("stale").lock]), 0);
 
     // The holder was asked to stop its command and release the lock, and did.
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     assert!(crate::support::is_dead(command));
 
     let output = redlock(&server.url())
@@ -334,7 +331,7 @@ fn completions_parse_and_man_pages_render_cleanly() {
 fn operators_on_odd_locks() {
     let server = RedisServer::start();
     // A key someone set by hand, without expiry or holder details.
-    let _: () = server.cmd(&["SET", "redlock:{manual}", "someone"]);
+    let _: () = server.cmd(&["SET", &keys("manual").lock, "someone"]);
     let output = redlock(&server.url())
         .args(["status", "-n", "manual"])
         .output()
@@ -376,12 +373,12 @@ fn operators_on_odd_locks() {
         .args(["release", "-n", "kept", "--force", "--token", ""])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(64));
+    assert_eq!(output.status.code(), Some(code::USAGE));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
         "redlock: --token must not be empty\n"
     );
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{kept}"]), 1);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("kept").lock]), 1);
 }
 
 #[test]

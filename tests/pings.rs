@@ -14,7 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
-use crate::support::{HOLD, Holder, PATIENCE, RedisServer, redlock, wait_until};
+use crate::support::{HOLD, Holder, PATIENCE, RedisServer, code, keys, redlock, wait_until};
 
 /// How the endpoint answers each request.
 #[derive(Clone, Copy, PartialEq)]
@@ -296,9 +296,9 @@ fn a_lost_lock_pings_fail() {
         &server.url(),
         &["-n", "gone", "--ttl", "2s", "--ping", &ping],
     );
-    let _: () = server.cmd(&["DEL", "redlock:{gone}"]);
+    let _: () = server.cmd(&["DEL", &keys("gone").lock]);
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     let pings = endpoint.pings();
     assert_eq!(endpoint.paths(), ["/check/start", "/check/fail"]);
     assert_eq!(pings[0].rid(), pings[1].rid());
@@ -311,7 +311,7 @@ fn unavailable_redis_pings_fail_without_a_start() {
     let endpoint = Endpoint::start(Answer::Ok);
     let redis = format!("redis://127.0.0.1:{}", dead_port());
     let (code, stderr) = run(&redis, "job", &["--ping", &endpoint.url("/check")], "true");
-    assert_eq!(code, Some(69), "{stderr}");
+    assert_eq!(code, Some(code::UNAVAILABLE), "{stderr}");
     let pings = endpoint.pings();
     assert_eq!(endpoint.paths(), ["/check/fail"]);
     pings[0].rid();
@@ -329,12 +329,12 @@ fn a_busy_run_pings_nothing_unless_ping_busy_ok() {
     let ping = endpoint.url("/check");
     let mut holder = Holder::start(&server.url(), &["-n", "job"]);
     let (code, stderr) = run(&server.url(), "job", &["--ping", &ping], "true");
-    assert_eq!(code, Some(75), "{stderr}");
+    assert_eq!(code, Some(code::BUSY), "{stderr}");
     // redlock waits for a final ping before it exits: none is coming.
     assert!(endpoint.pings().is_empty(), "{:?}", endpoint.pings());
     let busy_ok = ["--ping", &ping, "--ping-busy", "ok"];
     let (code, stderr) = run(&server.url(), "job", &busy_ok, "true");
-    assert_eq!(code, Some(75), "{stderr}");
+    assert_eq!(code, Some(code::BUSY), "{stderr}");
     let pings = endpoint.pings();
     assert_eq!(endpoint.paths(), ["/check"], "a success ping");
     pings[0].rid();

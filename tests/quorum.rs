@@ -3,8 +3,9 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, RedisServer, contend, expiring_keys, is_dead, listeners, redlock, scripts_in_a_second,
-    start_servers, takes_over_on_release, urls, wait_for_subscriber, wait_until, waiter,
+    Holder, RedisServer, code, contend, expiring_keys, is_dead, keys, listeners, redlock,
+    scripts_in_a_second, start_servers, takes_over_on_release, urls, wait_for_subscriber,
+    wait_until, waiter,
 };
 
 fn lock_value(server: &RedisServer, name: &str) -> Option<String> {
@@ -31,7 +32,7 @@ fn three_and_five_servers_hold_the_lock_on_every_server() {
             .args(["run", "-n", "many", "--", "echo", "ran"])
             .output()
             .unwrap();
-        assert_eq!(output.status.code(), Some(75), "{n} servers");
+        assert_eq!(output.status.code(), Some(code::BUSY), "{n} servers");
         assert!(output.stdout.is_empty());
         assert!(holder.finish().0.success());
         // The release returns once a majority has it; the others run it a moment later.
@@ -65,7 +66,7 @@ fn quorum_mask_over_three_servers() {
                     let _: () = server.cmd(&["FLUSHALL"]);
                     if state == State::Taken {
                         let _: () =
-                            server.cmd(&["SET", "redlock:{mask}", "foreign", "PX", "60000"]);
+                            server.cmd(&["SET", &keys("mask").lock, "foreign", "PX", "60000"]);
                     }
                 }
                 for (server, state) in servers.iter().zip(mask) {
@@ -105,7 +106,7 @@ fn quorum_mask_over_three_servers() {
                     if state == State::Frozen {
                         wait_until("the late acquire runs", || {
                             server
-                                .cmd::<Option<i64>>(&["GET", "redlock:{mask}:fence"])
+                                .cmd::<Option<i64>>(&["GET", &keys("mask").fence])
                                 .is_some()
                         });
                         assert_eq!(lock_value(server, "mask"), expected, "{mask:?}");
@@ -151,7 +152,7 @@ fn too_few_servers_is_unavailable_and_names_them() {
         .args(["run", "-n", "x", "--", "echo", "ran"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(69));
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.starts_with("redlock: cannot take the lock: only 1 of 3 Redis servers answered; "),
@@ -182,7 +183,7 @@ fn a_frozen_majority_gets_the_command_killed_before_the_lease_ends() {
     let (status, stderr) = holder.wait();
     servers[0].thaw();
     servers[1].thaw();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     assert!(stopped < ttl, "the command outlived its lease: {stopped:?}");
 }
 
@@ -209,12 +210,12 @@ fn a_frozen_minority_does_not_disturb_the_holder() {
 fn a_server_restarted_empty_under_a_bare_majority_loses_the_lock() {
     let mut servers = start_servers(3);
     // The third server is someone else's, so we hold exactly the first two.
-    let _: () = servers[2].cmd(&["SET", "redlock:{bare}", "foreign", "PX", "60000"]);
+    let _: () = servers[2].cmd(&["SET", &keys("bare").lock, "foreign", "PX", "60000"]);
     let mut holder = Holder::start(&urls(&servers), &["-n", "bare", "--ttl", "3s"]);
     let command = holder.command_pid();
     servers[1].restart_empty();
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     assert!(
         stderr.contains("lock lost: the lock was deleted or taken by another holder"),
         "{stderr}"
@@ -334,7 +335,7 @@ fn wait_replicas_needs_the_replica() {
         .output()
         .unwrap();
     replica.thaw();
-    assert_eq!(output.status.code(), Some(69));
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE));
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
@@ -350,7 +351,7 @@ fn wait_replicas_needs_the_replica() {
     replica.freeze();
     let (status, stderr) = holder.wait();
     replica.thaw();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
 }
 
 /// With several servers, each is reached the way its URL says: a password and a database, a
@@ -384,14 +385,14 @@ fn each_of_several_servers_is_reached_its_own_way() {
             .unwrap();
     wait_until("the protected server counted it", || {
         let fence: Option<i64> = redis::cmd("GET")
-            .arg("redlock:{ways}:fence")
+            .arg(&keys("ways").fence)
             .query(&mut connection)
             .unwrap();
         fence == Some(1)
     });
     for server in [&local, &named] {
         wait_until("the server counted it", || {
-            server.cmd::<Option<i64>>(&["GET", "redlock:{ways}:fence"]) == Some(1)
+            server.cmd::<Option<i64>>(&["GET", &keys("ways").fence]) == Some(1)
         });
     }
 
@@ -406,7 +407,7 @@ fn each_of_several_servers_is_reached_its_own_way() {
         .output()
         .unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE), "{stderr}");
     assert!(output.stdout.is_empty());
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
@@ -422,7 +423,7 @@ fn each_of_several_servers_is_reached_its_own_way() {
     );
     assert!(stderr.contains("missing.sock: no such socket"), "{stderr}");
     // The one server that answered gave its lease back.
-    assert_eq!(named.cmd::<i64>(&["EXISTS", "redlock:{ways}"]), 0);
+    assert_eq!(named.cmd::<i64>(&["EXISTS", &keys("ways").lock]), 0);
 }
 
 /// With a TLS server among several, each server gets a thread of its own (the other servers
@@ -445,7 +446,7 @@ fn a_tls_server_among_several() {
     assert!(output.status.success(), "{stderr}");
     assert_eq!(output.stdout, b"ran\n");
     assert_eq!(
-        plain[0].cmd::<Option<i64>>(&["GET", "redlock:{mixed}:fence"]),
+        plain[0].cmd::<Option<i64>>(&["GET", &keys("mixed").fence]),
         Some(1)
     );
 }
@@ -584,13 +585,13 @@ fn a_waiter_does_not_spin_on_its_own_give_backs() {
     let servers = start_servers(3);
     let url = urls(&servers);
     let mut holder = Holder::start(&url, &["-n", "spin"]);
-    let _: () = servers[0].cmd(&["DEL", "redlock:{spin}"]);
+    let _: () = servers[0].cmd(&["DEL", &keys("spin").lock]);
     let dir = tempfile::tempdir().unwrap();
     let waiting = waiter(&url, "spin", dir.path());
     wait_until("the waiter subscribes", || {
         servers
             .iter()
-            .all(|s| listeners(&mut s.connection(), "redlock:{spin}:released") == 1)
+            .all(|s| listeners(&mut s.connection(), &keys("spin").channel) == 1)
     });
     let scripts = scripts_in_a_second(&servers);
     // Nothing to try for until the holder's lease ends (30 s) or it releases. Allowed: a try

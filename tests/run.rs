@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::process::Stdio;
 
-use crate::support::{RedisServer, Terminal, expiring_keys, read_pid, redlock, wait_until};
+use crate::support::{
+    RedisServer, Terminal, code, expiring_keys, keys, read_pid, redlock, succeeded, wait_until,
+};
 
 #[test]
 fn passes_stdin_stdout_and_stderr_through() {
@@ -82,7 +84,7 @@ fn command_not_found_is_127_and_not_executable_is_126() {
         .args(["run", "-n", "x", "--", "no-such-command-xyz"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(127));
+    assert_eq!(output.status.code(), Some(code::NOT_FOUND));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
         "redlock: cannot run 'no-such-command-xyz': command not found\n"
@@ -96,30 +98,26 @@ fn command_not_found_is_127_and_not_executable_is_126() {
         .arg(&script)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(126));
+    assert_eq!(output.status.code(), Some(code::CANNOT_EXECUTE));
     assert!(String::from_utf8_lossy(&output.stderr).contains("permission denied"));
     // Neither left the lock behind.
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{x}"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("x").lock]), 0);
 }
 
 #[test]
 fn the_command_gets_name_token_and_fence() {
     let server = RedisServer::start();
     let run = || {
-        let output = redlock(&server.url())
-            .args([
-                "run",
-                "-n",
-                "env",
-                "--",
-                "sh",
-                "-c",
-                "echo $REDLOCK_NAME $REDLOCK_TOKEN $REDLOCK_FENCE",
-            ])
-            .output()
-            .unwrap();
-        assert!(output.status.success());
-        let text = String::from_utf8(output.stdout).unwrap();
+        let stdout = succeeded(redlock(&server.url()).args([
+            "run",
+            "-n",
+            "env",
+            "--",
+            "sh",
+            "-c",
+            "echo $REDLOCK_NAME $REDLOCK_TOKEN $REDLOCK_FENCE",
+        ]));
+        let text = String::from_utf8(stdout).unwrap();
         let fields: Vec<String> = text.split_whitespace().map(String::from).collect();
         assert_eq!(fields.len(), 3, "{text}");
         (
@@ -144,9 +142,10 @@ fn leaves_only_the_fencing_counter_and_the_history_behind() {
         .status()
         .unwrap();
     assert!(status.success());
-    let mut keys: Vec<String> = server.cmd(&["KEYS", "*"]);
-    keys.sort();
-    assert_eq!(keys, ["jobs:{tidy}:fence", "jobs:{tidy}:history"]);
+    let mut found: Vec<String> = server.cmd(&["KEYS", "*"]);
+    found.sort();
+    let tidy = redlock_cli::Keys::new("jobs", "tidy");
+    assert_eq!(found, [tidy.fence, tidy.history]);
     assert!(expiring_keys(&server).is_empty());
     // Without a history, only the counter.
     let status = redlock(&server.url())
@@ -154,8 +153,8 @@ fn leaves_only_the_fencing_counter_and_the_history_behind() {
         .status()
         .unwrap();
     assert!(status.success());
-    let keys: Vec<String> = server.cmd(&["KEYS", "redlock:*"]);
-    assert_eq!(keys, ["redlock:{bare}:fence"]);
+    let found: Vec<String> = server.cmd(&["KEYS", "redlock:*"]);
+    assert_eq!(found, [keys("bare").fence]);
 }
 
 #[test]
@@ -189,13 +188,13 @@ fn min_hold_keeps_the_lock_after_the_command_ends() {
         .unwrap();
     assert!(status.success());
     // redlock has exited; the lock lives on for what remains of the 20 s.
-    let pttl: i64 = server.cmd(&["PTTL", "redlock:{daily}"]);
+    let pttl: i64 = server.cmd(&["PTTL", &keys("daily").lock]);
     assert!((1..=20_000).contains(&pttl), "pttl {pttl}");
     let output = redlock(&server.url())
         .args(["run", "-n", "daily", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(75));
+    assert_eq!(output.status.code(), Some(code::BUSY));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.starts_with("redlock: lock 'daily' is kept by --min-hold: "),
@@ -222,21 +221,20 @@ fn min_hold_does_not_keep_a_lock_whose_command_never_ran() {
         ])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(127));
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{typo}"]), 0);
+    assert_eq!(output.status.code(), Some(code::NOT_FOUND));
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("typo").lock]), 0);
 }
 
 /// The line `field` of /proc/self/status as the command sees it, run under redlock.
 fn command_status_line(field: &str) -> String {
     let server = RedisServer::start();
-    let output = redlock(&server.url())
-        .args(["run", "-n", "status", "--", "grep"])
-        .arg(format!("^{field}:"))
-        .arg("/proc/self/status")
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    String::from_utf8(output.stdout).unwrap()
+    let stdout = succeeded(
+        redlock(&server.url())
+            .args(["run", "-n", "status", "--", "grep"])
+            .arg(format!("^{field}:"))
+            .arg("/proc/self/status"),
+    );
+    String::from_utf8(stdout).unwrap()
 }
 
 #[test]
@@ -269,13 +267,12 @@ fn a_script_without_a_shebang_runs_with_sh() {
         std::env::var("PATH").unwrap_or_default()
     );
     for program in [script.to_str().unwrap(), "plain-script"] {
-        let output = redlock(&server.url())
-            .args(["run", "-n", "plain", "--", program, "a b"])
-            .env("PATH", &path)
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{program}: {output:?}");
-        assert_eq!(String::from_utf8_lossy(&output.stdout), "from-sh a b\n");
+        let stdout = succeeded(
+            redlock(&server.url())
+                .args(["run", "-n", "plain", "--", program, "a b"])
+                .env("PATH", &path),
+        );
+        assert_eq!(String::from_utf8_lossy(&stdout), "from-sh a b\n");
     }
 }
 

@@ -9,7 +9,9 @@ use std::thread::JoinHandle;
 
 use nix::sys::signal::{Signal, kill};
 
-use crate::support::{Holder, RedisServer, redlock, succeeded, wait_until};
+use redlock_cli::Keys;
+
+use crate::support::{Holder, RedisServer, code, keys, redlock, succeeded, wait_until};
 
 /// Every command the server runs, as MONITOR reports it (a script's own calls included, from
 /// the client `lua`), each as its words.
@@ -102,9 +104,8 @@ struct Under {
     flags: &'static [&'static str],
     /// `release --force`'s flags for the place.
     release: &'static [&'static str],
-    lock: &'static str,
-    control: &'static str,
-    waiters: &'static str,
+    /// The place's keys, as redlock names them.
+    keys: Keys,
 }
 
 impl Under {
@@ -126,7 +127,7 @@ fn queued(server: &RedisServer, under: &Under, ahead: usize) -> JoinHandle<Holde
         Holder::start(&url, &args.iter().map(String::as_str).collect::<Vec<_>>())
     });
     wait_until("the waiter joins the queue", || {
-        server.cmd::<usize>(&["ZCARD", under.waiters]) == ahead + 1
+        server.cmd::<usize>(&["ZCARD", &under.keys.waiters]) == ahead + 1
     });
     holder
 }
@@ -150,25 +151,25 @@ fn every_notice_reaches_its_listener(under: Under, replace: bool) {
     let mut holder = Holder::start(&url, &under.and(&["--ttl", "3s"]));
     let waiter = queued(&server, &under, 0);
     wait_until("the holder listens", || {
-        listening(&server, under.control) == 1
+        listening(&server, &under.keys.control) == 1
     });
     let mut release = redlock(&url);
     release.args(["release", "--force"]).args(under.release);
     succeeded(&mut release);
-    assert_eq!(holder.wait().0.code(), Some(76));
+    assert_eq!(holder.wait().0.code(), Some(code::LOCK_LOST));
     let mut holder = waiter.join().unwrap();
 
     // ask ('replace'), and the replacing run's acquire.
     if replace {
         wait_until("the holder listens", || {
-            listening(&server, under.control) == 1
+            listening(&server, &under.keys.control) == 1
         });
         let mut replacing = redlock(&url);
         replacing
             .arg("run")
             .args(under.and(&["--replace", "--wait", "20s", "--", "true"]));
         succeeded(&mut replacing);
-        assert_eq!(holder.wait().0.code(), Some(77));
+        assert_eq!(holder.wait().0.code(), Some(code::REPLACED));
     } else {
         holder.finish();
     }
@@ -176,21 +177,21 @@ fn every_notice_reaches_its_listener(under: Under, replace: bool) {
     // acquire taking over from a live holder whose lock was deleted behind its back.
     let mut holder = Holder::start(&url, &under.and(&["--ttl", "60s"]));
     wait_until("the holder listens", || {
-        listening(&server, under.control) == 1
+        listening(&server, &under.keys.control) == 1
     });
-    server.cmd::<i64>(&["DEL", under.lock]);
+    server.cmd::<i64>(&["DEL", &under.keys.lock]);
     let mut taking = redlock(&url);
     taking.arg("run").args(under.and(&["--", "true"]));
     succeeded(&mut taking);
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
 
     // break: the holder's redlock is gone, its lock is left until its lease ends.
     let holder = Holder::start(&url, &under.and(&["--ttl", "60s"]));
     let waiter = queued(&server, &under, 0);
     kill(holder.redlock_pid(), Signal::SIGKILL).unwrap();
     wait_until("the holder no longer listens", || {
-        listening(&server, under.control) == 0
+        listening(&server, &under.keys.control) == 0
     });
     succeeded(release.stderr(Stdio::null()));
     waiter.join().unwrap().finish();
@@ -231,9 +232,7 @@ fn every_notice_of_a_name_reaches_its_listener() {
         Under {
             flags: &["-n", "sn"],
             release: &["-n", "sn"],
-            lock: "redlock:{sn}",
-            control: "redlock:{sn}:control",
-            waiters: "redlock:{sn}:waiters",
+            keys: keys("sn"),
         },
         true,
     );
@@ -245,9 +244,7 @@ fn every_notice_of_a_key_reaches_its_listener() {
         Under {
             flags: &["--key", "sk"],
             release: &["--key", "sk"],
-            lock: "sk",
-            control: "{sk}:control",
-            waiters: "{sk}:waiters",
+            keys: Keys::for_key("sk"),
         },
         true,
     );
@@ -260,9 +257,7 @@ fn every_notice_of_a_semaphore_s_place_reaches_its_listener() {
         Under {
             flags: &["-n", "sl", "--limit", "2"],
             release: &["-n", "sl", "--slot", "1"],
-            lock: "redlock:{sl}:slot:1",
-            control: "redlock:{sl}:slot:1:control",
-            waiters: "redlock:{sl}:waiters",
+            keys: keys("sl").slot(1),
         },
         false,
     );
@@ -304,7 +299,7 @@ fn replace_takes_over_before_the_queue_and_replaces_no_waiter() {
         .map(|n| {
             let waiter = run(&format!("w{n}"), &["--wait", "60s"]).spawn().unwrap();
             wait_until("the waiter joins the queue", || {
-                server.cmd::<usize>(&["ZCARD", "redlock:{rq}:waiters"]) == n
+                server.cmd::<usize>(&["ZCARD", &keys("rq").waiters]) == n
             });
             waiter
         })
@@ -325,7 +320,7 @@ fn replace_takes_over_before_the_queue_and_replaces_no_waiter() {
     assert_eq!(asked.len(), 1, "{}", text(&replacing));
     assert_eq!(asked[0]["holder"]["fence"], 1, "{}", text(&replacing));
     let old = holder.wait_with_output().unwrap();
-    assert_eq!(old.status.code(), Some(77), "{}", text(&old));
+    assert_eq!(old.status.code(), Some(code::REPLACED), "{}", text(&old));
     for waiter in waiters {
         let waited = waiter.wait_with_output().unwrap();
         assert_eq!(waited.status.code(), Some(0), "{}", text(&waited));
@@ -411,7 +406,7 @@ fn a_usage_error_points_to_its_subcommand_s_help() {
             vec!["--log-format", "text", name, "--bad"],
         ] {
             let output = redlock("redis://127.0.0.1:1").args(&args).output().unwrap();
-            assert_eq!(output.status.code(), Some(64), "{args:?}");
+            assert_eq!(output.status.code(), Some(code::USAGE), "{args:?}");
             assert_eq!(
                 text(&output),
                 format!(
@@ -443,7 +438,7 @@ fn a_full_disk_behind_stdout_is_an_error() {
             .stdout(Stdio::from(full))
             .output()
             .unwrap();
-        assert_eq!(output.status.code(), Some(70), "{args:?}");
+        assert_eq!(output.status.code(), Some(code::INTERNAL), "{args:?}");
         assert_eq!(
             text(&output),
             "redlock: cannot write to stdout: No space left on device (os error 28)\n",

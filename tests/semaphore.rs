@@ -11,8 +11,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::support::{
-    Holder, RedisServer, is_dead, redlock, start_servers, succeeded, urls, wait_for_subscriber,
-    wait_until,
+    Holder, RedisServer, code, is_dead, keys, redlock, start_servers, succeeded, urls,
+    wait_for_subscriber, wait_until,
 };
 
 /// The holder's command, with its place and fence in files beside it.
@@ -54,7 +54,7 @@ fn three_runs_hold_the_three_places_and_a_fourth_is_busy() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(75), "{stderr}");
+    assert_eq!(output.status.code(), Some(code::BUSY), "{stderr}");
     assert!(
         stderr.contains("lock 'nas' has all 3 places held (--limit 3): place 0 held by"),
         "{stderr}"
@@ -112,7 +112,7 @@ fn three_runs_hold_the_three_places_and_a_fourth_is_busy() {
     assert!(stderr.contains("'nas' place 1"), "{stderr}");
     let broken = holders.iter().position(|h| read(h, "slot") == "1").unwrap();
     let (status, stderr) = holders[broken].wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     let mut others = holders;
     others.remove(broken);
     for holder in &mut others {
@@ -125,7 +125,7 @@ fn three_runs_hold_the_three_places_and_a_fourth_is_busy() {
         assert!(holder.finish().0.success());
     }
     // The last holder took the stored limit with it.
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{nas}:limit"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("nas").limit]), 0);
 }
 
 /// Every run of a name must use the same N: another one is refused with 78 while the lock is
@@ -142,7 +142,7 @@ fn a_mismatched_limit_is_refused_with_78() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(78), "{stderr}");
+        assert_eq!(output.status.code(), Some(code::LIMIT_MISMATCH), "{stderr}");
         assert!(
             stderr.contains(&format!(
                 "lock 'm' is held with --limit {held_with}, and this run"
@@ -162,7 +162,7 @@ fn a_mismatched_limit_is_refused_with_78() {
     assert!(plain.finish().0.success());
     succeeded(redlock(&url).args(["run", "-n", "m", "--limit", "2", "--", "true"]));
     // Nothing of a refused run was left behind: no waiter in the queue, no place.
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{m}:waiters"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("m").waiters]), 0);
 }
 
 /// A holder whose redlock is SIGKILLed cannot release its place: its command dies with it, and
@@ -176,8 +176,8 @@ fn a_crashed_holder_frees_its_place_within_its_ttl() {
     let mut second = Holder::start_script(&url, &args, HOLD_PLACE);
     let place = read(&first, "slot");
     let key = match place.as_str() {
-        "0" => "redlock:{c}".to_string(),
-        _ => format!("redlock:{{c}}:slot:{place}"),
+        "0" => keys("c").lock,
+        _ => keys("c").slot(place.parse().unwrap()).lock,
     };
     let dir = tempfile::tempdir().unwrap();
     let waiter = redlock(&url)
@@ -304,12 +304,12 @@ fn servers_that_disagree_still_give_a_place_a_majority_has_free() {
     };
     // Place 0 held on servers 0 and 1, place 1 on servers 1 and 2: first-free would give 1, 2
     // and 0; place 2 is free on all three.
-    hold(&servers[0], "redlock:{d}");
-    hold(&servers[1], "redlock:{d}");
+    hold(&servers[0], &keys("d").lock);
+    hold(&servers[1], &keys("d").lock);
     hold(&servers[1], "redlock:{d}:slot:1");
     hold(&servers[2], "redlock:{d}:slot:1");
     for server in &servers {
-        let _: () = server.cmd(&["SET", "redlock:{d}:limit", "3", "PX", "60000"]);
+        let _: () = server.cmd(&["SET", &keys("d").limit, "3", "PX", "60000"]);
     }
     let output = succeeded(
         redlock(&urls(&servers))
@@ -324,24 +324,24 @@ fn servers_that_disagree_still_give_a_place_a_majority_has_free() {
 #[test]
 fn a_limit_no_holder_keeps_is_cleared() {
     let server = RedisServer::start();
-    let _: () = server.cmd(&["SET", "redlock:{g}:limit", "3", "PX", "600000"]);
+    let _: () = server.cmd(&["SET", &keys("g").limit, "3", "PX", "600000"]);
     succeeded(redlock(&server.url()).args(["run", "-n", "g", "--", "true"]));
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{g}:limit"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("g").limit]), 0);
     // One that a holder keeps stands.
-    let _: () = server.cmd(&["SET", "redlock:{g}:limit", "3", "PX", "600000"]);
+    let _: () = server.cmd(&["SET", &keys("g").limit, "3", "PX", "600000"]);
     let _: () = server.cmd(&["SET", "redlock:{g}:slot:2", "someone", "PX", "600000"]);
     let output = redlock(&server.url())
         .args(["run", "-n", "g", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(78));
+    assert_eq!(output.status.code(), Some(code::LIMIT_MISMATCH));
     // And `release` without --force says what it would do, as for a lock (64).
     let output = redlock(&server.url())
         .args(["release", "-n", "g"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert_eq!(output.status.code(), Some(code::USAGE), "{stderr}");
     assert!(
         stderr.contains("not breaking lock 'g' (--limit 3, 1 place(s) held) without --force"),
         "{stderr}"
@@ -367,7 +367,11 @@ fn replace_and_out_of_range_limits_are_usage_errors() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(64), "{args:?}: {stderr}");
+        assert_eq!(
+            output.status.code(),
+            Some(code::USAGE),
+            "{args:?}: {stderr}"
+        );
         assert!(
             stderr.starts_with("redlock: ") && stderr.contains(says),
             "{stderr}"
@@ -544,7 +548,7 @@ impl Random {
 fn a_frozen_server_costs_status_one_timeout_not_one_per_place() {
     let servers = start_servers(3);
     for server in &servers {
-        let _: () = server.cmd(&["SET", "redlock:{f}:limit", "5", "PX", "60000"]);
+        let _: () = server.cmd(&["SET", &keys("f").limit, "5", "PX", "60000"]);
         let _: () = server.cmd(&["SET", "redlock:{f}:slot:4", "someone", "PX", "60000"]);
     }
     servers[2].freeze();

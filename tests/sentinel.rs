@@ -5,8 +5,8 @@ use std::process::Stdio;
 
 use crate::support::sentinel::Sentinels;
 use crate::support::{
-    Holder, breaks_a_live_holder, redlock, script_calls, succeeded, takes_over_on_release,
-    wait_for_holder, wait_for_subscriber, wait_until, waiter,
+    Holder, breaks_a_live_holder, code, keys, redlock, script_calls, succeeded,
+    takes_over_on_release, wait_for_holder, wait_for_subscriber, wait_until, waiter,
 };
 
 /// A run, a busy run, a waiter taking over on release, and `status`, all through the sentinels.
@@ -19,14 +19,14 @@ fn run_busy_wait_and_status_through_sentinel() {
         b"ran\n"
     );
     // It ran on the primary: the fencing counter is there.
-    assert_eq!(set.primary.cmd::<i64>(&["GET", "redlock:{s}:fence"]), 1);
+    assert_eq!(set.primary.cmd::<i64>(&["GET", &keys("s").fence]), 1);
 
     let mut holder = Holder::start(&url, &["-n", "s", "--ttl", "60s"]);
     let busy = redlock(&url)
         .args(["run", "-n", "s", "--", "echo", "ran"])
         .output()
         .unwrap();
-    assert_eq!(busy.status.code(), Some(75));
+    assert_eq!(busy.status.code(), Some(code::BUSY));
     let status = redlock(&url).args(["status", "-n", "s"]).output().unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
     assert_eq!(status.status.code(), Some(0), "{text}");
@@ -56,7 +56,7 @@ fn a_failover_with_wait_replicas_goes_on_with_the_new_primary() {
     });
     let (status, stderr) = holder.finish();
     assert!(status.success(), "{stderr}");
-    assert_eq!(set.replica.cmd::<i64>(&["EXISTS", "redlock:{fo}"]), 0);
+    assert_eq!(set.replica.cmd::<i64>(&["EXISTS", &keys("fo").lock]), 0);
 }
 
 /// A failover without `--wait-replicas`, with a second run waiting: whether the holder goes on
@@ -92,7 +92,7 @@ fn two_contenders_across_a_failover_never_overlap() {
         let output = child.wait_with_output().unwrap();
         let code = output.status.code();
         assert!(
-            code == Some(0) || code == Some(76),
+            code == Some(0) || code == Some(code::LOCK_LOST),
             "{code:?}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
@@ -186,7 +186,7 @@ fn every_replica_the_sentinels_know_confirms_a_write() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE), "{stderr}");
     assert!(
         stderr.contains("only 1 of 2 replicas confirmed"),
         "{stderr}"

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::support::apps::{AppHolder, Library, try_lock};
 use crate::support::{
-    Holder, RedisServer, listeners, redlock, script_calls, scripts_in_a_second, urls, wait_until,
+    Holder, RedisServer, code, listeners, redlock, script_calls, scripts_in_a_second, succeeded,
+    urls, wait_until,
 };
 
 /// Servers that send a key's `del` to its keyspace channel, as `--key` waiters listen for.
@@ -67,7 +68,7 @@ fn a_key_held_by_redis_py_is_busy_and_names_another_client() {
         .args(["run", "--key", "reindex", "--", "echo", "ran"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(75));
+    assert_eq!(output.status.code(), Some(code::BUSY));
     assert!(output.stdout.is_empty(), "the command must not run");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
@@ -157,7 +158,7 @@ fn node_redlock_and_redlock_exclude_each_other_on_one_server() {
         .args(["run", "--key", "job", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(75));
+    assert_eq!(output.status.code(), Some(code::BUSY));
     app.release();
     let mut holder = Holder::start(&server.url(), &["--key", "job"]);
     assert!(!try_lock(Library::NodeRedlock, &ports, "job"));
@@ -181,7 +182,7 @@ fn node_redlock_and_redlock_respect_each_others_quorum_over_three_servers() {
         .args(["run", "--key", "job", "--", "true"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(75), "{output:?}");
+    assert_eq!(output.status.code(), Some(code::BUSY), "{output:?}");
     // A waiter takes over when node-redlock lets go.
     let dir = tempfile::tempdir().unwrap();
     let mut waiting = waiter(&url, "job", dir.path());
@@ -231,7 +232,7 @@ fn a_key_of_another_type_is_named_with_its_type_and_nothing_is_written() {
             .args(["run", "--key", key, "--wait", "5s", "--", "echo", "ran"])
             .output()
             .unwrap();
-        assert_eq!(output.status.code(), Some(69));
+        assert_eq!(output.status.code(), Some(code::UNAVAILABLE));
         assert!(output.stdout.is_empty());
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert_eq!(
@@ -446,7 +447,7 @@ fn a_key_run_has_its_fence_status_history_and_loses_a_key_taken_by_a_library() {
     server.cmd::<i64>(&["DEL", "job"]);
     let mut app = AppHolder::start(Library::RedisPy, &[server.port], "job", 10_000);
     let (status, stderr) = holder.wait();
-    assert_eq!(status.code(), Some(76), "{stderr}");
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
     // The library's lock is left alone.
     assert_eq!(server.cmd::<i64>(&["EXISTS", "job"]), 1);
     app.release();
@@ -469,13 +470,9 @@ fn a_key_run_has_its_fence_status_history_and_loses_a_key_taken_by_a_library() {
 fn release_key_force_breaks_a_redlock_holder() {
     let server = RedisServer::start();
     let mut holder = Holder::start(&server.url(), &["--key", "job"]);
-    let output = redlock(&server.url())
-        .args(["release", "--key", "job", "--force"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    succeeded(redlock(&server.url()).args(["release", "--key", "job", "--force"]));
     let (status, _) = holder.wait();
-    assert_eq!(status.code(), Some(76));
+    assert_eq!(status.code(), Some(code::LOCK_LOST));
     assert_eq!(server.cmd::<i64>(&["EXISTS", "job"]), 0);
 }
 
@@ -490,18 +487,17 @@ fn key_and_name_or_prefix_are_exclusive_and_braces_are_refused() {
         &["run", "--key", "tenant}1", "--", "true"],
     ] {
         let output = redlock(&server.url()).args(args).output().unwrap();
-        assert_eq!(output.status.code(), Some(64), "{args:?}");
+        assert_eq!(output.status.code(), Some(code::USAGE), "{args:?}");
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.starts_with("redlock: "), "{stderr}");
     }
     // REDLOCK_PREFIX in the environment is for names: ignored beside --key.
-    let output = redlock(&server.url())
-        .env("REDLOCK_PREFIX", "other")
-        .args(["run", "--key", "k", "--", "true"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    succeeded(
+        redlock(&server.url())
+            .env("REDLOCK_PREFIX", "other")
+            .args(["run", "--key", "k", "--", "true"]),
+    );
 }
 
 /// The heartbeat keeps a key past its first TTL, and `--min-hold` keeps it after the command:
@@ -515,11 +511,15 @@ fn the_heartbeat_and_min_hold_keep_a_key_held_for_the_library() {
     assert!(holder.process.try_wait().unwrap().is_none());
     assert!(!try_lock(Library::RedisPy, &[server.port], "job"));
     assert!(holder.finish().0.success());
-    let output = redlock(&server.url())
-        .args(["run", "--key", "job", "--min-hold", "5s", "--", "true"])
-        .output()
-        .unwrap();
-    assert!(output.status.success());
+    succeeded(redlock(&server.url()).args([
+        "run",
+        "--key",
+        "job",
+        "--min-hold",
+        "5s",
+        "--",
+        "true",
+    ]));
     assert!(!try_lock(Library::RedisPy, &[server.port], "job"));
     let ttl: i64 = server.cmd(&["PTTL", "job"]);
     assert!(ttl > 0 && ttl <= 5_000, "{ttl}");
@@ -549,11 +549,7 @@ fn keys_run_on_a_cluster_and_waiters_hear_the_owners_notifications() {
     }
     for i in 0..30 {
         let key = format!("reindex-{i}");
-        let output = redlock(&cluster.url())
-            .args(["run", "--key", &key, "--", "true"])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{key}: {output:?}");
+        succeeded(redlock(&cluster.url()).args(["run", "--key", &key, "--", "true"]));
         let owner = cluster.owner(&key);
         assert_eq!(
             owner.cmd::<String>(&["GET", &format!("{{{key}}}:fence")]),

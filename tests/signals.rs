@@ -8,8 +8,8 @@ use nix::sys::signal::{SigHandler, Signal, kill, signal};
 use nix::unistd::Pid;
 
 use crate::support::{
-    FORWARDED, Holder, RedisServer, Terminal, is_dead, read_pid, redlock, wait_for_subscriber,
-    wait_until,
+    FORWARDED, Holder, RedisServer, Terminal, is_dead, keys, read_pid, redlock,
+    wait_for_subscriber, wait_until,
 };
 
 #[test]
@@ -33,7 +33,7 @@ fn each_forwarded_signal_reaches_the_command() {
             format!("got-{name}\n")
         );
         assert_eq!(
-            server.cmd::<i64>(&["EXISTS", "redlock:{sig}"]),
+            server.cmd::<i64>(&["EXISTS", &keys("sig").lock]),
             0,
             "{name}: lock not released"
         );
@@ -51,7 +51,7 @@ fn a_signal_that_kills_the_command_gives_128_plus_n() {
     kill(holder.redlock_pid(), Signal::SIGTERM).unwrap();
     let (status, _) = holder.wait();
     assert_eq!(status.code(), Some(143));
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{sig}"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("sig").lock]), 0);
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn a_signal_while_waiting_ends_the_wait_with_128_plus_n() {
         "redlock: interrupted by SIGINT while waiting for the lock\n"
     );
     // It left the queue: a release will not name it.
-    assert_eq!(server.cmd::<i64>(&["ZCARD", "redlock:{queue}:waiters"]), 0);
+    assert_eq!(server.cmd::<i64>(&["ZCARD", &keys("queue").waiters]), 0);
     assert!(holder.finish().0.success());
 }
 
@@ -194,7 +194,7 @@ fn in_a_terminal_the_command_reads_it_and_gets_ctrl_c() {
     terminal.expect("got typed");
     terminal.expect("ready");
     terminal.press_until("\x03", "status 130", &pid); // Ctrl-C
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{tty}"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("tty").lock]), 0);
 }
 
 /// Ctrl-Z stops the command and redlock with it, as a job; `fg` brings both back.
@@ -212,7 +212,7 @@ fn ctrl_z_suspends_the_job_and_fg_resumes_it() {
     terminal.expect("ready");
     terminal.press_until("\x1a", "Stopped", &pid); // Ctrl-Z
     assert_eq!(
-        server.cmd::<i64>(&["EXISTS", "redlock:{job}"]),
+        server.cmd::<i64>(&["EXISTS", &keys("job").lock]),
         1,
         "a suspended job keeps its lease"
     );
@@ -222,7 +222,7 @@ fn ctrl_z_suspends_the_job_and_fg_resumes_it() {
     terminal.expect("got typed");
     terminal.type_in("echo \"sta\"\"tus $?\"\n");
     terminal.expect("status 0");
-    assert_eq!(server.cmd::<i64>(&["EXISTS", "redlock:{job}"]), 0);
+    assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("job").lock]), 0);
     terminal.type_in("exit\n");
 }
 
@@ -269,7 +269,7 @@ fn a_job_stopped_longer_than_its_lease_is_killed() {
     wait_until("the stopped command is killed", || is_dead(command));
     // (That this happens before the lease ends is checked with a contender in lease.rs.)
     wait_until("the lease runs out", || {
-        server.cmd::<i64>(&["EXISTS", "redlock:{nap}"]) == 0
+        server.cmd::<i64>(&["EXISTS", &keys("nap").lock]) == 0
     });
     terminal.type_in("\n");
     terminal.expect("Killed");
@@ -304,7 +304,7 @@ fn bg_leaves_the_terminal_to_the_shell() {
     terminal.type_in("echo \"shell-\"\"alive\"\n");
     terminal.expect("shell-alive");
     wait_until("the lock is released", || {
-        server.cmd::<i64>(&["EXISTS", "redlock:{bgjob}"]) == 0
+        server.cmd::<i64>(&["EXISTS", &keys("bgjob").lock]) == 0
     });
     terminal.type_in("exit\n");
 }

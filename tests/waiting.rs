@@ -4,7 +4,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, RedisServer, contend, expiring_keys, listeners, redlock, script_calls,
+    Holder, RedisServer, code, contend, expiring_keys, keys, listeners, redlock, script_calls,
     takes_over_on_release, wait_for_subscriber, wait_until, waiter,
 };
 
@@ -30,7 +30,7 @@ fn wait_times_out_with_busy() {
         .output()
         .unwrap();
     assert!(started.elapsed() >= Duration::from_secs(1));
-    assert_eq!(output.status.code(), Some(75));
+    assert_eq!(output.status.code(), Some(code::BUSY));
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
@@ -38,7 +38,7 @@ fn wait_times_out_with_busy() {
         "{stderr}"
     );
     // It left the queue: a release will not name it.
-    assert_eq!(server.cmd::<i64>(&["ZCARD", "redlock:{w}:waiters"]), 0);
+    assert_eq!(server.cmd::<i64>(&["ZCARD", &keys("w").waiters]), 0);
     holder.finish();
 }
 
@@ -46,7 +46,7 @@ fn wait_times_out_with_busy() {
 fn waiting_for_an_expiring_lock_succeeds() {
     let server = RedisServer::start();
     // A crashed holder: no release notice will come, only the expiry.
-    let _: () = server.cmd(&["SET", "redlock:{crashed}", "dead-holder", "PX", "500"]);
+    let _: () = server.cmd(&["SET", &keys("crashed").lock, "dead-holder", "PX", "500"]);
     let output = redlock(&server.url())
         .args(["run", "-n", "crashed", "--wait", "30s", "--", "echo", "ran"])
         .output()
@@ -104,7 +104,7 @@ fn a_waiter_on_a_protected_database_takes_over_on_release() {
         .get_connection()
         .unwrap();
     wait_until("the waiter subscribes", || {
-        listeners(&mut admin, "redlock:{pw}:released") == 1
+        listeners(&mut admin, &keys("pw").channel) == 1
     });
     takes_over_on_release(&mut holder, waiter, dir.path());
 }
@@ -124,11 +124,11 @@ fn queued_waiter(
         .spawn()
         .unwrap();
     wait_until("the waiter is queued", || {
-        server.cmd::<usize>(&["ZCARD", "redlock:{q}:waiters"]) == queued
+        server.cmd::<usize>(&["ZCARD", &keys("q").waiters]) == queued
     });
     let mut connection = server.connection();
     wait_until("the waiter is subscribed", || {
-        listeners(&mut connection, "redlock:{q}:released") == queued as i64
+        listeners(&mut connection, &keys("q").channel) == queued as i64
     });
     waiter
 }
@@ -142,13 +142,13 @@ fn a_release_names_the_first_waiter() {
     let mut holder = Holder::start(&server.url(), &["-n", "q", "--ttl", "60s"]);
     let mut first = queued_waiter(&server, dir.path(), "first", 1);
     let mut second = queued_waiter(&server, dir.path(), "second", 2);
-    let queue: Vec<String> = server.cmd(&["ZRANGE", "redlock:{q}:waiters", "0", "-1"]);
+    let queue: Vec<String> = server.cmd(&["ZRANGE", &keys("q").waiters, "0", "-1"]);
     // The queue outlives a waiter that is killed by an hour at most.
-    let ttl: i64 = server.cmd(&["PTTL", "redlock:{q}:waiters"]);
+    let ttl: i64 = server.cmd(&["PTTL", &keys("q").waiters]);
     assert!(ttl > 0 && ttl <= 3_600_000, "{ttl}");
     // The release is published with sharded pub/sub where the server has it (Redis 7+).
     let mut listener = server.connection();
-    let channel = "redlock:{q}:released";
+    let channel = &keys("q").channel;
     let sharded = redis::cmd("SSUBSCRIBE")
         .arg(channel)
         .exec(&mut listener)
@@ -216,8 +216,8 @@ fn commands_per_run(n: usize) -> f64 {
         .collect();
     let mut connection = server.connection();
     wait_until("every waiter is queued and subscribed", || {
-        listeners(&mut connection, "redlock:{herd}:released") == n as i64
-            && server.cmd::<i64>(&["ZCARD", "redlock:{herd}:waiters"]) == n as i64
+        listeners(&mut connection, &keys("herd").channel) == n as i64
+            && server.cmd::<i64>(&["ZCARD", &keys("herd").waiters]) == n as i64
     });
     let before = script_calls(&server);
     assert!(holder.finish().0.success());
