@@ -64,6 +64,13 @@ pub struct Ping {
 
 /// Turns `run`'s arguments into its plan, or says what is wrong with them.
 pub fn plan(args: &RunArgs) -> Result<Plan> {
+    // First, as the parser checked them before they moved here.
+    if let Some(label) = &args.label {
+        check_label(label)?;
+    }
+    if let Some(url) = &args.ping {
+        pings::check_url(url).map_err(|e| anyhow::anyhow!("--ping: {e}"))?;
+    }
     let keys = settings::keys(&args.lock, &args.servers.prefix())?;
     if args.command.first().is_none_or(|c| c.is_empty()) {
         bail!("no command given: redlock run --name NAME -- COMMAND [ARGS...]");
@@ -83,12 +90,6 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
         );
     }
     let lease = Lease::new(args.ttl, args.heartbeat, args.kill_after)?;
-    if let Some(label) = &args.label {
-        check_label(label)?;
-    }
-    if let Some(url) = &args.ping {
-        pings::check_url(url).map_err(|e| anyhow::anyhow!("--ping: {e}"))?;
-    }
     let servers = settings::servers(&args.servers.redis, args.wait_replicas)?;
     Ok(Plan {
         label: args.lock.label().to_string(),

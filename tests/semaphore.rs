@@ -348,6 +348,50 @@ fn a_limit_no_holder_keeps_is_cleared() {
     );
 }
 
+/// A server that failed while `release --force` broke one place of a semaphore is not asked
+/// about the next place, and may still hold it: it counts as unreached there too. Here each of
+/// two servers refuses the control channel of one place (an ACL), so asking its holder fails
+/// there; the third server breaks both places. Place 1 is then still held on two of three
+/// servers, and the break must not call it broken (it did, with 0: "on 1 of 3 server(s)").
+#[test]
+fn a_server_that_failed_on_one_place_is_unreached_on_the_next() {
+    let servers = start_servers(3);
+    let s = keys("s");
+    for server in &servers {
+        for (key, token) in [(&s.lock, "t0"), (&s.slot(1).lock, "t1"), (&s.limit, "2")] {
+            let _: () = server.cmd(&["SET", key, token, "PX", "600000"]);
+        }
+    }
+    // Server 0 refuses place 0's control channel; server 1, place 1's.
+    for (server, refused) in [(&servers[0], 0), (&servers[1], 1)] {
+        let allowed = s.slot(1 - refused).control;
+        let allowed = format!("&{allowed}");
+        let channel = format!("&{}", s.channel);
+        let _: () = server.cmd(&[
+            "ACL",
+            "SETUSER",
+            "default",
+            "resetchannels",
+            &channel,
+            &allowed,
+        ]);
+    }
+    let output = redlock(&urls(&servers))
+        .args(["release", "-n", "s", "--force"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code::UNAVAILABLE), "{stderr}");
+    assert!(
+        stderr.contains("cannot tell whether lock 's' place 1 is broken"),
+        "{stderr}"
+    );
+    let held: Vec<i64> = (servers.iter())
+        .map(|server| server.cmd(&["EXISTS", &s.slot(1).lock]))
+        .collect();
+    assert_eq!(held, [1, 1, 0]);
+}
+
 /// --replace takes over from the one holder of a lock: with several, it is refused.
 #[test]
 fn replace_and_out_of_range_limits_are_usage_errors() {

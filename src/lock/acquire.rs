@@ -403,8 +403,10 @@ fn most_seen(busy: &[Vec<Holder>], servers: usize) -> Vec<(Holder, bool)> {
         .map(|place| {
             let seen = || busy.iter().map(|holders| &holders[place]);
             let others = std::iter::repeat_n(Vote::Unknown, servers - busy.len());
-            let tally = Tally::of(seen().map(|h| Vote::For(h.token.clone())).chain(others));
-            let (token, _) = tally.leader().expect("busy is not empty");
+            // On a tie, a holder before no holder (`None` sorts last).
+            let vote = |h: &Holder| Vote::For((h.token.is_none(), h.token.clone()));
+            let tally = Tally::of(seen().map(vote).chain(others));
+            let ((_, token), _) = tally.leader().expect("busy is not empty");
             let best = seen()
                 .filter(|h| &h.token == token)
                 .max_by_key(|h| h.remaining())

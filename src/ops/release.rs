@@ -115,7 +115,16 @@ fn release_place(
     let mut targets = Targets {
         tokens: vec![args.token.clone(); servers.len()],
         settled: vec![None; servers.len()],
-        errors: views.iter().map(|v| v.error.clone()).collect(),
+        // A server that failed on an earlier place is not asked again: it may hold this one.
+        errors: (views.iter().enumerate())
+            .map(|(i, view)| match (&view.error, servers.forgotten(i)) {
+                (None, true) => Some(format!(
+                    "Redis at {}: failed on an earlier place",
+                    view.address
+                )),
+                (error, _) => error.clone(),
+            })
+            .collect(),
     };
     for (i, error) in targets.errors.iter().enumerate() {
         if error.is_some() {

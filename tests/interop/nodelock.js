@@ -4,7 +4,7 @@
 //
 //   node nodelock.js PORTS KEY TTL_MS try    one attempt: prints acquired (then unlocks) or busy
 //   node nodelock.js PORTS KEY TTL_MS hold   locks (retrying), prints held, unlocks on a line on
-//                                            stdin, prints released NANOSECONDS
+//                                            stdin, prints released BEFORE AFTER (ns: around the unlock)
 // PORTS: comma-separated loopback ports.
 'use strict';
 const Redis = require('ioredis');
@@ -30,8 +30,9 @@ async function main() {
     await new Promise((resolve) => process.stdin.once('data', resolve));
     process.stdin.destroy();
   }
+  const releasing = BigInt(Date.now()) * 1000000n;
   await lock.unlock();
-  if (mode !== 'try') console.log(`released ${BigInt(Date.now()) * 1000000n}`);
+  if (mode !== 'try') console.log(`released ${releasing} ${BigInt(Date.now()) * 1000000n}`);
   clients.forEach((c) => c.disconnect());
 }
 

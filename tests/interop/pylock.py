@@ -3,7 +3,7 @@
 
     pylock.py PORT KEY TTL_S try      acquire(blocking=False): prints acquired (then releases) or busy
     pylock.py PORT KEY TTL_S hold     acquires (blocking), prints held, releases on a line on stdin,
-                                      prints released NANOSECONDS (the time just after the release)
+                                      prints released BEFORE AFTER (ns: just before and just after the release)
     pylock.py PORT KEY TTL_S once LOG [GAP_MS]
                                       holds it once as a critical section: appends to LOG
                                       `try pyPID NS` (the time before the SET that took it), then
@@ -37,8 +37,9 @@ def main():
         lock.acquire(blocking=True, blocking_timeout=60)
         print("held", flush=True)
         sys.stdin.readline()
+        releasing = time.time_ns()
         lock.release()
-        print(f"released {time.time_ns()}", flush=True)
+        print(f"released {releasing} {time.time_ns()}", flush=True)
     elif mode == "once":
         log = sys.argv[5]
         gap = float(sys.argv[6]) / 1000 if len(sys.argv) > 6 else 0.005

@@ -102,9 +102,9 @@ impl AppHolder {
         }
     }
 
-    /// Releases the lock the library's way; returns the wall-clock time just after, in
-    /// nanoseconds since the epoch.
-    pub fn release(&mut self) -> u128 {
+    /// Releases the lock the library's way; returns the wall-clock times just before (the end
+    /// of its critical section) and just after, in nanoseconds since the epoch.
+    pub fn release(&mut self) -> (u128, u128) {
         self.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
         self.stdin.as_mut().unwrap().flush().unwrap();
         let mut line = String::new();
@@ -113,7 +113,9 @@ impl AppHolder {
             .strip_prefix("released ")
             .unwrap_or_else(|| panic!("the library said {line:?}"));
         assert!(self.process.wait().unwrap().success());
-        at.trim().parse().unwrap()
+        let time = |word: Option<&str>| word.and_then(|w| w.parse().ok()).expect(&line);
+        let mut words = at.split_whitespace();
+        (time(words.next()), time(words.next()))
     }
 }
 

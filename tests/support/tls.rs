@@ -11,22 +11,32 @@ use super::server::{RedisServer, free_port};
 /// A directory of certificates, made with openssl: `ca.crt` and `ca.key` first.
 pub struct Certs {
     pub dir: TempDir,
+    /// How each key is made.
+    new_key: &'static [&'static str],
 }
 
 /// EC keys: made in a moment, where RSA keys take a good part of a second each.
-const NEW_KEY: [&str; 5] = [
+const EC: &[&str] = &[
     "-newkey",
     "ec",
     "-pkeyopt",
     "ec_paramgen_curve:prime256v1",
     "-nodes",
 ];
+/// RSA keys, as most servers' certificates still have.
+const RSA: &[&str] = &["-newkey", "rsa:2048", "-nodes"];
 
 impl Certs {
-    /// A new CA.
+    /// A new CA, its certificates with EC keys.
     pub fn new() -> Self {
+        Certs::with_keys(EC)
+    }
+
+    /// A new CA, its certificates with keys made by `new_key` (`EC`, `RSA`).
+    fn with_keys(new_key: &'static [&'static str]) -> Self {
         let certs = Certs {
             dir: tempfile::tempdir().unwrap(),
+            new_key,
         };
         certs.self_signed("ca", "/CN=redlock test CA");
         certs
@@ -36,8 +46,8 @@ impl Certs {
     pub fn self_signed(&self, name: &str, subject: &str) {
         let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
         let args = [
-            &["req", "-x509"][..],
-            &NEW_KEY,
+            &["req", "-x509"],
+            self.new_key,
             &["-keyout", &key, "-out", &crt],
         ];
         self.openssl(&[&args.concat()[..], &["-days", "2", "-subj", subject]].concat());
@@ -52,7 +62,7 @@ impl Certs {
             format!("{name}.crt"),
             format!("{name}.ext"),
         );
-        let args = [&["req"][..], &NEW_KEY, &["-keyout", &key, "-out", &csr]].concat();
+        let args = [&["req"], self.new_key, &["-keyout", &key, "-out", &csr]].concat();
         self.openssl(&[&args[..], &["-subj", subject]].concat());
         std::fs::write(self.dir.path().join(&ext), format!("{extension}\n")).unwrap();
         self.openssl(&[
@@ -115,9 +125,10 @@ impl Certs {
 
 impl RedisServer {
     /// A server that speaks only TLS on its port, with a certificate for 127.0.0.1 signed by a
-    /// CA of its own; returns it with the directory that holds the CA's `ca.crt`.
+    /// CA of its own (RSA keys; the mutual TLS fixture's are EC); returns it with the
+    /// directory that holds the CA's `ca.crt`.
     pub fn start_tls() -> (Self, TempDir) {
-        let certs = Certs::new();
+        let certs = Certs::with_keys(RSA);
         let args = |port: u16| -> Vec<String> {
             let plain = ["--port", "0"].map(String::from);
             plain
