@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::exit::Failure;
-use crate::lock::view::ServerView;
+use crate::lock::view::{Asked, ServerView};
 
 use super::history::{self, Run};
 use super::servers::enough_answered;
@@ -58,4 +58,21 @@ pub fn summarize(name: &str, servers: Vec<ServerView>) -> Result<Status, Failure
         agreeing,
         servers,
     })
+}
+
+/// Whether a majority may still hold `token`: the servers that answered holding it, and those
+/// that did not answer.
+pub fn majority_may_hold(answers: &[Asked], errors: &[Option<String>], token: &str) -> bool {
+    let holds = |asked: &&Asked| asked.token.as_deref() == Some(token);
+    let holding = answers.iter().filter(holds).count();
+    Tally::counted(holding, answers.len() - holding, errors.len()).may_win(&())
+}
+
+/// The token most servers hold, if any holds one.
+pub fn most_held_token(answers: &[Asked]) -> Option<String> {
+    let tally = Tally::of(answers.iter().map(|asked| match &asked.token {
+        Some(token) => Vote::For(token),
+        None => Vote::Against,
+    }));
+    tally.leader().map(|(token, _)| token.to_string())
 }

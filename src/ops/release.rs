@@ -20,7 +20,7 @@ use crate::lock::{Keys, Tally, Vote, scripts};
 use crate::say::{Event, ms, say};
 use crate::settings;
 
-use super::majority::summarize;
+use super::majority::{majority_may_hold, most_held_token, summarize};
 use super::servers::{Servers, enough_answered};
 
 /// A holder that took the lock less than this long ago may not listen to its control channel
@@ -118,10 +118,7 @@ fn release_place(
         // A server that failed on an earlier place is not asked again: it may hold this one.
         errors: (views.iter().enumerate())
             .map(|(i, view)| match (&view.error, servers.forgotten(i)) {
-                (None, true) => Some(format!(
-                    "Redis at {}: failed on an earlier place",
-                    view.address
-                )),
+                (None, true) => Some(format!("Redis at {}: failed before", view.address)),
                 (error, _) => error.clone(),
             })
             .collect(),
@@ -362,23 +359,6 @@ fn heard(answers: &[Asked]) -> Option<(String, Duration)> {
     let kill_after = stopping.iter().filter_map(|asked| asked.kill_after).max();
     let token = most_held_token(&stopping)?;
     Some((token, kill_after.unwrap_or(UNKNOWN_KILL_AFTER)))
-}
-
-/// Whether a majority may still hold `token`: the servers that answered holding it, and those
-/// that did not answer.
-fn majority_may_hold(answers: &[Asked], errors: &[Option<String>], token: &str) -> bool {
-    let holds = |asked: &&Asked| asked.token.as_deref() == Some(token);
-    let holding = answers.iter().filter(holds).count();
-    Tally::counted(holding, answers.len() - holding, errors.len()).may_win(&())
-}
-
-/// The token most servers hold, if any holds one.
-fn most_held_token(answers: &[Asked]) -> Option<String> {
-    let tally = Tally::of(answers.iter().map(|asked| match &asked.token {
-        Some(token) => Vote::For(token),
-        None => Vote::Against,
-    }));
-    tally.leader().map(|(token, _)| token.to_string())
 }
 
 /// Waits until no majority holds `token` any more (the holder stopped its command and
