@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::succeeded;
+use crate::support::{src_dir, src_files, succeeded};
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
@@ -169,33 +169,22 @@ fn the_layout_names_every_source_file() {
         .skip(1)
         .map(|paragraph| words(paragraph.split("\n## ").next().unwrap_or_default()))
         .collect();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let root = src_dir();
     let mut missing = Vec::new();
-    let mut folders = vec![root.clone()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-                continue;
-            }
-            if path.extension().is_none_or(|ext| ext != "rs") {
-                continue;
-            }
-            let relative = path
-                .strip_prefix(&root)
-                .unwrap()
-                .to_string_lossy()
-                .to_string();
-            let (named, folder) = match relative.rsplit_once('/') {
-                Some((folder, file)) => (format!("`{file}`"), format!("`src/{folder}/`")),
-                // The top level's paragraph begins with main.rs.
-                None => (format!("`src/{relative}`"), "`src/main.rs`".to_string()),
-            };
-            let paragraph = paragraphs.iter().find(|p| p.starts_with(&folder));
-            if !paragraph.is_some_and(|p| p.contains(&named)) {
-                missing.push(format!("src/{relative}"));
-            }
+    for path in src_files("rs") {
+        let relative = path
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let (named, folder) = match relative.rsplit_once('/') {
+            Some((folder, file)) => (format!("`{file}`"), format!("`src/{folder}/`")),
+            // The top level's paragraph begins with main.rs.
+            None => (format!("`src/{relative}`"), "`src/main.rs`".to_string()),
+        };
+        let paragraph = paragraphs.iter().find(|p| p.starts_with(&folder));
+        if !paragraph.is_some_and(|p| p.contains(&named)) {
+            missing.push(format!("src/{relative}"));
         }
     }
     missing.sort();

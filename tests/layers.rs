@@ -2,7 +2,7 @@
 //! those below it, never one above (a floor that knows its caller cannot be changed without
 //! it); and `cli/` is a leaf, parsing and nothing more: it imports only the foundations.
 
-use std::path::{Path, PathBuf};
+use crate::support::{src_dir, src_files};
 
 /// From the bottom: the foundations, the transport, the lock, the report, the command line,
 /// the plan, the commands, and `main` with what it alone calls.
@@ -33,17 +33,6 @@ fn floor(module: &str) -> usize {
     best.1.unwrap_or_else(|| {
         panic!("{module}: on no floor; add it to tests/layers.rs and CONTRIBUTING")
     })
-}
-
-fn files(dir: &Path, found: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files(&path, found);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            found.push(path);
-        }
-    }
 }
 
 /// The module paths a file's code (not its unit tests) names: `crate::a::b`, each of a group
@@ -92,11 +81,9 @@ fn imports(module: &str, code: &str) -> Vec<String> {
 
 #[test]
 fn no_file_imports_a_floor_above_its_own() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut sources = Vec::new();
-    files(&root, &mut sources);
+    let root = src_dir();
     let mut wrong = Vec::new();
-    for path in sources {
+    for path in src_files("rs") {
         let relative = path.strip_prefix(&root).unwrap().with_extension("");
         let module = relative.to_string_lossy().replace('/', "::");
         let module = module.trim_end_matches("::mod").to_string();

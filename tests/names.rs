@@ -5,32 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::support::src_files;
+
 /// The words a lock's companions and places are named with, after a `:` (keys.rs).
 const COMPANIONS: [&str; 8] = [
     "control", "holder", "fence", "released", "waiters", "limit", "history", "slot",
 ];
-
-fn sources(dir: &Path, extension: &str, found: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("a source folder") {
-        let path = entry.expect("a folder entry").path();
-        if path.is_dir() {
-            sources(&path, extension, found);
-        } else if path.extension().is_some_and(|e| e == extension) {
-            found.push(path);
-        }
-    }
-}
-
-fn src(extension: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    sources(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        extension,
-        &mut found,
-    );
-    assert!(!found.is_empty(), "no .{extension} file in src/");
-    found
-}
 
 /// Reads a string literal from just after its opening quote `quote`, escapes kept as the
 /// escaped character: the literal and what follows it.
@@ -181,13 +161,13 @@ fn offenders(
 
 #[test]
 fn no_script_builds_a_name() {
-    let found = offenders(&src("lua"), lua_literals, names_a_key_in_lua);
+    let found = offenders(&src_files("lua"), lua_literals, names_a_key_in_lua);
     assert!(found.is_empty(), "names built in Lua: {found:#?}");
 }
 
 #[test]
 fn no_name_is_built_outside_keys_rs() {
-    let found = offenders(&src("rs"), rust_literals, names_a_key_in_rust);
+    let found = offenders(&src_files("rs"), rust_literals, names_a_key_in_rust);
     assert!(found.is_empty(), "names built outside keys.rs: {found:#?}");
 }
 

@@ -45,6 +45,30 @@ pub mod code {
     pub const NOT_FOUND: i32 = exit::NOT_FOUND as i32;
 }
 
+/// The files under src/ whose name ends in `.EXTENSION`, for the tests that read the sources
+/// (names.rs, layers.rs, docs.rs).
+pub fn src_files(extension: &str) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, extension: &str, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("a source folder") {
+            let path = entry.expect("a folder entry").path();
+            if path.is_dir() {
+                walk(&path, extension, found);
+            } else if path.extension().is_some_and(|e| e == extension) {
+                found.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&src_dir(), extension, &mut found);
+    assert!(!found.is_empty(), "no .{extension} file in src/");
+    found
+}
+
+/// src/, where the sources are.
+pub fn src_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
 /// Runs `command`, which must succeed (its stderr shows why not): its stdout.
 pub fn succeeded(command: &mut Command) -> Vec<u8> {
     let output = command.output().unwrap();
