@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::support::{Holder, RedisServer, code, keys, primary_with_replica, redlock};
+use crate::support::{Holder, RedisServer, code, exits_with, keys, primary_with_replica, redlock};
 
 const PASSWORD: &str = "acl-test-pw";
 
@@ -173,12 +173,10 @@ fn the_documented_user_runs_everything() {
     assert_eq!(said.len(), 9);
     // Another database needs +select, as the doc says, and the refusal names it.
     let url = format!("redis://redlock:{PASSWORD}@127.0.0.1:{}/1", primary.port);
-    let output = redlock(&url)
-        .args(["run", "-n", "db1", "--", "true"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(code::UNAVAILABLE), "{stderr}");
+    let stderr = exits_with(
+        redlock(&url).args(["run", "-n", "db1", "--", "true"]),
+        code::UNAVAILABLE,
+    );
     assert!(stderr.contains("may not run SELECT"), "{stderr}");
 }
 

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, MutualTls, RedisServer, code, keys, redlock, start_servers, succeeded,
+    Holder, MutualTls, RedisServer, code, exits_with, keys, redlock, start_servers, succeeded,
     takes_over_on_release, wait_for_holder, wait_for_subscriber, waiter,
 };
 
@@ -197,16 +197,15 @@ fn mutual_tls_from_the_environment() {
         String::from_utf8_lossy(&output.stderr)
     );
     // --tls-ca, not SSL_CERT_FILE: a CA that did not sign the server's certificate fails.
-    let output = redlock(&tls.url())
-        .env("SSL_CERT_FILE", tls.file("ca.crt"))
-        .env("REDLOCK_TLS_CA", tls.file("stranger.crt"))
-        .env("REDLOCK_TLS_CERT", tls.file("client.crt"))
-        .env("REDLOCK_TLS_KEY", tls.file("client.key"))
-        .args(["status", "-n", "env"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(code::UNAVAILABLE), "{stderr}");
+    let stderr = exits_with(
+        redlock(&tls.url())
+            .env("SSL_CERT_FILE", tls.file("ca.crt"))
+            .env("REDLOCK_TLS_CA", tls.file("stranger.crt"))
+            .env("REDLOCK_TLS_CERT", tls.file("client.crt"))
+            .env("REDLOCK_TLS_KEY", tls.file("client.key"))
+            .args(["status", "-n", "env"]),
+        code::UNAVAILABLE,
+    );
     assert!(stderr.contains("certificate"), "{stderr}");
 }
 
@@ -273,13 +272,12 @@ fn tls_files_are_checked_before_anything_runs() {
         }
     }
     // The environment's files are checked as the flags' are, with no TLS server at all.
-    let output = redlock(&tls.server.url())
-        .env("REDLOCK_TLS_CA", missing)
-        .args(["run", "-n", "x", "--", "echo", "ran"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(code::USAGE), "{stderr}");
+    let stderr = exits_with(
+        redlock(&tls.server.url())
+            .env("REDLOCK_TLS_CA", missing)
+            .args(["run", "-n", "x", "--", "echo", "ran"]),
+        code::USAGE,
+    );
     assert!(stderr.contains(missing), "{stderr}");
     assert_eq!(tls.server.cmd::<i64>(&["EXISTS", &keys("x").fence]), 0);
 }

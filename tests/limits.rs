@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Holder, RedisServer, code, keys, redlock, succeeded, wait_for_subscriber};
+use crate::support::{
+    Holder, RedisServer, code, exits_with, keys, redlock, succeeded, wait_for_subscriber,
+};
 
 /// A command that ignores SIGTERM runs until its --timeout, gets SIGTERM, and is killed
 /// --kill-after later; redlock exits with 124 and the lock is free at once.
@@ -281,12 +283,10 @@ fn replace_waits_out_a_holder_that_cannot_answer() {
 fn a_busy_message_says_when_the_holder_s_timeout_ends() {
     let server = RedisServer::start();
     let mut holder = Holder::start(&server.url(), &["-n", "tl", "--timeout", "10m"]);
-    let output = redlock(&server.url())
-        .args(["run", "-n", "tl", "--", "true"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(code::BUSY), "{stderr}");
+    let stderr = exits_with(
+        redlock(&server.url()).args(["run", "-n", "tl", "--", "true"]),
+        code::BUSY,
+    );
     assert!(stderr.contains("; its --timeout ends in 9m"), "{stderr}");
     assert!(holder.finish().0.success());
 }

@@ -11,7 +11,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::support::{
-    Holder, RedisServer, code, is_dead, keys, redlock, start_servers, succeeded, urls,
+    Holder, RedisServer, code, exits_with, is_dead, keys, redlock, start_servers, succeeded, urls,
     wait_for_subscriber, wait_until,
 };
 
@@ -49,12 +49,10 @@ fn three_runs_hold_the_three_places_and_a_fourth_is_busy() {
     fences.dedup();
     assert_eq!(fences.len(), 3, "each place has its own fence: {fences:?}");
 
-    let output = redlock(&url)
-        .args(["run", "-n", "nas", "--limit", "3", "--", "true"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(code::BUSY), "{stderr}");
+    let stderr = exits_with(
+        redlock(&url).args(["run", "-n", "nas", "--limit", "3", "--", "true"]),
+        code::BUSY,
+    );
     assert!(
         stderr.contains("lock 'nas' has all 3 places held (--limit 3): place 0 held by"),
         "{stderr}"
@@ -135,14 +133,13 @@ fn a_mismatched_limit_is_refused_with_78() {
     let server = RedisServer::start();
     let url = server.url();
     let refused = |args: &[&str], held_with: &str| {
-        let output = redlock(&url)
-            .args(["run", "-n", "m"])
-            .args(args)
-            .args(["--", "true"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(code::LIMIT_MISMATCH), "{stderr}");
+        let stderr = exits_with(
+            redlock(&url)
+                .args(["run", "-n", "m"])
+                .args(args)
+                .args(["--", "true"]),
+            code::LIMIT_MISMATCH,
+        );
         assert!(
             stderr.contains(&format!(
                 "lock 'm' is held with --limit {held_with}, and this run"
@@ -336,12 +333,10 @@ fn a_limit_no_holder_keeps_is_cleared() {
         .unwrap();
     assert_eq!(output.status.code(), Some(code::LIMIT_MISMATCH));
     // And `release` without --force says what it would do, as for a lock (64).
-    let output = redlock(&server.url())
-        .args(["release", "-n", "g"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(code::USAGE), "{stderr}");
+    let stderr = exits_with(
+        redlock(&server.url()).args(["release", "-n", "g"]),
+        code::USAGE,
+    );
     assert!(
         stderr.contains("not breaking lock 'g' (--limit 3, 1 place(s) held) without --force"),
         "{stderr}"
@@ -376,12 +371,10 @@ fn a_server_that_failed_on_one_place_is_unreached_on_the_next() {
             &allowed,
         ]);
     }
-    let output = redlock(&urls(&servers))
-        .args(["release", "-n", "s", "--force"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(code::UNAVAILABLE), "{stderr}");
+    let stderr = exits_with(
+        redlock(&urls(&servers)).args(["release", "-n", "s", "--force"]),
+        code::UNAVAILABLE,
+    );
     assert!(
         stderr.contains("cannot tell whether lock 's' place 1 is broken"),
         "{stderr}"

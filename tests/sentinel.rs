@@ -5,7 +5,7 @@ use std::process::Stdio;
 
 use crate::support::sentinel::Sentinels;
 use crate::support::{
-    Holder, breaks_a_live_holder, code, keys, redlock, script_calls, succeeded,
+    Holder, breaks_a_live_holder, code, exits_with, keys, redlock, script_calls, succeeded,
     takes_over_on_release, wait_for_holder, wait_for_subscriber, wait_until, waiter,
 };
 
@@ -181,12 +181,10 @@ fn every_replica_the_sentinels_know_confirms_a_write() {
     let set = Sentinels::start_with(2);
     assert!(succeeded(redlock(&set.url()).args(["run", "-n", "all", "--", "true"])).is_empty());
     let _: () = set.others[0].cmd(&["REPLICAOF", "NO", "ONE"]);
-    let output = redlock(&set.url())
-        .args(["run", "-n", "all", "--ttl", "2s", "--", "true"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(code::UNAVAILABLE), "{stderr}");
+    let stderr = exits_with(
+        redlock(&set.url()).args(["run", "-n", "all", "--ttl", "2s", "--", "true"]),
+        code::UNAVAILABLE,
+    );
     assert!(
         stderr.contains("only 1 of 2 replicas confirmed"),
         "{stderr}"

@@ -80,6 +80,14 @@ pub fn succeeded(command: &mut Command) -> Vec<u8> {
     output.stdout
 }
 
+/// Runs `command`, which must exit with `code` (its stderr shows what it said): its stderr.
+pub fn exits_with(command: &mut Command, code: i32) -> String {
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(code), "{stderr}");
+    stderr
+}
+
 /// `redlock` against `url`, with no REDLOCK_* variables inherited from the caller, no proxy
 /// for the pings' endpoints on 127.0.0.1 (`HTTPS_PROXY`, ...), and the signals it handles at
 /// their defaults (see `with_default_signals`).
