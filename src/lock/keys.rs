@@ -143,15 +143,7 @@ pub fn lock_of(key: &str, prefix: &str) -> Option<(String, usize)> {
 
 /// Checks a lock name or key prefix: it becomes part of a key and of a hash tag.
 pub fn check_name(what: &str, name: &str) -> Result<()> {
-    if name.is_empty() {
-        bail!("{what} must not be empty");
-    }
-    if name.len() > MAX_NAME {
-        bail!(
-            "{what} is {} bytes long; the limit is {MAX_NAME}",
-            name.len()
-        );
-    }
+    check_length(what, name, MAX_NAME)?;
     if let Some(c) = name
         .chars()
         .find(|c| c.is_control() || *c == '{' || *c == '}')
@@ -161,20 +153,23 @@ pub fn check_name(what: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// That `text` (`what`, in the message) is not empty and at most `limit` bytes long.
+fn check_length(what: &str, text: &str, limit: usize) -> Result<()> {
+    if text.is_empty() {
+        bail!("{what} must not be empty");
+    }
+    if text.len() > limit {
+        bail!("{what} is {} bytes long; the limit is {limit}", text.len());
+    }
+    Ok(())
+}
+
 /// Longest `--key`: an application's key is its own, but it is also a label in messages.
 const MAX_KEY: usize = 512;
 
 /// Checks an application's key (`--key`): its companions `{KEY}:...` must hash to its slot.
 pub fn check_key(key: &str) -> Result<()> {
-    if key.is_empty() {
-        bail!("the key must not be empty");
-    }
-    if key.len() > MAX_KEY {
-        bail!(
-            "the key is {} bytes long; the limit is {MAX_KEY}",
-            key.len()
-        );
-    }
+    check_length("the key", key, MAX_KEY)?;
     if key.contains('}') {
         bail!(
             "the key {key:?} contains '}}': redlock's companion keys, named after {{KEY}}, would hash \
