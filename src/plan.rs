@@ -37,10 +37,8 @@ pub struct Plan {
     /// granted.
     pub request_timeout: Duration,
     pub on_unavailable: OnUnavailable,
-    /// The status of a busy run (`-E`), and of a run that found too few servers: none when it
-    /// runs its command without the lock.
+    /// The status of a busy run (`-E`).
     pub busy_exit: u8,
-    pub unavailable_exit: Option<u8>,
     /// How many runs the lock's history keeps: none with `--history 0`.
     pub history: Option<usize>,
     /// What the holder's record shows (`--label`), besides its command line.
@@ -52,6 +50,18 @@ pub struct Plan {
     pub metrics_dir: Option<PathBuf>,
     pub ping: Option<Ping>,
     pub command: Vec<OsString>,
+}
+
+impl Plan {
+    /// The status of a run that found too few servers: none when it runs its command without
+    /// the lock.
+    pub fn unavailable_exit(&self) -> Option<u8> {
+        match self.on_unavailable {
+            OnUnavailable::Fail => Some(exit::UNAVAILABLE),
+            OnUnavailable::Skip => Some(self.busy_exit),
+            OnUnavailable::Run => None,
+        }
+    }
 }
 
 /// `--ping`, `--ping-timeout`, `--ping-busy ok`.
@@ -104,11 +114,6 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
         replace: args.replace,
         on_unavailable: args.on_unavailable,
         busy_exit: args.conflict_exit_code,
-        unavailable_exit: match args.on_unavailable {
-            OnUnavailable::Fail => Some(exit::UNAVAILABLE),
-            OnUnavailable::Skip => Some(args.conflict_exit_code),
-            OnUnavailable::Run => None,
-        },
         history: (args.history > 0).then_some(args.history as usize),
         holder_label: args.label.clone(),
         time_limit: args.timeout,

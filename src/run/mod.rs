@@ -128,7 +128,7 @@ fn open(plan: &Plan, facts: &Facts) -> Result<(Lock, HolderInfo), Failure> {
         began: facts.began_at(),
         me: me.clone(),
         busy_exit: plan.busy_exit,
-        unavailable_exit: plan.unavailable_exit,
+        unavailable_exit: plan.unavailable_exit(),
     });
     Ok((lock, me))
 }
