@@ -262,10 +262,12 @@ impl Lock {
             _ if granted > 0 => scripts::Place::Prefer(place),
             _ => scripts::Place::Any,
         };
+        // For each place, who the busy servers name, and whether a majority names them.
+        let seen = (!busy.is_empty()).then(|| most_seen(busy, n));
         if granted > 0 || sorted.strays || !errors.is_empty() {
             // A minority (or a majority that came too late) is worthless and would block others;
             // a server that timed out may still execute our request once it wakes up.
-            let held = !busy.is_empty() && !split(busy, n);
+            let held = seen.as_ref().is_some_and(|seen| !split(seen));
             self.give_back(None, timeout, unavailable.as_deref(), !held);
         }
         if tally.too_few_answered() {
@@ -291,7 +293,7 @@ impl Lock {
             };
             return Err(sorted.not_taken(message.to_string()).into());
         }
-        if busy.is_empty() {
+        let Some(seen) = seen else {
             // The servers gave different places of a semaphore, none of them to a majority:
             // contenders took them in different orders, and are giving them back. Tried again
             // at once (after the split vote's pause), as their holders are unknown.
@@ -304,9 +306,13 @@ impl Lock {
                 split: true,
                 given_back: sorted.took,
             });
-        }
+        };
         self.seen_held = true;
-        Ok(busiest(sorted.busy, n, sorted.took))
+        Ok(Attempt::Busy {
+            split: split(&seen),
+            holders: seen.into_iter().map(|(holder, _)| holder).collect(),
+            given_back: sorted.took,
+        })
     }
 
     /// Gives back what an acquire got that is of no use (all of it, or every place but
@@ -416,18 +422,7 @@ fn most_seen(busy: &[Vec<Holder>], servers: usize) -> Vec<(Holder, bool)> {
         .collect()
 }
 
-/// Whether some place is held by no one on a majority of the servers.
-fn split(busy: &[Vec<Holder>], servers: usize) -> bool {
-    most_seen(busy, servers).iter().any(|(_, held)| !held)
-}
-
-/// The busy answer to report: for each place, the holder on the most servers; and whether
-/// anyone has a majority of each.
-fn busiest(busy: Vec<Vec<Holder>>, servers: usize, given_back: usize) -> Attempt {
-    let seen = most_seen(&busy, servers);
-    Attempt::Busy {
-        split: seen.iter().any(|(_, held)| !held),
-        holders: seen.into_iter().map(|(holder, _)| holder).collect(),
-        given_back,
-    }
+/// Whether some place is held by no one on a majority of the servers (of `most_seen`).
+fn split(seen: &[(Holder, bool)]) -> bool {
+    seen.iter().any(|(_, held)| !held)
 }
