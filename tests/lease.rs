@@ -384,38 +384,43 @@ fn leftovers_die_with_redlock_during_their_grace() {
     wait_until("the leftover dies with redlock", || is_dead(leftover));
 }
 
-/// A script goes in full the first time it goes on a connection: a server that never ran it
-/// (new, or restarted) would answer NOSCRIPT to its hash, and each such answer costs a round
-/// trip more (issue 15: the first extension, and raising disagreeing fences, paid it).
+/// How many times a server answered NOSCRIPT (INFO errorstats).
+fn noscript_answers(server: &RedisServer) -> usize {
+    let errors: String = server.cmd(&["INFO", "errorstats"]);
+    errors
+        .lines()
+        .find_map(|line| line.strip_prefix("errorstat_NOSCRIPT:count="))
+        .map_or(0, |count| count.trim().parse().unwrap())
+}
+
+/// A script goes by its hash, and in full to a server that does not know it (new, restarted,
+/// or flushed: NOSCRIPT), once: every script of the run runs (its fences raised, extended,
+/// released), and a second run sends none in full.
 #[test]
-fn no_request_is_answered_noscript() {
+fn a_server_that_does_not_know_a_script_is_sent_it_in_full_once() {
     let servers = start_servers(3);
     // Three fences that disagree: the run raises them (fence.lua) before its command starts.
     for (server, fence) in servers.iter().zip(["1", "5", "9"]) {
         let _: () = server.cmd(&["SET", &keys("trips").fence, fence]);
     }
-    let stdout = succeeded(
-        redlock(&urls(&servers))
-            .args([
-                "run",
-                "-n",
-                "trips",
-                "--ttl",
-                "1s",
-                "--heartbeat",
-                "100ms",
-                "--",
-            ])
-            .args(["sh", "-c", "echo $REDLOCK_FENCE; sleep 0.5"]),
-    );
-    let fence = String::from_utf8(stdout).unwrap().trim().to_string();
-    for server in &servers {
-        let errors: String = server.cmd(&["INFO", "errorstats"]);
-        assert!(!errors.contains("NOSCRIPT"), "{errors}");
-        // It did extend, and raise the fences: by hash or in full, the scripts ran.
-        let stats: String = server.cmd(&["INFO", "commandstats"]);
-        assert!(stats.contains("cmdstat_eval"), "{stats}");
-    }
+    let run = || {
+        let stdout = succeeded(
+            redlock(&urls(&servers))
+                .args([
+                    "run",
+                    "-n",
+                    "trips",
+                    "--ttl",
+                    "1s",
+                    "--heartbeat",
+                    "100ms",
+                    "--",
+                ])
+                .args(["sh", "-c", "echo $REDLOCK_FENCE; sleep 0.5"]),
+        );
+        String::from_utf8(stdout).unwrap().trim().to_string()
+    };
+    let fence = run();
     // The command's fence (the largest of the majority that granted the lock first) was
     // raised on a majority before the command started.
     let raised = servers
@@ -423,4 +428,38 @@ fn no_request_is_answered_noscript() {
         .filter(|s| s.cmd::<String>(&["GET", &keys("trips").fence]) == fence)
         .count();
     assert!(raised >= 2, "the fence was raised on {raised} servers");
+    for server in &servers {
+        // Acquire, raise the fence, extend, release: each once at most, and then in full.
+        let noscript = noscript_answers(server);
+        assert!(noscript <= 4, "{noscript} NOSCRIPT answers");
+        let stats: String = server.cmd(&["INFO", "commandstats"]);
+        assert!(stats.contains("cmdstat_eval:"), "{stats}");
+    }
+    // One server, whose every answer the run waits for: after a first run, the scripts go by
+    // hash alone; after SCRIPT FLUSH, in full again.
+    let server = &servers[0];
+    let _: () = server.cmd(&["SCRIPT", "FLUSH"]);
+    let once = |expected_noscript: bool| {
+        let before = noscript_answers(server);
+        succeeded(redlock(&server.url()).args(["run", "-n", "one", "--", "true"]));
+        assert_eq!(noscript_answers(server) > before, expected_noscript);
+        assert_eq!(server.cmd::<i64>(&["EXISTS", &keys("one").lock]), 0);
+    };
+    once(true);
+    let stats = || server.cmd::<String>(&["INFO", "commandstats"]);
+    let evalsha_calls = |stats: String| {
+        let line = stats.lines().find(|l| l.starts_with("cmdstat_evalsha:"));
+        line.map_or(0, |l| {
+            l.split(['=', ',']).nth(1).unwrap().parse::<u64>().unwrap()
+        })
+    };
+    let before = evalsha_calls(stats());
+    once(false);
+    assert_eq!(
+        evalsha_calls(stats()),
+        before + 2,
+        "acquire and release by hash"
+    );
+    let _: () = server.cmd(&["SCRIPT", "FLUSH"]);
+    once(true);
 }

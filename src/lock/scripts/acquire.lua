@@ -31,15 +31,18 @@ local function keep_limit()
   end
 end
 
+-- Each place's token (false: free), read once.
+local held = {}
 for place = 0, places - 1 do
-  local wrong = not_a_lock(lock(place))
+  local token, wrong = read_lock(lock(place))
   if wrong then
     return wrong
   end
+  held[place] = token
 end
 local stored = redis.call('GET', KEYS[3])
 for place = 0, places - 1 do
-  if redis.call('GET', lock(place)) == ARGV[1] then
+  if held[place] == ARGV[1] then
     -- A retry reached a server that had already executed our SET: keep it, but count it as a
     -- new grant, so that the fence of this attempt exceeds any given since on this server.
     redis.call('ZREM', KEYS[2], ARGV[1])
@@ -54,19 +57,19 @@ end
 if stored and tonumber(stored) ~= places then
   return {2, stored}
 end
-if not stored and places > 1 and redis.call('EXISTS', lock(0)) == 1 then
+if not stored and places > 1 and held[0] then
   -- Held as a plain lock.
   return {2, 1}
 end
 
 local free = {}
 for p = 0, places - 1 do
-  if redis.call('EXISTS', lock(p)) == 0 then
+  if not held[p] then
     free[#free + 1] = p
   end
 end
 local place = tonumber(ARGV[10])
-if place and (place >= places or redis.call('EXISTS', lock(place)) == 1) then
+if place and (place >= places or held[place]) then
   place = nil
 end
 if not place and ARGV[11] ~= '1' then
@@ -81,7 +84,7 @@ if not place then
   record(KEYS[4], ARGV[12], ARGV[13])
   local reply = {0}
   for p = 0, places - 1 do
-    local current = redis.call('GET', lock(p))
+    local current = held[p]
     local h = redis.call('HMGET', details(p), 'token', 'start', 'host', 'pid', 'user', 'cmd',
       'ended', 'fence', 'limit')
     if h[1] ~= current then
@@ -98,23 +101,30 @@ if not place then
 end
 -- The steps that can fail (on a key of another type, or refused by an ACL) come before the
 -- lock is written: a script that fails half-way keeps what it wrote.
-redis.call('ZREM', KEYS[2], ARGV[1])
+-- The queue is counted first: a run that takes a free lock with nobody waiting (the common
+-- case) has nothing to leave.
+local waiting = redis.call('ZCARD', KEYS[2])
+if waiting > 0 then
+  waiting = waiting - redis.call('ZREM', KEYS[2], ARGV[1])
+end
 -- A holder that is still alive (its key was deleted behind its back, or its server lost it)
 -- learns at once that it has been taken over, and stops its command (it checks its key once
 -- this script has run). The waiters learn that the queue moved.
 notify(control(place), 'taken ' .. ARGV[1])
-if redis.call('ZCARD', KEYS[2]) > 0 then
+if waiting > 0 then
   notify(ARGV[14], 'took ' .. ARGV[1])
 end
 local fence = redis.call('INCR', KEYS[1])
 redis.call('SET', lock(place), ARGV[1], 'PX', ARGV[2])
 redis.call('DEL', details(place))
-redis.call('HSET', details(place), 'token', ARGV[1], 'fence', fence, 'start', now_ms,
-  'host', ARGV[3], 'pid', ARGV[4], 'user', ARGV[5], 'cmd', ARGV[6], 'kill_after', ARGV[8])
+local fields = {'token', ARGV[1], 'fence', fence, 'start', now_ms, 'host', ARGV[3], 'pid',
+  ARGV[4], 'user', ARGV[5], 'cmd', ARGV[6], 'kill_after', ARGV[8]}
 if ARGV[9] ~= '' then
   -- The command starts a moment after this: its --timeout ends about then.
-  redis.call('HSET', details(place), 'limit', now_ms + tonumber(ARGV[9]))
+  fields[#fields + 1] = 'limit'
+  fields[#fields + 1] = now_ms + tonumber(ARGV[9])
 end
+redis.call('HSET', details(place), unpack(fields))
 redis.call('PEXPIRE', details(place), ARGV[2])
 keep_limit()
 return {1, fence, place, free}

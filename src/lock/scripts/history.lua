@@ -10,11 +10,6 @@ local function record(history, entry, cap, held)
   if entry == '' then
     return
   end
-  -- A key of another type there is not ours to replace, and must not fail the run.
-  local kind = redis.call('TYPE', history).ok
-  if kind ~= 'none' and kind ~= 'list' then
-    return
-  end
   local now = redis.call('TIME')
   local added = ',"end_ms":' .. now[1] .. string.format('%03d', math.floor(now[2] / 1000))
   -- A fact, not a verdict: whether the run lost its lock is decided in Rust, by the majority
@@ -22,7 +17,18 @@ local function record(history, entry, cap, held)
   if held ~= nil then
     added = added .. ',"held":' .. tostring(held)
   end
-  redis.call('LPUSH', history, string.sub(entry, 1, -2) .. added .. '}')
-  redis.call('LTRIM', history, 0, tonumber(cap) - 1)
+  entry = string.sub(entry, 1, -2) .. added .. '}'
+  -- A key of another type there is not ours to replace, and must not fail the run: LPUSH
+  -- tells (WRONGTYPE). Anything else (an ACL) is raised by a second LPUSH, where it happens.
+  local length = redis.pcall('LPUSH', history, entry)
+  if type(length) == 'table' then
+    if string.find(length.err, 'WRONGTYPE', 1, true) then
+      return
+    end
+    length = redis.call('LPUSH', history, entry)
+  end
+  if length > tonumber(cap) then
+    redis.call('LTRIM', history, 0, tonumber(cap) - 1)
+  end
 end
 

@@ -8,3 +8,14 @@ local function not_a_lock(key)
     return redis.error_reply('WRONGTYPE ' .. key .. ' is a ' .. kind .. ', not a lock')
   end
 end
+
+-- `read_lock`: a lock's token, or false when it is free; nil and the error reply when its key
+-- is of another type. The GET that reads it tells (WRONGTYPE), and TYPE is asked only then, to
+-- name it: a free lock costs one call, not two.
+local function read_lock(key)
+  local token = redis.pcall('GET', key)
+  if type(token) == 'table' and token.err then
+    return nil, not_a_lock(key) or redis.error_reply(token.err)
+  end
+  return token
+end

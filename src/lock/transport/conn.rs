@@ -68,8 +68,10 @@ pub(super) struct Conn {
     pub(super) stream: Option<Stream>,
     /// Still connecting (TCP): writable means connected (or failed).
     pub(super) connecting: bool,
-    /// The scripts (their SHA1s) sent in full on this connection: the server has them.
-    pub(super) known: Vec<Arc<str>>,
+    /// Whether scripts go by hash: until the server answers NOSCRIPT (new, restarted or
+    /// flushed), after which every script goes in full on this connection, a release too,
+    /// whose answer may not be waited for (see `Conn::send`).
+    pub(super) by_hash: bool,
     pub(super) out: Vec<u8>,
     pub(super) input: Vec<u8>,
     pub(super) expect: VecDeque<Expect>,
@@ -103,7 +105,7 @@ impl Conn {
             tls: None,
             stream: None,
             connecting: false,
-            known: Vec::new(),
+            by_hash: true,
             out: Vec::new(),
             input: Vec::new(),
             expect: VecDeque::new(),
@@ -243,7 +245,6 @@ impl Conn {
         self.named_primary = None;
         self.stream = None;
         self.connecting = false;
-        self.known.clear();
         self.out.clear();
         self.input.clear();
         self.expect.clear();

@@ -60,16 +60,20 @@ impl Conn {
         self.current = None;
     }
 
-    /// Queues `request` and writes what can be written now; a script goes by hash if
-    /// `by_hash`, except as the first request on a connection: a server may have restarted
-    /// and forgotten the scripts, and its NOSCRIPT answer could come after the caller stopped
-    /// waiting for it, leaving it without the lock the others granted until the connection is
-    /// used again. A connection that owes `MAX_OWED` replies (a server frozen for long, while
-    /// extensions kept coming) is opened again first, dropping what it had not sent yet.
+    /// Queues `request` and writes what can be written now. A script goes by hash (EVALSHA),
+    /// and in full when the server answers that it does not know it (NOSCRIPT: new, restarted,
+    /// or flushed), which then keeps it for every client. An answer that comes after the
+    /// caller stopped waiting is followed when the connection is next used (`settle`): until
+    /// then that server lacks what the majority granted, as a slow one would. After a NOSCRIPT
+    /// every script goes in full on the connection: the server will not know the others
+    /// either, and a release is not always waited for. `resendable`:
+    /// an acquire or an extension, which may be sent twice (see `moves.rs`). A connection
+    /// that owes `MAX_OWED` replies (a server frozen for long, while extensions kept coming)
+    /// is opened again first, dropping what it had not sent yet.
     pub(super) fn send(
         &mut self,
         request: &Request,
-        by_hash: bool,
+        resendable: bool,
         deadline: Instant,
     ) -> Result<()> {
         if self.expect.len() >= MAX_OWED {
@@ -82,24 +86,16 @@ impl Conn {
             self.close();
             return Err(e);
         }
-        // Asked to go by hash: an acquire or an extension, which may be sent twice.
-        let resendable = by_hash;
         let (by_hash, in_full, resend) = match &request.body {
             Body::Script {
-                hash,
-                by_hash: hashed,
-                in_full,
-                ..
-            } => {
-                // By hash only once this connection sent it in full: a server that has not run
-                // it (new, or restarted) would answer NOSCRIPT, and cost a round trip more.
-                let by_hash = by_hash && self.known.contains(hash);
-                if !by_hash {
-                    self.known.push(hash.clone());
-                }
-                self.out
-                    .extend_from_slice(if by_hash { hashed } else { in_full });
-                (by_hash, by_hash.then(|| in_full.clone()), in_full.clone())
+                by_hash, in_full, ..
+            } if self.by_hash => {
+                self.out.extend_from_slice(by_hash);
+                (true, Some(in_full.clone()), in_full.clone())
+            }
+            Body::Script { in_full, .. } => {
+                self.out.extend_from_slice(in_full);
+                (false, None, in_full.clone())
             }
             Body::Command(packed) => {
                 self.out.extend_from_slice(packed);
@@ -180,6 +176,7 @@ impl Conn {
                 if Class::of(&text) == Class::NoScript
                     && self.current.as_ref().is_some_and(|c| c.in_full.is_some()) =>
             {
+                self.by_hash = false;
                 let in_full = self.current.as_mut().and_then(|c| c.in_full.take());
                 self.out.extend_from_slice(&in_full.expect("checked"));
                 self.expect.push_back(Expect::Request { by_hash: false });

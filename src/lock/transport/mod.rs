@@ -172,8 +172,7 @@ impl Pool {
                 // the server is still doing.
                 conn.abandon();
             }
-            // A release is sent in full: it is not always waited for (below), so it must not
-            // need a second try when the server does not know the script yet (NOSCRIPT).
+            // Acquire and extend may be sent again (`Conn::send`).
             match conn.send(request, wait == Wait::Never, deadline) {
                 Ok(()) => owed[i] = true,
                 Err(e) => *answer = Some(Err(e)),

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use redis::{ToRedisArgs, Value};
 
-/// A Lua script, without its comment lines: they are for people, and a script often goes in
-/// full (the first time it goes on each connection).
+/// A Lua script, without its comment lines: they are for people, and a script goes in full
+/// to a server that does not know it yet.
 pub struct Script {
     hash: Arc<str>,
     code: Arc<str>,
@@ -40,7 +40,6 @@ impl Script {
         };
         Request {
             body: Body::Script {
-                hash: self.hash.clone(),
                 by_hash: packed("EVALSHA", &self.hash),
                 in_full: packed("EVAL", &self.code),
                 code: self.code.clone(),
@@ -57,8 +56,6 @@ pub struct Request {
 
 pub(super) enum Body {
     Script {
-        /// The script's SHA1: a connection that sent it in full sends it by hash after that.
-        hash: Arc<str>,
         by_hash: Arc<[u8]>,
         in_full: Arc<[u8]>,
         /// Its text as sent, whose lines a refusal names (`errors::describe_refusal`).
