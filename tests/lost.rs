@@ -49,10 +49,10 @@ pub fn marking_waiter(url: &str, name: &str, log: &Path, id: &str) -> Child {
 }
 
 /// Waits until the holder of `name`, alone on a new `server`, listens on its control channel
-/// and has checked its lock once it does: its acquire and that extension, each an EVAL (a
-/// script goes in full the first time on a connection). A break or a takeover after this is
-/// heard as such, not found by that check. (It counted 3 while the check's EVALSHA met
-/// NOSCRIPT first; with 2 it waited for the first heartbeat, 20 s in, racing its patience.)
+/// and has checked its lock once it does: its acquire and that extension, the scripts that ran
+/// (`script_calls`: not a hash the new server did not know). A break or a takeover after this
+/// is heard as such, not found by that check. (Counting a NOSCRIPT too, it waited for the
+/// first heartbeat, 20 s in, racing its patience.)
 fn wait_until_checked(server: &RedisServer, name: &str) {
     wait_for_holder(server, name);
     wait_until("the holder has checked its lock", || {

@@ -3,9 +3,9 @@
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, RedisServer, code, contend, expiring_keys, is_dead, keys, listeners, redlock,
-    scripts_in_a_second, start_servers, takes_over_on_release, urls, wait_for_subscriber,
-    wait_until, waiter,
+    Holder, RedisServer, code, contend, expiring_keys, is_dead, keys, redlock, scripts_in_a_second,
+    start_servers, takes_over_on_release, urls, wait_for_subscriber, wait_until, waiter,
+    waiters_listening,
 };
 
 fn lock_value(server: &RedisServer, name: &str) -> Option<String> {
@@ -591,7 +591,7 @@ fn a_waiter_does_not_spin_on_its_own_give_backs() {
     wait_until("the waiter subscribes", || {
         servers
             .iter()
-            .all(|s| listeners(&mut s.connection(), &keys("spin").channel) == 1)
+            .all(|s| waiters_listening(&mut s.connection(), "spin") == 1)
     });
     let scripts = scripts_in_a_second(&servers);
     // Nothing to try for until the holder's lease ends (30 s) or it releases. Allowed: a try

@@ -4,8 +4,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Holder, RedisServer, code, contend, expiring_keys, keys, listeners, redlock, script_calls,
-    takes_over_on_release, wait_for_subscriber, wait_until, waiter,
+    Holder, RedisServer, code, contend, expiring_keys, keys, redlock, script_calls,
+    takes_over_on_release, wait_for_subscriber, wait_until, waiter, waiters_listening,
 };
 
 #[test]
@@ -80,9 +80,8 @@ fn an_idle_waiter_sends_no_commands() {
         .spawn()
         .unwrap();
     wait_for_subscriber(&server, "idle");
-    // The holder's acquire, its check once it listens on its control channel (each an EVAL:
-    // a script goes in full the first time on a connection), the waiter's first try (in
-    // full), and its try once subscribed (by hash).
+    // The holder's acquire, its check once it listens on its control channel, the waiter's
+    // first try, and its try once subscribed.
     wait_until("the waiter has tried twice", || script_calls(&server) == 4);
     // The observation window: any polling at all would show up within 2 s.
     std::thread::sleep(Duration::from_secs(2));
@@ -104,7 +103,7 @@ fn a_waiter_on_a_protected_database_takes_over_on_release() {
         .get_connection()
         .unwrap();
     wait_until("the waiter subscribes", || {
-        listeners(&mut admin, &keys("pw").channel) == 1
+        waiters_listening(&mut admin, "pw") == 1
     });
     takes_over_on_release(&mut holder, waiter, dir.path());
 }
@@ -128,51 +127,87 @@ fn queued_waiter(
     });
     let mut connection = server.connection();
     wait_until("the waiter is subscribed", || {
-        listeners(&mut connection, &keys("q").channel) == queued as i64
+        waiters_listening(&mut connection, "q") == queued
     });
     waiter
 }
 
-/// Waiters queue in the order they came, and a release notice names the first of them, which
-/// takes over at once while the others let it go first.
+/// A listener of our own on `channels`, sharded where the server has it (Redis 7+).
+fn spy_on(server: &RedisServer, channels: &[String]) -> redis::Connection {
+    let mut spy = server.connection();
+    for channel in channels {
+        if redis::cmd("SSUBSCRIBE")
+            .arg(channel)
+            .exec(&mut spy)
+            .is_err()
+        {
+            redis::cmd("SUBSCRIBE").arg(channel).exec(&mut spy).unwrap();
+        }
+    }
+    spy
+}
+
+/// The next (channel, payload) the spy heard.
+fn heard(spy: &mut redis::Connection) -> (String, String) {
+    let message: Vec<String> = redis::from_redis_value(spy.recv_response().unwrap()).unwrap();
+    assert!(
+        message[0] == "smessage" || message[0] == "message",
+        "{message:?}"
+    );
+    (message[1].clone(), message[2].clone())
+}
+
+/// Waiters queue in the order they came. A release wakes the first of them on its own channel,
+/// and no other: the next is told whom the lock went to (it tries itself should that one not
+/// take it), and the others hear nothing. Before, every release and every take-over was
+/// published to every waiter.
 #[test]
-fn a_release_names_the_first_waiter() {
+fn a_release_wakes_the_first_waiter_and_tells_the_next_no_other() {
     let server = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let mut holder = Holder::start(&server.url(), &["-n", "q", "--ttl", "60s"]);
-    let mut first = queued_waiter(&server, dir.path(), "first", 1);
-    let mut second = queued_waiter(&server, dir.path(), "second", 2);
+    let mut waiters: Vec<_> = (0..4)
+        .map(|i| queued_waiter(&server, dir.path(), &format!("w{i}"), i + 1))
+        .collect();
+    // Each waiter's entry in the queue is the channel it listens on.
     let queue: Vec<String> = server.cmd(&["ZRANGE", &keys("q").waiters, "0", "-1"]);
     // The queue outlives a waiter that is killed by an hour at most.
     let ttl: i64 = server.cmd(&["PTTL", &keys("q").waiters]);
     assert!(ttl > 0 && ttl <= 3_600_000, "{ttl}");
-    // The release is published with sharded pub/sub where the server has it (Redis 7+).
-    let mut listener = server.connection();
-    let channel = &keys("q").channel;
-    let sharded = redis::cmd("SSUBSCRIBE")
-        .arg(channel)
-        .exec(&mut listener)
-        .is_ok();
-    if !sharded {
-        redis::cmd("SUBSCRIBE")
-            .arg(channel)
-            .exec(&mut listener)
-            .unwrap();
-    }
+    let mut spy = spy_on(&server, &queue);
+    let mut shared = spy_on(&server, &[keys("q").channel]);
     assert!(holder.finish().0.success());
-    let message: Vec<String> = redis::from_redis_value(listener.recv_response().unwrap()).unwrap();
-    assert_eq!(message[0], if sharded { "smessage" } else { "message" });
-    let named = message[2].clone();
-    assert_eq!(named, queue[0]);
-    assert!(first.wait().unwrap().success());
-    assert!(second.wait().unwrap().success());
+    for waiter in &mut waiters {
+        assert!(waiter.wait().unwrap().success());
+    }
     let token = |label: &str| {
         std::fs::read_to_string(dir.path().join(format!("{label}.token")))
             .unwrap()
             .trim()
             .to_string()
     };
-    assert_eq!(queue, [token("first"), token("second")]);
+    let came: Vec<String> = (0..4)
+        .map(|i| keys("q").wake(&token(&format!("w{i}"))))
+        .collect();
+    assert_eq!(queue, came, "queued in the order they came");
+    // Each release: the first is woken (no payload), the next told whom it went to.
+    let mut expected = Vec::new();
+    for (i, first) in queue.iter().enumerate() {
+        expected.push((first.clone(), String::new()));
+        if let Some(next) = queue.get(i + 1) {
+            expected.push((next.clone(), first.clone()));
+        }
+    }
+    let got: Vec<_> = expected.iter().map(|_| heard(&mut spy)).collect();
+    assert_eq!(got, expected);
+    // Nothing more, and nothing on the shared channel.
+    spy.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(spy.recv_response().is_err(), "a notice more");
+    shared
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(shared.recv_response().is_err(), "a notice to every waiter");
     // Each left the queue with the lock: nothing is left behind.
     assert!(expiring_keys(&server).is_empty());
 }
@@ -216,7 +251,7 @@ fn commands_per_run(n: usize) -> f64 {
         .collect();
     let mut connection = server.connection();
     wait_until("every waiter is queued and subscribed", || {
-        listeners(&mut connection, &keys("herd").channel) == n as i64
+        waiters_listening(&mut connection, "herd") == n
             && server.cmd::<i64>(&["ZCARD", &keys("herd").waiters]) == n as i64
     });
     let before = script_calls(&server);

@@ -32,7 +32,7 @@ pub struct Keys {
     pub control: String,
     /// `PREFIX:{NAME}:fence`: the fencing counter, persistent and only ever incremented.
     pub fence: String,
-    /// `PREFIX:{NAME}:released`: the channel a release is published on.
+    /// `PREFIX:{NAME}:released`: what the channels of the waiters are named after (`wake`).
     pub channel: String,
     /// `PREFIX:{NAME}:waiters`: a sorted set of the waiters' tokens, in the order they came.
     pub waiters: String,
@@ -96,6 +96,12 @@ impl Keys {
     /// Places 0 to `limit` - 1.
     pub fn slots(&self, limit: usize) -> Vec<Keys> {
         (0..limit).map(|slot| self.slot(slot)).collect()
+    }
+
+    /// The channel the waiter holding `token` listens on: a release (or a break) wakes the
+    /// first waiter of the queue on its own (notify.lua's `wake`, which names it the same way).
+    pub fn wake(&self, token: &str) -> String {
+        format!("{}:{token}", self.channel)
     }
 
     /// The channel on which a server of database `db` tells of the changes to the lock's key
@@ -224,6 +230,7 @@ mod tests {
         assert_eq!(keys.holder, "redlock:{backup}:holder");
         assert_eq!(keys.fence, "redlock:{backup}:fence");
         assert_eq!(keys.channel, "redlock:{backup}:released");
+        assert_eq!(keys.wake("t1"), "redlock:{backup}:released:t1");
         assert_eq!(keys.waiters, "redlock:{backup}:waiters");
         assert_eq!(keys.control, "redlock:{backup}:control");
         assert_eq!(keys.limit, "redlock:{backup}:limit");

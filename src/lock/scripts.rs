@@ -134,7 +134,7 @@ pub fn acquire(
         &only,
         &entry,
         &cap,
-        &shared.channel,
+        &shared.wake(token),
     ]);
     argv.extend(
         places
@@ -187,7 +187,7 @@ pub fn leave(keys: &Keys, token: &str, gave_up: Recorded) -> Request {
     let (entry, cap) = recorded(gave_up);
     LEAVE.call(
         &[&keys.waiters, &keys.history],
-        &args(&[&token, &entry, &cap]),
+        &args(&[&keys.wake(token), &entry, &cap]),
         no_lease,
     )
 }
@@ -210,11 +210,7 @@ pub fn release(
         &args(&[
             &token,
             &millis(keep),
-            &(if tell_waiters {
-                shared.channel.as_str()
-            } else {
-                ""
-            }),
+            &(if tell_waiters { "1" } else { "" }),
             &except.map_or(String::new(), |place| place.to_string()),
             &entry,
             &cap,
@@ -260,8 +256,8 @@ pub fn view(keys: &Keys) -> Request {
 /// Deletes the lock (only if it holds `token`, when given) and notifies waiters.
 pub fn break_lock(keys: &Keys, token: Option<&str>) -> Request {
     BREAK.call(
-        &[&keys.lock, &keys.holder],
-        &args(&[&keys.channel, &token.unwrap_or(""), &keys.control]),
+        &[&keys.lock, &keys.holder, &keys.waiters],
+        &args(&[&token.unwrap_or(""), &keys.control]),
         no_lease,
     )
 }
@@ -281,8 +277,8 @@ pub enum Ask<'a> {
 /// and release the lock, on its control channel.
 pub fn ask_to_stop(keys: &Keys, token: Option<&str>, ask: Ask) -> Request {
     let (verb, by) = match ask {
-        Ask::Stop => ("stop", ""),
-        Ask::Replace { by } => ("replace", by),
+        Ask::Stop => ("stop", String::new()),
+        Ask::Replace { by } => ("replace", keys.wake(by)),
     };
     ASK.call(
         &[&keys.lock, &keys.holder, &keys.waiters],

@@ -1,5 +1,5 @@
-//! What a waiter hears while it waits for the lock, and what it makes of it: the release
-//! notices (which name the waiter to go first, or say that one took the lock), a confirmed
+//! What a waiter hears while it waits for the lock, and what it makes of it: the notices on its
+//! own channel (its turn, or that the lock went to the waiter before it), a confirmed
 //! subscription, and with `--key` the key's keyspace events, which tell of a lock library's
 //! release where the servers send them (else the waiter retries every `KEY_POLL`).
 
@@ -83,23 +83,19 @@ pub(super) fn keyspace_heard(
     heard
 }
 
-/// When a release notice says to try again.
+/// When a notice on the waiter's channel (`Keys::wake`) says to try again.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Turn {
-    /// It names this waiter, or none (a subscription confirmed, a broken lock).
+    /// Woken (a release's notice names none), or a subscription confirmed.
     Now,
-    /// It names another, earlier waiter: try once no notice has come for `OTHERS_FIRST`, in
-    /// case that one cannot take the lock (stopped, or gone).
+    /// Next in the queue: the lock went to the waiter the notice names. Try once no notice
+    /// has come for `STANDBY`, in case that one cannot take it (stopped).
     Soon,
-    /// A waiter took the lock (`took TOKEN`, from acquire.lua): the queue moved, and the next
-    /// release will name the next one.
-    Moved,
 }
 
-/// What the notices that come in mean to this waiter: its token, and which of the key's
-/// keyspace events (`--key`) to heed.
-pub(super) struct Heed<'a> {
-    me: &'a str,
+/// What the notices that come in mean to this waiter: which of the key's keyspace events
+/// (`--key`) to heed.
+pub(super) struct Heed {
     /// Whether a key deleted or expired is a release to act on: only while another client
     /// (no redlock: a lock library) holds it, as a redlock holder publishes its release.
     pub(super) key_events: bool,
@@ -107,8 +103,8 @@ pub(super) struct Heed<'a> {
     own_deletions: usize,
 }
 
-impl<'a> Heed<'a> {
-    pub(super) fn after(attempt: &Result<Attempt, anyhow::Error>, me: &'a str) -> Heed<'a> {
+impl Heed {
+    pub(super) fn after(attempt: &Result<Attempt, anyhow::Error>) -> Heed {
         let (key_events, own_deletions) = match attempt {
             Ok(Attempt::Busy {
                 holders,
@@ -123,7 +119,6 @@ impl<'a> Heed<'a> {
             _ => (false, 0),
         };
         Heed {
-            me,
             key_events,
             own_deletions,
         }
@@ -141,15 +136,16 @@ impl<'a> Heed<'a> {
             }
             return Some(Turn::Now);
         }
-        Some(turn(named, self.me))
+        Some(turn(named))
     }
 }
 
-fn turn(named: Option<String>, me: &str) -> Turn {
+/// A notice on the waiter's channel names the waiter the lock went to (this one is next), or
+/// none: this one's turn.
+fn turn(named: Option<String>) -> Turn {
     match named {
-        Some(notice) if notice.starts_with("took ") => Turn::Moved,
-        Some(token) if token != me => Turn::Soon,
-        _ => Turn::Now,
+        Some(_) => Turn::Soon,
+        None => Turn::Now,
     }
 }
 
@@ -200,9 +196,7 @@ mod tests {
 
     #[test]
     fn a_notice_for_another_waiter_lets_it_go_first() {
-        assert_eq!(turn(Some("me".into()), "me"), Turn::Now);
-        assert_eq!(turn(None, "me"), Turn::Now);
-        assert_eq!(turn(Some("other".into()), "me"), Turn::Soon);
-        assert_eq!(turn(Some("took other".into()), "me"), Turn::Moved);
+        assert_eq!(turn(None), Turn::Now);
+        assert_eq!(turn(Some("redlock:{q}:released:other".into())), Turn::Soon);
     }
 }

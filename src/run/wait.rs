@@ -1,6 +1,7 @@
-//! Taking the lock, waiting for it if asked: no blind polling. A waiter subscribes to the lock's
-//! release channel on every server, tries, and when busy sleeps until a release notice or until
-//! the holder's lease would run out (plus jitter), whichever comes first.
+//! Taking the lock, waiting for it if asked: no blind polling. A waiter joins the queue,
+//! subscribes to a channel of its own on every server (`Keys::wake`), and when busy sleeps until
+//! a release wakes it (the first of the queue, and no other: notify.lua's `wake`), or until the
+//! holder's lease would run out (plus jitter), whichever comes first.
 
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
@@ -25,9 +26,11 @@ use crate::say::{self, ms, say};
 
 /// Longest random pause before retrying after a split vote.
 const SPLIT_RETRY: Duration = Duration::from_millis(50);
-/// How long waiters let the one a release notice names try first: a moment, should it be
-/// unable to (stopped, or gone); it normally has the lock well within a millisecond.
-const OTHERS_FIRST: Duration = Duration::from_millis(20);
+/// How long the next waiter lets the one a release woke take the lock before it tries itself,
+/// should that one be unable to (stopped): it normally has the lock within a millisecond, and a
+/// try that finds it taken costs a request. A moment to people, long to a short command: the
+/// next release (which wakes this one) usually comes first.
+const STANDBY: Duration = Duration::from_millis(200);
 /// How often a holder asked to let go for `--replace` is asked again, until it answers.
 const REPLACE_POLL: Duration = Duration::from_millis(100);
 /// Retry interval when the holder's key has no expiry, which redlock itself never leaves.
@@ -106,8 +109,7 @@ fn take(
     let mut waiting = Waiting::new(policy);
     loop {
         let attempt = lock.try_acquire(me, policy.queues(), policy.timeout, in_flight);
-        let me_token = lock.token.clone();
-        let mut heed = Heed::after(&attempt, &me_token);
+        let mut heed = Heed::after(&attempt);
         let (signal, notice) = drain(events, &mut heed);
         // A signal that came in during the request ends the run as it would have ended a wait;
         // a lease granted meanwhile is given back before any command started.
@@ -320,21 +322,14 @@ impl<'a> Waiting<'a> {
         heed: &mut Heed,
     ) -> Result<(), Failure> {
         let mut notice = match notice {
-            None | Some(Turn::Moved) => sleep_until(retry_at, events, heed)?,
+            None => sleep_until(retry_at, events, heed)?,
             turn => turn,
         };
-        // While notices name others, the queue moves and our turn comes. A waiter named that
-        // took the lock says so (`Moved`): sleep on until the next release, as a named waiter
-        // is being served. A pause without it means the one named could not take the lock.
-        loop {
-            notice = match notice {
-                Some(Turn::Soon) => {
-                    let until = (Moment::now() + OTHERS_FIRST).min(self.deadline);
-                    sleep_until(until, events, heed)?
-                }
-                Some(Turn::Moved) => sleep_until(retry_at, events, heed)?,
-                _ => break,
-            };
+        // Next in the queue: the one woken has `STANDBY` to take the lock, or the release
+        // that follows wakes this one.
+        while notice == Some(Turn::Soon) {
+            let until = (Moment::now() + STANDBY).min(self.deadline);
+            notice = sleep_until(until, events, heed)?;
         }
         if split {
             // Contenders split the votes and are giving their minorities back (the notices
@@ -375,7 +370,7 @@ fn listen(
         (lock.keys.app_key).then(|| servers.iter().map(|s| lock.keys.keyspace(s.db)).collect());
     events.listen(Notices::subscribe_with(
         &servers,
-        &lock.keys.channel,
+        &lock.keys.wake(&lock.token),
         keyspace,
     ));
 }

@@ -41,9 +41,26 @@ pub fn read_pid(path: &Path) -> i32 {
         .unwrap()
 }
 
-/// Waits until a waiter is subscribed to the release channel of lock `name`.
+/// Waits until a waiter of lock `name` listens on its channel (`Keys::wake`).
 pub fn wait_for_subscriber(server: &RedisServer, name: &str) {
-    wait_for_listener(server, &keys(name).channel, "a waiter subscribes");
+    let mut connection = server.connection();
+    wait_until("a waiter subscribes", || {
+        waiters_listening(&mut connection, name) == 1
+    });
+}
+
+/// How many waiters of lock `name` listen on their channels (`Keys::wake`: the release
+/// channel, ':' and the waiter's token), sharded or not.
+pub fn waiters_listening(connection: &mut redis::Connection, name: &str) -> usize {
+    let pattern = format!("{}:*", keys(name).channel);
+    let mut count = |kind: &str| {
+        let channels: redis::RedisResult<Vec<String>> = redis::cmd("PUBSUB")
+            .arg(kind)
+            .arg(&pattern)
+            .query(connection);
+        channels.map_or(0, |c| c.len())
+    };
+    count("CHANNELS") + count("SHARDCHANNELS")
 }
 
 /// Waits until the holder of lock `name` listens on its control channel: from a moment after

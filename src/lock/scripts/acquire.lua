@@ -7,9 +7,8 @@
 -- if it is free ('' for the first free one), 11 '1' to take that place or none (several servers
 -- that disagreed are asked for a place most of them have free), 12 the run as history.lua
 -- records it, if it ends busy here ('' when it would wait, or keeps no history), 13 the cap,
--- 14 the release channel: when others still wait, they are told that the queue moved
--- (`took TOKEN`), and sleep on rather than try (see run/wait.rs), then each place's control
--- channel (15 for place 0, 16 for place 1, ...).
+-- 14 the caller's entry in the queue (the channel it listens on while it waits, `Keys::wake`),
+-- then each place's control channel (15 for place 0, 16 for place 1, ...).
 -- Returns {1, fence, place, free} when acquired (or already ours), free listing the places
 -- that were free before (empty when already ours); {2, limit} when the lock is held with
 -- another --limit (stored while anyone holds it); else 0 and, for each place, its holder
@@ -17,7 +16,7 @@
 -- {0, token, pttl, fence, now_ms, start, host, pid, user, cmd, ended, limit, ...} ('' where
 -- unknown; limit: when the holder's --timeout ends, about).
 -- A caller that will wait joins the waiters, in the order they came (the release script
--- names the first of them); it leaves when it gets the lock.
+-- wakes the first of them, notify.lua's `wake`); it leaves when it gets the lock.
 local now = redis.call('TIME')
 local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
 local places = (#KEYS - 4) / 2
@@ -45,7 +44,7 @@ for place = 0, places - 1 do
   if held[place] == ARGV[1] then
     -- A retry reached a server that had already executed our SET: keep it, but count it as a
     -- new grant, so that the fence of this attempt exceeds any given since on this server.
-    redis.call('ZREM', KEYS[2], ARGV[1])
+    redis.call('ZREM', KEYS[2], ARGV[14])
     local fence = redis.call('INCR', KEYS[1])
     redis.call('PEXPIRE', lock(place), ARGV[2])
     redis.call('HSET', details(place), 'fence', fence)
@@ -78,7 +77,7 @@ end
 if not place then
   if ARGV[7] == '1' then
     -- A waiter keeps its place; the queue outlives the waits that refresh it by an hour.
-    redis.call('ZADD', KEYS[2], 'NX', now_ms, ARGV[1])
+    redis.call('ZADD', KEYS[2], 'NX', now_ms, ARGV[14])
     redis.call('PEXPIRE', KEYS[2], 3600000)
   end
   record(KEYS[4], ARGV[12], ARGV[13])
@@ -101,19 +100,11 @@ if not place then
 end
 -- The steps that can fail (on a key of another type, or refused by an ACL) come before the
 -- lock is written: a script that fails half-way keeps what it wrote.
--- The queue is counted first: a run that takes a free lock with nobody waiting (the common
--- case) has nothing to leave.
-local waiting = redis.call('ZCARD', KEYS[2])
-if waiting > 0 then
-  waiting = waiting - redis.call('ZREM', KEYS[2], ARGV[1])
-end
+redis.call('ZREM', KEYS[2], ARGV[14])
 -- A holder that is still alive (its key was deleted behind its back, or its server lost it)
 -- learns at once that it has been taken over, and stops its command (it checks its key once
--- this script has run). The waiters learn that the queue moved.
+-- this script has run).
 notify(control(place), 'taken ' .. ARGV[1])
-if waiting > 0 then
-  notify(ARGV[14], 'took ' .. ARGV[1])
-end
 local fence = redis.call('INCR', KEYS[1])
 redis.call('SET', lock(place), ARGV[1], 'PX', ARGV[2])
 redis.call('DEL', details(place))

@@ -1,19 +1,19 @@
 -- Break a lock on an operator's order, and tell waiters at once.
--- KEYS: 1 lock, 2 holder details.  ARGV: 1 release channel, 2 the token it must hold ('' for
--- any), 3 control channel.
+-- KEYS: 1 lock, 2 holder details, 3 waiters.  ARGV: 1 the token it must hold ('' for any),
+-- 2 control channel.
 -- Returns 1 when deleted, 0 when there was no lock, -1 when another token holds it.
 local current = redis.call('GET', KEYS[1])
 if not current then
   return 0
 end
-if ARGV[2] ~= '' and current ~= ARGV[2] then
+if ARGV[1] ~= '' and current ~= ARGV[1] then
   return -1
 end
 -- The notices first: one an ACL refuses fails the break before it deleted anything. (The
--- script is atomic: the holder checks its key after the DEL.) A notice that names no waiter:
--- all of them try at once.
-notify(ARGV[1], '')
+-- script is atomic: the holder checks its key after the DEL.) The first waiter is woken, as
+-- by a release.
+wake(KEYS[3])
 -- And the holder, if it still runs: it stops its command at once.
-notify(ARGV[3], 'broken')
+notify(ARGV[2], 'broken')
 redis.call('DEL', KEYS[1], KEYS[2])
 return 1

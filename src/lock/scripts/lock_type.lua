@@ -11,11 +11,17 @@ end
 
 -- `read_lock`: a lock's token, or false when it is free; nil and the error reply when its key
 -- is of another type. The GET that reads it tells (WRONGTYPE), and TYPE is asked only then, to
--- name it: a free lock costs one call, not two.
+-- name it: a free lock costs one call, not two. Any other failure (an ACL) is raised by a
+-- second GET, where it happens (the error names the line, which redlock reads to name the
+-- command).
 local function read_lock(key)
   local token = redis.pcall('GET', key)
   if type(token) == 'table' and token.err then
-    return nil, not_a_lock(key) or redis.error_reply(token.err)
+    local wrong = not_a_lock(key)
+    if wrong then
+      return nil, wrong
+    end
+    return redis.call('GET', key)
   end
   return token
 end

@@ -19,3 +19,25 @@ local function notify(channel, message)
   return redis.call('SPUBLISH', channel, message)
 end
 
+-- `wake`, after a release or a break: the lock goes to the first waiter of the queue (the
+-- sorted set `waiters`), and to no other. Each waiter listens on a channel of its own
+-- (`Keys::wake`), which is its entry in the queue: a release wakes one waiter however many
+-- wait. The first leaves the queue here, and is woken once: one that nobody hears (gone, its
+-- subscription closed) is passed over for the next. The next in the queue is told whom the
+-- lock went to: should that one not take it (stopped), it tries after a moment itself. The
+-- other waiters sleep on: their turn comes, or their own deadline.
+local function wake(waiters)
+  for _ = 1, 10 do
+    local first = redis.call('ZPOPMIN', waiters)[1]
+    if not first then
+      return
+    end
+    if notify(first, '') > 0 then
+      local next = redis.call('ZRANGE', waiters, 0, 0)[1]
+      if next then
+        notify(next, first)
+      end
+      return
+    end
+  end
+end

@@ -1,7 +1,7 @@
 -- Release our place of the lock if we still hold it, and tell waiters at once.
 -- KEYS: 1 waiters, 2 stored limit, 3 history, then each place's lock and holder details (as
 -- acquire.lua).
--- ARGV: 1 token, 2 ms to keep it (--min-hold), 3 channel ('' to tell no waiter: an acquire
+-- ARGV: 1 token, 2 ms to keep it (--min-hold), 3 '1' to wake the first waiter ('' for none: an acquire
 -- giving back what a minority granted, see acquire.rs), 4 a place not to release ('' for
 -- none: used to give back the other places a semaphore's acquire took on a few servers), 5 the
 -- run as history.lua records it ('' for none), 6 the cap.
@@ -30,13 +30,11 @@ if keep > 0 then
   end
   return 2
 end
--- The notice names the first waiter, which tries at once; the others try a moment later, in
--- case it cannot (stopped, or gone): so they do not all rush the server at each release. It
--- leaves the queue here, so that one that is gone is named only once. (Before the DEL: on a
--- key of another type this fails, and the lock is not half released.)
-local first = {}
-if ARGV[3] ~= '' then
-  first = redis.call('ZPOPMIN', KEYS[1])
+-- The first waiter is woken (notify.lua's `wake`). Before the DEL: on a queue of another
+-- type this fails, and the lock is not half released. (The script is atomic: the waiter tries
+-- once it has run.)
+if ARGV[3] == '1' then
+  wake(KEYS[1])
 end
 redis.call('DEL', lock, details)
 if places > 1 then
@@ -48,8 +46,5 @@ if places > 1 then
   if not held then
     redis.call('DEL', KEYS[2])
   end
-end
-if ARGV[3] ~= '' then
-  notify(ARGV[3], first[1] or '')
 end
 return 1

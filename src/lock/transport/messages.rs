@@ -44,9 +44,9 @@ pub(super) fn confirms(message: &[Value]) -> bool {
         if kind == b"ssubscribe" || kind == b"subscribe")
 }
 
-/// The waiter a release notice names: its payload, `message CHANNEL TOKEN` (`smessage` when
-/// sharded). A subscription's
-/// confirmation, or a notice naming no one (a lock broken by `release --force`), names none.
+/// The waiter a notice on a waiter's channel names (the one the lock went to, told to the next
+/// in the queue): its payload, `message CHANNEL TOKEN` (`smessage` when sharded). A
+/// subscription's confirmation, or a notice naming no one (the waiter's turn), names none.
 fn named(message: &[Value]) -> Option<String> {
     match message {
         [Value::BulkString(kind), _, Value::BulkString(token)]
