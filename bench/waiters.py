@@ -5,8 +5,8 @@ command it ran (INFO commandstats, the scripts' own calls included), and its CPU
 (commandstats usec); the hand-over gap between one holder's last write and the next one's
 first, redlock's against flock's with the same N, in the same round; and what the waiting
 costs the waiters: each process's CPU time and context switches (its rusage from wait4, which
-counts what it reaped: its command, the same for both tools), and the notices Redis delivered
-to them (`Spy`)."""
+counts what it reaped: its command, the same for both tools), and the notices Redis published
+(commandstats) and delivered to them (`Spy`, and `delivered`)."""
 
 import os
 import socket
@@ -16,9 +16,10 @@ import threading
 
 
 def commandstats(redis):
-    """(scripts, commands, usec) the server has run so far; PUBSUB left out (what `Spy` asks:
-    redlock never sends it)."""
-    scripts = commands = usec = 0
+    """(scripts, commands, usec, notices published) the server has run so far; PUBSUB left out
+    (what `Spy` asks: redlock never sends it). The notices are the calls of SPUBLISH and
+    PUBLISH, which count those the scripts published."""
+    scripts = commands = usec = published = 0
     for line in redis.cli("INFO", "commandstats").splitlines():
         if not line.startswith("cmdstat_") or line.startswith("cmdstat_pubsub"):
             continue
@@ -29,7 +30,9 @@ def commandstats(redis):
         usec += int(values["usec"])
         if name in ("cmdstat_eval", "cmdstat_evalsha"):
             scripts += calls
-    return scripts, commands, usec
+        if name in ("cmdstat_spublish", "cmdstat_publish"):
+            published += calls
+    return scripts, commands, usec, published
 
 
 def resp(*args):
@@ -38,11 +41,12 @@ def resp(*args):
 
 
 class Spy:
-    """A subscriber of our own to a lock's release and control channels (sharded: the Redis 7
-    servers bench/run starts), which counts the notices Redis delivers on them: on each one it
-    receives, the channel's subscribers then (PUBSUB SHARDNUMSUB, itself left out). A waiter
-    that takes the lock may leave between a notice and the count: it can be one short a
-    notice."""
+    """A subscriber of our own to a lock's shared release and control channels (sharded: the
+    Redis 7 servers bench/run starts), which counts the notices Redis delivers on them: on each
+    one it receives, the channel's subscribers then (PUBSUB SHARDNUMSUB, itself left out). A
+    waiter that takes the lock may leave between a notice and the count: it can be one short a
+    notice. A channel of one waiter's own (`released:TOKEN`) cannot be subscribed to before the
+    waiter names it: `delivered` counts its notices."""
 
     def __init__(self, port, channels):
         self.notices = self.delivered = 0
@@ -99,8 +103,9 @@ def reap(process):
 
 def herd(tool, n, redis, redlock, workdir):
     """N processes at once; each critical section logs its start and end in nanoseconds.
-    Returns the gaps (ms), the overlaps, what Redis ran (for redlock), and per run: CPU ms,
-    context switches, notices published and delivered (for redlock)."""
+    Returns the gaps (ms), the overlaps, what Redis ran (for redlock: scripts, commands, usec,
+    notices published), and per run: CPU ms, context switches, notices delivered on the shared
+    channels and in all (for redlock)."""
     log = os.path.join(workdir, f"herd-{tool}-{n}.log")
     if os.path.exists(log):
         os.remove(log)
@@ -119,7 +124,7 @@ def herd(tool, n, redis, redlock, workdir):
     usage = [reap(p) for p in processes]
     failed = sum(1 for p in processes if p.returncode != 0)
     after = commandstats(redis)
-    notices = spy.stop() if spy else (0, 0)
+    seen, shared = spy.stop() if spy else (0, 0)
     events = [line.split() for line in open(log)]
     gaps, overlaps = [], failed
     for a, b in zip(events, events[1:]):
@@ -128,13 +133,23 @@ def herd(tool, n, redis, redlock, workdir):
         elif a[0] == "e":
             gaps.append((int(b[1]) - int(a[1])) / 1e6)
     ran = [(y - x) / n for x, y in zip(before, after)]
+    published = after[3] - before[3]
     cost = [sum(u[0] for u in usage) * 1000 / n, sum(u[1] for u in usage) / n,
-            sum(u[2] for u in usage) / n, notices[0] / n, notices[1] / n]
+            sum(u[2] for u in usage) / n, shared / n, delivered(published, seen, shared) / n]
     return gaps, overlaps, ran, cost
 
 
+def delivered(published, seen, shared):
+    """The notices Redis delivered: `shared`, those the spy counted on the shared channels
+    (`seen` of them published there), and one for each of the others. Those went to a channel
+    of one waiter's own (`released:TOKEN`), which has one subscriber at most, the waiter that
+    named it (none once it has gone): that part is an upper bound."""
+    return shared + (published - seen)
+
+
 def b8_waiters(make_server, redlock, ns, rounds, workdir):
-    """For each N: redlock and flock in turn, `rounds` times, each round on a fresh server."""
+    """For each N: redlock and flock in turn, `rounds` times, each round on a fresh server; the
+    gap against flock's is the median of the rounds' ratios, with their least and greatest."""
     results = {}
     for n in ns:
         gaps = {"redlock": [], "flock": []}
@@ -153,19 +168,22 @@ def b8_waiters(make_server, redlock, ns, rounds, workdir):
                         per_run.append(ran)
             finally:
                 redis.stop()
-        scripts, commands, usec = (statistics.median(r[i] for r in per_run) for i in range(3))
-        (cpu, voluntary, involuntary, published, delivered), flock = (
+        scripts, commands, usec, published = (statistics.median(r[i] for r in per_run)
+                                              for i in range(4))
+        (cpu, voluntary, involuntary, shared, everywhere), flock = (
             [statistics.median(c[i] for c in costs[tool]) for i in range(5)]
             for tool in ("redlock", "flock"))
         redlock_gap = statistics.median(gaps["redlock"])
         flock_gap = statistics.median(gaps["flock"])
+        ratios = sorted(r / f for r, f in zip(gaps["redlock"], gaps["flock"]) if f)
         results[str(n)] = {
             "scripts_per_run": round(scripts, 2),
             "commands_per_run": round(commands, 1),
             "redis_usec_per_run": round(usec, 1),
             "gap_median_ms": round(redlock_gap, 2),
             "flock_gap_median_ms": round(flock_gap, 2),
-            "gap_vs_flock": round(redlock_gap / flock_gap, 2) if flock_gap else None,
+            "gap_vs_flock": [round(statistics.median(ratios), 2), round(ratios[0], 2),
+                             round(ratios[-1], 2)] if ratios else None,
             "overlaps": overlaps,
             "cpu_ms_per_run": round(cpu, 2),
             "flock_cpu_ms_per_run": round(flock[0], 2),
@@ -174,6 +192,7 @@ def b8_waiters(make_server, redlock, ns, rounds, workdir):
             "involuntary_switches_per_run": round(involuntary, 1),
             "flock_involuntary_switches_per_run": round(flock[2], 1),
             "notices_published_per_run": round(published, 2),
-            "notices_delivered_per_run": round(delivered, 1),
+            "notices_delivered_per_run": round(everywhere, 2),
+            "notices_delivered_on_shared_channels_per_run": round(shared, 2),
         }
     return results
