@@ -1,5 +1,5 @@
 """B13, what redlock's scripts cost each server version (issue 26): its real acquire and release
-scripts, read from src/lock/scripts/ at run time and put together as src/lock/scripts.rs does,
+scripts, read from src/lock/scripts/ at run time and put together as build.rs does,
 sent three ways: EVAL with the body, EVALSHA, and FCALL (a library of the same bodies as
 functions, loaded once; servers from 7.0 on). Each acquire + release from a fresh connection
 (`HELLO 3`) about 2 ms after the last, as redlock's runs come (a new process each), and
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "src" / "lock" / "scripts"
-# The files each script is made of, in src/lock/scripts.rs's order.
+# The files each script is made of, in build.rs's order.
 PARTS = {"acquire": ("lock_type", "notify", "history", "acquire"),
          "release": ("notify", "history", "release")}
 # The servers .ci/run installs into ${CARGO_TARGET_DIR:-target}/servers, under its site-packages.
@@ -32,7 +32,7 @@ SCRIPT_CALLS = ("eval", "evalsha", "fcall")
 
 def body(script):
     """`acquire` or `release` as redlock sends it, from the files as they are now: their
-    concatenation without the comment lines (src/lock/transport/request.rs, `Script::new`)."""
+    concatenation without the comment lines (build.rs)."""
     source = "".join((SCRIPTS / f"{part}.lua").read_text() for part in PARTS[script])
     return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("--"))
 

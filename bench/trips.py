@@ -177,8 +177,8 @@ def read_log(path):
 
 def script_name(body):
     """The script a body runs: the file of src/lock/scripts whose code the body ends with (the
-    longest, as scripts.rs puts history.lua or view_fn.lua before some). request.rs sends a
-    script without its comment lines."""
+    longest, as build.rs puts history.lua or view_fn.lua before some). build.rs leaves a
+    script's comment lines out."""
     best, name = 0, "?"
     for path in SCRIPTS.glob("*.lua"):
         code = "\n".join(line for line in path.read_text().splitlines()

@@ -1,7 +1,7 @@
-//! The lock's Lua scripts (`scripts/*.lua`), and the request that runs each with its keys and
-//! arguments. Every change to a lock is one script, so that it is atomic on each server.
+//! The lock's Lua scripts (`scripts/*.lua`, put together by build.rs), and the request that
+//! runs each with its keys and arguments. Every change to a lock is one script, so that it is
+//! atomic on each server.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::Value;
@@ -10,53 +10,9 @@ use super::holder::HolderInfo;
 use super::keys::Keys;
 use super::transport::{Request, Script, args};
 
-/// The scripts that record a run in the history start with its `record` function.
-macro_rules! recording {
-    ($file:literal) => {
-        concat!(include_str!("scripts/history.lua"), include_str!($file))
-    };
-}
-
-/// The scripts that publish a notice start with its `notify` function.
-macro_rules! notifying {
-    ($file:literal) => {
-        concat!(include_str!("scripts/notify.lua"), include_str!($file))
-    };
-}
-
-static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("scripts/lock_type.lua"),
-        include_str!("scripts/notify.lua"),
-        recording!("scripts/acquire.lua")
-    ))
-});
-static EXTEND: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/extend.lua")));
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("scripts/notify.lua"),
-        recording!("scripts/release.lua")
-    ))
-});
-static FENCE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/fence.lua")));
-static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(recording!("scripts/leave.lua")));
-static VIEW: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("scripts/lock_type.lua"),
-        include_str!("scripts/view_fn.lua"),
-        include_str!("scripts/view.lua")
-    ))
-});
-static VIEWS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("scripts/lock_type.lua"),
-        include_str!("scripts/view_fn.lua"),
-        include_str!("scripts/views.lua")
-    ))
-});
-static BREAK: LazyLock<Script> = LazyLock::new(|| Script::new(notifying!("scripts/break.lua")));
-static ASK: LazyLock<Script> = LazyLock::new(|| Script::new(notifying!("scripts/ask.lua")));
-static LIMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/limit.lua")));
+// The scripts, each put together from its files and hashed at build time (build.rs): `ACQUIRE`,
+// `EXTEND`, `RELEASE`, `FENCE`, `LEAVE`, `VIEW`, `VIEWS`, `BREAK`, `ASK` and `LIMIT`.
+include!(concat!(env!("OUT_DIR"), "/scripts.rs"));
 
 /// Writes nothing that replicas must confirm.
 fn no_lease(_: &Value) -> bool {

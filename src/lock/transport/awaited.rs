@@ -36,7 +36,7 @@ pub(super) struct Current {
     /// The request in full, for the node a cluster redirects it to.
     pub(super) resend: Arc<[u8]>,
     /// A script's text, whose line an ACL refusal names.
-    pub(super) code: Option<Arc<str>>,
+    pub(super) code: Option<&'static str>,
     /// How many redirects it has followed.
     pub(super) redirects: u8,
     /// Whether it may go to another seed, should this one stay silent: an acquire or an

@@ -110,7 +110,7 @@ impl Conn {
             in_full,
             resend,
             code: match &request.body {
-                Body::Script { code, .. } => Some(code.clone()),
+                Body::Script { code, .. } => Some(*code),
                 Body::Command(_) => None,
             },
             redirects: 0,
@@ -197,8 +197,8 @@ impl Conn {
                 self.follow(None, &text)
             }
             (Expect::Request { .. }, Reply::Error(text)) => {
-                let code = self.current.as_ref().and_then(|c| c.code.clone());
-                self.answer(Err(describe_refusal(&text, code.as_deref())))
+                let code = self.current.as_ref().and_then(|c| c.code);
+                self.answer(Err(describe_refusal(&text, code)))
             }
             (Expect::Asking, Reply::Value(_)) => Ok(Outcome::Nothing),
             (Expect::Role, reply) => Ok(self.on_role(reply)),

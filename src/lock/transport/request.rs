@@ -6,24 +6,16 @@ use std::sync::Arc;
 
 use redis::{ToRedisArgs, Value};
 
-/// A Lua script, without its comment lines: they are for people, and a script goes in full
-/// to a server that does not know it yet.
+/// A Lua script as build.rs prepares it: its code (without the comment lines, which are for
+/// people) and the SHA1 of that code.
 pub struct Script {
-    hash: Arc<str>,
-    code: Arc<str>,
+    code: &'static str,
+    hash: &'static str,
 }
 
 impl Script {
-    pub fn new(source: &str) -> Self {
-        let code = source
-            .lines()
-            .filter(|line| !line.trim_start().starts_with("--"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        Script {
-            hash: redis::Script::new(&code).get_hash().into(),
-            code: code.into(),
-        }
+    pub const fn prepared(code: &'static str, hash: &'static str) -> Self {
+        Script { code, hash }
     }
 
     /// A request to run the script. `wrote` tells from the reply whether it wrote the lease:
@@ -40,9 +32,9 @@ impl Script {
         };
         Request {
             body: Body::Script {
-                by_hash: packed("EVALSHA", &self.hash),
-                in_full: packed("EVAL", &self.code),
-                code: self.code.clone(),
+                by_hash: packed("EVALSHA", self.hash),
+                in_full: packed("EVAL", self.code),
+                code: self.code,
             },
             wrote,
         }
@@ -59,7 +51,7 @@ pub(super) enum Body {
         by_hash: Arc<[u8]>,
         in_full: Arc<[u8]>,
         /// Its text as sent, whose lines a refusal names (`errors::describe_refusal`).
-        code: Arc<str>,
+        code: &'static str,
     },
     Command(Arc<[u8]>),
 }
