@@ -64,7 +64,7 @@ def arguments(name, token, busy, ran, cap=100):
                [token, 30000, "bench", 1, "bench", "true", 0, 7500, "", "", 0, busy, cap,
                 f"{lock}:released:{token}", f"{lock}:control"])
     release = ([f"{lock}:waiters", f"{lock}:limit", f"{lock}:history", lock, f"{lock}:holder"],
-               [token, 0, "1", "", ran, cap])
+               [token, 0, f"{lock}:released:", "", ran, cap])
     return {"acquire": acquire, "release": release}
 
 

@@ -106,8 +106,10 @@ def ping_ms(port, count):
 
 def phases(make_server, binary, redlock, one_way_ms, workdir):
     """The round trips of each phase of runs made one after the other behind the proxy, in
-    front of fresh servers: `run -- true`, then twice a run that lives past its first extension
-    (the first on a server that has never run the extend script); then twice `run -- true` on
+    front of fresh servers: twice `run -- true` (the first on a server that has never run the
+    acquire script: it answers NOSCRIPT to its hash), then twice a run that lives past its first
+    extension (the first on a server that has never run the extend script); then twice `run --
+    true` on
     3 servers whose fencing counters disagree, which the acquire settles before the command
     runs (fence.lua). The URLs have a user and a password (the default user has none, so any
     is accepted) and a database, so that AUTH and SELECT are sent: the log shows whether they
@@ -118,7 +120,8 @@ def phases(make_server, binary, redlock, one_way_ms, workdir):
     urls = [a for port in proxy.ports
             for a in ("--redis", f"redis://default:bench@127.0.0.1:{port}/1")]
     long = " ".join(LONG)
-    runs = {"run -- true": (1, ["--", "true"]),
+    runs = {"run -- true, on a fresh server": (1, ["--", "true"]),
+            "run -- true": (1, ["--", "true"]),
             f"run {long}, on a fresh server": (1, LONG),
             f"run {long}, again": (1, LONG),
             "run -- true, 3 servers whose fences disagree, on fresh servers": (3, ["--", "true"]),

@@ -169,8 +169,16 @@ fn a_release_wakes_the_first_waiter_and_tells_the_next_no_other() {
     let mut waiters: Vec<_> = (0..4)
         .map(|i| queued_waiter(&server, dir.path(), &format!("w{i}"), i + 1))
         .collect();
-    // Each waiter's entry in the queue is the channel it listens on.
+    // Each waiter's entry in the queue is the channel it listens on, its own.
     let queue: Vec<String> = server.cmd(&["ZRANGE", &keys("q").waiters, "0", "-1"]);
+    let mut connection = server.connection();
+    for entry in &queue {
+        assert_eq!(
+            crate::support::listeners(&mut connection, entry),
+            1,
+            "{entry}"
+        );
+    }
     // The queue outlives a waiter that is killed by an hour at most.
     let ttl: i64 = server.cmd(&["PTTL", &keys("q").waiters]);
     assert!(ttl > 0 && ttl <= 3_600_000, "{ttl}");
@@ -210,6 +218,54 @@ fn a_release_wakes_the_first_waiter_and_tells_the_next_no_other() {
     assert!(shared.recv_response().is_err(), "a notice to every waiter");
     // Each left the queue with the lock: nothing is left behind.
     assert!(expiring_keys(&server).is_empty());
+}
+
+/// Waiters that are gone (killed: their subscriptions closed) are passed over: the release
+/// wakes the first one still listening. Without that, the one after them would wait for the
+/// holder's lease (60 s here) to run out.
+#[test]
+fn a_release_passes_over_waiters_that_are_gone() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut holder = Holder::start(&server.url(), &["-n", "q", "--ttl", "60s"]);
+    let mut gone: Vec<_> = (0..2)
+        .map(|i| queued_waiter(&server, dir.path(), &format!("gone{i}"), i + 1))
+        .collect();
+    let mut last = queued_waiter(&server, dir.path(), "last", 3);
+    let mut connection = server.connection();
+    for waiter in &mut gone {
+        waiter.kill().unwrap();
+        waiter.wait().unwrap();
+    }
+    wait_until("the killed waiters' subscriptions close", || {
+        waiters_listening(&mut connection, "q") == 1
+    });
+    let released = Instant::now();
+    assert!(holder.finish().0.success());
+    assert!(last.wait().unwrap().success());
+    // Milliseconds normally; 20 s only rules out waiting for the holder's 60 s lease.
+    assert!(released.elapsed() < Duration::from_secs(20));
+    assert!(dir.path().join("last.token").exists());
+    assert_eq!(server.cmd::<usize>(&["ZCARD", &keys("q").waiters]), 0);
+}
+
+/// A queue entry that is not a waiter's channel (an older redlock queued its token) is dropped
+/// unheard: publishing on a name outside the lock's slot would fail the release on a cluster.
+/// The waiter after it is woken.
+#[test]
+fn a_release_drops_a_queue_entry_that_is_not_a_waiters_channel() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut holder = Holder::start(&server.url(), &["-n", "q", "--ttl", "60s"]);
+    let mut waiter = queued_waiter(&server, dir.path(), "w", 1);
+    let _: () = server.cmd(&["ZADD", &keys("q").waiters, "0", "0123abcd"]);
+    let mut spy = spy_on(&server, &["0123abcd".to_string()]);
+    assert!(holder.finish().0.success());
+    assert!(waiter.wait().unwrap().success());
+    spy.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(spy.recv_response().is_err(), "a notice on an older entry");
+    assert_eq!(server.cmd::<usize>(&["ZCARD", &keys("q").waiters]), 0);
 }
 
 /// A named waiter that cannot take the lock (stopped here) holds up the others only briefly:

@@ -34,7 +34,8 @@ pub struct Keys {
     pub fence: String,
     /// `PREFIX:{NAME}:released`: what the channels of the waiters are named after (`wake`).
     pub channel: String,
-    /// `PREFIX:{NAME}:waiters`: a sorted set of the waiters' tokens, in the order they came.
+    /// `PREFIX:{NAME}:waiters`: a sorted set of the waiters, each as the channel it listens on
+    /// (`wake`), in the order they came.
     pub waiters: String,
     /// `PREFIX:{NAME}:limit`: a semaphore's N, while any of its places is held (with a TTL
     /// never shorter than theirs). A plain lock does not write it.
@@ -99,7 +100,9 @@ impl Keys {
     }
 
     /// The channel the waiter holding `token` listens on: a release (or a break) wakes the
-    /// first waiter of the queue on its own (notify.lua's `wake`, which names it the same way).
+    /// first waiter of the queue on its own (notify.lua's `wake`). It is also the waiter's entry
+    /// in the queue, so no script builds it; `wake("")` is what every waiter's channel starts
+    /// with.
     pub fn wake(&self, token: &str) -> String {
         format!("{}:{token}", self.channel)
     }

@@ -166,7 +166,11 @@ pub fn release(
         &args(&[
             &token,
             &millis(keep),
-            &(if tell_waiters { "1" } else { "" }),
+            &(if tell_waiters {
+                shared.wake("")
+            } else {
+                String::new()
+            }),
             &except.map_or(String::new(), |place| place.to_string()),
             &entry,
             &cap,
@@ -213,7 +217,7 @@ pub fn view(keys: &Keys) -> Request {
 pub fn break_lock(keys: &Keys, token: Option<&str>) -> Request {
     BREAK.call(
         &[&keys.lock, &keys.holder, &keys.waiters],
-        &args(&[&token.unwrap_or(""), &keys.control]),
+        &args(&[&token.unwrap_or(""), &keys.control, &keys.wake("")]),
         no_lease,
     )
 }
@@ -224,7 +228,7 @@ pub enum Ask<'a> {
     /// `release --force`: stop the command and release the lock.
     Stop,
     /// `run --replace`: the same, for the run holding token `by`, which waits in the queue and
-    /// is moved to its front: the holder's release names it, and the waiters that came before
+    /// is moved to its front: the holder's release wakes it, and the waiters that came before
     /// keep their turn after it.
     Replace { by: &'a str },
 }

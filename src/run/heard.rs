@@ -170,8 +170,8 @@ pub(super) fn sleep_until(
 }
 
 /// Takes the events that came in during a request: the first signal, if any, and what the
-/// release notices (or a confirmed subscription) say of trying again: `Now` over the others,
-/// else the last (a waiter named, then its taking the lock, is `Moved`).
+/// notices on the waiter's channel (or a confirmed subscription) say of trying again: `Now`
+/// over `Soon`.
 pub(super) fn drain(events: &mut Events, heed: &mut Heed) -> (Option<i32>, Option<Turn>) {
     let mut notice = None;
     while let Some(event) = events.try_recv() {

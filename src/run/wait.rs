@@ -246,8 +246,10 @@ impl<'a> Waiting<'a> {
             verbose,
             replace,
         } = *self.policy;
-        // A replacing run subscribes before it asks: the holder's release names it, and it
-        // must hear that at once, before the other waiters try (`OTHERS_FIRST`).
+        // A replacing run subscribes before it asks: the holder's release wakes it, the first
+        // of the queue, and it must hear that. (A release that came before its subscription
+        // was confirmed would pass it over: the holder first stops its command, which takes
+        // longer than a round trip.)
         if !self.subscribed && (replace || now < self.deadline) {
             listen(lock, events, name, wait, holders, verbose);
             self.subscribed = true;

@@ -2,7 +2,7 @@
 -- run --replace). KEYS: 1 lock, 2 holder details, 3 waiters.  ARGV: 1 control channel, 2 the
 -- token it must hold ('' for any), 3 what is asked: 'stop' (release --force) or 'replace' (run
 -- --replace), 4 the replacing run's entry in the queue ('' for none): a waiter, moved to the front of the
--- queue when the holder is asked, so that the holder's release names it, and the waiters that
+-- queue when the holder is asked, so that the holder's release wakes it, and the waiters that
 -- came before it are not handed a lock only to be replaced (they keep their order after it).
 -- Returns {token, kill_after_ms, listeners, age_ms, state}: the token it holds ('' when there is
 -- no lock), the holder's --kill-after (-1 when unknown), how many listeners the request reached

@@ -1,6 +1,6 @@
 -- Break a lock on an operator's order, and tell waiters at once.
 -- KEYS: 1 lock, 2 holder details, 3 waiters.  ARGV: 1 the token it must hold ('' for any),
--- 2 control channel.
+-- 2 control channel, 3 what the waiters' channels start with.
 -- Returns 1 when deleted, 0 when there was no lock, -1 when another token holds it.
 local current = redis.call('GET', KEYS[1])
 if not current then
@@ -12,7 +12,7 @@ end
 -- The notices first: one an ACL refuses fails the break before it deleted anything. (The
 -- script is atomic: the holder checks its key after the DEL.) The first waiter is woken, as
 -- by a release.
-wake(KEYS[3])
+wake(KEYS[3], ARGV[3])
 -- And the holder, if it still runs: it stops its command at once.
 notify(ARGV[2], 'broken')
 redis.call('DEL', KEYS[1], KEYS[2])

@@ -21,23 +21,30 @@ end
 
 -- `wake`, after a release or a break: the lock goes to the first waiter of the queue (the
 -- sorted set `waiters`), and to no other. Each waiter listens on a channel of its own
--- (`Keys::wake`), which is its entry in the queue: a release wakes one waiter however many
--- wait. The first leaves the queue here, and is woken once: one that nobody hears (gone, its
--- subscription closed) is passed over for the next. The next in the queue is told whom the
--- lock went to: should that one not take it (stopped), it tries after a moment itself. The
--- other waiters sleep on: their turn comes, or their own deadline.
-local function wake(waiters)
-  for _ = 1, 10 do
+-- (`Keys::wake`: `channels` and its token), which is its entry in the queue: a release wakes
+-- one waiter however many wait. The first leaves the queue here, and is woken once: one that
+-- nobody hears (gone, its subscription closed) is passed over for the next, three at most (a
+-- server may count only its own subscribers: Redis 6.2's PUBLISH in a cluster). An entry that
+-- is not such a channel (an older redlock's token) is dropped unheard: publishing on a name
+-- outside the lock's slot would fail the script on a cluster. The next in the queue is told
+-- whom the lock went to: should that one not take it (stopped), it tries after a moment
+-- itself. The other waiters sleep on: their turn comes, or their own deadline.
+local function wake(waiters, channels)
+  local tries = 0
+  while tries < 3 do
     local first = redis.call('ZPOPMIN', waiters)[1]
     if not first then
       return
     end
-    if notify(first, '') > 0 then
-      local next = redis.call('ZRANGE', waiters, 0, 0)[1]
-      if next then
-        notify(next, first)
+    if string.sub(first, 1, #channels) == channels then
+      tries = tries + 1
+      if notify(first, '') > 0 then
+        local next = redis.call('ZRANGE', waiters, 0, 0)[1]
+        if next and string.sub(next, 1, #channels) == channels then
+          notify(next, first)
+        end
+        return
       end
-      return
     end
   end
 end

@@ -1,10 +1,11 @@
 -- Release our place of the lock if we still hold it, and tell waiters at once.
 -- KEYS: 1 waiters, 2 stored limit, 3 history, then each place's lock and holder details (as
 -- acquire.lua).
--- ARGV: 1 token, 2 ms to keep it (--min-hold), 3 '1' to wake the first waiter ('' for none: an acquire
--- giving back what a minority granted, see acquire.rs), 4 a place not to release ('' for
--- none: used to give back the other places a semaphore's acquire took on a few servers), 5 the
--- run as history.lua records it ('' for none), 6 the cap.
+-- ARGV: 1 token, 2 ms to keep it (--min-hold), 3 what the waiters' channels start with, to
+-- wake the first ('' for none: an acquire giving back what a minority granted, see
+-- acquire.rs), 4 a place not to release ('' for none: used to give back the other places a
+-- semaphore's acquire took on a few servers), 5 the run as history.lua records it ('' for
+-- none), 6 the cap.
 -- Returns 1 when deleted, 2 when left to expire after ARGV[2] ms, 0 when it was not ours.
 local places = (#KEYS - 3) / 2
 local keep = tonumber(ARGV[2])
@@ -33,8 +34,8 @@ end
 -- The first waiter is woken (notify.lua's `wake`). Before the DEL: on a queue of another
 -- type this fails, and the lock is not half released. (The script is atomic: the waiter tries
 -- once it has run.)
-if ARGV[3] == '1' then
-  wake(KEYS[1])
+if ARGV[3] ~= '' then
+  wake(KEYS[1], ARGV[3])
 end
 redis.call('DEL', lock, details)
 if places > 1 then

@@ -60,16 +60,18 @@ impl Conn {
         self.current = None;
     }
 
-    /// Queues `request` and writes what can be written now. A script goes by hash (EVALSHA),
-    /// and in full when the server answers that it does not know it (NOSCRIPT: new, restarted,
-    /// or flushed), which then keeps it for every client. An answer that comes after the
-    /// caller stopped waiting is followed when the connection is next used (`settle`): until
-    /// then that server lacks what the majority granted, as a slow one would. After a NOSCRIPT
-    /// every script goes in full on the connection: the server will not know the others
-    /// either, and a release is not always waited for. `resendable`:
-    /// an acquire or an extension, which may be sent twice (see `moves.rs`). A connection
-    /// that owes `MAX_OWED` replies (a server frozen for long, while extensions kept coming)
-    /// is opened again first, dropping what it had not sent yet.
+    /// Queues `request` and writes what can be written now. An acquire or an extension
+    /// (`resendable`: it may be sent twice, see `moves.rs`) goes by hash (EVALSHA), and in full
+    /// when the server answers that it does not know the script (NOSCRIPT: new, restarted,
+    /// flushed, or a replica promoted), which then keeps it for every client. An answer that
+    /// comes after the caller stopped waiting is followed when the connection is next used
+    /// (`settle`): until then that server lacks what the majority granted, as a slow one
+    /// would. After a NOSCRIPT every script goes in full on the connection. A release (and
+    /// the other requests every server gets) always goes in full: it is not waited for once a
+    /// majority has answered, and the process may be gone before a NOSCRIPT could be followed,
+    /// leaving that server's lock to its TTL. A connection that owes `MAX_OWED` replies (a
+    /// server frozen for long, while extensions kept coming) is opened again first, dropping
+    /// what it had not sent yet.
     pub(super) fn send(
         &mut self,
         request: &Request,
@@ -89,7 +91,7 @@ impl Conn {
         let (by_hash, in_full, resend) = match &request.body {
             Body::Script {
                 by_hash, in_full, ..
-            } if self.by_hash => {
+            } if self.by_hash && resendable => {
                 self.out.extend_from_slice(by_hash);
                 (true, Some(in_full.clone()), in_full.clone())
             }

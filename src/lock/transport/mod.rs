@@ -172,7 +172,7 @@ impl Pool {
                 // the server is still doing.
                 conn.abandon();
             }
-            // Acquire and extend may be sent again (`Conn::send`).
+            // Acquire and extend may be sent again, and go by hash (`Conn::send`).
             match conn.send(request, wait == Wait::Never, deadline) {
                 Ok(()) => owed[i] = true,
                 Err(e) => *answer = Some(Err(e)),
