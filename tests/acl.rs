@@ -81,8 +81,7 @@ fn steps(server: &RedisServer, step: &str, name: &str) -> Vec<(Option<i32>, Stri
     match step {
         // Take a free lock, with a replica to confirm it, and release it.
         "run" => vec![run(&["--", "true"])],
-        // Extend the lease, by hash once the script is known.
-        // Seven extensions are due: the second goes by hash.
+        // Extend the lease: seven extensions are due.
         "extend" => vec![run(&["--heartbeat", "200ms", "--", "sleep", "1.5"])],
         "busy" | "wait" | "ask" | "replace" => {
             let mut held = holder(server, &["-n", name, "--ttl", "60s"]);
