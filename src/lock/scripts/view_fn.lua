@@ -10,11 +10,10 @@
 local function view(lock, holder, counter, limit, history)
   local now = redis.call('TIME')
   local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
-  local wrong = not_a_lock(lock)
+  local token, wrong = read_lock(lock)
   if wrong then
     return wrong
   end
-  local token = redis.call('GET', lock)
   local fence = redis.call('GET', counter)
   local h = {false, false, false, false, false, false, false, false, false}
   -- Details someone else wrote with another type are ignored rather than fatal.
