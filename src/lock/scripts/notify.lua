@@ -30,17 +30,20 @@ end
 -- whom the lock went to: should that one not take it (stopped), it tries after a moment
 -- itself. The other waiters sleep on: their turn comes, or their own deadline.
 local function wake(waiters, channels)
+  local function a_waiter(entry)
+    return entry and string.sub(entry, 1, #channels) == channels
+  end
   local tries = 0
   while tries < 3 do
     local first = redis.call('ZPOPMIN', waiters)[1]
     if not first then
       return
     end
-    if string.sub(first, 1, #channels) == channels then
+    if a_waiter(first) then
       tries = tries + 1
       if notify(first, '') > 0 then
         local next = redis.call('ZRANGE', waiters, 0, 0)[1]
-        if next and string.sub(next, 1, #channels) == channels then
+        if a_waiter(next) then
           notify(next, first)
         end
         return
