@@ -4,7 +4,9 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command};
+
+use super::holder::Piped;
 
 /// Which library locks the key.
 #[derive(Clone, Copy, Debug)]
@@ -85,16 +87,13 @@ pub struct AppHolder {
 impl AppHolder {
     /// Waits until the library holds the key (TTL `ttl_ms`).
     pub fn start(library: Library, ports: &[u16], key: &str, ttl_ms: u64) -> AppHolder {
-        let mut process = command(library, ports, key, ttl_ms, "hold")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = process.stdin.take();
-        let mut stdout = BufReader::new(process.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        assert_eq!(line, "held\n", "{library:?} did not take the lock");
+        let Piped {
+            process,
+            stdin,
+            stdout,
+            first_line,
+        } = Piped::start(&mut command(library, ports, key, ttl_ms, "hold"));
+        assert_eq!(first_line, "held\n", "{library:?} did not take the lock");
         AppHolder {
             process,
             stdin,

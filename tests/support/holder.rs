@@ -13,6 +13,35 @@ use tempfile::TempDir;
 use super::redlock;
 use super::waiting::read_pid;
 
+/// A child with piped stdin and stdout (and whatever else `command` says), started, and the
+/// first line it wrote: a holder's `ready`, an application's `held`.
+pub struct Piped {
+    pub process: Child,
+    pub stdin: Option<ChildStdin>,
+    pub stdout: BufReader<ChildStdout>,
+    pub first_line: String,
+}
+
+impl Piped {
+    pub fn start(command: &mut Command) -> Piped {
+        let mut process = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = process.stdin.take();
+        let mut stdout = BufReader::new(process.stdout.take().unwrap());
+        let mut first_line = String::new();
+        stdout.read_line(&mut first_line).unwrap();
+        Piped {
+            process,
+            stdin,
+            stdout,
+            first_line,
+        }
+    }
+}
+
 /// A `redlock run` in the background whose command says `ready` and then holds the lock until
 /// its stdin is closed (`finish`) or it is killed.
 pub struct Holder {
@@ -33,22 +62,21 @@ impl Holder {
 
     pub fn start_script(url: &str, args: &[&str], script: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut process = redlock(url)
-            .arg("run")
-            .args(args)
-            .args(["--", "sh", "-c", script])
-            .current_dir(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = process.stdin.take();
-        let mut stdout = BufReader::new(process.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
+        let Piped {
+            mut process,
+            stdin,
+            stdout,
+            first_line,
+        } = Piped::start(
+            redlock(url)
+                .arg("run")
+                .args(args)
+                .args(["--", "sh", "-c", script])
+                .current_dir(dir.path())
+                .stderr(Stdio::piped()),
+        );
         assert_eq!(
-            line,
+            first_line,
             "ready\n",
             "the holder did not start: {}",
             stderr_of(&mut process)
