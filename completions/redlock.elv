@@ -26,8 +26,10 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand run 'Run COMMAND while holding the lock NAME'
             cand status 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)'
             cand list 'List the held locks, optionally those whose name matches PATTERN'
-            cand release 'Break the lock NAME (needs --force)'
+            cand release 'Break the lock NAME (needs --force), or give back your own (--token)'
             cand history 'Show the last runs of the lock NAME, on every host, newest first'
+            cand acquire 'Take the lock NAME and exit, printing its token and fence: a lock held across steps'
+            cand extend 'Renew the lease of a lock taken by `redlock acquire`, by its token'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'redlock;run'= {
@@ -42,6 +44,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand --ttl 'Length of the lease'
             cand -w 'How long to wait for a busy lock (0: try once)'
             cand --wait 'How long to wait for a busy lock (0: try once)'
+            cand --jitter 'Sleep a random time up to DURATION before the first try'
             cand --limit 'Allow up to N runs of the name at once: a counting semaphore (default 1: a lock)'
             cand --heartbeat 'Interval between lease extensions [default: a third of --ttl]'
             cand --kill-after 'Grace between SIGTERM and SIGKILL [default: a quarter of --ttl]'
@@ -95,7 +98,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand -n 'Name of the lock'
             cand --name 'Name of the lock'
             cand --key 'Lock exactly this key, as redis-py''s Lock, node-redlock and redsync do (not with --name)'
-            cand --token 'Only if the lock still holds this token'
+            cand --token 'Only if the lock still holds this token; without --force, give it back'
             cand --slot 'Only this place of a semaphore (run --limit), 0 to N-1'
             cand --redis 'Redis server URL (repeat it for several independent servers)'
             cand --prefix 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]'
@@ -123,12 +126,56 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'redlock;acquire'= {
+            cand -n 'Name of the lock'
+            cand --name 'Name of the lock'
+            cand --key 'Lock exactly this key, as redis-py''s Lock, node-redlock and redsync do (not with --name)'
+            cand --redis 'Redis server URL (repeat it for several independent servers)'
+            cand --prefix 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]'
+            cand --tls-ca 'Trust only the CA certificates in FILE for rediss:// servers'
+            cand --tls-cert 'Client certificate for rediss:// servers (needs --tls-key)'
+            cand --tls-key 'Private key of --tls-cert (needs --tls-cert)'
+            cand --ttl 'Length of the lease: the only bound on the hold (required)'
+            cand -w 'How long to wait for a busy lock (0: try once)'
+            cand --wait 'How long to wait for a busy lock (0: try once)'
+            cand --jitter 'Sleep a random time up to DURATION before the first try'
+            cand --label 'Record TEXT instead of the command line'
+            cand -E 'Exit status when the lock is busy'
+            cand --conflict-exit-code 'Exit status when the lock is busy'
+            cand --log-format 'Format of redlock''s own lines on stderr: text or json'
+            cand --export 'Print shell assignments to `eval`, instead of the token and fence'
+            cand -q 'Print nothing when the lock is busy'
+            cand --quiet 'Print nothing when the lock is busy'
+            cand -v 'Report what happens, with timings, on stderr'
+            cand --verbose 'Report what happens, with timings, on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'redlock;extend'= {
+            cand -n 'Name of the lock'
+            cand --name 'Name of the lock'
+            cand --key 'Lock exactly this key, as redis-py''s Lock, node-redlock and redsync do (not with --name)'
+            cand --redis 'Redis server URL (repeat it for several independent servers)'
+            cand --prefix 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]'
+            cand --tls-ca 'Trust only the CA certificates in FILE for rediss:// servers'
+            cand --tls-cert 'Client certificate for rediss:// servers (needs --tls-key)'
+            cand --tls-key 'Private key of --tls-cert (needs --tls-cert)'
+            cand --token 'The token `redlock acquire` printed (required)'
+            cand --ttl 'The new lease, from now (required)'
+            cand --log-format 'Format of redlock''s own lines on stderr: text or json'
+            cand -v 'Report what happens, with timings, on stderr'
+            cand --verbose 'Report what happens, with timings, on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'redlock;help'= {
             cand run 'Run COMMAND while holding the lock NAME'
             cand status 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)'
             cand list 'List the held locks, optionally those whose name matches PATTERN'
-            cand release 'Break the lock NAME (needs --force)'
+            cand release 'Break the lock NAME (needs --force), or give back your own (--token)'
             cand history 'Show the last runs of the lock NAME, on every host, newest first'
+            cand acquire 'Take the lock NAME and exit, printing its token and fence: a lock held across steps'
+            cand extend 'Renew the lease of a lock taken by `redlock acquire`, by its token'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'redlock;help;run'= {
@@ -140,6 +187,10 @@ set edit:completion:arg-completer[redlock] = {|@words|
         &'redlock;help;release'= {
         }
         &'redlock;help;history'= {
+        }
+        &'redlock;help;acquire'= {
+        }
+        &'redlock;help;extend'= {
         }
         &'redlock;help;help'= {
         }

@@ -31,8 +31,10 @@ complete -c redlock -n "__fish_redlock_needs_command" -s V -l version -d 'Print 
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "run" -d 'Run COMMAND while holding the lock NAME'
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "status" -d 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)'
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "list" -d 'List the held locks, optionally those whose name matches PATTERN'
-complete -c redlock -n "__fish_redlock_needs_command" -f -a "release" -d 'Break the lock NAME (needs --force)'
+complete -c redlock -n "__fish_redlock_needs_command" -f -a "release" -d 'Break the lock NAME (needs --force), or give back your own (--token)'
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "history" -d 'Show the last runs of the lock NAME, on every host, newest first'
+complete -c redlock -n "__fish_redlock_needs_command" -f -a "acquire" -d 'Take the lock NAME and exit, printing its token and fence: a lock held across steps'
+complete -c redlock -n "__fish_redlock_needs_command" -f -a "extend" -d 'Renew the lease of a lock taken by `redlock acquire`, by its token'
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s n -l name -d 'Name of the lock' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l key -d 'Lock exactly this key, as redis-py\'s Lock, node-redlock and redsync do (not with --name)' -r
@@ -43,6 +45,7 @@ complete -c redlock -n "__fish_redlock_using_subcommand run" -l tls-cert -d 'Cli
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l ttl -d 'Length of the lease' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s w -l wait -d 'How long to wait for a busy lock (0: try once)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l jitter -d 'Sleep a random time up to DURATION before the first try' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l limit -d 'Allow up to N runs of the name at once: a counting semaphore (default 1: a lock)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l heartbeat -d 'Interval between lease extensions [default: a third of --ttl]' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l kill-after -d 'Grace between SIGTERM and SIGKILL [default: a quarter of --ttl]' -r
@@ -88,7 +91,7 @@ complete -c redlock -n "__fish_redlock_using_subcommand list" -l json -d 'Print 
 complete -c redlock -n "__fish_redlock_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand release" -s n -l name -d 'Name of the lock' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l key -d 'Lock exactly this key, as redis-py\'s Lock, node-redlock and redsync do (not with --name)' -r
-complete -c redlock -n "__fish_redlock_using_subcommand release" -l token -d 'Only if the lock still holds this token' -r
+complete -c redlock -n "__fish_redlock_using_subcommand release" -l token -d 'Only if the lock still holds this token; without --force, give it back' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l slot -d 'Only this place of a semaphore (run --limit), 0 to N-1' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand release" -l prefix -d 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]' -r
@@ -112,9 +115,42 @@ complete -c redlock -n "__fish_redlock_using_subcommand history" -l log-format -
 json\t'One JSON object per line'"
 complete -c redlock -n "__fish_redlock_using_subcommand history" -l json -d 'Print JSON'
 complete -c redlock -n "__fish_redlock_using_subcommand history" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history help" -f -a "run" -d 'Run COMMAND while holding the lock NAME'
-complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history help" -f -a "status" -d 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)'
-complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history help" -f -a "list" -d 'List the held locks, optionally those whose name matches PATTERN'
-complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history help" -f -a "release" -d 'Break the lock NAME (needs --force)'
-complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history help" -f -a "history" -d 'Show the last runs of the lock NAME, on every host, newest first'
-complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -s n -l name -d 'Name of the lock' -r
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l key -d 'Lock exactly this key, as redis-py\'s Lock, node-redlock and redsync do (not with --name)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l prefix -d 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]' -r
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l ttl -d 'Length of the lease: the only bound on the hold (required)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -s w -l wait -d 'How long to wait for a busy lock (0: try once)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l jitter -d 'Sleep a random time up to DURATION before the first try' -r
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l label -d 'Record TEXT instead of the command line' -r
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l log-format -d 'Format of redlock\'s own lines on stderr: text or json' -r -f -a "text\t'One `redlock: MESSAGE` line each'
+json\t'One JSON object per line'"
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l export -d 'Print shell assignments to `eval`, instead of the token and fence'
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -s q -l quiet -d 'Print nothing when the lock is busy'
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -s v -l verbose -d 'Report what happens, with timings, on stderr'
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c redlock -n "__fish_redlock_using_subcommand extend" -s n -l name -d 'Name of the lock' -r
+complete -c redlock -n "__fish_redlock_using_subcommand extend" -l key -d 'Lock exactly this key, as redis-py\'s Lock, node-redlock and redsync do (not with --name)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand extend" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand extend" -l prefix -d 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]' -r
+complete -c redlock -n "__fish_redlock_using_subcommand extend" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand extend" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand extend" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
+complete -c redlock -n "__fish_redlock_using_subcommand extend" -l token -d 'The token `redlock acquire` printed (required)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand extend" -l ttl -d 'The new lease, from now (required)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand extend" -l log-format -d 'Format of redlock\'s own lines on stderr: text or json' -r -f -a "text\t'One `redlock: MESSAGE` line each'
+json\t'One JSON object per line'"
+complete -c redlock -n "__fish_redlock_using_subcommand extend" -s v -l verbose -d 'Report what happens, with timings, on stderr'
+complete -c redlock -n "__fish_redlock_using_subcommand extend" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history acquire extend help" -f -a "run" -d 'Run COMMAND while holding the lock NAME'
+complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history acquire extend help" -f -a "status" -d 'Show who holds the lock NAME (exit 0), or that it is free (exit 1)'
+complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history acquire extend help" -f -a "list" -d 'List the held locks, optionally those whose name matches PATTERN'
+complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history acquire extend help" -f -a "release" -d 'Break the lock NAME (needs --force), or give back your own (--token)'
+complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history acquire extend help" -f -a "history" -d 'Show the last runs of the lock NAME, on every host, newest first'
+complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history acquire extend help" -f -a "acquire" -d 'Take the lock NAME and exit, printing its token and fence: a lock held across steps'
+complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history acquire extend help" -f -a "extend" -d 'Renew the lease of a lock taken by `redlock acquire`, by its token'
+complete -c redlock -n "__fish_redlock_using_subcommand help; and not __fish_seen_subcommand_from run status list release history acquire extend help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

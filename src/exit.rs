@@ -110,12 +110,14 @@ pub const RUN: &[(Status, &str)] = &[
     ),
 ];
 
-/// The statuses of `status`, `list` and `release`.
+/// The statuses of `status`, `list`, `release`, `history`, `acquire` and `extend`.
 pub const OPERATORS: &[(Status, &str)] = &[
     (
         Status::Code(0),
         "`status`: the lock is held; `list`, `history`: done; `release`: no majority of the \
-         servers holds the lock any more (its holder released it when asked, or it was deleted)",
+         servers holds the lock any more (its holder released it when asked, or it was \
+         deleted); `acquire`: the lock is ours; `extend`: renewed; `release --token` without \
+         `--force`: given back",
     ),
     (
         Status::Code(1),
@@ -124,12 +126,25 @@ pub const OPERATORS: &[(Status, &str)] = &[
     ),
     (
         Status::Code(USAGE),
-        "usage error, and `release` without `--force`",
+        "usage error, and `release` without `--force` or `--token`",
     ),
     (
         Status::Code(UNAVAILABLE),
         "Redis unavailable: too few servers answered; for `release`, too few to know that no \
          majority holds the lock (the message names them)",
+    ),
+    (
+        Status::Code(BUSY),
+        "`acquire`: busy, not acquired within `--wait` (`-E` changes it)",
+    ),
+    (
+        Status::Code(LOCK_LOST),
+        "`extend`, and `release --token` without `--force`: the lock no longer held the token \
+         (its lease ran out, or it was broken or taken)",
+    ),
+    (
+        Status::Code(LIMIT_MISMATCH),
+        "`acquire`: the lock is held as a semaphore (`run --limit N`)",
     ),
 ];
 
@@ -270,12 +285,18 @@ macro_rules! operators_exit_table {
     () => {
         concat!(
             "  0              status: the lock is held; list, history: done; release: no majority of the servers\n",
-            "                 holds the lock any more (its holder released it when asked, or it was deleted)\n",
+            "                 holds the lock any more (its holder released it when asked, or it was deleted);\n",
+            "                 acquire: the lock is ours; extend: renewed; release --token without --force: given\n",
+            "                 back\n",
             "  1              status: the lock is free; release: there was nothing to break (free, or another\n",
             "                 token)\n",
-            "  64             usage error, and release without --force\n",
+            "  64             usage error, and release without --force or --token\n",
             "  69             Redis unavailable: too few servers answered; for release, too few to know that no\n",
-            "                 majority holds the lock (the message names them)",
+            "                 majority holds the lock (the message names them)\n",
+            "  75             acquire: busy, not acquired within --wait (-E changes it)\n",
+            "  76             extend, and release --token without --force: the lock no longer held the token (its\n",
+            "                 lease ran out, or it was broken or taken)\n",
+            "  78             acquire: the lock is held as a semaphore (run --limit N)",
         )
     };
 }

@@ -118,7 +118,7 @@ fn man_page(cmd: &clap::Command, page: Page) -> Result<Vec<u8>> {
     if page != Page::Run {
         exit_table(
             &mut out,
-            "redlock status, list, release, history",
+            "redlock status, list, release, history, acquire, extend",
             exit::OPERATORS,
         );
     }

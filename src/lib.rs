@@ -84,6 +84,7 @@ pub fn main() -> ExitCode {
     let outcome = std::panic::catch_unwind(|| {
         let (quiet_busy, busy_code) = match &command {
             Command::Run(args) => (args.quiet, args.conflict_exit_code),
+            Command::Acquire(args) => (args.quiet, args.conflict_exit_code),
             _ => (false, exit::BUSY),
         };
         // The TLS files serve every subcommand alike: read once, before anything runs.
@@ -96,6 +97,8 @@ pub fn main() -> ExitCode {
             Command::List(args) => ops::list::list(args),
             Command::Release(args) => ops::release::release(args),
             Command::History(args) => ops::history::history(args),
+            Command::Acquire(args) => ops::steps::acquire(args),
+            Command::Extend(args) => ops::steps::extend(args),
         });
         match result {
             Ok(code) => code,

@@ -32,6 +32,8 @@ pub struct Plan {
     /// How long to wait for a busy lock, and whether to ask its holder to let go.
     pub wait: Duration,
     pub replace: bool,
+    /// `--jitter`: the longest random sleep before the first try.
+    pub jitter: Duration,
     /// The bound on each request to the servers while the lock is taken: with several
     /// servers, small next to the TTL, so that a slow one cannot eat the lease the others
     /// granted.
@@ -112,6 +114,7 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
         lease,
         wait: args.wait,
         replace: args.replace,
+        jitter: args.jitter,
         on_unavailable: args.on_unavailable,
         busy_exit: args.conflict_exit_code,
         history: (args.history > 0).then_some(args.history as usize),
@@ -131,7 +134,7 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
 
 /// A label is shown on one line, as the command line is (its control characters shown as `?`
 /// when it is printed), and at most as long as a recorded command line.
-fn check_label(text: &str) -> Result<()> {
+pub fn check_label(text: &str) -> Result<()> {
     if text.trim().is_empty() {
         bail!("--label must say something");
     }

@@ -84,7 +84,7 @@ fn exit_statuses_agree_in_readme_help_and_man_pages() {
     let run = readme_table(&readme, "`redlock run`:");
     let operators = readme_table(
         &readme,
-        "`redlock status`, `list`, `release` and `history`:",
+        "`redlock status`, `list`, `release`, `history`, `acquire` and `extend`:",
     );
 
     assert_eq!(
@@ -100,12 +100,12 @@ fn exit_statuses_agree_in_readme_help_and_man_pages() {
     assert_eq!(
         help_block(
             &[],
-            "Exit status of redlock status, list, release and history:"
+            "Exit status of redlock status, list, release, history, acquire and extend:"
         ),
         operators,
         "redlock --help"
     );
-    for sub in ["status", "list", "release"] {
+    for sub in ["status", "list", "release", "acquire", "extend"] {
         assert_eq!(
             help_block(&[sub], "Exit status:"),
             operators,
@@ -125,9 +125,14 @@ fn exit_statuses_agree_in_readme_help_and_man_pages() {
         "redlock-list.1",
         "redlock-release.1",
         "redlock-history.1",
+        "redlock-acquire.1",
+        "redlock-extend.1",
     ] {
         assert_eq!(
-            man_block(page, "redlock status, list, release, history"),
+            man_block(
+                page,
+                "redlock status, list, release, history, acquire, extend"
+            ),
             operators,
             "{page}"
         );

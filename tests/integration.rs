@@ -30,4 +30,5 @@ mod semaphore;
 mod sentinel;
 mod sharing;
 mod signals;
+mod steps;
 mod waiting;

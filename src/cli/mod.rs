@@ -8,10 +8,12 @@ use crate::say::Format;
 mod operators;
 mod run;
 mod servers;
+mod steps;
 mod which;
 pub use operators::{HistoryArgs, ListArgs, ReleaseArgs, StatusArgs};
 pub use run::{OnUnavailable, PingBusy, RunArgs};
 pub use servers::ServerArgs;
+pub use steps::{AcquireArgs, ExtendArgs};
 pub use which::Which;
 
 /// Run a command under a distributed lock held in Redis.
@@ -94,15 +96,18 @@ pub enum Command {
     )]
     List(ListArgs),
 
-    /// Break the lock NAME (needs --force).
+    /// Break the lock NAME (needs --force), or give back your own (--token).
     #[command(
-        long_about = "Break the lock NAME. Without --force it only says what it would do. \
+        long_about = "Break the lock NAME, or with --token and without --force, give back a \
+        lock `redlock acquire` took: deleted if it still holds the token (exit 0), 76 if it no \
+        longer does.\n\n\
+        To break a lock: without --force it only says what it would do. \
         With --force, a live holder is first asked to stop: it stops its command (SIGTERM, then \
         SIGKILL after its --kill-after), releases the lock and exits with the lock-lost status \
         (76), and release waits for that, up to the holder's --kill-after plus 2s, so that a \
         waiter never starts beside the old command. A holder that does not answer in time (a \
         dead host, a stale lock) has its lock deleted, and its waiters are told at once. With \
-        --token only the lock that still holds that token is touched.",
+        --token and --force only the lock that still holds that token is broken.",
         after_long_help = OPERATORS_AFTER_HELP
     )]
     Release(ReleaseArgs),
@@ -119,6 +124,31 @@ pub enum Command {
         after_long_help = OPERATORS_AFTER_HELP
     )]
     History(HistoryArgs),
+
+    /// Take the lock NAME and exit, printing its token and fence: a lock held across steps.
+    #[command(
+        long_about = "Take the lock NAME and exit, printing its token and fencing token (`TOKEN \
+        FENCE` on one line, or shell assignments with --export): for a lock held across steps, \
+        such as the stages of a CI pipeline or systemd's ExecStartPre and ExecStopPost. \
+        `redlock extend --token` renews the lease, and `redlock release --token` gives the lock \
+        back.\n\n\
+        Unlike `redlock run`, nothing watches this lease: there is no heartbeat, and nothing is \
+        stopped when the lease ends. The lock is free again once --ttl is up, whatever the \
+        steps are doing: give the longest they may take, and check REDLOCK_FENCE where a late \
+        step could do harm.",
+        after_long_help = OPERATORS_AFTER_HELP
+    )]
+    Acquire(AcquireArgs),
+
+    /// Renew the lease of a lock taken by `redlock acquire`, by its token.
+    #[command(
+        long_about = "Renew the lease of a lock taken by `redlock acquire`: the lock is held for \
+        --ttl from now, if it still holds --token on a majority of the servers. Exits with 76 \
+        when it does not (the lease ran out, the lock was broken or taken by another holder): \
+        the steps are no longer covered by the lock.",
+        after_long_help = OPERATORS_AFTER_HELP
+    )]
+    Extend(ExtendArgs),
 }
 
 impl Command {
@@ -130,6 +160,8 @@ impl Command {
             Command::List(_) => None,
             Command::Release(args) => Some(args.lock.label()),
             Command::History(args) => args.name.as_deref().or(args.key.as_deref()),
+            Command::Acquire(args) => Some(args.lock.label()),
+            Command::Extend(args) => Some(args.lock.label()),
         }
     }
 
@@ -141,6 +173,8 @@ impl Command {
             Command::List(args) => &args.servers,
             Command::Release(args) => &args.servers,
             Command::History(args) => &args.servers,
+            Command::Acquire(args) => &args.servers,
+            Command::Extend(args) => &args.servers,
         }
     }
 }
@@ -171,7 +205,7 @@ Example:
 const MAIN_AFTER_HELP: &str = concat!(
     "Exit status of redlock run:\n",
     run_exit_table!(),
-    "\n\nExit status of redlock status, list, release and history:\n",
+    "\n\nExit status of redlock status, list, release, history, acquire and extend:\n",
     operators_exit_table!()
 );
 

@@ -56,13 +56,17 @@ pub struct ReleaseArgs {
 
     /// Really break the lock
     ///
-    /// Without it, release only says what it would do, and exits with 64.
+    /// Without it, release only says what it would do, and exits with 64; with --token and
+    /// without it, release gives back a lock taken by `redlock acquire`.
     #[arg(long)]
     pub force: bool,
 
-    /// Only if the lock still holds this token
+    /// Only if the lock still holds this token; without --force, give it back
     ///
-    /// The token `redlock status` shows: a lock taken again since is left alone.
+    /// With --force: the token `redlock status` shows; a lock taken again since is left alone.
+    /// Without --force: the holder's own release of a lock `redlock acquire` took (the token it
+    /// printed): the lock is deleted if it still holds the token and the first waiter woken;
+    /// exit 0, or 76 when it no longer held the token (the lease ran out, or it was broken).
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
 

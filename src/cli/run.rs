@@ -31,6 +31,15 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub wait: Duration,
 
+    /// Sleep a random time up to DURATION before the first try
+    ///
+    /// So that the same host does not win every night's run, and a fleet's cron does not reach
+    /// Redis in the same millisecond: each run sleeps its own random share of DURATION, then
+    /// tries. With --min-hold, the fleet's runs are spread over the window. --wait counts from
+    /// the first try; a signal during the sleep ends the run as it would end a wait.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
+    pub jitter: Duration,
+
     /// Allow up to N runs of the name at once: a counting semaphore (default 1: a lock)
     ///
     /// Each run holds one of N places, with its own lease, heartbeat and fencing token: a

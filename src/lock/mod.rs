@@ -160,6 +160,11 @@ impl Lock {
         }
     }
 
+    /// A lock taken earlier by `token` (`redlock acquire`), for its extension or release.
+    pub fn holding(servers: Vec<Server>, keys: Keys, timing: Timing, token: String) -> Self {
+        Lock::with_token(servers, keys, 1, timing, token)
+    }
+
     fn with_token(
         servers: Vec<Server>,
         keys: Keys,

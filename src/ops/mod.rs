@@ -1,5 +1,6 @@
 //! The operators' commands: `status`, `list` and `release` look at (and break) locks that other
-//! runs hold; `history` shows the runs that held them. They share one way to ask the servers (`servers.rs`: all at once, each bounded by
+//! runs hold; `history` shows the runs that held them; `acquire`, `extend` and `release --token`
+//! hold a lock across steps (`steps.rs`). They share one way to ask the servers (`servers.rs`: all at once, each bounded by
 //! `lock::REQUEST_TIMEOUT`) and one reading of their answers (`majority.rs`).
 
 pub mod history;
@@ -8,3 +9,4 @@ mod majority;
 pub mod release;
 mod servers;
 pub mod status;
+pub mod steps;

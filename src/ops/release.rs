@@ -40,6 +40,11 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
             anyhow!("--token must not be empty"),
         ));
     }
+    if let Some(token) = &args.token
+        && !args.force
+    {
+        return super::steps::give_back(args, token);
+    }
     let keys = settings::keys(&args.lock, &args.servers.prefix()).kind(Kind::Usage)?;
     let mut servers = Servers::open(&args.servers)?;
     if let Some(place) = args.slot {

@@ -47,7 +47,6 @@ use crate::report::{self, Facts, Outcome, pings::Pings};
 use crate::say::{Event, ms, say};
 use control::Listener;
 use deadman::DeadMan;
-use events::Events;
 use guard::Guard;
 use heartbeat::{Heartbeat, LeaseEnd};
 use lapse::Lapse;
@@ -55,7 +54,10 @@ use nested::{inside, outer_token};
 use release::release;
 use spawn::Spawned;
 use supervise::{Stop, Supervisor};
-use wait::{Granted, Policy};
+use wait::Granted;
+// For `redlock acquire` (ops/steps.rs), which takes the lock as a run does.
+pub use events::Events;
+pub use wait::{Policy, acquire as wait_for_lock, fair_start};
 
 /// How long the heartbeat thread may take to hand the lock back once the command is gone: an
 /// extension in flight to a healthy server is answered well within this.
@@ -279,6 +281,7 @@ fn take(
         timeout: plan.request_timeout,
         verbose: plan.verbose,
     };
+    wait::fair_start(plan.jitter, plan.verbose, events)?;
     // The guard is forked while the first request is on its way: the fork then costs no time.
     // That is before the lock is ours, so taking over from a holder does not wait for it either.
     let mut guard: Option<std::io::Result<Guard>> = None;

@@ -402,6 +402,31 @@ fn pause_to_retry(
     Ok(())
 }
 
+/// `--jitter`: sleeps a random time up to `jitter` before the first try, saying how long with
+/// `-v`; a signal ends the run as it would end a wait. Nothing is subscribed to yet: no notice
+/// can come.
+pub fn fair_start(jitter: Duration, verbose: bool, events: &mut Events) -> Result<(), Failure> {
+    if jitter.is_zero() {
+        return Ok(());
+    }
+    let pause = random_below(jitter);
+    if verbose {
+        say(
+            say::Event::Waiting,
+            format!(
+                "sleeping {} before the first try (--jitter {})",
+                human(pause),
+                human(jitter)
+            ),
+            &[("jitter_ms", ms(pause))],
+        );
+    }
+    let until = Moment::now() + pause;
+    let mut heed = Heed::after(&Err(anyhow!("no attempt yet")));
+    while sleep_until(until, events, &mut heed)?.is_some() {}
+    Ok(())
+}
+
 /// Whether a failed attempt is worth trying again within `--wait`: servers that could not be
 /// reached, or were failing over (`NotTaken::passing`).
 fn passes(error: &anyhow::Error) -> bool {
