@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-/// Long enough for several faults, short enough for 17 campaigns on 2 cores.
+/// Long enough for several faults, short enough for 18 campaigns on 2 cores.
 const SECONDS: &str = "8";
 
 /// Runs the campaign, which must pass; its output.
@@ -111,6 +111,13 @@ fn key_shared_with_redis_py() {
         !output.contains("redis-py is not set up"),
         "run tests/interop/setup: {output}"
     );
+}
+
+/// A lock held across steps (`acquire --jitter`, `extend`, a stage bounded inside the lease,
+/// `release --token`): the stages never overlap while each stays inside its renewed lease.
+#[test]
+fn steps() {
+    campaign("steps", &[]);
 }
 
 #[test]

@@ -22,6 +22,7 @@ class Campaign:
     py_loops: int = 0  # how many of the loops are redis-py's (the last ones), when it is set up
     acl: bool = False  # the runs log in as the least-privilege user of docs/security.md
     standin: bool = False  # the stand-in's interface is enough for it (the control)
+    steps: bool = False  # each run is steps.py: acquire, extend, a bounded stage, release
     gap: float = 0.1  # the most a loop sleeps between two runs, in seconds
     calm: tuple = (0.2, 1.0)  # seconds between two faults (from the end of one), at random
     about: str = ""
@@ -42,7 +43,9 @@ CAMPAIGNS = {c.name: c for c in [
     Campaign("three", "three",
              [(2, f.pause_servers), (1, f.pause_two), (2, f.crash_restart), (1, f.kill_holder),
               (1, f.freeze_holder)],
-             about="three servers: pauses of one or two, one killed and restarted empty"),
+             flags=lambda loop: ["--jitter", "100ms"] if loop == 0 else [],
+             about="three servers: pauses of one or two, one killed and restarted empty; one "
+                   "loop with --jitter"),
     Campaign("sentinel", "sentinel", SENTINEL, calm=FAILOVER_CALM,
              about="Sentinel: the primary killed, SENTINEL FAILOVER; default flags"),
     # Every replica of the set: with one of two, the replica that confirmed a write may not be
@@ -91,6 +94,12 @@ CAMPAIGNS = {c.name: c for c in [
              flags=lambda loop: REPLACING if loop == 1 else [],
              about="--key, one loop of four with --replace, two redis-py's, under "
                    "single-server faults"),
+    # A lock held across steps: nothing stops a stage when its lease ends, so `release --force`
+    # (which deletes a lock nobody answers for) is left out: it would let a waiter start beside
+    # the stage, as docs/design.md says. A killed pipeline leaves its lock for a TTL.
+    Campaign("steps", "one", SINGLE[:3], steps=True,
+             about="acquire --jitter, extend, a stage bounded inside the lease, release "
+                   "--token; single-server faults but release --force"),
     Campaign("timeout", "one", [(3, f.pause_servers), (3, f.kill_holder)],
              flags=lambda loop: ["--timeout", "1s"],
              about="--timeout 1s (three commands in ten hold 2.5 s or more) under kills "

@@ -57,7 +57,7 @@ def pause_two(ctx):
 
 def kill_holder(ctx):
     """SIGKILL the holder's wrapper (its guard must kill the command at once)."""
-    run = _holder(ctx, ctx.ttl_s)
+    run = _holder(ctx, ctx.holder_left)
     ctx.struck()
     if run is None or not run.child.signal(signal.SIGKILL):
         return None
@@ -68,7 +68,7 @@ def freeze_holder(ctx):
     """SIGSTOP the holder's wrapper past its TTL, then SIGCONT (its kernel dead-man switch
     must have killed it, and its guard the command, before the lease ended)."""
     seconds = ctx.ttl_s + ctx.rng.uniform(0.3, 1.2)
-    run = _holder(ctx, ctx.ttl_s)
+    run = _holder(ctx, ctx.holder_left)
     ctx.struck()
     if run is None or not run.child.signal(signal.SIGSTOP):
         return None
