@@ -10,15 +10,18 @@ use std::{env, fs};
 
 /// Each script, and the files it is made of, in order.
 const SCRIPTS: [(&str, &[&str]); 10] = [
-    ("ACQUIRE", &["lock_type", "notify", "history", "acquire"]),
-    ("EXTEND", &["extend"]),
-    ("RELEASE", &["notify", "history", "release"]),
+    (
+        "ACQUIRE",
+        &["lock_type", "notify", "history", "readers", "acquire"],
+    ),
+    ("EXTEND", &["readers", "extend"]),
+    ("RELEASE", &["notify", "history", "readers", "release"]),
     ("FENCE", &["fence"]),
     ("LEAVE", &["history", "leave"]),
-    ("VIEW", &["lock_type", "view_fn", "view"]),
-    ("VIEWS", &["lock_type", "view_fn", "views"]),
-    ("BREAK", &["notify", "break"]),
-    ("ASK", &["notify", "ask"]),
+    ("VIEW", &["lock_type", "readers", "view_fn", "view"]),
+    ("VIEWS", &["lock_type", "readers", "view_fn", "views"]),
+    ("BREAK", &["notify", "readers", "break"]),
+    ("ASK", &["notify", "readers", "ask"]),
     ("LIMIT", &["limit"]),
 ];
 

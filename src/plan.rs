@@ -28,6 +28,8 @@ pub struct Plan {
     pub servers: Vec<Server>,
     /// How many places the lock has: a semaphore's N, 1 for a plain lock.
     pub limit: usize,
+    /// `--shared`: one of the lock's shared holders.
+    pub shared: bool,
     pub lease: Lease,
     /// How long to wait for a busy lock, and whether to ask its holder to let go.
     pub wait: Duration,
@@ -94,6 +96,28 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
             args.limit
         );
     }
+    if args.shared {
+        let other = match (args.limit > 1, args.lock.key.is_some(), args.replace) {
+            (true, _, _) => Some(format!(
+                "--limit {}: a semaphore's places are each held alone",
+                args.limit
+            )),
+            (_, true, _) => Some(
+                "--key: the libraries that lock a key know of no shared holders, and would \
+                 take it beside them"
+                    .to_string(),
+            ),
+            (_, _, true) => Some(
+                "--replace: it takes over from the one holder of a lock, and shared holders are \
+                 many"
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        if let Some(why) = other {
+            bail!("--shared cannot be used with {why}");
+        }
+    }
     if args.lock.key.is_some() && args.limit > 1 {
         bail!(
             "--key cannot be used with --limit {}: the libraries that lock a key hold it once, \
@@ -111,6 +135,7 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
         request_timeout: lease.request_timeout(lease.usable(), servers.len()),
         servers,
         limit: usize::from(args.limit),
+        shared: args.shared,
         lease,
         wait: args.wait,
         replace: args.replace,

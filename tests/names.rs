@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use crate::support::src_files;
 
 /// The words a lock's companions and places are named with, after a `:` (keys.rs).
-const COMPANIONS: [&str; 8] = [
-    "control", "holder", "fence", "released", "waiters", "limit", "history", "slot",
+const COMPANIONS: [&str; 10] = [
+    "control", "holder", "fence", "released", "waiters", "limit", "history", "slot", "readers",
+    "writers",
 ];
 
 /// Reads a string literal from just after its opening quote `quote`, escapes kept as the

@@ -49,7 +49,7 @@ pub struct ListArgs {
     pub servers: ServerArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ReleaseArgs {
     #[command(flatten)]
     pub lock: Which,

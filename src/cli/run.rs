@@ -49,6 +49,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub limit: u16,
 
+    /// Hold the lock shared: beside other --shared runs, never beside an exclusive one
+    ///
+    /// A reader-writer lock, as flock -s: any number of --shared runs of a name hold it at
+    /// once, each with its own lease and heartbeat; a run without it waits for all of them and
+    /// excludes them all. A run without --shared that waits in the queue goes before the
+    /// --shared runs that come after it, so that a stream of them cannot starve it. The
+    /// command gets REDLOCK_SHARED=1 and the current fence (the next exclusive holder's is
+    /// larger). Not with --limit, --key or --replace.
+    #[arg(long)]
+    pub shared: bool,
+
     /// Interval between lease extensions [default: a third of --ttl]
     ///
     /// Must leave room for a retry before the command would have to be signalled: at most half

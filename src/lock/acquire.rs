@@ -173,6 +173,7 @@ impl Lock {
             queue,
             self.ask,
             self.recorded(busy.as_deref()),
+            self.shared,
         );
         let sent = Moment::now();
         let on_its_way = self.pool.send(Wait::Never, &request, timeout);
@@ -336,6 +337,7 @@ impl Lock {
             keep,
             self.recorded(run),
             tell_waiters,
+            self.shared,
         );
         self.pool.fan_out(
             Wait::Always,

@@ -26,8 +26,19 @@ impl Lock {
             .flatten()
             .filter_map(|reply| redis::from_redis_value::<Vec<Value>>(reply).ok())
             .filter(|fields| view::stored_limit(fields).unwrap_or(1) == self.limit())
-            .map(|fields| Holder::decode(&fields))
-            .filter(|holder| holder.token.as_deref() == Some(token))
+            .filter_map(|fields| {
+                // Held shared, the first holder is one of the shared holders; a run alone is not
+                // covered by a shared holder's lease (others hold it too).
+                let holder = Holder::decode(&fields);
+                let holders = match (holder.shared, self.shared) {
+                    (None, _) => vec![holder],
+                    (Some(_), true) => view::shared_holders(&fields),
+                    (Some(_), false) => Vec::new(),
+                };
+                holders
+                    .into_iter()
+                    .find(|holder| holder.token.as_deref() == Some(token))
+            })
             .collect();
         let majority = Tally::counted(holding.len(), 0, servers).yes();
         majority.then(|| holding.into_iter().next()).flatten()

@@ -33,14 +33,17 @@ pub struct Holder {
     pub ended_ms: Option<i64>,
     /// When its `--timeout` ends (about: counted from when it took the lock).
     pub limit_ms: Option<i64>,
+    /// Held shared (`run --shared`): by how many runs; this one is the one whose lease ends
+    /// last. 0 in a busy reply: nobody holds it, but an exclusive waiter goes first.
+    pub shared: Option<u32>,
 }
 
 impl Holder {
     /// How many fields `decode` reads.
-    pub(super) const FIELDS: usize = 11;
+    pub(super) const FIELDS: usize = 12;
 
     /// Reads the holder from a script's reply: `{token, pttl, fence, now_ms, start, host, pid,
-    /// user, cmd, ended, limit}`, '' where unknown. view.lua answers this, and acquire.lua after its 0
+    /// user, cmd, ended, limit, shared}`, '' where unknown. view.lua answers this, and acquire.lua after its 0
     /// when the lock is busy.
     pub(super) fn decode(fields: &[Value]) -> Holder {
         // Printed on one line, to a terminal: whoever can write the key could plant escape
@@ -69,6 +72,7 @@ impl Holder {
             started_ms,
             ended_ms: number(9).and_then(plausible),
             limit_ms: number(10).and_then(plausible),
+            shared: text(11).and_then(|n| n.parse().ok()),
             token,
         }
     }
@@ -170,6 +174,18 @@ pub(super) fn acquired(reply: Value) -> Result<Acquired> {
 /// ./backup.sh) for 3m12s, expires in 27s; place 1 held by ...`.
 pub fn busy_message_for(name: &str, holders: &[Holder]) -> String {
     match holders {
+        [holder] if holder.shared == Some(0) => format!(
+            "lock '{name}' is free, but a run that wants it alone waits before this one \
+             (shared runs let it go first)"
+        ),
+        [holder] if holder.shared.is_some() => {
+            let about = about(holder).join("; ");
+            format!(
+                "lock '{name}' is held shared by {} run(s), the last to end: {}",
+                holder.shared.unwrap_or(0),
+                about.strip_prefix("held by ").unwrap_or(&about)
+            )
+        }
         [holder] => busy_message(name, holder),
         _ => {
             let places: Vec<String> = holders

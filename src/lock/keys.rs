@@ -4,7 +4,8 @@
 //! With `--limit N` (a counting semaphore) the lock has N places, each a lock of its own (its
 //! key, holder details and control channel); place 0 is the plain lock's keys, so that a
 //! semaphore and a plain lock of the same name see each other. The fencing counter, the
-//! waiters' queue, the release channel and the stored limit are shared by all places.
+//! waiters' queue, the release channel and the stored limit are shared by all places. A plain
+//! lock's shared holders (`--shared`) are in `readers`, beside its key.
 //!
 //! With `--key KEY` the lock is the application's key itself, as the lock libraries hold it (a
 //! string: the holder's token, with the lease as its TTL), and the companions are `{KEY}:...`:
@@ -42,6 +43,14 @@ pub struct Keys {
     pub limit: String,
     /// `PREFIX:{NAME}:history`: a list of the last runs, newest first, as JSON (`history.rs`).
     pub history: String,
+    /// `PREFIX:{NAME}:readers`: the shared holders (`run --shared`), a sorted set of their
+    /// tokens scored by when each lease ends (the server's clock, ms), as long as the last.
+    pub readers: String,
+    /// `PREFIX:{NAME}:readers:holder`: a hash of the shared holders' details, token -> JSON.
+    pub reader_details: String,
+    /// `PREFIX:{NAME}:writers`: the exclusive runs among the waiters (a sorted set of their
+    /// entries in `waiters`): new shared holders let them go first.
+    pub writers: String,
     /// Whether the lock is an application's key (`--key`), which clients other than redlock
     /// may hold: they write no holder details and publish no release notice.
     pub app_key: bool,
@@ -73,6 +82,9 @@ impl Keys {
             waiters: format!("{base}:waiters"),
             limit: format!("{base}:limit"),
             history: format!("{base}:history"),
+            readers: format!("{base}:readers"),
+            reader_details: format!("{base}:readers:holder"),
+            writers: format!("{base}:writers"),
             first: lock.clone(),
             lock,
             app_key,
@@ -130,7 +142,8 @@ pub fn scan_pattern(prefix: &str, names: &str) -> String {
 }
 
 /// The lock's name and place, if `key` is the key of a lock's place (`PREFIX:{NAME}` or
-/// `PREFIX:{NAME}:slot:K`) rather than one of its companions.
+/// `PREFIX:{NAME}:slot:K`), or its shared holders (`PREFIX:{NAME}:readers`: place 0, held
+/// shared), rather than another of its companions.
 pub fn lock_of(key: &str, prefix: &str) -> Option<(String, usize)> {
     let rest = key.strip_prefix(&format!("{prefix}:{{"))?;
     let (name, after) = rest.rsplit_once('}')?;
@@ -138,7 +151,7 @@ pub fn lock_of(key: &str, prefix: &str) -> Option<(String, usize)> {
         return None;
     }
     let slot = match after {
-        "" => 0,
+        "" | ":readers" => 0,
         _ => {
             let digits = after.strip_prefix(":slot:")?;
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -271,6 +284,9 @@ mod tests {
             lock("redlock:{backup}:slot:12"),
             Some(("backup".into(), 12))
         );
+        assert_eq!(lock("redlock:{backup}:readers"), Some(("backup".into(), 0)));
+        assert_eq!(lock("redlock:{backup}:readers:holder"), None);
+        assert_eq!(lock("redlock:{backup}:writers"), None);
         assert_eq!(lock("redlock:{backup}:holder"), None);
         assert_eq!(lock("redlock:{backup}:slot:1:holder"), None);
         assert_eq!(lock("redlock:{backup}:slot:"), None);

@@ -101,6 +101,8 @@ pub struct Lock {
     ask: scripts::Place,
     pub token: String,
     pub timing: Timing,
+    /// A shared hold (`run --shared`): one of the lock's shared holders, not its only one.
+    pub shared: bool,
 }
 
 /// The same lock and token, not connected yet: for a release that must not wait for a request
@@ -111,6 +113,7 @@ pub struct Twin {
     limit: usize,
     timing: Timing,
     token: String,
+    shared: bool,
 }
 
 impl Twin {
@@ -123,6 +126,7 @@ impl Twin {
             self.token,
         );
         lock.keys = self.keys;
+        lock.shared = self.shared;
         lock
     }
 }
@@ -157,6 +161,7 @@ impl Lock {
             limit: self.places.len(),
             timing: self.timing,
             token: self.token.clone(),
+            shared: self.shared,
         }
     }
 
@@ -187,6 +192,7 @@ impl Lock {
             ask: scripts::Place::Any,
             token,
             timing,
+            shared: false,
         }
     }
 
@@ -218,6 +224,7 @@ impl Lock {
             self.timing.ttl,
             stopping,
             self.places.len(),
+            self.shared,
         );
         // A primary that the sentinels no longer name is left before the extension is sent;
         // asking them takes half of the try's time at most, and the extension the rest.
@@ -313,6 +320,7 @@ impl Lock {
             None,
             self.recorded(run.as_deref()),
             true,
+            self.shared,
         );
         let servers = self.addresses.len();
         let answers = self.pool.fan_out(

@@ -19,6 +19,11 @@ fn no_lease(_: &Value) -> bool {
     false
 }
 
+/// A yes-or-no argument: '1' or ''.
+fn flag(yes: bool) -> &'static str {
+    if yes { "1" } else { "" }
+}
+
 /// Redis takes whole milliseconds; a sub-millisecond remainder is dropped.
 pub fn millis(duration: Duration) -> u64 {
     duration.as_millis() as u64
@@ -58,6 +63,7 @@ fn recorded(record: Recorded) -> (String, String) {
 /// Takes a free place of the lock (as `place` says), or describes its holders (see
 /// `holder::acquired`); when busy, a caller that will `queue` joins the waiters, and one that
 /// will not is recorded as `busy` in the history.
+#[allow(clippy::too_many_arguments)]
 pub fn acquire(
     places: &[Keys],
     token: &str,
@@ -66,6 +72,7 @@ pub fn acquire(
     queue: bool,
     place: Place,
     busy: Recorded,
+    shared_hold: bool,
 ) -> Request {
     let (entry, cap) = recorded(busy);
     let (wanted, only) = match place {
@@ -91,6 +98,7 @@ pub fn acquire(
         &entry,
         &cap,
         &shared.wake(token),
+        &flag(shared_hold),
     ]);
     argv.extend(
         places
@@ -104,6 +112,9 @@ pub fn acquire(
                 &shared.waiters,
                 &shared.limit,
                 &shared.history,
+                &shared.readers,
+                &shared.reader_details,
+                &shared.writers,
             ],
             places,
         ),
@@ -123,8 +134,15 @@ pub fn raise_fence(keys: &Keys, token: &str, fence: u64) -> Request {
 
 /// Extends the lease on place `keys` if it is still ours: 1 if so, else 0. `stopping`: says
 /// that the holder is stopping its command on `release --force`'s request. `limit`: the
-/// semaphore's N, kept stored while it lives (1: a plain lock).
-pub fn extend(keys: &Keys, token: &str, ttl: Duration, stopping: bool, limit: usize) -> Request {
+/// semaphore's N, kept stored while it lives (1: a plain lock). `shared`: a shared holder.
+pub fn extend(
+    keys: &Keys,
+    token: &str,
+    ttl: Duration,
+    stopping: bool,
+    limit: usize,
+    shared: bool,
+) -> Request {
     let stopping = if stopping { "1" } else { "0" };
     let limit = if limit > 1 {
         limit.to_string()
@@ -132,8 +150,14 @@ pub fn extend(keys: &Keys, token: &str, ttl: Duration, stopping: bool, limit: us
         String::new()
     };
     EXTEND.call(
-        &[&keys.lock, &keys.holder, &keys.limit],
-        &args(&[&token, &millis(ttl), &stopping, &limit]),
+        &[
+            &keys.lock,
+            &keys.holder,
+            &keys.limit,
+            &keys.readers,
+            &keys.reader_details,
+        ],
+        &args(&[&token, &millis(ttl), &stopping, &limit, &flag(shared)]),
         |reply| reply == &Value::Int(1),
     )
 }
@@ -150,7 +174,7 @@ pub fn leave(keys: &Keys, token: &str, gave_up: Recorded) -> Request {
 
 /// Releases the place of the lock (of `places`) that is still ours, but not place `except`
 /// (non-zero if one was); with `keep`, leaves it to expire after `keep`. `run`: the run as the
-/// history records it.
+/// history records it. `shared`: a shared holder.
 pub fn release(
     places: &[Keys],
     token: &str,
@@ -158,11 +182,21 @@ pub fn release(
     except: Option<usize>,
     run: Recorded,
     tell_waiters: bool,
+    shared_hold: bool,
 ) -> Request {
     let shared = &places[0];
     let (entry, cap) = recorded(run);
     RELEASE.call(
-        &with_places(&[&shared.waiters, &shared.limit, &shared.history], places),
+        &with_places(
+            &[
+                &shared.waiters,
+                &shared.limit,
+                &shared.history,
+                &shared.readers,
+                &shared.reader_details,
+            ],
+            places,
+        ),
         &args(&[
             &token,
             &millis(keep),
@@ -174,6 +208,7 @@ pub fn release(
             &except.map_or(String::new(), |place| place.to_string()),
             &entry,
             &cap,
+            &flag(shared_hold),
         ]),
         no_lease,
     )
@@ -184,7 +219,17 @@ pub fn release(
 pub fn views(locks: &[Keys]) -> Request {
     let keys: Vec<&str> = locks
         .iter()
-        .flat_map(|k| [&k.lock, &k.holder, &k.fence, &k.limit, &k.history])
+        .flat_map(|k| {
+            [
+                &k.lock,
+                &k.holder,
+                &k.fence,
+                &k.limit,
+                &k.history,
+                &k.readers,
+                &k.reader_details,
+            ]
+        })
         .map(String::as_str)
         .collect();
     VIEWS.call(&keys, &[], no_lease)
@@ -207,6 +252,8 @@ pub fn view(keys: &Keys) -> Request {
             &keys.fence,
             &keys.limit,
             &keys.history,
+            &keys.readers,
+            &keys.reader_details,
         ],
         &[],
         no_lease,
@@ -216,7 +263,13 @@ pub fn view(keys: &Keys) -> Request {
 /// Deletes the lock (only if it holds `token`, when given) and notifies waiters.
 pub fn break_lock(keys: &Keys, token: Option<&str>) -> Request {
     BREAK.call(
-        &[&keys.lock, &keys.holder, &keys.waiters],
+        &[
+            &keys.lock,
+            &keys.holder,
+            &keys.waiters,
+            &keys.readers,
+            &keys.reader_details,
+        ],
         &args(&[&token.unwrap_or(""), &keys.control, &keys.wake("")]),
         no_lease,
     )
@@ -241,7 +294,13 @@ pub fn ask_to_stop(keys: &Keys, token: Option<&str>, ask: Ask) -> Request {
         Ask::Replace { by } => ("replace", keys.wake(by)),
     };
     ASK.call(
-        &[&keys.lock, &keys.holder, &keys.waiters],
+        &[
+            &keys.lock,
+            &keys.holder,
+            &keys.waiters,
+            &keys.readers,
+            &keys.reader_details,
+        ],
         &args(&[&keys.control, &token.unwrap_or(""), &verb, &by]),
         no_lease,
     )

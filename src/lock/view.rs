@@ -13,7 +13,8 @@ use super::keys::Keys;
 use super::name_keys_in_the_way;
 
 /// One server's view of a lock: its holder, or why the server could not be read. Field names
-/// are part of the documented JSON.
+/// are part of the documented JSON. Held shared (`run --shared`), `holder` is the shared
+/// holder whose lease ends last, and `readers` lists them all.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerView {
     pub address: String,
@@ -21,6 +22,8 @@ pub struct ServerView {
     #[serde(flatten)]
     pub holder: Holder,
     pub error: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub readers: Vec<Holder>,
     /// A semaphore's N, as stored while any of its places is held.
     #[serde(skip)]
     pub limit: Option<usize>,
@@ -38,6 +41,7 @@ impl ServerView {
             held: false,
             holder: Holder::default(),
             error: Some(error),
+            readers: Vec::new(),
             limit: None,
             last_run: None,
             now_ms: 0,
@@ -68,12 +72,24 @@ pub fn view(address: &str, keys: &Keys, reply: Option<Result<Value>>) -> ServerV
                 held: holder.token.is_some(),
                 holder,
                 error: None,
+                readers: shared_holders(&fields),
                 limit,
                 last_run: serde_json::from_str(&text(Holder::FIELDS + 1)).ok(),
                 now_ms: text(3).parse().unwrap_or(0),
             }
         }
     }
+}
+
+/// The shared holders (`run --shared`) that `scripts::view`'s reply carries after the last
+/// run, each as a holder's fields.
+pub fn shared_holders(fields: &[Value]) -> Vec<Holder> {
+    fields
+        .get(Holder::FIELDS + 2..)
+        .unwrap_or_default()
+        .chunks_exact(Holder::FIELDS)
+        .map(Holder::decode)
+        .collect()
 }
 
 /// The semaphore's N that `scripts::view`'s reply carries after the holder, if one is stored.

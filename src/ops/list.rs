@@ -114,8 +114,11 @@ pub fn list(args: &ListArgs) -> Result<u8, Failure> {
                 Some(left) => format!("expires in {}", human(left)),
                 None => "never expires".to_string(),
             };
-            let name = match (lock.slot, lock.limit) {
-                (Some(place), Some(limit)) => format!("{} [place {place} of {limit}]", lock.name),
+            let name = match (lock.slot, lock.limit, holder.shared) {
+                (Some(place), Some(limit), _) => {
+                    format!("{} [place {place} of {limit}]", lock.name)
+                }
+                (_, _, Some(readers)) => format!("{} [shared by {readers}]", lock.name),
                 _ => lock.name.clone(),
             };
             out::line(format!("{name}\t{holder:#}\tfor {age}\t{ttl}"))?;

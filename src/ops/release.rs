@@ -16,7 +16,7 @@ use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
 use crate::lock::view::{self, ASK_MARGIN, Asked, Broken, ServerView, UNKNOWN_KILL_AFTER};
-use crate::lock::{Keys, Tally, Vote, scripts};
+use crate::lock::{Holder, Keys, Tally, Vote, scripts};
 use crate::say::{Event, ms, say};
 use crate::settings;
 
@@ -58,6 +58,10 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     // counts as not reached.
     let places = servers.places(&keys);
     if places.len() == 1 {
+        let readers = shared_holders(&places[0]);
+        if args.token.is_none() && args.force && !readers.is_empty() {
+            return release_shared(args, &mut servers, &keys, &readers, &places[0]);
+        }
         let label = format!("'{}'", args.lock.label());
         return release_place(args, &mut servers, &keys, &label, &places[0]);
     }
@@ -98,6 +102,41 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
         let label = format!("'{}' place {place}", args.lock.label());
         let keys = keys.slot(place);
         if release_place(args, &mut servers, &keys, &label, &places[0])? == 0 {
+            outcome = 0;
+        }
+    }
+    Ok(outcome)
+}
+
+/// The shared holders (`run --shared`) the servers name, each once, the one whose lease ends
+/// last first.
+fn shared_holders(views: &[ServerView]) -> Vec<Holder> {
+    let mut found: Vec<Holder> = Vec::new();
+    for holder in views.iter().flat_map(|view| view.readers.iter().rev()) {
+        if !found.iter().any(|h| h.token == holder.token) {
+            found.push(holder.clone());
+        }
+    }
+    found
+}
+
+/// Breaks a lock held shared: each shared holder in turn, as a lock's holder is broken (asked
+/// to stop its command and release, then deleted if it does not).
+fn release_shared(
+    args: &ReleaseArgs,
+    servers: &mut Servers,
+    keys: &Keys,
+    readers: &[Holder],
+    views: &[ServerView],
+) -> Result<u8, Failure> {
+    let mut outcome = 1;
+    for reader in readers {
+        let one = ReleaseArgs {
+            token: reader.token.clone(),
+            ..args.clone()
+        };
+        let label = format!("'{}' (shared holder {reader})", args.lock.label());
+        if release_place(&one, servers, keys, &label, views)? == 0 {
             outcome = 0;
         }
     }
@@ -373,10 +412,11 @@ fn holder_let_go(servers: &mut Servers, keys: &Keys, token: &str, patience: Dura
     let deadline = Moment::now() + patience;
     loop {
         let views = servers.views(keys);
-        let tally = Tally::of(views.iter().map(|v| match (&v.error, &v.holder.token) {
-            (Some(_), _) => Vote::Unknown,
-            (None, Some(held)) if held == token => Vote::For(()),
-            (None, _) => Vote::Against,
+        let holds = |h: &Holder| h.token.as_deref() == Some(token);
+        let tally = Tally::of(views.iter().map(|v| match &v.error {
+            Some(_) => Vote::Unknown,
+            None if holds(&v.holder) || v.readers.iter().any(holds) => Vote::For(()),
+            None => Vote::Against,
         }));
         // Seen released only by a majority that answered: one that did not tells nothing.
         if !tally.too_few_answered() && tally.no() {

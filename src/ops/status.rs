@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::cli::StatusArgs;
 use crate::duration::human;
 use crate::exit::{Classify, Failure, Kind};
+use crate::lock::view::ServerView;
 use crate::out;
 use crate::settings;
 
@@ -80,10 +81,32 @@ fn last_run(status: &Status) -> String {
     })
 }
 
+/// A lock held shared (`run --shared`): each of its shared holders, on a line of its own.
+fn shared_text(status: &Status, view: &ServerView) -> String {
+    let mut out = format!(
+        "lock '{}' is held shared by {} run(s)\n",
+        status.name,
+        view.readers.len()
+    );
+    for h in &view.readers {
+        let since = h.age().map_or(String::new(), |age| format!(" for {}", human(age)));
+        let left = h
+            .remaining()
+            .map_or(String::new(), |left| format!(", expires in {}", human(left)));
+        let token = h.token.as_deref().unwrap_or("?");
+        out.push_str(&format!("  {h:#}{since}{left}, token {token}\n"));
+    }
+    if let Some(fence) = view.holder.fence {
+        out.push_str(&format!("  fence    {fence} (the next exclusive holder's is larger)\n"));
+    }
+    out
+}
+
 fn text(status: &Status) -> String {
     let mut out = String::new();
     match &status.holder {
         None => out.push_str(&format!("lock '{}' is free\n", status.name)),
+        Some(view) if view.holder.shared.is_some() => out.push_str(&shared_text(status, view)),
         Some(view) => {
             let h = &view.holder;
             out.push_str(&format!("lock '{}' is held by {h}\n", status.name));

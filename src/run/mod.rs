@@ -110,6 +110,7 @@ fn open(plan: &Plan, facts: &Facts) -> Result<(Lock, HolderInfo), Failure> {
         plan.limit,
         plan.lease.timing,
     );
+    lock.shared = plan.shared;
     if let Some((token, place)) = outer_token(plan)
         && let Some(outer) = lock.holder_with(&token, place, REQUEST_TIMEOUT)
         && inside(&outer)
@@ -336,6 +337,7 @@ fn start(
         ("REDLOCK_TOKEN", lock.token.clone()),
         ("REDLOCK_FENCE", granted.fence.to_string()),
         ("REDLOCK_SLOT", granted.place.to_string()),
+        ("REDLOCK_SHARED", if plan.shared { "1" } else { "" }.to_string()),
     ];
     spawn::spawn(&plan.command, &env, guard)
 }

@@ -72,7 +72,8 @@ pub fn exec_unlocked(argv: &[OsString], label: &str, (variable, other): (&str, &
             .env("REDLOCK_UNLOCKED", "1")
             .env_remove("REDLOCK_FENCE")
             .env_remove("REDLOCK_TOKEN")
-            .env_remove("REDLOCK_SLOT");
+            .env_remove("REDLOCK_SLOT")
+            .env_remove("REDLOCK_SHARED");
     })
 }
 
