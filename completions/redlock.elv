@@ -61,6 +61,7 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand -E 'Exit status when the lock is busy'
             cand --conflict-exit-code 'Exit status when the lock is busy'
             cand --log-format 'Format of redlock''s own lines on stderr: text or json'
+            cand --shared 'Hold the lock shared: beside other --shared runs, never beside an exclusive one'
             cand --replace 'Take over from the current holder: ask it to stop its command and let go'
             cand -q 'Print nothing when the lock is busy'
             cand --quiet 'Print nothing when the lock is busy'

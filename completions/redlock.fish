@@ -65,6 +65,7 @@ complete -c redlock -n "__fish_redlock_using_subcommand run" -l wait-replicas -d
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l log-format -d 'Format of redlock\'s own lines on stderr: text or json' -r -f -a "text\t'One `redlock: MESSAGE` line each'
 json\t'One JSON object per line'"
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l shared -d 'Hold the lock shared: beside other --shared runs, never beside an exclusive one'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l replace -d 'Take over from the current holder: ask it to stop its command and let go'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s q -l quiet -d 'Print nothing when the lock is busy'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s v -l verbose -d 'Report what happens, with timings, on stderr'

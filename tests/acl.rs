@@ -39,6 +39,7 @@ fn as_on(before_7: bool, command: &str) -> &str {
     match command {
         "spublish" if before_7 => "publish",
         "ssubscribe" if before_7 => "subscribe",
+        "pubsub|shardnumsub" if before_7 => "pubsub|numsub",
         command => command,
     }
 }
@@ -99,6 +100,49 @@ fn steps(server: &RedisServer, step: &str, name: &str) -> Vec<(Option<i32>, Stri
         }
         // A semaphore's release looks for its other holders.
         "semaphore" => vec![run(&["--limit", "2", "--", "true"])],
+        // A shared run alone; then one that lets an exclusive waiter go first, while another
+        // shared run holds the lock.
+        "shared" => {
+            let mut said = vec![run(&["--shared", "--", "true"])];
+            // Refused (its release left to expire, said): the rest would only fail on it.
+            if said[0].0 != Some(0) || said[0].1.contains("(an ACL)") {
+                return said;
+            }
+            let mut held = holder(server, &["-n", name, "--shared", "--ttl", "60s"]);
+            let url = format!("redis://redlock:{PASSWORD}@127.0.0.1:{}", server.port);
+            let wait = |shared: &[&str]| {
+                redlock(&url)
+                    .args(["run", "-n", name, "--wait", "20s"])
+                    .args(shared)
+                    .args(["--", "true"])
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            };
+            let mut connection = server.connection();
+            let mut listening = |count| {
+                crate::support::wait_until("the waiters listen", || {
+                    crate::support::waiters_listening(&mut connection, name) == count
+                });
+            };
+            let exclusive = wait(&[]);
+            listening(1);
+            let shared = wait(&["--shared"]);
+            // It lets the exclusive waiter go first (or fails, naming what it may not run).
+            crate::support::wait_until("the shared run has asked", || {
+                server.cmd::<usize>(&["ZCARD", &keys(name).waiters]) == 2
+                    || crate::support::is_dead(shared.id() as i32)
+            });
+            drop(held.finish());
+            for child in [exclusive, shared] {
+                let output = child.wait_with_output().unwrap();
+                said.push((
+                    output.status.code(),
+                    String::from_utf8_lossy(&output.stderr).into_owned(),
+                ));
+            }
+            said
+        }
         // The second run's entry trims a history of one.
         "trim" => vec![
             run(&["--history", "1", "--", "true"]),
@@ -116,7 +160,8 @@ fn step_of(command: &str) -> &'static str {
         "pttl" | "hmget" | "type" => "busy",
         "exists" => "semaphore",
         "ltrim" => "trim",
-        "zadd" | "ssubscribe" => "wait",
+        "zadd" | "zscore" | "ssubscribe" => "wait",
+        "zrangebyscore" | "zcard" | "hdel" | "pexpireat" | "pubsub|shardnumsub" => "shared",
         "hget" => "ask",
         "zrange" => "replace",
         "lrange" => "history",
@@ -130,7 +175,7 @@ fn the_documented_user_runs_everything() {
     let (primary, _replica) = primary_with_replica();
     make_user(&primary, &documented_rule(), &[]);
     let mut said = Vec::new();
-    for step in ["run", "extend", "history", "list"] {
+    for step in ["run", "extend", "history", "list", "shared"] {
         said.extend(steps(&primary, step, "all"));
     }
     // A waiter handed the lock, a replacing run, a break, a semaphore, --min-hold.
@@ -177,7 +222,7 @@ fn the_documented_user_runs_everything() {
         assert_eq!(*status, Some(0), "{stderr}");
         assert!(!stderr.contains("ACL"), "{stderr}");
     }
-    assert_eq!(said.len(), 9);
+    assert_eq!(said.len(), 12);
     // Another database needs +select, as the doc says, and the refusal names it.
     let url = format!("redis://redlock:{PASSWORD}@127.0.0.1:{}/1", primary.port);
     let stderr = exits_with(

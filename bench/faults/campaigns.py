@@ -94,6 +94,16 @@ CAMPAIGNS = {c.name: c for c in [
              flags=lambda loop: REPLACING if loop == 1 else [],
              about="--key, one loop of four with --replace, two redis-py's, under "
                    "single-server faults"),
+    # Shared holders and exclusive ones on one lock: no exclusive run beside anyone, the
+    # shared ones together (counted), and a shared holder never reads a store that a later
+    # exclusive run wrote to.
+    Campaign("shared", "one", SINGLE, flags=lambda loop: ["--shared"] if loop < 2 else [],
+             about="two loops of four with --shared, under single-server faults"),
+    Campaign("shared-three", "three",
+             [(2, f.pause_servers), (1, f.pause_two), (2, f.crash_restart), (1, f.kill_holder),
+              (1, f.freeze_holder)],
+             flags=lambda loop: ["--shared"] if loop < 2 else [],
+             about="the same over three servers: pauses of one or two, one restarted empty"),
     # A lock held across steps: nothing stops a stage when its lease ends, so `release --force`
     # (which deletes a lock nobody answers for) is left out: it would let a waiter start beside
     # the stage, as docs/design.md says. A killed pipeline leaves its lock for a TTL.

@@ -7,15 +7,19 @@
 - **Overlaps**, from the commands' own life signs: a run's interval is [start, end], or [start,
   last line] for a command killed without an end mark (its last life sign is at most 50 ms
   before it died, so an overlap is never invented, only possibly missed when shorter than
-  that). Two runs of one place (REDLOCK_SLOT) whose intervals meet overlap; with `--limit N`,
-  more than N runs at once is one more. Each is reported with its runs, fences and length.
+  that). Two runs of one place (REDLOCK_SLOT) whose intervals meet overlap, unless both are
+  shared holders (`--shared`: those are counted as readers together); with `--limit N`, more
+  than N runs at once is one more. Each is reported with its runs, fences and length.
+- **Stale reads**: a shared holder's read of the store that finds a fence larger than its own
+  accepted already (a writer came while it held the lock).
 - **Lost updates**, from the store's journal (kept in the order the store took the writes): an
   accepted write whose read value was no longer the counter when it wrote, so that it
   overwrote another holder's increment.
 - **Stale writes accepted**: an accepted write whose fence is lower than one accepted before,
   or equal to one another run wrote with (a fence handed out twice).
 - **Fence regressions** (reported, not a failure of its own): a run whose fence is not larger
-  than that of a run of its place that started before it. A fencing resource then rejects a
+  than that of a run of its place that started before it (a shared holder's: smaller than
+  that of an exclusive run that started before it; shared holders share the current fence). A fencing resource then rejects a
   legitimate holder's writes; it shows the servers lost the counter.
 - **Waiters replaced** (`--replace`): a run that exited 77 whose fence no replacing run asked
   to let go (the `replacing` event of `-v --log-format json` names the holder asked, with its
@@ -37,7 +41,7 @@ def read_runs(logdir):
     for path in glob.glob(os.path.join(logdir, "runs", "*.log")):
         run_id = os.path.basename(path)[:-4]
         start = last = None
-        fields, ended = {}, False
+        fields, ended, newest = {}, False, 0
         with open(path) as f:
             for line in f:
                 words = line.split()
@@ -48,18 +52,37 @@ def read_runs(logdir):
                     start = ns
                     fields = dict(w.split("=", 1) for w in words[2:] if "=" in w)
                 ended = ended or words[0] == "end"
+                if words[0] == "read":
+                    read = dict(w.split("=", 1) for w in words[2:] if "=" in w)
+                    newest = max(newest, int(read.get("max", 0)))
                 last = ns if last is None else max(last, ns)
         if start is None:
             continue
         fence = fields.get("fence", "-")
         runs[run_id] = {"id": run_id, "start": start, "last": last, "ended": ended,
                         "fence": None if fence == "-" else int(fence),
-                        "slot": int(fields.get("slot", 0))}
+                        "slot": int(fields.get("slot", 0)),
+                        "shared": fields.get("shared") == "1", "newest_read": newest}
     return runs
 
 
+def readers_together(runs):
+    """How many pairs of shared holders held the lock at once (as they may)."""
+    shared = sorted((r for r in runs.values() if r["shared"]), key=lambda r: r["start"])
+    return sum(1 for i, a in enumerate(shared) for b in shared[i + 1:]
+               if b["start"] < a["last"])
+
+
+def stale_reads(runs):
+    """Shared holders that read a fence larger than their own in the store."""
+    return [{"run": r["id"], "fence": r["fence"], "read": r["newest_read"]}
+            for r in runs.values()
+            if r["shared"] and r["fence"] is not None and r["newest_read"] > r["fence"]]
+
+
 def overlaps(runs, limit, t0):
-    """Pairs of one place whose intervals meet, then moments with more than `limit` runs."""
+    """Pairs of one place whose intervals meet (but two shared holders), then moments with
+    more than `limit` runs."""
     found = []
     by_slot = {}
     for run in runs.values():
@@ -70,6 +93,8 @@ def overlaps(runs, limit, t0):
             for b in group[i + 1:]:
                 if b["start"] >= a["last"]:
                     break
+                if a["shared"] and b["shared"]:
+                    continue
                 found.append({
                     "slot": slot, "runs": [a["id"], b["id"]], "fences": [a["fence"], b["fence"]],
                     "at_s": round((b["start"] - t0) / 1e9, 3),
@@ -128,7 +153,8 @@ def fence_regressions(runs):
         if run["fence"] is None:
             continue
         before = by_slot.get(run["slot"])
-        if before is not None and run["fence"] <= before["fence"]:
+        if before is not None and (run["fence"] < before["fence"] or (
+                run["fence"] == before["fence"] and not run["shared"])):
             found.append({"run": run["id"], "fence": run["fence"],
                           "earlier": before["id"], "earlier_fence": before["fence"]})
         if before is None or run["fence"] > before["fence"]:
@@ -183,6 +209,8 @@ def check(logdir):
         "writes_accepted": accepted,
         "writes_rejected": rejected,
         "fence_regressions": fence_regressions(runs),
+        "stale_reads": stale_reads(runs),
+        "readers_together": readers_together(runs),
         "waiters_replaced": waiters_replaced(logdir, runs, harness),
         "exits": dict(sorted(exits.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 999)),
         "hung": sum(1 for r in harness["runs"] if r["hung"]),

@@ -6,11 +6,15 @@
 It appends to LOGDIR/runs/RUNID.log, one line per event, each with CLOCK_MONOTONIC in
 nanoseconds (every process is on this machine, so all the logs share that clock):
 
-    start NS fence=F slot=S token=T pid=P
+    start NS fence=F slot=S token=T pid=P [shared=1]
     alive NS                                  every 50 ms while it holds
-    read NS counter=C                         its fenced read-modify-writes of the store,
+    read NS counter=C max=M                   its fenced read-modify-writes of the store,
     write NS accepted|rejected fence=F read=C every 100 to 250 ms
     end NS done|sigterm                       at the end of HOLD_MS, or on SIGTERM (exit 143)
+
+A shared holder (REDLOCK_SHARED=1, `run --shared`) only reads the store: its read's `max`, the
+largest fence the store has taken, must not exceed its own fence (a writer that came after it
+while it still held the lock), which the checker calls a stale read.
 
 The store is a file guarded by flock(2) (LOGDIR/store-SLOT.*): the flock makes each read and
 each write atomic, and nothing more; it is not the mutual exclusion under test. Between the
@@ -60,9 +64,11 @@ class Store:
             return {"counter": 0, "max_fence": 0}
 
     def read(self):
+        """The counter and the largest fence the store has taken."""
         fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
         try:
-            return self._load()["counter"]
+            state = self._load()
+            return state["counter"], state["max_fence"]
         finally:
             fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
 
@@ -90,8 +96,9 @@ class Store:
             fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
 
 
-def hold(logdir, run_id, seconds, fence, slot, token=""):
-    """The critical section: life signs and fenced read-modify-writes for `seconds`."""
+def hold(logdir, run_id, seconds, fence, slot, token="", shared=False):
+    """The critical section: life signs and fenced read-modify-writes (reads only, when
+    `shared`) for `seconds`."""
     log = Log(logdir, run_id)
 
     def stopped(signum, frame):
@@ -102,14 +109,18 @@ def hold(logdir, run_id, seconds, fence, slot, token=""):
     store = Store(logdir, slot)
     rng = random.Random()
     log.mark("start", f"fence={'-' if fence is None else fence}", f"slot={slot}",
-             f"token={token or '-'}", f"pid={os.getpid()}")
+             f"token={token or '-'}", f"pid={os.getpid()}", *(["shared=1"] if shared else []))
     until = time.monotonic() + seconds
     next_write = time.monotonic()
     while time.monotonic() < until:
         log.mark("alive")
         if time.monotonic() >= next_write:
-            value = store.read()
-            log.mark("read", f"counter={value}")
+            value, newest = store.read()
+            log.mark("read", f"counter={value}", f"max={newest}")
+            if shared:
+                next_write = time.monotonic() + rng.uniform(0.1, 0.25)
+                time.sleep(max(0.0, min(ALIVE_EVERY, until - time.monotonic())))
+                continue
             time.sleep(rng.uniform(0.01, 0.04))  # room for another holder to interleave
             # SIGTERM waits while the store is written: a torn file would be the harness's
             # fault, not the lock's.
@@ -127,7 +138,8 @@ def main():
     logdir, run_id, hold_ms = sys.argv[1], sys.argv[2], int(sys.argv[3])
     fence = os.environ.get("REDLOCK_FENCE")
     hold(logdir, run_id, hold_ms / 1000, int(fence) if fence else None,
-         int(os.environ.get("REDLOCK_SLOT", "0")), os.environ.get("REDLOCK_TOKEN", ""))
+         int(os.environ.get("REDLOCK_SLOT", "0")), os.environ.get("REDLOCK_TOKEN", ""),
+         os.environ.get("REDLOCK_SHARED") == "1")
 
 
 if __name__ == "__main__":

@@ -166,7 +166,7 @@ pub fn extend(
 pub fn leave(keys: &Keys, token: &str, gave_up: Recorded) -> Request {
     let (entry, cap) = recorded(gave_up);
     LEAVE.call(
-        &[&keys.waiters, &keys.history],
+        &[&keys.waiters, &keys.history, &keys.writers],
         &args(&[&keys.wake(token), &entry, &cap]),
         no_lease,
     )
@@ -194,6 +194,7 @@ pub fn release(
                 &shared.history,
                 &shared.readers,
                 &shared.reader_details,
+                &shared.writers,
             ],
             places,
         ),
@@ -269,6 +270,7 @@ pub fn break_lock(keys: &Keys, token: Option<&str>) -> Request {
             &keys.waiters,
             &keys.readers,
             &keys.reader_details,
+            &keys.writers,
         ],
         &args(&[&token.unwrap_or(""), &keys.control, &keys.wake("")]),
         no_lease,

@@ -89,15 +89,19 @@ fn shared_text(status: &Status, view: &ServerView) -> String {
         view.readers.len()
     );
     for h in &view.readers {
-        let since = h.age().map_or(String::new(), |age| format!(" for {}", human(age)));
-        let left = h
-            .remaining()
-            .map_or(String::new(), |left| format!(", expires in {}", human(left)));
+        let since = h
+            .age()
+            .map_or(String::new(), |age| format!(" for {}", human(age)));
+        let left = h.remaining().map_or(String::new(), |left| {
+            format!(", expires in {}", human(left))
+        });
         let token = h.token.as_deref().unwrap_or("?");
         out.push_str(&format!("  {h:#}{since}{left}, token {token}\n"));
     }
     if let Some(fence) = view.holder.fence {
-        out.push_str(&format!("  fence    {fence} (the next exclusive holder's is larger)\n"));
+        out.push_str(&format!(
+            "  fence    {fence} (the next exclusive holder's is larger)\n"
+        ));
     }
     out
 }

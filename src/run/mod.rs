@@ -337,7 +337,10 @@ fn start(
         ("REDLOCK_TOKEN", lock.token.clone()),
         ("REDLOCK_FENCE", granted.fence.to_string()),
         ("REDLOCK_SLOT", granted.place.to_string()),
-        ("REDLOCK_SHARED", if plan.shared { "1" } else { "" }.to_string()),
+        (
+            "REDLOCK_SHARED",
+            if plan.shared { "1" } else { "" }.to_string(),
+        ),
     ];
     spawn::spawn(&plan.command, &env, guard)
 }

@@ -33,6 +33,12 @@ local function details(place) return KEYS[9 + 2 * place] end
 local function control(place) return ARGV[16 + place] end
 local shared = ARGV[15] == '1'
 local readers, reader_keys, writers = KEYS[5], KEYS[6], KEYS[7]
+-- Out of the queue (and of the exclusive waiters, if it was one of them).
+local function leave_queue()
+  if redis.call('ZREM', KEYS[2], ARGV[14]) == 1 and not shared then
+    redis.call('ZREM', writers, ARGV[14])
+  end
+end
 -- A semaphore's N outlives its holders' leases: PTTL -2 (none) and -1 (no expiry) are renewed.
 local function keep_limit()
   if places > 1 and redis.call('PTTL', KEYS[3]) < tonumber(ARGV[2]) then
@@ -67,7 +73,7 @@ for place = 0, places - 1 do
   if held[place] == ARGV[1] then
     -- A retry reached a server that had already executed our SET: keep it, but count it as a
     -- new grant, so that the fence of this attempt exceeds any given since on this server.
-    redis.call('ZREM', KEYS[2], ARGV[14])
+    leave_queue()
     local fence = redis.call('INCR', KEYS[1])
     redis.call('PEXPIRE', lock(place), ARGV[2])
     redis.call('HSET', details(place), 'fence', fence)
@@ -91,7 +97,8 @@ local function busy(holders)
     redis.call('ZADD', KEYS[2], 'NX', now_ms, ARGV[14])
     redis.call('PEXPIRE', KEYS[2], 3600000)
     if not shared then
-      redis.call('ZADD', writers, 'NX', redis.call('ZSCORE', KEYS[2], ARGV[14]), ARGV[14])
+      local queued = redis.call('ZSCORE', KEYS[2], ARGV[14])
+      redis.call('ZADD', writers, 'NX', queued, ARGV[14])
       redis.call('PEXPIRE', writers, 3600000)
     end
   end
@@ -141,7 +148,7 @@ if shared then
   -- after it when it comes in, and so on up to an exclusive one).
   local next = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
   if next and not redis.call('ZSCORE', writers, next) then
-    wake(KEYS[2], string.sub(ARGV[14], 1, #ARGV[14] - #ARGV[1]))
+    wake(KEYS[2], string.sub(ARGV[14], 1, #ARGV[14] - #ARGV[1]), writers)
   end
   return {1, fence, 0, {}}
 end
@@ -172,7 +179,7 @@ if not place then
 end
 -- The steps that can fail (on a key of another type, or refused by an ACL) come before the
 -- lock is written: a script that fails half-way keeps what it wrote.
-redis.call('ZREM', KEYS[2], ARGV[14])
+leave_queue()
 -- A holder that is still alive (its key was deleted behind its back, or its server lost it)
 -- learns at once that it has been taken over, and stops its command (it checks its key once
 -- this script has run).

@@ -1,5 +1,6 @@
 -- Break a lock on an operator's order, and tell waiters at once.
--- KEYS: 1 lock, 2 holder details, 3 waiters, 4 shared holders, 5 their details (readers.lua).
+-- KEYS: 1 lock, 2 holder details, 3 waiters, 4 shared holders, 5 their details, 6 the
+-- exclusive waiters (readers.lua).
 -- ARGV: 1 the token it must hold ('' for any), 2 control channel, 3 what the waiters' channels
 -- start with.
 -- Held shared: the shared holder ARGV[1] (every one, for '') is dropped; the last to go wakes
@@ -17,7 +18,7 @@ if not current then
     return -1
   end
   if ARGV[1] == '' or count == 1 then
-    wake(KEYS[3], ARGV[3])
+    wake(KEYS[3], ARGV[3], KEYS[6])
   end
   notify(ARGV[2], 'broken')
   if ARGV[1] == '' then
@@ -34,7 +35,7 @@ end
 -- The notices first: one an ACL refuses fails the break before it deleted anything. (The
 -- script is atomic: the holder checks its key after the DEL.) The first waiter is woken, as
 -- by a release.
-wake(KEYS[3], ARGV[3])
+wake(KEYS[3], ARGV[3], KEYS[6])
 -- And the holder, if it still runs: it stops its command at once.
 notify(ARGV[2], 'broken')
 redis.call('DEL', KEYS[1], KEYS[2])

@@ -28,8 +28,9 @@ end
 -- is not such a channel (an older redlock's token) is dropped unheard: publishing on a name
 -- outside the lock's slot would fail the script on a cluster. The next in the queue is told
 -- whom the lock went to: should that one not take it (stopped), it tries after a moment
--- itself. The other waiters sleep on: their turn comes, or their own deadline.
-local function wake(waiters, channels)
+-- itself. The other waiters sleep on: their turn comes, or their own deadline. Each one
+-- popped leaves `writers` too (readers.lua: the exclusive waiters).
+local function wake(waiters, channels, writers)
   local function a_waiter(entry)
     return entry and string.sub(entry, 1, #channels) == channels
   end
@@ -39,6 +40,7 @@ local function wake(waiters, channels)
     if not first then
       return
     end
+    redis.call('ZREM', writers, first)
     if a_waiter(first) then
       tries = tries + 1
       if notify(first, '') > 0 then

@@ -1,6 +1,6 @@
 -- Release our place of the lock if we still hold it, and tell waiters at once.
--- KEYS: 1 waiters, 2 stored limit, 3 history, 4 shared holders, 5 their details (readers.lua),
--- then each place's lock and holder details (as acquire.lua).
+-- KEYS: 1 waiters, 2 stored limit, 3 history, 4 shared holders, 5 their details, 6 the
+-- exclusive waiters (readers.lua), then each place's lock and holder details (as acquire.lua).
 -- ARGV: 1 token, 2 ms to keep it (--min-hold), 3 what the waiters' channels start with, to
 -- wake the first ('' for none: an acquire giving back what a minority granted, see
 -- acquire.rs), 4 a place not to release ('' for none: used to give back the other places a
@@ -28,17 +28,17 @@ if ARGV[7] == '1' then
   end
   -- The last shared holder wakes the first waiter, before it leaves (as below).
   if ARGV[3] ~= '' and live_readers(KEYS[4], KEYS[5], now_ms) == 1 then
-    wake(KEYS[1], ARGV[3])
+    wake(KEYS[1], ARGV[3], KEYS[6])
   end
   redis.call('ZREM', KEYS[4], ARGV[1])
   redis.call('HDEL', KEYS[5], ARGV[1])
   return 1
 end
-local places = (#KEYS - 5) / 2
+local places = (#KEYS - 6) / 2
 local keep = tonumber(ARGV[2])
 local ours = nil
 for place = 0, places - 1 do
-  if tostring(place) ~= ARGV[4] and redis.call('GET', KEYS[6 + 2 * place]) == ARGV[1] then
+  if tostring(place) ~= ARGV[4] and redis.call('GET', KEYS[7 + 2 * place]) == ARGV[1] then
     ours = place
     break
   end
@@ -47,7 +47,7 @@ record(KEYS[3], ARGV[5], ARGV[6], ours ~= nil)
 if not ours then
   return 0
 end
-local lock, details = KEYS[6 + 2 * ours], KEYS[7 + 2 * ours]
+local lock, details = KEYS[7 + 2 * ours], KEYS[8 + 2 * ours]
 if keep > 0 then
   local now = redis.call('TIME')
   redis.call('HSET', details, 'ended', now[1] * 1000 + math.floor(now[2] / 1000))
@@ -62,14 +62,14 @@ end
 -- type this fails, and the lock is not half released. (The script is atomic: the waiter tries
 -- once it has run.)
 if ARGV[3] ~= '' then
-  wake(KEYS[1], ARGV[3])
+  wake(KEYS[1], ARGV[3], KEYS[6])
 end
 redis.call('DEL', lock, details)
 if places > 1 then
   -- The last holder of a semaphore takes its N with it: the next run may choose another.
   local held = false
   for place = 0, places - 1 do
-    held = held or redis.call('EXISTS', KEYS[6 + 2 * place]) == 1
+    held = held or redis.call('EXISTS', KEYS[7 + 2 * place]) == 1
   end
   if not held then
     redis.call('DEL', KEYS[2])
