@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-/// Long enough for several faults, short enough for 18 campaigns on 2 cores.
+/// Long enough for several faults, short enough for 20 campaigns on 2 cores.
 const SECONDS: &str = "8";
 
 /// Runs the campaign, which must pass; its output.
@@ -111,6 +111,18 @@ fn key_shared_with_redis_py() {
         !output.contains("redis-py is not set up"),
         "run tests/interop/setup: {output}"
     );
+}
+
+/// Shared and exclusive runs on one lock: no exclusive run beside anyone, shared holders
+/// together, and no shared holder reads a store a later exclusive run wrote to.
+#[test]
+fn shared() {
+    campaign("shared", &[]);
+}
+
+#[test]
+fn shared_over_three_servers() {
+    campaign("shared-three", &[]);
 }
 
 /// A lock held across steps (`acquire --jitter`, `extend`, a stage bounded inside the lease,
