@@ -89,7 +89,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__acquire)
-            opts="-n -w -E -q -v -h --name --key --redis --prefix --tls-ca --tls-cert --tls-key --ttl --wait --jitter --export --label --conflict-exit-code --quiet --verbose --log-format --help"
+            opts="-n -w -E -q -v -h --name --key --redis --prefix --tls-ca --tls-cert --tls-key --wait --jitter --conflict-exit-code --quiet --ttl --export --label --verbose --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -127,10 +127,6 @@ _redlock() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --ttl)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -143,15 +139,19 @@ _redlock() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --label)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --conflict-exit-code)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 -E)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --label)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -501,7 +501,7 @@ _redlock() {
             return 0
             ;;
         redlock__subcmd__run)
-            opts="-n -w -E -q -v -h --name --key --redis --prefix --tls-ca --tls-cert --tls-key --ttl --wait --jitter --limit --shared --heartbeat --kill-after --replace --on-unavailable --timeout --min-hold --label --history --metrics-dir --ping --ping-busy --ping-timeout --wait-replicas --conflict-exit-code --quiet --verbose --log-format --help"
+            opts="-n -w -E -q -v -h --name --key --redis --prefix --tls-ca --tls-cert --tls-key --wait --jitter --conflict-exit-code --quiet --ttl --limit --shared --heartbeat --kill-after --replace --on-unavailable --timeout --min-hold --label --history --metrics-dir --ping --ping-busy --ping-timeout --wait-replicas --verbose --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -539,10 +539,6 @@ _redlock() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --ttl)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -552,6 +548,18 @@ _redlock() {
                     return 0
                     ;;
                 --jitter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --conflict-exit-code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -E)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -604,14 +612,6 @@ _redlock() {
                     return 0
                     ;;
                 --wait-replicas)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --conflict-exit-code)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -E)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -43,9 +43,10 @@ complete -c redlock -n "__fish_redlock_using_subcommand run" -l prefix -d 'Prefi
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
-complete -c redlock -n "__fish_redlock_using_subcommand run" -l ttl -d 'Length of the lease' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s w -l wait -d 'How long to wait for a busy lock (0: try once)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l jitter -d 'Sleep a random time up to DURATION before the first try' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -l ttl -d 'Length of the lease' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l limit -d 'Allow up to N runs of the name at once: a counting semaphore (default 1: a lock)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l heartbeat -d 'Interval between lease extensions [default: a third of --ttl]' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l kill-after -d 'Grace between SIGTERM and SIGKILL [default: a quarter of --ttl]' -r
@@ -62,12 +63,11 @@ complete -c redlock -n "__fish_redlock_using_subcommand run" -l ping-busy -d 'Wh
 ok\t'A success ping: the job is accounted for'"
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l ping-timeout -d 'How long redlock\'s exit may wait for the final ping' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l wait-replicas -d 'Replicas that must confirm each acquire and extension' -r
-complete -c redlock -n "__fish_redlock_using_subcommand run" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l log-format -d 'Format of redlock\'s own lines on stderr: text or json' -r -f -a "text\t'One `redlock: MESSAGE` line each'
 json\t'One JSON object per line'"
+complete -c redlock -n "__fish_redlock_using_subcommand run" -s q -l quiet -d 'Print nothing when the lock is busy'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l shared -d 'Hold the lock shared: beside other --shared runs, never beside an exclusive one'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l replace -d 'Take over from the current holder: ask it to stop its command and let go'
-complete -c redlock -n "__fish_redlock_using_subcommand run" -s q -l quiet -d 'Print nothing when the lock is busy'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s v -l verbose -d 'Report what happens, with timings, on stderr'
 complete -c redlock -n "__fish_redlock_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand status" -s n -l name -d 'Name of the lock' -r
@@ -123,15 +123,15 @@ complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l prefix -d 'P
 complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l tls-ca -d 'Trust only the CA certificates in FILE for rediss:// servers' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l tls-cert -d 'Client certificate for rediss:// servers (needs --tls-key)' -r -F
 complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l tls-key -d 'Private key of --tls-cert (needs --tls-cert)' -r -F
-complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l ttl -d 'Length of the lease: the only bound on the hold (required)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand acquire" -s w -l wait -d 'How long to wait for a busy lock (0: try once)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l jitter -d 'Sleep a random time up to DURATION before the first try' -r
-complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l label -d 'Record TEXT instead of the command line' -r
 complete -c redlock -n "__fish_redlock_using_subcommand acquire" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l ttl -d 'Length of the lease: the only bound on the hold (required)' -r
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l label -d 'Record TEXT instead of the command line' -r
 complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l log-format -d 'Format of redlock\'s own lines on stderr: text or json' -r -f -a "text\t'One `redlock: MESSAGE` line each'
 json\t'One JSON object per line'"
-complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l export -d 'Print shell assignments to `eval`, instead of the token and fence'
 complete -c redlock -n "__fish_redlock_using_subcommand acquire" -s q -l quiet -d 'Print nothing when the lock is busy'
+complete -c redlock -n "__fish_redlock_using_subcommand acquire" -l export -d 'Print shell assignments to `eval`, instead of the token and fence'
 complete -c redlock -n "__fish_redlock_using_subcommand acquire" -s v -l verbose -d 'Report what happens, with timings, on stderr'
 complete -c redlock -n "__fish_redlock_using_subcommand acquire" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c redlock -n "__fish_redlock_using_subcommand extend" -s n -l name -d 'Name of the lock' -r

@@ -83,8 +83,8 @@ pub fn main() -> ExitCode {
     // A bug must still end in one line and a documented status (the hook above printed it).
     let outcome = std::panic::catch_unwind(|| {
         let (quiet_busy, busy_code) = match &command {
-            Command::Run(args) => (args.quiet, args.conflict_exit_code),
-            Command::Acquire(args) => (args.quiet, args.conflict_exit_code),
+            Command::Run(args) => (args.busy.quiet, args.busy.conflict_exit_code),
+            Command::Acquire(args) => (args.busy.quiet, args.busy.conflict_exit_code),
             _ => (false, exit::BUSY),
         };
         // The TLS files serve every subcommand alike: read once, before anything runs.

@@ -5,11 +5,13 @@ use clap::{Parser, Subcommand};
 use crate::exit::{operators_exit_table, run_exit_table};
 use crate::say::Format;
 
+mod busy;
 mod operators;
 mod run;
 mod servers;
 mod steps;
 mod which;
+pub use busy::BusyArgs;
 pub use operators::{HistoryArgs, ListArgs, ReleaseArgs, StatusArgs};
 pub use run::{OnUnavailable, PingBusy, RunArgs};
 pub use servers::ServerArgs;

@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{ServerArgs, Which};
+use super::{BusyArgs, ServerArgs, Which};
 use crate::duration::{parse_duration, parse_positive};
-use crate::exit;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -17,28 +16,15 @@ pub struct RunArgs {
     #[command(flatten)]
     pub servers: ServerArgs,
 
+    #[command(flatten)]
+    pub busy: BusyArgs,
+
     /// Length of the lease
     ///
     /// How long a crashed holder can block the lock, at most. The heartbeat keeps it alive while
     /// the command runs. At least 100ms. Durations: 30s, 1m30s, 250ms, or plain seconds.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_positive, allow_hyphen_values = true)]
     pub ttl: Duration,
-
-    /// How long to wait for a busy lock (0: try once)
-    ///
-    /// A waiter sleeps until a release notice or the holder's expiry, not in a polling loop, and
-    /// takes over at once. When the time is up it exits with the busy status.
-    #[arg(short, long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
-    pub wait: Duration,
-
-    /// Sleep a random time up to DURATION before the first try
-    ///
-    /// So that the same host does not win every night's run, and a fleet's cron does not reach
-    /// Redis in the same millisecond: each run sleeps its own random share of DURATION, then
-    /// tries. With --min-hold, the fleet's runs are spread over the window. --wait counts from
-    /// the first try; a signal during the sleep ends the run as it would end a wait.
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
-    pub jitter: Duration,
 
     /// Allow up to N runs of the name at once: a counting semaphore (default 1: a lock)
     ///
@@ -178,22 +164,6 @@ pub struct RunArgs {
     /// redlock connects; none for a primary without one. 0 opts out.
     #[arg(long, value_name = "N")]
     pub wait_replicas: Option<u32>,
-
-    /// Exit status when the lock is busy
-    ///
-    /// 0 to 255. Choose one the command never uses, so that a script can tell them apart;
-    /// -E 0 -q makes a busy lock a silent success.
-    ///
-    /// Also the status of --on-unavailable skip.
-    #[arg(short = 'E', long, value_name = "N", default_value_t = exit::BUSY,
-          value_parser = clap::value_parser!(u8), allow_negative_numbers = true)]
-    pub conflict_exit_code: u8,
-
-    /// Print nothing when the lock is busy
-    ///
-    /// cron mails any output; other errors are still printed.
-    #[arg(short, long)]
-    pub quiet: bool,
 
     /// Report what happens, with timings, on stderr
     ///

@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{ServerArgs, Which};
-use crate::duration::{parse_duration, parse_positive};
-use crate::exit;
+use super::{BusyArgs, ServerArgs, Which};
+use crate::duration::parse_positive;
 
 #[derive(Debug, Args)]
 pub struct AcquireArgs {
@@ -18,6 +17,9 @@ pub struct AcquireArgs {
     #[command(flatten)]
     pub servers: ServerArgs,
 
+    #[command(flatten)]
+    pub busy: BusyArgs,
+
     /// Length of the lease: the only bound on the hold (required)
     ///
     /// No process keeps this lease alive or stops anything when it ends: the lock is free once
@@ -25,20 +27,6 @@ pub struct AcquireArgs {
     /// back first. Give the longest the steps may take. At least 100ms.
     #[arg(long, value_name = "DURATION", value_parser = parse_positive, allow_hyphen_values = true)]
     pub ttl: Duration,
-
-    /// How long to wait for a busy lock (0: try once)
-    ///
-    /// As `redlock run --wait`: in the queue of waiters, woken by the holder's release. When the
-    /// time is up it exits with the busy status.
-    #[arg(short, long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
-    pub wait: Duration,
-
-    /// Sleep a random time up to DURATION before the first try
-    ///
-    /// As `redlock run --jitter`: so that the same host does not win every time, and a fleet
-    /// does not reach Redis in the same millisecond. --wait counts from the first try.
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true)]
-    pub jitter: Duration,
 
     /// Print shell assignments to `eval`, instead of the token and fence
     ///
@@ -53,19 +41,6 @@ pub struct AcquireArgs {
     /// default this acquire's command line, credentials hidden).
     #[arg(long, value_name = "TEXT")]
     pub label: Option<String>,
-
-    /// Exit status when the lock is busy
-    ///
-    /// 0 to 255, as `redlock run -E`.
-    #[arg(short = 'E', long, value_name = "N", default_value_t = exit::BUSY,
-          value_parser = clap::value_parser!(u8), allow_negative_numbers = true)]
-    pub conflict_exit_code: u8,
-
-    /// Print nothing when the lock is busy
-    ///
-    /// Other errors are still printed.
-    #[arg(short, long)]
-    pub quiet: bool,
 
     /// Report what happens, with timings, on stderr
     ///

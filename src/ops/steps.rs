@@ -34,10 +34,10 @@ pub fn acquire(args: &AcquireArgs) -> Result<u8, Failure> {
         .chain(std::env::args_os().skip(1))
         .collect();
     let me = HolderInfo::current(&words, args.label.as_deref(), Duration::ZERO);
-    fair_start(args.jitter, args.verbose, &mut events)?;
+    fair_start(args.busy.jitter, args.verbose, &mut events)?;
     let policy = Policy {
         name: args.lock.label(),
-        wait: args.wait,
+        wait: args.busy.wait,
         replace: false,
         timeout,
         verbose: args.verbose,

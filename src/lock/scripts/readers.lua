@@ -56,18 +56,15 @@ local function last_reader(readers, details, now_ms, count)
 end
 
 -- Whether anyone listens on `channel`, a waiter's own (`Keys::wake`): sharded on Redis 7+, as
--- the waiters subscribe there; plain on Redis 6.2, which has no SHARDNUMSUB (as notify.lua).
--- Any other failure (an ACL) is raised by a second call, where it happens.
+-- the waiters subscribe there; plain on Redis 6.2, which has no SHARDNUMSUB (unknown there, or
+-- refused by an ACL written for 6.2, which allows NUMSUB instead). A refusal of NUMSUB too (an
+-- ACL) is raised where it happens, naming the command.
 local function listening(channel)
   local ok, sharded = pcall(redis.call, 'PUBSUB', 'SHARDNUMSUB', channel)
   if ok then
     return sharded[2] > 0
   end
-  local text = type(sharded) == 'table' and sharded.err or tostring(sharded)
-  if string.find(text, 'nknown', 1, true) then
-    return redis.call('PUBSUB', 'NUMSUB', channel)[2] > 0
-  end
-  return redis.call('PUBSUB', 'SHARDNUMSUB', channel)[2] > 0
+  return redis.call('PUBSUB', 'NUMSUB', channel)[2] > 0
 end
 
 -- A run waiting for the lock alone (queued in `waiters` and in `writers`, which lists the
