@@ -66,7 +66,7 @@ def arguments(name, token, busy, ran, cap=100):
                 f"{lock}:released:{token}", "", f"{lock}:control"])
     release = ([f"{lock}:waiters", f"{lock}:limit", f"{lock}:history", *shared, lock,
                 f"{lock}:holder"],
-               [token, 0, f"{lock}:released:", "", ran, cap, ""])
+               [token, 0, f"{lock}:released:", "", ran, cap, "", ""])
     return {"acquire": acquire, "release": release}
 
 

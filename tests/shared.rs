@@ -94,6 +94,30 @@ fn a_queued_exclusive_run_goes_before_shared_runs_that_come_later() {
     assert_eq!(finished(late), "late reader\n");
 }
 
+/// A shared waiter woken by a release keeps its turn before an exclusive waiter that came
+/// after it: it does not go to the back of the queue.
+#[test]
+fn a_woken_shared_waiter_goes_before_a_later_exclusive_one() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("order");
+    let mut holder = Holder::start(&url, &["-n", "o"]);
+    let mut connection = server.connection();
+    let append = |who: &str| format!("echo {who} >> {}", log.display());
+    let reader = waiting(&url, "o", &["--shared"], &append("shared"));
+    wait_until("the shared run waits", || {
+        waiters_listening(&mut connection, "o") == 1
+    });
+    let writer = waiting(&url, "o", &[], &append("exclusive"));
+    wait_until("both wait", || waiters_listening(&mut connection, "o") == 2);
+    assert!(holder.finish().0.success());
+    finished(reader);
+    finished(writer);
+    let order = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(order, "shared\nexclusive\n");
+}
+
 /// Shared waiters behind an exclusive holder come in together: each command waits for the
 /// other's file, so that neither can end before both hold the lock.
 #[test]

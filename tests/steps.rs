@@ -225,6 +225,54 @@ fn a_token_that_cannot_be_printed_is_given_back() {
     assert_eq!(exists, 0);
 }
 
+/// `release --token` without `--force` gives back a step's hold only: a run's lock is broken
+/// with `--force`, which asks the run to stop its command first.
+#[test]
+fn a_run_s_token_is_not_given_back_without_force() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let mut holder = Holder::start(&url, &["-n", "r"]);
+    let token: String = server.cmd(&["GET", &keys("r").lock]);
+    let stderr = exits_with(
+        redlock(&url).args(["release", "-n", "r", "--token", &token]),
+        code::USAGE,
+    );
+    assert!(stderr.contains("is a `redlock run`'s"), "{stderr}");
+    let held: String = server.cmd(&["GET", &keys("r").lock]);
+    assert_eq!(held, token);
+    assert!(holder.finish().0.success());
+}
+
+/// A closed stdout (or /dev/null) would swallow the token: nothing is taken.
+#[test]
+fn acquire_refuses_a_closed_stdout() {
+    use std::os::unix::process::CommandExt;
+    let server = RedisServer::start();
+    let mut command = redlock(&server.url());
+    command.args(["acquire", "-n", "closed", "--ttl", "1h"]);
+    // SAFETY: close(2) only, between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::close(1).ok();
+            Ok(())
+        });
+    }
+    let stderr = exits_with(&mut command, code::USAGE);
+    assert!(
+        stderr.contains("stdout is /dev/null (or was closed)"),
+        "{stderr}"
+    );
+    let stderr = exits_with(
+        redlock(&server.url())
+            .args(["acquire", "-n", "closed", "--ttl", "1h"])
+            .stdout(Stdio::null()),
+        code::USAGE,
+    );
+    assert!(stderr.contains("stdout is /dev/null"), "{stderr}");
+    let exists: i64 = server.cmd(&["EXISTS", &keys("closed").lock]);
+    assert_eq!(exists, 0);
+}
+
 #[test]
 fn the_steps_refuse_bad_input() {
     let url = "redis://127.0.0.1:1";

@@ -337,7 +337,7 @@ impl Lock {
             keep,
             self.recorded(run),
             tell_waiters,
-            self.shared,
+            self.hold(),
         );
         self.pool.fan_out(
             Wait::Always,

@@ -103,6 +103,8 @@ pub struct Lock {
     pub timing: Timing,
     /// A shared hold (`run --shared`): one of the lock's shared holders, not its only one.
     pub shared: bool,
+    /// Taken by `redlock acquire`, and given back by its token (`Lock::holding`).
+    step: bool,
 }
 
 /// The same lock and token, not connected yet: for a release that must not wait for a request
@@ -139,6 +141,9 @@ pub struct Released {
     /// Servers that answered that our token was no longer there.
     pub gone: usize,
     pub errors: Vec<String>,
+    /// Servers where the token holds the lock for a run, which a release of a step's hold
+    /// (`Lock::holding`) leaves alone.
+    pub refused: usize,
     /// How many servers the lock has.
     pub servers: usize,
 }
@@ -167,7 +172,18 @@ impl Lock {
 
     /// A lock taken earlier by `token` (`redlock acquire`), for its extension or release.
     pub fn holding(servers: Vec<Server>, keys: Keys, timing: Timing, token: String) -> Self {
-        Lock::with_token(servers, keys, 1, timing, token)
+        let mut lock = Lock::with_token(servers, keys, 1, timing, token);
+        lock.step = true;
+        lock
+    }
+
+    /// How the lock is held, for its release.
+    fn hold(&self) -> scripts::Hold {
+        match (self.step, self.shared) {
+            (true, _) => scripts::Hold::Step,
+            (_, true) => scripts::Hold::Shared,
+            _ => scripts::Hold::Alone,
+        }
     }
 
     fn with_token(
@@ -193,6 +209,7 @@ impl Lock {
             token,
             timing,
             shared: false,
+            step: false,
         }
     }
 
@@ -320,27 +337,24 @@ impl Lock {
             None,
             self.recorded(run.as_deref()),
             true,
-            self.shared,
+            self.hold(),
         );
         let servers = self.addresses.len();
-        let answers = self.pool.fan_out(
-            Wait::Always,
-            &request,
-            timeout,
-            |reply| Ok(integer(reply)? != 0),
-            |answers| {
-                let tally = said_yes(answers, |ours| *ours);
+        let answers = self
+            .pool
+            .fan_out(Wait::Always, &request, timeout, integer, |answers| {
+                let tally = said_yes(answers, |released| *released > 0);
                 everywhere == Everywhere::No && (tally.yes() || tally.no())
-            },
-        );
+            });
         let mut released = Released {
             servers,
             ..Released::default()
         };
         for answer in answers.into_iter().flatten() {
             match answer {
-                Ok(true) => released.ours += 1,
-                Ok(false) => released.gone += 1,
+                Ok(1..) => released.ours += 1,
+                Ok(0) => released.gone += 1,
+                Ok(_) => released.refused += 1,
                 Err(e) => released.errors.push(format!("{e:#}")),
             }
         }

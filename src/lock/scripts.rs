@@ -90,7 +90,12 @@ pub fn acquire(
         &me.user,
         &me.command,
         &queue,
-        &millis(me.kill_after),
+        // None for a hold of `redlock acquire`: nobody to stop (`Hold::Step`).
+        &if me.kill_after.is_zero() {
+            String::new()
+        } else {
+            millis(me.kill_after).to_string()
+        },
         &me.time_limit
             .map_or(String::new(), |limit| millis(limit).to_string()),
         &wanted,
@@ -172,9 +177,20 @@ pub fn leave(keys: &Keys, token: &str, gave_up: Recorded) -> Request {
     )
 }
 
+/// How a lock is held, for its release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// By a run alone (a place of it, for a semaphore).
+    Alone,
+    /// By a run as one of its shared holders (`--shared`).
+    Shared,
+    /// By `redlock acquire`, given back by its token: never a run's (-1 then).
+    Step,
+}
+
 /// Releases the place of the lock (of `places`) that is still ours, but not place `except`
 /// (non-zero if one was); with `keep`, leaves it to expire after `keep`. `run`: the run as the
-/// history records it. `shared`: a shared holder.
+/// history records it.
 pub fn release(
     places: &[Keys],
     token: &str,
@@ -182,7 +198,7 @@ pub fn release(
     except: Option<usize>,
     run: Recorded,
     tell_waiters: bool,
-    shared_hold: bool,
+    hold: Hold,
 ) -> Request {
     let shared = &places[0];
     let (entry, cap) = recorded(run);
@@ -209,7 +225,8 @@ pub fn release(
             &except.map_or(String::new(), |place| place.to_string()),
             &entry,
             &cap,
-            &flag(shared_hold),
+            &flag(hold == Hold::Shared),
+            &flag(hold == Hold::Step),
         ]),
         no_lease,
     )

@@ -58,8 +58,13 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     // counts as not reached.
     let places = servers.places(&keys);
     if places.len() == 1 {
+        // Held shared as the majority sees it: a stray share on one server is not the lock.
+        let held_shared = summarize(args.lock.label(), places[0].clone())
+            .ok()
+            .and_then(|status| status.holder)
+            .is_some_and(|view| view.holder.shared.is_some());
         let readers = shared_holders(&places[0]);
-        if args.token.is_none() && args.force && !readers.is_empty() {
+        if args.token.is_none() && args.force && held_shared {
             return release_shared(args, &mut servers, &keys, &readers, &places[0]);
         }
         let label = format!("'{}'", args.lock.label());

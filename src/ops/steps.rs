@@ -24,6 +24,15 @@ pub fn acquire(args: &AcquireArgs) -> Result<u8, Failure> {
         crate::plan::check_label(label).kind(Kind::Usage)?;
     }
     let (keys, servers, lease) = checked(&args.lock, &args.servers, args.ttl)?;
+    if prints_to_nothing() {
+        return Err(Failure::new(
+            Kind::Usage,
+            anyhow!(
+                "stdout is /dev/null (or was closed): nobody would read the token, and nobody \
+                 could give the lock back before --ttl runs out"
+            ),
+        ));
+    }
     let mut events = Events::new()
         .context("cannot set up event handling")
         .kind(Kind::Internal)?;
@@ -74,10 +83,17 @@ pub fn acquire(args: &AcquireArgs) -> Result<u8, Failure> {
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
     {
-        lock.release(Duration::ZERO, timeout, Everywhere::No, None);
+        let released = lock.release(Duration::ZERO, timeout, Everywhere::No, None);
+        let given_back = match released.freed() {
+            true => "the lock was given back".to_string(),
+            false => format!(
+                "the lock could not be given back, and is free in {}",
+                human(args.ttl)
+            ),
+        };
         return Err(Failure::new(
             Kind::Internal,
-            anyhow!("cannot print the token ({e}): the lock was given back"),
+            anyhow!("cannot print the token ({e}): {given_back}"),
         ));
     }
     Ok(0)
@@ -130,18 +146,29 @@ pub fn give_back(args: &ReleaseArgs, token: &str) -> Result<u8, Failure> {
     let timing = crate::lock::Timing::new(Duration::from_secs(1), Duration::ZERO);
     let mut lock = Lock::holding(servers, keys, timing, token.to_string());
     let released = lock.release(Duration::ZERO, REQUEST_TIMEOUT, Everywhere::No, None);
+    if released.refused > 0 {
+        return Err(Failure::new(
+            Kind::Usage,
+            anyhow!(
+                "not releasing lock '{}': token {token} is a `redlock run`'s, and release \
+                 --token without --force gives back only a lock `redlock acquire` took (break a \
+                 run's with --force, which asks it to stop its command first)",
+                args.lock.label()
+            ),
+        ));
+    }
     if released.freed() {
         Ok(0)
     } else if released.lost() {
         Ok(no_longer_ours(args.lock.label(), token, "release"))
     } else {
+        let why = match released.errors.is_empty() {
+            true => "no majority of the servers answered that it held the token".to_string(),
+            false => released.errors.join("; "),
+        };
         Err(Failure::new(
             Kind::Unavailable,
-            anyhow!(
-                "cannot give back lock '{}': {}",
-                args.lock.label(),
-                released.errors.join("; ")
-            ),
+            anyhow!("cannot give back lock '{}': {why}", args.lock.label()),
         ))
     }
 }
@@ -179,6 +206,15 @@ fn no_longer_ours(label: &str, token: &str, what: &str) -> u8 {
         &[("exit_code", exit::LOCK_LOST.into())],
     );
     exit::LOCK_LOST
+}
+
+/// Whether stdout is /dev/null: also when it was closed, as Rust's runtime puts /dev/null in
+/// place of a closed standard descriptor when the program starts.
+fn prints_to_nothing() -> bool {
+    use nix::sys::stat::{SFlag, fstat, stat};
+    let device = |mode: u32| SFlag::from_bits_truncate(mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    matches!((fstat(std::io::stdout()), stat("/dev/null")), (Ok(out), Ok(null))
+        if device(out.st_mode) && out.st_rdev == null.st_rdev)
 }
 
 /// `text` quoted for sh: in single quotes, each of its own as '\''.

@@ -131,7 +131,9 @@ if shared then
     if count > 0 then
       return busy({last_reader(readers, reader_keys, now_ms, count)})
     end
-    -- Free, but an exclusive waiter comes first: it is about to take the lock.
+    -- Free, but an exclusive waiter comes first: it is woken (it may have been told only that
+    -- the lock went to another), and takes the lock in a moment.
+    notify(writer, '')
     return busy({{writer, 100, '', now_ms, '', '', '', '', '', '', '', 0}})
   end
   redis.call('ZREM', KEYS[2], ARGV[14])
@@ -144,12 +146,14 @@ if shared then
   redis.call('HSET', reader_keys, ARGV[1], cjson.encode(d))
   redis.call('ZADD', readers, now_ms + tonumber(ARGV[2]), ARGV[1])
   keep_readers(readers, reader_keys)
+  if count == 0 then
+    -- The first shared holder: a holder alone whose key went behind its back learns at once
+    -- that it is taken (as below), and stops its command.
+    notify(control(0), 'taken ' .. ARGV[1])
+  end
   -- The shared waiters come in together: the next is woken if it is shared (it wakes the one
   -- after it when it comes in, and so on up to an exclusive one).
-  local next = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
-  if next and not redis.call('ZSCORE', writers, next) then
-    wake(KEYS[2], string.sub(ARGV[14], 1, #ARGV[14] - #ARGV[1]), writers)
-  end
+  wake(KEYS[2], string.sub(ARGV[14], 1, #ARGV[14] - #ARGV[1]), writers, true)
   return {1, fence, 0, {}}
 end
 

@@ -22,34 +22,49 @@ end
 -- `wake`, after a release or a break: the lock goes to the first waiter of the queue (the
 -- sorted set `waiters`), and to no other. Each waiter listens on a channel of its own
 -- (`Keys::wake`: `channels` and its token), which is its entry in the queue: a release wakes
--- one waiter however many wait. The first leaves the queue here, and is woken once: one that
--- nobody hears (gone, its subscription closed) is passed over for the next, three at most (a
--- server may count only its own subscribers: Redis 6.2's PUBLISH in a cluster). An entry that
--- is not such a channel (an older redlock's token) is dropped unheard: publishing on a name
--- outside the lock's slot would fail the script on a cluster. The next in the queue is told
--- whom the lock went to: should that one not take it (stopped), it tries after a moment
--- itself. The other waiters sleep on: their turn comes, or their own deadline. Each one
--- popped leaves `writers` too (readers.lua: the exclusive waiters).
-local function wake(waiters, channels, writers)
+-- one waiter however many wait. The first is woken once: one that nobody hears (gone, its
+-- subscription closed) is passed over for the next, three at most (a server may count only its
+-- own subscribers: Redis 6.2's PUBLISH in a cluster). An entry that is not such a channel (an
+-- older redlock's token) is dropped unheard: publishing on a name outside the lock's slot would
+-- fail the script on a cluster. The next in the queue is told whom the lock went to: should
+-- that one not take it (stopped), it tries after a moment itself. The other waiters sleep on:
+-- their turn comes, or their own deadline.
+-- An exclusive waiter woken leaves the queue (and `writers`, readers.lua's list of them); a
+-- shared one keeps its place until it comes in, so that exclusive waiters behind it stay behind
+-- it. `shared_only`: wake a shared waiter only (a shared holder calling in the next one).
+local function wake(waiters, channels, writers, shared_only)
   local function a_waiter(entry)
     return entry and string.sub(entry, 1, #channels) == channels
   end
+  local function drop(entry)
+    redis.call('ZREM', waiters, entry)
+    redis.call('ZREM', writers, entry)
+  end
   local tries = 0
   while tries < 3 do
-    local first = redis.call('ZPOPMIN', waiters)[1]
+    local first = redis.call('ZRANGE', waiters, 0, 0)[1]
     if not first then
       return
     end
-    redis.call('ZREM', writers, first)
+    local exclusive = redis.call('ZSCORE', writers, first)
+    if shared_only and exclusive then
+      return
+    end
     if a_waiter(first) then
       tries = tries + 1
       if notify(first, '') > 0 then
-        local next = redis.call('ZRANGE', waiters, 0, 0)[1]
+        local after = 1
+        if exclusive then
+          drop(first)
+          after = 0
+        end
+        local next = redis.call('ZRANGE', waiters, after, after)[1]
         if a_waiter(next) then
           notify(next, first)
         end
         return
       end
     end
+    drop(first)
   end
 end

@@ -9,9 +9,11 @@ local function live_readers(readers, details, now_ms)
     return 0
   end
   local gone = redis.call('ZRANGEBYSCORE', readers, '-inf', now_ms)
-  if #gone > 0 then
-    redis.call('ZREM', readers, unpack(gone))
-    redis.call('HDEL', details, unpack(gone))
+  -- In pieces: Lua unpacks a few thousand values at most.
+  for first = 1, #gone, 1000 do
+    local last = math.min(first + 999, #gone)
+    redis.call('ZREM', readers, unpack(gone, first, last))
+    redis.call('HDEL', details, unpack(gone, first, last))
   end
   return redis.call('ZCARD', readers)
 end
@@ -55,14 +57,12 @@ local function last_reader(readers, details, now_ms, count)
   return reader_fields(details, last[1], tonumber(last[2]), now_ms, count)
 end
 
--- Whether anyone listens on `channel`, a waiter's own (`Keys::wake`): sharded on Redis 7+, as
--- the waiters subscribe there; plain on Redis 6.2, which has no SHARDNUMSUB (unknown there, or
--- refused by an ACL written for 6.2, which allows NUMSUB instead). A refusal of NUMSUB too (an
--- ACL) is raised where it happens, naming the command.
+-- Whether anyone listens on `channel`, a waiter's own (`Keys::wake`): sharded on Redis 7+ (which
+-- tells its scripts its version), where the waiters subscribe sharded; plain on Redis 6.2, which
+-- has no SHARDNUMSUB (on a 6.2 Cluster this counts the node's own subscribers only).
 local function listening(channel)
-  local ok, sharded = pcall(redis.call, 'PUBSUB', 'SHARDNUMSUB', channel)
-  if ok then
-    return sharded[2] > 0
+  if redis.REDIS_VERSION then
+    return redis.call('PUBSUB', 'SHARDNUMSUB', channel)[2] > 0
   end
   return redis.call('PUBSUB', 'NUMSUB', channel)[2] > 0
 end

@@ -6,8 +6,10 @@
 -- acquire.rs), 4 a place not to release ('' for none: used to give back the other places a
 -- semaphore's acquire took on a few servers), 5 the run as history.lua records it ('' for
 -- none), 6 the cap, 7 '1' for a shared holder: the last of them to leave wakes the first
--- waiter.
--- Returns 1 when deleted, 2 when left to expire after ARGV[2] ms, 0 when it was not ours.
+-- waiter, 8 '1' to release only a hold of `redlock acquire` (its details name no --kill-after:
+-- nobody to stop), never a run's.
+-- Returns 1 when deleted, 2 when left to expire after ARGV[2] ms, 0 when it was not ours, -1
+-- when it is a run's and ARGV[8] is '1'.
 if ARGV[7] == '1' then
   local now = redis.call('TIME')
   local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
@@ -48,6 +50,9 @@ if not ours then
   return 0
 end
 local lock, details = KEYS[7 + 2 * ours], KEYS[8 + 2 * ours]
+if ARGV[8] == '1' and redis.call('HGET', details, 'kill_after') ~= '' then
+  return -1
+end
 if keep > 0 then
   local now = redis.call('TIME')
   redis.call('HSET', details, 'ended', now[1] * 1000 + math.floor(now[2] / 1000))
