@@ -224,6 +224,9 @@ The fencing token: strictly increasing for each acquisition of the name, so that
 REDLOCK_SLOT
 Its place, 0 to N\-1, with \fB\-\-limit\fR N (0 for a lock).
 .TP
+REDLOCK_SHARED
+1 for a shared holder (\fB\-\-shared\fR); unset otherwise. Its REDLOCK_FENCE is the current fence, which the next exclusive holder's exceeds.
+.TP
 REDLOCK_UNLOCKED
 1 when it runs without the lock (\fB\-\-on\-unavailable run\fR); it then gets no token, fence or place.
 "#;

@@ -193,6 +193,7 @@ The command's environment:
   REDLOCK_TOKEN     this run's token (the lock key's value)
   REDLOCK_FENCE     fencing token: strictly increasing for each acquisition of NAME
   REDLOCK_SLOT      its place, 0 to N-1 (with --limit N; 0 for a lock)
+  REDLOCK_SHARED    1 for a shared holder (--shared); unset otherwise
   REDLOCK_UNLOCKED  1 when it runs without the lock (--on-unavailable run), with no token,
                     fence or place
 

@@ -15,8 +15,9 @@ pub struct StatusArgs {
     /// view, or null), quorum (servers needed), agreeing (servers holding that token) and servers
     /// (one view each). A view: address, held, token, ttl_ms (-1: no expiry), fence, host, pid,
     /// user, command, started_ms (ms since the epoch, server clock), age_ms, ended_ms (when
-    /// --min-hold keeps a finished command's lock), limit_ms (when its --timeout ends, about)
-    /// and error; and last_run (the last run that got past busy, as `redlock history --json`
+    /// --min-hold keeps a finished command's lock), limit_ms (when its --timeout ends, about),
+    /// shared (held by run --shared: how many, this view being the one whose lease ends last;
+    /// null otherwise), readers (then: such a view of each) and error; and last_run (the last run that got past busy, as `redlock history --json`
     /// shows a run, or null). For a semaphore (run --limit N) while a place is held (its N is
     /// stored only then; all free, it shows as a free lock): name, limit (N), held (a place is
     /// held), places_held, places (such an object for each place) and last_run. The fields are
@@ -40,8 +41,9 @@ pub struct ListArgs {
     ///
     /// An array of the held locks, each with name, servers (how many hold it) and the fields of
     /// a `redlock status` view: address, held, token, ttl_ms (-1: no expiry), fence, host, pid,
-    /// user, command, started_ms, age_ms, ended_ms, limit_ms and error; a semaphore's places
-    /// (run --limit N) each with slot and limit. The fields are stable.
+    /// user, command, started_ms, age_ms, ended_ms, limit_ms, shared, readers (a lock held by
+    /// run --shared) and error; a semaphore's places (run --limit N) each with slot and limit.
+    /// The fields are stable.
     #[arg(long)]
     pub json: bool,
 

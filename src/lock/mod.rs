@@ -4,6 +4,7 @@
 
 mod acquire;
 mod asking;
+mod busy;
 pub mod history;
 mod holder;
 mod keys;
@@ -22,7 +23,8 @@ use anyhow::{Result, anyhow};
 use redis::Value;
 
 pub use acquire::{Attempt, NotTaken};
-pub use holder::{Holder, HolderInfo, MAX_COMMAND, busy_message_for, host_name, one_line};
+pub use busy::busy_message_for;
+pub use holder::{Holder, HolderInfo, MAX_COMMAND, host_name, one_line};
 pub use keys::{Keys, MOST_PLACES, check_key, check_name, lock_of, scan_pattern};
 pub use tally::{Tally, Vote, majority};
 use transport::{Answer, Wait};

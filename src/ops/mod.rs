@@ -8,5 +8,6 @@ pub mod list;
 mod majority;
 pub mod release;
 mod servers;
+mod shares;
 pub mod status;
 pub mod steps;

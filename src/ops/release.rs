@@ -22,6 +22,7 @@ use crate::settings;
 
 use super::majority::{majority_may_hold, most_held_token, summarize};
 use super::servers::{Servers, enough_answered};
+use super::shares;
 
 /// A holder that took the lock less than this long ago may not listen to its control channel
 /// yet (`control::LISTEN_AFTER`): it is asked again until it does.
@@ -58,14 +59,14 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
     // counts as not reached.
     let places = servers.places(&keys);
     if places.len() == 1 {
-        // Held shared as the majority sees it: a stray share on one server is not the lock.
-        let held_shared = summarize(args.lock.label(), places[0].clone())
-            .ok()
-            .and_then(|status| status.holder)
-            .is_some_and(|view| view.holder.shared.is_some());
-        let readers = shared_holders(&places[0]);
-        if args.token.is_none() && args.force && held_shared {
-            return release_shared(args, &mut servers, &keys, &readers, &places[0]);
+        if let Some(breaks) = shares::one_by_one(args, &places[0]) {
+            let mut outcome = 1;
+            for (one, label) in breaks {
+                if release_place(&one, &mut servers, &keys, &label, &places[0])? == 0 {
+                    outcome = 0;
+                }
+            }
+            return Ok(outcome);
         }
         let label = format!("'{}'", args.lock.label());
         return release_place(args, &mut servers, &keys, &label, &places[0]);
@@ -107,41 +108,6 @@ pub fn release(args: &ReleaseArgs) -> Result<u8, Failure> {
         let label = format!("'{}' place {place}", args.lock.label());
         let keys = keys.slot(place);
         if release_place(args, &mut servers, &keys, &label, &places[0])? == 0 {
-            outcome = 0;
-        }
-    }
-    Ok(outcome)
-}
-
-/// The shared holders (`run --shared`) the servers name, each once, the one whose lease ends
-/// last first.
-fn shared_holders(views: &[ServerView]) -> Vec<Holder> {
-    let mut found: Vec<Holder> = Vec::new();
-    for holder in views.iter().flat_map(|view| view.readers.iter().rev()) {
-        if !found.iter().any(|h| h.token == holder.token) {
-            found.push(holder.clone());
-        }
-    }
-    found
-}
-
-/// Breaks a lock held shared: each shared holder in turn, as a lock's holder is broken (asked
-/// to stop its command and release, then deleted if it does not).
-fn release_shared(
-    args: &ReleaseArgs,
-    servers: &mut Servers,
-    keys: &Keys,
-    readers: &[Holder],
-    views: &[ServerView],
-) -> Result<u8, Failure> {
-    let mut outcome = 1;
-    for reader in readers {
-        let one = ReleaseArgs {
-            token: reader.token.clone(),
-            ..args.clone()
-        };
-        let label = format!("'{}' (shared holder {reader})", args.lock.label());
-        if release_place(&one, servers, keys, &label, views)? == 0 {
             outcome = 0;
         }
     }

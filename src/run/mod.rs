@@ -5,10 +5,11 @@
 //!
 //! The other files are what these steps stand on: the main thread's one queue of events
 //! (`events.rs`), the signal policy (`signals.rs`), reaping (`reap.rs`), the process group
-//! (`group.rs`), the terminal (`terminal.rs`), the heartbeat and the dead-man switch
-//! (`heartbeat.rs`, `deadman.rs`), the lock's channels (`control.rs`; `heard.rs` for what a
-//! waiter hears), and a run nested in a run of the same lock (`nested.rs`). What the run
-//! finds out goes to `report::Facts`: the history, metrics and pings are made from it.
+//! (`group.rs`), the terminal (`terminal.rs`), random pauses (`jitter.rs`), the heartbeat and
+//! the dead-man switch (`heartbeat.rs`, `deadman.rs`), the lock's channels (`control.rs`;
+//! `heard.rs` for what a waiter hears), and a run nested in a run of the same lock
+//! (`nested.rs`). What the run finds out goes to `report::Facts`: the history, metrics and
+//! pings are made from it.
 
 mod control;
 mod deadman;
@@ -18,6 +19,7 @@ mod guard;
 mod heard;
 mod heartbeat;
 mod holders;
+mod jitter;
 mod lapse;
 mod nested;
 mod reap;
@@ -57,7 +59,8 @@ use supervise::{Stop, Supervisor};
 use wait::Granted;
 // For `redlock acquire` (ops/steps.rs), which takes the lock as a run does.
 pub use events::Events;
-pub use wait::{Policy, acquire as wait_for_lock, fair_start};
+pub use jitter::fair_start;
+pub use wait::{Policy, acquire as wait_for_lock};
 
 /// How long the heartbeat thread may take to hand the lock back once the command is gone: an
 /// extension in flight to a healthy server is answered well within this.
@@ -282,7 +285,7 @@ fn take(
         timeout: plan.request_timeout,
         verbose: plan.verbose,
     };
-    wait::fair_start(plan.jitter, plan.verbose, events)?;
+    jitter::fair_start(plan.jitter, plan.verbose, events)?;
     // The guard is forked while the first request is on its way: the fork then costs no time.
     // That is before the lock is ours, so taking over from a holder does not wait for it either.
     let mut guard: Option<std::io::Result<Guard>> = None;

@@ -3,7 +3,6 @@
 //! a release wakes it (the first of the queue, and no other: notify.lua's `wake`), or until the
 //! holder's lease would run out (plus jitter), whichever comes first.
 
-use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use crate::clock::Moment;
@@ -21,6 +20,7 @@ use crate::run::heard::{
     Heard, Heed, KEY_POLL, Turn, drain, interrupted, keyspace_heard, sleep_until,
 };
 use crate::run::holders::holder_fields;
+use crate::run::jitter::{jitter, random_below};
 use crate::run::replacing::Replacing;
 use crate::say::{self, ms, say};
 
@@ -402,58 +402,8 @@ fn pause_to_retry(
     Ok(())
 }
 
-/// `--jitter`: sleeps a random time up to `jitter` before the first try, saying how long with
-/// `-v`; a signal ends the run as it would end a wait. Nothing is subscribed to yet: no notice
-/// can come.
-pub fn fair_start(jitter: Duration, verbose: bool, events: &mut Events) -> Result<(), Failure> {
-    if jitter.is_zero() {
-        return Ok(());
-    }
-    let pause = random_below(jitter);
-    if verbose {
-        say(
-            say::Event::Waiting,
-            format!(
-                "sleeping {} before the first try (--jitter {})",
-                human(pause),
-                human(jitter)
-            ),
-            &[("jitter_ms", ms(pause))],
-        );
-    }
-    let until = Moment::now() + pause;
-    let mut heed = Heed::after(&Err(anyhow!("no attempt yet")));
-    while sleep_until(until, events, &mut heed)?.is_some() {}
-    Ok(())
-}
-
 /// Whether a failed attempt is worth trying again within `--wait`: servers that could not be
 /// reached, or were failing over (`NotTaken::passing`).
 fn passes(error: &anyhow::Error) -> bool {
     error.downcast_ref::<NotTaken>().is_some_and(|e| e.passing)
-}
-
-/// Up to a tenth of the wait, at most 50 ms: contenders waking on expiry do not all collide.
-fn jitter(remaining: Duration) -> Duration {
-    random_below((remaining / 10).min(Duration::from_millis(50)))
-}
-
-fn random_below(limit: Duration) -> Duration {
-    let span = limit.as_micros() as u64;
-    let random = RandomState::new().hash_one(Moment::now());
-    Duration::from_micros(if span == 0 { 0 } else { random % span })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn jitter_stays_small() {
-        for _ in 0..100 {
-            assert!(jitter(Duration::from_secs(30)) < Duration::from_millis(50));
-            assert!(jitter(Duration::from_millis(100)) < Duration::from_millis(10));
-        }
-        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
-    }
 }
