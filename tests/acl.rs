@@ -160,8 +160,10 @@ fn step_of(command: &str) -> &'static str {
         "pttl" | "hmget" | "type" => "busy",
         "exists" => "semaphore",
         "ltrim" => "trim",
-        "zadd" | "zscore" | "ssubscribe" => "wait",
-        "zrangebyscore" | "zcard" | "hdel" | "pexpireat" | "pubsub|shardnumsub" => "shared",
+        "zadd" | "ssubscribe" => "wait",
+        "zscore" | "zrangebyscore" | "zcard" | "hdel" | "pexpireat" | "pubsub|shardnumsub" => {
+            "shared"
+        }
         "hget" => "ask",
         "zrange" => "replace",
         "lrange" => "history",

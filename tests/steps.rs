@@ -225,22 +225,37 @@ fn a_token_that_cannot_be_printed_is_given_back() {
     assert_eq!(exists, 0);
 }
 
-/// `release --token` without `--force` gives back a step's hold only: a run's lock is broken
-/// with `--force`, which asks the run to stop its command first.
+/// `extend` and `release --token` without `--force` act on a step's hold only: a run keeps its
+/// own lease (cut short behind its back, a waiter would start before it stops its command),
+/// and its lock is broken with `--force`, which asks it to stop first. A shared run's too.
 #[test]
-fn a_run_s_token_is_not_given_back_without_force() {
+fn a_run_s_token_is_neither_extended_nor_given_back() {
     let server = RedisServer::start();
     let url = server.url();
     let mut holder = Holder::start(&url, &["-n", "r"]);
     let token: String = server.cmd(&["GET", &keys("r").lock]);
-    let stderr = exits_with(
-        redlock(&url).args(["release", "-n", "r", "--token", &token]),
-        code::USAGE,
-    );
-    assert!(stderr.contains("is a `redlock run`'s"), "{stderr}");
+    let pttl = || server.cmd::<i64>(&["PTTL", &keys("r").lock]);
+    for args in [
+        vec!["extend", "-n", "r", "--token", &token, "--ttl", "200ms"],
+        vec!["release", "-n", "r", "--token", &token],
+    ] {
+        let stderr = exits_with(redlock(&url).args(&args), code::USAGE);
+        assert!(stderr.contains("is a `redlock run`'s"), "{stderr}");
+    }
+    assert!(pttl() > 1_000, "the run's lease is its own");
     let held: String = server.cmd(&["GET", &keys("r").lock]);
     assert_eq!(held, token);
     assert!(holder.finish().0.success());
+    let mut shared = Holder::start(&url, &["-n", "s", "--shared"]);
+    let tokens: Vec<String> = server.cmd(&["ZRANGE", &keys("s").readers, "0", "-1"]);
+    for args in [
+        vec!["extend", "-n", "s", "--token", &tokens[0], "--ttl", "200ms"],
+        vec!["release", "-n", "s", "--token", &tokens[0]],
+    ] {
+        let stderr = exits_with(redlock(&url).args(&args), code::USAGE);
+        assert!(stderr.contains("is a `redlock run`'s"), "{stderr}");
+    }
+    assert!(shared.finish().0.success());
 }
 
 /// A closed stdout (or /dev/null) would swallow the token: nothing is taken.

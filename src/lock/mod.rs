@@ -107,6 +107,8 @@ pub struct Lock {
     pub shared: bool,
     /// Taken by `redlock acquire`, and given back by its token (`Lock::holding`).
     step: bool,
+    /// How many servers refused the last extension of a step's hold: the token is a run's.
+    pub refused: usize,
 }
 
 /// The same lock and token, not connected yet: for a release that must not wait for a request
@@ -212,6 +214,7 @@ impl Lock {
             timing,
             shared: false,
             step: false,
+            refused: 0,
         }
     }
 
@@ -243,7 +246,7 @@ impl Lock {
             self.timing.ttl,
             stopping,
             self.places.len(),
-            self.shared,
+            self.hold(),
         );
         // A primary that the sentinels no longer name is left before the extension is sent;
         // asking them takes half of the try's time at most, and the extension the rest.
@@ -251,15 +254,16 @@ impl Lock {
         self.pool.follow_failovers(timeout / 2);
         let timeout = timeout.saturating_sub(asked.elapsed());
         let sent = Moment::now();
-        let answers = self.pool.fan_out(
-            Wait::Never,
-            &request,
-            timeout,
-            |reply| Ok(integer(reply)? == 1),
-            |answers| said_yes(answers, |ours| *ours).yes(),
-        );
+        let answers = self
+            .pool
+            .fan_out(Wait::Never, &request, timeout, integer, |answers| {
+                said_yes(answers, |extended| *extended == 1).yes()
+            });
+        self.refused = (answers.iter().flatten().flatten())
+            .filter(|reply| **reply < 0)
+            .count();
         let lease_end = self.timing.lease_end(sent);
-        let tally = said_yes(&answers, |ours| *ours);
+        let tally = said_yes(&answers, |extended| *extended == 1);
         let mut errors = Vec::new();
         for (address, answer) in self.addresses.iter().zip(answers) {
             match answer {

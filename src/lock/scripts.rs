@@ -139,14 +139,15 @@ pub fn raise_fence(keys: &Keys, token: &str, fence: u64) -> Request {
 
 /// Extends the lease on place `keys` if it is still ours: 1 if so, else 0. `stopping`: says
 /// that the holder is stopping its command on `release --force`'s request. `limit`: the
-/// semaphore's N, kept stored while it lives (1: a plain lock). `shared`: a shared holder.
+/// semaphore's N, kept stored while it lives (1: a plain lock). `hold`: how it is held (a
+/// step's hold is extended only if it is not a run's: -1 then).
 pub fn extend(
     keys: &Keys,
     token: &str,
     ttl: Duration,
     stopping: bool,
     limit: usize,
-    shared: bool,
+    hold: Hold,
 ) -> Request {
     let stopping = if stopping { "1" } else { "0" };
     let limit = if limit > 1 {
@@ -162,7 +163,14 @@ pub fn extend(
             &keys.readers,
             &keys.reader_details,
         ],
-        &args(&[&token, &millis(ttl), &stopping, &limit, &flag(shared)]),
+        &args(&[
+            &token,
+            &millis(ttl),
+            &stopping,
+            &limit,
+            &flag(hold == Hold::Shared),
+            &flag(hold == Hold::Step),
+        ]),
         |reply| reply == &Value::Int(1),
     )
 }

@@ -21,8 +21,7 @@ use crate::say::{Event, ms, say};
 use crate::settings;
 
 use super::majority::{majority_may_hold, most_held_token, summarize};
-use super::servers::{Servers, enough_answered};
-use super::shares;
+use super::{servers::Servers, servers::enough_answered, shares};
 
 /// A holder that took the lock less than this long ago may not listen to its control channel
 /// yet (`control::LISTEN_AFTER`): it is asked again until it does.
@@ -180,6 +179,7 @@ fn without_force(
         Err(failure) => return failure,
     };
     let plan = match &holder {
+        Some(holder) if holder.shared.is_some() => shares::plan(holder, total, keys),
         // A lock library's holder (or a key set by hand) hears nothing of it, and goes on.
         Some(holder) if holder.host.is_none() => format!(
             "it would delete {} on {total} server(s) and wake its waiters; its holder, {holder}, \

@@ -2,8 +2,8 @@
 //! broken in turn, as a lock's holder is (`release.rs` does it).
 
 use crate::cli::ReleaseArgs;
-use crate::lock::Holder;
 use crate::lock::view::ServerView;
+use crate::lock::{Holder, Keys};
 
 use super::majority::summarize;
 
@@ -17,6 +17,18 @@ fn shared_holders(views: &[ServerView]) -> Vec<Holder> {
         }
     }
     found
+}
+
+/// What breaking a lock held shared would do, for `release` without `--force`; `last` is the
+/// shared holder whose lease ends last.
+pub(super) fn plan(last: &Holder, total: usize, keys: &Keys) -> String {
+    format!(
+        "it would ask each of its {} shared holders (the last to end: {last:#}) to stop its \
+         command and release its share, then delete {} on {total} server(s) for those that do \
+         not, and wake its waiters",
+        last.shared.unwrap_or(0),
+        keys.readers
+    )
 }
 
 /// Breaking a lock held shared (`release --force` without `--token`) is breaking each shared

@@ -106,7 +106,11 @@ pub fn extend(args: &ExtendArgs) -> Result<u8, Failure> {
     let timeout = lease.request_timeout(lease.usable(), servers.len());
     let mut lock = Lock::holding(servers, keys, lease.timing, args.token.clone());
     let sent = std::time::Instant::now();
-    match lock.extend(timeout, false) {
+    let extension = lock.extend(timeout, false);
+    if lock.refused > 0 {
+        return Err(not_a_step(&args.lock, &args.token, "extending"));
+    }
+    match extension {
         Extension::Confirmed { .. } => {
             if args.verbose {
                 let took = sent.elapsed();
@@ -147,15 +151,7 @@ pub fn give_back(args: &ReleaseArgs, token: &str) -> Result<u8, Failure> {
     let mut lock = Lock::holding(servers, keys, timing, token.to_string());
     let released = lock.release(Duration::ZERO, REQUEST_TIMEOUT, Everywhere::No, None);
     if released.refused > 0 {
-        return Err(Failure::new(
-            Kind::Usage,
-            anyhow!(
-                "not releasing lock '{}': token {token} is a `redlock run`'s, and release \
-                 --token without --force gives back only a lock `redlock acquire` took (break a \
-                 run's with --force, which asks it to stop its command first)",
-                args.lock.label()
-            ),
-        ));
+        return Err(not_a_step(&args.lock, token, "releasing"));
     }
     if released.freed() {
         Ok(0)
@@ -193,6 +189,21 @@ fn check_token(token: &str) -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// The refusal of a run's token: `extend` and `release --token` act on `redlock acquire`'s
+/// holds only. A run keeps its own lease; cut short or deleted behind its back, a waiter would
+/// start before the run stops its command.
+fn not_a_step(which: &Which, token: &str, what: &str) -> Failure {
+    Failure::new(
+        Kind::Usage,
+        anyhow!(
+            "not {what} lock '{}': token {token} is a `redlock run`'s, and `extend` and \
+             `release --token` act only on a lock `redlock acquire` took (break a run's with \
+             `release --force`, which asks it to stop its command first)",
+            which.label()
+        ),
+    )
 }
 
 /// Says that the lock no longer holds the token, and gives the status for it (76).

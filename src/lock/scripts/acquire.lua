@@ -94,11 +94,10 @@ end
 local function busy(holders)
   if ARGV[7] == '1' then
     -- A waiter keeps its place; the queue outlives the waits that refresh it by an hour.
-    redis.call('ZADD', KEYS[2], 'NX', now_ms, ARGV[14])
+    local joined = redis.call('ZADD', KEYS[2], 'NX', now_ms, ARGV[14])
     redis.call('PEXPIRE', KEYS[2], 3600000)
-    if not shared then
-      local queued = redis.call('ZSCORE', KEYS[2], ARGV[14])
-      redis.call('ZADD', writers, 'NX', queued, ARGV[14])
+    if joined == 1 and not shared then
+      redis.call('ZADD', writers, now_ms, ARGV[14])
       redis.call('PEXPIRE', writers, 3600000)
     end
   end

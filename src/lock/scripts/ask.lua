@@ -50,7 +50,10 @@ if not current and ARGV[2] ~= '' then
   end
 end
 if not current then
-  return {'', -1, 0, -1, ''}
+  -- Held shared, but not by ARGV[2]: a shared holder's token, so that the lock reads as held
+  -- by another.
+  local other = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. now_ms, '+inf', 'LIMIT', 0, 1)[1]
+  return {other or '', -1, 0, -1, ''}
 end
 if ARGV[2] ~= '' and current ~= ARGV[2] then
   return {current, -1, 0, -1, ''}

@@ -3,8 +3,19 @@
 -- (readers.lua).  ARGV: 1 token, 2 ttl in ms, 3 '1' once the holder is stopping its command
 -- because `release --force` asked it to: it says so in its details, which is how `release
 -- --force` knows it was heard; 4 a semaphore's N ('' for a plain lock), kept stored as long as
--- any of its holders lives; 5 '1' for a shared holder.
--- Returns 1 when extended, 0 when the lock is gone or held by another token.
+-- any of its holders lives; 5 '1' for a shared holder; 6 '1' to extend only a hold of
+-- `redlock acquire` (its details name no --kill-after), never a run's: a run keeps its own
+-- lease, and one cut short behind its back would let a waiter in before it stops its command.
+-- Returns 1 when extended, 0 when the lock is gone or held by another token, -1 when it is a
+-- run's and ARGV[6] is '1'.
+if ARGV[6] == '1' then
+  if redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+    return -1
+  end
+  if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('HGET', KEYS[2], 'kill_after') ~= '' then
+    return -1
+  end
+end
 if ARGV[5] == '1' then
   local now = redis.call('TIME')
   local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)

@@ -36,28 +36,33 @@ local function wake(waiters, channels, writers, shared_only)
   local function a_waiter(entry)
     return entry and string.sub(entry, 1, #channels) == channels
   end
-  local function drop(entry)
-    redis.call('ZREM', waiters, entry)
-    redis.call('ZREM', writers, entry)
-  end
   local tries = 0
   while tries < 3 do
-    local first = redis.call('ZRANGE', waiters, 0, 0)[1]
-    if not first then
-      return
-    end
-    local exclusive = redis.call('ZSCORE', writers, first)
-    if shared_only and exclusive then
-      return
+    -- The first, out of the queue (and of `writers`: whether it is exclusive).
+    local first, score, exclusive
+    if shared_only then
+      local head = redis.call('ZRANGE', waiters, 0, 0, 'WITHSCORES')
+      first, score = head[1], head[2]
+      if not first or redis.call('ZSCORE', writers, first) then
+        return
+      end
+      redis.call('ZREM', waiters, first)
+    else
+      local head = redis.call('ZPOPMIN', waiters)
+      first, score = head[1], head[2]
+      if not first then
+        return
+      end
+      exclusive = redis.call('ZREM', writers, first) == 1
     end
     if a_waiter(first) then
       tries = tries + 1
       if notify(first, '') > 0 then
-        local after = 1
-        if exclusive then
-          drop(first)
-          after = 0
+        if not exclusive then
+          -- A shared waiter keeps its place until it comes in.
+          redis.call('ZADD', waiters, score, first)
         end
+        local after = exclusive and 0 or 1
         local next = redis.call('ZRANGE', waiters, after, after)[1]
         if a_waiter(next) then
           notify(next, first)
@@ -65,6 +70,5 @@ local function wake(waiters, channels, writers, shared_only)
         return
       end
     end
-    drop(first)
   end
 end

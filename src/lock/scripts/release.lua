@@ -36,6 +36,9 @@ if ARGV[7] == '1' then
   redis.call('HDEL', KEYS[5], ARGV[1])
   return 1
 end
+if ARGV[8] == '1' and redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+  return -1
+end
 local places = (#KEYS - 6) / 2
 local keep = tonumber(ARGV[2])
 local ours = nil
