@@ -63,7 +63,7 @@ def arguments(name, token, busy, ran, cap=100):
     acquire = ([f"{lock}:fence", f"{lock}:waiters", f"{lock}:limit", f"{lock}:history",
                 *shared, lock, f"{lock}:holder"],
                [token, 30000, "bench", 1, "bench", "true", 0, 7500, "", "", 0, busy, cap,
-                f"{lock}:released:{token}", "", f"{lock}:control"])
+                f"{lock}:released:{token}", "", f"{lock}:released:", f"{lock}:control"])
     release = ([f"{lock}:waiters", f"{lock}:limit", f"{lock}:history", *shared, lock,
                 f"{lock}:holder"],
                [token, 0, f"{lock}:released:", "", ran, cap, "", ""])

@@ -71,6 +71,8 @@ pub enum Extension {
     Lost,
     /// Neither confirmed nor lost (errors, time-outs): worth retrying until the deadline.
     Unconfirmed(anyhow::Error),
+    /// A step's hold (`Lock::holding`) whose token a run holds: left alone (extend.lua).
+    Refused,
 }
 
 /// Whether a release must reach every server before it returns.
@@ -107,8 +109,6 @@ pub struct Lock {
     pub shared: bool,
     /// Taken by `redlock acquire`, and given back by its token (`Lock::holding`).
     step: bool,
-    /// How many servers refused the last extension of a step's hold: the token is a run's.
-    pub refused: usize,
 }
 
 /// The same lock and token, not connected yet: for a release that must not wait for a request
@@ -214,7 +214,6 @@ impl Lock {
             timing,
             shared: false,
             step: false,
-            refused: 0,
         }
     }
 
@@ -259,11 +258,9 @@ impl Lock {
             .fan_out(Wait::Never, &request, timeout, integer, |answers| {
                 said_yes(answers, |extended| *extended == 1).yes()
             });
-        self.refused = (answers.iter().flatten().flatten())
-            .filter(|reply| **reply < 0)
-            .count();
         let lease_end = self.timing.lease_end(sent);
         let tally = said_yes(&answers, |extended| *extended == 1);
+        let refused = answers.iter().flatten().flatten().any(|reply| *reply < 0);
         let mut errors = Vec::new();
         for (address, answer) in self.addresses.iter().zip(answers) {
             match answer {
@@ -272,7 +269,9 @@ impl Lock {
                 Some(Ok(_)) => {}
             }
         }
-        if tally.yes() && Moment::now() < lease_end {
+        if refused {
+            Extension::Refused
+        } else if tally.yes() && Moment::now() < lease_end {
             // Told once confirmed there: the subscription follows a lease that lives on.
             Extension::Confirmed {
                 lease_end,

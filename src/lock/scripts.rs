@@ -104,6 +104,7 @@ pub fn acquire(
         &cap,
         &shared.wake(token),
         &flag(shared_hold),
+        &shared.wake(""),
     ]);
     argv.extend(
         places

@@ -106,11 +106,7 @@ pub fn extend(args: &ExtendArgs) -> Result<u8, Failure> {
     let timeout = lease.request_timeout(lease.usable(), servers.len());
     let mut lock = Lock::holding(servers, keys, lease.timing, args.token.clone());
     let sent = std::time::Instant::now();
-    let extension = lock.extend(timeout, false);
-    if lock.refused > 0 {
-        return Err(not_a_step(&args.lock, &args.token, "extending"));
-    }
-    match extension {
+    match lock.extend(timeout, false) {
         Extension::Confirmed { .. } => {
             if args.verbose {
                 let took = sent.elapsed();
@@ -128,6 +124,7 @@ pub fn extend(args: &ExtendArgs) -> Result<u8, Failure> {
             Ok(0)
         }
         Extension::Lost => Ok(no_longer_ours(args.lock.label(), &args.token, "extend")),
+        Extension::Refused => Err(not_a_step(&args.lock, &args.token, "extending")),
         Extension::Unconfirmed(e) => Err(Failure::new(
             Kind::Unavailable,
             e.context(format!("cannot extend lock '{}'", args.lock.label())),

@@ -104,6 +104,14 @@ pub(super) struct Heed {
 }
 
 impl Heed {
+    /// Before any attempt: no key's events to heed, no deletions of this run's own.
+    pub(super) fn quiet() -> Heed {
+        Heed {
+            key_events: false,
+            own_deletions: 0,
+        }
+    }
+
     pub(super) fn after(attempt: &Result<Attempt, anyhow::Error>) -> Heed {
         let (key_events, own_deletions) = match attempt {
             Ok(Attempt::Busy {

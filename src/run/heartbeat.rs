@@ -294,7 +294,8 @@ fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
                 beat.lease_end.failed(None);
                 next = (now + beat.lease.heartbeat).min(beat.signal_at());
             }
-            Extension::Lost => {
+            // Only a step's hold is refused (`Lock::holding`), never a run's: as lost, if it were.
+            Extension::Lost | Extension::Refused => {
                 let failures = beat.lease_end.failures();
                 let lapse =
                     Lapse::found_gone(Moment::now(), beat.lease_end.get(), failures.as_deref());

@@ -4,8 +4,6 @@
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
-use anyhow::anyhow;
-
 use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::Failure;
@@ -33,7 +31,7 @@ pub fn fair_start(jitter: Duration, verbose: bool, events: &mut Events) -> Resul
         );
     }
     let until = Moment::now() + pause;
-    let mut heed = Heed::after(&Err(anyhow!("no attempt yet")));
+    let mut heed = Heed::quiet();
     while sleep_until(until, events, &mut heed)?.is_some() {}
     Ok(())
 }

@@ -9,8 +9,9 @@
 -- that disagreed are asked for a place most of them have free), 12 the run as history.lua
 -- records it, if it ends busy here ('' when it would wait, or keeps no history), 13 the cap,
 -- 14 the caller's entry in the queue (the channel it listens on while it waits, `Keys::wake`),
--- 15 '1' for a shared hold (`run --shared`, a plain lock only), then each place's control
--- channel (16 for place 0, 17 for place 1, ...).
+-- 15 '1' for a shared hold (`run --shared`, a plain lock only), 16 what the waiters' channels
+-- start with (`Keys::wake("")`), then each place's control channel (17 for place 0, 18 for
+-- place 1, ...).
 -- Shared: taken when no one holds the lock alone and no exclusive waiter that came before
 -- listens (readers.lua's `writer_ahead`), with the current fence (not raised: the next
 -- exclusive holder's exceeds it); the next waiter is woken if it is shared too, so that the
@@ -30,7 +31,7 @@ local now_ms = now[1] * 1000 + math.floor(now[2] / 1000)
 local places = (#KEYS - 7) / 2
 local function lock(place) return KEYS[8 + 2 * place] end
 local function details(place) return KEYS[9 + 2 * place] end
-local function control(place) return ARGV[16 + place] end
+local function control(place) return ARGV[17 + place] end
 local shared = ARGV[15] == '1'
 local readers, reader_keys, writers = KEYS[5], KEYS[6], KEYS[7]
 -- Out of the queue (and of the exclusive waiters, if it was one of them).
@@ -152,7 +153,7 @@ if shared then
   end
   -- The shared waiters come in together: the next is woken if it is shared (it wakes the one
   -- after it when it comes in, and so on up to an exclusive one).
-  wake(KEYS[2], string.sub(ARGV[14], 1, #ARGV[14] - #ARGV[1]), writers, true)
+  wake(KEYS[2], ARGV[16], writers, true)
   return {1, fence, 0, {}}
 end
 
