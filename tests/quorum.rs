@@ -585,6 +585,15 @@ fn a_waiter_does_not_spin_on_its_own_give_backs() {
     let servers = start_servers(3);
     let url = urls(&servers);
     let mut holder = Holder::start(&url, &["-n", "spin"]);
+    // The holder starts its command once a majority granted: a third server may execute the
+    // acquire later, and until then one lost key leaves the holder a minority, which the
+    // waiter takes over beside it.
+    wait_until("every server has the holder's key", || {
+        servers.iter().all(|s| {
+            s.cmd::<Option<String>>(&["GET", &keys("spin").lock])
+                .is_some()
+        })
+    });
     let _: () = servers[0].cmd(&["DEL", &keys("spin").lock]);
     let dir = tempfile::tempdir().unwrap();
     let waiting = waiter(&url, "spin", dir.path());

@@ -45,7 +45,11 @@ pub fn history(args: &HistoryArgs) -> Result<u8, Failure> {
     for list in lists.into_iter().flatten() {
         match list {
             // Entries someone else wrote are skipped, not fatal.
-            Ok(list) => entries.extend(list.iter().filter_map(|e| serde_json::from_str(e).ok())),
+            Ok(list) => entries.push(
+                (list.iter())
+                    .filter_map(|e| serde_json::from_str(e).ok())
+                    .collect::<Vec<Entry>>(),
+            ),
             Err(e) => failed.push(format!("{e:#}")),
         }
     }
@@ -65,23 +69,40 @@ pub fn history(args: &HistoryArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
-/// The entries of all servers as one list of runs, newest first.
-pub fn merge(entries: Vec<Entry>) -> Vec<Run> {
+/// The entries of all servers, a list each, as one list of runs, newest first.
+pub fn merge(lists: Vec<impl IntoIterator<Item = Entry>>) -> Vec<Run> {
     let mut by_token: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
-    for entry in entries {
-        by_token.entry(entry.token.clone()).or_default().push(entry);
+    for list in lists {
+        // One copy a server: a minority server that had not run the last holder's release yet
+        // said busy to a run the others granted, and records it again at its release.
+        let mut copies: BTreeMap<String, Entry> = BTreeMap::new();
+        for entry in list {
+            match copies.get(&entry.token) {
+                Some(kept) if latest(kept) >= latest(&entry) => {}
+                _ => drop(copies.insert(entry.token.clone(), entry)),
+            }
+        }
+        for (token, entry) in copies {
+            by_token.entry(token).or_default().push(entry);
+        }
     }
     let mut runs: Vec<Run> = by_token.into_values().map(one_run).collect();
     runs.sort_by_key(|run| std::cmp::Reverse(run.start_ms));
     runs
 }
 
-/// What the servers recorded of one run: the latest of their entries (one that got past busy
-/// before a busy one, whatever the servers' clocks say), lost when a majority of the servers no
-/// longer held its token at release (its redlock exited with 76 then).
+/// Which of a run's entries tells how it ended: one that got past busy before a busy one,
+/// whatever the servers' clocks say; then the later.
+fn latest(entry: &Entry) -> (bool, Option<i64>) {
+    (entry.outcome != Outcome::Busy, entry.end_ms)
+}
+
+/// What the servers recorded of one run, a copy each: the `latest` of their entries, lost when
+/// a majority of the servers no longer held its token at release (its redlock exited with 76
+/// then).
 fn one_run(mut copies: Vec<Entry>) -> Run {
     let gone = copies.iter().filter(|e| e.held == Some(false)).count();
-    copies.sort_by_key(|e| (e.outcome != Outcome::Busy, e.end_ms));
+    copies.sort_by_key(latest);
     let recorded_on = copies.len();
     let mut entry = copies.pop().expect("a run has an entry");
     let lost = entry.servers > 0 && Tally::counted(0, gone, entry.servers).no();
@@ -173,11 +194,15 @@ mod tests {
     #[test]
     fn a_run_on_several_servers_is_one_and_lost_by_the_majority() {
         let runs = merge(vec![
-            entry("a", 10_000, Some(true)),
-            entry("b", 20_000, Some(false)),
-            entry("a", 10_001, Some(true)),
-            entry("b", 20_001, Some(false)),
-            entry("a", 10_002, Some(false)),
+            vec![
+                entry("a", 10_000, Some(true)),
+                entry("b", 20_000, Some(false)),
+            ],
+            vec![
+                entry("a", 10_001, Some(true)),
+                entry("b", 20_001, Some(false)),
+            ],
+            vec![entry("a", 10_002, Some(false))],
         ]);
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[0].entry.token, "b");
@@ -190,5 +215,25 @@ mod tests {
             last_run(&runs[1].entry, 70_002),
             "db2, 1m ago, exit 0, took 1.0s"
         );
+    }
+
+    /// A server that said busy to a run the others granted records it twice: one copy.
+    #[test]
+    fn a_server_s_busy_and_ran_copies_of_a_run_are_one() {
+        let busy = Entry {
+            outcome: Outcome::Busy,
+            exit: Some(75),
+            run_ms: None,
+            ..entry("a", 10_005, None)
+        };
+        let runs = merge(vec![
+            vec![entry("a", 10_000, Some(true))],
+            vec![entry("a", 10_001, Some(true))],
+            vec![entry("a", 10_002, Some(false)), busy],
+        ]);
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].recorded_on, 3);
+        assert_eq!(runs[0].entry.outcome, Outcome::Ran);
+        assert_eq!(runs[0].entry.end_ms, Some(10_002));
     }
 }

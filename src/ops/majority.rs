@@ -45,7 +45,7 @@ pub fn summarize(name: &str, servers: Vec<ServerView>) -> Result<Status, Failure
         let holds = |v: &&ServerView| v.held && v.holder.token.as_deref() == Some(token);
         servers.iter().find(holds).cloned()
     });
-    let copies = servers.iter().filter_map(|v| v.last_run.clone()).collect();
+    let copies = servers.iter().map(|v| v.last_run.clone()).collect();
     let last_run = history::merge(copies).into_iter().next();
     let now_ms = servers.iter().map(|v| v.now_ms).max().unwrap_or(0);
     Ok(Status {

@@ -272,15 +272,6 @@ impl Conn {
         Ok(())
     }
 
-    /// Whether some of what is queued has not reached the socket yet: still connecting, a TLS
-    /// handshake under way (our bytes wait in `out` until it ends), or bytes the socket did not
-    /// take. A release lingers for these.
-    pub(super) fn unsent(&self) -> bool {
-        self.connecting
-            || !self.out.is_empty()
-            || self.stream.as_ref().is_some_and(|s| s.wants_write(false))
-    }
-
     /// Whether the connection is still being made, its TLS handshake included: an error then
     /// is a failure to connect.
     pub(super) fn opening(&self) -> bool {
