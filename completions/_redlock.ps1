@@ -37,8 +37,8 @@ Register-ArgumentCompleter -Native -CommandName 'redlock' -ScriptBlock {
             break
         }
         'redlock;run' {
-            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name of the lock')
-            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name of the lock')
+            [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'Name of the lock; repeat it to hold several locks at once')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Name of the lock; repeat it to hold several locks at once')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Lock exactly this key, as redis-py''s Lock, node-redlock and redsync do (not with --name)')
             [CompletionResult]::new('--redis', '--redis', [CompletionResultType]::ParameterName, 'Redis server URL (repeat it for several independent servers)')
             [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]')

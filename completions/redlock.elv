@@ -33,8 +33,8 @@ set edit:completion:arg-completer[redlock] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'redlock;run'= {
-            cand -n 'Name of the lock'
-            cand --name 'Name of the lock'
+            cand -n 'Name of the lock; repeat it to hold several locks at once'
+            cand --name 'Name of the lock; repeat it to hold several locks at once'
             cand --key 'Lock exactly this key, as redis-py''s Lock, node-redlock and redsync do (not with --name)'
             cand --redis 'Redis server URL (repeat it for several independent servers)'
             cand --prefix 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]'

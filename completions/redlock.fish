@@ -36,7 +36,7 @@ complete -c redlock -n "__fish_redlock_needs_command" -f -a "history" -d 'Show t
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "acquire" -d 'Take the lock NAME and exit, printing its token and fence: a lock held across steps'
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "extend" -d 'Renew the lease of a lock taken by `redlock acquire`, by its token'
 complete -c redlock -n "__fish_redlock_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c redlock -n "__fish_redlock_using_subcommand run" -s n -l name -d 'Name of the lock' -r
+complete -c redlock -n "__fish_redlock_using_subcommand run" -s n -l name -d 'Name of the lock; repeat it to hold several locks at once' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l key -d 'Lock exactly this key, as redis-py\'s Lock, node-redlock and redsync do (not with --name)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l redis -d 'Redis server URL (repeat it for several independent servers)' -r
 complete -c redlock -n "__fish_redlock_using_subcommand run" -l prefix -d 'Prefix of every key redlock writes [env: REDLOCK_PREFIX] [default: redlock]' -r

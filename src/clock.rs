@@ -18,6 +18,11 @@ impl Moment {
         Moment(Duration::from(now))
     }
 
+    /// The first of `moments`, of which there is at least one.
+    pub fn earliest(moments: impl Iterator<Item = Moment>) -> Moment {
+        moments.min().expect("at least one moment")
+    }
+
     pub fn elapsed(self) -> Duration {
         Moment::now().saturating_duration_since(self)
     }

@@ -210,16 +210,19 @@ Where the command is searched for, as \fBexecvp\fR(3) does.
 The command gets redlock's environment, and:
 .TP
 REDLOCK_NAME
-The lock name (not with \fB\-\-key\fR).
+The lock name (not with \fB\-\-key\fR); empty with several names.
 .TP
 REDLOCK_KEY
 With \fB\-\-key\fR: the key (instead of REDLOCK_NAME).
 .TP
 REDLOCK_TOKEN
-This run's random token: the value of the lock key while it holds the lock.
+This run's random token: the value of the lock key while it holds the lock (of each lock, with several names).
 .TP
 REDLOCK_FENCE
-The fencing token: strictly increasing for each acquisition of the name, so that a resource can reject writes from an older holder.
+The fencing token: strictly increasing for each acquisition of the name, so that a resource can reject writes from an older holder. Empty with several names.
+.TP
+REDLOCK_FENCES
+Each lock's fence, as a JSON object by name, in the order the locks were taken (sorted): {"db":4,"nas":17}; one lock's too.
 .TP
 REDLOCK_SLOT
 Its place, 0 to N\-1, with \fB\-\-limit\fR N (0 for a lock).

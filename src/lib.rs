@@ -76,7 +76,7 @@ pub fn main() -> ExitCode {
         say::set_format(cli.log_format);
     }
     if let Some(name) = cli.command.name() {
-        say::set_name(name);
+        say::set_name(&name);
     }
     let command = cli.command;
     hide_secrets(&command, &args);

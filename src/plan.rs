@@ -18,13 +18,14 @@ use crate::settings::{self, Lease};
 
 /// A run, checked.
 pub struct Plan {
-    /// The lock's name, or its key with `--key`: as messages, the history and the metrics name
-    /// it.
+    /// The lock's name, or its key with `--key`: as messages and the metrics name it; several
+    /// names joined by "+".
     pub label: String,
     /// The variable that names the lock in the command's environment (REDLOCK_NAME, or
     /// REDLOCK_KEY), and the other one, which an outer run may have set.
     pub variables: (&'static str, &'static str),
-    pub keys: Keys,
+    /// Each lock, in the order taken (sorted): one, or several with `--name a --name b`.
+    pub locks: Vec<Target>,
     pub servers: Vec<Server>,
     /// How many places the lock has: a semaphore's N, 1 for a plain lock.
     pub limit: usize,
@@ -68,6 +69,13 @@ impl Plan {
     }
 }
 
+/// One lock of a run: its name (or key), and its keys.
+#[derive(Clone)]
+pub struct Target {
+    pub label: String,
+    pub keys: Keys,
+}
+
 /// `--ping`, `--ping-timeout`, `--ping-busy ok`.
 #[derive(Debug)]
 pub struct Ping {
@@ -85,7 +93,14 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
     if let Some(url) = &args.ping {
         pings::check_url(url).map_err(|e| anyhow::anyhow!("--ping: {e}"))?;
     }
-    let keys = settings::keys(&args.lock, &args.servers.prefix())?;
+    let locks = (args.lock.each().iter())
+        .map(|which| {
+            Ok(Target {
+                label: which.label().to_string(),
+                keys: settings::keys(which, &args.servers.prefix())?,
+            })
+        })
+        .collect::<Result<Vec<Target>>>()?;
     if args.command.first().is_none_or(|c| c.is_empty()) {
         bail!("no command given: redlock run --name NAME -- COMMAND [ARGS...]");
     }
@@ -118,6 +133,17 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
             bail!("--shared cannot be used with {why}");
         }
     }
+    if locks.len() > 1 {
+        let other = match (args.limit > 1, args.shared, args.replace) {
+            (true, _, _) => Some(format!("--limit {}", args.limit)),
+            (_, true, _) => Some("--shared".to_string()),
+            (_, _, true) => Some("--replace".to_string()),
+            _ => None,
+        };
+        if let Some(other) = other {
+            bail!("several --name cannot be used with {other}: it is for a run of one lock");
+        }
+    }
     if args.lock.key.is_some() && args.limit > 1 {
         bail!(
             "--key cannot be used with --limit {}: the libraries that lock a key hold it once, \
@@ -128,9 +154,9 @@ pub fn plan(args: &RunArgs) -> Result<Plan> {
     let lease = Lease::new(args.ttl, args.heartbeat, args.kill_after)?;
     let servers = settings::servers(&args.servers.redis, args.wait_replicas)?;
     Ok(Plan {
-        label: args.lock.label().to_string(),
+        label: args.lock.label(),
         variables: args.lock.variables(),
-        keys,
+        locks,
         // A reply later than this could not leave time to run the command safely.
         request_timeout: lease.request_timeout(lease.usable(), servers.len()),
         servers,

@@ -281,3 +281,33 @@ fn a_semaphore_on_a_cluster() {
     }
     assert!(run("3").status.success());
 }
+
+/// Two locks at once whose names live on different primaries: each is held on its own node
+/// with the run's token, and a break of the second reaches the holder through its node's
+/// channel (76).
+#[test]
+fn several_locks_on_different_primaries() {
+    let cluster = Cluster::start(3, 0);
+    let url = cluster.url();
+    let first = "s0";
+    let owner = |name: &str| cluster.owner(&lock_key(name)).pid();
+    let second = (1..100)
+        .map(|i| format!("s{i}"))
+        .find(|name| owner(name) != owner(first))
+        .unwrap();
+    let mut holder = Holder::start(&url, &["-n", first, "-n", &second]);
+    let token: String = cluster
+        .owner(&lock_key(first))
+        .cmd(&["GET", &lock_key(first)]);
+    let other: String = cluster
+        .owner(&lock_key(&second))
+        .cmd(&["GET", &lock_key(&second)]);
+    assert_eq!(token, other);
+    succeeded(redlock(&url).args(["release", "-n", &second, "--force"]));
+    let (status, stderr) = holder.wait();
+    assert_eq!(status.code(), Some(code::LOCK_LOST), "{stderr}");
+    let left: Option<String> = cluster
+        .owner(&lock_key(first))
+        .cmd(&["GET", &lock_key(first)]);
+    assert_eq!(left, None);
+}

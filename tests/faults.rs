@@ -137,6 +137,20 @@ fn timeout() {
     campaign("timeout", &[]);
 }
 
+/// Two locks at once, overlapping pairs asked for in opposite orders: no lock held by two
+/// commands at once, none deadlocked.
+#[test]
+fn several_locks() {
+    campaign("several", &[]);
+}
+
+/// The negative control of the check of several locks, each lock on its own: the stand-in
+/// takes the names one after another, and its overlaps are found on some lock.
+#[test]
+fn control_overlaps_are_found_with_several_locks() {
+    campaign("several", &["--control", "--seconds", "10"]);
+}
+
 /// The negative control: the naive stand-in wrapper (bench/faults/standin.py) under the same
 /// faults; the harness succeeds only if the checker finds its overlaps.
 #[test]

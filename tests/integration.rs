@@ -28,6 +28,7 @@ mod seams;
 mod secrets;
 mod semaphore;
 mod sentinel;
+mod several;
 mod shared;
 mod sharing;
 mod signals;

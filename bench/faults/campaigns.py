@@ -23,6 +23,7 @@ class Campaign:
     acl: bool = False  # the runs log in as the least-privilege user of docs/security.md
     standin: bool = False  # the stand-in's interface is enough for it (the control)
     steps: bool = False  # each run is steps.py: acquire, extend, a bounded stage, release
+    several: bool = False  # each run takes two locks at once, its loop's pair (run's SETS)
     gap: float = 0.1  # the most a loop sleeps between two runs, in seconds
     calm: tuple = (0.2, 1.0)  # seconds between two faults (from the end of one), at random
     about: str = ""
@@ -110,6 +111,15 @@ CAMPAIGNS = {c.name: c for c in [
     Campaign("steps", "one", SINGLE[:3], steps=True,
              about="acquire --jitter, extend, a stage bounded inside the lease, release "
                    "--token; single-server faults but release --force"),
+    # Several locks at once: loops ask for overlapping pairs in opposite orders; each lock has
+    # its own store and fences, and no two commands may hold one lock at once. The lock the
+    # faults aim at (release --force, the fence) is one of each pair's but the third loop's.
+    Campaign("several", "three",
+             [(2, f.pause_servers), (1, f.pause_two), (1, f.crash_restart), (2, f.kill_holder),
+              (2, f.freeze_holder), (2, f.release_force)],
+             several=True, standin=True,
+             about="--name a --name b: four loops of overlapping pairs in opposite orders "
+                   "over three servers, pauses of one or two, one restarted empty"),
     Campaign("timeout", "one", [(3, f.pause_servers), (3, f.kill_holder)],
              flags=lambda loop: ["--timeout", "1s"],
              about="--timeout 1s (three commands in ten hold 2.5 s or more) under kills "

@@ -61,7 +61,8 @@ def read_runs(logdir):
         fence = fields.get("fence", "-")
         runs[run_id] = {"id": run_id, "start": start, "last": last, "ended": ended,
                         "fence": None if fence == "-" else int(fence),
-                        "slot": int(fields.get("slot", 0)),
+                        # A place of a semaphore, or a lock's name (several at once).
+                        "slot": fields.get("slot", "0"),
                         "shared": fields.get("shared") == "1", "newest_read": newest}
     return runs
 

@@ -6,7 +6,7 @@
 It appends to LOGDIR/runs/RUNID.log, one line per event, each with CLOCK_MONOTONIC in
 nanoseconds (every process is on this machine, so all the logs share that clock):
 
-    start NS fence=F slot=S token=T pid=P [shared=1]
+    start NS fence=F slot=S token=T pid=P [shared=1]   (S: a name, for several locks)
     alive NS                                  every 50 ms while it holds
     read NS counter=C max=M                   its fenced read-modify-writes of the store,
     write NS accepted|rejected fence=F read=C every 100 to 250 ms
@@ -134,8 +134,50 @@ def hold(logdir, run_id, seconds, fence, slot, token="", shared=False):
     log.mark("end", "done")
 
 
+def hold_several(logdir, run_id, seconds, fences, token):
+    """The critical section of a run of several locks (`run --name a --name b`): for each lock,
+    a trace of its own (RUNID~NAME, its place being the name) and fenced read-modify-writes of
+    its own store, with that lock's fence (REDLOCK_FENCES), so that the checker sees each lock
+    as it sees a run of one."""
+    logs = {name: Log(logdir, f"{run_id}~{name}") for name in fences}
+    stores = {name: Store(logdir, name) for name in fences}
+
+    def stopped(signum, frame):
+        for log in logs.values():
+            log.mark("end", "sigterm")
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, stopped)
+    rng = random.Random()
+    for name, log in logs.items():
+        log.mark("start", f"fence={fences[name]}", f"slot={name}", f"token={token or '-'}",
+                 f"pid={os.getpid()}")
+    until = time.monotonic() + seconds
+    next_write = time.monotonic()
+    while time.monotonic() < until:
+        for log in logs.values():
+            log.mark("alive")
+        if time.monotonic() >= next_write:
+            for name, store in stores.items():
+                value, _ = store.read()
+                time.sleep(rng.uniform(0.005, 0.02))
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+                accepted = store.write(run_id, fences[name], value)
+                logs[name].mark("write", "accepted" if accepted else "rejected",
+                                f"fence={fences[name]}", f"read={value}")
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+            next_write = time.monotonic() + rng.uniform(0.1, 0.25)
+        time.sleep(max(0.0, min(ALIVE_EVERY, until - time.monotonic())))
+    for log in logs.values():
+        log.mark("end", "done")
+
+
 def main():
     logdir, run_id, hold_ms = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    fences = json.loads(os.environ.get("REDLOCK_FENCES") or "{}")
+    if len(fences) > 1:
+        hold_several(logdir, run_id, hold_ms / 1000, fences, os.environ.get("REDLOCK_TOKEN", ""))
+        return
     fence = os.environ.get("REDLOCK_FENCE")
     hold(logdir, run_id, hold_ms / 1000, int(fence) if fence else None,
          int(os.environ.get("REDLOCK_SLOT", "0")), os.environ.get("REDLOCK_TOKEN", ""),

@@ -99,17 +99,18 @@ def release_force(ctx):
 
 def crash_restart(ctx):
     """SIGKILL a server and start it again empty on its port after at least a TTL (the
-    delayed restart docs/safety.md asks for). Only a server whose two peers both hold the
+    delayed restart docs/safety.md asks for). Only a server whose two peers both hold each
     lock's fencing counter at its highest is chosen, so that a majority always keeps the data
-    the fence needs (docs/safety.md's assumption); when none qualifies, no fault."""
+    the fences need (docs/safety.md's assumption); when none qualifies, no fault."""
     order = ctx.rng.sample(range(len(ctx.deploy.servers)), len(ctx.deploy.servers))
     down = ctx.ttl_s + ctx.rng.uniform(0.3, 1.2)
-    fences = [ask(s.port, "GET", ctx.fence_key) for s in ctx.deploy.servers]
-    values = [int(f) if f is not None else -1 for f in fences]  # -1: no counter (yet)
-    top = max(values)
+    counters = []
+    for key in ctx.fence_keys:
+        fences = [ask(s.port, "GET", key) for s in ctx.deploy.servers]
+        counters.append([int(f) if f is not None else -1 for f in fences])  # -1: none (yet)
     for i in order:
-        peers = [values[j] for j in range(len(values)) if j != i]
-        if all(v == top for v in peers):
+        if all(v == max(values) for values in counters
+               for j, v in enumerate(values) if j != i):
             server = ctx.deploy.servers[i]
             if server.paused or not server.alive():
                 continue

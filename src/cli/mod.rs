@@ -16,7 +16,7 @@ pub use operators::{HistoryArgs, ListArgs, ReleaseArgs, StatusArgs};
 pub use run::{OnUnavailable, PingBusy, RunArgs};
 pub use servers::ServerArgs;
 pub use steps::{AcquireArgs, ExtendArgs};
-pub use which::Which;
+pub use which::{Locks, Which};
 
 /// Run a command under a distributed lock held in Redis.
 ///
@@ -72,7 +72,7 @@ pub enum Command {
         expires.\n\n\
         A run inside a run of the same lock (a locking script that calls another that locks the \
         same NAME) finds the outer run's REDLOCK_NAME, REDLOCK_TOKEN and REDLOCK_FENCE in its \
-        environment; if that token still holds the lock on a majority of the servers and this \
+        environment (or REDLOCK_FENCES naming NAME, from a run of several locks); if that token still holds the lock on a majority of the servers and this \
         run is inside the outer run's command (its process group, on its host), it runs its \
         command at once under the outer lease (same fence, its command's status), instead of \
         waiting for itself. Otherwise the token is ignored.",
@@ -155,15 +155,16 @@ pub enum Command {
 
 impl Command {
     /// The lock it is about, for redlock's lines on stderr (`list` has none).
-    pub fn name(&self) -> Option<&str> {
+    pub fn name(&self) -> Option<String> {
+        let label = |which: &Which| Some(which.label().to_string());
         match self {
             Command::Run(args) => Some(args.lock.label()),
-            Command::Status(args) => Some(args.lock.label()),
+            Command::Status(args) => label(&args.lock),
             Command::List(_) => None,
-            Command::Release(args) => Some(args.lock.label()),
-            Command::History(args) => args.name.as_deref().or(args.key.as_deref()),
-            Command::Acquire(args) => Some(args.lock.label()),
-            Command::Extend(args) => Some(args.lock.label()),
+            Command::Release(args) => label(&args.lock),
+            Command::History(args) => args.name.clone().or(args.key.clone()),
+            Command::Acquire(args) => label(&args.lock),
+            Command::Extend(args) => label(&args.lock),
         }
     }
 
@@ -189,9 +190,11 @@ macro_rules! run_environment {
     () => {
         "\
 The command's environment:
-  REDLOCK_NAME      the lock name (REDLOCK_KEY instead: the key, with --key)
-  REDLOCK_TOKEN     this run's token (the lock key's value)
-  REDLOCK_FENCE     fencing token: strictly increasing for each acquisition of NAME
+  REDLOCK_NAME      the lock name (REDLOCK_KEY instead: the key, with --key); empty with several
+  REDLOCK_TOKEN     this run's token (the lock key's value; the same in each of several locks)
+  REDLOCK_FENCE     fencing token: strictly increasing for each acquisition of NAME; empty with
+                    several names
+  REDLOCK_FENCES    each lock's fence, as JSON by name, sorted: {\"db\":4,\"nas\":17}
   REDLOCK_SLOT      its place, 0 to N-1 (with --limit N; 0 for a lock)
   REDLOCK_SHARED    1 for a shared holder (--shared); unset otherwise
   REDLOCK_UNLOCKED  1 when it runs without the lock (--on-unavailable run), with no token,

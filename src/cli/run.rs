@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{BusyArgs, ServerArgs, Which};
+use super::{BusyArgs, Locks, ServerArgs};
 use crate::duration::{parse_duration, parse_positive};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub lock: Which,
+    pub lock: Locks,
 
     #[command(flatten)]
     pub servers: ServerArgs,

@@ -190,7 +190,7 @@ impl Lock {
         }
     }
 
-    fn with_token(
+    pub fn with_token(
         servers: Vec<Server>,
         keys: Keys,
         limit: usize,

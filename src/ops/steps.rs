@@ -47,6 +47,7 @@ pub fn acquire(args: &AcquireArgs) -> Result<u8, Failure> {
     let policy = Policy {
         name: args.lock.label(),
         wait: args.busy.wait,
+        asked: args.busy.wait,
         replace: false,
         timeout,
         verbose: args.verbose,

@@ -23,16 +23,17 @@ pub const LISTEN_AFTER: Duration = Duration::from_millis(50);
 pub struct Listener {
     at: Moment,
     servers: Vec<Server>,
-    channel: String,
+    /// Each lock's control channel: one, or one for each of several locks held at once.
+    channels: Vec<String>,
     subscribed: bool,
 }
 
 impl Listener {
-    pub fn new(servers: Vec<Server>, channel: &str) -> Self {
+    pub fn new(servers: Vec<Server>, channels: Vec<String>) -> Self {
         Listener {
             at: Moment::now() + LISTEN_AFTER,
             servers,
-            channel: channel.to_string(),
+            channels,
             subscribed: false,
         }
     }
@@ -45,7 +46,7 @@ impl Listener {
     /// Subscribes once it is due; its messages and confirmation come as `Event::Notice`.
     pub fn listen_if_due(&mut self, events: &mut Events) {
         if self.due().is_some_and(|at| Moment::now() >= at) {
-            events.listen(Notices::subscribe(&self.servers, &self.channel));
+            self.subscribe(events);
             self.subscribed = true;
         }
     }
@@ -54,8 +55,13 @@ impl Listener {
     /// if it had subscribed: its confirmation has the lock checked there.
     pub fn follow(&mut self, events: &mut Events) {
         if self.subscribed {
-            events.listen(Notices::subscribe(&self.servers, &self.channel));
+            self.subscribe(events);
         }
+    }
+
+    fn subscribe(&self, events: &mut Events) {
+        let each = self.channels.iter();
+        events.listen_all(each.map(|c| Notices::subscribe(&self.servers, c)).collect());
     }
 
     /// Unsubscribes.

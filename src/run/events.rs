@@ -79,8 +79,9 @@ pub struct Events {
     children: Children,
     /// Events read from the signalfd, not yet handed out.
     pending: VecDeque<Event>,
-    /// Notices, while waiting for the lock or holding it: read here, on this thread.
-    notices: Option<Notices>,
+    /// Notices, while waiting for the lock or holding it (a subscription for each lock held):
+    /// read here, on this thread.
+    notices: Vec<Notices>,
 }
 
 impl Events {
@@ -101,7 +102,7 @@ impl Events {
             signals,
             children: Children::default(),
             pending: VecDeque::new(),
-            notices: None,
+            notices: Vec::new(),
         })
     }
 
@@ -115,17 +116,23 @@ impl Events {
 
     /// From now on a notice on these sockets is reported (`Event::Notice`).
     pub fn listen(&mut self, notices: Notices) {
-        self.notices = Some(notices);
+        self.notices = vec![notices];
+    }
+
+    /// As `listen`, to several subscriptions: a holder of several locks listens on each one's
+    /// channel, which a Redis Cluster keeps on the node of its name's slot.
+    pub fn listen_all(&mut self, notices: Vec<Notices>) {
+        self.notices = notices;
     }
 
     /// What the servers listened to said of their keyspace notifications (`--key`).
     pub fn keyspace(&self) -> Option<Keyspace> {
-        self.notices.as_ref().map(Notices::keyspace)
+        self.notices.first().map(Notices::keyspace)
     }
 
     /// Unsubscribes (closes the sockets given to `listen`).
     pub fn stop_listening(&mut self) {
-        self.notices = None;
+        self.notices.clear();
     }
 
     /// From now on the guard's death is reported (`Event::Unguarded`).
@@ -171,9 +178,10 @@ impl Events {
         if let Ok(event) = self.queue.try_recv() {
             return Some(event);
         }
-        let notices = self.notices.as_mut().map(Notices::read).unwrap_or_default();
-        self.pending.extend(notices.into_iter().map(Event::Notice));
-        if let Some(why) = self.notices.as_mut().and_then(Notices::refusal) {
+        let notices = self.notices.iter_mut().flat_map(Notices::read);
+        self.pending
+            .extend(notices.map(Event::Notice).collect::<Vec<_>>());
+        if let Some(why) = self.notices.iter_mut().find_map(Notices::refusal) {
             crate::say::warning(
                 format!(
                     "cannot listen for the lock's notices: {why}; a holder then hears \
@@ -227,7 +235,7 @@ impl Events {
             },
         ];
         let mut timeout = timeout;
-        if let Some(notices) = &self.notices {
+        for notices in &self.notices {
             fds.extend(notices.poll_fds());
             // A dropped subscription is made again on time (`Notices::read`).
             if let Some(due) = notices.resubscribe_in() {

@@ -1,6 +1,8 @@
 //! The heartbeat: a thread that extends the lease every `--heartbeat` (and at once when the main
 //! thread asks it to check the lock), retries quickly when an extension fails, and reports the
-//! lease lost when an extension finds it gone. It publishes
+//! lease lost when an extension finds it gone. With several locks held at once it extends each,
+//! and the lease is theirs together: it ends with the first to end, and is lost with any. It
+//! publishes
 //! the end of the confirmed lease in a `LeaseEnd`, which the main thread watches on its own
 //! clock: a heartbeat stuck in a request (a slow DNS lookup, a reconnect) cannot delay the
 //! stopping of the command.
@@ -87,10 +89,10 @@ pub enum Heartbeat {
     Due(Box<Beat>),
     Running {
         orders: mpsc::Sender<Order>,
-        /// The lock, handed back when the thread ends.
-        handed_back: Receiver<Lock>,
-        /// The same lock over new connections, should the thread not hand it back in time.
-        twin: Box<Twin>,
+        /// The locks, handed back when the thread ends.
+        handed_back: Receiver<Vec<Lock>>,
+        /// The same locks over new connections, should the thread not hand them back in time.
+        twins: Vec<Twin>,
     },
 }
 
@@ -107,7 +109,8 @@ pub enum Order {
 
 /// What the thread needs.
 pub struct Beat {
-    lock: Lock,
+    /// The locks held, each with its name (or key) for messages, and when its own lease ends.
+    locks: Vec<Held>,
     lease: Lease,
     sent: Moment,
     lease_end: Arc<LeaseEnd>,
@@ -115,6 +118,13 @@ pub struct Beat {
     verbose: bool,
     /// Stopping the command on `release --force`'s request (see `Order::Acknowledge`).
     stopping: bool,
+}
+
+/// One lock the heartbeat extends.
+pub struct Held {
+    pub label: String,
+    pub lock: Lock,
+    pub lease_end: Moment,
 }
 
 impl Beat {
@@ -132,10 +142,10 @@ impl Beat {
 }
 
 impl Heartbeat {
-    /// A heartbeat for a lease granted by a request sent at `sent`, ending at `lease_end`; the
-    /// thread starts with `start_if_due`.
+    /// A heartbeat for the leases of `locks`, the first granted by a request sent at `sent`,
+    /// ending together at `lease_end`; the thread starts with `start_if_due`.
     pub fn new(
-        lock: Lock,
+        locks: Vec<Held>,
         lease: Lease,
         sent: Moment,
         lease_end: Arc<LeaseEnd>,
@@ -143,7 +153,7 @@ impl Heartbeat {
         verbose: bool,
     ) -> Self {
         Heartbeat::Due(Box::new(Beat {
-            lock,
+            locks,
             lease,
             sent,
             lease_end,
@@ -201,7 +211,7 @@ impl Heartbeat {
         let Heartbeat::Due(due) = self else {
             return Ok(());
         };
-        let twin = Box::new(due.lock.twin());
+        let twins = due.locks.iter().map(|held| held.lock.twin()).collect();
         let (orders, inbox) = channel();
         let (hand_back, handed_back) = channel();
         // The state goes over only once the thread runs: if it cannot start, the lock stays here.
@@ -213,12 +223,12 @@ impl Heartbeat {
                     .recv()
                     .expect("the state is sent once the thread runs");
                 beat(&mut state, first, &inbox);
-                let _ = hand_back.send(state.lock);
+                let _ = hand_back.send(state.locks.into_iter().map(|h| h.lock).collect());
             })?;
         let running = Heartbeat::Running {
             orders,
             handed_back,
-            twin,
+            twins,
         };
         let Heartbeat::Due(beat) = std::mem::replace(self, running) else {
             unreachable!("checked above")
@@ -227,21 +237,21 @@ impl Heartbeat {
         Ok(())
     }
 
-    /// Stops the heartbeat and hands the lock back. An extension still in flight after
-    /// `patience` (a frozen server) is not waited for: the lock comes back over new
+    /// Stops the heartbeat and hands the locks back. An extension still in flight after
+    /// `patience` (a frozen server) is not waited for: the locks come back over new
     /// connections, so that the release is not held up by it.
-    pub fn stop(self, patience: Duration) -> Lock {
+    pub fn stop(self, patience: Duration) -> Vec<Lock> {
         match self {
-            Heartbeat::Due(beat) => beat.lock,
+            Heartbeat::Due(beat) => beat.locks.into_iter().map(|held| held.lock).collect(),
             Heartbeat::Running {
                 orders,
                 handed_back,
-                twin,
+                twins,
             } => {
                 let _ = orders.send(Order::Stop);
                 handed_back
                     .recv_timeout(patience)
-                    .unwrap_or_else(|_| twin.open())
+                    .unwrap_or_else(|_| twins.into_iter().map(Twin::open).collect())
             }
         }
     }
@@ -272,16 +282,47 @@ fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
         // TTL): a server that does not answer is named by a failed try and tried again well
         // before the lease must be given up, over a new connection where it may have moved
         // (a primary the sentinels name anew, a cluster's new owner of the slot).
-        let timeout =
-            (beat.lease).request_timeout(beat.signal_at() - now, beat.lock.addresses.len());
-        match beat.lock.extend(timeout, beat.stopping) {
-            Extension::Confirmed {
-                lease_end: end,
-                moved,
-            } => {
-                if moved {
-                    let _ = beat.events.send(Event::Moved);
+        let several = beat.locks.len() > 1;
+        let signal_at = beat.signal_at();
+        let mut failed = None;
+        for held in &mut beat.locks {
+            // One lock's slow extension leaves the next less time, never more than the lease.
+            let left = signal_at - Moment::now();
+            if left.is_zero() {
+                return;
+            }
+            let addresses = held.lock.addresses.len();
+            let timeout = (beat.lease).request_timeout(left, addresses);
+            let of = |text: String| match several {
+                true => format!("lock '{}': {text}", held.label),
+                false => text,
+            };
+            match held.lock.extend(timeout, beat.stopping) {
+                Extension::Confirmed {
+                    lease_end: end,
+                    moved,
+                } => {
+                    if moved {
+                        let _ = beat.events.send(Event::Moved);
+                    }
+                    held.lease_end = end;
                 }
+                // Only a step's hold is refused (`Lock::holding`), never a run's: as lost, if
+                // it were.
+                Extension::Lost | Extension::Refused => {
+                    let failures = beat.lease_end.failures();
+                    let lapse =
+                        Lapse::found_gone(Moment::now(), held.lease_end, failures.as_deref());
+                    let _ = beat.events.send(Event::Lost(of(lapse.to_string())));
+                    return;
+                }
+                Extension::Unconfirmed(error) => {
+                    failed.get_or_insert((of(format!("{error:#}")), error));
+                }
+            }
+        }
+        match failed {
+            None => {
                 if beat.verbose {
                     let took = now.elapsed();
                     say(
@@ -290,31 +331,24 @@ fn beat(beat: &mut Beat, first: Moment, orders: &Receiver<Order>) {
                         &[("took_ms", ms(took))],
                     );
                 }
-                beat.lease_end.set(end);
+                let end = beat.locks.iter().map(|held| held.lease_end).min();
+                beat.lease_end.set(end.expect("a run holds a lock"));
                 beat.lease_end.failed(None);
                 next = (now + beat.lease.heartbeat).min(beat.signal_at());
             }
-            // Only a step's hold is refused (`Lock::holding`), never a run's: as lost, if it were.
-            Extension::Lost | Extension::Refused => {
-                let failures = beat.lease_end.failures();
-                let lapse =
-                    Lapse::found_gone(Moment::now(), beat.lease_end.get(), failures.as_deref());
-                let _ = beat.events.send(Event::Lost(lapse.to_string()));
-                return;
-            }
-            Extension::Unconfirmed(error) => {
-                beat.lease_end.failed(Some(format!("{error:#}")));
+            Some((said, error)) => {
+                beat.lease_end.failed(Some(said.clone()));
                 if beat.verbose {
                     say(
                         say::Event::ExtensionFailed,
-                        format!("extension failed, retrying: {error:#}"),
-                        &[("error", format!("{error:#}").into())],
+                        format!("extension failed, retrying: {said}"),
+                        &[("error", said.into())],
                     );
                 } else if !refusal_said && !crate::lock::transient(&error) {
                     refusal_said = true;
                     say::warning(
-                        format!("cannot extend the lease, retrying until it runs out: {error:#}"),
-                        &[("error", format!("{error:#}").into())],
+                        format!("cannot extend the lease, retrying until it runs out: {said}"),
+                        &[("error", said.into())],
                     );
                 }
                 next = (Moment::now() + RETRY).min(beat.signal_at());

@@ -8,11 +8,13 @@
 //! (`group.rs`), the terminal (`terminal.rs`), random pauses (`jitter.rs`), the heartbeat and
 //! the dead-man switch (`heartbeat.rs`, `deadman.rs`), the lock's channels (`control.rs`;
 //! `heard.rs` for what a waiter hears), and a run nested in a run of the same lock
-//! (`nested.rs`). What the run finds out goes to `report::Facts`: the history, metrics and
+//! (`nested.rs`); several locks at once (`several.rs`); the exit status (`ending.rs`). What the
+//! run finds out goes to `report::Facts`: the history, metrics and
 //! pings are made from it.
 
 mod control;
 mod deadman;
+mod ending;
 mod events;
 mod group;
 mod guard;
@@ -25,6 +27,7 @@ mod nested;
 mod reap;
 mod release;
 mod replacing;
+mod several;
 // Public for exit.rs, which names a signal in its messages.
 pub mod signals;
 mod spawn;
@@ -32,7 +35,6 @@ mod supervise;
 mod terminal;
 mod wait;
 
-use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,11 +51,12 @@ use crate::report::{self, Facts, Outcome, pings::Pings};
 use crate::say::{Event, ms, say};
 use control::Listener;
 use deadman::DeadMan;
+use ending::exit_status;
 use guard::Guard;
-use heartbeat::{Heartbeat, LeaseEnd};
+use heartbeat::{Heartbeat, Held, LeaseEnd};
 use lapse::Lapse;
-use nested::{inside, outer_token};
-use release::release;
+use nested::{inside, outer_run};
+use release::release_all;
 use spawn::Spawned;
 use supervise::{Stop, Supervisor};
 use wait::Granted;
@@ -87,39 +90,44 @@ fn run_with(plan: &Plan, facts: &mut Facts, pings: Option<&mut Pings>) -> Result
     let mut events = Events::new()
         .context("cannot set up event handling")
         .kind(Kind::Internal)?;
-    let (mut lock, me) = open(plan, facts)?;
+    let (mut locks, me) = open(plan, facts)?;
     let deadman = DeadMan::new().kind(Kind::Internal)?;
-    let taken = match take(&mut lock, plan, &me, &mut events) {
+    let taken = match take(&mut locks, plan, &me, &mut events) {
         Err(failure) if failure.kind == Kind::Unavailable => {
             facts.unavailable = true;
             return Err(unavailable(plan, failure, facts, pings));
         }
         taken => taken?,
     };
-    facts.acquired = Some((Moment::now(), taken.0.fence));
+    facts.acquired = Some((Moment::now(), taken.0[0].fence));
     if let Some(pings) = pings {
         pings.start();
     }
-    hold(plan, facts, lock, taken, deadman, events)
+    hold(plan, facts, locks, taken, deadman, events)
 }
 
-/// The lock over the servers, and what this run records of itself in it. A run nested in a
-/// run of the same lock does not return: it becomes its command (`nested.rs`).
-fn open(plan: &Plan, facts: &Facts) -> Result<(Lock, HolderInfo), Failure> {
+/// The locks over the servers (one, or several with one token), and what this run records of
+/// itself in each. A run nested in a run of the same lock does not return: it becomes its
+/// command (`nested.rs`).
+fn open(plan: &Plan, facts: &Facts) -> Result<(Vec<Lock>, HolderInfo), Failure> {
     // The servers' connections are opened at once, without waiting for them.
-    let mut lock = Lock::new(
-        plan.servers.clone(),
-        plan.keys.clone(),
-        plan.limit,
-        plan.lease.timing,
-    );
-    lock.shared = plan.shared;
-    if let Some((token, place)) = outer_token(plan)
-        && let Some(outer) = lock.holder_with(&token, place, REQUEST_TIMEOUT)
-        && inside(&outer)
+    let mut locks: Vec<Lock> = Vec::new();
+    for target in &plan.locks {
+        let (servers, keys, timing) =
+            (plan.servers.clone(), target.keys.clone(), plan.lease.timing);
+        let mut lock = match locks.first() {
+            None => Lock::new(servers, keys, plan.limit, timing),
+            Some(first) => Lock::with_token(servers, keys, plan.limit, timing, first.token.clone()),
+        };
+        lock.shared = plan.shared;
+        locks.push(lock);
+    }
+    if let ([lock], Some(outer)) = (&mut locks[..], outer_run(plan))
+        && let Some(holder) = lock.holder_with(&outer.token, outer.place, REQUEST_TIMEOUT)
+        && inside(&holder)
     {
         // A run inside a run of the same lock: the outer lease covers this command too.
-        return Err(spawn::exec_nested(&plan.command));
+        return Err(spawn::exec_nested(&plan.command, &outer.env));
     }
     let me = HolderInfo {
         time_limit: plan.time_limit,
@@ -129,41 +137,42 @@ fn open(plan: &Plan, facts: &Facts) -> Result<(Lock, HolderInfo), Failure> {
             plan.lease.kill_after,
         )
     };
-    lock.record = plan.history.map(|cap| Record {
-        cap,
-        began: facts.began_at(),
-        me: me.clone(),
-        busy_exit: plan.busy_exit,
-        unavailable_exit: plan.unavailable_exit(),
-    });
-    Ok((lock, me))
+    for lock in &mut locks {
+        lock.record = plan.history.map(|cap| Record {
+            cap,
+            began: facts.began_at(),
+            me: me.clone(),
+            busy_exit: plan.busy_exit,
+            unavailable_exit: plan.unavailable_exit(),
+        });
+    }
+    Ok((locks, me))
 }
 
-/// The lock is ours: starts the command, supervises it, and releases the lock once it is
-/// gone; every path ends in `release`.
+/// The locks are ours: starts the command, supervises it, and releases the locks once it is
+/// gone; every path ends in `release_all`.
 fn hold(
     plan: &Plan,
     facts: &mut Facts,
-    mut lock: Lock,
-    (granted, mut guard): (Granted, Guard),
+    mut locks: Vec<Lock>,
+    (granted, mut guard): (Vec<Granted>, Guard),
     deadman: DeadMan,
     mut events: Events,
 ) -> Result<u8, Failure> {
+    // The leases end together, with the first to end; the first was granted first.
+    let first_end = Moment::earliest(granted.iter().map(|g| g.lease_end));
+    let first_sent = Moment::earliest(granted.iter().map(|g| g.sent));
     // Armed before the command starts: from here the kernel kills us if we stop running.
-    let lease_end = Arc::new(LeaseEnd::new(
-        granted.lease_end,
-        deadman,
-        plan.lease.kill_margin(),
-    ));
-    let spawned = match start(plan, &lock, &granted, &guard, &events) {
+    let lease_end = Arc::new(LeaseEnd::new(first_end, deadman, plan.lease.kill_margin()));
+    let spawned = match start(plan, &locks[0], &granted, &guard, &events) {
         Ok(spawned) => spawned,
         Err(failure) => {
             lease_end.command_gone();
             // The command never ran: --min-hold has nothing to protect.
             let code = failure.exit_code(plan.busy_exit);
             let ending = facts.not_started(code);
-            release(
-                &mut lock,
+            release_all(
+                &mut locks,
                 plan,
                 Duration::ZERO,
                 REQUEST_TIMEOUT,
@@ -177,17 +186,23 @@ fn hold(
     let started = Moment::now();
     facts.started = Some((std::time::SystemTime::now(), started));
     events.watch(spawned.pid);
-    let mut listener = Listener::new(lock.targets(), &lock.keys.control);
-    let token = lock.token.clone();
+    let (mut listener, token) = (listen(&locks), locks[0].token.clone());
+    let held = (plan.locks.iter().zip(locks).zip(&granted))
+        .map(|((target, lock), granted)| Held {
+            label: target.label.clone(),
+            lock,
+            lease_end: granted.lease_end,
+        })
+        .collect();
+    let (sender, verbose) = (events.sender(), plan.verbose);
     let mut heartbeat = Heartbeat::new(
-        lock,
+        held,
         plan.lease,
-        granted.sent,
+        first_sent,
         lease_end.clone(),
-        events.sender(),
-        plan.verbose,
+        sender,
+        verbose,
     );
-
     let (status, stopped) = Supervisor {
         spawned,
         guard: &guard,
@@ -213,26 +228,32 @@ fn hold(
     if spawned.has_terminal {
         terminal::reclaim_terminal(spawned.group);
     }
-    // From here to the exit, at most one request time-out: an extension still in flight (to a
-    // frozen server) is not waited for.
+    // From here to the exit, at most one request time-out for each lock: an extension still in
+    // flight (to a frozen server) is not waited for.
     let gone = Moment::now();
-    let mut lock = heartbeat.stop(HAND_BACK_PATIENCE);
+    let mut locks = heartbeat.stop(HAND_BACK_PATIENCE);
     // --min-hold: leave the lock to expire on its own when the command ended early; not when
     // an operator asked for the lock.
     let keep = match stopped {
         Some(Stop::Asked | Stop::Replaced | Stop::TimedOut) => Duration::ZERO,
-        _ => plan.min_hold.saturating_sub(granted.sent.elapsed()),
+        _ => plan.min_hold.saturating_sub(first_sent.elapsed()),
     };
     let left = REQUEST_TIMEOUT.saturating_sub(gone.elapsed());
     let lost_before = matches!(stopped, Some(Stop::Lost(_)));
     let ending = facts.ending(exit::status_code(status));
-    let released = release(&mut lock, plan, keep, left, lost_before, Some(ending));
+    let lost_at_release = release_all(&mut locks, plan, keep, left, lost_before, Some(ending));
     // Only now: the server handles our hang-up after the release, not ahead of it.
     listener.stop(&mut events);
-    facts.lost_at_release = released.lost();
+    facts.lost_at_release = lost_at_release;
     let failures = lease_end.failures();
     let lapse = Lapse::found_gone(Moment::now(), lease_end.get(), failures.as_deref());
     Ok(exit_status(status, stopped, facts, &lapse))
+}
+
+/// What listens on the control channel of each lock held: one token is in all of them.
+fn listen(locks: &[Lock]) -> Listener {
+    let controls = locks.iter().map(|lock| lock.keys.control.clone()).collect();
+    Listener::new(locks[0].targets(), controls)
 }
 
 /// `--on-unavailable`: the servers could not be reached (the lock was not taken). With `run`,
@@ -266,64 +287,87 @@ fn unavailable(
             if let Some(report) = facts.report(&plan.label, &result, plan.busy_exit) {
                 report::finished(&report, plan.metrics_dir.as_deref(), pings);
             }
-            spawn::exec_unlocked(&plan.command, &plan.label, plan.variables)
+            let name = if plan.locks.len() == 1 {
+                &plan.label
+            } else {
+                ""
+            };
+            spawn::exec_unlocked(&plan.command, name, plan.variables)
         }
     }
 }
 
-/// Takes the lock, waiting for it if asked, and forks the guard meanwhile.
+/// Takes the lock (or all the locks: `several.rs`), waiting for it if asked, and forks the
+/// guard meanwhile.
 fn take(
-    lock: &mut Lock,
+    locks: &mut [Lock],
     plan: &Plan,
     me: &HolderInfo,
     events: &mut Events,
-) -> Result<(Granted, Guard), Failure> {
-    let policy = Policy {
-        name: &plan.label,
-        wait: plan.wait,
-        replace: plan.replace,
-        timeout: plan.request_timeout,
-        verbose: plan.verbose,
-    };
+) -> Result<(Vec<Granted>, Guard), Failure> {
     jitter::fair_start(plan.jitter, plan.verbose, events)?;
     // The guard is forked while the first request is on its way: the fork then costs no time.
     // That is before the lock is ours, so taking over from a holder does not wait for it either.
     let mut guard: Option<std::io::Result<Guard>> = None;
-    let granted = wait::acquire(lock, me, &policy, events, &mut || {
+    let mut fork = || {
         guard.get_or_insert_with(Guard::start);
-    })?;
+    };
+    let granted = match locks {
+        [lock] => vec![wait::acquire(
+            lock,
+            me,
+            &policy(plan, &plan.label, plan.wait),
+            events,
+            &mut fork,
+        )?],
+        _ => several::take_all(locks, plan, me, events, &mut fork)?,
+    };
     // Not forked above only if no request could be sent (and a later attempt then succeeded).
     let guard = guard.unwrap_or_else(Guard::start);
     let guard = match guard.context("cannot start the command's guard") {
         Ok(guard) => guard,
         Err(e) => {
-            release(lock, plan, Duration::ZERO, REQUEST_TIMEOUT, false, None);
+            release_all(locks, plan, Duration::ZERO, REQUEST_TIMEOUT, false, None);
             return Err(Failure::new(Kind::Internal, e));
         }
     };
     events.watch_guard(guard.pid());
     if plan.verbose {
-        let took = granted.sent.elapsed();
-        say(
-            Event::Acquired,
-            format!(
-                "acquired '{}' (fence {}) in {}",
-                plan.label,
-                granted.fence,
-                human(took)
-            ),
-            &[("fence", granted.fence.into()), ("took_ms", ms(took))],
-        );
+        for (target, granted) in plan.locks.iter().zip(&granted) {
+            let took = granted.sent.elapsed();
+            say(
+                Event::Acquired,
+                format!(
+                    "acquired '{}' (fence {}) in {}",
+                    target.label,
+                    granted.fence,
+                    human(took)
+                ),
+                &[("fence", granted.fence.into()), ("took_ms", ms(took))],
+            );
+        }
     }
     Ok((granted, guard))
 }
 
-/// Starts the command, with the lock's name, token and fence in its environment; not if its
-/// guard is gone already.
+/// How to take the lock named `name`, waiting up to `wait`.
+fn policy<'a>(plan: &Plan, name: &'a str, wait: Duration) -> Policy<'a> {
+    Policy {
+        name,
+        wait,
+        asked: plan.wait,
+        replace: plan.replace,
+        timeout: plan.request_timeout,
+        verbose: plan.verbose,
+    }
+}
+
+/// Starts the command, with the lock's name, token and fence in its environment (and each
+/// lock's fence, `several::fences`); not if its guard is gone already.
 fn start(
     plan: &Plan,
     lock: &Lock,
-    granted: &Granted,
+    granted: &[Granted],
     guard: &Guard,
     events: &Events,
 ) -> Result<Spawned, Failure> {
@@ -334,73 +378,25 @@ fn start(
         ));
     }
     let (variable, other) = plan.variables;
+    // One lock is named, and its fence given, as ever; several only in REDLOCK_FENCES.
+    let one = |value: String| {
+        if granted.len() == 1 {
+            value
+        } else {
+            String::new()
+        }
+    };
     let env = [
-        (variable, plan.label.clone()),
+        (variable, one(plan.label.clone())),
         (other, String::new()),
         ("REDLOCK_TOKEN", lock.token.clone()),
-        ("REDLOCK_FENCE", granted.fence.to_string()),
-        ("REDLOCK_SLOT", granted.place.to_string()),
+        ("REDLOCK_FENCE", one(granted[0].fence.to_string())),
+        ("REDLOCK_FENCES", several::fences(&plan.locks, granted)),
+        ("REDLOCK_SLOT", granted[0].place.to_string()),
         (
             "REDLOCK_SHARED",
             if plan.shared { "1" } else { "" }.to_string(),
         ),
     ];
     spawn::spawn(&plan.command, &env, guard)
-}
-
-/// redlock's exit status, from how the run ended (`Facts::held`): the command's own, or 76 if
-/// the lock was lost (and then why: `lapse`, for a lock the release found gone), 77 when
-/// replaced, 124 at --timeout; said in an `exiting` line unless it is the command's.
-fn exit_status(status: ExitStatus, stopped: Option<Stop>, facts: &Facts, lapse: &Lapse) -> u8 {
-    let outcome = facts.held();
-    let code = outcome.held_exit(exit::status_code(status));
-    let own = exit::describe_status(status);
-    let lost = |why: &str| format!("exiting with 76: {why}; the command's own status was {own}");
-    let (reason, message) = match (outcome, stopped) {
-        (Outcome::Ran | Outcome::Busy | Outcome::Unavailable, _) => return code,
-        (Outcome::Timeout, _) => (
-            "timeout",
-            format!(
-                "exiting with 124: the command ran for its --timeout; its own status was {own}"
-            ),
-        ),
-        (Outcome::Replaced, _) => (
-            "replaced",
-            format!(
-                "exiting with 77: replaced by another run (--replace); the command's own status \
-                 was {own}"
-            ),
-        ),
-        (Outcome::Lost, Some(Stop::Lost(_))) => ("lost", lost("the lock was lost")),
-        (Outcome::Lost, Some(Stop::Asked)) if facts.lost_at_release => (
-            "broken",
-            lost(
-                "the lock was broken by `redlock release --force` (it deleted the lock before \
-                 this run could let it go)",
-            ),
-        ),
-        (Outcome::Lost, Some(Stop::Asked)) => (
-            "broken",
-            lost("the lock was broken by `redlock release --force` (this run let it go)"),
-        ),
-        (Outcome::Lost, Some(Stop::Replaced)) => (
-            "lost",
-            lost("the lock was lost (found at release, after --replace asked for it)"),
-        ),
-        (Outcome::Lost, Some(Stop::TimedOut)) => (
-            "lost",
-            lost("the lock was lost (found at release, after --timeout stopped the command)"),
-        ),
-        (Outcome::Lost, None) => (
-            "lost",
-            format!("lock lost: found at release that {lapse}; the command's own status was {own}"),
-        ),
-    };
-    let fields = [
-        ("exit_code", code.into()),
-        ("reason", reason.into()),
-        ("status", exit::status_code(status).into()),
-    ];
-    say(Event::Exiting, message, &fields);
-    code
 }

@@ -4,17 +4,42 @@
 
 use crate::plan::Plan;
 
-/// The token and place of an outer run of this same lock, from the environment it gave its
-/// command (REDLOCK_NAME or REDLOCK_KEY, REDLOCK_TOKEN, REDLOCK_FENCE, REDLOCK_SLOT); whether
-/// that run still holds the lock is checked on the servers before it counts.
-pub fn outer_token(plan: &Plan) -> Option<(String, usize)> {
+/// An outer run of this same lock, found in the environment it gave its command.
+pub struct Outer {
+    pub token: String,
+    pub place: usize,
+    /// What the command is given besides the outer run's environment: from a run of several
+    /// locks, this lock's name and fence (from REDLOCK_FENCES), as a run of it alone gives.
+    pub env: Vec<(&'static str, String)>,
+}
+
+/// The outer run of this same lock, from the environment it gave its command (REDLOCK_NAME or
+/// REDLOCK_KEY, REDLOCK_TOKEN, REDLOCK_FENCE, REDLOCK_SLOT; or, from a run of several locks,
+/// REDLOCK_FENCES); whether that run still holds the lock is checked on the servers before it
+/// counts.
+pub fn outer_run(plan: &Plan) -> Option<Outer> {
     let var = |name| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let token = var("REDLOCK_TOKEN")?;
+    if var("REDLOCK_FENCE").is_none() {
+        let fences: serde_json::Value = serde_json::from_str(&var("REDLOCK_FENCES")?).ok()?;
+        let fence = fences.get(&plan.label)?.as_u64()?;
+        let env = vec![
+            (plan.variables.0, plan.label.clone()),
+            ("REDLOCK_FENCE", fence.to_string()),
+        ];
+        return Some(Outer {
+            token,
+            place: 0,
+            env,
+        });
+    }
     let name = var(plan.variables.0)?;
-    var("REDLOCK_FENCE")?;
     let place = var("REDLOCK_SLOT").map_or(Some(0), |slot| slot.parse().ok())?;
-    (name == plan.label && place < plan.limit)
-        .then(|| Some((var("REDLOCK_TOKEN")?, place)))
-        .flatten()
+    (name == plan.label && place < plan.limit).then_some(Outer {
+        token,
+        place,
+        env: Vec::new(),
+    })
 }
 
 /// Whether this process runs inside the command of the outer run that holds the lock as

@@ -9,11 +9,30 @@ use crate::lock::{Everywhere, Lock, Released};
 use crate::plan::Plan;
 use crate::say::{Event, ms, say};
 
+/// Releases every lock of the run (`release`), one after another, each within `timeout`: a
+/// slow majority of one does not cost the others their release. True if any was found lost.
+pub fn release_all(
+    locks: &mut [Lock],
+    plan: &Plan,
+    keep: Duration,
+    timeout: Duration,
+    lost: bool,
+    ending: Option<Ending>,
+) -> bool {
+    let mut found_lost = false;
+    for (lock, target) in locks.iter_mut().zip(&plan.locks) {
+        let released = release(lock, &target.label, plan, keep, timeout, lost, ending);
+        found_lost |= released.lost();
+    }
+    found_lost
+}
+
 /// Releases the lock within `timeout`, or with `keep` leaves it to expire then, and says what
 /// it found; `ending` is how the run ended, for the history. After a lost lease there is
 /// normally nothing left to release, so failures are only reported when `verbose`.
-pub fn release(
+fn release(
     lock: &mut Lock,
+    label: &str,
     plan: &Plan,
     keep: Duration,
     timeout: Duration,
@@ -29,7 +48,7 @@ pub fn release(
             Event::ReleaseFailed,
             format!(
                 "could not release '{}' ({}); it expires within {}",
-                plan.label,
+                label,
                 released.errors.join("; "),
                 human(lock.timing.ttl)
             ),
@@ -45,7 +64,7 @@ pub fn release(
             " (it was no longer ours)"
         };
         let took = started.elapsed();
-        let message = format!("released '{}'{held} in {}", plan.label, human(took));
+        let message = format!("released '{}'{held} in {}", label, human(took));
         let fields = [("ours", (released.ours > 0).into()), ("took_ms", ms(took))];
         if keep.is_zero() {
             say(Event::Released, message, &fields);

@@ -71,6 +71,7 @@ pub fn exec_unlocked(argv: &[OsString], label: &str, (variable, other): (&str, &
             .env_remove(other)
             .env("REDLOCK_UNLOCKED", "1")
             .env_remove("REDLOCK_FENCE")
+            .env_remove("REDLOCK_FENCES")
             .env_remove("REDLOCK_TOKEN")
             .env_remove("REDLOCK_SLOT")
             .env_remove("REDLOCK_SHARED");
@@ -78,9 +79,12 @@ pub fn exec_unlocked(argv: &[OsString], label: &str, (variable, other): (&str, &
 }
 
 /// Gives redlock's place to a command that runs under an outer run's lease of the same lock:
-/// its environment (REDLOCK_NAME, REDLOCK_TOKEN, REDLOCK_FENCE) is the outer run's already.
-pub fn exec_nested(argv: &[OsString]) -> Failure {
-    exec(argv, &|_| {})
+/// its environment (REDLOCK_NAME, REDLOCK_TOKEN, REDLOCK_FENCE) is the outer run's already,
+/// with `env` set (an outer run of several locks names none of them, and gives no one fence).
+pub fn exec_nested(argv: &[OsString], env: &[(&str, String)]) -> Failure {
+    exec(argv, &|command| {
+        command.envs(env.iter().map(|(name, value)| (name, value)));
+    })
 }
 
 /// Execs `argv`, its environment changed by `environment`. std's exec starts it as a spawn

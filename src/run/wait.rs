@@ -56,6 +56,9 @@ pub struct Policy<'a> {
     pub name: &'a str,
     /// How long to wait for a busy lock.
     pub wait: Duration,
+    /// The --wait the run was given, which a run that gives up says it waited: more than
+    /// `wait` for a run of several locks, which waits for one with what is left.
+    pub asked: Duration,
     /// Bound on each request to the servers.
     pub timeout: Duration,
     /// Say when we start waiting, and for whom.
@@ -242,6 +245,7 @@ impl<'a> Waiting<'a> {
         let Policy {
             name,
             wait,
+            asked,
             timeout,
             verbose,
             replace,
@@ -269,11 +273,11 @@ impl<'a> Waiting<'a> {
             return Ok(());
         }
         let mut fields = holder_fields(holders);
-        let waited = if wait.is_zero() {
+        let waited = if asked.is_zero() {
             String::new()
         } else {
-            fields.push(("waited_ms", ms(wait)));
-            format!("gave up after {}: ", human(wait))
+            fields.push(("waited_ms", ms(asked)));
+            format!("gave up after {}: ", human(asked))
         };
         Err(Failure::new(
             Kind::Busy,
