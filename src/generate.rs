@@ -210,7 +210,7 @@ Where the command is searched for, as \fBexecvp\fR(3) does.
 The command gets redlock's environment, and:
 .TP
 REDLOCK_NAME
-The lock name (not with \fB\-\-key\fR); empty with several names.
+The lock name (not with \fB\-\-key\fR); unset with several names.
 .TP
 REDLOCK_KEY
 With \fB\-\-key\fR: the key (instead of REDLOCK_NAME).
@@ -219,7 +219,7 @@ REDLOCK_TOKEN
 This run's random token: the value of the lock key while it holds the lock (of each lock, with several names).
 .TP
 REDLOCK_FENCE
-The fencing token: strictly increasing for each acquisition of the name, so that a resource can reject writes from an older holder. Empty with several names.
+The fencing token: strictly increasing for each acquisition of the name, so that a resource can reject writes from an older holder. Unset with several names.
 .TP
 REDLOCK_FENCES
 Each lock's fence, as a JSON object by name, in the order the locks were taken (sorted): {"db":4,"nas":17}; one lock's too.

@@ -164,14 +164,17 @@ fn a_run_of_one_of_them_inside_runs_at_once() {
     let redlock_bin = env!("CARGO_BIN_EXE_redlock");
     // Without --wait: a run that tried to take b would find it busy.
     let inner = format!(
-        "'{redlock_bin}' run -n b -- sh -c 'echo inner $REDLOCK_NAME $REDLOCK_FENCE $REDLOCK_FENCES'"
+        "'{redlock_bin}' run -n b -- sh -c \
+         'echo inner $REDLOCK_NAME $REDLOCK_FENCE $REDLOCK_FENCES [$REDLOCK_UNLOCKED]'"
     );
-    let out =
-        succeeded(redlock(&url).args(["run", "-n", "a", "-n", "b", "--", "sh", "-c", &inner]));
-    assert_eq!(
-        String::from_utf8(out).unwrap(),
-        "inner b 1 {\"a\":1,\"b\":1}\n"
+    // An outer run without the lock (--on-unavailable run) said REDLOCK_UNLOCKED: not to these.
+    let out = succeeded(
+        redlock(&url)
+            .env("REDLOCK_UNLOCKED", "1")
+            .args(["run", "-n", "a", "-n", "b", "--", "sh", "-c", &inner]),
     );
+    // b's name and fence, as a run of b alone gives them.
+    assert_eq!(String::from_utf8(out).unwrap(), "inner b 1 {\"b\":1} []\n");
 }
 
 #[test]

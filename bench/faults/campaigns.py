@@ -115,8 +115,8 @@ CAMPAIGNS = {c.name: c for c in [
     # its own store and fences, and no two commands may hold one lock at once. The lock the
     # faults aim at (release --force, the fence) is one of each pair's but the third loop's.
     Campaign("several", "three",
-             [(2, f.pause_servers), (1, f.pause_two), (1, f.crash_restart), (2, f.kill_holder),
-              (2, f.freeze_holder), (2, f.release_force)],
+             [(2, f.pause_servers), (1, f.pause_two), (1, f.crash_restart), (3, f.kill_holder),
+              (3, f.freeze_holder), (1, f.release_force)],
              several=True, standin=True,
              about="--name a --name b: four loops of overlapping pairs in opposite orders "
                    "over three servers, pauses of one or two, one restarted empty"),

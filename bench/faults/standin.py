@@ -9,8 +9,8 @@ What it does, as many hand-written wrappers do:
 
 - takes the lock with a plain `SET standin:{NAME} TOKEN NX PX TTL`, polling every 50 ms for
   --wait (75 when the time is up, 69 when the server cannot be reached by then); several
-  names one after another, in the order given, holding those it has while it polls for the
-  next, and keeping them when it gives up;
+  names one after another, sorted (so that two of them cannot deadlock), holding those it has
+  while it polls for the next, and keeping them when it gives up;
 - gives the command REDLOCK_FENCE from `INCR standin:{NAME}:fence`, so the fenced store works;
 - keeps the lease with a heartbeat thread that blindly PEXPIREs the key (whoever holds it);
 - never stops its command when the lease is lost (a paused server, a frozen or killed wrapper:
@@ -61,6 +61,7 @@ def main():
         sys.exit(64)
     url = (args.redis or ["redis://127.0.0.1:6379"])[0]
     port = int(re.fullmatch(r"redis://[^:/]+:(\d+)/?", url).group(1))
+    args.name = sorted(set(args.name))
     keys, ttl_ms = [f"standin:{{{name}}}" for name in args.name], int(args.ttl * 1000)
     token = uuid.uuid4().hex
     deadline = time.monotonic() + args.wait

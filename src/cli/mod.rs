@@ -190,9 +190,9 @@ macro_rules! run_environment {
     () => {
         "\
 The command's environment:
-  REDLOCK_NAME      the lock name (REDLOCK_KEY instead: the key, with --key); empty with several
+  REDLOCK_NAME      the lock name (REDLOCK_KEY instead: the key, with --key); unset with several
   REDLOCK_TOKEN     this run's token (the lock key's value; the same in each of several locks)
-  REDLOCK_FENCE     fencing token: strictly increasing for each acquisition of NAME; empty with
+  REDLOCK_FENCE     fencing token: strictly increasing for each acquisition of NAME; unset with
                     several names
   REDLOCK_FENCES    each lock's fence, as JSON by name, sorted: {\"db\":4,\"nas\":17}
   REDLOCK_SLOT      its place, 0 to N-1 (with --limit N; 0 for a lock)

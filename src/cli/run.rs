@@ -174,8 +174,8 @@ pub struct RunArgs {
     /// The command to run, and its arguments
     ///
     /// Everything after --. It runs in its own process group with its stdin, stdout and stderr
-    /// untouched, and REDLOCK_NAME (REDLOCK_KEY with --key), REDLOCK_TOKEN and REDLOCK_FENCE in
-    /// its environment.
+    /// untouched, and REDLOCK_NAME (REDLOCK_KEY with --key), REDLOCK_TOKEN, REDLOCK_FENCE and
+    /// REDLOCK_FENCES in its environment.
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }

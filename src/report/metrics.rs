@@ -59,11 +59,13 @@ fn write_new(path: &Path, text: &str) -> io::Result<()> {
 /// `redlock_NAME.prom`, NAME with every character outside `[a-zA-Z0-9_]` made `_` (a file name
 /// any tool takes). When that changed the name, a hash of the real one is added, so `a-b` and
 /// `a.b` get files of their own; the real name is the `name` label. At most 200 bytes of name
-/// (lock::check_name) keep it well within a file name's 255.
+/// keep it well within a file name's 255: one name is no longer (lock::check_name), several
+/// joined (`a+b`) are cut there, with the hash.
 fn file_name(name: &str) -> String {
     let safe: String = name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(200)
         .collect();
     if safe == name {
         format!("redlock_{safe}.prom")
@@ -120,6 +122,18 @@ mod tests {
         assert_eq!(file_name("db-backup"), dash, "stable");
         // One `_` a character, not a byte.
         assert!(file_name("é/x").starts_with("redlock___x_"));
+    }
+
+    /// Several names of 200 bytes each, joined: still a file name (at most 255 bytes).
+    #[test]
+    fn a_set_of_long_names_is_cut_with_its_hash() {
+        let long = ["a".repeat(200), "b".repeat(200)].join("+");
+        let name = file_name(&long);
+        assert!(name.len() <= 255, "{}", name.len());
+        assert_ne!(
+            name,
+            file_name(&["a".repeat(200), "c".repeat(200)].join("+"))
+        );
     }
 
     #[test]

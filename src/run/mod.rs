@@ -378,7 +378,8 @@ fn start(
         ));
     }
     let (variable, other) = plan.variables;
-    // One lock is named, and its fence given, as ever; several only in REDLOCK_FENCES.
+    // One lock is named, and its fence given, as ever; several only in REDLOCK_FENCES (an
+    // empty value leaves the variable unset).
     let one = |value: String| {
         if granted.len() == 1 {
             value
@@ -397,6 +398,8 @@ fn start(
             "REDLOCK_SHARED",
             if plan.shared { "1" } else { "" }.to_string(),
         ),
+        // An outer run's, which ran its command without the lock.
+        ("REDLOCK_UNLOCKED", String::new()),
     ];
     spawn::spawn(&plan.command, &env, guard)
 }

@@ -26,6 +26,10 @@ pub fn outer_run(plan: &Plan) -> Option<Outer> {
         let env = vec![
             (plan.variables.0, plan.label.clone()),
             ("REDLOCK_FENCE", fence.to_string()),
+            (
+                "REDLOCK_FENCES",
+                serde_json::json!({ &plan.label: fence }).to_string(),
+            ),
         ];
         return Some(Outer {
             token,

@@ -1,5 +1,6 @@
 //! The holder's release at the end of a run, and what redlock says of it.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::clock::Moment;
@@ -9,8 +10,9 @@ use crate::lock::{Everywhere, Lock, Released};
 use crate::plan::Plan;
 use crate::say::{Event, ms, say};
 
-/// Releases every lock of the run (`release`), one after another, each within `timeout`: a
-/// slow majority of one does not cost the others their release. True if any was found lost.
+/// Releases every lock of the run (`release`), each within `timeout`, all at once: a slow
+/// majority of one does not cost the others their release, nor the run more than one time-out.
+/// True if any was found lost.
 pub fn release_all(
     locks: &mut [Lock],
     plan: &Plan,
@@ -19,12 +21,40 @@ pub fn release_all(
     lost: bool,
     ending: Option<Ending>,
 ) -> bool {
-    let mut found_lost = false;
-    for (lock, target) in locks.iter_mut().zip(&plan.locks) {
-        let released = release(lock, &target.label, plan, keep, timeout, lost, ending);
-        found_lost |= released.lost();
+    if let [lock] = locks {
+        return release(lock, &plan.label, plan, keep, timeout, lost, ending).lost();
     }
-    found_lost
+    // Each lock in a slot its thread takes it from; where no thread can be made, this one does.
+    let slots: Vec<Mutex<Option<&mut Lock>>> =
+        locks.iter_mut().map(|l| Mutex::new(Some(l))).collect();
+    let release_one = |i: usize| {
+        let lock = slots[i].lock().ok().and_then(|mut slot| slot.take());
+        lock.map(|lock| {
+            release(
+                lock,
+                &plan.locks[i].label,
+                plan,
+                keep,
+                timeout,
+                lost,
+                ending,
+            )
+        })
+    };
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..slots.len())
+            .map(|i| std::thread::Builder::new().spawn_scoped(scope, move || release_one(i)))
+            .collect();
+        let mut found_lost = false;
+        for (i, thread) in threads.into_iter().enumerate() {
+            let released = match thread {
+                Ok(handle) => handle.join().ok().flatten(),
+                Err(_) => release_one(i),
+            };
+            found_lost |= released.is_some_and(|released| released.lost());
+        }
+        found_lost
+    })
 }
 
 /// Releases the lock within `timeout`, or with `keep` leaves it to expire then, and says what

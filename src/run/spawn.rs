@@ -66,15 +66,18 @@ pub fn spawn(argv: &[OsString], env: &[(&str, String)], guard: &Guard) -> Result
 /// REDLOCK_TOKEN or REDLOCK_SLOT (an outer run's would be a lie). Returns only if it fails.
 pub fn exec_unlocked(argv: &[OsString], label: &str, (variable, other): (&str, &str)) -> Failure {
     exec(argv, &|command| {
-        command
-            .env(variable, label)
-            .env_remove(other)
-            .env("REDLOCK_UNLOCKED", "1")
-            .env_remove("REDLOCK_FENCE")
-            .env_remove("REDLOCK_FENCES")
-            .env_remove("REDLOCK_TOKEN")
-            .env_remove("REDLOCK_SLOT")
-            .env_remove("REDLOCK_SHARED");
+        // Several names: none is the lock's name (unset, as in a run that holds them).
+        match label {
+            "" => command.env_remove(variable),
+            label => command.env(variable, label),
+        }
+        .env_remove(other)
+        .env("REDLOCK_UNLOCKED", "1")
+        .env_remove("REDLOCK_FENCE")
+        .env_remove("REDLOCK_FENCES")
+        .env_remove("REDLOCK_TOKEN")
+        .env_remove("REDLOCK_SLOT")
+        .env_remove("REDLOCK_SHARED");
     })
 }
 
