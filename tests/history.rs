@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use crate::support::{
     Holder, RedisServer, code, keys, redlock, start_servers, succeeded, urls, wait_for_holder,
-    wait_for_subscriber,
+    wait_for_subscriber, wait_held_everywhere,
 };
 
 /// `redlock run` as host `host` (REDLOCK_HOST: three hosts on one machine).
@@ -280,6 +280,7 @@ fn a_lock_lost_on_a_majority_is_lost_in_history_and_status() {
         let servers = start_servers(n);
         let url = urls(&servers);
         let mut holder = Holder::start(&url, &["-n", "m", "--ttl", "60s"]);
+        wait_held_everywhere(&servers, "m");
         for server in &servers[..gone] {
             let _: () = server.cmd(&["DEL", &keys("m").lock]);
         }

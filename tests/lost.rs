@@ -10,7 +10,7 @@ use nix::sys::signal::{Signal, kill};
 
 use crate::support::{
     Holder, RedisServer, code, is_dead, keys, redlock, script_calls, start_servers, urls,
-    wait_for_holder, wait_for_subscriber, wait_until,
+    wait_for_holder, wait_for_subscriber, wait_held_everywhere, wait_until,
 };
 
 /// Longer than any of these tests should take to notice a break, shorter than the heartbeat
@@ -172,6 +172,7 @@ fn a_takeover_on_a_minority_of_servers_is_checked_not_believed() {
     let url = urls(&servers);
     let mut holder = Holder::start(&url, &["-n", "minority", "--ttl", "60s", "-v"]);
     wait_for_holder(&servers[0], "minority");
+    wait_held_everywhere(&servers, "minority");
     let _: () = servers[0].cmd(&["DEL", &keys("minority").lock]);
     // Another run takes that one server: a notice there, and no majority for it.
     let alone = redlock(&servers[0].url())

@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::{
     Holder, RedisServer, code, contend, expiring_keys, is_dead, keys, redlock, scripts_in_a_second,
-    start_servers, takes_over_on_release, urls, wait_for_subscriber, wait_until, waiter,
-    waiters_listening,
+    start_servers, takes_over_on_release, urls, wait_for_subscriber, wait_held_everywhere,
+    wait_until, waiter, waiters_listening,
 };
 
 fn lock_value(server: &RedisServer, name: &str) -> Option<String> {
@@ -585,15 +585,8 @@ fn a_waiter_does_not_spin_on_its_own_give_backs() {
     let servers = start_servers(3);
     let url = urls(&servers);
     let mut holder = Holder::start(&url, &["-n", "spin"]);
-    // The holder starts its command once a majority granted: a third server may execute the
-    // acquire later, and until then one lost key leaves the holder a minority, which the
-    // waiter takes over beside it.
-    wait_until("every server has the holder's key", || {
-        servers.iter().all(|s| {
-            s.cmd::<Option<String>>(&["GET", &keys("spin").lock])
-                .is_some()
-        })
-    });
+    // Until then one lost key would leave the holder a minority, which the waiter takes.
+    wait_held_everywhere(&servers, "spin");
     let _: () = servers[0].cmd(&["DEL", &keys("spin").lock]);
     let dir = tempfile::tempdir().unwrap();
     let waiting = waiter(&url, "spin", dir.path());

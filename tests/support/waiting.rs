@@ -89,3 +89,15 @@ pub fn listeners(connection: &mut redis::Connection, channel: &str) -> i64 {
     };
     count("NUMSUB") + count("SHARDNUMSUB")
 }
+
+/// Waits until every one of `servers` has lock `name`'s key: a run starts its command once a
+/// majority granted it, and a slower server may execute the acquire later. A test that deletes
+/// the key on some servers must wait for that, or the late acquire puts it back.
+pub fn wait_held_everywhere(servers: &[RedisServer], name: &str) {
+    wait_until("every server has the lock", || {
+        servers.iter().all(|s| {
+            s.cmd::<Option<String>>(&["GET", &keys(name).lock])
+                .is_some()
+        })
+    });
+}
