@@ -28,8 +28,12 @@ impl DeadMan {
             signal: Signal::SIGKILL,
             si_value: 0,
         });
-        let timer = Timer::new(ClockId::CLOCK_BOOTTIME, kill)
-            .context("cannot create the dead-man timer")?;
+        // A safety feature (docs/safety.md, "What the kernel must provide"): no run without it.
+        let timer = Timer::new(ClockId::CLOCK_BOOTTIME, kill).context(
+            "the kernel refused the dead-man timer (timer_create on CLOCK_BOOTTIME, which \
+             SIGKILLs a frozen redlock before its lease can end), and no run is safe without it: \
+             run redlock where Linux provides it (2.6.39 or later; not qemu-user)",
+        )?;
         Ok(DeadMan(Mutex::new((timer, false))))
     }
 
