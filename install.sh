@@ -23,13 +23,7 @@ command -v cc >/dev/null || missing+=(gcc)
 [ -x /usr/bin/time ] || missing+=(time)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "install.sh: apt-get install ${missing[*]}"
-  $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+dist/apt-get-missing install.sh "${missing[@]}"
 
 # 2. The Rust target the README builds for: musl, linked statically (BENCHMARKS.md says why).
 target="$(uname -m)-unknown-linux-musl"
