@@ -32,7 +32,8 @@ impl DeadMan {
         let timer = Timer::new(ClockId::CLOCK_BOOTTIME, kill).context(
             "the kernel refused the dead-man timer (timer_create on CLOCK_BOOTTIME, which \
              SIGKILLs a frozen redlock before its lease can end), and no run is safe without it: \
-             run redlock where Linux provides it (2.6.39 or later; not qemu-user)",
+             run redlock on a Linux kernel that provides it (2.6.39 or later), not in a \
+             sandbox that filters timer_create",
         )?;
         Ok(DeadMan(Mutex::new((timer, false))))
     }

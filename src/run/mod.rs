@@ -90,7 +90,8 @@ fn run_with(plan: &Plan, facts: &mut Facts, pings: Option<&mut Pings>) -> Result
             format!(
                 "the kernel refused to make redlock the reaper of the command's orphans \
                  (PR_SET_CHILD_SUBREAPER: {e}); init reaps them instead, and they are still \
-                 stopped with the command's process group before the lock is released"
+                 stopped with the command's process group before the lock is released \
+                 (docs/safety.md); nothing to do"
             ),
             &[],
         );
