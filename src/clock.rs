@@ -8,6 +8,17 @@ use std::time::Duration;
 
 use nix::time::{ClockId, clock_gettime};
 
+/// Whether the kernel gives `CLOCK_BOOTTIME` (Linux 2.6.39 and later), which `Moment::now`
+/// then takes for granted; said, with what it is for, where it does not.
+pub fn check() -> anyhow::Result<()> {
+    use anyhow::Context;
+    clock_gettime(ClockId::CLOCK_BOOTTIME).map(drop).context(
+        "the kernel refused CLOCK_BOOTTIME, the clock every lease is measured on (it counts \
+         while the machine is suspended, as the servers' clocks do), and no lease is safe \
+         without it: run redlock on Linux 2.6.39 or later",
+    )
+}
+
 /// A point in time since boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Moment(Duration);

@@ -89,7 +89,9 @@ pub fn main() -> ExitCode {
         };
         // The TLS files serve every subcommand alike: read once, before anything runs.
         let tls = settings::tls(command.servers()).kind(Kind::Usage);
-        let result = tls.and_then(|()| match &command {
+        // Every lease is measured on it: without it, nothing (docs/safety.md).
+        let clock = tls.and_then(|()| clock::check().kind(Kind::Internal));
+        let result = clock.and_then(|()| match &command {
             Command::Run(args) => plan::plan(args)
                 .kind(Kind::Usage)
                 .and_then(|plan| run::run(&plan)),

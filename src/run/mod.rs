@@ -83,8 +83,18 @@ pub fn run(plan: &Plan) -> Result<u8, Failure> {
 /// The steps of a run, with what they find out kept in `facts`; `pings` is told when the
 /// command starts.
 fn run_with(plan: &Plan, facts: &mut Facts, pings: Option<&mut Pings>) -> Result<u8, Failure> {
-    // Not a safety feature (docs/safety.md, "What the kernel must provide"): said, and gone on
-    // without. qemu-user refuses it.
+    // Not safety features (docs/safety.md, "What the kernel must provide"): said, and gone on
+    // without. qemu-user refuses the subreaper.
+    if let Err(e) = reap::pdeathsig_works() {
+        crate::say::warning(
+            format!(
+                "the kernel refused PR_SET_PDEATHSIG ({e}); only a helper process of the \
+                 command's guard, which pauses for a moment, may be left behind should the guard \
+                 be killed then (docs/safety.md); nothing to do"
+            ),
+            &[],
+        );
+    }
     if let Err(e) = reap::adopt_orphans() {
         crate::say::warning(
             format!(

@@ -17,6 +17,22 @@ pub fn adopt_orphans() -> nix::Result<()> {
     nix::sys::prctl::set_child_subreaper(true)
 }
 
+/// Whether the kernel takes `PR_SET_PDEATHSIG`, which the guard's helper process sets for itself
+/// (`guard.rs`): asked here by setting redlock's own to what it is (whoever started redlock may
+/// have set one, which execve keeps).
+pub fn pdeathsig_works() -> nix::Result<()> {
+    let mut signal: libc::c_int = 0;
+    // SAFETY: PR_GET_PDEATHSIG writes one int where it is told; PR_SET_PDEATHSIG takes an int.
+    unsafe {
+        Errno::result(libc::prctl(
+            libc::PR_GET_PDEATHSIG,
+            &mut signal as *mut libc::c_int,
+        ))?;
+        Errno::result(libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong))?;
+    }
+    Ok(())
+}
+
 /// What became of a child redlock watches.
 #[derive(Debug)]
 pub enum Change {
