@@ -4,6 +4,16 @@
 
 use clap::Args;
 
+/// `--key`'s help, the same for `run` (`Locks`) and the other commands (`Which`).
+const KEY_HELP: &str =
+    "Lock exactly this key, as redis-py's Lock, node-redlock and redsync do (not with --name)";
+const KEY_LONG_HELP: &str = "Lock exactly this key, as redis-py's Lock, node-redlock and redsync \
+    do (not with --name)\n\nThe key itself holds the holder's token with the lease as its TTL, so \
+    an application locking the same key with one of those libraries and redlock exclude each \
+    other. redlock's own details (holder, fencing counter, waiters, history) go in companion keys \
+    {KEY}:..., in the key's hash slot. No '}' (it would part the companions from the key) or \
+    control characters; --prefix does not apply.";
+
 #[derive(Debug, Clone, Args)]
 #[group(id = "which", required = true, multiple = false)]
 pub struct Which {
@@ -14,14 +24,7 @@ pub struct Which {
     #[arg(short, long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// Lock exactly this key, as redis-py's Lock, node-redlock and redsync do (not with --name)
-    ///
-    /// The key itself holds the holder's token with the lease as its TTL, so an application
-    /// locking the same key with one of those libraries and redlock exclude each other. redlock's
-    /// own details (holder, fencing counter, waiters, history) go in companion keys {KEY}:...,
-    /// in the key's hash slot. No '}' (it would part the companions from the key) or control
-    /// characters; --prefix does not apply.
-    #[arg(long, value_name = "KEY", conflicts_with = "given_prefix")]
+    #[arg(long, value_name = "KEY", conflicts_with = "given_prefix", help = KEY_HELP, long_help = KEY_LONG_HELP)]
     pub key: Option<String>,
 }
 
@@ -55,14 +58,7 @@ pub struct Locks {
     #[arg(short, long, value_name = "NAME")]
     pub name: Vec<String>,
 
-    /// Lock exactly this key, as redis-py's Lock, node-redlock and redsync do (not with --name)
-    ///
-    /// The key itself holds the holder's token with the lease as its TTL, so an application
-    /// locking the same key with one of those libraries and redlock exclude each other. redlock's
-    /// own details (holder, fencing counter, waiters, history) go in companion keys {KEY}:...,
-    /// in the key's hash slot. No '}' (it would part the companions from the key) or control
-    /// characters; --prefix does not apply.
-    #[arg(long, value_name = "KEY", conflicts_with = "given_prefix")]
+    #[arg(long, value_name = "KEY", conflicts_with = "given_prefix", help = KEY_HELP, long_help = KEY_LONG_HELP)]
     pub key: Option<String>,
 }
 

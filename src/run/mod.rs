@@ -412,7 +412,15 @@ fn start(
         (other, String::new()),
         ("REDLOCK_TOKEN", lock.token.clone()),
         ("REDLOCK_FENCE", one(granted[0].fence.to_string())),
-        ("REDLOCK_FENCES", several::fences(&plan.locks, granted)),
+        (
+            "REDLOCK_FENCES",
+            several::fences(
+                plan.locks
+                    .iter()
+                    .map(|t| t.label.as_str())
+                    .zip(granted.iter().map(|g| g.fence)),
+            ),
+        ),
         ("REDLOCK_SLOT", granted[0].place.to_string()),
         (
             "REDLOCK_SHARED",

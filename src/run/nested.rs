@@ -28,7 +28,7 @@ pub fn outer_run(plan: &Plan) -> Option<Outer> {
             ("REDLOCK_FENCE", fence.to_string()),
             (
                 "REDLOCK_FENCES",
-                serde_json::json!({ &plan.label: fence }).to_string(),
+                super::several::fences(std::iter::once((plan.label.as_str(), fence))),
             ),
         ];
         return Some(Outer {

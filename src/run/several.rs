@@ -14,7 +14,7 @@ use crate::clock::Moment;
 use crate::duration::human;
 use crate::exit::{Failure, Kind};
 use crate::lock::{Everywhere, Extension, HolderInfo, Lock};
-use crate::plan::{Plan, Target};
+use crate::plan::Plan;
 use crate::run::events::Events;
 use crate::run::wait::{self, Granted};
 use crate::say::ms;
@@ -163,10 +163,9 @@ fn give_back(locks: &mut [Lock], plan: &Plan, granted: &mut [Option<Granted>]) {
 
 /// REDLOCK_FENCES: each lock's name (or key) and fence, as a JSON object in the order taken:
 /// `{"a":17,"b":4}`.
-pub fn fences(locks: &[Target], granted: &[Granted]) -> String {
-    let each = locks.iter().zip(granted);
+pub fn fences<'a>(each: impl Iterator<Item = (&'a str, u64)>) -> String {
     let object: serde_json::Map<String, serde_json::Value> = each
-        .map(|(target, granted)| (target.label.clone(), granted.fence.into()))
+        .map(|(label, fence)| (label.to_string(), fence.into()))
         .collect();
     serde_json::Value::Object(object).to_string()
 }
